@@ -1,0 +1,186 @@
+//! Channels: the queue between sources and sinks, with Flume's transaction semantics.
+//!
+//! A source opens a [`PutTransaction`], puts events and commits; the events become visible to
+//! takers only when `commit` returns `Ok` (for the file channel, only once they are durable). A
+//! sink opens a [`TakeTransaction`], takes events from the head and commits; the events leave the
+//! channel only when that commit returns `Ok`. Rolling back, or dropping the transaction,
+//! returns taken events to the head in their original order. Many put and take transactions
+//! may run at once, from many threads.
+//!
+//! Sources and sinks depend on these traits only, never on a channel's insides.
+//! Two implementations: [`memory::MemoryChannel`] (Flume's MemoryChannel) and
+//! [`file::FileChannel`] (the durable write-ahead log).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::event::Event;
+
+pub mod file;
+pub mod memory;
+
+/// Everything a channel operation can fail with. Messages name the channel, and the file,
+/// offset or limit involved, and say what the user can do.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// The channel stayed at `capacity` events (or `byteCapacity` bytes) for the whole
+    /// `keep-alive`; the caller should back off and retry (backpressure), not drop events.
+    #[error("channel `{channel}` is full ({limit}); waited {keep_alive:?} for room. The sinks are not keeping up: retry later, add sinks, or raise the limit")]
+    ChannelFull {
+        channel: String,
+        limit: String,
+        keep_alive: Duration,
+    },
+    /// A transaction tried to hold more than `transactionCapacity` events.
+    #[error("transaction on channel `{channel}` is over its transactionCapacity of {capacity} events: commit smaller batches or raise transactionCapacity (batch sizes must not exceed it)")]
+    TransactionFull { channel: String, capacity: usize },
+    /// A put was refused because the disk holding `dir` has less than `minimumRequiredSpace`
+    /// free. Takes and rollbacks still work, so the channel can drain.
+    #[error("channel `{channel}` refuses puts: {dir} has {free} bytes free, below minimumRequiredSpace of {required} bytes. Free disk space or let the sinks drain the channel")]
+    DiskFull {
+        channel: String,
+        dir: PathBuf,
+        free: u64,
+        required: u64,
+    },
+    /// A write or fdatasync failed earlier; nothing since is reported durable. The process
+    /// must reopen the channel (restart flumen), which recovers from what is on disk.
+    #[error("channel `{channel}` is poisoned: {operation} failed on {file}: {cause}. Nothing after that point was reported durable; restart flumen to reopen and recover the channel")]
+    Poisoned {
+        channel: String,
+        file: PathBuf,
+        operation: &'static str,
+        cause: String,
+    },
+    /// An I/O error that did not poison the channel (opening, reading, checkpointing).
+    #[error("channel `{channel}`: {operation} {file}: {cause}")]
+    Io {
+        channel: String,
+        file: PathBuf,
+        operation: &'static str,
+        cause: String,
+    },
+    /// A corrupt record or checkpoint that recovery will not skip silently.
+    #[error("channel `{channel}`: corrupt data in {file} at offset {offset}: {reason}. Run `flumen channel verify --dir <dir>...` to list every corrupt record; to skip and quarantine them (losing the events they hold) reopen with corruptionPolicy = skip, e.g. `flumen channel repair --checkpoint-dir <dir> --data-dir <dir>...`")]
+    Corrupt {
+        channel: String,
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    /// The channel's directories are locked by another live process.
+    #[error("channel `{channel}`: {dir} is in use by another process (lock file {lock} is held). Stop the other flumen using it or give this channel its own directories")]
+    Locked {
+        channel: String,
+        dir: PathBuf,
+        lock: PathBuf,
+    },
+    /// An event or transaction too large for the on-disk format.
+    #[error("channel `{channel}`: {what} is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        channel: String,
+        what: &'static str,
+        size: u64,
+        limit: u64,
+    },
+    /// Bad configuration value.
+    #[error("channel `{channel}`: bad value for `{key}`: {message}")]
+    Config {
+        channel: String,
+        key: &'static str,
+        message: String,
+    },
+    /// The channel was closed.
+    #[error("channel `{channel}` is closed")]
+    Closed { channel: String },
+}
+
+/// A put transaction. Dropping it without `commit` rolls it back.
+pub trait PutTransaction: Send {
+    /// Adds one event. Fails with `TransactionFull` past `transactionCapacity`.
+    fn put(&mut self, event: Event) -> Result<(), ChannelError>;
+    /// Events put so far.
+    fn len(&self) -> usize;
+    /// True when nothing was put.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Makes the events visible to takers. For the file channel with `fsync = every-commit`
+    /// this returns only once they are durable. On `Err` nothing was made visible and the
+    /// transaction is rolled back; the caller may retry with a new transaction.
+    fn commit(self: Box<Self>) -> Result<(), ChannelError>;
+    /// Discards the events put.
+    fn rollback(self: Box<Self>);
+}
+
+/// A take transaction. Dropping it without `commit` rolls it back.
+pub trait TakeTransaction: Send {
+    /// Appends up to `max` events from the head of the channel to `out`, in order, and returns
+    /// how many; 0 when none are available now. Never blocks for events to arrive (use
+    /// [`Channel::wait_available`]). Fails with `TransactionFull` past `transactionCapacity`.
+    fn take_batch(&mut self, max: usize, out: &mut Vec<Event>) -> Result<usize, ChannelError>;
+    /// Takes one event, Flume style.
+    fn take(&mut self) -> Result<Option<Event>, ChannelError> {
+        let mut v = Vec::with_capacity(1);
+        self.take_batch(1, &mut v)?;
+        Ok(v.pop())
+    }
+    /// Events taken so far.
+    fn len(&self) -> usize;
+    /// True when nothing was taken.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Removes the taken events from the channel for good. On `Err` they stay in the channel
+    /// (returned to the head) and will be delivered again.
+    fn commit(self: Box<Self>) -> Result<(), ChannelError>;
+    /// Returns the taken events to the head of the channel, in their original order.
+    fn rollback(self: Box<Self>);
+}
+
+/// Counters with Flume's names (see docs/CONFIG.md for the mapping), plus the write-path
+/// figures the benchmark reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelStats {
+    /// Events committed by puts and not yet removed by a committed take (ChannelSize).
+    pub size: u64,
+    /// `capacity` (ChannelCapacity).
+    pub capacity: u64,
+    /// Body bytes held (what `byteCapacity` limits).
+    pub bytes: u64,
+    pub put_attempts: u64,
+    pub put_successes: u64,
+    pub take_attempts: u64,
+    pub take_successes: u64,
+    pub put_errors: u64,
+    pub take_errors: u64,
+    /// Commits that wrote a record (file channel) or changed the queue (memory channel).
+    pub commits: u64,
+    /// fdatasync calls on segment files (0 for the memory channel).
+    pub fsyncs: u64,
+    /// Checkpoints written.
+    pub checkpoints: u64,
+    /// True once a write or sync failed (the file channel's Unhealthy).
+    pub poisoned: bool,
+}
+
+/// A channel. Implementations are cheap handles (`Arc` inside): transactions own a clone, so
+/// they are `'static` and can move across threads and tasks.
+pub trait Channel: Send + Sync + 'static {
+    /// The component name (`c1`).
+    fn name(&self) -> &str;
+    /// Starts a put transaction.
+    fn put_transaction(&self) -> Box<dyn PutTransaction>;
+    /// Starts a take transaction.
+    fn take_transaction(&self) -> Box<dyn TakeTransaction>;
+    /// Waits until at least one event is available to take, or `timeout` passes, or the
+    /// channel closes. Returns true when events are available. Lets a sink sleep instead of
+    /// polling an empty channel.
+    fn wait_available(&self, timeout: Duration) -> bool;
+    /// Current counters.
+    fn stats(&self) -> ChannelStats;
+    /// Stops background work and, for the file channel, writes a final checkpoint so the next
+    /// open replays nothing. Open transactions fail afterwards. Idempotent.
+    fn close(&self) -> Result<(), ChannelError>;
+}

@@ -1,0 +1,12 @@
+//! flumen: a Flume-compatible ingestion agent built around a durable write-ahead-log file
+//! channel. The library exposes the channel (`channel`), its sans-IO on-disk encoding
+//! (`format`) and the narrow I/O layer under it (`io`); the binary in `main.rs` wires them into
+//! the `flumen` command. See docs/ARCHITECTURE.md for the map.
+
+pub mod channel;
+pub mod cli;
+pub mod event;
+pub mod format;
+pub mod io;
+
+pub use event::Event;
