@@ -70,6 +70,7 @@ pub trait Vfs: Send + Sync + std::fmt::Debug {
 }
 
 /// One open file.
+#[allow(clippy::len_without_is_empty)]
 pub trait VFile: Send + Sync + std::fmt::Debug {
     /// Writes all of `buf` at `offset` (pwrite semantics: no shared cursor).
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;

@@ -1,0 +1,231 @@
+//! Group commit: committers whose records are written wait until a sync covers them; the first
+//! to arrive while no sync runs becomes the leader and runs one sync for everyone written so
+//! far, and those arriving during it share the next one.
+//!
+//! Generic over the position type and knows nothing about records or files: the caller's
+//! `sync` closure reports how far it made the log durable. Invariants:
+//! - At most one sync runs at a time, and none runs under this module's lock, so the next group
+//!   keeps forming (writing its records) while the current one syncs.
+//! - `synced` only grows, and only from a sync that returned `Ok`.
+//! - After a failed sync the group is poisoned for good: every waiter, present and future, gets
+//!   an error, and no sync is attempted again (retrying fsync after a failure is unsafe: the
+//!   kernel may have dropped the dirty pages it failed to write).
+
+use parking_lot::{Condvar, Mutex};
+
+/// Why a wait ended without durability.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WaitError<E> {
+    /// This thread's sync failed with `E`; the group is now poisoned.
+    SyncFailed(E),
+    /// Another thread's sync failed earlier (or now).
+    Poisoned,
+}
+
+struct State<P> {
+    synced: P,
+    leader: bool,
+    poisoned: bool,
+    syncs: u64,
+}
+
+/// The shared durable watermark.
+pub struct GroupCommit<P> {
+    state: Mutex<State<P>>,
+    cv: Condvar,
+}
+
+impl<P: Ord + Copy> GroupCommit<P> {
+    /// Starts with everything up to `synced` durable.
+    pub fn new(synced: P) -> Self {
+        GroupCommit {
+            state: Mutex::new(State {
+                synced,
+                leader: false,
+                poisoned: false,
+                syncs: 0,
+            }),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Returns once everything up to `target` is durable. If no sync is running, this thread
+    /// runs `sync`, which must make durable at least everything written before it was called
+    /// and return how far that is.
+    pub fn wait<E>(
+        &self,
+        target: P,
+        mut sync: impl FnMut() -> Result<P, E>,
+    ) -> Result<(), WaitError<E>> {
+        let mut st = self.state.lock();
+        loop {
+            if st.poisoned {
+                return Err(WaitError::Poisoned);
+            }
+            if st.synced >= target {
+                return Ok(());
+            }
+            if st.leader {
+                self.cv.wait(&mut st);
+                continue;
+            }
+            st.leader = true;
+            drop(st);
+            let result = sync();
+            st = self.state.lock();
+            st.leader = false;
+            match result {
+                Ok(p) => {
+                    st.syncs += 1;
+                    if p > st.synced {
+                        st.synced = p;
+                    }
+                    self.cv.notify_all();
+                }
+                Err(e) => {
+                    st.poisoned = true;
+                    self.cv.notify_all();
+                    return Err(WaitError::SyncFailed(e));
+                }
+            }
+        }
+    }
+
+    /// Records durability achieved outside `wait` (a background interval sync, a segment
+    /// seal).
+    pub fn advance(&self, synced: P) {
+        let mut st = self.state.lock();
+        if synced > st.synced {
+            st.synced = synced;
+            self.cv.notify_all();
+        }
+    }
+
+    /// Poisons the group: every waiter wakes with `Poisoned`.
+    pub fn poison(&self) {
+        let mut st = self.state.lock();
+        st.poisoned = true;
+        self.cv.notify_all();
+    }
+
+    /// Whether a sync failed.
+    pub fn is_poisoned(&self) -> bool {
+        self.state.lock().poisoned
+    }
+
+    /// Syncs run by leaders so far.
+    pub fn syncs(&self) -> u64 {
+        self.state.lock().syncs
+    }
+
+    /// The durable watermark.
+    pub fn synced(&self) -> P {
+        self.state.lock().synced
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{mpsc, Arc, Barrier};
+
+    #[test]
+    fn a_lone_committer_leads_its_own_sync() {
+        let gc = GroupCommit::new(0u64);
+        let r: Result<(), WaitError<()>> = gc.wait(5, || Ok(5));
+        assert_eq!(r, Ok(()));
+        assert_eq!(gc.synced(), 5);
+        assert_eq!(gc.syncs(), 1);
+        // Already covered: no second sync.
+        let r: Result<(), WaitError<()>> = gc.wait(3, || panic!("must not sync"));
+        assert_eq!(r, Ok(()));
+    }
+
+    #[test]
+    fn committers_arriving_during_a_sync_share_the_next_one() {
+        // The leader's sync blocks until the followers are all waiting; they must then be
+        // served by one more sync, not one each.
+        let gc = Arc::new(GroupCommit::new(0u64));
+        let written = Arc::new(AtomicU64::new(1));
+        let (in_sync_tx, in_sync_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = Arc::new(Mutex::new(release_rx));
+        let followers = 8;
+        let leader = {
+            let gc = gc.clone();
+            let written = written.clone();
+            let release_rx = release_rx.clone();
+            std::thread::spawn(move || {
+                let target = written.load(Ordering::SeqCst);
+                gc.wait::<()>(target, || {
+                    let upto = written.load(Ordering::SeqCst);
+                    in_sync_tx.send(()).expect("test alive");
+                    release_rx.lock().recv().expect("released");
+                    Ok(upto)
+                })
+            })
+        };
+        in_sync_rx.recv().expect("leader syncing");
+        let start = Arc::new(Barrier::new(followers + 1));
+        let handles: Vec<_> = (0..followers)
+            .map(|_| {
+                let gc = gc.clone();
+                let written = written.clone();
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    let target = written.fetch_add(1, Ordering::SeqCst) + 1;
+                    start.wait();
+                    gc.wait::<()>(target, || Ok(written.load(Ordering::SeqCst)))
+                })
+            })
+            .collect();
+        start.wait();
+        release_tx.send(()).expect("leader waiting");
+        assert_eq!(leader.join().expect("leader"), Ok(()));
+        for h in handles {
+            assert_eq!(h.join().expect("follower"), Ok(()));
+        }
+        // One sync for the leader; the followers' writes all happened before the next leader
+        // began its sync, so one more covers all of them.
+        assert_eq!(gc.syncs(), 2);
+        assert_eq!(gc.synced(), 1 + followers as u64);
+    }
+
+    #[test]
+    fn a_failed_sync_poisons_every_later_wait() {
+        let gc = GroupCommit::new(0u64);
+        assert_eq!(gc.wait(1, || Err("EIO")), Err(WaitError::SyncFailed("EIO")));
+        assert!(gc.is_poisoned());
+        let r: Result<(), WaitError<&str>> = gc.wait(1, || panic!("must never retry"));
+        assert_eq!(r, Err(WaitError::Poisoned));
+        // Even a target that was durable before is refused: the channel must be reopened.
+        let r: Result<(), WaitError<&str>> = gc.wait(0, || Ok(0));
+        assert_eq!(r, Err(WaitError::Poisoned));
+    }
+
+    #[test]
+    fn waiters_blocked_behind_a_failing_leader_are_woken_with_an_error() {
+        let gc = Arc::new(GroupCommit::new(0u64));
+        let (in_sync_tx, in_sync_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let leader = {
+            let gc = gc.clone();
+            std::thread::spawn(move || {
+                gc.wait(1, || {
+                    in_sync_tx.send(()).expect("test alive");
+                    release_rx.recv().expect("released");
+                    Err("EIO")
+                })
+            })
+        };
+        in_sync_rx.recv().expect("leader syncing");
+        let follower = {
+            let gc = gc.clone();
+            std::thread::spawn(move || gc.wait::<&str>(2, || Ok(2)))
+        };
+        release_tx.send(()).expect("leader waiting");
+        assert_eq!(leader.join().expect("leader"), Err(WaitError::SyncFailed("EIO")));
+        assert_eq!(follower.join().expect("follower"), Err(WaitError::Poisoned));
+    }
+}
