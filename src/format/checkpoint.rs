@@ -11,6 +11,7 @@
 //! 28  4  reserved (0)
 //! body
 //!     generation u64 | written_at_ms u64 | replay_segment u64 | replay_offset u64 | next_seq u64
+//!     queue_bytes u64
 //!     nsegments u32 | segment{nsegments}
 //!     ndone u32 | (start u64 | end u64){ndone}
 //! segment := id u64 | nentries u32 | (first_seq u64 | offset u32 | count u32){nentries}
@@ -65,6 +66,8 @@ pub struct Checkpoint {
     pub replay: Position,
     /// The seq the next committed put event gets.
     pub next_seq: u64,
+    /// Body bytes of the events not yet taken and committed (for `byteCapacity`).
+    pub queue_bytes: u64,
     /// Segments holding events not yet taken and committed, oldest first.
     pub segments: Vec<CheckpointSegment>,
     /// Seq ranges already taken and committed inside those segments.
@@ -74,7 +77,7 @@ pub struct Checkpoint {
 /// Encodes a checkpoint.
 pub fn encode(c: &Checkpoint) -> Vec<u8> {
     let entries: usize = c.segments.iter().map(|s| s.entries.len()).sum();
-    let body_len = 40 + 4 + 12 * c.segments.len() + 16 * entries + 4 + 16 * c.done.len();
+    let body_len = 48 + 4 + 12 * c.segments.len() + 16 * entries + 4 + 16 * c.done.len();
     let mut out = Vec::with_capacity(HEADER_LEN + body_len);
     out.extend_from_slice(&CHECKPOINT_MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -87,6 +90,7 @@ pub fn encode(c: &Checkpoint) -> Vec<u8> {
         c.replay.segment,
         c.replay.offset,
         c.next_seq,
+        c.queue_bytes,
     ] {
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -152,6 +156,7 @@ pub fn decode(buf: &[u8]) -> Result<Checkpoint, FormatError> {
         offset: r.u64()?,
     };
     let next_seq = r.u64()?;
+    let queue_bytes = r.u64()?;
     let nseg = r.count(12)?;
     let mut segments = Vec::with_capacity(nseg);
     let mut last_id = None;
@@ -206,6 +211,7 @@ pub fn decode(buf: &[u8]) -> Result<Checkpoint, FormatError> {
         written_at_ms,
         replay,
         next_seq,
+        queue_bytes,
         segments,
         done,
     })
@@ -253,6 +259,7 @@ mod tests {
                 offset: 4096,
             },
             next_seq: 500,
+            queue_bytes: 12345,
             segments: vec![
                 CheckpointSegment {
                     id: 1,

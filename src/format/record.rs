@@ -3,9 +3,11 @@
 //! ```text
 //! record  := len u32 | crc u32 | kind u8 | payload[len]
 //! crc     := CRC32(segment_id u64 | len u32 | kind u8 | payload)
-//! kind 1  PutBatch:   first_seq u64 | timestamp_ms u64 | count u32 | event{count}
+//! kind 1  PutBatch:   first_seq u64 | timestamp_ms u64 | body_bytes u64 | count u32 | event{count}
 //! event   := nheaders u32 | (klen u32 | key | vlen u32 | value){nheaders} | blen u32 | body
-//! kind 2  TakeCommit: nranges u32 | (start u64 | end u64){nranges}   (half-open seq ranges)
+//! kind 2  TakeCommit: body_bytes u64 | nranges u32 | (start u64 | end u64){nranges}   (half-open seq ranges)
+//! body_bytes: total body bytes of the events, so recovery can restore `byteCapacity` accounting
+//! without reading every event.
 //! ```
 //! A length field of zero marks the end of the data in a segment: it is what preallocated,
 //! never-written space reads as, and no real record has an empty payload.
@@ -21,7 +23,7 @@ pub const RECORD_HEADER_LEN: usize = 9;
 /// Largest payload a record may declare (the decoder's allocation bound).
 pub const MAX_RECORD_PAYLOAD: u32 = 1 << 30;
 /// Bytes of a PutBatch payload before its first event.
-pub const PUT_BATCH_PREFIX: usize = 20;
+pub const PUT_BATCH_PREFIX: usize = 28;
 /// Smallest encoded event (no headers, empty body).
 const MIN_EVENT_LEN: usize = 8;
 
@@ -165,6 +167,7 @@ pub fn find_next_valid(segment_id: u64, buf: &[u8], from: usize) -> Option<usize
 pub struct PutBatchEncoder {
     buf: Vec<u8>,
     count: u32,
+    body_bytes: u64,
     events_crc: crc32fast::Hasher,
 }
 
@@ -179,6 +182,7 @@ impl PutBatchEncoder {
         PutBatchEncoder {
             buf: vec![0u8; RECORD_HEADER_LEN + PUT_BATCH_PREFIX],
             count: 0,
+            body_bytes: 0,
             events_crc: crc32fast::Hasher::new(),
         }
     }
@@ -213,12 +217,28 @@ impl PutBatchEncoder {
         self.buf.extend_from_slice(body);
         self.events_crc.update(&self.buf[start..]);
         self.count += 1;
+        self.body_bytes += body.len() as u64;
         Ok(())
     }
 
     /// Events pushed.
     pub fn count(&self) -> u32 {
         self.count
+    }
+
+    /// Body bytes of the events pushed.
+    pub fn body_bytes(&self) -> u64 {
+        self.body_bytes
+    }
+
+    /// Whole record length once finished.
+    pub fn record_len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// The record's bytes, after [`finish`](Self::finish).
+    pub fn into_vec(self) -> Vec<u8> {
+        self.buf
     }
 
     /// Payload bytes so far.
@@ -236,7 +256,8 @@ impl PutBatchEncoder {
         let p = RECORD_HEADER_LEN;
         self.buf[p..p + 8].copy_from_slice(&first_seq.to_le_bytes());
         self.buf[p + 8..p + 16].copy_from_slice(&timestamp_ms.to_le_bytes());
-        self.buf[p + 16..p + 20].copy_from_slice(&self.count.to_le_bytes());
+        self.buf[p + 16..p + 24].copy_from_slice(&self.body_bytes.to_le_bytes());
+        self.buf[p + 24..p + 28].copy_from_slice(&self.count.to_le_bytes());
         // The events' CRC was accumulated as they arrived; combining it with the CRC of the
         // header fields costs O(log n), so commit does not re-read the batch under the log
         // lock.
@@ -257,6 +278,7 @@ impl PutBatchEncoder {
 pub struct PutBatchView<'a> {
     pub first_seq: u64,
     pub timestamp_ms: u64,
+    pub body_bytes: u64,
     pub count: u32,
     events: &'a [u8],
 }
@@ -277,6 +299,7 @@ impl<'a> PutBatchView<'a> {
         let mut r = Reader::new(payload, "put batch");
         let first_seq = r.u64()?;
         let timestamp_ms = r.u64()?;
+        let body_bytes = r.u64()?;
         let count = r.u32()?;
         if count == 0 {
             return Err(FormatError::Malformed {
@@ -299,6 +322,7 @@ impl<'a> PutBatchView<'a> {
         Ok(PutBatchView {
             first_seq,
             timestamp_ms,
+            body_bytes,
             count,
             events: &payload[PUT_BATCH_PREFIX..],
         })
@@ -386,12 +410,18 @@ impl<'a> Iterator for EventIter<'a> {
 }
 
 /// Appends a TakeCommit record for `ranges` (half-open seq ranges) to `out`.
-pub fn encode_take_commit(segment_id: u64, ranges: &[(u64, u64)], out: &mut Vec<u8>) {
+pub fn encode_take_commit(
+    segment_id: u64,
+    ranges: &[(u64, u64)],
+    body_bytes: u64,
+    out: &mut Vec<u8>,
+) {
     let start = out.len();
-    let len = (4 + 16 * ranges.len()) as u32;
+    let len = (take_commit_len(ranges.len()) - RECORD_HEADER_LEN) as u32;
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&[0u8; 4]);
     out.push(RecordKind::TakeCommit as u8);
+    out.extend_from_slice(&body_bytes.to_le_bytes());
     out.extend_from_slice(&(ranges.len() as u32).to_le_bytes());
     for &(s, e) in ranges {
         out.extend_from_slice(&s.to_le_bytes());
@@ -408,12 +438,13 @@ pub fn encode_take_commit(segment_id: u64, ranges: &[(u64, u64)], out: &mut Vec<
 
 /// Bytes a TakeCommit record for `nranges` ranges occupies.
 pub fn take_commit_len(nranges: usize) -> usize {
-    RECORD_HEADER_LEN + 4 + 16 * nranges
+    RECORD_HEADER_LEN + 12 + 16 * nranges
 }
 
-/// Decodes a TakeCommit payload into its ranges.
-pub fn decode_take_commit(payload: &[u8]) -> Result<Vec<(u64, u64)>, FormatError> {
+/// Decodes a TakeCommit payload into its ranges and their total body bytes.
+pub fn decode_take_commit(payload: &[u8]) -> Result<(Vec<(u64, u64)>, u64), FormatError> {
     let mut r = Reader::new(payload, "take commit");
+    let body_bytes = r.u64()?;
     let n = r.count(16)?;
     let mut ranges = Vec::with_capacity(n);
     for _ in 0..n {
@@ -433,7 +464,7 @@ pub fn decode_take_commit(payload: &[u8]) -> Result<Vec<(u64, u64)>, FormatError
             detail: format!("{} trailing bytes", r.remaining()),
         });
     }
-    Ok(ranges)
+    Ok((ranges, body_bytes))
 }
 
 #[cfg(test)]
@@ -463,6 +494,7 @@ mod tests {
         assert_eq!(r.total_len, rec.len());
         let v = PutBatchView::parse(r.payload).expect("parses");
         assert_eq!((v.first_seq, v.timestamp_ms, v.count), (100, 1234, 3));
+        assert_eq!(v.body_bytes, 8);
         let evs: Vec<_> = v.events().collect::<Result<_, _>>().expect("events");
         assert_eq!(evs[0].headers, vec![("host", "a")]);
         assert_eq!(evs[0].body, b"one");
@@ -507,13 +539,13 @@ mod tests {
     #[test]
     fn take_commit_round_trips() {
         let mut out = vec![];
-        encode_take_commit(4, &[(0, 10), (20, 25)], &mut out);
+        encode_take_commit(4, &[(0, 10), (20, 25)], 77, &mut out);
         assert_eq!(out.len(), take_commit_len(2));
         let ScanOutcome::Record(r) = decode(4, &out) else {
             panic!("did not decode")
         };
         assert_eq!(r.kind, RecordKind::TakeCommit);
-        assert_eq!(decode_take_commit(r.payload), Ok(vec![(0, 10), (20, 25)]));
+        assert_eq!(decode_take_commit(r.payload), Ok((vec![(0, 10), (20, 25)], 77)));
     }
 
     #[test]
@@ -533,8 +565,11 @@ mod tests {
         let mut p = vec![];
         p.extend_from_slice(&0u64.to_le_bytes());
         p.extend_from_slice(&0u64.to_le_bytes());
+        p.extend_from_slice(&0u64.to_le_bytes());
         p.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(PutBatchView::parse(&p).is_err());
-        assert!(decode_take_commit(&u32::MAX.to_le_bytes()).is_err());
+        let mut t = 0u64.to_le_bytes().to_vec();
+        t.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode_take_commit(&t).is_err());
     }
 }
