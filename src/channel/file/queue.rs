@@ -83,10 +83,7 @@ impl RangeSet {
         self.map.iter().map(|(&s, &e)| (s, e))
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
+    #[cfg(test)]
     pub(crate) fn len(&self) -> u64 {
         self.map.iter().map(|(s, e)| e - s).sum()
     }
@@ -354,11 +351,6 @@ impl Queue {
         (segs, self.done.iter().collect())
     }
 
-    /// Segments and entries (for `inspect`).
-    pub(crate) fn segments(&self) -> impl Iterator<Item = &SegState> {
-        self.segs.iter()
-    }
-
     /// Bytes of heap the queue's index uses (for docs/ARCHITECTURE.md's per-event figure).
     pub(crate) fn index_bytes(&self) -> usize {
         self.segs
@@ -443,7 +435,7 @@ mod tests {
         assert_eq!(b, vec![(4, 12)]);
         q.return_taken(&a);
         let mut c = vec![];
-        assert_eq!(q.reserve_take(100, &mut c), 8);
+        assert_eq!(q.reserve_take(100, &mut c), 12);
         assert_eq!(c, vec![(0, 4), (12, 20)]);
         q.apply_take(&b, 80, pos(3));
         q.apply_take(&c, 80, pos(4));

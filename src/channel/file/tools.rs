@@ -1,11 +1,23 @@
-//! STUB: being written. Offline tools behind `flumen channel verify | inspect | repair`.
-use std::path::PathBuf;
+//! Offline tools behind `flumen channel verify | inspect | repair`.
+//!
+//! `verify` and `inspect` never write: they work on a live channel's directories without taking
+//! its lock (what they report may then be a moment old). `repair` opens the channel for real,
+//! with corruptionPolicy = skip, so it takes the lock and refuses to run beside an agent.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::channel::ChannelError;
+use super::recovery;
+use super::{CorruptionPolicy, FileChannel, FileChannelConfig};
+use crate::channel::{Channel, ChannelError};
+use crate::format::checkpoint as ckpt_format;
+use crate::format::record::{self, decode_take_commit, find_next_valid};
+use crate::format::{segment, PutBatchView, RecordKind, ScanOutcome, SEGMENT_HEADER_LEN};
+use crate::io::{self, IoKind, Vfs};
 
 /// One corrupt record or checkpoint found by `verify`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CorruptSpot {
     pub file: PathBuf,
     pub offset: u64,
@@ -19,6 +31,8 @@ pub struct VerifyReport {
     pub records: u64,
     /// Events in put records (committed puts), whether or not taken since.
     pub events: u64,
+    /// Events whose take was committed (from take records).
+    pub events_taken: u64,
     /// Bytes of segment files walked.
     pub bytes: u64,
     pub checkpoints_valid: u64,
@@ -38,18 +52,8 @@ pub struct InspectReport {
     pub bytes_on_disk: u64,
     /// Age of the oldest queued event (from its commit time), if any.
     pub oldest_event_age: Option<Duration>,
-}
-
-/// Walks every segment and checkpoint found in `dirs` (and their immediate subdirectories).
-pub fn verify(dirs: &[PathBuf]) -> Result<VerifyReport, ChannelError> {
-    let _ = dirs;
-    todo!()
-}
-
-/// Rebuilds the queue state read-only (no lock taken, nothing written).
-pub fn inspect(dirs: &[PathBuf]) -> Result<InspectReport, ChannelError> {
-    let _ = dirs;
-    todo!()
+    /// The checkpoint recovery would start from.
+    pub checkpoint: Option<PathBuf>,
 }
 
 /// What `flumen channel repair` did.
@@ -57,20 +61,216 @@ pub fn inspect(dirs: &[PathBuf]) -> Result<InspectReport, ChannelError> {
 pub struct RepairReport {
     /// Corrupt regions moved to quarantine files.
     pub quarantined: Vec<CorruptSpot>,
-    /// Events lost with them (exact: from the gaps in the sequence numbers).
+    /// Events lost with them (from the gaps in the sequence numbers).
     pub events_lost: u64,
-    /// Take records lost with them: their events may be delivered again.
-    pub take_records_lost: u64,
+    /// A torn final record that was truncated.
+    pub torn_tail: Option<CorruptSpot>,
     /// Events in the channel after the repair.
     pub queue_depth: u64,
 }
 
+/// The given dirs and their immediate subdirectories, split into those holding checkpoints
+/// and those holding segments.
+fn find_dirs(fs: &Arc<dyn Vfs>, dirs: &[PathBuf]) -> (Option<PathBuf>, Vec<PathBuf>) {
+    let mut candidates = vec![];
+    for d in dirs {
+        candidates.push(d.clone());
+        if let Ok(rd) = std::fs::read_dir(d) {
+            let mut subs: Vec<PathBuf> = rd
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect();
+            subs.sort();
+            candidates.extend(subs);
+        }
+    }
+    let mut ckpt = None;
+    let mut data = vec![];
+    for c in candidates {
+        let Ok(files) = fs.list(&c) else { continue };
+        let names: Vec<String> = files
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+            .collect();
+        if ckpt.is_none() && names.iter().any(|n| ckpt_format::parse_file_name(n).is_some()) {
+            ckpt = Some(c.clone());
+        }
+        if names.iter().any(|n| segment::parse_file_name(n).is_some()) {
+            data.push(c);
+        }
+    }
+    (ckpt, data)
+}
+
+fn no_dirs(dirs: &[PathBuf]) -> ChannelError {
+    ChannelError::Io {
+        channel: "-".into(),
+        file: dirs.first().cloned().unwrap_or_default(),
+        operation: "looking for segments in",
+        cause: "no flumen segment files (seg-*.log) found there or in its subdirectories".into(),
+    }
+}
+
+/// Walks every segment and checkpoint found in `dirs` (and their immediate subdirectories).
+pub fn verify(dirs: &[PathBuf]) -> Result<VerifyReport, ChannelError> {
+    let fs = io::backend(IoKind::Std);
+    let (ckpt_dir, data_dirs) = find_dirs(&fs, dirs);
+    if data_dirs.is_empty() && ckpt_dir.is_none() {
+        return Err(no_dirs(dirs));
+    }
+    let mut rep = VerifyReport::default();
+    if let Some(d) = &ckpt_dir {
+        for f in super::checkpoint::list(&fs, d).map_err(|e| ChannelError::Io {
+            channel: "-".into(),
+            file: d.clone(),
+            operation: "listing",
+            cause: e.to_string(),
+        })? {
+            match f.result {
+                Ok(_) => rep.checkpoints_valid += 1,
+                Err(reason) => rep.corrupt.push(CorruptSpot {
+                    file: f.path,
+                    offset: 0,
+                    reason,
+                }),
+            }
+        }
+    }
+    let segments = recovery::list_segments(&fs, "-", &data_dirs)?;
+    let last = segments.keys().next_back().copied();
+    for (&id, path) in &segments {
+        rep.segments += 1;
+        let spot = |offset: usize, reason: String| CorruptSpot {
+            file: path.clone(),
+            offset: offset as u64,
+            reason,
+        };
+        let map = fs
+            .open(path, false)
+            .and_then(|f| f.map())
+            .map_err(|e| ChannelError::Io {
+                channel: "-".into(),
+                file: path.clone(),
+                operation: "reading",
+                cause: e.to_string(),
+            })?;
+        let buf: &[u8] = (*map).as_ref();
+        rep.bytes += buf.len() as u64;
+        match segment::decode_header(buf) {
+            Ok(h) if h == id => {}
+            Ok(h) => {
+                rep.corrupt
+                    .push(spot(0, format!("header says segment {h}, name says {id}")));
+                continue;
+            }
+            Err(e) => {
+                rep.corrupt.push(spot(0, format!("segment header: {e}")));
+                continue;
+            }
+        }
+        let mut off = SEGMENT_HEADER_LEN;
+        loop {
+            let bad = match record::decode(id, &buf[off..]) {
+                ScanOutcome::Record(r) => {
+                    rep.records += 1;
+                    let ok = match r.kind {
+                        RecordKind::PutBatch => PutBatchView::parse(r.payload)
+                            .and_then(|v| v.validate().map(|()| v))
+                            .map(|v| rep.events += u64::from(v.count)),
+                        RecordKind::TakeCommit => decode_take_commit(r.payload).map(|(rs, _)| {
+                            rep.events_taken += rs.iter().map(|(s, e)| e - s).sum::<u64>();
+                        }),
+                    };
+                    match ok {
+                        Ok(()) => {
+                            off += r.total_len;
+                            continue;
+                        }
+                        Err(e) => e.to_string(),
+                    }
+                }
+                ScanOutcome::End if buf[off..].iter().all(|&b| b == 0) => break,
+                ScanOutcome::End => "non-zero bytes after the end marker".to_string(),
+                ScanOutcome::Bad(e) => e.to_string(),
+            };
+            let next = find_next_valid(id, buf, off + 1);
+            if next.is_none() && Some(id) == last {
+                rep.torn_tail = Some(spot(off, bad));
+                break;
+            }
+            rep.corrupt.push(spot(off, bad));
+            match next {
+                Some(n) => off = n,
+                None => break,
+            }
+        }
+    }
+    Ok(rep)
+}
+
+/// Rebuilds the queue state read-only (no lock taken, nothing written).
+pub fn inspect(dirs: &[PathBuf]) -> Result<InspectReport, ChannelError> {
+    let fs = io::backend(IoKind::Std);
+    let (ckpt_dir, data_dirs) = find_dirs(&fs, dirs);
+    if data_dirs.is_empty() && ckpt_dir.is_none() {
+        return Err(no_dirs(dirs));
+    }
+    let rec = recovery::recover(
+        &fs,
+        "-",
+        ckpt_dir.as_deref(),
+        &data_dirs,
+        CorruptionPolicy::Skip,
+        true,
+    )?;
+    let mut rep = InspectReport {
+        queue_depth: rec.queue.size,
+        queue_bytes: rec.queue.bytes,
+        checkpoint: rec.report.checkpoint.clone(),
+        ..InspectReport::default()
+    };
+    for path in rec.segments.values() {
+        let len = fs.open(path, false).and_then(|f| f.len()).unwrap_or(0);
+        rep.bytes_on_disk += len;
+        rep.segments.push((path.clone(), len));
+    }
+    if let Some(loc) = rec.queue.locate(rec.queue.head()) {
+        if let Some(path) = rec.segments.get(&loc.segment) {
+            let ts = fs.open(path, false).and_then(|f| f.map()).ok().and_then(|m| {
+                let buf: &[u8] = (*m).as_ref();
+                let at = buf.get(loc.entry.offset as usize..)?;
+                match record::decode(loc.segment, at) {
+                    ScanOutcome::Record(r) => PutBatchView::parse(r.payload).ok().map(|v| v.timestamp_ms),
+                    _ => None,
+                }
+            });
+            if let Some(ts) = ts {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64);
+                rep.oldest_event_age = Some(Duration::from_millis(now.saturating_sub(ts)));
+            }
+        }
+    }
+    Ok(rep)
+}
+
 /// Opens the channel with corruptionPolicy = skip, quarantining every corrupt record, then
 /// writes a checkpoint past them so later opens do not meet them again.
-pub fn repair(
-    checkpoint_dir: &std::path::Path,
-    data_dirs: &[PathBuf],
-) -> Result<RepairReport, ChannelError> {
-    let _ = (checkpoint_dir, data_dirs);
-    todo!()
+pub fn repair(checkpoint_dir: &Path, data_dirs: &[PathBuf]) -> Result<RepairReport, ChannelError> {
+    let mut cfg = FileChannelConfig::new(checkpoint_dir);
+    cfg.checkpoint_dir = checkpoint_dir.to_path_buf();
+    cfg.data_dirs = data_dirs.to_vec();
+    cfg.corruption_policy = CorruptionPolicy::Skip;
+    cfg.minimum_required_space = 0;
+    let (ch, rec) = FileChannel::open_with("repair", cfg, io::backend(IoKind::Std))?;
+    let queue_depth = ch.stats().size;
+    ch.close()?;
+    Ok(RepairReport {
+        quarantined: rec.corrupt,
+        events_lost: rec.events_lost,
+        torn_tail: rec.torn_tail,
+        queue_depth,
+    })
 }
