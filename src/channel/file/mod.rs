@@ -130,7 +130,8 @@ struct Inner {
     bg_stop: Mutex<bool>,
     bg_cv: Condvar,
     bg_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    _lock: Option<std::fs::File>,
+    /// The lock file, held from open until close (or a simulated crash).
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 /// The durable file channel. A cheap handle: clones share one channel.
@@ -242,7 +243,7 @@ impl FileChannel {
             bg_stop: Mutex::new(false),
             bg_cv: Condvar::new(),
             bg_threads: Mutex::new(vec![]),
-            _lock: lock,
+            lock: Mutex::new(lock),
             cfg: config,
             fs,
         });
@@ -280,6 +281,8 @@ impl FileChannel {
         self.inner.stop_background();
         self.inner.available_cv.notify_all();
         self.inner.room_cv.notify_all();
+        // A killed process's lock dies with it.
+        self.inner.lock.lock().take();
     }
 
     /// Heap bytes used by the queue's index (for the per-event memory figure).
@@ -757,17 +760,13 @@ impl Inner {
         if ranges.is_empty() {
             return Ok(());
         }
-        // Takes are allowed when puts are refused for space, and even when the channel is
-        // closing, so sinks can drain; only poison stops them.
-        if self.poison.get().is_some() {
-            return Err(self.poisoned_error());
-        }
+        // Takes are allowed when puts are refused for space, so that sinks can drain a full
+        // disk; only poison and close stop them.
+        self.check_open()?;
         let len = take_commit_len(ranges.len()) as u64;
         let written = (|| {
             let mut log = self.log.lock();
-            if self.poison.get().is_some() {
-                return Err(self.poisoned_error());
-            }
+            self.check_open()?;
             self.make_room(&mut log, len)?;
             let mut buf = Vec::with_capacity(len as usize);
             encode_take_commit(log.active.id, ranges, body_bytes, &mut buf);
@@ -969,9 +968,13 @@ impl Inner {
         self.available_cv.notify_all();
         self.room_cv.notify_all();
         if self.poison.get().is_some() || self.abandoned.load(Ordering::Acquire) {
+            self.lock.lock().take();
             return Ok(());
         }
+        // Wait for commits already writing to finish, so the final checkpoint covers them.
+        drop(self.log.lock());
         let r = self.checkpoint();
+        self.lock.lock().take();
         tracing::info!(channel = %self.name, "file channel closed");
         r
     }

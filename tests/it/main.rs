@@ -1,0 +1,8 @@
+//! The one integration-test binary: black-box tests of the channel through its public API,
+//! real files, real processes (kill -9) and the `flumen` binary.
+
+mod common;
+mod corruption;
+mod crash;
+mod faults;
+mod model;
