@@ -5,4 +5,5 @@ mod common;
 mod corruption;
 mod crash;
 mod faults;
+mod memory;
 mod model;

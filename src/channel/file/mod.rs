@@ -76,6 +76,8 @@ struct Counters {
     fsyncs: AtomicU64,
     checkpoints: AtomicU64,
     checkpoint_errors: AtomicU64,
+    /// Events dropped as unreadable under corruptionPolicy = skip.
+    events_lost: AtomicU64,
 }
 
 /// Recently written put records by (segment, offset), oldest evicted first.
@@ -162,6 +164,17 @@ impl FileChannel {
         config: FileChannelConfig,
         fs: Arc<dyn Vfs>,
     ) -> Result<(FileChannel, RecoveryReport), ChannelError> {
+        Self::open_inner(name, config, fs, false)
+    }
+
+    /// `full_replay` ignores the checkpoints and replays every segment: `repair` uses it to
+    /// meet corruption in parts of the log a checkpoint already covers.
+    pub(crate) fn open_inner(
+        name: &str,
+        config: FileChannelConfig,
+        fs: Arc<dyn Vfs>,
+        full_replay: bool,
+    ) -> Result<(FileChannel, RecoveryReport), ChannelError> {
         config.validate(name)?;
         let ioe = |file: &Path, operation: &'static str, e: std::io::Error| ChannelError::Io {
             channel: name.to_string(),
@@ -187,6 +200,7 @@ impl FileChannel {
             &config.data_dirs,
             config.corruption_policy,
             false,
+            full_replay,
         )?;
 
         // Sealed segments for reading.
@@ -1144,9 +1158,30 @@ impl TakeTransaction for FileTake {
         }
         let before = out.len();
         let mut bytes = 0;
+        let mut kept: Vec<(u64, u64)> = Vec::with_capacity(reads.len());
         for &(segment, entry, s, e) in &reads {
             match inner.read_events(segment, entry, s, e, out) {
-                Ok(b) => bytes += b,
+                Ok(b) => {
+                    bytes += b;
+                    match kept.last_mut() {
+                        Some(last) if last.1 == s => last.1 = e,
+                        _ => kept.push((s, e)),
+                    }
+                }
+                Err(err @ ChannelError::Corrupt { .. })
+                    if inner.cfg.corruption_policy == CorruptionPolicy::Skip =>
+                {
+                    // corruptionPolicy = skip: these events cannot be read back, so they are
+                    // removed for good (durably, by a take record) and counted, rather than
+                    // wedging every sink behind them.
+                    tracing::error!(channel = %inner.name, error = %err, events_lost = e - s, "dropping unreadable events (corruptionPolicy = skip)");
+                    if let Err(e2) = inner.commit_take(&[(s, e)], 0) {
+                        out.truncate(before);
+                        inner.return_taken(&kept);
+                        return Err(e2);
+                    }
+                    inner.counters.events_lost.fetch_add(e - s, Ordering::Relaxed);
+                }
                 Err(err) => {
                     out.truncate(before);
                     inner.return_taken(&got);
@@ -1156,7 +1191,7 @@ impl TakeTransaction for FileTake {
             }
         }
         let n = out.len() - before;
-        for (s, e) in got {
+        for (s, e) in kept {
             match self.ranges.last_mut() {
                 Some(last) if last.1 == s => last.1 = e,
                 _ => self.ranges.push((s, e)),

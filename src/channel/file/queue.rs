@@ -217,11 +217,18 @@ impl Queue {
                 s.entries.push(entry);
                 s.live += u64::from(entry.count);
             }
-            _ => self.segs.push_back(SegState {
+            _ => {
+                // The previous segment gets no more entries: give back the Vec's growth slack
+                // so the index stays at 16 bytes per batch.
+                if let Some(prev) = self.segs.back_mut() {
+                    prev.entries.shrink_to_fit();
+                }
+                self.segs.push_back(SegState {
                 id: segment,
                 entries: vec![entry],
-                live: u64::from(entry.count),
-            }),
+                    live: u64::from(entry.count),
+                });
+            }
         }
         self.end = entry.end_seq();
         self.size += u64::from(entry.count);

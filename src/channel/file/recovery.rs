@@ -112,6 +112,7 @@ pub(crate) fn recover(
     data_dirs: &[PathBuf],
     policy: CorruptionPolicy,
     read_only: bool,
+    ignore_checkpoints: bool,
 ) -> Result<Recovered, ChannelError> {
     let segments = list_segments(fs, channel, data_dirs)?;
     let mut report = RecoveryReport::default();
@@ -145,7 +146,7 @@ pub(crate) fn recover(
             continue;
         }
         valid.push((c.generation, ckpt_files::keep_from(&c)));
-        if chosen.is_none() {
+        if chosen.is_none() && !ignore_checkpoints {
             chosen = Some((f.path, c));
         }
     }

@@ -223,6 +223,7 @@ pub fn inspect(dirs: &[PathBuf]) -> Result<InspectReport, ChannelError> {
         &data_dirs,
         CorruptionPolicy::Skip,
         true,
+        false,
     )?;
     let mut rep = InspectReport {
         queue_depth: rec.queue.size,
@@ -256,15 +257,16 @@ pub fn inspect(dirs: &[PathBuf]) -> Result<InspectReport, ChannelError> {
     Ok(rep)
 }
 
-/// Opens the channel with corruptionPolicy = skip, quarantining every corrupt record, then
-/// writes a checkpoint past them so later opens do not meet them again.
+/// Opens the channel with corruptionPolicy = skip and a full replay of every segment (so that
+/// corruption in parts a checkpoint covers is found too), quarantining every corrupt record,
+/// then writes a checkpoint past them so later opens do not meet them again.
 pub fn repair(checkpoint_dir: &Path, data_dirs: &[PathBuf]) -> Result<RepairReport, ChannelError> {
     let mut cfg = FileChannelConfig::new(checkpoint_dir);
     cfg.checkpoint_dir = checkpoint_dir.to_path_buf();
     cfg.data_dirs = data_dirs.to_vec();
     cfg.corruption_policy = CorruptionPolicy::Skip;
     cfg.minimum_required_space = 0;
-    let (ch, rec) = FileChannel::open_with("repair", cfg, io::backend(IoKind::Std))?;
+    let (ch, rec) = FileChannel::open_inner("repair", cfg, io::backend(IoKind::Std), true)?;
     let queue_depth = ch.stats().size;
     ch.close()?;
     Ok(RepairReport {
