@@ -1,1 +1,217 @@
-//! STUB: being written by the cli helper.
+//! The `flumen` command line: argument parsing (clap derive) and dispatch to the subcommands.
+//!
+//! Contract with `main.rs`: [`run`] returns the process exit code for outcomes the command
+//! itself reports (0 = fine, 1 = the command found a problem: corruption, a failed
+//! benchmark verification), and `Err(CliError)` for anything that stopped the command from
+//! doing its job (bad arguments beyond what clap checks, I/O errors, channel errors), which
+//! `main` prints as one `error: ...` line with exit code 2. Nothing reachable from user input
+//! panics. Machine-readable output (`--json`) goes to stdout alone; progress and notes go to
+//! stderr so they never corrupt it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::channel::ChannelError;
+
+pub mod bench;
+pub mod channel_cmd;
+
+/// flumen: a Flume-compatible ingestion agent built around a durable file channel.
+#[derive(Debug, Parser)]
+#[command(name = "flumen", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level subcommands. `agent` (run a Flume-style configuration) will join them.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Measure flumen's components on this machine.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Offline tools for a file channel's directories (the channel must not be running).
+    #[command(subcommand)]
+    Channel(channel_cmd::ChannelCommand),
+}
+
+/// `flumen bench ...`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Producers put and consumers take N events through a channel, checking every event
+    /// arrives exactly once, then a raw-disk baseline with the same bytes and sync cadence.
+    Channel(bench::BenchArgs),
+}
+
+/// Why a command could not do its job. Shown as `error: <message>`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    #[error("{operation} {path}: {cause}")]
+    Io {
+        operation: &'static str,
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    /// Writing our own output failed (for example stdout closed by `| head`).
+    #[error("writing output: {0}")]
+    Output(std::io::Error),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub(crate) fn io(
+        operation: &'static str,
+        path: impl Into<PathBuf>,
+        cause: std::io::Error,
+    ) -> Self {
+        CliError::Io {
+            operation,
+            path: path.into(),
+            cause,
+        }
+    }
+}
+
+impl From<serde_json::Error> for CliError {
+    fn from(e: serde_json::Error) -> Self {
+        CliError::Failed(format!("encoding JSON output: {e}"))
+    }
+}
+
+/// Runs a parsed command line. See the module docs for the meaning of the result.
+pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
+    match cli.command {
+        Command::Bench(BenchCommand::Channel(args)) => bench::run(&args),
+        Command::Channel(cmd) => channel_cmd::run(cmd),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bench_defaults() {
+        let cli = Cli::try_parse_from(["flumen", "bench", "channel"]).expect("parses");
+        let Command::Bench(BenchCommand::Channel(a)) = cli.command else {
+            panic!("expected bench channel");
+        };
+        assert_eq!(a.events, 200_000);
+        assert_eq!(a.event_size, 1024);
+        assert_eq!(a.batch, 100);
+        assert_eq!(a.producers, 4);
+        assert_eq!(a.consumers, 1);
+        assert_eq!(a.channel, bench::ChannelKind::File);
+        assert_eq!(a.io, crate::io::IoKind::Std);
+        assert_eq!(a.fsync, crate::channel::file::FsyncPolicy::EveryCommit);
+        assert!(!a.json);
+        assert!(a.dir.is_none());
+    }
+
+    #[test]
+    fn bench_parses_every_option() {
+        let cli = Cli::try_parse_from([
+            "flumen",
+            "bench",
+            "channel",
+            "--dir",
+            "/tmp/x",
+            "--events",
+            "10",
+            "--event-size",
+            "64",
+            "--batch",
+            "5",
+            "--producers",
+            "2",
+            "--consumers",
+            "3",
+            "--io",
+            "uring",
+            "--channel",
+            "memory",
+            "--fsync",
+            "interval:20",
+            "--json",
+        ])
+        .expect("parses");
+        let Command::Bench(BenchCommand::Channel(a)) = cli.command else {
+            panic!("expected bench channel");
+        };
+        assert_eq!(a.dir, Some(PathBuf::from("/tmp/x")));
+        assert_eq!((a.events, a.event_size, a.batch), (10, 64, 5));
+        assert_eq!((a.producers, a.consumers), (2, 3));
+        assert_eq!(a.io, crate::io::IoKind::Uring);
+        assert_eq!(a.channel, bench::ChannelKind::Memory);
+        assert_eq!(
+            a.fsync,
+            crate::channel::file::FsyncPolicy::Interval(std::time::Duration::from_millis(20))
+        );
+        assert!(a.json);
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["flumen", "bench", "channel", "--fsync", "sometimes"][..],
+            &["flumen", "bench", "channel", "--io", "aio"][..],
+            &["flumen", "bench", "channel", "--channel", "kafka"][..],
+            &["flumen", "channel", "verify"][..],
+            &["flumen", "channel", "repair", "--data-dir", "/d"][..],
+        ] {
+            assert!(
+                Cli::try_parse_from(args).is_err(),
+                "{args:?} must be refused"
+            );
+        }
+    }
+
+    #[test]
+    fn channel_tools_take_several_dirs() {
+        let cli = Cli::try_parse_from([
+            "flumen", "channel", "verify", "--dir", "/a", "--dir", "/b", "--json",
+        ])
+        .expect("parses");
+        match cli.command {
+            Command::Channel(channel_cmd::ChannelCommand::Verify(v)) => {
+                assert_eq!(v.dirs, vec![PathBuf::from("/a"), PathBuf::from("/b")]);
+                assert!(v.json);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "flumen",
+            "channel",
+            "repair",
+            "--checkpoint-dir",
+            "/c",
+            "--data-dir",
+            "/d1",
+            "/d2",
+        ])
+        .expect("parses");
+        match cli.command {
+            Command::Channel(channel_cmd::ChannelCommand::Repair(r)) => {
+                assert_eq!(r.checkpoint_dir, PathBuf::from("/c"));
+                assert_eq!(
+                    r.data_dirs,
+                    vec![PathBuf::from("/d1"), PathBuf::from("/d2")]
+                );
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

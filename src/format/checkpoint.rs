@@ -175,7 +175,10 @@ pub fn decode(buf: &[u8]) -> Result<Checkpoint, FormatError> {
                 offset: r.u32()?,
                 count: r.u32()?,
             };
-            if e.count == 0 || e.first_seq < last_end || e.first_seq.checked_add(e.count.into()).is_none() {
+            if e.count == 0
+                || e.first_seq < last_end
+                || e.first_seq.checked_add(e.count.into()).is_none()
+            {
                 return Err(malformed(format!(
                     "batch entry seq {} count {} out of order or empty",
                     e.first_seq, e.count
@@ -198,7 +201,9 @@ pub fn decode(buf: &[u8]) -> Result<Checkpoint, FormatError> {
         let s = r.u64()?;
         let e = r.u64()?;
         if s >= e || s < prev_end {
-            return Err(malformed(format!("done range {s}..{e} empty or out of order")));
+            return Err(malformed(format!(
+                "done range {s}..{e} empty or out of order"
+            )));
         }
         prev_end = e;
         done.push((s, e));

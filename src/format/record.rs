@@ -213,7 +213,8 @@ impl PutBatchEncoder {
             self.buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
             self.buf.extend_from_slice(v.as_bytes());
         }
-        self.buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(body.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(body);
         self.events_crc.update(&self.buf[start..]);
         self.count += 1;
@@ -471,7 +472,9 @@ pub fn decode_take_commit(payload: &[u8]) -> Result<(Vec<(u64, u64)>, u64), Form
 mod tests {
     use super::*;
 
-    fn batch(events: &[(&[(&str, &str)], &[u8])]) -> PutBatchEncoder {
+    type TestEvent<'a> = (&'a [(&'a str, &'a str)], &'a [u8]);
+
+    fn batch(events: &[TestEvent<'_>]) -> PutBatchEncoder {
         let mut enc = PutBatchEncoder::new();
         for (hs, body) in events {
             let h: Headers = hs
@@ -508,7 +511,10 @@ mod tests {
         let _ = enc.finish(1, 0, 0);
         let rec = enc.finish(2, 9, 0).to_vec();
         assert!(matches!(decode(2, &rec), ScanOutcome::Record(_)));
-        assert!(matches!(decode(1, &rec), ScanOutcome::Bad(FormatError::Checksum { .. })));
+        assert!(matches!(
+            decode(1, &rec),
+            ScanOutcome::Bad(FormatError::Checksum { .. })
+        ));
     }
 
     #[test]
@@ -526,7 +532,10 @@ mod tests {
             }
         }
         for cut in 1..rec.len() {
-            assert!(matches!(decode(3, &rec[..cut]), ScanOutcome::Bad(_)), "cut at {cut}");
+            assert!(
+                matches!(decode(3, &rec[..cut]), ScanOutcome::Bad(_)),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -545,7 +554,10 @@ mod tests {
             panic!("did not decode")
         };
         assert_eq!(r.kind, RecordKind::TakeCommit);
-        assert_eq!(decode_take_commit(r.payload), Ok((vec![(0, 10), (20, 25)], 77)));
+        assert_eq!(
+            decode_take_commit(r.payload),
+            Ok((vec![(0, 10), (20, 25)], 77))
+        );
     }
 
     #[test]

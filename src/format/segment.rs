@@ -85,7 +85,10 @@ mod tests {
         for i in 0..SEGMENT_HEADER_LEN {
             let mut bad = h;
             bad[i] ^= 0x10;
-            assert!(decode_header(&bad).is_err(), "flip at byte {i} went unnoticed");
+            assert!(
+                decode_header(&bad).is_err(),
+                "flip at byte {i} went unnoticed"
+            );
         }
         assert!(matches!(
             decode_header(&h[..10]),

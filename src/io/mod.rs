@@ -40,7 +40,9 @@ impl std::str::FromStr for IoKind {
         match s {
             "std" => Ok(IoKind::Std),
             "uring" | "io_uring" | "io-uring" => Ok(IoKind::Uring),
-            other => Err(format!("unknown io backend `{other}`: use `std` or `uring`")),
+            other => Err(format!(
+                "unknown io backend `{other}`: use `std` or `uring`"
+            )),
         }
     }
 }

@@ -25,7 +25,10 @@ enum Op {
     /// Put events, then roll back.
     PutRollback(u8),
     /// Take up to n into take transaction slot s (opening it if needed).
-    Take { slot: usize, n: u8 },
+    Take {
+        slot: usize,
+        n: u8,
+    },
     CommitTake(usize),
     RollbackTake(usize),
     Checkpoint,
@@ -63,11 +66,14 @@ fn id_of(e: &Event) -> u64 {
     id
 }
 
+/// An open take transaction and the ids the model says it holds.
+type OpenTake = (Box<dyn TakeTransaction>, Vec<u64>);
+
 struct Harness {
     fs: Option<Arc<MemFs>>,
     cfg: FileChannelConfig,
     ch: Option<FileChannel>,
-    txns: [Option<(Box<dyn TakeTransaction>, Vec<u64>)>; 2],
+    txns: [Option<OpenTake>; 2],
     available: BTreeSet<u64>,
     next_id: u64,
 }
@@ -123,13 +129,17 @@ impl Harness {
             }
             Op::Take { slot, n } => {
                 let ch = self.ch().clone();
-                let (tx, ids) = self.txns[*slot].get_or_insert_with(|| (ch.take_transaction(), vec![]));
+                let (tx, ids) =
+                    self.txns[*slot].get_or_insert_with(|| (ch.take_transaction(), vec![]));
                 let mut out = vec![];
                 let got = tx.take_batch(*n as usize, &mut out).expect("take");
                 assert_eq!(got, out.len());
                 let expected: Vec<u64> = self.available.iter().take(*n as usize).copied().collect();
                 let got_ids: Vec<u64> = out.iter().map(id_of).collect();
-                assert_eq!(got_ids, expected, "take must hand out the lowest available ids");
+                assert_eq!(
+                    got_ids, expected,
+                    "take must hand out the lowest available ids"
+                );
                 for id in &expected {
                     self.available.remove(id);
                 }

@@ -41,7 +41,7 @@ pub(crate) fn list(fs: &Arc<dyn Vfs>, dir: &Path) -> std::io::Result<Vec<Found>>
         Some((g, p))
     })
     .collect();
-    gens.sort_by(|a, b| b.0.cmp(&a.0));
+    gens.sort_by_key(|g| std::cmp::Reverse(g.0));
     Ok(gens
         .into_iter()
         .map(|(_, path)| {

@@ -32,18 +32,15 @@ impl std::str::FromStr for FsyncPolicy {
             return Ok(FsyncPolicy::Never);
         }
         if let Some(ms) = s.strip_prefix("interval:") {
-            let ms: u64 = ms
-                .trim()
-                .parse()
-                .map_err(|_| format!("`{s}`: the interval must be whole milliseconds, e.g. interval:100"))?;
+            let ms: u64 = ms.trim().parse().map_err(|_| {
+                format!("`{s}`: the interval must be whole milliseconds, e.g. interval:100")
+            })?;
             if ms == 0 {
                 return Err("interval:0 is not an interval: use every-commit".into());
             }
             return Ok(FsyncPolicy::Interval(Duration::from_millis(ms)));
         }
-        Err(format!(
-            "`{s}`: use every-commit, interval:<ms> or never"
-        ))
+        Err(format!("`{s}`: use every-commit, interval:<ms> or never"))
     }
 }
 

@@ -225,7 +225,10 @@ mod tests {
             std::thread::spawn(move || gc.wait::<&str>(2, || Ok(2)))
         };
         release_tx.send(()).expect("leader waiting");
-        assert_eq!(leader.join().expect("leader"), Err(WaitError::SyncFailed("EIO")));
+        assert_eq!(
+            leader.join().expect("leader"),
+            Err(WaitError::SyncFailed("EIO"))
+        );
         assert_eq!(follower.join().expect("follower"), Err(WaitError::Poisoned));
     }
 }

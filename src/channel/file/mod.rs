@@ -34,8 +34,8 @@ use crate::event::{Event, Headers};
 use crate::format::checkpoint::Checkpoint;
 use crate::format::record::{self, encode_take_commit, take_commit_len, RECORD_HEADER_LEN};
 use crate::format::{
-    segment, BatchEntry, CheckpointSegment, Position, PutBatchEncoder, PutBatchView,
-    ScanOutcome, SEGMENT_HEADER_LEN,
+    segment, BatchEntry, CheckpointSegment, Position, PutBatchEncoder, PutBatchView, ScanOutcome,
+    SEGMENT_HEADER_LEN,
 };
 use crate::io::{self, Vfs};
 
@@ -376,7 +376,10 @@ fn create_segment(
                 .map_err(|e| fail("writing the header of", e))
         })
         .and_then(|()| file.sync_data().map_err(|e| fail("syncing", e)))
-        .and_then(|()| fs.sync_dir(dir).map_err(|e| fail("syncing the directory of", e)));
+        .and_then(|()| {
+            fs.sync_dir(dir)
+                .map_err(|e| fail("syncing the directory of", e))
+        });
     if let Err(e) = r {
         // Nothing refers to the file yet: remove it so recovery does not meet a half-made
         // segment. If removal fails too, recovery handles a header-less last segment.
@@ -479,10 +482,9 @@ impl Inner {
         let mut q = self.queue.lock();
         loop {
             let events_ok = q.size + q.reserved_events + n <= self.cfg.capacity;
-            let bytes_ok = self
-                .cfg
-                .byte_capacity
-                .is_none_or(|cap| q.bytes + q.reserved_bytes + bytes <= cap || q.size + q.reserved_events == 0);
+            let bytes_ok = self.cfg.byte_capacity.is_none_or(|cap| {
+                q.bytes + q.reserved_bytes + bytes <= cap || q.size + q.reserved_events == 0
+            });
             if events_ok && bytes_ok {
                 q.reserved_events += n;
                 q.reserved_bytes += bytes;
@@ -828,11 +830,17 @@ impl Inner {
         e: u64,
         out: &mut Vec<Event>,
     ) -> Result<u64, ChannelError> {
-        let cached = self.recent.lock().map.get(&(segment, entry.offset)).cloned();
+        let cached = self
+            .recent
+            .lock()
+            .map
+            .get(&(segment, entry.offset))
+            .cloned();
         let handle = self.segments.read().get(&segment).cloned();
-        let path = handle
-            .as_ref()
-            .map_or_else(|| PathBuf::from(segment::file_name(segment)), |h| h.path.clone());
+        let path = handle.as_ref().map_or_else(
+            || PathBuf::from(segment::file_name(segment)),
+            |h| h.path.clone(),
+        );
         let corrupt = |reason: String| ChannelError::Corrupt {
             channel: self.name.clone(),
             file: path.clone(),
@@ -894,7 +902,14 @@ impl Inner {
         let (segs, done, applied, next_seq, bytes, first_live) = {
             let q = self.queue.lock();
             let (segs, done) = q.snapshot();
-            (segs, done, q.applied, q.end(), q.bytes, q.first_live_segment())
+            (
+                segs,
+                done,
+                q.applied,
+                q.end(),
+                q.bytes,
+                q.first_live_segment(),
+            )
         };
         // IMPORTANT: the checkpoint must not point past durable data. Under every-commit,
         // applied records are already durable; otherwise sync first.
@@ -916,17 +931,23 @@ impl Inner {
         let path = match checkpoint::write(&self.fs, &self.cfg.checkpoint_dir, &c) {
             Ok(p) => p,
             Err(e) => {
-                self.counters.checkpoint_errors.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .checkpoint_errors
+                    .fetch_add(1, Ordering::Relaxed);
                 return Err(ChannelError::Io {
                     channel: self.name.clone(),
-                    file: self.cfg.checkpoint_dir.join(crate::format::checkpoint::file_name(c.generation)),
+                    file: self
+                        .cfg
+                        .checkpoint_dir
+                        .join(crate::format::checkpoint::file_name(c.generation)),
                     operation: "writing checkpoint",
                     cause: e.to_string(),
                 });
             }
         };
         ck.next_generation += 1;
-        ck.retained.insert(0, (c.generation, checkpoint::keep_from(&c)));
+        ck.retained
+            .insert(0, (c.generation, checkpoint::keep_from(&c)));
         ck.retained.truncate(checkpoint::RETAINED);
         self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(channel = %self.name, file = %path.display(), "checkpoint written");
@@ -1084,7 +1105,10 @@ impl PutTransaction for FilePut {
             .put_attempts
             .fetch_add(1, Ordering::Relaxed);
         if self.enc.count() as usize >= self.inner.cfg.transaction_capacity {
-            self.inner.counters.put_errors.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .counters
+                .put_errors
+                .fetch_add(1, Ordering::Relaxed);
             return Err(ChannelError::TransactionFull {
                 channel: self.inner.name.clone(),
                 capacity: self.inner.cfg.transaction_capacity,
@@ -1111,7 +1135,10 @@ impl PutTransaction for FilePut {
         let enc = std::mem::take(&mut self.enc);
         let r = self.inner.commit_put(enc);
         if r.is_err() {
-            self.inner.counters.put_errors.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .counters
+                .put_errors
+                .fetch_add(1, Ordering::Relaxed);
         }
         r
     }
@@ -1180,7 +1207,10 @@ impl TakeTransaction for FileTake {
                         inner.return_taken(&kept);
                         return Err(e2);
                     }
-                    inner.counters.events_lost.fetch_add(e - s, Ordering::Relaxed);
+                    inner
+                        .counters
+                        .events_lost
+                        .fetch_add(e - s, Ordering::Relaxed);
                 }
                 Err(err) => {
                     out.truncate(before);
@@ -1214,7 +1244,10 @@ impl TakeTransaction for FileTake {
         let ranges = std::mem::take(&mut self.ranges);
         let r = self.inner.commit_take(&ranges, self.body_bytes);
         if r.is_err() {
-            self.inner.counters.take_errors.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .counters
+                .take_errors
+                .fetch_add(1, Ordering::Relaxed);
         }
         r
     }

@@ -102,6 +102,9 @@ pub(crate) struct SegState {
     pub(crate) live: u64,
 }
 
+/// Segments with their batch entries, and the done ranges: what a checkpoint records.
+pub(crate) type Snapshot = (Vec<(u64, Vec<BatchEntry>)>, Vec<(u64, u64)>);
+
 /// Where a seq lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Located {
@@ -210,7 +213,13 @@ impl Queue {
     }
 
     /// A committed put batch becomes visible.
-    pub(crate) fn apply_put(&mut self, segment: u64, entry: BatchEntry, body_bytes: u64, at: Position) {
+    pub(crate) fn apply_put(
+        &mut self,
+        segment: u64,
+        entry: BatchEntry,
+        body_bytes: u64,
+        at: Position,
+    ) {
         debug_assert!(entry.first_seq >= self.end, "puts apply in seq order");
         match self.segs.back_mut() {
             Some(s) if s.id == segment => {
@@ -224,8 +233,8 @@ impl Queue {
                     prev.entries.shrink_to_fit();
                 }
                 self.segs.push_back(SegState {
-                id: segment,
-                entries: vec![entry],
+                    id: segment,
+                    entries: vec![entry],
                     live: u64::from(entry.count),
                 });
             }
@@ -349,7 +358,7 @@ impl Queue {
     }
 
     /// The state a checkpoint records: segments with their entries, and done ranges.
-    pub(crate) fn snapshot(&self) -> (Vec<(u64, Vec<BatchEntry>)>, Vec<(u64, u64)>) {
+    pub(crate) fn snapshot(&self) -> Snapshot {
         let segs = self
             .segs
             .iter()
@@ -476,13 +485,7 @@ mod tests {
 
     #[test]
     fn gaps_between_entries_are_skipped() {
-        let mut q = Queue::recovered(
-            vec![(1, vec![entry(0, 2), entry(5, 2)])],
-            &[],
-            7,
-            0,
-            pos(0),
-        );
+        let mut q = Queue::recovered(vec![(1, vec![entry(0, 2), entry(5, 2)])], &[], 7, 0, pos(0));
         assert_eq!(q.size, 4);
         let mut out = vec![];
         q.reserve_take(10, &mut out);

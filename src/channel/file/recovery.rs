@@ -187,7 +187,9 @@ pub(crate) fn recover(
         let file = fs
             .open(path, false)
             .map_err(|e| io_err(channel, path, "opening", e))?;
-        let map = file.map().map_err(|e| io_err(channel, path, "mapping", e))?;
+        let map = file
+            .map()
+            .map_err(|e| io_err(channel, path, "mapping", e))?;
         let buf: &[u8] = (*map).as_ref();
         let corrupt = |offset: u64, reason: String| CorruptSpot {
             file: path.clone(),
@@ -198,17 +200,23 @@ pub(crate) fn recover(
         match segment::decode_header(buf) {
             Ok(hid) if hid == id => {}
             Ok(hid) => {
-                let spot = corrupt(0, format!("the header says segment {hid}, the name says {id}"));
+                let spot = corrupt(
+                    0,
+                    format!("the header says segment {hid}, the name says {id}"),
+                );
                 skip_or_fail(channel, policy, read_only, &mut report, spot)?;
                 continue;
             }
             Err(e) => {
-                let rest_zero = buf.get(SEGMENT_HEADER_LEN..).is_none_or(|r| r.iter().all(|&b| b == 0));
+                let rest_zero = buf
+                    .get(SEGMENT_HEADER_LEN..)
+                    .is_none_or(|r| r.iter().all(|&b| b == 0));
                 if is_last && rest_zero {
                     // A crash while a new segment was being created: it holds nothing.
                     tracing::info!(channel, file = %path.display(), "removing a segment whose creation was cut short by a crash (it held no records)");
                     if !read_only {
-                        fs.remove(path).map_err(|e| io_err(channel, path, "removing", e))?;
+                        fs.remove(path)
+                            .map_err(|e| io_err(channel, path, "removing", e))?;
                     }
                     continue;
                 }
@@ -258,12 +266,14 @@ pub(crate) fn recover(
                             next_seq = v.first_seq + u64::from(v.count);
                             Ok(())
                         }),
-                        RecordKind::TakeCommit => decode_take_commit(r.payload).map(|(ranges, b)| {
-                            for (s, e) in ranges {
-                                done.insert(s, e);
-                            }
-                            bytes = bytes.saturating_sub(b);
-                        }),
+                        RecordKind::TakeCommit => {
+                            decode_take_commit(r.payload).map(|(ranges, b)| {
+                                for (s, e) in ranges {
+                                    done.insert(s, e);
+                                }
+                                bytes = bytes.saturating_sub(b);
+                            })
+                        }
                     };
                     match applied {
                         Ok(()) => {
@@ -304,7 +314,10 @@ pub(crate) fn recover(
                 break;
             }
             let end = next.unwrap_or(buf.len());
-            let spot = corrupt(off as u64, format!("{bad} ({} bytes up to the next valid record)", end - off));
+            let spot = corrupt(
+                off as u64,
+                format!("{bad} ({} bytes up to the next valid record)", end - off),
+            );
             if !read_only && policy == CorruptionPolicy::Skip {
                 quarantine(fs, channel, path, id, off, &buf[off..end])?;
             }
@@ -318,7 +331,12 @@ pub(crate) fn recover(
     }
 
     if report.events_lost > 0 {
-        tracing::error!(channel, events_lost = report.events_lost, regions = report.corrupt.len(), "corrupt log regions were skipped: these events are lost");
+        tracing::error!(
+            channel,
+            events_lost = report.events_lost,
+            regions = report.corrupt.len(),
+            "corrupt log regions were skipped: these events are lost"
+        );
     }
     let next_segment_id = last_id
         .unwrap_or(0)

@@ -93,7 +93,11 @@ fn find_dirs(fs: &Arc<dyn Vfs>, dirs: &[PathBuf]) -> (Option<PathBuf>, Vec<PathB
             .iter()
             .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
             .collect();
-        if ckpt.is_none() && names.iter().any(|n| ckpt_format::parse_file_name(n).is_some()) {
+        if ckpt.is_none()
+            && names
+                .iter()
+                .any(|n| ckpt_format::parse_file_name(n).is_some())
+        {
             ckpt = Some(c.clone());
         }
         if names.iter().any(|n| segment::parse_file_name(n).is_some()) {
@@ -238,14 +242,20 @@ pub fn inspect(dirs: &[PathBuf]) -> Result<InspectReport, ChannelError> {
     }
     if let Some(loc) = rec.queue.locate(rec.queue.head()) {
         if let Some(path) = rec.segments.get(&loc.segment) {
-            let ts = fs.open(path, false).and_then(|f| f.map()).ok().and_then(|m| {
-                let buf: &[u8] = (*m).as_ref();
-                let at = buf.get(loc.entry.offset as usize..)?;
-                match record::decode(loc.segment, at) {
-                    ScanOutcome::Record(r) => PutBatchView::parse(r.payload).ok().map(|v| v.timestamp_ms),
-                    _ => None,
-                }
-            });
+            let ts = fs
+                .open(path, false)
+                .and_then(|f| f.map())
+                .ok()
+                .and_then(|m| {
+                    let buf: &[u8] = (*m).as_ref();
+                    let at = buf.get(loc.entry.offset as usize..)?;
+                    match record::decode(loc.segment, at) {
+                        ScanOutcome::Record(r) => {
+                            PutBatchView::parse(r.payload).ok().map(|v| v.timestamp_ms)
+                        }
+                        _ => None,
+                    }
+                });
             if let Some(ts) = ts {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
