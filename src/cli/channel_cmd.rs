@@ -127,6 +127,16 @@ fn write_verify(out: &mut impl Write, r: &VerifyReport) -> std::io::Result<()> {
             spot(t)
         )?;
     }
+    if !r.quarantined.is_empty() {
+        writeln!(
+            out,
+            "quarantined:       {} (skipped by an earlier repair; copies under quarantine/)",
+            r.quarantined.len()
+        )?;
+        for q in &r.quarantined {
+            writeln!(out, "  {}", spot(q))?;
+        }
+    }
     writeln!(out, "corrupt records:   {}", r.corrupt.len())?;
     for c in &r.corrupt {
         writeln!(out, "  {}", spot(c))?;

@@ -383,7 +383,17 @@ fn skip_or_fail(
     Ok(())
 }
 
-/// Copies a corrupt region to `<dataDir>/quarantine/seg-<id>-<offset>.bin` for later study.
+/// Where a corrupt region of segment `id` at `offset` is copied: beside the segment, in
+/// `quarantine/seg-<id>-<offset>.bin`. Its existence also marks the region as skipped.
+pub(crate) fn quarantine_path(segment_path: &Path, id: u64, offset: u64) -> PathBuf {
+    segment_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("quarantine")
+        .join(format!("seg-{id:020}-{offset}.bin"))
+}
+
+/// Copies a corrupt region to its [`quarantine_path`] for later study.
 fn quarantine(
     fs: &Arc<dyn Vfs>,
     channel: &str,
@@ -392,11 +402,8 @@ fn quarantine(
     offset: usize,
     bytes: &[u8],
 ) -> Result<(), ChannelError> {
-    let dir = segment_path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("quarantine");
-    let path = dir.join(format!("seg-{id:020}-{offset}.bin"));
+    let path = quarantine_path(segment_path, id, offset as u64);
+    let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let r = fs.create_dir_all(&dir).and_then(|()| {
         let f = fs.open(&path, true)?;
         f.set_len(0)?;

@@ -37,6 +37,8 @@ pub struct VerifyReport {
     pub bytes: u64,
     pub checkpoints_valid: u64,
     pub corrupt: Vec<CorruptSpot>,
+    /// Corrupt regions an earlier `repair` quarantined (their loss is accepted; not an error).
+    pub quarantined: Vec<CorruptSpot>,
     /// A torn final record (normal after a crash; recovery truncates it).
     pub torn_tail: Option<CorruptSpot>,
 }
@@ -203,7 +205,14 @@ pub fn verify(dirs: &[PathBuf]) -> Result<VerifyReport, ChannelError> {
                 rep.torn_tail = Some(spot(off, bad));
                 break;
             }
-            rep.corrupt.push(spot(off, bad));
+            if fs
+                .open(&recovery::quarantine_path(path, id, off as u64), false)
+                .is_ok()
+            {
+                rep.quarantined.push(spot(off, bad));
+            } else {
+                rep.corrupt.push(spot(off, bad));
+            }
             match next {
                 Some(n) => off = n,
                 None => break,
