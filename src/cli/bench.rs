@@ -529,10 +529,10 @@ fn fsync_label(f: FsyncPolicy) -> String {
 }
 
 /// A directory that exists for one run and is removed, with everything in it, when dropped.
-struct RunDir(PathBuf);
+pub(crate) struct RunDir(pub(crate) PathBuf);
 
 impl RunDir {
-    fn create(parent: &Path) -> Result<RunDir, CliError> {
+    pub(crate) fn create(parent: &Path) -> Result<RunDir, CliError> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())

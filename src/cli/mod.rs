@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 use crate::channel::ChannelError;
 
 pub mod bench;
+pub mod bench_reopen;
 pub mod channel_cmd;
 
 /// flumen: a Flume-compatible ingestion agent built around a durable file channel.
@@ -43,6 +44,9 @@ pub enum BenchCommand {
     /// Producers put and consumers take N events through a channel, checking every event
     /// arrives exactly once, then a raw-disk baseline with the same bytes and sync cadence.
     Channel(bench::BenchArgs),
+    /// Time reopening a channel that holds many untaken events, after a crash (full replay)
+    /// and after a clean shutdown.
+    Reopen(bench_reopen::ReopenArgs),
 }
 
 /// Why a command could not do its job. Shown as `error: <message>`.
@@ -89,6 +93,7 @@ impl From<serde_json::Error> for CliError {
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Bench(BenchCommand::Channel(args)) => bench::run(&args),
+        Command::Bench(BenchCommand::Reopen(args)) => bench_reopen::run(&args),
         Command::Channel(cmd) => channel_cmd::run(cmd),
     }
 }
