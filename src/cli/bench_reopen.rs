@@ -64,7 +64,7 @@ fn secs(d: Duration) -> f64 {
 
 /// Runs the benchmark.
 pub fn run(a: &ReopenArgs) -> Result<ExitCode, CliError> {
-    if !(a.gb > 0.0) || a.event_size < 8 || a.batch == 0 {
+    if a.gb.is_nan() || a.gb <= 0.0 || a.event_size < 8 || a.batch == 0 {
         return Err(CliError::Usage(
             "--gb must be positive, --event-size at least 8, --batch at least 1".into(),
         ));
