@@ -144,6 +144,8 @@ pub(crate) enum PendingOp {
     Take {
         ranges: Vec<(u64, u64)>,
         body_bytes: u64,
+        /// Events in `ranges`, already counted in `Queue::pending_taken`.
+        events: u64,
     },
 }
 

@@ -131,6 +131,9 @@ struct Inner {
     ckpt: Mutex<CheckpointState>,
     bg_stop: Mutex<bool>,
     bg_cv: Condvar,
+    /// Set when a take commit wrote a record that needs syncing; the flusher waits on it.
+    flush_wanted: Mutex<bool>,
+    flush_cv: Condvar,
     bg_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// The lock file, held from open until close (or a simulated crash).
     lock: Mutex<Option<std::fs::File>>,
@@ -256,6 +259,8 @@ impl FileChannel {
             }),
             bg_stop: Mutex::new(false),
             bg_cv: Condvar::new(),
+            flush_wanted: Mutex::new(false),
+            flush_cv: Condvar::new(),
             bg_threads: Mutex::new(vec![]),
             lock: Mutex::new(lock),
             cfg: config,
@@ -398,11 +403,45 @@ fn start_background(inner: &Arc<Inner>) {
             tracing::error!(channel = %i.name, error = %e, "checkpoint failed; the previous one stays valid and the log is kept until one succeeds");
         }
     }));
+    if inner.cfg.fsync == FsyncPolicy::EveryCommit {
+        threads.push(spawn_flusher(weak.clone()));
+    }
     if let FsyncPolicy::Interval(every) = inner.cfg.fsync {
         threads.push(spawn_ticker(weak, every, "fsync", |i| {
             let _ = i.sync_now();
         }));
     }
+}
+
+/// The flusher: syncs (and so applies) take records as soon as they are written, so takes
+/// never wait for the disk and still become durable within one sync.
+fn spawn_flusher(weak: Weak<Inner>) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("flumen-flusher".into())
+        .spawn(move || loop {
+            let Some(inner) = weak.upgrade() else { return };
+            {
+                let mut wanted = inner.flush_wanted.lock();
+                while !*wanted {
+                    if *inner.bg_stop.lock() {
+                        return;
+                    }
+                    // Timed so that a dropped channel (weak reference gone) ends the thread.
+                    inner
+                        .flush_cv
+                        .wait_for(&mut wanted, Duration::from_millis(200));
+                }
+                *wanted = false;
+            }
+            if inner.flush().is_err() {
+                // Poisoned: the error reaches every committer; nothing more to sync.
+                return;
+            }
+        })
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not start the flusher thread");
+            std::thread::spawn(|| {})
+        })
 }
 
 /// A thread that runs `tick` every `every` until the channel stops or is dropped. It holds
@@ -481,7 +520,7 @@ impl Inner {
         let deadline = Instant::now() + self.cfg.keep_alive;
         let mut q = self.queue.lock();
         loop {
-            let events_ok = q.size + q.reserved_events + n <= self.cfg.capacity;
+            let events_ok = q.visible_size() + q.reserved_events + n <= self.cfg.capacity;
             let bytes_ok = self.cfg.byte_capacity.is_none_or(|cap| {
                 q.bytes + q.reserved_bytes + bytes <= cap || q.size + q.reserved_events == 0
             });
@@ -683,7 +722,12 @@ impl Inner {
                     q.apply_put(segment, entry, body_bytes, p.end);
                     puts = true;
                 }
-                PendingOp::Take { ranges, body_bytes } => {
+                PendingOp::Take {
+                    ranges,
+                    body_bytes,
+                    events,
+                } => {
+                    q.pending_taken -= events;
                     q.apply_take(&ranges, body_bytes, p.end);
                     takes = true;
                 }
@@ -772,6 +816,11 @@ impl Inner {
         Ok(())
     }
 
+    /// Commits a take: writes its TakeCommit record and returns. Unlike a put, it does not
+    /// wait for the fdatasync: the flusher thread (or the next put's group sync) makes it
+    /// durable within one sync. Nothing can be lost by that: if power fails first, the events
+    /// are delivered again after recovery (at-least-once), so a sink is never held back by the
+    /// disk's sync latency.
     fn commit_take(&self, ranges: &[(u64, u64)], body_bytes: u64) -> Result<(), ChannelError> {
         if ranges.is_empty() {
             return Ok(());
@@ -779,6 +828,9 @@ impl Inner {
         // Takes are allowed when puts are refused for space, so that sinks can drain a full
         // disk; only poison and close stop them.
         self.check_open()?;
+        let events: u64 = ranges.iter().map(|(s, e)| e - s).sum();
+        // Counted before the record can be applied (which uncounts it).
+        self.queue.lock().pending_taken += events;
         let len = take_commit_len(ranges.len()) as u64;
         let written = (|| {
             let mut log = self.log.lock();
@@ -797,20 +849,38 @@ impl Inner {
                 op: PendingOp::Take {
                     ranges: ranges.to_vec(),
                     body_bytes,
+                    events,
                 },
             });
             if self.cfg.fsync != FsyncPolicy::EveryCommit {
                 self.apply_now(&mut log);
             }
-            Ok(end)
+            Ok(())
         })();
-        let result = written.and_then(|end| self.wait_durable(end));
-        if let Err(e) = result {
-            self.return_taken(ranges);
+        if let Err(e) = written {
+            {
+                let mut q = self.queue.lock();
+                q.pending_taken -= events;
+                q.return_taken(ranges);
+            }
+            self.available_cv.notify_all();
             return Err(e);
+        }
+        self.room_cv.notify_all();
+        if self.cfg.fsync == FsyncPolicy::EveryCommit {
+            let mut wanted = self.flush_wanted.lock();
+            *wanted = true;
+            self.flush_cv.notify_one();
         }
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Makes everything written so far durable and applied (every-commit mode); used by the
+    /// flusher thread and at close.
+    fn flush(&self) -> Result<(), ChannelError> {
+        let target = self.log.lock().position();
+        self.wait_durable(target)
     }
 
     fn return_taken(&self, ranges: &[(u64, u64)]) {
@@ -984,6 +1054,12 @@ impl Inner {
     fn stop_background(&self) {
         *self.bg_stop.lock() = true;
         self.bg_cv.notify_all();
+        {
+            // Under the flusher's mutex, so it is either about to see the stop flag or already
+            // waiting for this notification.
+            let _wanted = self.flush_wanted.lock();
+            self.flush_cv.notify_all();
+        }
         let threads: Vec<_> = self.bg_threads.lock().drain(..).collect();
         let me = std::thread::current().id();
         for t in threads {
@@ -1006,8 +1082,14 @@ impl Inner {
             self.lock.lock().take();
             return Ok(());
         }
-        // Wait for commits already writing to finish, so the final checkpoint covers them.
-        drop(self.log.lock());
+        // Make every written record durable and applied, so the final checkpoint covers
+        // them all and the next open replays nothing.
+        if self.cfg.fsync == FsyncPolicy::EveryCommit {
+            if let Err(e) = self.flush() {
+                self.lock.lock().take();
+                return Err(e);
+            }
+        }
         let r = self.checkpoint();
         self.lock.lock().take();
         tracing::info!(channel = %self.name, "file channel closed");
@@ -1069,7 +1151,7 @@ impl Channel for FileChannel {
         let c = &self.inner.counters;
         let (size, bytes) = {
             let q = self.inner.queue.lock();
-            (q.size, q.bytes)
+            (q.visible_size(), q.bytes)
         };
         ChannelStats {
             size,

@@ -131,6 +131,9 @@ pub(crate) struct Queue {
     pub(crate) applied: Position,
     /// Room promised to put commits that are writing their record.
     pub(crate) reserved_events: u64,
+    /// Events whose take committed (record written) but whose record is not applied yet: they
+    /// no longer count towards ChannelSize or capacity.
+    pub(crate) pending_taken: u64,
     pub(crate) reserved_bytes: u64,
 }
 
@@ -200,6 +203,11 @@ impl Queue {
     /// One past the highest seq applied.
     pub(crate) fn end(&self) -> u64 {
         self.end
+    }
+
+    /// ChannelSize: committed puts not yet removed by a committed take.
+    pub(crate) fn visible_size(&self) -> u64 {
+        self.size - self.pending_taken
     }
 
     /// Events that a take could get now.
