@@ -253,3 +253,48 @@ pub fn checkpoint_files(dir: &Path) -> Vec<std::path::PathBuf> {
     v.sort();
     v
 }
+
+/// Runs `open` (a file channel open), and if the channel's lock file is held, waits for the
+/// holder to let go (a blocking shared `flock`, bounded by a deadline) and tries again.
+///
+/// Why a test needs this: tests in this binary spawn processes (the kill -9 child, the
+/// `flumen` CLI) from several threads at once. A process spawned by one thread gets, between
+/// fork and exec, a copy of every descriptor of this process, including the lock file of a
+/// channel another thread is using; close-on-exec drops the copy only at exec. A flock belongs
+/// to the open file description, so for that moment the copy keeps the lock, and a reopen of
+/// a channel that was just closed can find it held. A lock that stays held fails the test at
+/// the deadline.
+pub fn open_waiting_for_lock<T>(
+    mut open: impl FnMut() -> Result<T, ChannelError>,
+) -> Result<T, ChannelError> {
+    for _ in 0..3 {
+        match open() {
+            Err(ChannelError::Locked { lock, .. }) => {
+                eprintln!("{} is held; waiting for it", lock.display());
+                wait_for_lock(&lock, std::time::Duration::from_secs(20));
+            }
+            other => return other,
+        }
+    }
+    open()
+}
+
+/// Blocks until a shared flock on `path` can be taken (then releases it), or panics after
+/// `deadline`.
+fn wait_for_lock(path: &Path, deadline: std::time::Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let p = path.to_path_buf();
+    std::thread::spawn(move || {
+        // Dropping the file releases the shared lock at once.
+        let r = std::fs::File::open(&p).and_then(|f| f.lock_shared());
+        let _ = tx.send(r);
+    });
+    match rx.recv_timeout(deadline) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("waiting for the lock {}: {e}", path.display()),
+        Err(_) => panic!(
+            "the channel lock {} is still held after {deadline:?}",
+            path.display()
+        ),
+    }
+}

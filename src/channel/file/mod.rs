@@ -324,19 +324,34 @@ fn lock_dir(name: &str, dir: &Path) -> Result<std::fs::File, ChannelError> {
             operation: "creating",
             cause: e.to_string(),
         })?;
-    match f.try_lock() {
-        Ok(()) => Ok(f),
-        Err(std::fs::TryLockError::WouldBlock) => Err(ChannelError::Locked {
-            channel: name.to_string(),
-            dir: dir.to_path_buf(),
-            lock: path,
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(ChannelError::Io {
-            channel: name.to_string(),
-            file: path,
-            operation: "locking",
-            cause: e.to_string(),
-        }),
+    // A process we fork (an exec source, a test's child) briefly shares the lock file's open
+    // description until it execs, so a reopen right after a close can find the lock held for
+    // a moment: retry for a bounded time before calling it taken.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(ChannelError::Locked {
+                    channel: name.to_string(),
+                    dir: dir.to_path_buf(),
+                    lock: path,
+                })
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(ChannelError::Io {
+                    channel: name.to_string(),
+                    file: path,
+                    operation: "locking",
+                    cause: e.to_string(),
+                })
+            }
+        }
     }
 }
 
@@ -807,8 +822,17 @@ impl Inner {
             }
         };
         if let Err(e) = self.wait_durable(end) {
-            // Not applied (the group never reached it), so the reservation is still ours.
-            self.release_room(n, body_bytes);
+            // The channel is poisoned. Another leader's sync may still have covered and applied
+            // this record before the failure (applying consumed the reservation); only if it
+            // did not is the reservation still ours to give back. Either way the caller sees
+            // the error: a durable record reported failed is a duplicate, never a loss.
+            let mut q = self.queue.lock();
+            if q.applied < end {
+                q.reserved_events -= n;
+                q.reserved_bytes -= body_bytes;
+            }
+            drop(q);
+            self.room_cv.notify_all();
             return Err(e);
         }
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
