@@ -111,6 +111,10 @@ fn decode_inner(segment_id: u64, buf: &[u8]) -> Result<Option<RecordRef<'_>>, Fo
     }
     let stored = r.u32()?;
     let kind_byte = r.u8()?;
+    // The kind is checked before the CRC: a cheap filter that keeps the resync scan
+    // (`find_next_valid`) from computing a CRC over a long declared length at most offsets of
+    // a damaged region.
+    let kind = RecordKind::from_u8(kind_byte)?;
     let payload = Reader::new(&buf[RECORD_HEADER_LEN.min(buf.len())..], "record payload")
         .bytes(len as usize)?;
     let computed = record_crc(segment_id, len, kind_byte, payload);
@@ -121,7 +125,6 @@ fn decode_inner(segment_id: u64, buf: &[u8]) -> Result<Option<RecordRef<'_>>, Fo
             computed,
         });
     }
-    let kind = RecordKind::from_u8(kind_byte)?;
     Ok(Some(RecordRef {
         kind,
         payload,
