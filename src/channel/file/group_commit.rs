@@ -91,6 +91,19 @@ impl<P: Ord + Copy> GroupCommit<P> {
         }
     }
 
+    /// Waits up to `timeout` for some other thread's sync to cover `target`, without ever
+    /// leading one. True when covered.
+    pub fn covered_within(&self, target: P, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut st = self.state.lock();
+        while st.synced < target && !st.poisoned {
+            if self.cv.wait_until(&mut st, deadline).timed_out() {
+                break;
+            }
+        }
+        st.synced >= target
+    }
+
     /// Records durability achieved outside `wait` (a background interval sync, a segment
     /// seal).
     pub fn advance(&self, synced: P) {

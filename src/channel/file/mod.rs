@@ -54,6 +54,10 @@ pub use recovery::RecoveryReport;
 use log::{FreeSpace, LogWriter, Pending, PendingOp, SegmentHandle, PREALLOC_STEP};
 use queue::Queue;
 
+/// How long the flusher waits for a put's group sync to cover a take record before syncing
+/// it itself. Bounds how long a take commit stays non-durable.
+const TAKE_SYNC_GRACE: Duration = Duration::from_millis(5);
+
 /// Bytes of recent put records kept in memory so that takers right behind the writers do not
 /// read them back from disk.
 const RECENT_RECORDS_BYTES: usize = 64 * 1024 * 1024;
@@ -447,6 +451,13 @@ fn spawn_flusher(weak: Weak<Inner>) -> std::thread::JoinHandle<()> {
                         .wait_for(&mut wanted, Duration::from_millis(200));
                 }
                 *wanted = false;
+            }
+            // Take records are not latency-critical (their commit already returned), so give
+            // a put's group sync a moment to cover them before spending a sync of our own:
+            // while puts flow, takes then cost no extra fdatasync.
+            let target = inner.log.lock().position();
+            if inner.group.covered_within(target, TAKE_SYNC_GRACE) {
+                continue;
             }
             if inner.flush().is_err() {
                 // Poisoned: the error reaches every committer; nothing more to sync.
