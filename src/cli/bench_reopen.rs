@@ -38,9 +38,20 @@ pub struct ReopenArgs {
     /// I/O backend: std or uring.
     #[arg(long, default_value = "std")]
     pub io: IoKind,
+    /// Drop the page cache before each open (needs root), to time a cold start as after a
+    /// machine restart instead of a process restart.
+    #[arg(long)]
+    pub drop_caches: bool,
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Writes back dirty pages and drops the page cache, so the next open reads from the device.
+fn drop_page_cache() -> Result<(), CliError> {
+    rustix::fs::sync();
+    std::fs::write("/proc/sys/vm/drop_caches", "3")
+        .map_err(|e| CliError::io("dropping the page cache via", "/proc/sys/vm/drop_caches", e))
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -49,6 +60,7 @@ struct ReopenReport {
     event_size: usize,
     batch: usize,
     io: &'static str,
+    cold_cache: bool,
     bytes_on_disk: u64,
     fill_seconds: f64,
     crash_open_seconds: f64,
@@ -107,6 +119,9 @@ pub fn run(a: &ReopenArgs) -> Result<ExitCode, CliError> {
     drop(ch);
 
     eprintln!("reopening after the simulated crash (full replay)...");
+    if a.drop_caches {
+        drop_page_cache()?;
+    }
     let t = Instant::now();
     let ch = FileChannel::open("bench", cfg.clone())?;
     let crash_open = t.elapsed();
@@ -115,6 +130,9 @@ pub fn run(a: &ReopenArgs) -> Result<ExitCode, CliError> {
     drop(ch);
 
     eprintln!("reopening after a clean shutdown...");
+    if a.drop_caches {
+        drop_page_cache()?;
+    }
     let t = Instant::now();
     let ch = FileChannel::open("bench", cfg)?;
     let clean_open = t.elapsed();
@@ -130,6 +148,7 @@ pub fn run(a: &ReopenArgs) -> Result<ExitCode, CliError> {
             IoKind::Std => "std",
             IoKind::Uring => "uring",
         },
+        cold_cache: a.drop_caches,
         bytes_on_disk,
         fill_seconds: secs(fill_seconds),
         crash_open_seconds: secs(crash_open),
