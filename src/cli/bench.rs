@@ -58,6 +58,10 @@ pub struct BenchArgs {
     /// Events per put and per take transaction.
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
+    /// Events per take transaction (default: --batch). Lets the group-commit shape (puts of
+    /// one event) be measured with a consumer that is not itself the bottleneck.
+    #[arg(long)]
+    pub take_batch: Option<usize>,
     /// Producer threads.
     #[arg(long, default_value_t = 4)]
     pub producers: usize,
@@ -85,6 +89,8 @@ pub struct Workload {
     /// Body bytes per event, at least 8.
     pub event_size: usize,
     pub batch: usize,
+    /// Events per take transaction.
+    pub take_batch: usize,
     pub producers: usize,
     pub consumers: usize,
     /// Print a progress line on stderr every second.
@@ -352,7 +358,7 @@ pub fn run_workload<C: Channel + ?Sized>(
         let consumer_handles: Vec<_> = (0..consumers)
             .map(|_| {
                 s.spawn(move || {
-                    let res = consume(ch, sh, batch);
+                    let res = consume(ch, sh, w.take_batch.max(1));
                     if res.is_err() {
                         sh.abort.store(true, Ordering::Relaxed);
                     }
@@ -483,8 +489,12 @@ pub struct BenchReport {
     pub seconds: f64,
     pub events_per_sec: f64,
     pub mb_per_sec: f64,
+    pub take_batch: usize,
     pub commits: u64,
     pub commits_per_sec: f64,
+    /// Put commits alone (the group-commit figure).
+    pub put_commits: u64,
+    pub put_commits_per_sec: f64,
     pub fsyncs: u64,
     pub fsyncs_per_commit: f64,
     pub p50_commit_us: u64,
@@ -565,7 +575,7 @@ fn validate(a: &BenchArgs) -> Result<(), CliError> {
     if a.event_size < 8 {
         return bad("--event-size must be at least 8 bytes (the sequence number)");
     }
-    if a.batch == 0 || a.producers == 0 || a.consumers == 0 {
+    if a.batch == 0 || a.take_batch == Some(0) || a.producers == 0 || a.consumers == 0 {
         return bad("--batch, --producers and --consumers must be at least 1");
     }
     if a.events.checked_mul(a.event_size as u64).is_none() {
@@ -583,7 +593,7 @@ fn open_channel(a: &BenchArgs, dir: &Path) -> Result<(Box<dyn Channel>, u64), Cl
             let capacity = 100_000u64.max((a.batch as u64).saturating_mul(4));
             let cfg = MemoryChannelConfig {
                 capacity,
-                transaction_capacity: a.batch.max(100),
+                transaction_capacity: a.batch.max(a.take_batch.unwrap_or(0)).max(100),
                 ..MemoryChannelConfig::default()
             };
             Ok((Box::new(MemoryChannel::new("bench", cfg)?), capacity))
@@ -591,7 +601,10 @@ fn open_channel(a: &BenchArgs, dir: &Path) -> Result<(Box<dyn Channel>, u64), Cl
         ChannelKind::File => {
             let mut cfg = FileChannelConfig::new(dir);
             // Room for the whole run, so producers never wait on the consumer for space.
-            cfg.transaction_capacity = cfg.transaction_capacity.max(a.batch);
+            cfg.transaction_capacity = cfg
+                .transaction_capacity
+                .max(a.batch)
+                .max(a.take_batch.unwrap_or(0));
             cfg.capacity = cfg
                 .capacity
                 .max(a.events)
@@ -632,6 +645,7 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, CliError> {
         events: a.events,
         event_size: a.event_size,
         batch: a.batch,
+        take_batch: a.take_batch.unwrap_or(a.batch),
         producers: a.producers,
         consumers: a.consumers,
         progress: true,
@@ -671,8 +685,11 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, CliError> {
         seconds: round3(secs),
         events_per_sec: round3(a.events as f64 / secs),
         mb_per_sec: round3(mb_per_sec),
+        take_batch: w.take_batch,
         commits: stats.commits,
         commits_per_sec: round3(stats.commits as f64 / secs),
+        put_commits: outcome.commit_latencies_us.len() as u64,
+        put_commits_per_sec: round3(outcome.commit_latencies_us.len() as f64 / secs),
         fsyncs: stats.fsyncs,
         fsyncs_per_commit: round3(ratio(stats.fsyncs as f64, stats.commits as f64)),
         p50_commit_us: outcome.commit_percentile_us(50.0),
