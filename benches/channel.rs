@@ -36,6 +36,7 @@ fn workload() -> Workload {
         events: EVENTS_PER_ITER,
         event_size: EVENT_SIZE,
         batch: BATCH,
+        take_batch: BATCH,
         producers: 1,
         consumers: 1,
         progress: false,

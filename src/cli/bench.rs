@@ -781,6 +781,7 @@ mod tests {
             events: 10_007,
             event_size: 64,
             batch: 100,
+            take_batch: 37,
             producers: 3,
             consumers: 2,
             progress: false,
