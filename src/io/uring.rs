@@ -1,13 +1,17 @@
 //! The io_uring backend: writes and data syncs are submitted to an io_uring; everything else
 //! (directory operations, reads, allocation, mmap) is the std backend's code unchanged.
 //!
+//! Each thread has its own small ring (created on first use), so writes from one thread never
+//! queue behind another thread's fdatasync: the channel's group commit needs committers to keep
+//! writing while a leader syncs.
+//!
 //! Invariants: one operation is in flight per ring at a time, and the calling thread waits for
 //! its completion before returning, so a borrowed buffer is never touched by the kernel after
 //! the call that lent it returns. If an operation can no longer be waited for (a failure that
 //! should be impossible on a healthy ring) the process aborts rather than return and free a
 //! buffer the kernel may still read. A submission that never reached the kernel poisons the
-//! ring (it is dropped, so the stale entry can never be submitted later) and every later
-//! uring call fails. Completion results are checked: a negative result is `-errno`.
+//! ring (it is dropped, so the stale entry can never be submitted later; the thread's next
+//! call makes a fresh ring). Completion results are checked: a negative result is `-errno`.
 
 use std::fmt;
 use std::io;
@@ -15,8 +19,9 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::cell::RefCell;
+
 use io_uring::{opcode, squeue, types, IoUring};
-use parking_lot::Mutex;
 
 use super::std_fs::{StdFile, StdFs};
 use super::{Mapped, VFile, Vfs};
@@ -25,37 +30,31 @@ use super::{Mapped, VFile, Vfs};
 /// write is simply resubmitted.
 const MAX_CHUNK: usize = 1 << 30;
 
-/// The io_uring backend. The ring is shared by every file opened through this value and
-/// guarded by a mutex: the simplest correct design (one submission and one completion at a
-/// time, no user_data bookkeeping), and enough for the channel, whose writes and syncs are
-/// already serialised by its own writer.
+/// The io_uring backend. Rings are per thread (see the module docs): one submission and one
+/// completion at a time per ring, no user_data bookkeeping, and no lock between threads.
+#[derive(Debug)]
 pub struct UringFs {
-    ring: Arc<Ring>,
+    _private: (),
 }
 
-/// `None` once poisoned.
-type Ring = Mutex<Option<IoUring>>;
-
-impl fmt::Debug for UringFs {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UringFs")
-            .field("poisoned", &self.ring.lock().is_none())
-            .finish()
-    }
+thread_local! {
+    /// This thread's ring; `None` until first use or after a submission failure.
+    static RING: RefCell<Option<IoUring>> = const { RefCell::new(None) };
 }
+
+/// Entries per ring: one operation is ever in flight, a few spare.
+const RING_ENTRIES: u32 = 8;
 
 impl UringFs {
     /// Creates the ring and proves it works by round-tripping a NOP: containers commonly
     /// allow `io_uring_setup` but block `io_uring_enter` (or the reverse) through seccomp, and
     /// we want that refusal here rather than on the first write.
     pub fn new() -> io::Result<UringFs> {
-        let ring = IoUring::new(8)?;
-        let ring = Arc::new(Mutex::new(Some(ring)));
-        let res = run(&ring, &opcode::Nop::new().build())?;
+        let res = run(&opcode::Nop::new().build())?;
         if res < 0 {
             return Err(io::Error::from_raw_os_error(-res));
         }
-        Ok(UringFs { ring })
+        Ok(UringFs { _private: () })
     }
 }
 
@@ -63,12 +62,19 @@ impl UringFs {
 ///
 /// The caller must keep every buffer the entry points at alive until this returns (a borrow
 /// spanning the call does that), and the entry must not need anything else to stay valid.
-fn run(ring: &Ring, entry: &squeue::Entry) -> io::Result<i32> {
-    let mut guard = ring.lock();
+fn run(entry: &squeue::Entry) -> io::Result<i32> {
+    RING.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        if guard.is_none() {
+            *guard = Some(IoUring::new(RING_ENTRIES)?);
+        }
+        run_on(&mut guard, entry)
+    })
+}
+
+fn run_on(guard: &mut Option<IoUring>, entry: &squeue::Entry) -> io::Result<i32> {
     let Some(uring) = guard.as_mut() else {
-        return Err(io::Error::other(
-            "io_uring ring is unusable after an earlier submission failure",
-        ));
+        return Err(io::Error::other("io_uring ring missing"));
     };
     #[allow(unsafe_code)]
     // SAFETY: the entry's buffer (if any) is borrowed by our caller for the whole call, and we
@@ -118,7 +124,6 @@ impl Vfs for UringFs {
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn VFile>> {
         Ok(Arc::new(UringFile {
             std: StdFs.open_file(path, create)?,
-            ring: Arc::clone(&self.ring),
         }))
     }
 
@@ -151,10 +156,9 @@ impl Vfs for UringFs {
     }
 }
 
-/// A file whose writes and data syncs go through the shared ring.
+/// A file whose writes and data syncs go through the calling thread's ring.
 pub struct UringFile {
     std: StdFile,
-    ring: Arc<Ring>,
 }
 
 impl fmt::Debug for UringFile {
@@ -196,7 +200,7 @@ impl VFile for UringFile {
             let entry = opcode::Write::new(self.fd(), chunk.as_ptr(), len)
                 .offset(offset + done as u64)
                 .build();
-            let res = run(&self.ring, &entry)?;
+            let res = run(&entry)?;
             if res < 0 {
                 return Err(io::Error::from_raw_os_error(-res));
             }
@@ -224,7 +228,7 @@ impl VFile for UringFile {
         let entry = opcode::Fsync::new(self.fd())
             .flags(types::FsyncFlags::DATASYNC)
             .build();
-        let res = run(&self.ring, &entry)?;
+        let res = run(&entry)?;
         if res < 0 {
             return Err(io::Error::from_raw_os_error(-res));
         }
@@ -300,7 +304,7 @@ mod tests {
         let ro = std::fs::File::open(&path).expect("open read-only");
         let data = *b"y";
         let entry = opcode::Write::new(types::Fd(ro.as_raw_fd()), data.as_ptr(), 1).build();
-        let res = run(&fs.ring, &entry).expect("submitted");
+        let res = run(&entry).expect("submitted");
         assert_eq!(res, -rustix::io::Errno::BADF.raw_os_error());
 
         let f = fs.open(&path, false).expect("open rw");
