@@ -6,5 +6,6 @@ mod common;
 mod corruption;
 mod crash;
 mod faults;
+mod limits;
 mod memory;
 mod model;

@@ -1,0 +1,121 @@
+//! The file channel's limits and modes as a user configures them: capacity with keep-alive
+//! (ChannelFull, then room after a take), transactionCapacity, byteCapacity, several data
+//! dirs, and the relaxed fsync policies.
+
+use std::time::{Duration, Instant};
+
+use flumen::channel::file::{FileChannel, FsyncPolicy};
+use flumen::channel::{Channel, ChannelError};
+use flumen::io::IoKind;
+
+use crate::common::{peek_all, put_range, take_seqs, test_config};
+
+#[test]
+fn a_full_channel_waits_keep_alive_then_refuses_and_a_take_makes_room() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = test_config(dir.path(), IoKind::Std);
+    cfg.capacity = 10;
+    cfg.transaction_capacity = 10;
+    cfg.keep_alive = Duration::from_millis(50);
+    let ch = FileChannel::open("full", cfg).expect("open");
+    put_range(&ch, 0..10, |_| 10).expect("fill to capacity");
+    let t = Instant::now();
+    match put_range(&ch, 10..11, |_| 10) {
+        Err(ChannelError::ChannelFull { limit, .. }) => assert!(limit.contains("capacity 10")),
+        other => panic!("expected ChannelFull, got {other:?}"),
+    }
+    assert!(
+        t.elapsed() >= Duration::from_millis(50),
+        "waited keep-alive"
+    );
+    let (tx, seqs) = take_seqs(&ch, 3);
+    assert_eq!(seqs, vec![0, 1, 2]);
+    tx.commit().expect("take commit");
+    put_range(&ch, 10..13, |_| 10).expect("room after the take");
+    assert_eq!(peek_all(&ch), (3..13).collect::<Vec<_>>());
+    ch.close().expect("close");
+}
+
+#[test]
+fn transaction_capacity_and_byte_capacity_are_enforced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = test_config(dir.path(), IoKind::Std);
+    cfg.transaction_capacity = 5;
+    cfg.byte_capacity = Some(1000);
+    cfg.keep_alive = Duration::from_millis(20);
+    let ch = FileChannel::open("limits", cfg).expect("open");
+    match put_range(&ch, 0..6, |_| 1) {
+        Err(ChannelError::TransactionFull { capacity: 5, .. }) => {}
+        other => panic!("expected TransactionFull, got {other:?}"),
+    }
+    // Bodies are 8 bytes of seq + filler: 5 x 150 = 750 bytes fit, 5 more do not.
+    put_range(&ch, 0..5, |_| 142).expect("750 bytes");
+    match put_range(&ch, 5..10, |_| 142) {
+        Err(ChannelError::ChannelFull { limit, .. }) => assert!(limit.contains("byteCapacity")),
+        other => panic!("expected ChannelFull on bytes, got {other:?}"),
+    }
+    assert_eq!(ch.stats().bytes, 750);
+    ch.close().expect("close");
+}
+
+#[test]
+fn segments_rotate_across_data_dirs_and_reopen_finds_them_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = test_config(dir.path(), IoKind::Std);
+    cfg.data_dirs = vec![dir.path().join("d1"), dir.path().join("d2")];
+    let ch = FileChannel::open("dirs", cfg.clone()).expect("open");
+    for b in 0..60u64 {
+        put_range(&ch, b * 100..(b + 1) * 100, |_| 200).expect("put");
+    }
+    ch.close().expect("close");
+    drop(ch);
+    for d in &cfg.data_dirs {
+        let segs = std::fs::read_dir(d)
+            .expect("data dir")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+            })
+            .count();
+        assert!(segs >= 2, "{} holds {segs} segments", d.display());
+    }
+    let ch = FileChannel::open("dirs", cfg).expect("reopen");
+    assert_eq!(peek_all(&ch), (0..6000).collect::<Vec<_>>());
+    ch.close().expect("close");
+}
+
+#[test]
+fn relaxed_fsync_policies_sync_in_the_background_or_not_at_all() {
+    for (policy, expect_background_syncs) in [
+        (FsyncPolicy::Interval(Duration::from_millis(10)), true),
+        (FsyncPolicy::Never, false),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = test_config(dir.path(), IoKind::Std);
+        cfg.fsync = policy;
+        let ch = FileChannel::open("relaxed", cfg.clone()).expect("open");
+        let before = ch.stats().fsyncs;
+        put_range(&ch, 0..100, |_| 100).expect("put");
+        // Visible at once, without a sync.
+        assert_eq!(ch.stats().size, 100);
+        if expect_background_syncs {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while ch.stats().fsyncs == before {
+                assert!(Instant::now() < deadline, "{policy:?}: no background fsync");
+                std::thread::yield_now();
+            }
+        } else {
+            assert_eq!(
+                ch.stats().fsyncs,
+                before,
+                "{policy:?} must not fsync on commit"
+            );
+        }
+        // A process crash loses nothing under either policy: the page cache survives.
+        ch.simulate_crash();
+        drop(ch);
+        let ch = FileChannel::open("relaxed", cfg).expect("reopen");
+        assert_eq!(peek_all(&ch), (0..100).collect::<Vec<_>>(), "{policy:?}");
+        ch.close().expect("close");
+    }
+}
