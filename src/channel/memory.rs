@@ -65,21 +65,7 @@ impl MemoryChannelConfig {
             key,
             message,
         };
-        if self.capacity == 0 {
-            return Err(bad("capacity", "must be at least 1".into()));
-        }
-        if self.transaction_capacity == 0 {
-            return Err(bad("transactionCapacity", "must be at least 1".into()));
-        }
-        if self.transaction_capacity as u64 > self.capacity {
-            return Err(bad(
-                "transactionCapacity",
-                format!(
-                    "{} is larger than capacity {}",
-                    self.transaction_capacity, self.capacity
-                ),
-            ));
-        }
+        crate::channel::check_capacities(channel, self.capacity, self.transaction_capacity)?;
         if self.byte_capacity == Some(0) {
             return Err(bad(
                 "byteCapacity",

@@ -96,6 +96,33 @@ pub enum ChannelError {
     Closed { channel: String },
 }
 
+/// Checks the limits every channel shares (`capacity`, `transactionCapacity`); the error
+/// names the key.
+pub(crate) fn check_capacities(
+    channel: &str,
+    capacity: u64,
+    transaction_capacity: usize,
+) -> Result<(), ChannelError> {
+    let bad = |key: &'static str, message: String| ChannelError::Config {
+        channel: channel.to_string(),
+        key,
+        message,
+    };
+    if capacity == 0 {
+        return Err(bad("capacity", "must be at least 1".into()));
+    }
+    if transaction_capacity == 0 {
+        return Err(bad("transactionCapacity", "must be at least 1".into()));
+    }
+    if transaction_capacity as u64 > capacity {
+        return Err(bad(
+            "transactionCapacity",
+            format!("{transaction_capacity} is larger than capacity {capacity}"),
+        ));
+    }
+    Ok(())
+}
+
 /// A put transaction. Dropping it without `commit` rolls it back.
 pub trait PutTransaction: Send {
     /// Adds one event. Fails with `TransactionFull` past `transactionCapacity`.

@@ -128,21 +128,7 @@ impl FileChannelConfig {
         if self.data_dirs.is_empty() {
             return Err(bad("dataDirs", "at least one directory is needed".into()));
         }
-        if self.capacity == 0 {
-            return Err(bad("capacity", "must be at least 1".into()));
-        }
-        if self.transaction_capacity == 0 {
-            return Err(bad("transactionCapacity", "must be at least 1".into()));
-        }
-        if self.transaction_capacity as u64 > self.capacity {
-            return Err(bad(
-                "transactionCapacity",
-                format!(
-                    "{} is larger than capacity {}",
-                    self.transaction_capacity, self.capacity
-                ),
-            ));
-        }
+        crate::channel::check_capacities(channel, self.capacity, self.transaction_capacity)?;
         if self.max_file_size < 64 * 1024 || self.max_file_size > MAX_SEGMENT_SIZE {
             return Err(bad(
                 "maxFileSize",
