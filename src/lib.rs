@@ -5,6 +5,7 @@
 
 pub mod channel;
 pub mod cli;
+pub mod config;
 pub mod event;
 pub mod format;
 pub mod io;
