@@ -786,3 +786,42 @@ fn power_cut_with_a_torn_append_always_recovers_the_synced_commits() {
         }
     }
 }
+
+/// A roll whose new segment cannot be made (ENOSPC) refuses that put without poisoning; the
+/// active segment stays in use for what still fits, and a later roll succeeds once space is
+/// back. (The roll makes the next segment before sealing the old one, so a sealed segment is
+/// never written again.)
+#[test]
+fn a_failed_roll_leaves_the_active_segment_usable() {
+    let fs = Arc::new(MemFs::new());
+    let mut cfg = mem_config();
+    cfg.max_file_size = 64 * 1024;
+    let (ch, _) = open_mem(&fs, cfg.clone());
+    // Six 10-event batches of ~1 KiB bodies fill most of the 64 KiB segment.
+    for b in 0..6u64 {
+        put_range(&ch, b * 10..(b + 1) * 10, |_| 1000).expect("fits in the first segment");
+    }
+    // The next allocation is the new segment's, made by the roll the 7th batch needs.
+    fs.fail_nth(FaultOp::Allocate, 0, ENOSPC);
+    match put_range(&ch, 60..70, |_| 1000) {
+        Err(ChannelError::DiskFull { .. }) => {}
+        other => panic!("expected DiskFull from the failed roll, got {other:?}"),
+    }
+    assert!(
+        !ch.stats().poisoned,
+        "ENOSPC before any write must not poison"
+    );
+    // A small batch still fits in the first segment, and must be readable.
+    put_range(&ch, 60..61, |_| 10).expect("small put into the still-active segment");
+    let (tx, seqs) = take_seqs(&ch, 100);
+    assert_eq!(seqs, (0..61).collect::<Vec<_>>());
+    tx.commit().expect("take commit");
+    // With space back, the roll succeeds.
+    put_range(&ch, 61..71, |_| 1000).expect("roll after space returns");
+    assert_eq!(peek_all(&ch), (61..71).collect::<Vec<_>>());
+    ch.simulate_crash();
+    drop(ch);
+    fs.crash();
+    let (ch, _) = open_mem(&fs, cfg);
+    assert_eq!(peek_all(&ch), (61..71).collect::<Vec<_>>());
+}

@@ -658,6 +658,10 @@ impl Inner {
     /// Seals the active segment and starts the next.
     fn roll(&self, log: &mut LogWriter) -> Result<(), ChannelError> {
         let old = log.active.clone();
+        // The next segment is made (header and directory entry durable) before the old one is
+        // sealed: if making it fails (ENOSPC, say), the old segment stays the active one,
+        // unchanged, and a later commit simply tries again.
+        let next = create_segment(&self.fs, &self.name, &self.cfg, old.id + 1)?;
         // Everything in the old segment becomes durable now, so that a sync of the new active
         // segment is all a later group commit needs.
         if let Err(e) = old.file.sync_data() {
@@ -668,7 +672,6 @@ impl Inner {
         // recovery reads as the end of the segment.
         let _ = old.file.set_len(log.write_off);
         old.seal();
-        let next = create_segment(&self.fs, &self.name, &self.cfg, old.id + 1)?;
         self.segments.write().insert(next.id, next.clone());
         log.active = next;
         log.write_off = SEGMENT_HEADER_LEN as u64;
