@@ -119,3 +119,50 @@ fn relaxed_fsync_policies_sync_in_the_background_or_not_at_all() {
         ch.close().expect("close");
     }
 }
+
+#[test]
+fn finished_segments_are_deleted_once_no_checkpoint_needs_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = test_config(dir.path(), IoKind::Std);
+    let data = cfg.data_dirs[0].clone();
+    let segments = || {
+        std::fs::read_dir(&data)
+            .expect("data dir")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("seg-"))
+            })
+            .count()
+    };
+    let ch = FileChannel::open("gc", cfg).expect("open");
+    for b in 0..40u64 {
+        put_range(&ch, b * 100..(b + 1) * 100, |_| 200).expect("put");
+    }
+    let before = segments();
+    assert!(
+        before >= 4,
+        "the log should span several segments, has {before}"
+    );
+    // Half taken: the segments holding only taken events may go, the rest must stay.
+    let (tx, _) = take_seqs(&ch, 2000);
+    tx.commit().expect("take");
+    ch.checkpoint().expect("checkpoint");
+    ch.checkpoint().expect("checkpoint");
+    let half = segments();
+    assert!(
+        half < before && half >= 2,
+        "{before} -> {half} segments after taking half"
+    );
+    assert_eq!(peek_all(&ch), (2000..4000).collect::<Vec<_>>());
+    let (tx, _) = take_seqs(&ch, 2000);
+    tx.commit().expect("take");
+    // Two checkpoints: the older retained one must no longer need the old segments either.
+    ch.checkpoint().expect("checkpoint");
+    ch.checkpoint().expect("checkpoint");
+    assert_eq!(
+        segments(),
+        1,
+        "only the active segment remains once everything is taken"
+    );
+    ch.close().expect("close");
+}

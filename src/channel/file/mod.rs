@@ -1014,6 +1014,11 @@ impl Inner {
         if self.poison.get().is_some() || self.abandoned.load(Ordering::Acquire) {
             return Ok(());
         }
+        // Apply every record written so far (take records wait for a sync otherwise), so the
+        // checkpoint reflects every commit that has returned.
+        if self.cfg.fsync == FsyncPolicy::EveryCommit {
+            self.flush()?;
+        }
         let mut ck = self.ckpt.lock();
         let (segs, done, applied, next_seq, bytes, first_live) = {
             let q = self.queue.lock();
