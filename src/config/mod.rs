@@ -1,1 +1,378 @@
-//! STUB: being written. Flume properties configuration.
+//! Flume-compatible configuration: a Java-properties file read as Flume reads it, turned into
+//! a typed [`AgentConfig`] for one agent.
+//!
+//! ```text
+//! a1.sources = r1
+//! a1.channels = c1
+//! a1.sinks = k1
+//! a1.sources.r1.type = netcat
+//! a1.sources.r1.bind = 127.0.0.1
+//! a1.sources.r1.port = 44444
+//! a1.sources.r1.channels = c1
+//! a1.channels.c1.type = file
+//! a1.sinks.k1.type = logger
+//! a1.sinks.k1.channel = c1
+//! ```
+//!
+//! Layers: `properties` reads the text exactly as `java.util.Properties::load` does (keys,
+//! values, escapes, continuations, line numbers, later duplicates winning); `subst` replaces
+//! `${env:NAME}` in values (Flume 1.10+); `build` selects the agent, trims values (as Flume
+//! does), maps Flume's keys, type aliases and class names onto our components and checks them.
+//!
+//! Where Flume silently drops a misconfigured component or ignores a mistake, this module
+//! either stops start-up with a [`ConfigError`] naming the file, line and key, or returns a
+//! [`ConfigWarning`] the runtime logs. docs/CONFIG.md lists every component, key and default.
+
+use std::path::{Path, PathBuf};
+
+use crate::channel::file::FileChannelConfig;
+use crate::channel::memory::MemoryChannelConfig;
+
+mod build;
+mod error;
+mod properties;
+mod subst;
+#[cfg(test)]
+mod tests;
+
+pub use error::{ConfigError, ConfigWarning, WarningKind};
+
+/// Where channel directories go when `checkpointDir`/`dataDirs` are unset:
+/// `./flumen-data/<channel>/checkpoint` and `./flumen-data/<channel>/data` (Flume uses
+/// `~/.flume/file-channel/{checkpoint,data}`, shared by every channel that leaves them unset).
+pub const DEFAULT_DATA_ROOT: &str = "./flumen-data";
+
+/// One agent's components, each list in the order of `<agent>.sources`, `.channels`, `.sinks`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentConfig {
+    pub name: String,
+    pub sources: Vec<SourceConfig>,
+    pub channels: Vec<ChannelConfig>,
+    pub sinks: Vec<SinkConfig>,
+}
+
+impl AgentConfig {
+    /// The channel called `name`.
+    pub fn channel(&self, name: &str) -> Option<&ChannelConfig> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+}
+
+/// A source (`<agent>.sources.<name>.*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceConfig {
+    pub name: String,
+    /// `channels`: where every event goes (the replicating selector), in the order written.
+    pub channels: Vec<String>,
+    pub kind: SourceKind,
+}
+
+/// The kinds of source, with their settings (Flume key and default in each field's doc).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// `seq` / `org.apache.flume.source.SequenceGeneratorSource`: events whose bodies are 0, 1,
+    /// 2, ... as decimal text.
+    Seq {
+        /// `totalEvents`: stop after this many (default: no limit).
+        total_events: Option<u64>,
+        /// `batchSize` (default 1).
+        batch_size: usize,
+    },
+    /// `netcat` / `org.apache.flume.source.NetcatSource`: one event per line received on a TCP
+    /// socket.
+    Netcat {
+        /// `bind` (required): address to listen on.
+        bind: String,
+        /// `port` (required).
+        port: u16,
+        /// `max-line-length` (default 512 bytes): longer lines are truncated.
+        max_line_length: usize,
+        /// `ack-every-event` (default true): answer "OK" to every line.
+        ack_every_event: bool,
+    },
+    /// `exec` / `org.apache.flume.source.ExecSource`: one event per line of a command's stdout.
+    Exec {
+        /// `command` (required).
+        command: String,
+        /// `shell` (default none: the command is split on whitespace and run directly), e.g.
+        /// `/bin/sh -c`.
+        shell: Option<String>,
+        /// `restart` (default false): run the command again when it exits.
+        restart: bool,
+        /// `restartThrottle` (default 10000 ms): wait before restarting.
+        restart_throttle_ms: u64,
+        /// `batchSize` (default 20).
+        batch_size: usize,
+        /// `batchTimeout` (default 3000 ms): put a partial batch after this long.
+        batch_timeout_ms: u64,
+        /// `logStdErr` (default false): log the command's stderr.
+        log_stderr: bool,
+    },
+    /// `stdin` (ours, not in Flume): one event per line of standard input.
+    Stdin {
+        /// `batchSize` (default 100).
+        batch_size: usize,
+    },
+}
+
+impl SourceKind {
+    /// Events per channel transaction, for the sources that batch.
+    pub fn batch_size(&self) -> Option<usize> {
+        match self {
+            SourceKind::Seq { batch_size, .. }
+            | SourceKind::Exec { batch_size, .. }
+            | SourceKind::Stdin { batch_size } => Some(*batch_size),
+            SourceKind::Netcat { .. } => None,
+        }
+    }
+
+    /// The type alias, for logs.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SourceKind::Seq { .. } => "seq",
+            SourceKind::Netcat { .. } => "netcat",
+            SourceKind::Exec { .. } => "exec",
+            SourceKind::Stdin { .. } => "stdin",
+        }
+    }
+}
+
+/// A channel (`<agent>.channels.<name>.*`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelConfig {
+    pub name: String,
+    pub kind: ChannelKind,
+}
+
+/// The kinds of channel.
+#[derive(Clone, Debug)]
+pub enum ChannelKind {
+    /// `file` / `org.apache.flume.channel.file.FileChannel`.
+    File(FileChannelConfig),
+    /// `memory` / `org.apache.flume.channel.MemoryChannel`.
+    Memory(MemoryChannelConfig),
+}
+
+impl ChannelKind {
+    /// `transactionCapacity`: the largest batch a source or sink may use with this channel.
+    pub fn transaction_capacity(&self) -> usize {
+        match self {
+            ChannelKind::File(f) => f.transaction_capacity,
+            ChannelKind::Memory(m) => m.transaction_capacity,
+        }
+    }
+
+    /// The type alias, for logs.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ChannelKind::File(_) => "file",
+            ChannelKind::Memory(_) => "memory",
+        }
+    }
+}
+
+/// Field-by-field, since `FileChannelConfig` does not implement `PartialEq`.
+impl PartialEq for ChannelKind {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (ChannelKind::Memory(a), ChannelKind::Memory(b)) => a == b,
+            (ChannelKind::File(a), ChannelKind::File(b)) => {
+                let FileChannelConfig {
+                    checkpoint_dir,
+                    data_dirs,
+                    capacity,
+                    byte_capacity,
+                    transaction_capacity,
+                    keep_alive,
+                    max_file_size,
+                    minimum_required_space,
+                    checkpoint_interval,
+                    fsync,
+                    io,
+                    corruption_policy,
+                } = a;
+                *checkpoint_dir == b.checkpoint_dir
+                    && *data_dirs == b.data_dirs
+                    && *capacity == b.capacity
+                    && *byte_capacity == b.byte_capacity
+                    && *transaction_capacity == b.transaction_capacity
+                    && *keep_alive == b.keep_alive
+                    && *max_file_size == b.max_file_size
+                    && *minimum_required_space == b.minimum_required_space
+                    && *checkpoint_interval == b.checkpoint_interval
+                    && *fsync == b.fsync
+                    && *io == b.io
+                    && *corruption_policy == b.corruption_policy
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A sink (`<agent>.sinks.<name>.*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SinkConfig {
+    pub name: String,
+    /// `channel` (singular): the one channel this sink drains.
+    pub channel: String,
+    pub kind: SinkKind,
+}
+
+/// The kinds of sink.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SinkKind {
+    /// `logger` / `org.apache.flume.sink.LoggerSink`: logs each event at INFO.
+    Logger {
+        /// `maxBytesToLog` (default 16): body bytes shown per event.
+        max_bytes_to_log: usize,
+    },
+    /// `null` / `org.apache.flume.sink.NullSink`: takes events and discards them.
+    Null {
+        /// `batchSize` (default 100).
+        batch_size: usize,
+    },
+    /// `file_roll` / `org.apache.flume.sink.RollingFileSink`: writes events to files in a
+    /// directory, starting a new file every `roll_interval_secs`.
+    FileRoll {
+        /// `sink.directory` (required).
+        directory: PathBuf,
+        /// `sink.rollInterval` (default 30 s; 0 = never roll).
+        roll_interval_secs: u64,
+        /// `sink.pathManager.prefix` (default empty).
+        prefix: String,
+        /// `sink.pathManager.extension` (default empty).
+        extension: String,
+        /// `sink.batchSize`, or `batchSize` (default 100).
+        batch_size: usize,
+        /// `sink.serializer` (default and only: TEXT).
+        serializer: FileRollSerializer,
+    },
+}
+
+impl SinkKind {
+    /// Events per channel transaction, for the sinks that batch (the logger takes one event
+    /// per transaction, as Flume's does).
+    pub fn batch_size(&self) -> Option<usize> {
+        match self {
+            SinkKind::Null { batch_size } | SinkKind::FileRoll { batch_size, .. } => {
+                Some(*batch_size)
+            }
+            SinkKind::Logger { .. } => None,
+        }
+    }
+
+    /// The type alias, for logs.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkKind::Logger { .. } => "logger",
+            SinkKind::Null { .. } => "null",
+            SinkKind::FileRoll { .. } => "file_roll",
+        }
+    }
+}
+
+/// How the file_roll sink writes an event (`sink.serializer`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FileRollSerializer {
+    /// `TEXT`: the body, then a newline (headers are not written).
+    #[default]
+    Text,
+}
+
+/// Reads `path` and builds agent `agent` (Flume's `--name`). The text is read as UTF-8, or as
+/// ISO-8859-1 (what Java's `Properties.load(InputStream)` assumes) when it is not valid UTF-8.
+pub fn load(path: &Path, agent: &str) -> Result<(AgentConfig, Vec<ConfigWarning>), ConfigError> {
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
+        file: file.clone(),
+        source,
+    })?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
+    };
+    parse(&text, &file, agent)
+}
+
+/// Builds agent `agent` from properties `text`; `source_name` names the text in messages
+/// (usually the file path). `${env:NAME}` reads the process environment.
+pub fn parse(
+    text: &str,
+    source_name: &str,
+    agent: &str,
+) -> Result<(AgentConfig, Vec<ConfigWarning>), ConfigError> {
+    parse_with_env(text, source_name, agent, &|name| std::env::var(name).ok())
+}
+
+/// [`parse`] with the environment supplied by the caller (tests).
+pub(crate) fn parse_with_env(
+    text: &str,
+    source_name: &str,
+    agent: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(AgentConfig, Vec<ConfigWarning>), ConfigError> {
+    let props = properties::parse(text).map_err(|e| ConfigError::Syntax {
+        file: source_name.to_string(),
+        line: e.line,
+        message: e.message,
+    })?;
+    build::build(&props, source_name, agent, env)
+}
+
+/// The configuration `flumen` runs when given no file: the same as [`embedded_default`].
+pub const EMBEDDED_DEFAULT_PROPERTIES: &str = "\
+# flumen's built-in configuration, used when no --conf-file is given.
+# netcat on 127.0.0.1:44444 -> file channel under ./flumen-data -> files in ./flumen-data/out
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = 44444
+a1.sources.r1.channels = c1
+
+a1.channels.c1.type = file
+a1.channels.c1.checkpointDir = ./flumen-data/checkpoint
+a1.channels.c1.dataDirs = ./flumen-data/data
+
+a1.sinks.k1.type = file_roll
+a1.sinks.k1.sink.directory = ./flumen-data/out
+a1.sinks.k1.channel = c1
+";
+
+/// Agent `a1`: a netcat source on 127.0.0.1:44444 into a file channel (checkpoints in
+/// `./flumen-data/checkpoint`, data in `./flumen-data/data`, other settings default), drained
+/// by a file_roll sink writing into `./flumen-data/out` (30 s rolls). Equal to what
+/// [`parse`] makes of [`EMBEDDED_DEFAULT_PROPERTIES`].
+pub fn embedded_default() -> AgentConfig {
+    AgentConfig {
+        name: "a1".into(),
+        sources: vec![SourceConfig {
+            name: "r1".into(),
+            channels: vec!["c1".into()],
+            kind: SourceKind::Netcat {
+                bind: "127.0.0.1".into(),
+                port: 44444,
+                max_line_length: 512,
+                ack_every_event: true,
+            },
+        }],
+        channels: vec![ChannelConfig {
+            name: "c1".into(),
+            kind: ChannelKind::File(FileChannelConfig::new(Path::new(DEFAULT_DATA_ROOT))),
+        }],
+        sinks: vec![SinkConfig {
+            name: "k1".into(),
+            channel: "c1".into(),
+            kind: SinkKind::FileRoll {
+                directory: Path::new(DEFAULT_DATA_ROOT).join("out"),
+                roll_interval_secs: 30,
+                prefix: String::new(),
+                extension: String::new(),
+                batch_size: 100,
+                serializer: FileRollSerializer::Text,
+            },
+        }],
+    }
+}

@@ -1,0 +1,1375 @@
+//! Tests of the whole configuration layer: text in, `AgentConfig` or `ConfigError` out.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+use crate::channel::file::{CorruptionPolicy, FsyncPolicy};
+use crate::io::IoKind;
+
+const F: &str = "flume.conf";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "NC_PORT" => Some("5140".into()),
+        "CH_ROOT" => Some("/srv/flumen".into()),
+        _ => None,
+    }
+}
+
+fn ok(text: &str) -> (AgentConfig, Vec<ConfigWarning>) {
+    match parse_with_env(text, F, "a1", &env) {
+        Ok(r) => r,
+        Err(e) => panic!("expected a config, got: {e}"),
+    }
+}
+
+fn err(text: &str) -> ConfigError {
+    match parse_with_env(text, F, "a1", &env) {
+        Ok((cfg, _)) => panic!("expected an error, got {cfg:#?}"),
+        Err(e) => e,
+    }
+}
+
+/// Asserts the error's message names `file:line` and `key`.
+fn names(e: &ConfigError, line: usize, key: &str) {
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!("{F}:{line}:")),
+        "wrong line in: {msg}"
+    );
+    assert!(
+        msg.contains(&format!("`{key}`")),
+        "`{key}` not named in: {msg}"
+    );
+    assert_eq!(e.line(), Some(line));
+}
+
+fn file_channel(cfg: &AgentConfig, name: &str) -> FileChannelConfig {
+    match &cfg.channel(name).expect("channel exists").kind {
+        ChannelKind::File(f) => f.clone(),
+        other => panic!("not a file channel: {other:?}"),
+    }
+}
+
+fn memory_channel(cfg: &AgentConfig, name: &str) -> MemoryChannelConfig {
+    match &cfg.channel(name).expect("channel exists").kind {
+        ChannelKind::Memory(m) => m.clone(),
+        other => panic!("not a memory channel: {other:?}"),
+    }
+}
+
+fn warnings_of(ws: &[ConfigWarning], pred: impl Fn(&WarningKind) -> bool) -> Vec<&ConfigWarning> {
+    ws.iter().filter(|w| pred(&w.kind)).collect()
+}
+
+/// A memory channel c1 and a null sink around whatever source lines the test adds.
+fn with_source(source_lines: &str) -> String {
+    format!(
+        "a1.sources = r1\n\
+         a1.channels = c1\n\
+         a1.sinks = k1\n\
+         a1.channels.c1.type = memory\n\
+         a1.sinks.k1.type = null\n\
+         a1.sinks.k1.channel = c1\n\
+         {source_lines}"
+    )
+}
+
+/// A netcat source r1 into c1 and whatever channel and sink lines the test adds.
+fn with_channel(lines: &str) -> String {
+    format!(
+        "a1.sources = r1\n\
+         a1.channels = c1\n\
+         a1.sinks = k1\n\
+         a1.sources.r1.type = netcat\n\
+         a1.sources.r1.bind = 127.0.0.1\n\
+         a1.sources.r1.port = 44444\n\
+         a1.sources.r1.channels = c1\n\
+         a1.sinks.k1.type = logger\n\
+         a1.sinks.k1.channel = c1\n\
+         {lines}"
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whole files
+
+#[test]
+fn embedded_default_properties_parse_to_embedded_default() {
+    let (cfg, warnings) = ok(EMBEDDED_DEFAULT_PROPERTIES);
+    assert_eq!(cfg, embedded_default());
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let f = file_channel(&cfg, "c1");
+    assert_eq!(f.checkpoint_dir, PathBuf::from("./flumen-data/checkpoint"));
+    assert_eq!(f.data_dirs, vec![PathBuf::from("./flumen-data/data")]);
+    assert!(matches!(
+        &cfg.sinks[0].kind,
+        SinkKind::FileRoll { directory, .. } if directory == &PathBuf::from("./flumen-data/out")
+    ));
+}
+
+/// In the style of the Flume user guide: a commented file holding two agents, netcat into a
+/// file channel drained by a logger.
+const USER_GUIDE_STYLE: &str = r#"
+# example.conf: A single-node Flume configuration
+
+# Name the components on this agent
+a1.sources = r1
+a1.sinks = k1
+a1.channels = c1
+
+# Describe/configure the source
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = localhost
+a1.sources.r1.port = 44444
+
+# Describe the sink
+a1.sinks.k1.type = logger
+
+# Use a channel which buffers events in a file
+a1.channels.c1.type = file
+a1.channels.c1.checkpointDir = /mnt/flume/checkpoint
+a1.channels.c1.dataDirs = /mnt/flume/data, /mnt/flume2/data
+a1.channels.c1.capacity = 1000000
+a1.channels.c1.transactionCapacity = 10000
+a1.channels.c1.checkpointInterval = 30000
+a1.channels.c1.maxFileSize = 1073741824
+a1.channels.c1.minimumRequiredSpace = 524288000
+a1.channels.c1.keep-alive = 3
+
+# Bind the source and sink to the channel
+a1.sources.r1.channels = c1
+a1.sinks.k1.channel = c1
+
+# A second agent in the same file
+agent2.sources = seqGen
+agent2.channels = memoryChannel
+agent2.sinks = nullSink
+agent2.sources.seqGen.type = seq
+agent2.sources.seqGen.totalEvents = 1000
+agent2.sources.seqGen.channels = memoryChannel
+agent2.channels.memoryChannel.type = memory
+agent2.channels.memoryChannel.capacity = 10000
+agent2.channels.memoryChannel.transactionCapacity = 100
+agent2.sinks.nullSink.type = null
+agent2.sinks.nullSink.channel = memoryChannel
+"#;
+
+#[test]
+fn flume_user_guide_style_file_parses() {
+    let (cfg, warnings) = ok(USER_GUIDE_STYLE);
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(cfg.name, "a1");
+    assert_eq!(
+        cfg.sources,
+        vec![SourceConfig {
+            name: "r1".into(),
+            channels: vec!["c1".into()],
+            kind: SourceKind::Netcat {
+                bind: "localhost".into(),
+                port: 44444,
+                max_line_length: 512,
+                ack_every_event: true,
+            },
+        }]
+    );
+    assert_eq!(
+        cfg.sinks,
+        vec![SinkConfig {
+            name: "k1".into(),
+            channel: "c1".into(),
+            kind: SinkKind::Logger {
+                max_bytes_to_log: 16
+            },
+        }]
+    );
+    let f = file_channel(&cfg, "c1");
+    assert_eq!(f.checkpoint_dir, PathBuf::from("/mnt/flume/checkpoint"));
+    assert_eq!(
+        f.data_dirs,
+        vec![
+            PathBuf::from("/mnt/flume/data"),
+            PathBuf::from("/mnt/flume2/data")
+        ]
+    );
+    assert_eq!(f.capacity, 1_000_000);
+    assert_eq!(f.transaction_capacity, 10_000);
+    assert_eq!(f.checkpoint_interval, Duration::from_secs(30));
+    assert_eq!(f.max_file_size, 1 << 30);
+    assert_eq!(f.minimum_required_space, 500 << 20);
+    assert_eq!(f.keep_alive, Duration::from_secs(3));
+    assert_eq!(f.fsync, FsyncPolicy::EveryCommit);
+}
+
+#[test]
+fn several_agents_are_selected_by_name() {
+    let (cfg, warnings) = parse_with_env(USER_GUIDE_STYLE, F, "agent2", &env).expect("agent2");
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(cfg.name, "agent2");
+    assert_eq!(
+        cfg.sources[0].kind,
+        SourceKind::Seq {
+            total_events: Some(1000),
+            batch_size: 1
+        }
+    );
+    assert_eq!(memory_channel(&cfg, "memoryChannel").capacity, 10_000);
+    assert_eq!(cfg.sinks[0].kind, SinkKind::Null { batch_size: 100 });
+
+    let e = parse_with_env(USER_GUIDE_STYLE, F, "a2", &env).expect_err("no a2");
+    match &e {
+        ConfigError::UnknownAgent { agent, found, .. } => {
+            assert_eq!(agent, "a2");
+            assert_eq!(found, &vec!["a1".to_string(), "agent2".to_string()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let msg = e.to_string();
+    assert!(
+        msg.contains("a1, agent2") && msg.contains("--name"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn components_keep_the_listed_order() {
+    let text = "a1.sources = s3 s1 s2\n\
+                a1.channels = cb ca\n\
+                a1.sinks = kz ky\n\
+                a1.sources.s1.type = seq\na1.sources.s1.channels = ca\n\
+                a1.sources.s2.type = seq\na1.sources.s2.channels = ca cb\n\
+                a1.sources.s3.type = stdin\na1.sources.s3.channels = cb\n\
+                a1.channels.ca.type = memory\na1.channels.cb.type = memory\n\
+                a1.sinks.ky.type = null\na1.sinks.ky.channel = ca\n\
+                a1.sinks.kz.type = null\na1.sinks.kz.channel = cb\n";
+    let (cfg, warnings) = ok(text);
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    let names = |v: Vec<&String>| v.into_iter().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        names(cfg.sources.iter().map(|s| &s.name).collect()),
+        ["s3", "s1", "s2"]
+    );
+    assert_eq!(
+        names(cfg.channels.iter().map(|c| &c.name).collect()),
+        ["cb", "ca"]
+    );
+    assert_eq!(
+        names(cfg.sinks.iter().map(|s| &s.name).collect()),
+        ["kz", "ky"]
+    );
+    assert_eq!(cfg.sources[2].channels, ["ca", "cb"]);
+    assert_eq!(cfg.sources[0].kind, SourceKind::Stdin { batch_size: 100 });
+}
+
+#[test]
+fn every_properties_syntax_form_reaches_the_config() {
+    let text = "a1.sources=r1\n\
+                a1.channels: c1\n\
+                a1.sinks k1\n\
+                \t  a1.sources.r1.type\t=\tnetcat   \n\
+                ! a comment\n\
+                # another\n\
+                \n\
+                a1.sources.r1.bind = 127.0.0.1 \\\n\
+                \n\
+                a1.sources.r1.port = 44\\\n\
+                \x20     444\n\
+                a1.sources.r1.channels = \\u0063\\u0031\n\
+                a1.channels.c1.type = memory\n\
+                a1.sinks.k1.type = logger\r\n\
+                a1.sinks.k1.channel = c1\r\n";
+    let (cfg, warnings) = ok(text);
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(
+        cfg.sources[0].kind,
+        SourceKind::Netcat {
+            bind: "127.0.0.1".into(),
+            port: 44444,
+            max_line_length: 512,
+            ack_every_event: true
+        }
+    );
+    assert_eq!(cfg.sources[0].channels, ["c1"]);
+}
+
+#[test]
+fn values_are_trimmed_as_flume_does() {
+    // Java keeps `localhost   ` and `/out\t`; Flume (and we) trim them.
+    let text = with_channel("a1.channels.c1.type = memory\n")
+        .replace(
+            "a1.sources.r1.bind = 127.0.0.1",
+            "a1.sources.r1.bind = localhost   ",
+        )
+        .replace("a1.sinks.k1.type = logger", "a1.sinks.k1.type = logger \\t");
+    let (cfg, _) = ok(&text);
+    assert!(matches!(&cfg.sources[0].kind, SourceKind::Netcat { bind, .. } if bind == "localhost"));
+    assert!(matches!(cfg.sinks[0].kind, SinkKind::Logger { .. }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Types
+
+#[test]
+fn flume_class_names_and_aliases_in_any_case() {
+    let text = "a1.sources = r1 r2 r3\n\
+                a1.channels = c1 c2\n\
+                a1.sinks = k1 k2 k3\n\
+                a1.sources.r1.type = org.apache.flume.source.NetcatSource\n\
+                a1.sources.r1.bind = 0.0.0.0\na1.sources.r1.port = 1\na1.sources.r1.channels = c1\n\
+                a1.sources.r2.type = org.apache.flume.source.SequenceGeneratorSource\n\
+                a1.sources.r2.channels = c2\n\
+                a1.sources.r3.type = org.apache.flume.source.ExecSource\n\
+                a1.sources.r3.command = tail -F /var/log/syslog\na1.sources.r3.channels = c1\n\
+                a1.channels.c1.type = org.apache.flume.channel.file.FileChannel\n\
+                a1.channels.c2.type = org.apache.flume.channel.MemoryChannel\n\
+                a1.sinks.k1.type = org.apache.flume.sink.LoggerSink\na1.sinks.k1.channel = c1\n\
+                a1.sinks.k2.type = org.apache.flume.sink.NullSink\na1.sinks.k2.channel = c2\n\
+                a1.sinks.k3.type = org.apache.flume.sink.RollingFileSink\n\
+                a1.sinks.k3.sink.directory = /tmp/out\na1.sinks.k3.channel = c2\n";
+    let (cfg, warnings) = ok(text);
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    let kinds: Vec<&str> = cfg.sources.iter().map(|s| s.kind.type_name()).collect();
+    assert_eq!(kinds, ["netcat", "seq", "exec"]);
+    let kinds: Vec<&str> = cfg.channels.iter().map(|c| c.kind.type_name()).collect();
+    assert_eq!(kinds, ["file", "memory"]);
+    let kinds: Vec<&str> = cfg.sinks.iter().map(|s| s.kind.type_name()).collect();
+    assert_eq!(kinds, ["logger", "null", "file_roll"]);
+
+    // Aliases are case-insensitive, as Flume upper-cases them.
+    let (cfg, _) =
+        ok(&with_channel("a1.channels.c1.type = FILE\n").replace("= logger", "= Logger"));
+    assert_eq!(cfg.channels[0].kind.type_name(), "file");
+}
+
+#[test]
+fn unknown_types_list_our_aliases() {
+    let e = err(&with_channel("a1.channels.c1.type = fiel\n"));
+    names(&e, 10, "a1.channels.c1.type");
+    let msg = e.to_string();
+    assert!(msg.contains("file, memory"), "{msg}");
+    assert!(matches!(
+        e,
+        ConfigError::UnknownType {
+            component: "channel",
+            ..
+        }
+    ));
+
+    let e = err(&with_source(
+        "a1.sources.r1.type = netcatt\na1.sources.r1.channels = c1\n",
+    ));
+    names(&e, 7, "a1.sources.r1.type");
+    assert!(e.to_string().contains("seq, netcat, exec, stdin"), "{e}");
+
+    // Class names are case-sensitive, as in Java.
+    let e = err(&with_channel(
+        "a1.channels.c1.type = org.apache.flume.channel.memorychannel\n",
+    ));
+    assert!(
+        matches!(
+            e,
+            ConfigError::Unsupported { .. } | ConfigError::UnknownType { .. }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn flume_types_we_do_not_have_are_unsupported() {
+    for (text, line, key) in [
+        (
+            with_channel("a1.channels.c1.type = spillablememory\n"),
+            10,
+            "a1.channels.c1.type",
+        ),
+        (
+            with_channel("a1.channels.c1.type = org.apache.flume.channel.kafka.KafkaChannel\n"),
+            10,
+            "a1.channels.c1.type",
+        ),
+        (
+            with_source("a1.sources.r1.type = TAILDIR\na1.sources.r1.channels = c1\n"),
+            7,
+            "a1.sources.r1.type",
+        ),
+        (
+            with_channel("a1.channels.c1.type = memory\n").replace("= logger", "= hdfs"),
+            8,
+            "a1.sinks.k1.type",
+        ),
+        (
+            with_channel("a1.channels.c1.type = memory\n")
+                .replace("= logger", "= org.apache.flume.sink.hdfs.HDFSEventSink"),
+            8,
+            "a1.sinks.k1.type",
+        ),
+    ] {
+        let e = err(&text);
+        assert!(matches!(e, ConfigError::Unsupported { .. }), "{e:?}");
+        names(&e, line, key);
+        assert!(e.to_string().contains("not supported yet"), "{e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// File and memory channels
+
+#[test]
+fn file_channel_keys_map_to_fields() {
+    let text = with_channel(
+        "a1.channels.c1.type = file\n\
+         a1.channels.c1.checkpointDir = /data/cp\n\
+         a1.channels.c1.dataDirs = /d1,/d2 , /d3,\n\
+         a1.channels.c1.capacity = 5000\n\
+         a1.channels.c1.transactionCapacity = 500\n\
+         a1.channels.c1.keep-alive = 7\n\
+         a1.channels.c1.maxFileSize = 2147483648\n\
+         a1.channels.c1.minimumRequiredSpace = 1048576\n\
+         a1.channels.c1.checkpointInterval = 1500\n\
+         a1.channels.c1.byteCapacity = 1000000\n\
+         a1.channels.c1.fsync = interval:250\n\
+         a1.channels.c1.io = uring\n\
+         a1.channels.c1.corruptionPolicy = skip\n",
+    );
+    let (cfg, warnings) = ok(&text);
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    let f = file_channel(&cfg, "c1");
+    assert_eq!(f.checkpoint_dir, PathBuf::from("/data/cp"));
+    assert_eq!(f.data_dirs, ["/d1", "/d2", "/d3"].map(PathBuf::from));
+    assert_eq!(f.capacity, 5000);
+    assert_eq!(f.transaction_capacity, 500);
+    assert_eq!(f.keep_alive, Duration::from_secs(7));
+    assert_eq!(f.max_file_size, 2 << 30);
+    assert_eq!(f.minimum_required_space, 1 << 20);
+    assert_eq!(f.checkpoint_interval, Duration::from_millis(1500));
+    assert_eq!(f.byte_capacity, Some(1_000_000));
+    assert_eq!(f.fsync, FsyncPolicy::Interval(Duration::from_millis(250)));
+    assert_eq!(f.io, IoKind::Uring);
+    assert_eq!(f.corruption_policy, CorruptionPolicy::Skip);
+}
+
+#[test]
+fn file_channel_defaults_put_each_channel_under_flumen_data() {
+    let text = "a1.sources = r1\na1.channels = c1 c2\na1.sinks = k1 k2\n\
+                a1.sources.r1.type = seq\na1.sources.r1.channels = c1 c2\n\
+                a1.channels.c1.type = file\na1.channels.c2.type = file\n\
+                a1.channels.c2.checkpointDir = /cp2\n\
+                a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n\
+                a1.sinks.k2.type = null\na1.sinks.k2.channel = c2\n";
+    let (cfg, warnings) = ok(text);
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    let c1 = file_channel(&cfg, "c1");
+    assert_eq!(
+        c1.checkpoint_dir,
+        PathBuf::from("./flumen-data/c1/checkpoint")
+    );
+    assert_eq!(c1.data_dirs, [PathBuf::from("./flumen-data/c1/data")]);
+    let c2 = file_channel(&cfg, "c2");
+    assert_eq!(c2.checkpoint_dir, PathBuf::from("/cp2"));
+    assert_eq!(c2.data_dirs, [PathBuf::from("./flumen-data/c2/data")]);
+    let defaults = FileChannelConfig::new(std::path::Path::new("x"));
+    assert_eq!(c1.capacity, defaults.capacity);
+    assert_eq!(c1.transaction_capacity, defaults.transaction_capacity);
+    assert_eq!(c1.max_file_size, defaults.max_file_size);
+    assert_eq!(c1.fsync, FsyncPolicy::EveryCommit);
+}
+
+#[test]
+fn two_file_channels_cannot_share_a_directory() {
+    let text = "a1.sources = r1\na1.channels = c1 c2\na1.sinks = k1\n\
+                a1.sources.r1.type = seq\na1.sources.r1.channels = c1 c2\n\
+                a1.channels.c1.type = file\na1.channels.c1.dataDirs = /d\n\
+                a1.channels.c2.type = file\na1.channels.c2.dataDirs = /e,/d\n\
+                a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n";
+    let e = err(text);
+    names(&e, 9, "a1.channels.c2.dataDirs");
+    assert!(e.to_string().contains("`c1`"), "{e}");
+}
+
+#[test]
+fn flume_fsync_keys_map_to_fsync_policy() {
+    let fsync_of = |lines: &str| {
+        let (cfg, warnings) = ok(&with_channel(&format!(
+            "a1.channels.c1.type = file\n{lines}"
+        )));
+        (file_channel(&cfg, "c1").fsync, warnings)
+    };
+    let (p, w) = fsync_of("a1.channels.c1.fsyncPerTransaction = false\n");
+    assert_eq!(p, FsyncPolicy::Interval(Duration::from_secs(5)));
+    assert!(w.is_empty(), "{w:?}");
+    let (p, w) =
+        fsync_of("a1.channels.c1.fsyncPerTransaction = false\na1.channels.c1.fsyncInterval = 2\n");
+    assert_eq!(p, FsyncPolicy::Interval(Duration::from_secs(2)));
+    assert!(w.is_empty(), "{w:?}");
+    let (p, w) = fsync_of("a1.channels.c1.fsyncPerTransaction = TRUE\n");
+    assert_eq!(p, FsyncPolicy::EveryCommit);
+    assert!(w.is_empty(), "{w:?}");
+
+    // fsyncInterval alone does nothing in Flume either: say so.
+    let (p, w) = fsync_of("a1.channels.c1.fsyncInterval = 2\n");
+    assert_eq!(p, FsyncPolicy::EveryCommit);
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].key, "a1.channels.c1.fsyncInterval");
+    assert_eq!(w[0].line, 11);
+    assert!(
+        w[0].to_string().contains("fsyncPerTransaction = false"),
+        "{}",
+        w[0]
+    );
+
+    // Our `fsync` wins over Flume's keys, with a warning for each.
+    let (p, w) =
+        fsync_of("a1.channels.c1.fsync = never\na1.channels.c1.fsyncPerTransaction = true\n");
+    assert_eq!(p, FsyncPolicy::Never);
+    assert_eq!(w.len(), 1);
+    assert!(matches!(w[0].kind, WarningKind::IgnoredKey { .. }));
+    assert!(w[0].to_string().contains("`fsync` (line 11)"), "{}", w[0]);
+}
+
+#[test]
+fn flume_keys_accepted_but_not_acted_on_warn_once_each() {
+    let text = with_channel(
+        "a1.channels.c1.type = file\n\
+         a1.channels.c1.useDualCheckpoints = true\n\
+         a1.channels.c1.backupCheckpointDir = /backup\n\
+         a1.channels.c1.checkpointOnClose = false\n\
+         a1.channels.c1.use-fast-replay = true\n\
+         a1.channels.c1.use-log-replay-v1 = false\n\
+         a1.channels.c1.compressBackupCheckpoint = true\n",
+    );
+    let (_, warnings) = ok(&text);
+    let ignored = warnings_of(&warnings, |k| matches!(k, WarningKind::IgnoredKey { .. }));
+    assert_eq!(ignored.len(), 6, "{warnings:#?}");
+    assert_eq!(ignored.len(), warnings.len());
+    let lines: Vec<usize> = ignored.iter().map(|w| w.line).collect();
+    assert_eq!(lines, [11, 12, 13, 14, 15, 16]);
+    assert!(
+        ignored[2]
+            .to_string()
+            .contains("always checkpoints on close"),
+        "{}",
+        ignored[2]
+    );
+
+    let text = "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+                a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n\
+                a1.channels.c1.type = memory\n\
+                a1.channels.c1.capacity = 1000\n\
+                a1.channels.c1.transactionCapacity = 10\n\
+                a1.channels.c1.byteCapacity = 800000\n\
+                a1.channels.c1.byteCapacityBufferPercentage = 20\n\
+                a1.channels.c1.keep-alive = 1\n\
+                a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n\
+                a1.sinks.k1.batchSize = 10\n";
+    let (cfg, warnings) = ok(text);
+    assert_eq!(
+        memory_channel(&cfg, "c1"),
+        MemoryChannelConfig {
+            capacity: 1000,
+            transaction_capacity: 10,
+            byte_capacity: Some(800_000),
+            keep_alive: Duration::from_secs(1),
+        }
+    );
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(
+        warnings[0].key,
+        "a1.channels.c1.byteCapacityBufferPercentage"
+    );
+}
+
+#[test]
+fn encryption_is_an_error() {
+    let e = err(&with_channel(
+        "a1.channels.c1.type = file\n\
+         a1.channels.c1.encryption.activeKey = key-0\n\
+         a1.channels.c1.encryption.cipherProvider = AESCTRNOPADDING\n",
+    ));
+    assert!(matches!(e, ConfigError::Unsupported { .. }), "{e:?}");
+    names(&e, 11, "a1.channels.c1.encryption.activeKey");
+    assert!(
+        e.to_string()
+            .contains("not supported yet: file channel encryption"),
+        "{e}"
+    );
+}
+
+#[test]
+fn channel_bounds_are_errors_naming_the_key() {
+    let e = err(&with_channel(
+        "a1.channels.c1.type = file\na1.channels.c1.maxFileSize = 4294967296\n",
+    ));
+    assert!(matches!(e, ConfigError::BadValue { .. }), "{e:?}");
+    names(&e, 11, "a1.channels.c1.maxFileSize");
+    assert!(e.to_string().contains("2147483648"), "{e}");
+
+    let e = err(&with_channel(
+        "a1.channels.c1.type = file\na1.channels.c1.minimumRequiredSpace = 1000\n",
+    ));
+    names(&e, 11, "a1.channels.c1.minimumRequiredSpace");
+
+    // Flume's rule transactionCapacity <= capacity, checked by the channel's own validation.
+    let e = err(&with_channel(
+        "a1.channels.c1.type = file\na1.channels.c1.capacity = 100\n",
+    ));
+    names(&e, 10, "a1.channels.c1.transactionCapacity");
+    let msg = e.to_string();
+    assert!(msg.contains("bad value `10000 (the default)`"), "{msg}");
+    assert!(
+        msg.contains("larger than capacity 100") && msg.contains("lower one"),
+        "{msg}"
+    );
+    let e = err(&with_channel(
+        "a1.channels.c1.type = memory\na1.channels.c1.transactionCapacity = 1000\n",
+    ));
+    names(&e, 11, "a1.channels.c1.transactionCapacity");
+
+    for (line, expected) in [
+        ("a1.channels.c1.capacity = 0", "at least 1"),
+        ("a1.channels.c1.capacity = -5", "whole number"),
+        ("a1.channels.c1.checkpointInterval = 0", "at least 1"),
+        (
+            "a1.channels.c1.fsync = sometimes",
+            "every-commit, interval:<ms> or never",
+        ),
+        ("a1.channels.c1.io = aio", "std"),
+        ("a1.channels.c1.corruptionPolicy = ignore", "fail or skip"),
+        ("a1.channels.c1.fsyncPerTransaction = yes", "true or false"),
+        ("a1.channels.c1.dataDirs = ,", "directories"),
+    ] {
+        let e = err(&with_channel(&format!(
+            "a1.channels.c1.type = file\n{line}\n"
+        )));
+        assert!(matches!(e, ConfigError::BadValue { .. }), "{line}: {e:?}");
+        let key = line.split(' ').next().unwrap_or_default();
+        names(&e, 11, key);
+        assert!(e.to_string().contains(expected), "{line}: {e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sources and sinks
+
+#[test]
+fn source_keys_and_defaults() {
+    let (cfg, warnings) = ok(&with_source(
+        "a1.sources.r1.type = exec\n\
+         a1.sources.r1.command = tail -F /var/log/app.log\n\
+         a1.sources.r1.shell = /bin/bash -c\n\
+         a1.sources.r1.restart = true\n\
+         a1.sources.r1.restartThrottle = 500\n\
+         a1.sources.r1.batchSize = 50\n\
+         a1.sources.r1.batchTimeout = 100\n\
+         a1.sources.r1.logStdErr = true\n\
+         a1.sources.r1.charset = UTF-8\n\
+         a1.sources.r1.channels = c1\n",
+    ));
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(
+        cfg.sources[0].kind,
+        SourceKind::Exec {
+            command: "tail -F /var/log/app.log".into(),
+            shell: Some("/bin/bash -c".into()),
+            restart: true,
+            restart_throttle_ms: 500,
+            batch_size: 50,
+            batch_timeout_ms: 100,
+            log_stderr: true,
+        }
+    );
+
+    let (cfg, _) = ok(&with_source(
+        "a1.sources.r1.type = exec\na1.sources.r1.command = cat\na1.sources.r1.channels = c1\n",
+    ));
+    assert_eq!(
+        cfg.sources[0].kind,
+        SourceKind::Exec {
+            command: "cat".into(),
+            shell: None,
+            restart: false,
+            restart_throttle_ms: 10_000,
+            batch_size: 20,
+            batch_timeout_ms: 3_000,
+            log_stderr: false,
+        }
+    );
+
+    let (cfg, _) = ok(&with_source(
+        "a1.sources.r1.type = netcat\na1.sources.r1.bind = ::1\na1.sources.r1.port = 0\n\
+         a1.sources.r1.max-line-length = 4096\na1.sources.r1.ack-every-event = false\n\
+         a1.sources.r1.channels = c1\n",
+    ));
+    assert_eq!(
+        cfg.sources[0].kind,
+        SourceKind::Netcat {
+            bind: "::1".into(),
+            port: 0,
+            max_line_length: 4096,
+            ack_every_event: false
+        }
+    );
+
+    let (cfg, _) = ok(&with_source(
+        "a1.sources.r1.type = seq\na1.sources.r1.batchSize = 10\na1.sources.r1.channels = c1\n",
+    ));
+    assert_eq!(
+        cfg.sources[0].kind,
+        SourceKind::Seq {
+            total_events: None,
+            batch_size: 10
+        }
+    );
+
+    let (cfg, _) = ok(&with_source(
+        "a1.sources.r1.type = stdin\na1.sources.r1.batchSize = 7\na1.sources.r1.channels = c1\n",
+    ));
+    assert_eq!(cfg.sources[0].kind, SourceKind::Stdin { batch_size: 7 });
+
+    // The replicating selector is the default and may be named.
+    let (cfg, w) = ok(&with_source(
+        "a1.sources.r1.type = seq\na1.sources.r1.channels = c1\na1.sources.r1.selector.type = replicating\n",
+    ));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(cfg.sources.len(), 1);
+}
+
+#[test]
+fn sink_keys_and_defaults() {
+    let sink = |lines: &str| {
+        let text = format!(
+            "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+             a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n\
+             a1.channels.c1.type = memory\na1.sinks.k1.channel = c1\n{lines}"
+        );
+        ok(&text)
+    };
+    let (cfg, w) = sink(
+        "a1.sinks.k1.type = file_roll\n\
+         a1.sinks.k1.sink.directory = /var/out\n\
+         a1.sinks.k1.sink.rollInterval = 0\n\
+         a1.sinks.k1.sink.pathManager = DEFAULT\n\
+         a1.sinks.k1.sink.pathManager.prefix = events-\n\
+         a1.sinks.k1.sink.pathManager.extension = log\n\
+         a1.sinks.k1.sink.batchSize = 50\n\
+         a1.sinks.k1.sink.serializer = TEXT\n\
+         a1.sinks.k1.sink.serializer.appendNewline = true\n",
+    );
+    assert!(w.is_empty(), "{w:#?}");
+    assert_eq!(
+        cfg.sinks[0].kind,
+        SinkKind::FileRoll {
+            directory: "/var/out".into(),
+            roll_interval_secs: 0,
+            prefix: "events-".into(),
+            extension: "log".into(),
+            batch_size: 50,
+            serializer: FileRollSerializer::Text,
+        }
+    );
+    // `batchSize` is accepted too; `sink.batchSize` wins when both are set.
+    let (cfg, w) = sink("a1.sinks.k1.type = file_roll\na1.sinks.k1.sink.directory = /o\na1.sinks.k1.batchSize = 7\n");
+    assert!(w.is_empty(), "{w:#?}");
+    assert_eq!(cfg.sinks[0].kind.batch_size(), Some(7));
+    let (cfg, w) = sink(
+        "a1.sinks.k1.type = file_roll\na1.sinks.k1.sink.directory = /o\n\
+         a1.sinks.k1.batchSize = 7\na1.sinks.k1.sink.batchSize = 9\n",
+    );
+    assert_eq!(cfg.sinks[0].kind.batch_size(), Some(9));
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].key, "a1.sinks.k1.batchSize");
+
+    let (cfg, w) = sink("a1.sinks.k1.type = logger\na1.sinks.k1.maxBytesToLog = 64\n");
+    assert!(w.is_empty(), "{w:#?}");
+    assert_eq!(
+        cfg.sinks[0].kind,
+        SinkKind::Logger {
+            max_bytes_to_log: 64
+        }
+    );
+
+    let (cfg, w) = sink(
+        "a1.sinks.k1.type = null\na1.sinks.k1.batchSize = 5\na1.sinks.k1.logEveryNEvents = 10\n",
+    );
+    assert_eq!(cfg.sinks[0].kind, SinkKind::Null { batch_size: 5 });
+    assert_eq!(w.len(), 1);
+    assert!(matches!(w[0].kind, WarningKind::IgnoredKey { .. }));
+}
+
+#[test]
+fn missing_required_keys_name_line_and_key() {
+    // A listed source without a type: Flume drops it silently; we stop.
+    let e = err(
+        "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n\
+                 a1.sources.r1.channels = c1\n\
+                 a1.channels.c1.type = memory\na1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n",
+    );
+    assert!(matches!(e, ConfigError::MissingKey { .. }), "{e:?}");
+    names(&e, 1, "a1.sources.r1.type");
+    assert!(e.to_string().contains("silently drop"), "{e}");
+
+    // A listed channel with no keys at all.
+    let e = err("a1.sources = r1\na1.channels = c1\n\
+                 a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n");
+    names(&e, 2, "a1.channels.c1.type");
+
+    let e = err(&with_source("a1.sources.r1.type = seq\n"));
+    names(&e, 7, "a1.sources.r1.channels");
+
+    // `channel` on a source (Flume's singular/plural trap) is named in the hint.
+    let e = err(&with_source(
+        "a1.sources.r1.type = seq\na1.sources.r1.channel = c1\n",
+    ));
+    names(&e, 7, "a1.sources.r1.channels");
+    assert!(e.to_string().contains("line 8 sets `channel`"), "{e}");
+
+    let e = err(&with_source(
+        "a1.sources.r1.type = netcat\na1.sources.r1.bind = x\na1.sources.r1.channels = c1\n",
+    ));
+    names(&e, 7, "a1.sources.r1.port");
+    let e = err(&with_source(
+        "a1.sources.r1.type = exec\na1.sources.r1.channels = c1\n",
+    ));
+    names(&e, 7, "a1.sources.r1.command");
+
+    let e = err(&with_channel("a1.channels.c1.type = memory\n")
+        .replace("a1.sinks.k1.channel = c1", "a1.sinks.k1.channels = c1"));
+    names(&e, 8, "a1.sinks.k1.channel");
+    assert!(e.to_string().contains("`channel` (singular)"), "{e}");
+
+    let e = err(&with_channel("a1.channels.c1.type = memory\n").replace("= logger", "= file_roll"));
+    names(&e, 8, "a1.sinks.k1.sink.directory");
+
+    // Agent-level lists.
+    let e = err("a1.channels = c1\na1.channels.c1.type = memory\n");
+    names(&e, 1, "a1.sources");
+    let e = err("a1.sources = r1\na1.sources.r1.type = seq\na1.sources.r1.channels = c1\n");
+    names(&e, 1, "a1.channels");
+}
+
+#[test]
+fn bad_values_list_what_is_accepted() {
+    for (line, key, expected) in [
+        (
+            "a1.sources.r1.port = http",
+            "a1.sources.r1.port",
+            "0 to 65535",
+        ),
+        (
+            "a1.sources.r1.port = 70000",
+            "a1.sources.r1.port",
+            "0 to 65535",
+        ),
+        (
+            "a1.sources.r1.ack-every-event = yes",
+            "a1.sources.r1.ack-every-event",
+            "true or false",
+        ),
+        (
+            "a1.sources.r1.max-line-length = 0",
+            "a1.sources.r1.max-line-length",
+            "at least 1",
+        ),
+        (
+            "a1.sources.r1.selector.type = random",
+            "a1.sources.r1.selector.type",
+            "replicating",
+        ),
+    ] {
+        let e = err(&with_source(&format!(
+            "a1.sources.r1.type = netcat\na1.sources.r1.bind = x\na1.sources.r1.port = 1\n\
+             a1.sources.r1.channels = c1\n{line}\n"
+        )));
+        assert!(matches!(e, ConfigError::BadValue { .. }), "{line}: {e:?}");
+        names(&e, 11, key);
+        assert!(e.to_string().contains(expected), "{line}: {e}");
+    }
+
+    let e = err(&with_channel("a1.channels.c1.type = memory\n")
+        .replace("a1.sinks.k1.channel = c1", "a1.sinks.k1.channel = c1 c1"));
+    names(&e, 9, "a1.sinks.k1.channel");
+    assert!(e.to_string().contains("exactly one channel"), "{e}");
+}
+
+#[test]
+fn unknown_channels_are_errors() {
+    let e = err(&with_source(
+        "a1.sources.r1.type = seq\na1.sources.r1.channels = c1 c2\n",
+    ));
+    assert!(matches!(e, ConfigError::UnknownChannel { .. }), "{e:?}");
+    names(&e, 8, "a1.sources.r1.channels");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("channel `c2`") && msg.contains("`a1.channels`"),
+        "{msg}"
+    );
+
+    let e = err(&with_source(
+        "a1.sources.r1.type = seq\na1.sources.r1.channels = c1,c2\n",
+    ));
+    assert!(e.to_string().contains("separated by spaces"), "{e}");
+
+    let e = err(
+        &with_channel("a1.channels.c1.type = memory\na1.channels.c2.type = memory\n")
+            .replace("a1.sinks.k1.channel = c1", "a1.sinks.k1.channel = c2"),
+    );
+    names(&e, 9, "a1.sinks.k1.channel");
+    assert!(
+        e.to_string().contains("has settings but is not listed"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unsupported_features_are_errors() {
+    let cases = [
+        (
+            "a1.sources.r1.selector.type = multiplexing",
+            "a1.sources.r1.selector.type",
+        ),
+        (
+            "a1.sources.r1.selector.optional = c1",
+            "a1.sources.r1.selector.optional",
+        ),
+        (
+            "a1.sources.r1.interceptors = i1",
+            "a1.sources.r1.interceptors",
+        ),
+    ];
+    for (line, key) in cases {
+        let e = err(&with_source(&format!(
+            "a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n{line}\n"
+        )));
+        assert!(
+            matches!(e, ConfigError::Unsupported { .. }),
+            "{line}: {e:?}"
+        );
+        names(&e, 9, key);
+        assert!(e.to_string().contains("not supported yet"), "{e}");
+    }
+
+    let e = err(&format!(
+        "{}a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1\na1.sinkgroups.g1.processor.type = failover\n",
+        with_channel("a1.channels.c1.type = memory\n")
+    ));
+    names(&e, 11, "a1.sinkgroups");
+    assert!(e.to_string().contains("sink groups"), "{e}");
+
+    let e = err(&format!(
+        "{}a1.configfilters = f1\n",
+        with_channel("a1.channels.c1.type = memory\n")
+    ));
+    names(&e, 11, "a1.configfilters");
+
+    for (line, key) in [
+        (
+            "a1.sinks.k1.sink.serializer = avro_event",
+            "a1.sinks.k1.sink.serializer",
+        ),
+        (
+            "a1.sinks.k1.sink.serializer.appendNewline = false",
+            "a1.sinks.k1.sink.serializer.appendNewline",
+        ),
+        (
+            "a1.sinks.k1.sink.pathManager = ROLLTIME",
+            "a1.sinks.k1.sink.pathManager",
+        ),
+    ] {
+        let text = with_channel(&format!(
+            "a1.channels.c1.type = memory\na1.sinks.k1.sink.directory = /o\n{line}\n"
+        ))
+        .replace("= logger", "= file_roll");
+        let e = err(&text);
+        assert!(
+            matches!(e, ConfigError::Unsupported { .. }),
+            "{line}: {e:?}"
+        );
+        names(&e, 12, key);
+    }
+
+    let e = err(&with_source(
+        "a1.sources.r1.type = netcat\na1.sources.r1.bind = x\na1.sources.r1.port = 1\n\
+         a1.sources.r1.channels = c1\na1.sources.r1.encoding = ISO-8859-1\n",
+    ));
+    names(&e, 11, "a1.sources.r1.encoding");
+}
+
+#[test]
+fn batch_size_over_transaction_capacity_names_both_keys() {
+    // A source batch over its channel's transactionCapacity (Flume's rule).
+    let text = with_source(
+        "a1.channels.c1.transactionCapacity = 50\n\
+         a1.sources.r1.type = seq\n\
+         a1.sources.r1.channels = c1\n\
+         a1.sources.r1.batchSize = 51\n",
+    )
+    .replace("a1.sinks.k1.type = null", "a1.sinks.k1.type = logger");
+    let e = err(&text);
+    assert!(
+        matches!(e, ConfigError::BatchOverTransactionCapacity { .. }),
+        "{e:?}"
+    );
+    names(&e, 10, "a1.sources.r1.batchSize");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("`a1.channels.c1.transactionCapacity` = 50 (line 7)"),
+        "{msg}"
+    );
+    assert!(msg.contains("= 51"), "{msg}");
+
+    // Defaulted on both sides: the lines are the components' type lines.
+    let text = with_source(
+        "a1.sources.r1.type = exec\na1.sources.r1.command = cat\na1.sources.r1.channels = c1\n",
+    )
+    .replace(
+        "a1.channels.c1.type = memory",
+        "a1.channels.c1.type = memory\na1.channels.c1.transactionCapacity = 10",
+    )
+    .replace("a1.sinks.k1.type = null", "a1.sinks.k1.type = logger");
+    let e = err(&text);
+    names(&e, 8, "a1.sources.r1.batchSize");
+    assert!(e.to_string().contains("(line 5)"), "{e}");
+
+    // A sink batch over its channel's transactionCapacity (the cause of FLUME-3107).
+    let text = with_source("a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n").replace(
+        "a1.sinks.k1.channel = c1",
+        "a1.sinks.k1.channel = c1\na1.sinks.k1.batchSize = 101",
+    );
+    let e = err(&text);
+    names(&e, 7, "a1.sinks.k1.batchSize");
+    assert!(
+        e.to_string()
+            .contains("`a1.channels.c1.transactionCapacity` = 100 (line 4)"),
+        "{e}"
+    );
+
+    // Equal is fine.
+    let text = with_source(
+        "a1.sources.r1.type = seq\na1.sources.r1.channels = c1\na1.sources.r1.batchSize = 100\n",
+    );
+    ok(&text);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Warnings
+
+#[test]
+fn unknown_keys_name_the_nearest_known_key() {
+    let text = with_channel(
+        "a1.channels.c1.type = memory\n\
+         a1.channels.c1.capacty = 100\n",
+    );
+    let (cfg, warnings) = ok(&text);
+    assert_eq!(
+        memory_channel(&cfg, "c1").capacity,
+        100,
+        "the misspelt key is not used"
+    );
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    let w = &warnings[0];
+    assert_eq!(w.line, 11);
+    assert_eq!(w.key, "a1.channels.c1.capacty");
+    assert_eq!(
+        w.kind,
+        WarningKind::UnknownKey {
+            nearest: Some("a1.channels.c1.capacity".into())
+        }
+    );
+    assert_eq!(
+        w.to_string(),
+        "flume.conf:11: `a1.channels.c1.capacty`: unknown key, ignored; the nearest known key is `a1.channels.c1.capacity`"
+    );
+
+    let nearest_of = |text: &str| -> Vec<(String, Option<String>)> {
+        ok(text)
+            .1
+            .into_iter()
+            .filter_map(|w| match w.kind {
+                WarningKind::UnknownKey { nearest } => Some((w.key, nearest)),
+                _ => None,
+            })
+            .collect()
+    };
+    let got = nearest_of(&with_channel(
+        "a1.channels.c1.type = file\na1.channels.c1.checkpointdir = /x\na1.channels.c1.datadirs = /y\n",
+    ));
+    assert_eq!(
+        got,
+        [
+            (
+                "a1.channels.c1.checkpointdir".to_string(),
+                Some("a1.channels.c1.checkpointDir".to_string())
+            ),
+            (
+                "a1.channels.c1.datadirs".to_string(),
+                Some("a1.channels.c1.dataDirs".to_string())
+            ),
+        ]
+    );
+    let got = nearest_of(&with_channel(
+        "a1.channels.c1.type = memory\na1.source.r9.type = seq\na1.sinks.k1.maxBytesToLg = 3\n",
+    ));
+    assert_eq!(
+        got,
+        [
+            (
+                "a1.source.r9.type".to_string(),
+                Some("a1.sources.r9.type".to_string())
+            ),
+            (
+                "a1.sinks.k1.maxBytesToLg".to_string(),
+                Some("a1.sinks.k1.maxBytesToLog".to_string())
+            ),
+        ]
+    );
+    let got = nearest_of(&with_channel(
+        "a1.channels.c1.type = memory\na1.sources.r1.selector.header = h\n",
+    ));
+    assert_eq!(got[0].1.as_deref(), Some("a1.sources.r1.selector.type"));
+}
+
+#[test]
+fn duplicate_keys_warn_and_the_later_wins() {
+    let text = with_channel(
+        "a1.channels.c1.type = memory\n\
+         a1.channels.c1.capacity = 100\n\
+         a1.channels.c1.capacity = 200\n",
+    );
+    let (cfg, warnings) = ok(&text);
+    assert_eq!(memory_channel(&cfg, "c1").capacity, 200);
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(warnings[0].line, 12);
+    assert_eq!(
+        warnings[0].kind,
+        WarningKind::DuplicateKey { previous_line: 11 }
+    );
+    assert!(warnings[0]
+        .to_string()
+        .contains("replaces the one on line 11"));
+}
+
+#[test]
+fn listing_and_binding_mistakes_are_warnings() {
+    let text = "a1.sources = r1 r1\n\
+                a1.channels = c1 c2\n\
+                a1.sinks = k1\n\
+                a1.sources.r1.type = seq\n\
+                a1.sources.r1.channels = c1 c1\n\
+                a1.sources.r2.type = seq\n\
+                a1.channels.c1.type = memory\n\
+                a1.channels.c2.type = memory\n\
+                a1.sinks.k1.type = null\n\
+                a1.sinks.k1.channel = c1\n\
+                a1.sinks.k1.batchSize =   \n\
+                a1.sources.r1.interceptors.i1.type = timestamp\n\
+                stray = value\n\
+                a1.sources.r1 = seq\n";
+    let (cfg, warnings) = ok(text);
+    assert_eq!(cfg.sources.len(), 1);
+    assert_eq!(cfg.sources[0].channels, ["c1"]);
+    let summary: Vec<(usize, &str, &WarningKind)> = warnings
+        .iter()
+        .map(|w| (w.line, w.key.as_str(), &w.kind))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "a1.sources", &WarningKind::DuplicateName { name: "r1".into() }),
+            (2, "a1.channels.c2", &WarningKind::UnusedChannel),
+            (5, "a1.sources.r1.channels", &WarningKind::DuplicateName { name: "c1".into() }),
+            (
+                6,
+                "a1.sources.r2",
+                &WarningKind::UnlistedComponent {
+                    list_key: "a1.sources".into()
+                }
+            ),
+            (11, "a1.sinks.k1.batchSize", &WarningKind::EmptyValue),
+            (
+                12,
+                "a1.sources.r1.interceptors.i1.type",
+                &WarningKind::IgnoredKey {
+                    reason: "no `a1.sources.r1.interceptors` list names an interceptor (and flumen has no interceptors yet)".into()
+                }
+            ),
+            (13, "stray", &WarningKind::NoAgentPrefix),
+            (
+                14,
+                "a1.sources.r1",
+                &WarningKind::UnknownKey {
+                    nearest: Some("a1.sources.r1.type".into())
+                }
+            ),
+        ]
+    );
+    for w in &warnings {
+        assert!(
+            w.to_string()
+                .starts_with(&format!("flume.conf:{}: `", w.line)),
+            "{w}"
+        );
+    }
+}
+
+#[test]
+fn keys_of_other_agents_are_left_alone() {
+    // Another agent's duplicates, unknown keys and unset variables are not this agent's business.
+    let text = format!(
+        "{}a2.sources = x\na2.sources = y\na2.bogus = 1\na2.sources.x.port = ${{env:NOT_SET}}\n",
+        with_channel("a1.channels.c1.type = memory\n")
+    );
+    let (_, warnings) = ok(&text);
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Substitution
+
+#[test]
+fn env_substitution_in_values() {
+    let text = with_channel(
+        "a1.channels.c1.type = file\n\
+         a1.channels.c1.checkpointDir = ${env:CH_ROOT}/checkpoint\n\
+         a1.channels.c1.dataDirs = ${env:CH_ROOT}/d1,${env:DATA2:-/fallback}/d2\n",
+    )
+    .replace(
+        "a1.sources.r1.port = 44444",
+        "a1.sources.r1.port = ${env:NC_PORT}",
+    );
+    let (cfg, warnings) = ok(&text);
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert!(matches!(
+        cfg.sources[0].kind,
+        SourceKind::Netcat { port: 5140, .. }
+    ));
+    let f = file_channel(&cfg, "c1");
+    assert_eq!(f.checkpoint_dir, PathBuf::from("/srv/flumen/checkpoint"));
+    assert_eq!(
+        f.data_dirs,
+        ["/srv/flumen/d1", "/fallback/d2"].map(PathBuf::from)
+    );
+}
+
+#[test]
+fn unset_env_variable_is_an_error_naming_the_line() {
+    let text = with_channel("a1.channels.c1.type = memory\n").replace(
+        "a1.sources.r1.port = 44444",
+        "a1.sources.r1.port = ${env:FLUMEN_TEST_UNSET_PORT}",
+    );
+    let e = err(&text);
+    assert!(matches!(e, ConfigError::EnvVar { .. }), "{e:?}");
+    names(&e, 6, "a1.sources.r1.port");
+    let msg = e.to_string();
+    assert!(msg.contains("`FLUMEN_TEST_UNSET_PORT` is not set"), "{msg}");
+}
+
+#[test]
+fn the_process_environment_is_read() {
+    // PATH is set in any environment the tests run in.
+    let Ok(path) = std::env::var("PATH") else {
+        return;
+    };
+    let text = with_source("a1.sources.r1.type = exec\na1.sources.r1.command = ${env:PATH}\na1.sources.r1.channels = c1\n");
+    let (cfg, _) = parse(&text, F, "a1").expect("parses");
+    assert!(
+        matches!(&cfg.sources[0].kind, SourceKind::Exec { command, .. } if *command == path.trim())
+    );
+}
+
+#[test]
+fn plain_references_and_other_lookups() {
+    let text = with_source(
+        "a1.sources.r1.type = exec\n\
+         a1.sources.r1.command = tail -F ${HOME}/app.log\n\
+         a1.sources.r1.channels = c1\n",
+    );
+    let (cfg, warnings) = ok(&text);
+    assert!(
+        matches!(&cfg.sources[0].kind, SourceKind::Exec { command, .. } if command == "tail -F ${HOME}/app.log")
+    );
+    assert_eq!(
+        warnings
+            .iter()
+            .map(|w| (&w.kind, w.line))
+            .collect::<Vec<_>>(),
+        [(
+            &WarningKind::NotSubstituted {
+                reference: "${HOME}".into()
+            },
+            8
+        )]
+    );
+    // `$${HOME}` says "literal" and silences the warning.
+    let (cfg, warnings) = ok(&text.replace("${HOME}", "$${HOME}"));
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert!(
+        matches!(&cfg.sources[0].kind, SourceKind::Exec { command, .. } if command == "tail -F ${HOME}/app.log")
+    );
+
+    let e = err(&text.replace("${HOME}", "${sys:user.home}"));
+    assert!(matches!(e, ConfigError::Unsupported { .. }), "{e:?}");
+    names(&e, 8, "a1.sources.r1.command");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files and syntax errors
+
+#[test]
+fn load_reads_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("agent.conf");
+    std::fs::write(&path, EMBEDDED_DEFAULT_PROPERTIES).expect("write");
+    let (cfg, warnings) = load(&path, "a1").expect("loads");
+    assert_eq!(cfg, embedded_default());
+    assert!(warnings.is_empty());
+
+    let e = load(&dir.path().join("missing.conf"), "a1").expect_err("missing file");
+    assert!(matches!(e, ConfigError::Io { .. }), "{e:?}");
+    assert!(e.to_string().contains("missing.conf"), "{e}");
+
+    let e = load(&path, "agent7").expect_err("no such agent");
+    assert!(
+        e.to_string().starts_with(&path.display().to_string()),
+        "{e}"
+    );
+}
+
+#[test]
+fn load_falls_back_to_latin1_like_java() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("latin1.conf");
+    let mut bytes = EMBEDDED_DEFAULT_PROPERTIES
+        .replace("./flumen-data/out", "/tmp/caf")
+        .into_bytes();
+    let at = bytes
+        .windows(8)
+        .rposition(|w| w == b"/tmp/caf")
+        .expect("found")
+        + 8;
+    bytes.insert(at, 0xE9); // 'é' in ISO-8859-1; not valid UTF-8 on its own
+    std::fs::write(&path, bytes).expect("write");
+    let (cfg, _) = load(&path, "a1").expect("loads");
+    assert!(
+        matches!(&cfg.sinks[0].kind, SinkKind::FileRoll { directory, .. } if directory == &PathBuf::from("/tmp/café"))
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_line() {
+    let e = err("a1.sources = r1\na1.sources.r1.type = \\u00zz\n");
+    assert!(matches!(e, ConfigError::Syntax { line: 2, .. }), "{e:?}");
+    assert!(e.to_string().starts_with("flume.conf:2:"), "{e}");
+}
+
+#[test]
+fn edit_distance_is_levenshtein() {
+    use super::build::{edit_distance, nearest};
+    assert_eq!(edit_distance("capacty", "capacity"), 1);
+    assert_eq!(edit_distance("", "abc"), 3);
+    assert_eq!(edit_distance("kitten", "sitting"), 3);
+    assert_eq!(
+        nearest("chanels", ["sources", "channels", "sinks"]),
+        Some("channels")
+    );
+    assert_eq!(nearest("x", Vec::<&str>::new()), None);
+}
