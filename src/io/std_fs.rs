@@ -183,7 +183,11 @@ impl VFile for StdFile {
             // mmap of zero bytes fails with EINVAL; an empty file is just an empty slice.
             return Ok(Arc::new(Vec::<u8>::new()));
         }
-        Ok(Arc::new(map_file(&self.file)?))
+        let map = map_file(&self.file)?;
+        // Mapped files are read front to back (replay, takers walking a sealed segment):
+        // ask for aggressive readahead. Only a hint; a refusal changes nothing.
+        let _ = map.advise(memmap2::Advice::Sequential);
+        Ok(Arc::new(map))
     }
 
     fn path(&self) -> &Path {

@@ -239,6 +239,9 @@ pub(crate) fn recover(
             skip_or_fail(channel, policy, read_only, &mut report, spot)?;
             continue;
         }
+        // A truncation waits until the mapping is gone: a mapped file must never shrink under
+        // its mapping (see `io::std_fs`).
+        let mut trim: Option<(u64, bool)> = None;
         loop {
             let bad = match record::decode(id, &buf[off..]) {
                 ScanOutcome::Record(r) => {
@@ -290,7 +293,7 @@ pub(crate) fn recover(
                         if is_last && !read_only && off < buf.len() {
                             // Give back the preallocated tail: writing continues in a new
                             // segment. Losing this (unsynced) trim only leaves zeros behind.
-                            let _ = file.set_len(off as u64);
+                            trim = Some((off as u64, false));
                         }
                         break;
                     }
@@ -306,9 +309,7 @@ pub(crate) fn recover(
                 tracing::warn!(channel, file = %path.display(), offset = off, reason = %bad, "truncating a torn final record (a commit cut short by a crash; it was never acknowledged)");
                 report.torn_tail = Some(corrupt(off as u64, bad.to_string()));
                 if !read_only {
-                    file.set_len(off as u64)
-                        .and_then(|()| file.sync_data())
-                        .map_err(|e| io_err(channel, path, "truncating", e))?;
+                    trim = Some((off as u64, true));
                 }
                 dirty = true;
                 break;
@@ -326,6 +327,14 @@ pub(crate) fn recover(
             match next {
                 Some(n) => off = n,
                 None => break,
+            }
+        }
+        if let Some((at, sync)) = trim {
+            drop(map);
+            let r = file.set_len(at);
+            if sync {
+                r.and_then(|()| file.sync_data())
+                    .map_err(|e| io_err(channel, path, "truncating", e))?;
             }
         }
     }
