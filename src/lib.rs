@@ -3,11 +3,14 @@
 //! (`format`) and the narrow I/O layer under it (`io`); the binary in `main.rs` wires them into
 //! the `flumen` command. See docs/ARCHITECTURE.md for the map.
 
+pub mod agent;
 pub mod channel;
 pub mod cli;
 pub mod config;
 pub mod event;
 pub mod format;
 pub mod io;
+pub mod sink;
+pub mod source;
 
 pub use event::Event;

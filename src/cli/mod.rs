@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 
 use crate::channel::ChannelError;
 
+pub mod agent;
 pub mod bench;
 pub mod bench_reopen;
 pub mod channel_cmd;
@@ -27,9 +28,11 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Top-level subcommands. `agent` (run a Flume-style configuration) will join them.
+/// Top-level subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run an agent from a Flume properties file until SIGTERM or SIGINT.
+    Agent(agent::AgentArgs),
     /// Measure flumen's components on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -54,6 +57,10 @@ pub enum BenchCommand {
 pub enum CliError {
     #[error(transparent)]
     Channel(#[from] ChannelError),
+    #[error(transparent)]
+    Config(#[from] Box<crate::config::ConfigError>),
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
     #[error("{operation} {path}: {cause}")]
     Io {
         operation: &'static str,
@@ -92,6 +99,7 @@ impl From<serde_json::Error> for CliError {
 /// Runs a parsed command line. See the module docs for the meaning of the result.
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
+        Command::Agent(args) => agent::run(&args),
         Command::Bench(BenchCommand::Channel(args)) => bench::run(&args),
         Command::Bench(BenchCommand::Reopen(args)) => bench_reopen::run(&args),
         Command::Channel(cmd) => channel_cmd::run(cmd),

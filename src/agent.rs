@@ -1,0 +1,382 @@
+//! The agent runtime: turns an [`AgentConfig`] into running components and stops them in
+//! order.
+//!
+//! This is a minimal runtime on std threads: one thread per source and per sink (plus one per
+//! netcat connection); there is no async runtime yet (tokio may come later). [`Agent::start`]
+//! opens every channel (the file channel recovers its queue here), builds the sinks and
+//! sources (binding ports), then starts the sink threads before the source threads.
+//! [`Agent::shutdown`] reverses that: it stops the sources (and waits for them, so no put is
+//! in flight), then stops the sinks (each finishes the batch in hand), then closes the
+//! channels (the file channel writes its final checkpoint). Nothing committed to a file
+//! channel is lost at any point, shutdown or crash; what a sink had not taken yet is
+//! delivered after the next start.
+//!
+//! [`run_until_signal`] is what `flumen agent` runs: start, wait for SIGTERM or SIGINT, shut
+//! down; a second signal during shutdown exits at once with code 130.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::channel::file::FileChannel;
+use crate::channel::memory::MemoryChannel;
+use crate::channel::{Channel, ChannelError};
+use crate::config::{AgentConfig, ChannelKind};
+use crate::sink::{self, SinkError, SinkRunner};
+use crate::source::{self, SourceError};
+
+/// Why the agent could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Opening or closing a channel failed (the error names the channel).
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// A component refers to a channel that was not built (the configuration layer checks
+    /// this, so it means a programming error).
+    #[error("{component}: channel `{channel}` is not defined")]
+    UnknownChannel { component: String, channel: String },
+    /// A thread could not be started or setting up signal handling failed.
+    #[error("{what}: {cause}")]
+    Os { what: String, cause: std::io::Error },
+    /// Some components failed while stopping; each message names its component.
+    #[error("shutdown: {}", .0.join("; "))]
+    Shutdown(Vec<String>),
+}
+
+/// A running component.
+struct Running {
+    name: String,
+    kind: &'static str,
+    thread: JoinHandle<()>,
+}
+
+/// A started agent. Dropping it without [`Agent::shutdown`] leaves its threads running.
+pub struct Agent {
+    name: String,
+    channels: Vec<Arc<dyn Channel>>,
+    sources: Vec<Running>,
+    sinks: Vec<Running>,
+    source_stop: Arc<AtomicBool>,
+    sink_stop: Arc<AtomicBool>,
+}
+
+impl Agent {
+    /// Opens the channels, then starts the sinks and the sources. On an error, everything
+    /// already started is stopped again before returning.
+    pub fn start(cfg: &AgentConfig) -> Result<Agent, AgentError> {
+        let mut agent = Agent {
+            name: cfg.name.clone(),
+            channels: Vec::new(),
+            sources: Vec::new(),
+            sinks: Vec::new(),
+            source_stop: Arc::new(AtomicBool::new(false)),
+            sink_stop: Arc::new(AtomicBool::new(false)),
+        };
+        match agent.start_components(cfg) {
+            Ok(()) => {
+                tracing::info!(agent = %agent.name, "agent `{}` started", agent.name);
+                Ok(agent)
+            }
+            Err(e) => {
+                if let Err(stop_err) = agent.shutdown_inner() {
+                    tracing::error!(agent = %cfg.name, "{stop_err}");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn start_components(&mut self, cfg: &AgentConfig) -> Result<(), AgentError> {
+        for c in &cfg.channels {
+            let ch: Arc<dyn Channel> = match &c.kind {
+                ChannelKind::File(fc) => Arc::new(FileChannel::open(&c.name, fc.clone())?),
+                ChannelKind::Memory(mc) => Arc::new(MemoryChannel::new(&c.name, mc.clone())?),
+            };
+            tracing::info!(
+                channel = %c.name,
+                "channel `{}` ({}) opened with {} events",
+                c.name,
+                c.kind.type_name(),
+                ch.stats().size
+            );
+            self.channels.push(ch);
+        }
+        // Build everything that can fail before starting any thread.
+        let mut runners = Vec::new();
+        for s in &cfg.sinks {
+            let channel = self.channel(&s.name, &s.channel)?;
+            let (sink, batch_size) = sink::build(s)?;
+            runners.push((
+                s.kind.type_name(),
+                SinkRunner {
+                    name: s.name.clone(),
+                    channel,
+                    sink,
+                    batch_size,
+                },
+            ));
+        }
+        let mut sources = Vec::new();
+        for s in &cfg.sources {
+            let chans = s
+                .channels
+                .iter()
+                .map(|c| self.channel(&s.name, c))
+                .collect::<Result<Vec<_>, _>>()?;
+            sources.push((s.name.clone(), s.kind.type_name(), source::build(s, chans)?));
+        }
+        for (kind, runner) in runners {
+            let name = runner.name.clone();
+            let stop = Arc::clone(&self.sink_stop);
+            let thread = spawn(&format!("sink-{name}"), move || runner.run(stop))?;
+            tracing::info!(sink = %name, "sink `{name}` ({kind}) started");
+            self.sinks.push(Running { name, kind, thread });
+        }
+        for (name, kind, src) in sources {
+            let stop = Arc::clone(&self.source_stop);
+            let thread = spawn(&format!("source-{name}"), move || src.run(stop))?;
+            tracing::info!(source = %name, "source `{name}` ({kind}) started");
+            self.sources.push(Running { name, kind, thread });
+        }
+        Ok(())
+    }
+
+    fn channel(&self, component: &str, name: &str) -> Result<Arc<dyn Channel>, AgentError> {
+        self.channels
+            .iter()
+            .find(|c| c.name() == name)
+            .cloned()
+            .ok_or_else(|| AgentError::UnknownChannel {
+                component: component.to_string(),
+                channel: name.to_string(),
+            })
+    }
+
+    /// The agent's channels, in configuration order.
+    pub fn channels(&self) -> &[Arc<dyn Channel>] {
+        &self.channels
+    }
+
+    /// Stops the sources, then the sinks (each finishing its batch), then closes the
+    /// channels. Errors of every component are collected; the first does not stop the rest.
+    pub fn shutdown(mut self) -> Result<(), AgentError> {
+        tracing::info!(agent = %self.name, "agent `{}` shutting down", self.name);
+        let r = self.shutdown_inner();
+        tracing::info!(agent = %self.name, "agent `{}` stopped", self.name);
+        r
+    }
+
+    fn shutdown_inner(&mut self) -> Result<(), AgentError> {
+        let mut errors = Vec::new();
+        self.source_stop.store(true, Ordering::Release);
+        for s in self.sources.drain(..) {
+            join(s, "source", &mut errors);
+        }
+        self.sink_stop.store(true, Ordering::Release);
+        for s in self.sinks.drain(..) {
+            join(s, "sink", &mut errors);
+        }
+        for c in self.channels.drain(..) {
+            let size = c.stats().size;
+            match c.close() {
+                Ok(()) => tracing::info!(
+                    channel = c.name(),
+                    "channel `{}` closed with {size} events left",
+                    c.name()
+                ),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(AgentError::Shutdown(errors))
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, AgentError> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map_err(|cause| AgentError::Os {
+            what: format!("starting thread {name}"),
+            cause,
+        })
+}
+
+fn join(r: Running, role: &str, errors: &mut Vec<String>) {
+    match r.thread.join() {
+        Ok(()) => tracing::info!("{role} `{}` ({}) stopped", r.name, r.kind),
+        Err(_) => errors.push(format!("{role} `{}` ({}) panicked", r.name, r.kind)),
+    }
+}
+
+/// Starts the agent, runs it until SIGTERM or SIGINT, then shuts it down. A second signal
+/// while shutting down exits the process at once with code 130 (committed events are safe
+/// in a file channel either way).
+pub fn run_until_signal(cfg: &AgentConfig) -> Result<(), AgentError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    // Install the handlers before starting, so an early signal is not lost to the default
+    // action.
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(|cause| AgentError::Os {
+            what: "installing SIGTERM/SIGINT handlers".into(),
+            cause,
+        })?;
+    let (tx, rx) = std::sync::mpsc::channel::<i32>();
+    spawn("signals", move || {
+        let mut seen = 0;
+        for sig in signals.forever() {
+            seen += 1;
+            if seen == 1 {
+                tracing::info!("received signal {sig}; shutting down (send again to exit at once)");
+                let _ = tx.send(sig);
+            } else {
+                tracing::warn!("received signal {sig} again; exiting at once");
+                std::process::exit(130);
+            }
+        }
+    })?;
+    let agent = Agent::start(cfg)?;
+    // Err only if the signal thread died, which it does not; shut down either way.
+    let _ = rx.recv();
+    agent.shutdown()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::channel::memory::MemoryChannelConfig;
+    use crate::config::{
+        ChannelConfig, FileRollSerializer, SinkConfig, SinkKind, SourceConfig, SourceKind,
+    };
+    use crate::source::netcat::NetcatSource;
+    use crate::source::Source;
+
+    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn read_lines(dir: &std::path::Path) -> Vec<String> {
+        let mut out = vec![];
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return out;
+        };
+        for e in rd {
+            let text = std::fs::read_to_string(e.expect("entry").path()).expect("read");
+            out.extend(text.lines().map(str::to_string));
+        }
+        out
+    }
+
+    #[test]
+    fn seq_through_memory_channel_into_file_roll_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out");
+        let cfg = AgentConfig {
+            name: "t".into(),
+            sources: vec![SourceConfig {
+                name: "r1".into(),
+                channels: vec!["c1".into()],
+                kind: SourceKind::Seq {
+                    total_events: Some(1000),
+                    batch_size: 7,
+                },
+            }],
+            channels: vec![ChannelConfig {
+                name: "c1".into(),
+                kind: ChannelKind::Memory(MemoryChannelConfig::default()),
+            }],
+            sinks: vec![SinkConfig {
+                name: "k1".into(),
+                channel: "c1".into(),
+                kind: SinkKind::FileRoll {
+                    directory: out.clone(),
+                    roll_interval_secs: 0,
+                    prefix: String::new(),
+                    extension: String::new(),
+                    batch_size: 13,
+                    serializer: FileRollSerializer::Text,
+                },
+            }],
+        };
+        let agent = Agent::start(&cfg).expect("start");
+        wait_until("1000 lines", || read_lines(&out).len() >= 1000);
+        agent.shutdown().expect("shutdown");
+        let want: Vec<String> = (0..1000).map(|i: u32| i.to_string()).collect();
+        assert_eq!(read_lines(&out), want);
+    }
+
+    #[test]
+    fn netcat_waits_for_room_instead_of_dropping() {
+        let ch: Arc<dyn Channel> = Arc::new(
+            MemoryChannel::new(
+                "c1",
+                MemoryChannelConfig {
+                    capacity: 2,
+                    transaction_capacity: 2,
+                    byte_capacity: None,
+                    keep_alive: Duration::from_millis(20),
+                },
+            )
+            .expect("channel"),
+        );
+        let src = NetcatSource::bind("r1", vec![Arc::clone(&ch)], "127.0.0.1", 0, 512, true)
+            .expect("bind");
+        let addr = src.local_addr();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let t = std::thread::spawn(move || Box::new(src).run(stop2));
+
+        let mut w = TcpStream::connect(addr).expect("connect");
+        w.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut r = BufReader::new(w.try_clone().expect("clone"));
+        let mut reply = String::new();
+        for l in ["a", "b"] {
+            w.write_all(format!("{l}\n").as_bytes()).expect("send");
+            reply.clear();
+            r.read_line(&mut reply).expect("ack");
+            assert_eq!(reply, "OK\n");
+        }
+        // The channel is full: the third line is held, unacknowledged, not dropped.
+        w.write_all(b"c\n").expect("send");
+        w.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        reply.clear();
+        assert!(
+            r.read_line(&mut reply).is_err(),
+            "acked while full: {reply:?}"
+        );
+        let mut tx = ch.take_transaction();
+        let mut got = vec![];
+        tx.take_batch(2, &mut got).expect("take");
+        tx.commit().expect("commit");
+        w.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        reply.clear();
+        r.read_line(&mut reply).expect("ack after room");
+        assert_eq!(reply, "OK\n");
+        let mut tx = ch.take_transaction();
+        tx.take_batch(2, &mut got).expect("take");
+        tx.commit().expect("commit");
+        let bodies: Vec<&[u8]> = got.iter().map(|e| &e.body()[..]).collect();
+        assert_eq!(bodies, [&b"a"[..], b"b", b"c"]);
+
+        stop.store(true, Ordering::Release);
+        t.join().expect("source thread");
+    }
+}

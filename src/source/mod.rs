@@ -1,0 +1,152 @@
+//! Sources: the components that turn outside input into events and put them into channels.
+//!
+//! Each source runs on its own std thread (the agent has no async runtime yet; tokio may
+//! replace these threads later). A source gets the channels it is bound to and a shared stop
+//! flag; it returns from [`Source::run`] once the flag is set (or its input ends), after
+//! finishing or abandoning the transaction in hand. Delivery rules shared by every source
+//! live in [`put_all`]: every event goes into every bound channel (Flume's replicating
+//! selector), a full channel is retried with a growing backoff (backpressure, never a drop),
+//! and a put is only reported done once every channel's commit has returned.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::channel::{Channel, ChannelError};
+use crate::config::{SourceConfig, SourceKind};
+use crate::event::Event;
+
+pub mod netcat;
+pub mod seq;
+
+/// Why a source could not start or had to give up on events.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The source's setup failed (binding a port, ...); names the source and what it did.
+    #[error("source `{source_name}`: {message}")]
+    Start {
+        source_name: String,
+        message: String,
+    },
+    /// The source type exists in the configuration but the runtime does not run it yet.
+    #[error("source `{source_name}`: type `{kind}` is not supported by the agent runtime yet")]
+    Unsupported {
+        source_name: String,
+        kind: &'static str,
+    },
+}
+
+/// Why [`put_all`] gave up.
+#[derive(Debug)]
+pub enum PutError {
+    /// Shutdown was requested while waiting for room; the events were not committed to every
+    /// channel (those listed in `committed` have them).
+    Stopped,
+    /// A channel refused the events for a reason retrying will not fix (poisoned, closed,
+    /// too large).
+    Failed(ChannelError),
+}
+
+/// A running source.
+pub trait Source: Send {
+    /// Produces events until `stop` is set or the input ends.
+    fn run(self: Box<Self>, stop: Arc<AtomicBool>);
+}
+
+/// Builds the source `cfg` bound to `channels`. Network sources bind here, so a port in use
+/// stops start-up with an error naming the source and address.
+pub fn build(
+    cfg: &SourceConfig,
+    channels: Vec<Arc<dyn Channel>>,
+) -> Result<Box<dyn Source>, SourceError> {
+    match &cfg.kind {
+        SourceKind::Seq {
+            total_events,
+            batch_size,
+        } => Ok(Box::new(seq::SeqSource::new(
+            &cfg.name,
+            channels,
+            *total_events,
+            *batch_size,
+        ))),
+        SourceKind::Netcat {
+            bind,
+            port,
+            max_line_length,
+            ack_every_event,
+        } => Ok(Box::new(netcat::NetcatSource::bind(
+            &cfg.name,
+            channels,
+            bind,
+            *port,
+            *max_line_length,
+            *ack_every_event,
+        )?)),
+        other => Err(SourceError::Unsupported {
+            source_name: cfg.name.clone(),
+            kind: other.type_name(),
+        }),
+    }
+}
+
+/// First and largest wait between attempts to put into a full channel.
+const PUT_BACKOFF_START: Duration = Duration::from_millis(10);
+const PUT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Puts `events` into every channel, each channel in one transaction, retrying a channel
+/// that is full (or below its free-space floor) with a growing backoff until it has room or
+/// `stop` is set. Returns only once every channel's commit has returned `Ok` (so the caller
+/// may acknowledge the events), or with the reason it gave up. `source` names the caller
+/// in logs.
+pub fn put_all(
+    source: &str,
+    channels: &[Arc<dyn Channel>],
+    events: &[Event],
+    stop: &AtomicBool,
+) -> Result<(), PutError> {
+    for ch in channels {
+        let mut backoff = PUT_BACKOFF_START;
+        let mut warned = false;
+        loop {
+            match put_once(ch.as_ref(), events) {
+                Ok(()) => break,
+                Err(e @ (ChannelError::ChannelFull { .. } | ChannelError::DiskFull { .. })) => {
+                    if !warned {
+                        tracing::warn!(
+                            source,
+                            channel = ch.name(),
+                            "source `{source}`: {e}; retrying with backoff"
+                        );
+                        warned = true;
+                    }
+                    if stop.load(Ordering::Acquire) {
+                        return Err(PutError::Stopped);
+                    }
+                    sleep_unless_stopped(backoff, stop);
+                    backoff = (backoff * 2).min(PUT_BACKOFF_MAX);
+                }
+                Err(e) => return Err(PutError::Failed(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn put_once(ch: &dyn Channel, events: &[Event]) -> Result<(), ChannelError> {
+    let mut tx = ch.put_transaction();
+    for e in events {
+        tx.put(e.clone())?;
+    }
+    tx.commit()
+}
+
+/// Sleeps for `d`, waking early (within 50 ms) once `stop` is set.
+pub(crate) fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+    let step = Duration::from_millis(50);
+    let mut left = d;
+    while !left.is_zero() && !stop.load(Ordering::Acquire) {
+        let s = left.min(step);
+        std::thread::sleep(s);
+        left -= s;
+    }
+}
