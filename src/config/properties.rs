@@ -13,7 +13,7 @@
 //! - The key runs to the first unescaped `=`, `:`, space, tab or form feed. Whitespace after it
 //!   is skipped, then at most one `=` or `:`, then more whitespace; the rest of the logical line
 //!   is the value, *trailing whitespace included* (the Flume layer trims it, as Flume does).
-//! - Escapes in keys and values: `\t \n \r \f`, `\uXXXX` (exactly four hex digits; UTF-16
+//! - Escapes in keys and values: `\t \n \r \f`, `\uHHHH` (exactly four hex digits; UTF-16
 //!   surrogate pairs are combined), and `\` before any other character stands for that
 //!   character (`\\`, `\=`, `\:`, `\ `, `\#`).
 //! - A later occurrence of a key replaces the earlier one; we record each replacement so the
@@ -21,7 +21,7 @@
 //!
 //! Differences from Java: `load(InputStream)` decodes ISO-8859-1; [`super::load`] decodes
 //! UTF-8 and falls back to ISO-8859-1 only when the file is not valid UTF-8. A lone UTF-16
-//! surrogate from `\uXXXX` (which a Java `String` could hold) is an error here.
+//! surrogate from `\uHHHH` (which a Java `String` could hold) is an error here.
 
 /// One key with its final value and the line its (last) definition starts on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -187,7 +187,7 @@ fn unescape(s: &str, line: usize) -> Result<String, SyntaxError> {
     let malformed = |what: String| SyntaxError {
         line,
         message: format!(
-            "malformed \\uXXXX escape ({what}): write exactly four hex digits, e.g. \\u00e9"
+            "malformed \\uHHHH escape ({what}): write exactly four hex digits, e.g. \\u00e9"
         ),
     };
     while let Some(c) = chars.next() {
@@ -206,7 +206,7 @@ fn unescape(s: &str, line: usize) -> Result<String, SyntaxError> {
             'u' => {
                 let unit = read_hex4(&mut chars).map_err(&malformed)?;
                 if (0xD800..0xDC00).contains(&unit) {
-                    // A high surrogate must be followed by a `\uXXXX` low surrogate.
+                    // A high surrogate must be followed by a `\uHHHH` low surrogate.
                     let mut probe = chars.clone();
                     let low = if probe.next() == Some('\\') && probe.next() == Some('u') {
                         read_hex4(&mut probe).ok()
@@ -440,7 +440,7 @@ mod tests {
         ] {
             let err = parse(text).expect_err(text);
             assert_eq!(err.line, 2, "{text:?}");
-            assert!(err.message.contains("\\uXXXX"), "{}", err.message);
+            assert!(err.message.contains("\\uHHHH"), "{}", err.message);
         }
     }
 

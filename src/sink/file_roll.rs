@@ -213,7 +213,11 @@ mod tests {
         let taken = dir.path().join(format!("{}-1", s.start_millis));
         std::fs::write(&taken, "old\n").expect("write");
         s.process(&[Event::new("1")]).expect("process");
-        std::thread::sleep(Duration::from_millis(5));
+        // The 1 ms roll interval must have passed before the next batch: wait for exactly that.
+        let since = std::time::Instant::now();
+        while since.elapsed() <= Duration::from_millis(1) {
+            std::hint::spin_loop();
+        }
         s.process(&[Event::new("2")]).expect("process");
         let f = files(dir.path());
         assert_eq!(f.len(), 3, "{f:?}");
