@@ -2,6 +2,7 @@
 //! real files, real processes (kill -9) and the `flumen` binary.
 
 mod agent;
+mod agent_crash;
 mod cli;
 mod common;
 mod corruption;
