@@ -16,8 +16,10 @@ use crate::channel::{Channel, ChannelError};
 use crate::config::{SourceConfig, SourceKind};
 use crate::event::Event;
 
+pub mod exec;
 pub mod netcat;
 pub mod seq;
+pub mod stdin;
 
 /// Why a source could not start or had to give up on events.
 #[derive(Debug, thiserror::Error)]
@@ -27,12 +29,6 @@ pub enum SourceError {
     Start {
         source_name: String,
         message: String,
-    },
-    /// The source type exists in the configuration but the runtime does not run it yet.
-    #[error("source `{source_name}`: type `{kind}` is not supported by the agent runtime yet")]
-    Unsupported {
-        source_name: String,
-        kind: &'static str,
     },
 }
 
@@ -82,10 +78,30 @@ pub fn build(
             *max_line_length,
             *ack_every_event,
         )?)),
-        other => Err(SourceError::Unsupported {
-            source_name: cfg.name.clone(),
-            kind: other.type_name(),
-        }),
+        SourceKind::Exec {
+            command,
+            shell,
+            restart,
+            restart_throttle_ms,
+            batch_size,
+            batch_timeout_ms,
+            log_stderr,
+        } => Ok(Box::new(exec::ExecSource::new(
+            &cfg.name,
+            channels,
+            command,
+            shell.as_deref(),
+            *restart,
+            *restart_throttle_ms,
+            *batch_size,
+            *batch_timeout_ms,
+            *log_stderr,
+        )?)),
+        SourceKind::Stdin { batch_size } => Ok(Box::new(stdin::StdinSource::new(
+            &cfg.name,
+            channels,
+            *batch_size,
+        ))),
     }
 }
 

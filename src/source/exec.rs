@@ -1,0 +1,620 @@
+//! The `exec` source (Flume's ExecSource): runs a command and turns every line of its stdout
+//! into one event (the line ending, `\n` or `\r\n`, is not part of the body). Lines are put
+//! in transactions of `batchSize` events; a partial batch is put once `batchTimeout` has
+//! passed since its first line, so a quiet command's output still arrives. A full channel is
+//! retried with a growing backoff (the command's output waits in the pipe; nothing is
+//! dropped).
+//!
+//! With `shell` set (e.g. `/bin/sh -c`) the command is passed as the last argument of the
+//! shell; a shell given without arguments (`/bin/sh`) gets `-c` added. Without `shell` the
+//! command is split on whitespace and run directly. stdin is `/dev/null`; stderr is logged
+//! line by line at warn with `logStdErr`, discarded otherwise. When the command's stdout
+//! ends the pending batch is put, the exit status logged, and with `restart` the command runs
+//! again after `restartThrottle` (a shutdown cuts that wait short); otherwise the source ends.
+//!
+//! Shutdown: the source stops reading, puts what it has read (one attempt: a channel still
+//! full after its keep-alive loses that partial batch), kills the command (`Child::kill`,
+//! SIGKILL on Unix: only the direct child, so a shell's own children are not signalled) and
+//! reaps it. stdout is read on a helper thread so the batch timeout and the stop flag are
+//! seen while no line arrives; that thread (and the stderr one) is left to end on its own
+//! when the pipe is still held open by a grandchild.
+//!
+//! The line pump shared with the `stdin` source ([`spawn_line_reader`], [`pump_lines`])
+//! lives here too.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{put_all, sleep_unless_stopped, PutError, Source, SourceError};
+use crate::channel::Channel;
+use crate::event::Event;
+
+/// Longest the pump waits for a line before looking at the stop flag again.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// See the module docs.
+pub struct ExecSource {
+    name: String,
+    channels: Vec<Arc<dyn Channel>>,
+    /// The command line: the program and its arguments, the command last when a shell runs it.
+    argv: Vec<String>,
+    restart: bool,
+    restart_throttle: Duration,
+    batch_size: usize,
+    batch_timeout: Duration,
+    log_stderr: bool,
+}
+
+impl ExecSource {
+    /// A source called `name` putting into `channels`; fails when `command` (or `shell`) is
+    /// empty.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &str,
+        channels: Vec<Arc<dyn Channel>>,
+        command: &str,
+        shell: Option<&str>,
+        restart: bool,
+        restart_throttle_ms: u64,
+        batch_size: usize,
+        batch_timeout_ms: u64,
+        log_stderr: bool,
+    ) -> Result<ExecSource, SourceError> {
+        let start_err = |message: &str| SourceError::Start {
+            source_name: name.to_string(),
+            message: message.to_string(),
+        };
+        if command.trim().is_empty() {
+            return Err(start_err("exec: `command` is empty"));
+        }
+        let argv: Vec<String> = match shell.map(str::trim) {
+            Some(sh) => {
+                let mut argv: Vec<String> = sh.split_whitespace().map(str::to_string).collect();
+                if argv.is_empty() {
+                    return Err(start_err("exec: `shell` is empty"));
+                }
+                if argv.len() == 1 {
+                    argv.push("-c".to_string());
+                }
+                argv.push(command.to_string());
+                argv
+            }
+            None => command.split_whitespace().map(str::to_string).collect(),
+        };
+        Ok(ExecSource {
+            name: name.to_string(),
+            channels,
+            argv,
+            restart,
+            restart_throttle: Duration::from_millis(restart_throttle_ms),
+            batch_size: batch_size.max(1),
+            batch_timeout: Duration::from_millis(batch_timeout_ms.max(1)),
+            log_stderr,
+        })
+    }
+
+    fn spawn(&self) -> std::io::Result<Child> {
+        let (program, args) = match self.argv.split_first() {
+            Some(split) => split,
+            None => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "empty command",
+                ))
+            }
+        };
+        Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(if self.log_stderr {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+    }
+
+    /// Runs the command once. Returns true when the source should go on (restart).
+    fn run_once(&self, stop: &AtomicBool) -> bool {
+        let name = &self.name;
+        let cmd = self.argv.join(" ");
+        let mut child = match self.spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(source = %name, "source `{name}` (exec): cannot run `{cmd}`: {e}");
+                return true;
+            }
+        };
+        tracing::info!(source = %name, "source `{name}` (exec): started `{cmd}` (pid {})", child.id());
+        if let Some(err) = child.stderr.take() {
+            let src = name.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{name}-stderr"))
+                .spawn(move || log_stderr(&src, BufReader::new(err)));
+            if let Err(e) = spawned {
+                tracing::warn!(source = %name, "source `{name}` (exec): cannot start the stderr thread: {e}");
+            }
+        }
+        let Some(out) = child.stdout.take() else {
+            tracing::error!(source = %name, "source `{name}` (exec): no stdout pipe");
+            kill_and_reap(name, &mut child);
+            return false;
+        };
+        let (rx, reader) = match spawn_line_reader(name, BufReader::new(out), self.batch_size) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(source = %name, "source `{name}` (exec): cannot start the stdout thread: {e}");
+                kill_and_reap(name, &mut child);
+                return false;
+            }
+        };
+        let pump = LinePump {
+            source: name,
+            kind: "exec",
+            channels: &self.channels,
+            batch_size: self.batch_size,
+            batch_timeout: self.batch_timeout,
+        };
+        match pump.run(&rx, stop) {
+            Pumped::Ended { events } => {
+                tracing::debug!(source = %name, "source `{name}` (exec): stdout of `{cmd}` ended after {events} events");
+                // stdout is closed, so the reader thread is done.
+                if reader.join().is_err() {
+                    tracing::error!(source = %name, "source `{name}` (exec): the stdout thread panicked");
+                }
+                match wait_unless_stopped(&mut child, stop) {
+                    Some(status) => log_exit(name, &cmd, status),
+                    None => {
+                        kill_and_reap(name, &mut child);
+                        return false;
+                    }
+                }
+                true
+            }
+            Pumped::Stopped => {
+                drop(rx);
+                kill_and_reap(name, &mut child);
+                false
+            }
+            Pumped::Failed => {
+                drop(rx);
+                kill_and_reap(name, &mut child);
+                false
+            }
+        }
+    }
+}
+
+impl Source for ExecSource {
+    fn run(self: Box<Self>, stop: Arc<AtomicBool>) {
+        let name = &self.name;
+        while !stop.load(Ordering::Acquire) {
+            if !self.run_once(&stop) || !self.restart || stop.load(Ordering::Acquire) {
+                break;
+            }
+            tracing::info!(
+                source = %name,
+                "source `{name}` (exec): restarting the command in {} ms",
+                self.restart_throttle.as_millis()
+            );
+            sleep_unless_stopped(self.restart_throttle, &stop);
+        }
+        tracing::debug!(source = %name, "source `{name}` (exec) ends");
+    }
+}
+
+/// Waits for `child` to exit, polling so a shutdown is seen; `None` when `stop` was set first.
+fn wait_unless_stopped(child: &mut Child, stop: &AtomicBool) -> Option<ExitStatus> {
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!("exec: waiting for pid {}: {e}", child.id());
+                return None;
+            }
+        }
+        if stop.load(Ordering::Acquire) {
+            return None;
+        }
+        std::thread::sleep(STOP_POLL);
+    }
+}
+
+fn kill_and_reap(name: &str, child: &mut Child) {
+    if let Ok(Some(status)) = child.try_wait() {
+        tracing::info!(source = %name, "source `{name}` (exec): command exited: {status}");
+        return;
+    }
+    if let Err(e) = child.kill() {
+        tracing::warn!(source = %name, "source `{name}` (exec): killing pid {}: {e}", child.id());
+    }
+    match child.wait() {
+        Ok(status) => {
+            tracing::info!(source = %name, "source `{name}` (exec): command stopped: {status}")
+        }
+        Err(e) => {
+            tracing::warn!(source = %name, "source `{name}` (exec): reaping pid {}: {e}", child.id())
+        }
+    }
+}
+
+fn log_exit(name: &str, cmd: &str, status: ExitStatus) {
+    if status.success() {
+        tracing::info!(source = %name, "source `{name}` (exec): `{cmd}` exited: {status}");
+    } else {
+        tracing::warn!(source = %name, "source `{name}` (exec): `{cmd}` exited: {status}");
+    }
+}
+
+/// Logs every line of `err` at warn, until it ends.
+fn log_stderr(name: &str, mut err: impl BufRead) {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match err.read_until(b'\n', &mut line) {
+            Ok(0) => return,
+            Ok(_) => {
+                trim_line_end(&mut line);
+                let text = String::from_utf8_lossy(&line);
+                tracing::warn!(source = %name, "source `{name}` (exec) stderr: {text}");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                tracing::debug!(source = %name, "source `{name}` (exec): reading stderr: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// Drops a trailing `\n` or `\r\n` (as Java's `readLine` does).
+fn trim_line_end(line: &mut Vec<u8>) {
+    if line.last() == Some(&b'\n') {
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+    }
+}
+
+/// Reads `input` line by line on a new thread, sending each line (without its ending) into the
+/// returned receiver, which holds at most `queue` lines: a slow consumer stops the reading
+/// rather than growing a buffer. The thread ends at EOF, on a read error (logged), or once the
+/// receiver is dropped and the next line is read. A last line without a newline is sent too.
+pub(crate) fn spawn_line_reader(
+    source: &str,
+    mut input: impl BufRead + Send + 'static,
+    queue: usize,
+) -> std::io::Result<(Receiver<Vec<u8>>, JoinHandle<()>)> {
+    let (tx, rx) = sync_channel::<Vec<u8>>(queue.max(1));
+    let src = source.to_string();
+    let handle = std::thread::Builder::new()
+        .name(format!("{source}-lines"))
+        .spawn(move || loop {
+            let mut line = Vec::new();
+            match input.read_until(b'\n', &mut line) {
+                Ok(0) => return,
+                Ok(_) => {
+                    trim_line_end(&mut line);
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!(source = %src, "source `{src}`: read error, input ends: {e}");
+                    return;
+                }
+            }
+        })?;
+    Ok((rx, handle))
+}
+
+/// How [`LinePump::run`] ended.
+pub(crate) enum Pumped {
+    /// The input ended; everything read was put. `events` counts them.
+    Ended { events: u64 },
+    /// The stop flag was set; what was read was put, or abandoned if a channel had no room.
+    Stopped,
+    /// A channel refused a batch for good (logged).
+    Failed,
+}
+
+/// Turns received lines into events, put in batches.
+pub(crate) struct LinePump<'a> {
+    /// The source name, for logs.
+    pub source: &'a str,
+    /// The source type, for logs.
+    pub kind: &'static str,
+    pub channels: &'a [Arc<dyn Channel>],
+    /// Events per transaction.
+    pub batch_size: usize,
+    /// Longest a partial batch waits, counted from its first line.
+    pub batch_timeout: Duration,
+}
+
+impl LinePump<'_> {
+    /// Puts each line of `rx` as an event, `batch_size` per transaction, or fewer once
+    /// `batch_timeout` passed since the batch's first line, until the sender goes away or
+    /// `stop` is set; the pending batch is put either way.
+    pub fn run(&self, rx: &Receiver<Vec<u8>>, stop: &AtomicBool) -> Pumped {
+        let batch_size = self.batch_size.max(1);
+        let mut batch: Vec<Event> = Vec::with_capacity(batch_size);
+        let mut deadline: Option<Instant> = None;
+        let mut events = 0u64;
+        loop {
+            if stop.load(Ordering::Acquire) {
+                return match self.flush(&mut batch, stop) {
+                    Ok(()) => Pumped::Stopped,
+                    Err(p) => p,
+                };
+            }
+            let wait = deadline.map_or(STOP_POLL, |d| {
+                d.saturating_duration_since(Instant::now()).min(STOP_POLL)
+            });
+            let full = match rx.recv_timeout(wait) {
+                Ok(line) => {
+                    if batch.is_empty() {
+                        deadline = Some(Instant::now() + self.batch_timeout);
+                    }
+                    batch.push(Event::new(line));
+                    batch.len() >= batch_size
+                }
+                Err(RecvTimeoutError::Timeout) => deadline.is_some_and(|d| Instant::now() >= d),
+                Err(RecvTimeoutError::Disconnected) => {
+                    events += batch.len() as u64;
+                    return match self.flush(&mut batch, stop) {
+                        Ok(()) => Pumped::Ended { events },
+                        Err(p) => p,
+                    };
+                }
+            };
+            if full && !batch.is_empty() {
+                let n = batch.len() as u64;
+                if let Err(p) = self.flush(&mut batch, stop) {
+                    return p;
+                }
+                events += n;
+                deadline = None;
+            }
+        }
+    }
+
+    /// Puts `batch` (if any) and clears it.
+    fn flush(&self, batch: &mut Vec<Event>, stop: &AtomicBool) -> Result<(), Pumped> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (src, kind) = (self.source, self.kind);
+        match put_all(src, self.channels, batch, stop) {
+            Ok(()) => {
+                batch.clear();
+                Ok(())
+            }
+            Err(PutError::Stopped) => {
+                tracing::warn!(
+                    source = %src,
+                    "source `{src}` ({kind}): shutdown abandoned {} events read but not put",
+                    batch.len()
+                );
+                Err(Pumped::Stopped)
+            }
+            Err(PutError::Failed(e)) => {
+                tracing::error!(source = %src, "source `{src}` ({kind}) stops: {e}");
+                Err(Pumped::Failed)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+
+    pub(crate) fn memory(capacity: u64, tx: usize) -> Arc<dyn Channel> {
+        Arc::new(
+            MemoryChannel::new(
+                "c1",
+                MemoryChannelConfig {
+                    capacity,
+                    transaction_capacity: tx,
+                    byte_capacity: None,
+                    keep_alive: Duration::from_millis(20),
+                },
+            )
+            .expect("channel"),
+        )
+    }
+
+    /// Takes everything committed so far into `got`.
+    pub(crate) fn drain(ch: &dyn Channel, got: &mut Vec<String>) {
+        loop {
+            let mut tx = ch.take_transaction();
+            let mut out = Vec::new();
+            let n = tx.take_batch(10, &mut out).expect("take");
+            tx.commit().expect("commit take");
+            got.extend(
+                out.iter()
+                    .map(|e| String::from_utf8(e.body().to_vec()).expect("utf8")),
+            );
+            if n == 0 {
+                return;
+            }
+        }
+    }
+
+    /// Drains `ch` until `cond` holds on what was taken, or panics after `secs`.
+    pub(crate) fn collect_until(
+        ch: &dyn Channel,
+        secs: u64,
+        what: &str,
+        cond: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
+        let end = Instant::now() + Duration::from_secs(secs);
+        let mut got = Vec::new();
+        loop {
+            drain(ch, &mut got);
+            if cond(&got) {
+                return got;
+            }
+            assert!(
+                Instant::now() < end,
+                "timed out waiting for {what}: {got:?}"
+            );
+            ch.wait_available(Duration::from_millis(20));
+        }
+    }
+
+    fn exec(
+        channels: Vec<Arc<dyn Channel>>,
+        command: &str,
+        restart: bool,
+        batch_size: usize,
+        batch_timeout_ms: u64,
+    ) -> Box<ExecSource> {
+        Box::new(
+            ExecSource::new(
+                "r1",
+                channels,
+                command,
+                Some("/bin/sh"),
+                restart,
+                20,
+                batch_size,
+                batch_timeout_ms,
+                true,
+            )
+            .expect("exec source"),
+        )
+    }
+
+    fn start(src: Box<ExecSource>) -> (Arc<AtomicBool>, JoinHandle<()>) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        (stop, std::thread::spawn(move || src.run(s)))
+    }
+
+    fn join_within(t: JoinHandle<()>, secs: u64) {
+        let end = Instant::now() + Duration::from_secs(secs);
+        while !t.is_finished() {
+            assert!(Instant::now() < end, "source did not end in {secs} s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        t.join().expect("source thread");
+    }
+
+    #[test]
+    fn exec_puts_every_line_in_order_through_a_small_channel() {
+        // Capacity 50 < 250 lines: the source must wait for room, never drop.
+        let ch = memory(50, 20);
+        let src = exec(
+            vec![Arc::clone(&ch)],
+            "i=1; while [ $i -le 250 ]; do echo \"line $i\"; i=$((i+1)); done",
+            false,
+            20,
+            3000,
+        );
+        let (_stop, t) = start(src);
+        let got = collect_until(ch.as_ref(), 30, "250 lines", |g| g.len() >= 250);
+        let want: Vec<String> = (1..=250).map(|i| format!("line {i}")).collect();
+        assert_eq!(got, want);
+        // The command exited and restart is off: the source ends by itself.
+        join_within(t, 10);
+        let mut rest = Vec::new();
+        drain(ch.as_ref(), &mut rest);
+        assert!(rest.is_empty(), "{rest:?}");
+    }
+
+    #[test]
+    fn exec_restarts_the_command_when_it_exits() {
+        let ch = memory(1000, 100);
+        let src = exec(
+            vec![Arc::clone(&ch)],
+            "printf 'a\\nb\\nc\\n'",
+            true,
+            2,
+            3000,
+        );
+        let (stop, t) = start(src);
+        let got = collect_until(ch.as_ref(), 30, "two runs", |g| g.len() >= 6);
+        assert_eq!(got[..6], ["a", "b", "c", "a", "b", "c"]);
+        stop.store(true, Ordering::Release);
+        join_within(t, 10);
+    }
+
+    #[test]
+    fn exec_batch_timeout_puts_a_partial_batch() {
+        let ch = memory(1000, 100);
+        let src = exec(
+            vec![Arc::clone(&ch)],
+            "printf 'one\\r\\ntwo\\n'; sleep 5",
+            false,
+            100,
+            100,
+        );
+        let started = Instant::now();
+        let (stop, t) = start(src);
+        let got = collect_until(ch.as_ref(), 4, "the partial batch", |g| g.len() >= 2);
+        assert_eq!(got, ["one", "two"]);
+        assert!(started.elapsed() < Duration::from_secs(4));
+        // Shutdown kills the shell and returns even though `sleep` still holds stdout.
+        stop.store(true, Ordering::Release);
+        join_within(t, 3);
+    }
+
+    #[test]
+    fn exec_without_shell_splits_the_command() {
+        let ch = memory(100, 100);
+        let src = Box::new(
+            ExecSource::new(
+                "r1",
+                vec![Arc::clone(&ch)],
+                "echo  hello   world",
+                None,
+                false,
+                10,
+                20,
+                3000,
+                false,
+            )
+            .expect("exec source"),
+        );
+        let (_stop, t) = start(src);
+        join_within(t, 10);
+        let mut got = Vec::new();
+        drain(ch.as_ref(), &mut got);
+        assert_eq!(got, ["hello world"]);
+    }
+
+    #[test]
+    fn exec_ends_when_the_command_cannot_run() {
+        let ch = memory(100, 100);
+        let src = Box::new(
+            ExecSource::new(
+                "r1",
+                vec![Arc::clone(&ch)],
+                "/nonexistent/flumen-test-command",
+                None,
+                false,
+                10,
+                20,
+                3000,
+                false,
+            )
+            .expect("exec source"),
+        );
+        let (_stop, t) = start(src);
+        join_within(t, 10);
+        assert!(ExecSource::new("r1", vec![], "  ", None, false, 0, 1, 1, false).is_err());
+    }
+}
