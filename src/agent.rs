@@ -11,9 +11,15 @@
 //! channel is lost at any point, shutdown or crash; what a sink had not taken yet is
 //! delivered after the next start.
 //!
+//! Monitoring: every agent keeps a [`Registry`] of its components' counters (Flume's names,
+//! see [`crate::metrics`]) with their StartTime/StopTime; with [`AgentOptions::monitoring`]
+//! set, an HTTP server serves it (`GET /metrics`, `GET /metrics/prometheus`) from just after
+//! the components start until the end of shutdown.
+//!
 //! [`run_until_signal`] is what `flumen agent` runs: start, wait for SIGTERM or SIGINT, shut
 //! down; a second signal during shutdown exits at once with code 130.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -22,6 +28,7 @@ use crate::channel::file::FileChannel;
 use crate::channel::memory::MemoryChannel;
 use crate::channel::{Channel, ChannelError};
 use crate::config::{AgentConfig, ChannelKind};
+use crate::metrics::{ChannelTimes, ComponentCounters, ComponentType, MetricsServer, Registry};
 use crate::sink::{self, SinkError, SinkRunner};
 use crate::source::{self, SourceError};
 
@@ -52,6 +59,15 @@ struct Running {
     name: String,
     kind: &'static str,
     thread: JoinHandle<()>,
+    counters: Arc<ComponentCounters>,
+}
+
+/// How to run an agent beyond its configuration.
+#[derive(Debug, Clone, Default)]
+pub struct AgentOptions {
+    /// Serve the metrics over HTTP on this address (Flume's
+    /// `-Dflume.monitoring.type=http -Dflume.monitoring.port=P`).
+    pub monitoring: Option<SocketAddr>,
 }
 
 /// A started agent. Dropping it without [`Agent::shutdown`] leaves its threads running.
@@ -62,12 +78,21 @@ pub struct Agent {
     sinks: Vec<Running>,
     source_stop: Arc<AtomicBool>,
     sink_stop: Arc<AtomicBool>,
+    metrics: Arc<Registry>,
+    channel_times: Vec<Arc<ChannelTimes>>,
+    server: Option<MetricsServer>,
 }
 
 impl Agent {
     /// Opens the channels, then starts the sinks and the sources. On an error, everything
     /// already started is stopped again before returning.
     pub fn start(cfg: &AgentConfig) -> Result<Agent, AgentError> {
+        Agent::start_with(cfg, &AgentOptions::default())
+    }
+
+    /// [`Agent::start`], then the monitoring server if `opts` asks for it (a port in use
+    /// stops the agent again and fails).
+    pub fn start_with(cfg: &AgentConfig, opts: &AgentOptions) -> Result<Agent, AgentError> {
         let mut agent = Agent {
             name: cfg.name.clone(),
             channels: Vec::new(),
@@ -75,8 +100,14 @@ impl Agent {
             sinks: Vec::new(),
             source_stop: Arc::new(AtomicBool::new(false)),
             sink_stop: Arc::new(AtomicBool::new(false)),
+            metrics: Registry::new(),
+            channel_times: Vec::new(),
+            server: None,
         };
-        match agent.start_components(cfg) {
+        let started = agent
+            .start_components(cfg)
+            .and_then(|()| agent.start_monitoring(opts));
+        match started {
             Ok(()) => {
                 tracing::info!(agent = %agent.name, "agent `{}` started", agent.name);
                 Ok(agent)
@@ -103,6 +134,11 @@ impl Agent {
                 c.kind.type_name(),
                 ch.stats().size
             );
+            let times = self
+                .metrics
+                .channel(Arc::clone(&ch), matches!(c.kind, ChannelKind::File(_)));
+            times.times().started();
+            self.channel_times.push(times);
             self.channels.push(ch);
         }
         // Build everything that can fail before starting any thread.
@@ -110,6 +146,7 @@ impl Agent {
         for s in &cfg.sinks {
             let channel = self.channel(&s.name, &s.channel)?;
             let (sink, batch_size) = sink::build(s)?;
+            let counters = self.metrics.component(&s.name, ComponentType::Sink);
             runners.push((
                 s.kind.type_name(),
                 SinkRunner {
@@ -117,6 +154,7 @@ impl Agent {
                     channel,
                     sink,
                     batch_size,
+                    counters,
                 },
             ));
         }
@@ -127,22 +165,61 @@ impl Agent {
                 .iter()
                 .map(|c| self.channel(&s.name, c))
                 .collect::<Result<Vec<_>, _>>()?;
-            sources.push((s.name.clone(), s.kind.type_name(), source::build(s, chans)?));
+            let counters = self.metrics.component(&s.name, ComponentType::Source);
+            let src = source::build(s, chans, Arc::clone(&counters))?;
+            sources.push((s.name.clone(), s.kind.type_name(), src, counters));
         }
         for (kind, runner) in runners {
             let name = runner.name.clone();
+            let counters = Arc::clone(&runner.counters);
             let stop = Arc::clone(&self.sink_stop);
             let thread = spawn(&format!("sink-{name}"), move || runner.run(stop))?;
+            counters.times().started();
             tracing::info!(sink = %name, "sink `{name}` ({kind}) started");
-            self.sinks.push(Running { name, kind, thread });
+            self.sinks.push(Running {
+                name,
+                kind,
+                thread,
+                counters,
+            });
         }
-        for (name, kind, src) in sources {
+        for (name, kind, src, counters) in sources {
             let stop = Arc::clone(&self.source_stop);
             let thread = spawn(&format!("source-{name}"), move || src.run(stop))?;
+            counters.times().started();
             tracing::info!(source = %name, "source `{name}` ({kind}) started");
-            self.sources.push(Running { name, kind, thread });
+            self.sources.push(Running {
+                name,
+                kind,
+                thread,
+                counters,
+            });
         }
         Ok(())
+    }
+
+    fn start_monitoring(&mut self, opts: &AgentOptions) -> Result<(), AgentError> {
+        if let Some(addr) = opts.monitoring {
+            let server =
+                MetricsServer::start(addr, Arc::clone(&self.metrics)).map_err(|cause| {
+                    AgentError::Os {
+                        what: format!("monitoring: cannot serve HTTP on {addr}"),
+                        cause,
+                    }
+                })?;
+            self.server = Some(server);
+        }
+        Ok(())
+    }
+
+    /// The agent's counters (what the monitoring server serves).
+    pub fn metrics(&self) -> &Arc<Registry> {
+        &self.metrics
+    }
+
+    /// The address the monitoring server listens on, if it runs.
+    pub fn monitoring_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().map(MetricsServer::local_addr)
     }
 
     fn channel(&self, component: &str, name: &str) -> Result<Arc<dyn Channel>, AgentError> {
@@ -180,6 +257,9 @@ impl Agent {
         for s in self.sinks.drain(..) {
             join(s, "sink", &mut errors);
         }
+        for t in self.channel_times.drain(..) {
+            t.times().stopped();
+        }
         for c in self.channels.drain(..) {
             let size = c.stats().size;
             match c.close() {
@@ -190,6 +270,9 @@ impl Agent {
                 ),
                 Err(e) => errors.push(e.to_string()),
             }
+        }
+        if let Some(server) = self.server.take() {
+            server.stop();
         }
         if errors.is_empty() {
             Ok(())
@@ -210,7 +293,9 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 }
 
 fn join(r: Running, role: &str, errors: &mut Vec<String>) {
-    match r.thread.join() {
+    let joined = r.thread.join();
+    r.counters.times().stopped();
+    match joined {
         Ok(()) => tracing::info!("{role} `{}` ({}) stopped", r.name, r.kind),
         Err(_) => errors.push(format!("{role} `{}` ({}) panicked", r.name, r.kind)),
     }
@@ -218,8 +303,8 @@ fn join(r: Running, role: &str, errors: &mut Vec<String>) {
 
 /// Starts the agent, runs it until SIGTERM or SIGINT, then shuts it down. A second signal
 /// while shutting down exits the process at once with code 130 (committed events are safe
-/// in a file channel either way).
-pub fn run_until_signal(cfg: &AgentConfig) -> Result<(), AgentError> {
+/// in a file channel either way). `opts` may start the monitoring server.
+pub fn run_until_signal(cfg: &AgentConfig, opts: &AgentOptions) -> Result<(), AgentError> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     // Install the handlers before starting, so an early signal is not lost to the default
     // action.
@@ -242,7 +327,7 @@ pub fn run_until_signal(cfg: &AgentConfig) -> Result<(), AgentError> {
             }
         }
     })?;
-    let agent = Agent::start(cfg)?;
+    let agent = Agent::start_with(cfg, opts)?;
     // Err only if the signal thread died, which it does not; shut down either way.
     let _ = rx.recv();
     agent.shutdown()

@@ -10,6 +10,7 @@ pub mod config;
 pub mod event;
 pub mod format;
 pub mod io;
+pub mod metrics;
 pub mod sink;
 pub mod source;
 

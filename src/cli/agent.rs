@@ -1,14 +1,21 @@
-//! `flumen agent [--conf-file F] [--name N]`: runs one agent of a Flume properties file (or
-//! the built-in configuration, `config::embedded_default()`, when no file is given) until
-//! SIGTERM or SIGINT. Configuration warnings are logged; a configuration error stops
-//! start-up (exit code 2, via `CliError`).
+//! `flumen agent [--conf-file F] [--name N] [--monitoring-port P]`: runs one agent of a
+//! Flume properties file (or the built-in configuration, `config::embedded_default()`, when
+//! no file is given) until SIGTERM or SIGINT. Configuration warnings are logged; a
+//! configuration error stops start-up (exit code 2, via `CliError`).
+//!
+//! Monitoring: `--monitoring-port P` serves `GET /metrics` (Flume's JSON) and
+//! `GET /metrics/prometheus` on `--monitoring-bind` (default 0.0.0.0, as Flume binds). Flume's
+//! own form is accepted too: `-Dflume.monitoring.type=http -Dflume.monitoring.port=P` (the
+//! port defaults to 41414, as in Flume); other `-D` properties are logged and ignored.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 
 use super::CliError;
+use crate::agent::AgentOptions;
 use crate::config;
 
 /// Options of `flumen agent` (Flume's `flume-ng agent -f FILE -n NAME`).
@@ -21,10 +28,73 @@ pub struct AgentArgs {
     /// The agent to run from the file.
     #[arg(short = 'n', long = "name", value_name = "NAME", default_value = "a1")]
     pub name: String,
+    /// Serve metrics over HTTP on this port: `GET /metrics` (Flume's JSON) and
+    /// `GET /metrics/prometheus`.
+    #[arg(long = "monitoring-port", value_name = "PORT")]
+    pub monitoring_port: Option<u16>,
+    /// The address the monitoring server binds.
+    #[arg(
+        long = "monitoring-bind",
+        value_name = "ADDR",
+        default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    )]
+    pub monitoring_bind: IpAddr,
+    /// Flume-style properties, e.g. `-Dflume.monitoring.type=http
+    /// -Dflume.monitoring.port=41414`.
+    #[arg(short = 'D', value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
+    pub defines: Vec<String>,
+}
+
+impl AgentArgs {
+    /// The monitoring port asked for, by `--monitoring-port` or by Flume's `-D` properties.
+    pub fn monitoring_port(&self) -> Result<Option<u16>, CliError> {
+        let mut mtype: Option<String> = None;
+        let mut mport: Option<u16> = None;
+        for d in &self.defines {
+            let Some((key, value)) = d.split_once('=') else {
+                return Err(CliError::Usage(format!(
+                    "-D{d}: expected -DKEY=VALUE, e.g. -Dflume.monitoring.port=41414"
+                )));
+            };
+            match key.trim() {
+                "flume.monitoring.type" => mtype = Some(value.trim().to_string()),
+                "flume.monitoring.port" => {
+                    mport = Some(value.trim().parse().map_err(|_| {
+                        CliError::Usage(format!("-D{d}: `{value}` is not a port number"))
+                    })?)
+                }
+                _ => tracing::warn!("-D{d}: property not used by flumen; ignored"),
+            }
+        }
+        if let Some(p) = self.monitoring_port {
+            return Ok(Some(p));
+        }
+        match mtype.as_deref() {
+            Some(t) if t.eq_ignore_ascii_case("http") => {
+                Ok(Some(mport.unwrap_or(crate::metrics::DEFAULT_PORT)))
+            }
+            Some(t) => Err(CliError::Usage(format!(
+                "-Dflume.monitoring.type={t}: only `http` monitoring is supported"
+            ))),
+            None => {
+                if mport.is_some() {
+                    tracing::warn!(
+                        "-Dflume.monitoring.port is ignored without -Dflume.monitoring.type=http"
+                    );
+                }
+                Ok(None)
+            }
+        }
+    }
 }
 
 /// Loads the configuration and runs the agent until a signal.
 pub fn run(args: &AgentArgs) -> Result<ExitCode, CliError> {
+    let opts = AgentOptions {
+        monitoring: args
+            .monitoring_port()?
+            .map(|p| SocketAddr::new(args.monitoring_bind, p)),
+    };
     let cfg = match &args.conf_file {
         Some(path) => {
             let (cfg, warnings) = config::load(path, &args.name).map_err(Box::new)?;
@@ -43,7 +113,7 @@ pub fn run(args: &AgentArgs) -> Result<ExitCode, CliError> {
             config::embedded_default()
         }
     };
-    crate::agent::run_until_signal(&cfg)?;
+    crate::agent::run_until_signal(&cfg, &opts)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -71,5 +141,49 @@ mod tests {
             assert_eq!(a.conf_file, Some(std::path::PathBuf::from("x.conf")));
             assert_eq!(a.name, "b2");
         }
+    }
+
+    fn agent_args(args: &[&str]) -> super::AgentArgs {
+        let cli = Cli::try_parse_from(args).expect("parses");
+        let Command::Agent(a) = cli.command else {
+            panic!("expected agent");
+        };
+        a
+    }
+
+    #[test]
+    fn monitoring_port_forms() {
+        let port = |args: &[&str]| {
+            agent_args(args)
+                .monitoring_port()
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(port(&["flumen", "agent"]), Ok(None));
+        assert_eq!(
+            port(&["flumen", "agent", "--monitoring-port", "4000"]),
+            Ok(Some(4000))
+        );
+        assert_eq!(
+            port(&[
+                "flumen",
+                "agent",
+                "-Dflume.monitoring.type=http",
+                "-Dflume.monitoring.port=4001"
+            ]),
+            Ok(Some(4001))
+        );
+        assert_eq!(
+            port(&["flumen", "agent", "-D", "flume.monitoring.type=http"]),
+            Ok(Some(41414))
+        );
+        assert_eq!(
+            port(&["flumen", "agent", "-Dflume.monitoring.port=4001"]),
+            Ok(None)
+        );
+        assert!(port(&["flumen", "agent", "-Dflume.monitoring.type=ganglia"]).is_err());
+        assert!(port(&["flumen", "agent", "-Dflume.monitoring.port=x"]).is_err());
+        assert!(port(&["flumen", "agent", "-Dnoequals"]).is_err());
+        let a = agent_args(&["flumen", "agent", "--monitoring-bind", "127.0.0.1"]);
+        assert_eq!(a.monitoring_bind.to_string(), "127.0.0.1");
     }
 }

@@ -11,6 +11,12 @@
 //! take's commit (at-least-once). An empty channel is waited on with
 //! [`Channel::wait_available`] with a growing timeout (Flume's SinkRunner backs off likewise).
 //!
+//! Monitoring: the runner counts into its [`ComponentCounters`] where Flume's sinks do:
+//! events taken (EventDrainAttemptCount), events whose take committed
+//! (EventDrainSuccessCount), each take by how full it was (BatchEmptyCount,
+//! BatchUnderflowCount, BatchCompleteCount), processing errors (EventWriteFail) and failed
+//! takes or take commits (ChannelReadFail).
+//!
 //! Shutdown: once the stop flag is set the runner finishes the batch in hand (process and
 //! commit, or roll back) and stops; what is left stays in the channel.
 
@@ -21,6 +27,7 @@ use std::time::Duration;
 use crate::channel::{Channel, ChannelError};
 use crate::config::{SinkConfig, SinkKind};
 use crate::event::Event;
+use crate::metrics::{ComponentCounters, Counter};
 use crate::source::sleep_unless_stopped;
 
 pub mod file_roll;
@@ -92,6 +99,8 @@ pub struct SinkRunner {
     pub channel: Arc<dyn Channel>,
     pub sink: Box<dyn Sink>,
     pub batch_size: usize,
+    /// Where the runner counts (Flume's SinkCounter).
+    pub counters: Arc<ComponentCounters>,
 }
 
 impl SinkRunner {
@@ -104,8 +113,10 @@ impl SinkRunner {
             events.clear();
             let mut tx = self.channel.take_transaction();
             let taken = take_up_to(tx.as_mut(), self.batch_size, &mut events);
+            let counters = &self.counters;
             if let Err(e) = taken {
                 tx.rollback();
+                counters.inc(Counter::ChannelReadFail);
                 if matches!(e, ChannelError::Closed { .. }) {
                     break;
                 }
@@ -113,6 +124,14 @@ impl SinkRunner {
                 sleep_unless_stopped(error_backoff, &stop);
                 error_backoff = (error_backoff * 2).min(ERROR_BACKOFF_MAX);
                 continue;
+            }
+            let n = events.len();
+            if n == 0 {
+                counters.inc(Counter::BatchEmptyCount);
+            } else if n < self.batch_size {
+                counters.inc(Counter::BatchUnderflowCount);
+            } else {
+                counters.inc(Counter::BatchCompleteCount);
             }
             if events.is_empty() {
                 tx.rollback();
@@ -126,10 +145,15 @@ impl SinkRunner {
                 continue;
             }
             idle = IDLE_BACKOFF_START;
+            counters.add(Counter::EventDrainAttemptCount, n as u64);
             match self.sink.process(&events) {
                 Ok(()) => match tx.commit() {
-                    Ok(()) => error_backoff = ERROR_BACKOFF_START,
+                    Ok(()) => {
+                        counters.add(Counter::EventDrainSuccessCount, n as u64);
+                        error_backoff = ERROR_BACKOFF_START;
+                    }
                     Err(e) => {
+                        counters.inc(Counter::ChannelReadFail);
                         // The events stay in the channel and will be processed again.
                         tracing::error!(
                             sink = %self.name,
@@ -143,6 +167,7 @@ impl SinkRunner {
                 },
                 Err(e) => {
                     tx.rollback();
+                    counters.inc(Counter::EventWriteFail);
                     tracing::error!(
                         sink = %self.name,
                         "{e}; {} events returned to channel `{}`, retrying in {error_backoff:?}",

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use super::{put_all, sleep_unless_stopped, PutError, Source, SourceError};
 use crate::channel::Channel;
 use crate::event::Event;
+use crate::metrics::{ComponentCounters, ComponentType, Counter};
 
 /// Longest the pump waits for a line before looking at the stop flag again.
 const STOP_POLL: Duration = Duration::from_millis(50);
@@ -48,6 +49,7 @@ pub struct ExecSource {
     batch_size: usize,
     batch_timeout: Duration,
     log_stderr: bool,
+    counters: Arc<ComponentCounters>,
 }
 
 impl ExecSource {
@@ -95,7 +97,14 @@ impl ExecSource {
             batch_size: batch_size.max(1),
             batch_timeout: Duration::from_millis(batch_timeout_ms.max(1)),
             log_stderr,
+            counters: ComponentCounters::detached(name, ComponentType::Source),
         })
+    }
+
+    /// Counts into `counters` (Flume's SourceCounter) instead of detached counters.
+    pub fn with_counters(mut self, counters: Arc<ComponentCounters>) -> Self {
+        self.counters = counters;
+        self
     }
 
     fn spawn(&self) -> std::io::Result<Child> {
@@ -160,6 +169,7 @@ impl ExecSource {
             channels: &self.channels,
             batch_size: self.batch_size,
             batch_timeout: self.batch_timeout,
+            counters: &self.counters,
         };
         match pump.run(&rx, stop) {
             Pumped::Ended { events } => {
@@ -338,6 +348,8 @@ pub(crate) struct LinePump<'a> {
     pub batch_size: usize,
     /// Longest a partial batch waits, counted from its first line.
     pub batch_timeout: Duration,
+    /// Where the batches are counted.
+    pub counters: &'a ComponentCounters,
 }
 
 impl LinePump<'_> {
@@ -393,8 +405,13 @@ impl LinePump<'_> {
             return Ok(());
         }
         let (src, kind) = (self.source, self.kind);
+        let n = batch.len() as u64;
+        self.counters.inc(Counter::AppendBatchReceivedCount);
+        self.counters.add(Counter::EventReceivedCount, n);
         match put_all(src, self.channels, batch, stop) {
             Ok(()) => {
+                self.counters.inc(Counter::AppendBatchAcceptedCount);
+                self.counters.add(Counter::EventAcceptedCount, n);
                 batch.clear();
                 Ok(())
             }
@@ -407,6 +424,7 @@ impl LinePump<'_> {
                 Err(Pumped::Stopped)
             }
             Err(PutError::Failed(e)) => {
+                self.counters.inc(Counter::ChannelWriteFail);
                 tracing::error!(source = %src, "source `{src}` ({kind}) stops: {e}");
                 Err(Pumped::Failed)
             }

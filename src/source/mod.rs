@@ -15,6 +15,7 @@ use std::time::Duration;
 use crate::channel::{Channel, ChannelError};
 use crate::config::{SourceConfig, SourceKind};
 use crate::event::Event;
+use crate::metrics::ComponentCounters;
 
 pub mod exec;
 pub mod netcat;
@@ -49,35 +50,37 @@ pub trait Source: Send {
     fn run(self: Box<Self>, stop: Arc<AtomicBool>);
 }
 
-/// Builds the source `cfg` bound to `channels`. Network sources bind here, so a port in use
-/// stops start-up with an error naming the source and address.
+/// Builds the source `cfg` bound to `channels`, counting into `counters`. Network sources
+/// bind here, so a port in use stops start-up with an error naming the source and address.
 pub fn build(
     cfg: &SourceConfig,
     channels: Vec<Arc<dyn Channel>>,
+    counters: Arc<ComponentCounters>,
 ) -> Result<Box<dyn Source>, SourceError> {
     match &cfg.kind {
         SourceKind::Seq {
             total_events,
             batch_size,
-        } => Ok(Box::new(seq::SeqSource::new(
-            &cfg.name,
-            channels,
-            *total_events,
-            *batch_size,
-        ))),
+        } => Ok(Box::new(
+            seq::SeqSource::new(&cfg.name, channels, *total_events, *batch_size)
+                .with_counters(counters),
+        )),
         SourceKind::Netcat {
             bind,
             port,
             max_line_length,
             ack_every_event,
-        } => Ok(Box::new(netcat::NetcatSource::bind(
-            &cfg.name,
-            channels,
-            bind,
-            *port,
-            *max_line_length,
-            *ack_every_event,
-        )?)),
+        } => Ok(Box::new(
+            netcat::NetcatSource::bind(
+                &cfg.name,
+                channels,
+                bind,
+                *port,
+                *max_line_length,
+                *ack_every_event,
+            )?
+            .with_counters(counters),
+        )),
         SourceKind::Exec {
             command,
             shell,
@@ -86,22 +89,23 @@ pub fn build(
             batch_size,
             batch_timeout_ms,
             log_stderr,
-        } => Ok(Box::new(exec::ExecSource::new(
-            &cfg.name,
-            channels,
-            command,
-            shell.as_deref(),
-            *restart,
-            *restart_throttle_ms,
-            *batch_size,
-            *batch_timeout_ms,
-            *log_stderr,
-        )?)),
-        SourceKind::Stdin { batch_size } => Ok(Box::new(stdin::StdinSource::new(
-            &cfg.name,
-            channels,
-            *batch_size,
-        ))),
+        } => Ok(Box::new(
+            exec::ExecSource::new(
+                &cfg.name,
+                channels,
+                command,
+                shell.as_deref(),
+                *restart,
+                *restart_throttle_ms,
+                *batch_size,
+                *batch_timeout_ms,
+                *log_stderr,
+            )?
+            .with_counters(counters),
+        )),
+        SourceKind::Stdin { batch_size } => Ok(Box::new(
+            stdin::StdinSource::new(&cfg.name, channels, *batch_size).with_counters(counters),
+        )),
     }
 }
 

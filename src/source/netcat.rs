@@ -23,6 +23,7 @@ use std::time::Duration;
 use super::{put_all, PutError, Source, SourceError};
 use crate::channel::Channel;
 use crate::event::Event;
+use crate::metrics::{ComponentCounters, ComponentType, Counter};
 
 const ACCEPT_POLL: Duration = Duration::from_millis(50);
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
@@ -35,6 +36,7 @@ pub struct NetcatSource {
     addr: SocketAddr,
     max_line_length: usize,
     ack_every_event: bool,
+    counters: Arc<ComponentCounters>,
 }
 
 impl NetcatSource {
@@ -65,7 +67,14 @@ impl NetcatSource {
             addr,
             max_line_length: max_line_length.max(1),
             ack_every_event,
+            counters: ComponentCounters::detached(name, ComponentType::Source),
         })
+    }
+
+    /// Counts into `counters` (Flume's SourceCounter) instead of detached counters.
+    pub fn with_counters(mut self, counters: Arc<ComponentCounters>) -> Self {
+        self.counters = counters;
+        self
     }
 
     /// The address actually bound.
@@ -82,6 +91,7 @@ impl Source for NetcatSource {
             channels: self.channels.clone(),
             max_line_length: self.max_line_length,
             ack_every_event: self.ack_every_event,
+            counters: Arc::clone(&self.counters),
         });
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
         while !stop.load(Ordering::Acquire) {
@@ -125,6 +135,7 @@ struct ConnSettings {
     channels: Vec<Arc<dyn Channel>>,
     max_line_length: usize,
     ack_every_event: bool,
+    counters: Arc<ComponentCounters>,
 }
 
 impl ConnSettings {
@@ -138,7 +149,10 @@ impl ConnSettings {
             tracing::warn!(source = %src, "source `{src}`: setting up the connection from {peer}: {e}");
             return;
         }
-        match self.read_lines(&mut stream, peer, stop) {
+        self.counters.inc(Counter::OpenConnectionCount);
+        let read = self.read_lines(&mut stream, peer, stop);
+        self.counters.dec(Counter::OpenConnectionCount);
+        match read {
             Ok(()) => {
                 tracing::debug!(source = %src, "source `{src}`: connection from {peer} closed")
             }
@@ -235,8 +249,10 @@ impl ConnSettings {
         stop: &AtomicBool,
     ) -> Result<bool, String> {
         let event = [Event::new(body)];
+        self.counters.inc(Counter::EventReceivedCount);
         let reply: &[u8] = match put_all(&self.source, &self.channels, &event, stop) {
             Ok(()) => {
+                self.counters.inc(Counter::EventAcceptedCount);
                 if !self.ack_every_event {
                     return Ok(true);
                 }
@@ -244,6 +260,7 @@ impl ConnSettings {
             }
             Err(PutError::Stopped) => return Ok(false),
             Err(PutError::Failed(e)) => {
+                self.counters.inc(Counter::ChannelWriteFail);
                 tracing::error!(source = %self.source, "source `{}`: {e}", self.source);
                 let msg = format!("FAILED: {e}\n");
                 stream

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::{put_all, PutError, Source};
 use crate::channel::Channel;
 use crate::event::Event;
+use crate::metrics::{ComponentCounters, ComponentType, Counter};
 
 /// See the module docs.
 pub struct SeqSource {
@@ -16,6 +17,7 @@ pub struct SeqSource {
     channels: Vec<Arc<dyn Channel>>,
     total_events: Option<u64>,
     batch_size: usize,
+    counters: Arc<ComponentCounters>,
 }
 
 impl SeqSource {
@@ -31,7 +33,14 @@ impl SeqSource {
             channels,
             total_events,
             batch_size: batch_size.max(1),
+            counters: ComponentCounters::detached(name, ComponentType::Source),
         }
+    }
+
+    /// Counts into `counters` (Flume's SourceCounter) instead of detached counters.
+    pub fn with_counters(mut self, counters: Arc<ComponentCounters>) -> Self {
+        self.counters = counters;
+        self
     }
 }
 
@@ -52,10 +61,17 @@ impl Source for SeqSource {
             let n = (self.batch_size as u64).min(left);
             batch.clear();
             batch.extend((next..next + n).map(|i| Event::new(i.to_string().into_bytes())));
+            self.counters.inc(Counter::AppendBatchReceivedCount);
+            self.counters.add(Counter::EventReceivedCount, n);
             match put_all(&self.name, &self.channels, &batch, &stop) {
-                Ok(()) => next += n,
+                Ok(()) => {
+                    next += n;
+                    self.counters.inc(Counter::AppendBatchAcceptedCount);
+                    self.counters.add(Counter::EventAcceptedCount, n);
+                }
                 Err(PutError::Stopped) => break,
                 Err(PutError::Failed(e)) => {
+                    self.counters.inc(Counter::ChannelWriteFail);
                     tracing::error!(
                         source = %self.name,
                         "source `{}` (seq) stops: {e}",

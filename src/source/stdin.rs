@@ -18,6 +18,7 @@ use std::time::Duration;
 use super::exec::{spawn_line_reader, LinePump, Pumped};
 use super::Source;
 use crate::channel::Channel;
+use crate::metrics::{ComponentCounters, ComponentType};
 
 /// How long a partial batch waits for more lines.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(1);
@@ -28,6 +29,7 @@ pub struct StdinSource {
     channels: Vec<Arc<dyn Channel>>,
     batch_size: usize,
     input: Box<dyn BufRead + Send>,
+    counters: Arc<ComponentCounters>,
 }
 
 impl StdinSource {
@@ -53,7 +55,14 @@ impl StdinSource {
             channels,
             batch_size: batch_size.max(1),
             input,
+            counters: ComponentCounters::detached(name, ComponentType::Source),
         }
+    }
+
+    /// Counts into `counters` (Flume's SourceCounter) instead of detached counters.
+    pub fn with_counters(mut self, counters: Arc<ComponentCounters>) -> Self {
+        self.counters = counters;
+        self
     }
 }
 
@@ -64,6 +73,7 @@ impl Source for StdinSource {
             channels,
             batch_size,
             input,
+            counters,
         } = *self;
         let (rx, reader) = match spawn_line_reader(&name, input, batch_size) {
             Ok(r) => r,
@@ -78,6 +88,7 @@ impl Source for StdinSource {
             channels: &channels,
             batch_size,
             batch_timeout: BATCH_TIMEOUT,
+            counters: &counters,
         };
         match pump.run(&rx, &stop) {
             Pumped::Ended { events } => {

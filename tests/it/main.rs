@@ -10,4 +10,5 @@ mod crash;
 mod faults;
 mod limits;
 mod memory;
+mod metrics;
 mod model;
