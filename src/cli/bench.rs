@@ -562,7 +562,7 @@ impl Drop for RunDir {
     }
 }
 
-fn free_space(dir: &Path) -> std::io::Result<u64> {
+pub(crate) fn free_space(dir: &Path) -> std::io::Result<u64> {
     let st = rustix::fs::statvfs(dir)?;
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
@@ -585,7 +585,7 @@ fn validate(a: &BenchArgs) -> Result<(), CliError> {
 }
 
 /// Opens the channel to measure in `dir`, returning it and its capacity.
-fn open_channel(a: &BenchArgs, dir: &Path) -> Result<(Box<dyn Channel>, u64), CliError> {
+pub(crate) fn open_channel(a: &BenchArgs, dir: &Path) -> Result<(Box<dyn Channel>, u64), CliError> {
     match a.channel {
         ChannelKind::Memory => {
             // Bounded so a slow consumer costs at most ~100k events of memory; producers then

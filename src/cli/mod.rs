@@ -17,6 +17,7 @@ use crate::channel::ChannelError;
 
 pub mod agent;
 pub mod bench;
+pub mod bench_agent;
 pub mod bench_reopen;
 pub mod channel_cmd;
 
@@ -50,6 +51,9 @@ pub enum BenchCommand {
     /// Time reopening a channel that holds many untaken events, after a crash (full replay)
     /// and after a clean shutdown.
     Reopen(bench_reopen::ReopenArgs),
+    /// Whole agents end to end (stress -> file channel -> null, netcat -> file channel ->
+    /// file_roll) next to the bare file channel on the same shape.
+    Agent(bench_agent::AgentBenchArgs),
 }
 
 /// Why a command could not do its job. Shown as `error: <message>`.
@@ -102,6 +106,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Agent(args) => agent::run(&args),
         Command::Bench(BenchCommand::Channel(args)) => bench::run(&args),
         Command::Bench(BenchCommand::Reopen(args)) => bench_reopen::run(&args),
+        Command::Bench(BenchCommand::Agent(args)) => bench_agent::run(&args),
         Command::Channel(cmd) => channel_cmd::run(cmd),
     }
 }
@@ -130,6 +135,17 @@ mod tests {
         assert_eq!(a.channel, bench::ChannelKind::File);
         assert_eq!(a.io, crate::io::IoKind::Std);
         assert_eq!(a.fsync, crate::channel::file::FsyncPolicy::EveryCommit);
+        assert!(!a.json);
+        assert!(a.dir.is_none());
+    }
+
+    #[test]
+    fn bench_agent_defaults() {
+        let cli = Cli::try_parse_from(["flumen", "bench", "agent"]).expect("parses");
+        let Command::Bench(BenchCommand::Agent(a)) = cli.command else {
+            panic!("expected bench agent");
+        };
+        assert_eq!((a.events, a.event_size, a.batch), (500_000, 1024, 1000));
         assert!(!a.json);
         assert!(a.dir.is_none());
     }

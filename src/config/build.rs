@@ -361,6 +361,7 @@ enum ChannelType {
 #[derive(Clone, Copy, Debug)]
 enum SourceType {
     Seq,
+    Stress,
     Netcat,
     Exec,
     Stdin,
@@ -405,6 +406,11 @@ const SOURCE_TYPES: Types<SourceType> = Types {
             SourceType::Seq,
         ),
         (
+            "stress",
+            Some("org.apache.flume.source.StressSource"),
+            SourceType::Stress,
+        ),
+        (
             "netcat",
             Some("org.apache.flume.source.NetcatSource"),
             SourceType::Netcat,
@@ -431,7 +437,6 @@ const SOURCE_TYPES: Types<SourceType> = Types {
         ("taildir", "org.apache.flume.source.taildir.TaildirSource"),
         ("netcatudp", "org.apache.flume.source.NetcatUdpSource"),
         ("", "org.apache.flume.source.kafka.KafkaSource"),
-        ("", "org.apache.flume.source.StressSource"),
     ],
 };
 
@@ -1340,6 +1345,35 @@ fn build_source(ctx: &mut Ctx<'_>, t: SourceType) -> Result<SourceKind, ConfigEr
             batch_size: ctx.size("batchSize", 1, 1, "events")?,
             total_events: ctx.opt_number("totalEvents", 0, "events")?,
         },
+        SourceType::Stress => {
+            let size = ctx.size("size", 500, 0, "bytes")?;
+            // Flume's default and "no limit" is -1; a negative number means the same.
+            let max_total_events = ctx
+                .parsed("maxTotalEvents", |s| match s.parse::<i64>() {
+                    Ok(n) if n < 0 => Ok(None),
+                    Ok(n) => Ok(Some(n as u64)),
+                    Err(_) => Err("a whole number of events, or -1 for no limit".to_string()),
+                })?
+                .and_then(|(n, _)| n);
+            ctx.ignore(
+                "maxSuccessfulEvents",
+                "flumen's stress source retries a full channel instead of failing events, so                  maxTotalEvents already counts only successful events",
+            );
+            let batch_size = ctx.size("batchSize", 1, 1, "events")?;
+            let max_events_per_second = ctx
+                .parsed("maxEventsPerSecond", |s| match s.parse::<i64>() {
+                    Ok(n) if n <= 0 => Ok(0),
+                    Ok(n) => Ok(n as u64),
+                    Err(_) => Err("a whole number of events a second, 0 for no limit".to_string()),
+                })?
+                .map_or(0, |(n, _)| n);
+            SourceKind::Stress {
+                size,
+                max_total_events,
+                batch_size,
+                max_events_per_second,
+            }
+        }
         SourceType::Netcat => {
             let bind = ctx.required(
                 "bind",

@@ -108,6 +108,18 @@ pub enum SourceKind {
         /// `logStdErr` (default false): log the command's stderr.
         log_stderr: bool,
     },
+    /// `stress` / `org.apache.flume.source.StressSource`: events of `size` bytes each, as fast
+    /// as the channel takes them (a load generator).
+    Stress {
+        /// `size` (default 500): body bytes per event.
+        size: usize,
+        /// `maxTotalEvents` (default -1 = no limit): stop after this many.
+        max_total_events: Option<u64>,
+        /// `batchSize` (default 1).
+        batch_size: usize,
+        /// `maxEventsPerSecond` (default 0 = no limit): put at most this many events a second.
+        max_events_per_second: u64,
+    },
     /// `stdin` (ours, not in Flume): one event per line of standard input.
     Stdin {
         /// `batchSize` (default 100).
@@ -120,6 +132,7 @@ impl SourceKind {
     pub fn batch_size(&self) -> Option<usize> {
         match self {
             SourceKind::Seq { batch_size, .. }
+            | SourceKind::Stress { batch_size, .. }
             | SourceKind::Exec { batch_size, .. }
             | SourceKind::Stdin { batch_size } => Some(*batch_size),
             SourceKind::Netcat { .. } => None,
@@ -130,6 +143,7 @@ impl SourceKind {
     pub fn type_name(&self) -> &'static str {
         match self {
             SourceKind::Seq { .. } => "seq",
+            SourceKind::Stress { .. } => "stress",
             SourceKind::Netcat { .. } => "netcat",
             SourceKind::Exec { .. } => "exec",
             SourceKind::Stdin { .. } => "stdin",

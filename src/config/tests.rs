@@ -360,7 +360,10 @@ fn unknown_types_list_our_aliases() {
         "a1.sources.r1.type = netcatt\na1.sources.r1.channels = c1\n",
     ));
     names(&e, 7, "a1.sources.r1.type");
-    assert!(e.to_string().contains("seq, netcat, exec, stdin"), "{e}");
+    assert!(
+        e.to_string().contains("seq, stress, netcat, exec, stdin"),
+        "{e}"
+    );
 
     // Class names are case-sensitive, as in Java.
     let e = err(&with_channel(
@@ -1372,4 +1375,76 @@ fn edit_distance_is_levenshtein() {
         Some("channels")
     );
     assert_eq!(nearest("x", Vec::<&str>::new()), None);
+}
+
+#[test]
+fn stress_source_keys_defaults_and_batch_check() {
+    // Defaults, by Flume class name.
+    let (cfg, warnings) = ok(&with_source(
+        "a1.sources.r1.type = org.apache.flume.source.StressSource\n\
+         a1.sources.r1.channels = c1\n",
+    ));
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(
+        cfg.sources[0].kind,
+        SourceKind::Stress {
+            size: 500,
+            max_total_events: None,
+            batch_size: 1,
+            max_events_per_second: 0,
+        }
+    );
+    assert_eq!(cfg.sources[0].kind.type_name(), "stress");
+
+    // Every key, by alias; -1 is "no limit" as in Flume.
+    let (cfg, warnings) = ok(&with_source(
+        "a1.sources.r1.type = STRESS\n\
+         a1.sources.r1.channels = c1\n\
+         a1.sources.r1.size = 1024\n\
+         a1.sources.r1.maxTotalEvents = 5000\n\
+         a1.sources.r1.batchSize = 100\n\
+         a1.sources.r1.maxEventsPerSecond = 2000\n",
+    ));
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(
+        cfg.sources[0].kind,
+        SourceKind::Stress {
+            size: 1024,
+            max_total_events: Some(5000),
+            batch_size: 100,
+            max_events_per_second: 2000,
+        }
+    );
+    let (cfg, _) = ok(&with_source(
+        "a1.sources.r1.type = stress\n\
+         a1.sources.r1.channels = c1\n\
+         a1.sources.r1.maxTotalEvents = -1\n",
+    ));
+    assert!(matches!(
+        cfg.sources[0].kind,
+        SourceKind::Stress {
+            max_total_events: None,
+            ..
+        }
+    ));
+
+    // A bad number names the key.
+    let e = err(&with_source(
+        "a1.sources.r1.type = stress\n\
+         a1.sources.r1.channels = c1\n\
+         a1.sources.r1.size = big\n",
+    ));
+    names(&e, 9, "a1.sources.r1.size");
+
+    // batchSize over the channel's transactionCapacity (memory default 100).
+    let e = err(&with_source(
+        "a1.sources.r1.type = stress\n\
+         a1.sources.r1.channels = c1\n\
+         a1.sources.r1.batchSize = 101\n",
+    ));
+    assert!(
+        matches!(e, ConfigError::BatchOverTransactionCapacity { .. }),
+        "{e:?}"
+    );
+    names(&e, 9, "a1.sources.r1.batchSize");
 }

@@ -21,6 +21,7 @@ pub mod exec;
 pub mod netcat;
 pub mod seq;
 pub mod stdin;
+pub mod stress;
 
 /// Why a source could not start or had to give up on events.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +65,22 @@ pub fn build(
         } => Ok(Box::new(
             seq::SeqSource::new(&cfg.name, channels, *total_events, *batch_size)
                 .with_counters(counters),
+        )),
+        SourceKind::Stress {
+            size,
+            max_total_events,
+            batch_size,
+            max_events_per_second,
+        } => Ok(Box::new(
+            stress::StressSource::new(
+                &cfg.name,
+                channels,
+                *size,
+                *max_total_events,
+                *batch_size,
+                *max_events_per_second,
+            )
+            .with_counters(counters),
         )),
         SourceKind::Netcat {
             bind,
