@@ -85,7 +85,8 @@ pub enum SourceKind {
         bind: String,
         /// `port` (required).
         port: u16,
-        /// `max-line-length` (default 512 bytes): longer lines are truncated.
+        /// `max-line-length` (default 512 bytes, newline included, as Flume counts it): a longer
+        /// line is refused with a `FAILED` reply, as Flume does, and not put.
         max_line_length: usize,
         /// `ack-every-event` (default true): answer "OK" to every line.
         ack_every_event: bool,
