@@ -5,96 +5,10 @@
 //! only a warning.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Instant;
 
-/// Upper bound for any single wait; the tests normally finish far sooner.
-const DEADLINE: Duration = Duration::from_secs(25);
-const POLL: Duration = Duration::from_millis(20);
-
-/// A running `flumen agent -f <conf> -n <agent>`, its stderr going to a file.
-struct Agent {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Agent {
-    fn start(dir: &Path, conf: &Path, agent: &str, tag: &str) -> Agent {
-        let log = dir.join(format!("agent-{tag}.log"));
-        let log_file = std::fs::File::create(&log).expect("create log");
-        let child = Command::new(env!("CARGO_BIN_EXE_flumen"))
-            .args(["agent", "-f"])
-            .arg(conf)
-            .args(["-n", agent])
-            .current_dir(dir)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start flumen agent");
-        Agent { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics (with the log) if the agent has exited.
-    fn assert_running(&mut self, what: &str) {
-        if let Some(st) = self.child.try_wait().expect("try_wait") {
-            panic!("agent exited with {st} while {what}:\n{}", self.log());
-        }
-    }
-
-    /// Polls `cond` until it holds; fails (killing the agent) after [`DEADLINE`] or if the
-    /// agent exits.
-    fn wait_for(&mut self, what: &str, mut cond: impl FnMut(&Agent) -> bool) {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            if cond(self) {
-                return;
-            }
-            self.assert_running(what);
-            if Instant::now() > end {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("timed out {what}:\n{}", self.log());
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-
-    /// SIGKILL and reap.
-    fn kill_9(mut self) -> (ExitStatus, String) {
-        self.child.kill().expect("SIGKILL the agent");
-        let st = self.child.wait().expect("reap the agent");
-        (st, self.log())
-    }
-
-    /// SIGTERM and wait for the exit (bounded).
-    fn terminate(mut self) -> (ExitStatus, String) {
-        let pid = self.child.id().to_string();
-        let st = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(st.success(), "kill -TERM {pid} failed");
-        let end = Instant::now() + DEADLINE;
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                return (st, self.log());
-            }
-            if Instant::now() > end {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("agent did not exit after SIGTERM:\n{}", self.log());
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-}
+use crate::agent_proc::AgentProcess as Agent;
 
 // ---------------------------------------------------------------------------------------------
 // 1. kill -9 under load
@@ -352,19 +266,8 @@ fn write_conf(dir: &Path, text: &str, key: &str) -> (PathBuf, usize) {
 
 /// Runs the agent, expecting it to refuse to start; returns its exit code and stderr.
 fn run_expecting_exit(dir: &Path, conf: &Path, agent: &str) -> (Option<i32>, String) {
-    let mut a = Agent::start(dir, conf, agent, "err");
-    let end = Instant::now() + DEADLINE;
-    loop {
-        if let Some(st) = a.child.try_wait().expect("try_wait") {
-            return (st.code(), a.log());
-        }
-        if Instant::now() > end {
-            let _ = a.child.kill();
-            let _ = a.child.wait();
-            panic!("agent started although its config is wrong:\n{}", a.log());
-        }
-        std::thread::sleep(POLL);
-    }
+    let (st, log) = Agent::start(dir, conf, agent, "err").wait_exit("although its config is wrong");
+    (st.code(), log)
 }
 
 /// Asserts exit code 2 and an error naming `file:line:` and `key`.

@@ -3,6 +3,7 @@
 
 mod agent;
 mod agent_crash;
+mod agent_proc;
 mod cli;
 mod common;
 mod corruption;

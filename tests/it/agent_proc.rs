@@ -1,0 +1,161 @@
+//! A `flumen agent` process for end-to-end tests: start it, read its log, wait on conditions
+//! with a deadline, connect to its netcat port, SIGTERM or SIGKILL it. Shared by the agent,
+//! agent_crash and metrics tests.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Upper bound for any single wait; the tests normally finish far sooner.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+/// Pause between two checks of a condition inside a deadline.
+pub const POLL: Duration = Duration::from_millis(20);
+
+/// A port that was free a moment ago (Flume's config cannot say "port 0").
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// netcat on 127.0.0.1:`port` -> file channel under `dir` -> file_roll into `dir/out`.
+pub fn netcat_file_roll_config(dir: &Path, port: u16) -> PathBuf {
+    let conf = dir.join("agent.properties");
+    let text = format!(
+        "a1.sources = r1\n\
+         a1.channels = c1\n\
+         a1.sinks = k1\n\
+         a1.sources.r1.type = netcat\n\
+         a1.sources.r1.bind = 127.0.0.1\n\
+         a1.sources.r1.port = {port}\n\
+         a1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = file\n\
+         a1.channels.c1.checkpointDir = {cp}\n\
+         a1.channels.c1.dataDirs = {data}\n\
+         a1.channels.c1.minimumRequiredSpace = 1048576\n\
+         a1.sinks.k1.type = file_roll\n\
+         a1.sinks.k1.channel = c1\n\
+         a1.sinks.k1.sink.directory = {out}\n\
+         a1.sinks.k1.sink.rollInterval = 0\n\
+         a1.sinks.k1.sink.batchSize = 7\n",
+        cp = dir.join("checkpoint").display(),
+        data = dir.join("data").display(),
+        out = dir.join("out").display(),
+    );
+    std::fs::write(&conf, text).expect("write config");
+    conf
+}
+
+/// A running `flumen agent -f <conf> -n <agent> [extra...]`, its stderr going to a file.
+pub struct AgentProcess {
+    pub child: Child,
+    log: PathBuf,
+}
+
+impl AgentProcess {
+    pub fn start(dir: &Path, conf: &Path, agent: &str, tag: &str) -> AgentProcess {
+        Self::start_with(dir, conf, agent, tag, &[])
+    }
+
+    pub fn start_with(
+        dir: &Path,
+        conf: &Path,
+        agent: &str,
+        tag: &str,
+        extra: &[&str],
+    ) -> AgentProcess {
+        let log = dir.join(format!("agent-{tag}.log"));
+        let log_file = std::fs::File::create(&log).expect("create log");
+        let child = Command::new(env!("CARGO_BIN_EXE_flumen"))
+            .args(["agent", "-f"])
+            .arg(conf)
+            .args(["-n", agent])
+            .args(extra)
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start flumen agent");
+        AgentProcess { child, log }
+    }
+
+    /// Everything the agent logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Panics (with the log) if the agent has exited.
+    pub fn assert_running(&mut self, what: &str) {
+        if let Some(st) = self.child.try_wait().expect("try_wait") {
+            panic!("agent exited with {st} while {what}:\n{}", self.log());
+        }
+    }
+
+    /// Polls `cond` until it yields a value; fails (killing the agent) after [`DEADLINE`] or
+    /// if the agent exits.
+    pub fn poll<T>(&mut self, what: &str, mut cond: impl FnMut(&mut Self) -> Option<T>) -> T {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(v) = cond(self) {
+                return v;
+            }
+            self.assert_running(what);
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("timed out {what}:\n{}", self.log());
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Polls `cond` until it holds (see [`poll`](Self::poll)).
+    pub fn wait_for(&mut self, what: &str, mut cond: impl FnMut(&Self) -> bool) {
+        self.poll(what, |a| cond(a).then_some(()));
+    }
+
+    /// Connects to the agent's netcat port once it listens.
+    pub fn connect(&mut self, port: u16) -> TcpStream {
+        self.poll(
+            &format!("waiting for the agent to listen on {port}"),
+            |_| TcpStream::connect(("127.0.0.1", port)).ok(),
+        )
+    }
+
+    /// Waits for the process to end by itself (bounded), as when its config is refused.
+    pub fn wait_exit(mut self, what: &str) -> (ExitStatus, String) {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                return (st, self.log());
+            }
+            if Instant::now() > end {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("agent did not exit {what}:\n{}", self.log());
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill_9(mut self) -> (ExitStatus, String) {
+        self.child.kill().expect("SIGKILL the agent");
+        let st = self.child.wait().expect("reap the agent");
+        (st, self.log())
+    }
+
+    /// SIGTERM and wait for the exit (bounded).
+    pub fn terminate(self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let st = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -TERM {pid} failed");
+        self.wait_exit("after SIGTERM")
+    }
+}
