@@ -30,10 +30,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{put_all, sleep_unless_stopped, PutError, Source, SourceError};
+use super::{put_batch_counted, sleep_unless_stopped, PutError, Source, SourceError};
 use crate::channel::Channel;
 use crate::event::Event;
-use crate::metrics::{ComponentCounters, ComponentType, Counter};
+use crate::metrics::{ComponentCounters, ComponentType};
 
 /// Longest the pump waits for a line before looking at the stop flag again.
 const STOP_POLL: Duration = Duration::from_millis(50);
@@ -405,13 +405,8 @@ impl LinePump<'_> {
             return Ok(());
         }
         let (src, kind) = (self.source, self.kind);
-        let n = batch.len() as u64;
-        self.counters.inc(Counter::AppendBatchReceivedCount);
-        self.counters.add(Counter::EventReceivedCount, n);
-        match put_all(src, self.channels, batch, stop) {
+        match put_batch_counted(src, kind, self.channels, batch, stop, self.counters) {
             Ok(()) => {
-                self.counters.inc(Counter::AppendBatchAcceptedCount);
-                self.counters.add(Counter::EventAcceptedCount, n);
                 batch.clear();
                 Ok(())
             }
@@ -423,11 +418,7 @@ impl LinePump<'_> {
                 );
                 Err(Pumped::Stopped)
             }
-            Err(PutError::Failed(e)) => {
-                self.counters.inc(Counter::ChannelWriteFail);
-                tracing::error!(source = %src, "source `{src}` ({kind}) stops: {e}");
-                Err(Pumped::Failed)
-            }
+            Err(PutError::Failed(_)) => Err(Pumped::Failed),
         }
     }
 }

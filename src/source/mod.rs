@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::channel::{Channel, ChannelError};
 use crate::config::{SourceConfig, SourceKind};
 use crate::event::Event;
-use crate::metrics::ComponentCounters;
+use crate::metrics::{ComponentCounters, Counter};
 
 pub mod exec;
 pub mod netcat;
@@ -167,6 +167,35 @@ pub fn put_all(
         }
     }
     Ok(())
+}
+
+/// [`put_all`] for one batch of a batching source (seq, stress, exec, stdin), keeping Flume's
+/// source counters (AppendBatch/Event Received and Accepted, ChannelWriteFail) and logging a
+/// channel failure, after which the source stops. `kind` names the source type in logs.
+pub(crate) fn put_batch_counted(
+    source: &str,
+    kind: &str,
+    channels: &[Arc<dyn Channel>],
+    batch: &[Event],
+    stop: &AtomicBool,
+    counters: &ComponentCounters,
+) -> Result<(), PutError> {
+    let n = batch.len() as u64;
+    counters.inc(Counter::AppendBatchReceivedCount);
+    counters.add(Counter::EventReceivedCount, n);
+    let r = put_all(source, channels, batch, stop);
+    match &r {
+        Ok(()) => {
+            counters.inc(Counter::AppendBatchAcceptedCount);
+            counters.add(Counter::EventAcceptedCount, n);
+        }
+        Err(PutError::Stopped) => {}
+        Err(PutError::Failed(e)) => {
+            counters.inc(Counter::ChannelWriteFail);
+            tracing::error!(source, "source `{source}` ({kind}) stops: {e}");
+        }
+    }
+    r
 }
 
 fn put_once(ch: &dyn Channel, events: &[Event]) -> Result<(), ChannelError> {

@@ -6,10 +6,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::{put_all, PutError, Source};
+use super::{put_batch_counted, PutError, Source};
 use crate::channel::Channel;
 use crate::event::Event;
-use crate::metrics::{ComponentCounters, ComponentType, Counter};
+use crate::metrics::{ComponentCounters, ComponentType};
 
 /// See the module docs.
 pub struct SeqSource {
@@ -61,24 +61,17 @@ impl Source for SeqSource {
             let n = (self.batch_size as u64).min(left);
             batch.clear();
             batch.extend((next..next + n).map(|i| Event::new(i.to_string().into_bytes())));
-            self.counters.inc(Counter::AppendBatchReceivedCount);
-            self.counters.add(Counter::EventReceivedCount, n);
-            match put_all(&self.name, &self.channels, &batch, &stop) {
-                Ok(()) => {
-                    next += n;
-                    self.counters.inc(Counter::AppendBatchAcceptedCount);
-                    self.counters.add(Counter::EventAcceptedCount, n);
-                }
+            match put_batch_counted(
+                &self.name,
+                "seq",
+                &self.channels,
+                &batch,
+                &stop,
+                &self.counters,
+            ) {
+                Ok(()) => next += n,
                 Err(PutError::Stopped) => break,
-                Err(PutError::Failed(e)) => {
-                    self.counters.inc(Counter::ChannelWriteFail);
-                    tracing::error!(
-                        source = %self.name,
-                        "source `{}` (seq) stops: {e}",
-                        self.name
-                    );
-                    return;
-                }
+                Err(PutError::Failed(_)) => return,
             }
         }
         tracing::debug!(source = %self.name, "source `{}` (seq) put {next} events", self.name);

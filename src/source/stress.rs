@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{put_all, sleep_unless_stopped, PutError, Source};
+use super::{put_batch_counted, sleep_unless_stopped, PutError, Source};
 use crate::channel::Channel;
 use crate::event::Event;
-use crate::metrics::{ComponentCounters, ComponentType, Counter};
+use crate::metrics::{ComponentCounters, ComponentType};
 
 /// See the module docs.
 pub struct StressSource {
@@ -101,24 +101,17 @@ impl Source for StressSource {
             }
             batch.clear();
             batch.extend((next..next + n).map(|i| Event::new(self.body(&template, i))));
-            self.counters.inc(Counter::AppendBatchReceivedCount);
-            self.counters.add(Counter::EventReceivedCount, n);
-            match put_all(&self.name, &self.channels, &batch, &stop) {
-                Ok(()) => {
-                    next += n;
-                    self.counters.inc(Counter::AppendBatchAcceptedCount);
-                    self.counters.add(Counter::EventAcceptedCount, n);
-                }
+            match put_batch_counted(
+                &self.name,
+                "stress",
+                &self.channels,
+                &batch,
+                &stop,
+                &self.counters,
+            ) {
+                Ok(()) => next += n,
                 Err(PutError::Stopped) => break,
-                Err(PutError::Failed(e)) => {
-                    self.counters.inc(Counter::ChannelWriteFail);
-                    tracing::error!(
-                        source = %self.name,
-                        "source `{}` (stress) stops: {e}",
-                        self.name
-                    );
-                    return;
-                }
+                Err(PutError::Failed(_)) => return,
             }
             self.pace(started, next, &stop);
         }
@@ -134,6 +127,7 @@ impl Source for StressSource {
 mod tests {
     use super::*;
     use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+    use crate::metrics::Counter;
 
     #[test]
     fn puts_max_total_events_of_size_bytes() {
