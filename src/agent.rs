@@ -9,7 +9,8 @@
 //! in flight), then stops the sinks (each finishes the batch in hand), then closes the
 //! channels (the file channel writes its final checkpoint). Nothing committed to a file
 //! channel is lost at any point, shutdown or crash; what a sink had not taken yet is
-//! delivered after the next start.
+//! delivered after the next start. A source with interceptors is handed its channels wrapped
+//! in [`InterceptingChannel`]s, which set the headers on each event as it is put.
 //!
 //! Monitoring: every agent keeps a [`Registry`] of its components' counters (Flume's names,
 //! see [`crate::metrics`]) with their StartTime/StopTime; with [`AgentOptions::monitoring`]
@@ -28,6 +29,7 @@ use crate::channel::file::FileChannel;
 use crate::channel::memory::MemoryChannel;
 use crate::channel::{Channel, ChannelError};
 use crate::config::{AgentConfig, ChannelKind};
+use crate::interceptor::{InterceptingChannel, InterceptorChain};
 use crate::metrics::{ChannelTimes, ComponentCounters, ComponentType, MetricsServer, Registry};
 use crate::sink::{self, SinkError, SinkRunner};
 use crate::source::{self, SourceError};
@@ -165,6 +167,25 @@ impl Agent {
                 .iter()
                 .map(|c| self.channel(&s.name, c))
                 .collect::<Result<Vec<_>, _>>()?;
+            // The source puts through wrappers that intercept; the agent keeps (and closes)
+            // the real channels.
+            let chans = if s.interceptors.is_empty() {
+                chans
+            } else {
+                let chain = Arc::new(InterceptorChain::build(&s.interceptors));
+                let names: Vec<String> = s
+                    .interceptors
+                    .iter()
+                    .map(|i| format!("{} ({})", i.name, i.kind.type_name()))
+                    .collect();
+                tracing::info!(
+                    source = %s.name,
+                    "source `{}` intercepts with {}",
+                    s.name,
+                    names.join(", ")
+                );
+                InterceptingChannel::wrap_all(chans, &chain)
+            };
             let counters = self.metrics.component(&s.name, ComponentType::Source);
             let src = source::build(s, chans, Arc::clone(&counters))?;
             sources.push((s.name.clone(), s.kind.type_name(), src, counters));
@@ -380,6 +401,7 @@ mod tests {
                     total_events: Some(1000),
                     batch_size: 7,
                 },
+                interceptors: Vec::new(),
             }],
             channels: vec![ChannelConfig {
                 name: "c1".into(),

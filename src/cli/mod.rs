@@ -18,6 +18,7 @@ use crate::channel::ChannelError;
 pub mod agent;
 pub mod bench;
 pub mod bench_agent;
+pub mod bench_hdfs;
 pub mod bench_reopen;
 pub mod channel_cmd;
 
@@ -54,6 +55,9 @@ pub enum BenchCommand {
     /// Whole agents end to end (stress -> file channel -> null, netcat -> file channel ->
     /// file_roll) next to the bare file channel on the same shape.
     Agent(bench_agent::AgentBenchArgs),
+    /// The HDFS sink (stress -> file channel -> hdfs sink) against Hadoop's own Java client
+    /// writing the same bytes to the same HDFS (see benches/hdfs_vs_java.sh).
+    Hdfs(bench_hdfs::HdfsBenchArgs),
 }
 
 /// Why a command could not do its job. Shown as `error: <message>`.
@@ -107,6 +111,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Bench(BenchCommand::Channel(args)) => bench::run(&args),
         Command::Bench(BenchCommand::Reopen(args)) => bench_reopen::run(&args),
         Command::Bench(BenchCommand::Agent(args)) => bench_agent::run(&args),
+        Command::Bench(BenchCommand::Hdfs(args)) => bench_hdfs::run(&args),
         Command::Channel(cmd) => channel_cmd::run(cmd),
     }
 }

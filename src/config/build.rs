@@ -11,13 +11,14 @@ use super::error::{ConfigError, ConfigWarning, WarningKind};
 use super::properties::Properties;
 use super::subst::{self, Problem};
 use super::{
-    AgentConfig, ChannelConfig, ChannelKind, FileRollSerializer, SinkConfig, SinkKind,
-    SourceConfig, SourceKind, DEFAULT_DATA_ROOT,
+    AgentConfig, ChannelConfig, ChannelKind, FileRollSerializer, InterceptorConfig,
+    InterceptorKind, SinkConfig, SinkKind, SourceConfig, SourceKind, DEFAULT_DATA_ROOT,
 };
 use crate::channel::file::{CorruptionPolicy, FileChannelConfig, FsyncPolicy, MAX_SEGMENT_SIZE};
 use crate::channel::memory::MemoryChannelConfig;
 use crate::channel::ChannelError;
 use crate::io::IoKind;
+use crate::sink::hdfs::{HdfsSinkConfig, SyncMode};
 
 /// Flume's floor for `minimumRequiredSpace` (1 MiB); Flume raises smaller values silently.
 const FLOOR_MINIMUM_REQUIRED_SPACE: u64 = 1024 * 1024;
@@ -372,6 +373,7 @@ enum SinkType {
     Logger,
     Null,
     FileRoll,
+    Hdfs,
 }
 
 const CHANNEL_TYPES: Types<ChannelType> = Types {
@@ -457,9 +459,13 @@ const SINK_TYPES: Types<SinkType> = Types {
             Some("org.apache.flume.sink.RollingFileSink"),
             SinkType::FileRoll,
         ),
+        (
+            "hdfs",
+            Some("org.apache.flume.sink.hdfs.HDFSEventSink"),
+            SinkType::Hdfs,
+        ),
     ],
     flume_only: &[
-        ("hdfs", "org.apache.flume.sink.hdfs.HDFSEventSink"),
         ("irc", "org.apache.flume.sink.irc.IRCSink"),
         ("avro", "org.apache.flume.sink.AvroSink"),
         ("thrift", "org.apache.flume.sink.ThriftSink"),
@@ -477,6 +483,59 @@ const SINK_TYPES: Types<SinkType> = Types {
         ("hive", "org.apache.flume.sink.hive.HiveSink"),
         ("http", "org.apache.flume.sink.http.HttpSink"),
         ("", "org.apache.flume.sink.kafka.KafkaSink"),
+    ],
+};
+
+#[derive(Clone, Copy, Debug)]
+enum InterceptorType {
+    Timestamp,
+    Host,
+    Static,
+}
+
+const INTERCEPTOR_TYPES: Types<InterceptorType> = Types {
+    ours: &[
+        (
+            "timestamp",
+            Some("org.apache.flume.interceptor.TimestampInterceptor$Builder"),
+            InterceptorType::Timestamp,
+        ),
+        (
+            "host",
+            Some("org.apache.flume.interceptor.HostInterceptor$Builder"),
+            InterceptorType::Host,
+        ),
+        (
+            "static",
+            Some("org.apache.flume.interceptor.StaticInterceptor$Builder"),
+            InterceptorType::Static,
+        ),
+    ],
+    flume_only: &[
+        (
+            "regex_filter",
+            "org.apache.flume.interceptor.RegexFilteringInterceptor$Builder",
+        ),
+        (
+            "regex_extractor",
+            "org.apache.flume.interceptor.RegexExtractorInterceptor$Builder",
+        ),
+        (
+            "remove_header",
+            "org.apache.flume.interceptor.RemoveHeaderInterceptor$Builder",
+        ),
+        (
+            "search_replace",
+            "org.apache.flume.interceptor.SearchAndReplaceInterceptor$Builder",
+        ),
+        (
+            "",
+            "org.apache.flume.sink.solr.morphline.UUIDInterceptor$Builder",
+        ),
+        (
+            "",
+            "org.apache.flume.sink.solr.morphline.MorphlineInterceptor$Builder",
+        ),
     ],
 };
 
@@ -876,7 +935,7 @@ pub(crate) fn build(
             }
             bound.push(name.to_string());
         }
-        source_common(&mut ctx)?;
+        let interceptors = source_common(&mut ctx)?;
         let kind = build_source(&mut ctx, kind)?;
         if let Some(batch) = kind.batch_size() {
             for name in &bound {
@@ -891,6 +950,7 @@ pub(crate) fn build(
             name: l.name.clone(),
             channels: bound,
             kind,
+            interceptors,
         });
     }
 
@@ -1283,7 +1343,7 @@ fn memory_channel(ctx: &mut Ctx<'_>, name: &str) -> Result<MemoryChannelConfig, 
 }
 
 /// Keys every source has besides `type` and `channels`: the selector and interceptors.
-fn source_common(ctx: &mut Ctx<'_>) -> Result<(), ConfigError> {
+fn source_common(ctx: &mut Ctx<'_>) -> Result<Vec<InterceptorConfig>, ConfigError> {
     if let Some(v) = ctx.get("selector.type") {
         let t = v.value.as_str();
         let replicating = t.eq_ignore_ascii_case("replicating")
@@ -1316,27 +1376,127 @@ fn source_common(ctx: &mut Ctx<'_>) -> Result<(), ConfigError> {
             "Every bound channel is required: a put fails unless every channel accepts it. Remove the key, or give the optional channel its own source",
         ));
     }
-    if let Some(v) = ctx.get("interceptors") {
-        return Err(ctx.unsupported(
-            "interceptors",
-            v.line,
-            format!("interceptors (`{}`)", v.value),
-            "Remove the interceptors and their interceptors.* keys; events pass through unchanged",
+    interceptors(ctx)
+}
+
+/// `interceptors` (names separated by spaces, run in that order) and each listed
+/// interceptor's `interceptors.<name>.*` keys, read as Flume's ChannelProcessor reads them: a
+/// listed interceptor without a `type` is an error; keys of interceptors the list does not
+/// name are reported and ignored.
+fn interceptors(ctx: &mut Ctx<'_>) -> Result<Vec<InterceptorConfig>, ConfigError> {
+    let list = ctx.get("interceptors");
+    let keys = ctx.take_prefixed("interceptors.");
+    let mut claimed = vec![false; keys.len()];
+    let mut out: Vec<InterceptorConfig> = Vec::new();
+    if let Some(list) = &list {
+        let mut names: Vec<&str> = Vec::new();
+        for name in list.value.split_whitespace() {
+            if names.contains(&name) {
+                ctx.warn(
+                    list.line,
+                    "interceptors",
+                    WarningKind::DuplicateName {
+                        name: name.to_string(),
+                    },
+                );
+            } else {
+                names.push(name);
+            }
+        }
+        for name in names {
+            let own = format!("interceptors.{name}.");
+            let mut entries = Vec::new();
+            for (i, (key, v)) in keys.iter().enumerate() {
+                if let Some(sub) = key.strip_prefix(&own).filter(|s| !s.is_empty()) {
+                    claimed[i] = true;
+                    entries.push(Entry {
+                        key: sub.to_string(),
+                        value: v.value.clone(),
+                        line: v.line,
+                    });
+                }
+            }
+            let mut ic = Ctx::new(ctx.file, ctx.full(&own), list.line, entries);
+            let built = interceptor(&mut ic, name);
+            ic.finish(&mut ctx.warnings);
+            out.push(built?);
+        }
+    }
+    // What is left belongs to no listed interceptor: one warning per interceptor name.
+    let mut unlisted: Vec<&str> = Vec::new();
+    for ((key, v), _) in keys.iter().zip(&claimed).filter(|(_, c)| !**c) {
+        let rest = &key["interceptors.".len()..];
+        match rest.split_once('.') {
+            Some((name, sub)) if !name.is_empty() && !sub.is_empty() => {
+                if unlisted.contains(&name) {
+                    continue;
+                }
+                unlisted.push(name);
+                let kind = WarningKind::UnlistedComponent {
+                    list_key: ctx.full("interceptors"),
+                };
+                ctx.warn(v.line, &format!("interceptors.{name}"), kind);
+            }
+            _ => {
+                let nearest = (!rest.is_empty() && !rest.ends_with('.'))
+                    .then(|| ctx.full(&format!("interceptors.{rest}.type")));
+                ctx.warn(v.line, key, WarningKind::UnknownKey { nearest });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One listed interceptor; `ic` holds its keys (`type`, ...) with the full prefix
+/// `<agent>.sources.<source>.interceptors.<name>.`.
+fn interceptor(ic: &mut Ctx<'_>, name: &str) -> Result<InterceptorConfig, ConfigError> {
+    let t = ic.required(
+        "type",
+        &format!(
+            "interceptor `{name}` is listed but has no type ({}); Flume refuses to start such a source too",
+            INTERCEPTOR_TYPES.aliases().join(", ")
+        ),
+    )?;
+    ic.home_line = t.line;
+    let value = t.value.as_str();
+    // Anything outside org.apache.flume is a user's own Java class, which flumen cannot load.
+    if value.contains('.') && !value.starts_with("org.apache.flume.") {
+        return Err(ic.unsupported(
+            "type",
+            t.line,
+            format!("the custom interceptor class `{value}`"),
+            format!(
+                "flumen cannot load Java classes; its interceptor types are: {}. Remove interceptor `{name}` from the list",
+                INTERCEPTOR_TYPES.aliases().join(", ")
+            ),
         ));
     }
-    for (key, v) in ctx.take_prefixed("interceptors.") {
-        ctx.warn(
-            v.line,
-            &key,
-            WarningKind::IgnoredKey {
-                reason: format!(
-                    "no `{}` list names an interceptor (and flumen has no interceptors yet)",
-                    ctx.full("interceptors")
-                ),
-            },
-        );
-    }
-    Ok(())
+    let kind = match INTERCEPTOR_TYPES.resolve(ic, &t, "interceptor")? {
+        InterceptorType::Timestamp => InterceptorKind::Timestamp {
+            header_name: ic
+                .get("headerName")
+                .map_or_else(|| "timestamp".to_string(), |v| v.value),
+            preserve_existing: ic.boolean("preserveExisting", false)?,
+        },
+        InterceptorType::Host => InterceptorKind::Host {
+            host_header: ic
+                .get("hostHeader")
+                .map_or_else(|| "host".to_string(), |v| v.value),
+            use_ip: ic.boolean("useIP", true)?,
+            preserve_existing: ic.boolean("preserveExisting", false)?,
+        },
+        InterceptorType::Static => InterceptorKind::Static {
+            key: ic.get("key").map_or_else(|| "key".to_string(), |v| v.value),
+            value: ic
+                .get("value")
+                .map_or_else(|| "value".to_string(), |v| v.value),
+            preserve_existing: ic.boolean("preserveExisting", true)?,
+        },
+    };
+    Ok(InterceptorConfig {
+        name: name.to_string(),
+        kind,
+    })
 }
 
 fn build_source(ctx: &mut Ctx<'_>, t: SourceType) -> Result<SourceKind, ConfigError> {
@@ -1537,5 +1697,211 @@ fn build_sink(
                 Some(batch_key),
             )
         }
+        SinkType::Hdfs => (
+            SinkKind::Hdfs(Box::new(build_hdfs_sink(ctx)?)),
+            Some("hdfs.batchSize"),
+        ),
     })
+}
+
+/// Flume's `hdfs.*` keys (docs/CONFIG.md). Templates, the time zone and the codec are checked
+/// here, so a mistake stops start-up with the key and line rather than failing every batch.
+fn build_hdfs_sink(ctx: &mut Ctx<'_>) -> Result<HdfsSinkConfig, ConfigError> {
+    use crate::sink::hdfs::format::{Codec, FileType, SeqCompression, WriteFormat};
+    use crate::sink::hdfs::path::{self as hpath, PathTemplate, RoundUnit, Rounding};
+
+    let path = ctx.required(
+        "hdfs.path",
+        "the directory to write into: hdfs://namenode:8020/dir, file:///dir or a local path",
+    )?;
+    let target = crate::sink::hdfs::split_target(&path.value)
+        .map_err(|m| ctx.bad("hdfs.path", &path, format!("a usable path: {m}")))?;
+    if let Err(e) = PathTemplate::parse(&target.path) {
+        return Err(ctx.bad("hdfs.path", &path, format!("a valid template: {e}")));
+    }
+    let mut cfg = HdfsSinkConfig::new(&path.value);
+    let text = |ctx: &mut Ctx<'_>, key: &'static str, default: &str| {
+        ctx.get(key)
+            .map_or_else(|| default.to_string(), |v| v.value)
+    };
+    cfg.file_prefix = text(ctx, "hdfs.filePrefix", "FlumeData");
+    if let Err(e) = PathTemplate::parse(&cfg.file_prefix) {
+        let v = ctx.get("hdfs.filePrefix").unwrap_or(Val {
+            value: cfg.file_prefix.clone(),
+            line: ctx.home_line,
+        });
+        return Err(ctx.bad("hdfs.filePrefix", &v, format!("a valid template: {e}")));
+    }
+    cfg.file_suffix = text(ctx, "hdfs.fileSuffix", "");
+    cfg.in_use_prefix = text(ctx, "hdfs.inUsePrefix", "");
+    cfg.in_use_suffix = text(ctx, "hdfs.inUseSuffix", ".tmp");
+    for (key, value) in [
+        ("hdfs.fileSuffix", &cfg.file_suffix),
+        ("hdfs.inUsePrefix", &cfg.in_use_prefix),
+        ("hdfs.inUseSuffix", &cfg.in_use_suffix),
+    ] {
+        if value.contains('/') {
+            let v = Val {
+                value: value.clone(),
+                line: ctx.line_of(key),
+            };
+            return Err(ctx.bad(key, &v, "a file name part without `/`"));
+        }
+    }
+    cfg.roll_interval_secs = ctx.number("hdfs.rollInterval", 30, 0, "seconds (0 = never)")?;
+    cfg.roll_size = ctx.number("hdfs.rollSize", 1024, 0, "bytes (0 = never)")?;
+    cfg.roll_count = ctx.number("hdfs.rollCount", 10, 0, "events (0 = never)")?;
+    cfg.idle_timeout_secs = ctx.number("hdfs.idleTimeout", 0, 0, "seconds (0 = never)")?;
+    cfg.batch_size = ctx.size("hdfs.batchSize", 100, 1, "events")?;
+    cfg.max_open_files = ctx.size("hdfs.maxOpenFiles", 5000, 1, "files")?;
+    cfg.call_timeout_ms = ctx.number("hdfs.callTimeout", 10_000, 1, "milliseconds")?;
+    cfg.close_tries = u32::try_from(ctx.number("hdfs.closeTries", 0, 0, "tries (0 = forever)")?)
+        .unwrap_or(u32::MAX);
+    cfg.retry_interval_secs = ctx.number("hdfs.retryInterval", 180, 0, "seconds")?;
+
+    let file_type = match ctx.get("hdfs.fileType") {
+        None => FileType::SequenceFile,
+        Some(v) => match v.value.parse::<FileType>() {
+            Ok(t) => t,
+            Err(_) => {
+                return Err(ctx.bad(
+                    "hdfs.fileType",
+                    &v,
+                    "SequenceFile, DataStream or CompressedStream",
+                ))
+            }
+        },
+    };
+    let write_format = match ctx.get("hdfs.writeFormat") {
+        None => WriteFormat::Writable,
+        Some(v) => match v.value.parse::<WriteFormat>() {
+            Ok(f) => f,
+            Err(_) => return Err(ctx.bad("hdfs.writeFormat", &v, "Writable or Text")),
+        },
+    };
+    let codec = match ctx.get("hdfs.codeC") {
+        None => None,
+        Some(v) => match Codec::from_flume_name(&v.value) {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(ctx.unsupported(
+                    "hdfs.codeC",
+                    v.line,
+                    format!("the codec `{}`", v.value),
+                    e.to_string(),
+                ))
+            }
+        },
+    };
+    let seq_compression = match ctx.get("hdfs.compressionType") {
+        None => SeqCompression::Block,
+        Some(v) => match v.value.to_ascii_lowercase().as_str() {
+            "block" => SeqCompression::Block,
+            "record" => SeqCompression::Record,
+            _ => return Err(ctx.bad("hdfs.compressionType", &v, "BLOCK or RECORD")),
+        },
+    };
+    cfg.format = crate::sink::hdfs::format::FormatSpec {
+        file_type,
+        write_format,
+        codec,
+        seq_compression,
+    };
+    if let Err(e) = cfg.format.validate() {
+        let key = if ctx.has("hdfs.codeC").is_some() {
+            "hdfs.codeC"
+        } else {
+            "hdfs.fileType"
+        };
+        let line = ctx.line_of(key);
+        return Err(ctx.unsupported(key, line, e.to_string(), "See docs/CONFIG.md, hdfs sink"));
+    }
+    if let Some(v) = ctx.get("hdfs.serializer") {
+        if !(v.value.eq_ignore_ascii_case("text")
+            || v.value == "org.apache.flume.serialization.BodyTextEventSerializer$Builder")
+        {
+            return Err(ctx.unsupported(
+                "hdfs.serializer",
+                v.line,
+                format!("the `{}` serializer", v.value),
+                "Only TEXT (each body followed by a newline) exists; remove the key",
+            ));
+        }
+    }
+    if let Some((false, v)) = ctx.parsed("hdfs.serializer.appendNewline", parse_bool)? {
+        return Err(ctx.unsupported(
+            "hdfs.serializer.appendNewline",
+            v.line,
+            "appendNewline = false",
+            "The TEXT serializer always ends each body with a newline; remove the key",
+        ));
+    }
+
+    if ctx.boolean("hdfs.round", false)? {
+        let value = ctx.number("hdfs.roundValue", 1, 1, "units")?;
+        let unit = match ctx.get("hdfs.roundUnit") {
+            None => RoundUnit::Second,
+            Some(v) => match RoundUnit::parse(&v.value) {
+                Ok(u) => u,
+                Err(_) => return Err(ctx.bad("hdfs.roundUnit", &v, "second, minute or hour")),
+            },
+        };
+        match Rounding::new(i64::try_from(value).unwrap_or(i64::MAX), unit) {
+            Ok(r) => cfg.round = Some(r),
+            Err(e) => {
+                let v = ctx.get("hdfs.roundValue").unwrap_or(Val {
+                    value: value.to_string(),
+                    line: ctx.home_line,
+                });
+                return Err(ctx.bad("hdfs.roundValue", &v, e.to_string()));
+            }
+        }
+    } else {
+        ctx.ignore("hdfs.roundValue", "hdfs.round is not true");
+        ctx.ignore("hdfs.roundUnit", "hdfs.round is not true");
+    }
+    if let Some(v) = ctx.get("hdfs.timeZone") {
+        if let Err(e) = hpath::parse_time_zone(&v.value) {
+            return Err(ctx.bad("hdfs.timeZone", &v, format!("a time zone name: {e}")));
+        }
+        cfg.time_zone = Some(v.value);
+    }
+    cfg.use_local_timestamp = ctx.boolean("hdfs.useLocalTimeStamp", false)?;
+    cfg.sync = match ctx.get("hdfs.sync") {
+        None => SyncMode::Hsync,
+        Some(v) => match v.value.to_ascii_lowercase().as_str() {
+            "hsync" => SyncMode::Hsync,
+            "none" => SyncMode::None,
+            _ => return Err(ctx.bad("hdfs.sync", &v, "hsync or none")),
+        },
+    };
+    for (key, v) in ctx.take_prefixed("hdfs.config.") {
+        let name = key.trim_start_matches("hdfs.config.").to_string();
+        cfg.hadoop_config.push((name, v.value));
+    }
+    for key in [
+        "hdfs.kerberosPrincipal",
+        "hdfs.kerberosKeytab",
+        "hdfs.proxyUser",
+    ] {
+        if let Some(v) = ctx.get(key) {
+            return Err(ctx.unsupported(
+                key,
+                v.line,
+                "Kerberos and proxy users",
+                "Remove the key; flumen's HDFS sink connects as HADOOP_USER_NAME (or the OS user)",
+            ));
+        }
+    }
+    for key in [
+        "hdfs.threadsPoolSize",
+        "hdfs.rollTimerPoolSize",
+        "hdfs.minBlockReplicas",
+    ] {
+        ctx.ignore(
+            key,
+            "flumen's HDFS sink has no thread pools and leaves replication to HDFS",
+        );
+    }
+    Ok(cfg)
 }

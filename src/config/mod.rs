@@ -65,6 +65,59 @@ pub struct SourceConfig {
     /// `channels`: where every event goes (the replicating selector), in the order written.
     pub channels: Vec<String>,
     pub kind: SourceKind,
+    /// `interceptors` and `interceptors.<name>.*`: applied to every event, in list order
+    /// (empty when the source has none).
+    pub interceptors: Vec<InterceptorConfig>,
+}
+
+/// One interceptor of a source (`<agent>.sources.<source>.interceptors.<name>.*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterceptorConfig {
+    pub name: String,
+    pub kind: InterceptorKind,
+}
+
+/// The kinds of interceptor, with their settings (Flume key and default in each field's doc).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InterceptorKind {
+    /// `timestamp` / `org.apache.flume.interceptor.TimestampInterceptor$Builder`: the time
+    /// the event passed, in milliseconds since the epoch.
+    Timestamp {
+        /// `headerName` (default `timestamp`).
+        header_name: String,
+        /// `preserveExisting` (default false): keep a header the event already has.
+        preserve_existing: bool,
+    },
+    /// `host` / `org.apache.flume.interceptor.HostInterceptor$Builder`: the agent host's
+    /// address or name.
+    Host {
+        /// `hostHeader` (default `host`).
+        host_header: String,
+        /// `useIP` (default true): the address; false: the host name.
+        use_ip: bool,
+        /// `preserveExisting` (default false).
+        preserve_existing: bool,
+    },
+    /// `static` / `org.apache.flume.interceptor.StaticInterceptor$Builder`: a fixed header.
+    Static {
+        /// `key` (default `key`).
+        key: String,
+        /// `value` (default `value`).
+        value: String,
+        /// `preserveExisting` (default true).
+        preserve_existing: bool,
+    },
+}
+
+impl InterceptorKind {
+    /// The type alias, for logs.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            InterceptorKind::Timestamp { .. } => "timestamp",
+            InterceptorKind::Host { .. } => "host",
+            InterceptorKind::Static { .. } => "static",
+        }
+    }
 }
 
 /// The kinds of source, with their settings (Flume key and default in each field's doc).
@@ -262,6 +315,9 @@ pub enum SinkKind {
         /// `sink.serializer` (default and only: TEXT).
         serializer: FileRollSerializer,
     },
+    /// `hdfs` / `org.apache.flume.sink.hdfs.HDFSEventSink`: writes bucketed, rolled files to
+    /// HDFS or a local path.
+    Hdfs(Box<crate::sink::hdfs::HdfsSinkConfig>),
 }
 
 impl SinkKind {
@@ -272,6 +328,7 @@ impl SinkKind {
             SinkKind::Null { batch_size } | SinkKind::FileRoll { batch_size, .. } => {
                 Some(*batch_size)
             }
+            SinkKind::Hdfs(h) => Some(h.batch_size),
             SinkKind::Logger { .. } => None,
         }
     }
@@ -282,6 +339,7 @@ impl SinkKind {
             SinkKind::Logger { .. } => "logger",
             SinkKind::Null { .. } => "null",
             SinkKind::FileRoll { .. } => "file_roll",
+            SinkKind::Hdfs(_) => "hdfs",
         }
     }
 }
@@ -372,6 +430,7 @@ pub fn embedded_default() -> AgentConfig {
                 max_line_length: 512,
                 ack_every_event: true,
             },
+            interceptors: Vec::new(),
         }],
         channels: vec![ChannelConfig {
             name: "c1".into(),

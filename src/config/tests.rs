@@ -172,6 +172,7 @@ fn flume_user_guide_style_file_parses() {
                 max_line_length: 512,
                 ack_every_event: true,
             },
+            interceptors: Vec::new(),
         }]
     );
     assert_eq!(
@@ -397,13 +398,13 @@ fn flume_types_we_do_not_have_are_unsupported() {
             "a1.sources.r1.type",
         ),
         (
-            with_channel("a1.channels.c1.type = memory\n").replace("= logger", "= hdfs"),
+            with_channel("a1.channels.c1.type = memory\n").replace("= logger", "= avro"),
             8,
             "a1.sinks.k1.type",
         ),
         (
             with_channel("a1.channels.c1.type = memory\n")
-                .replace("= logger", "= org.apache.flume.sink.hdfs.HDFSEventSink"),
+                .replace("= logger", "= org.apache.flume.sink.kafka.KafkaSink"),
             8,
             "a1.sinks.k1.type",
         ),
@@ -934,10 +935,6 @@ fn unsupported_features_are_errors() {
             "a1.sources.r1.selector.optional = c1",
             "a1.sources.r1.selector.optional",
         ),
-        (
-            "a1.sources.r1.interceptors = i1",
-            "a1.sources.r1.interceptors",
-        ),
     ];
     for (line, key) in cases {
         let e = err(&with_source(&format!(
@@ -1177,9 +1174,17 @@ fn listing_and_binding_mistakes_are_warnings() {
     assert_eq!(
         summary,
         [
-            (1, "a1.sources", &WarningKind::DuplicateName { name: "r1".into() }),
+            (
+                1,
+                "a1.sources",
+                &WarningKind::DuplicateName { name: "r1".into() }
+            ),
             (2, "a1.channels.c2", &WarningKind::UnusedChannel),
-            (5, "a1.sources.r1.channels", &WarningKind::DuplicateName { name: "c1".into() }),
+            (
+                5,
+                "a1.sources.r1.channels",
+                &WarningKind::DuplicateName { name: "c1".into() }
+            ),
             (
                 6,
                 "a1.sources.r2",
@@ -1190,9 +1195,9 @@ fn listing_and_binding_mistakes_are_warnings() {
             (11, "a1.sinks.k1.batchSize", &WarningKind::EmptyValue),
             (
                 12,
-                "a1.sources.r1.interceptors.i1.type",
-                &WarningKind::IgnoredKey {
-                    reason: "no `a1.sources.r1.interceptors` list names an interceptor (and flumen has no interceptors yet)".into()
+                "a1.sources.r1.interceptors.i1",
+                &WarningKind::UnlistedComponent {
+                    list_key: "a1.sources.r1.interceptors".into()
                 }
             ),
             (13, "stray", &WarningKind::NoAgentPrefix),
@@ -1212,6 +1217,232 @@ fn listing_and_binding_mistakes_are_warnings() {
             "{w}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interceptors
+
+/// A seq source r1 into c1 with the interceptor lines the test adds (from line 9 on).
+fn with_interceptors(lines: &str) -> String {
+    with_source(&format!(
+        "a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n{lines}"
+    ))
+}
+
+fn interceptors_of(text: &str) -> (Vec<InterceptorConfig>, Vec<ConfigWarning>) {
+    let (mut cfg, warnings) = ok(text);
+    (cfg.sources.remove(0).interceptors, warnings)
+}
+
+#[test]
+fn interceptors_user_guide_example_parses_in_list_order() {
+    let (ics, warnings) = interceptors_of(&with_interceptors(
+        "a1.sources.r1.interceptors = i1 i2 i3\n\
+         a1.sources.r1.interceptors.i1.type = timestamp\n\
+         a1.sources.r1.interceptors.i2.type = host\n\
+         a1.sources.r1.interceptors.i3.type = static\n\
+         a1.sources.r1.interceptors.i3.key = datacenter\n\
+         a1.sources.r1.interceptors.i3.value = NEW_YORK\n",
+    ));
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(
+        ics,
+        vec![
+            InterceptorConfig {
+                name: "i1".into(),
+                kind: InterceptorKind::Timestamp {
+                    header_name: "timestamp".into(),
+                    preserve_existing: false,
+                },
+            },
+            InterceptorConfig {
+                name: "i2".into(),
+                kind: InterceptorKind::Host {
+                    host_header: "host".into(),
+                    use_ip: true,
+                    preserve_existing: false,
+                },
+            },
+            InterceptorConfig {
+                name: "i3".into(),
+                kind: InterceptorKind::Static {
+                    key: "datacenter".into(),
+                    value: "NEW_YORK".into(),
+                    preserve_existing: true,
+                },
+            },
+        ]
+    );
+}
+
+#[test]
+fn interceptor_keys_defaults_and_class_names() {
+    // The list order decides, not the order of the keys; class names and any-case aliases.
+    let (ics, warnings) = interceptors_of(&with_interceptors(
+        "a1.sources.r1.interceptors = s  t h\n\
+         a1.sources.r1.interceptors.h.type = org.apache.flume.interceptor.HostInterceptor$Builder\n\
+         a1.sources.r1.interceptors.h.useIP = false\n\
+         a1.sources.r1.interceptors.h.hostHeader = hostname\n\
+         a1.sources.r1.interceptors.h.preserveExisting = true\n\
+         a1.sources.r1.interceptors.t.type = TIMESTAMP\n\
+         a1.sources.r1.interceptors.t.headerName = ts\n\
+         a1.sources.r1.interceptors.t.preserveExisting = true\n\
+         a1.sources.r1.interceptors.s.type = org.apache.flume.interceptor.StaticInterceptor$Builder\n\
+         a1.sources.r1.interceptors.s.preserveExisting = false\n",
+    ));
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    let kinds: Vec<(&str, &InterceptorKind)> =
+        ics.iter().map(|i| (i.name.as_str(), &i.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (
+                "s",
+                &InterceptorKind::Static {
+                    key: "key".into(),
+                    value: "value".into(),
+                    preserve_existing: false,
+                }
+            ),
+            (
+                "t",
+                &InterceptorKind::Timestamp {
+                    header_name: "ts".into(),
+                    preserve_existing: true,
+                }
+            ),
+            (
+                "h",
+                &InterceptorKind::Host {
+                    host_header: "hostname".into(),
+                    use_ip: false,
+                    preserve_existing: true,
+                }
+            ),
+        ]
+    );
+
+    let (ics, _) = interceptors_of(&with_interceptors(
+        "a1.sources.r1.interceptors = t\n\
+         a1.sources.r1.interceptors.t.type = org.apache.flume.interceptor.TimestampInterceptor$Builder\n",
+    ));
+    assert_eq!(ics[0].kind.type_name(), "timestamp");
+
+    // No list (or an empty one): no interceptors.
+    let (ics, _) = interceptors_of(&with_interceptors(""));
+    assert!(ics.is_empty());
+    let (ics, _) = interceptors_of(&with_interceptors("a1.sources.r1.interceptors =\n"));
+    assert!(ics.is_empty());
+}
+
+#[test]
+fn listed_interceptor_without_type_is_an_error_naming_it() {
+    let e = err(&with_interceptors(
+        "a1.sources.r1.interceptors = i1 i2\n\
+         a1.sources.r1.interceptors.i1.type = timestamp\n\
+         a1.sources.r1.interceptors.i2.key = datacenter\n",
+    ));
+    assert!(matches!(e, ConfigError::MissingKey { .. }), "{e:?}");
+    names(&e, 9, "a1.sources.r1.interceptors.i2.type");
+    assert!(e.to_string().contains("interceptor `i2`"), "{e}");
+
+    // Listed with no keys at all.
+    let e = err(&with_interceptors("a1.sources.r1.interceptors = i1\n"));
+    names(&e, 9, "a1.sources.r1.interceptors.i1.type");
+}
+
+#[test]
+fn other_interceptor_types_are_refused() {
+    for (t, unsupported) in [
+        ("regex_filter", true),
+        ("REGEX_EXTRACTOR", true),
+        ("search_replace", true),
+        ("remove_header", true),
+        (
+            "org.apache.flume.interceptor.RegexFilteringInterceptor$Builder",
+            true,
+        ),
+        (
+            "org.apache.flume.sink.solr.morphline.UUIDInterceptor$Builder",
+            true,
+        ),
+        (
+            "org.apache.flume.sink.solr.morphline.MorphlineInterceptor$Builder",
+            true,
+        ),
+        ("com.example.MyInterceptor$Builder", true),
+        ("timestmap", false),
+    ] {
+        let e = err(&with_interceptors(&format!(
+            "a1.sources.r1.interceptors = i1\na1.sources.r1.interceptors.i1.type = {t}\n"
+        )));
+        names(&e, 10, "a1.sources.r1.interceptors.i1.type");
+        let msg = e.to_string();
+        if unsupported {
+            assert!(matches!(e, ConfigError::Unsupported { .. }), "{t}: {e:?}");
+            assert!(msg.contains("not supported yet"), "{msg}");
+        } else {
+            assert!(matches!(e, ConfigError::UnknownType { .. }), "{t}: {e:?}");
+        }
+        assert!(msg.contains(t), "{msg}");
+        assert!(msg.contains("timestamp, host, static"), "{msg}");
+    }
+}
+
+#[test]
+fn interceptor_bad_values_and_unknown_keys() {
+    let e = err(&with_interceptors(
+        "a1.sources.r1.interceptors = i1\n\
+         a1.sources.r1.interceptors.i1.type = static\n\
+         a1.sources.r1.interceptors.i1.preserveExisting = yes\n",
+    ));
+    assert!(matches!(e, ConfigError::BadValue { .. }), "{e:?}");
+    names(&e, 11, "a1.sources.r1.interceptors.i1.preserveExisting");
+
+    let (ics, warnings) = interceptors_of(&with_interceptors(
+        "a1.sources.r1.interceptors = i1 i1\n\
+         a1.sources.r1.interceptors.i1.type = host\n\
+         a1.sources.r1.interceptors.i1.useIp = false\n\
+         a1.sources.r1.interceptors.i9.type = static\n\
+         a1.sources.r1.interceptors.i9.key = k\n\
+         a1.sources.r1.interceptors.i1 = host\n",
+    ));
+    assert_eq!(ics.len(), 1);
+    let summary: Vec<(usize, &str, &WarningKind)> = warnings
+        .iter()
+        .map(|w| (w.line, w.key.as_str(), &w.kind))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                9,
+                "a1.sources.r1.interceptors",
+                &WarningKind::DuplicateName { name: "i1".into() }
+            ),
+            (
+                11,
+                "a1.sources.r1.interceptors.i1.useIp",
+                &WarningKind::UnknownKey {
+                    nearest: Some("a1.sources.r1.interceptors.i1.useIP".into())
+                }
+            ),
+            (
+                12,
+                "a1.sources.r1.interceptors.i9",
+                &WarningKind::UnlistedComponent {
+                    list_key: "a1.sources.r1.interceptors".into()
+                }
+            ),
+            (
+                14,
+                "a1.sources.r1.interceptors.i1",
+                &WarningKind::UnknownKey {
+                    nearest: Some("a1.sources.r1.interceptors.i1.type".into())
+                }
+            ),
+        ]
+    );
 }
 
 #[test]

@@ -31,6 +31,7 @@ use crate::metrics::{ComponentCounters, Counter};
 use crate::source::sleep_unless_stopped;
 
 pub mod file_roll;
+pub mod hdfs;
 pub mod logger;
 pub mod null;
 
@@ -56,6 +57,9 @@ pub trait Sink: Send {
     /// Handles a batch. `Ok` means the events are done with (for a durable sink: durable), so
     /// the runner may commit the take; `Err` makes it roll back and retry later.
     fn process(&mut self, events: &[Event]) -> Result<(), SinkError>;
+    /// Called between batches and while the channel is idle (at least every half second), for
+    /// time-based work such as rolling files by age.
+    fn tick(&mut self) {}
     /// Releases resources at shutdown (closes files).
     fn stop(&mut self) -> Result<(), SinkError> {
         Ok(())
@@ -83,6 +87,7 @@ pub fn build(cfg: &SinkConfig) -> Result<(Box<dyn Sink>, usize), SinkError> {
             prefix,
             extension,
         )?),
+        SinkKind::Hdfs(hdfs) => Box::new(hdfs::HdfsSink::new(&cfg.name, hdfs)?),
     };
     Ok((sink, batch))
 }
@@ -110,6 +115,7 @@ impl SinkRunner {
         let mut error_backoff = ERROR_BACKOFF_START;
         let mut events = Vec::with_capacity(self.batch_size);
         while !stop.load(Ordering::Acquire) {
+            self.sink.tick();
             events.clear();
             let mut tx = self.channel.take_transaction();
             let taken = take_up_to(tx.as_mut(), self.batch_size, &mut events);

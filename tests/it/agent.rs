@@ -1,6 +1,7 @@
 //! `flumen agent` end to end, as an operator runs it: netcat -> file channel -> file_roll,
 //! lines acknowledged with `OK`, SIGTERM, restart, more lines, SIGTERM; every acknowledged
-//! line must appear in the output files exactly once.
+//! line must appear in the output files exactly once. Also, through the library: a source's
+//! interceptors set their headers on every event, in every channel it puts into.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -86,4 +87,79 @@ fn netcat_to_file_roll_survives_restart_exactly_once() {
         );
     }
     assert_eq!(counts.len(), 400, "unexpected lines: {counts:?}");
+}
+
+/// Takes committed events from `ch` until `n` arrived, waiting on the channel (not sleeping)
+/// until the deadline.
+fn take_n(ch: &dyn flumen::channel::Channel, n: usize) -> Vec<flumen::Event> {
+    let end = Instant::now() + DEADLINE;
+    let mut got = Vec::new();
+    while got.len() < n {
+        let left = end.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "only {} of {n} events arrived", got.len());
+        if !ch.wait_available(left) {
+            continue;
+        }
+        let mut tx = ch.take_transaction();
+        tx.take_batch(n - got.len(), &mut got).expect("take");
+        tx.commit().expect("commit take");
+    }
+    got
+}
+
+#[test]
+fn interceptors_set_headers_on_every_event_in_every_channel() {
+    let text = "\
+a1.sources = r1
+a1.channels = c1 c2
+a1.sources.r1.type = seq
+a1.sources.r1.totalEvents = 25
+a1.sources.r1.batchSize = 4
+a1.sources.r1.channels = c1 c2
+a1.sources.r1.interceptors = i1 i2 i3
+a1.sources.r1.interceptors.i1.type = timestamp
+a1.sources.r1.interceptors.i2.type = host
+a1.sources.r1.interceptors.i2.useIP = false
+a1.sources.r1.interceptors.i2.hostHeader = hostname
+a1.sources.r1.interceptors.i3.type = static
+a1.sources.r1.interceptors.i3.key = datacenter
+a1.sources.r1.interceptors.i3.value = NEW_YORK
+a1.channels.c1.type = memory
+a1.channels.c2.type = memory
+";
+    let (cfg, warnings) = flumen::config::parse(text, "interceptors.conf", "a1").expect("config");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let before = now_millis();
+    let agent = flumen::agent::Agent::start(&cfg).expect("start");
+    let channels = agent.channels().to_vec();
+    let hostname = flumen::interceptor::local_hostname().ok();
+    for ch in &channels {
+        let got = take_n(ch.as_ref(), 25);
+        let bodies: Vec<String> = got
+            .iter()
+            .map(|e| String::from_utf8_lossy(e.body()).into_owned())
+            .collect();
+        let want: Vec<String> = (0..25).map(|i: u32| i.to_string()).collect();
+        assert_eq!(bodies, want, "channel {}", ch.name());
+        for e in &got {
+            assert_eq!(e.header("datacenter"), Some("NEW_YORK"), "{e:?}");
+            let ts: i64 = e
+                .header("timestamp")
+                .expect("timestamp header")
+                .parse()
+                .expect("milliseconds");
+            assert!(ts >= before && ts <= now_millis(), "{ts} {e:?}");
+            if let Some(h) = &hostname {
+                assert_eq!(e.header("hostname"), Some(h.as_str()), "{e:?}");
+            }
+        }
+    }
+    agent.shutdown().expect("shutdown");
+}
+
+fn now_millis() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(d.as_millis()).expect("millis fit")
 }

@@ -1,0 +1,172 @@
+//! Text streams: Flume's `DataStream` and `CompressedStream` with the default `TEXT`
+//! serializer (`BodyTextEventSerializer`, `appendNewline = true`): each event's body followed
+//! by `\n`, headers dropped.
+//!
+//! A compressed file is a concatenation of complete members (gzip members or zlib streams):
+//! Flume's `HDFSCompressedDataStream.sync()` finishes the codec stream every batch, because
+//! Hadoop's compression streams cannot flush mid-member, and starts a new member at the next
+//! event. Hadoop's decompressor streams and `gzip -d` read such concatenations whole. So after
+//! [`Encoder::flush`] the file holds only finished members and a reader sees every event.
+
+use super::codec::{Codec, Member};
+use super::{Encoder, FormatError};
+use crate::event::Event;
+
+/// Uncompressed body-per-line text. Holds no state and buffers nothing.
+#[derive(Debug, Default)]
+pub struct DataStreamEncoder;
+
+impl DataStreamEncoder {
+    pub fn new() -> Self {
+        DataStreamEncoder
+    }
+}
+
+impl Encoder for DataStreamEncoder {
+    fn begin(&mut self, _out: &mut Vec<u8>) {}
+
+    fn append(
+        &mut self,
+        event: &Event,
+        _now_ms: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FormatError> {
+        out.extend_from_slice(event.body());
+        out.push(b'\n');
+        Ok(())
+    }
+
+    fn flush(&mut self, _out: &mut Vec<u8>) -> Result<(), FormatError> {
+        Ok(())
+    }
+
+    fn finish(&mut self, _out: &mut Vec<u8>) -> Result<(), FormatError> {
+        Ok(())
+    }
+}
+
+/// Body-per-line text through a codec, one member per flushed batch.
+pub struct CompressedStreamEncoder {
+    codec: Codec,
+    /// The member being written; `None` between a flush and the next event.
+    member: Option<Member>,
+    /// Whether this file has any member yet (an empty file is not a valid gzip file).
+    wrote_member: bool,
+}
+
+impl CompressedStreamEncoder {
+    pub fn new(codec: Codec) -> Self {
+        CompressedStreamEncoder {
+            codec,
+            member: None,
+            wrote_member: false,
+        }
+    }
+
+    fn end_member(&mut self, out: &mut Vec<u8>) -> Result<(), FormatError> {
+        if let Some(member) = self.member.take() {
+            member.finish(out)?;
+            self.wrote_member = true;
+        }
+        Ok(())
+    }
+}
+
+impl Encoder for CompressedStreamEncoder {
+    fn begin(&mut self, _out: &mut Vec<u8>) {
+        // A new file: whatever a previous file left unfinished is not part of this one.
+        self.member = None;
+        self.wrote_member = false;
+    }
+
+    fn append(
+        &mut self,
+        event: &Event,
+        _now_ms: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FormatError> {
+        let member = self.member.get_or_insert_with(|| self.codec.member());
+        member.write(event.body(), out)?;
+        member.write(b"\n", out)
+    }
+
+    fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), FormatError> {
+        self.end_member(out)
+    }
+
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), FormatError> {
+        if self.member.is_none() && !self.wrote_member {
+            self.member = Some(self.codec.member());
+        }
+        self.end_member(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn data_stream_is_bodies_and_newlines() {
+        let mut enc = DataStreamEncoder::new();
+        let mut out = Vec::new();
+        enc.begin(&mut out);
+        for body in [&b"a"[..], b"", b"bc"] {
+            enc.append(&Event::new(body.to_vec()), 0, &mut out)
+                .expect("append to memory");
+        }
+        enc.flush(&mut out).expect("flush to memory");
+        enc.finish(&mut out).expect("finish to memory");
+        assert_eq!(out, b"a\n\nbc\n");
+    }
+
+    fn gunzip(buf: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(buf)
+            .read_to_end(&mut out)
+            .expect("decode our own output");
+        out
+    }
+
+    #[test]
+    fn every_flush_leaves_a_readable_file() {
+        let mut enc = CompressedStreamEncoder::new(Codec::Gzip);
+        let mut file = Vec::new();
+        enc.begin(&mut file);
+        let mut expected = Vec::new();
+        for batch in 0..3 {
+            for i in 0..100 {
+                let line = format!("batch {batch} event {i}");
+                enc.append(&Event::new(line.clone()), 0, &mut file)
+                    .expect("append to memory");
+                expected.extend_from_slice(line.as_bytes());
+                expected.push(b'\n');
+            }
+            enc.flush(&mut file).expect("flush to memory");
+            assert_eq!(gunzip(&file), expected, "after batch {batch}");
+            let len = file.len();
+            enc.flush(&mut file).expect("flush to memory");
+            assert_eq!(file.len(), len, "an idle flush adds no empty member");
+        }
+        enc.finish(&mut file).expect("finish to memory");
+        assert_eq!(gunzip(&file), expected);
+        let members = file.windows(3).filter(|w| *w == [0x1f, 0x8b, 0x08]).count();
+        assert_eq!(members, 3);
+    }
+
+    #[test]
+    fn an_empty_file_is_still_a_valid_compressed_file() {
+        let mut enc = CompressedStreamEncoder::new(Codec::Default);
+        let mut file = Vec::new();
+        enc.begin(&mut file);
+        enc.flush(&mut file).expect("flush to memory");
+        assert!(file.is_empty());
+        enc.finish(&mut file).expect("finish to memory");
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(&file[..])
+            .read_to_end(&mut out)
+            .expect("decode our own output");
+        assert!(out.is_empty() && !file.is_empty());
+    }
+}

@@ -1,0 +1,437 @@
+//! Where the HDFS sink's files live: a small trait over the two filesystems it writes to, HDFS
+//! (through the hdfs-native crate: HDFS's own RPC and data-transfer protocols, no JVM) and the
+//! local filesystem (the embedded default).
+//!
+//! Invariants the sink relies on:
+//! - `SinkFile::sync` and `SinkFile::close` returning `Ok` mean every byte written before is
+//!   durable (HDFS: on every DataNode of the pipeline, `hsync`; local: `fdatasync`, plus the
+//!   directory entry). `write` returning `Ok` means nothing: hdfs-native queues the bytes.
+//! - Every HDFS call is bounded by `call_timeout` (Flume's `hdfs.callTimeout`), and the client
+//!   is built with short NameNode retries, so a dead NameNode surfaces as an error within
+//!   seconds rather than after hdfs-native's default three minutes of retrying.
+//! - `create` never overwrites: a name that exists is an error the caller resolves by picking
+//!   another name, so a restarted agent cannot clobber an older file.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
+
+/// A filesystem operation that failed; the message names the operation, the path and what the
+/// user can check.
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("{op} `{path}` on the local filesystem: {source}")]
+    Local {
+        op: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{op} `{path}` on {fs}: {message}")]
+    Hdfs {
+        op: &'static str,
+        path: String,
+        fs: String,
+        message: String,
+    },
+    #[error(
+        "{op} `{path}` on {fs} did not finish within {timeout:?} (hdfs.callTimeout); is the \
+         NameNode or DataNode reachable?"
+    )]
+    Timeout {
+        op: &'static str,
+        path: String,
+        fs: String,
+        timeout: Duration,
+    },
+    #[error("`{path}` already exists on {fs}")]
+    AlreadyExists { path: String, fs: String },
+    #[error("cannot build an HDFS client for `{url}`: {message}")]
+    Client { url: String, message: String },
+}
+
+/// A filesystem the sink writes to. Paths are absolute paths within it (no scheme).
+pub trait SinkFs: Send {
+    /// Creates `path` (and its missing parent directories) for writing; fails with
+    /// [`FsError::AlreadyExists`] if it exists.
+    fn create(&mut self, path: &str) -> Result<Box<dyn SinkFile>, FsError>;
+    /// Renames `from` to `to`, refusing to replace an existing `to`.
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), FsError>;
+    /// Whether `path` exists.
+    fn exists(&mut self, path: &str) -> Result<bool, FsError>;
+    /// Closes a file some writer left open (HDFS: lease recovery). `Ok(true)` once it is closed.
+    fn recover_lease(&mut self, path: &str) -> Result<bool, FsError>;
+    /// Names the filesystem in messages (`hdfs://nn:8020`, `the local filesystem`).
+    fn describe(&self) -> String;
+}
+
+/// A file open for writing.
+pub trait SinkFile: Send {
+    /// Queues `data` at the end of the file.
+    fn write(&mut self, data: Bytes) -> Result<(), FsError>;
+    /// Makes everything written so far durable.
+    fn sync(&mut self) -> Result<(), FsError>;
+    /// Makes everything durable and closes the file (HDFS: completes it, releasing the lease).
+    fn close(&mut self) -> Result<(), FsError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local filesystem
+
+/// The local filesystem (`file://` paths or plain paths).
+#[derive(Debug, Default)]
+pub struct LocalFs;
+
+fn local_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FsError + 'a {
+    move |source| FsError::Local {
+        op,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Makes a directory entry (a created or renamed file) durable.
+fn sync_dir(dir: &Path) -> Result<(), FsError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(local_err("syncing directory", dir))
+}
+
+impl SinkFs for LocalFs {
+    fn create(&mut self, path: &str) -> Result<Box<dyn SinkFile>, FsError> {
+        let p = PathBuf::from(path);
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).map_err(local_err("creating directory", dir))?;
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+            .map_err(|source| {
+                if source.kind() == std::io::ErrorKind::AlreadyExists {
+                    FsError::AlreadyExists {
+                        path: path.to_string(),
+                        fs: self.describe(),
+                    }
+                } else {
+                    FsError::Local {
+                        op: "creating",
+                        path: path.to_string(),
+                        source,
+                    }
+                }
+            })?;
+        Ok(Box::new(LocalFile {
+            file: Some(file),
+            path: p,
+            dir_synced: false,
+        }))
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), FsError> {
+        let (from, to) = (Path::new(from), Path::new(to));
+        // rename(2) replaces silently; the check is racy only against another writer of the
+        // same names, which the unique counter in file names already rules out.
+        if to.exists() {
+            return Err(FsError::AlreadyExists {
+                path: to.display().to_string(),
+                fs: self.describe(),
+            });
+        }
+        std::fs::rename(from, to).map_err(local_err("renaming", from))?;
+        match to.parent() {
+            Some(dir) => sync_dir(dir),
+            None => Ok(()),
+        }
+    }
+
+    fn exists(&mut self, path: &str) -> Result<bool, FsError> {
+        Path::new(path)
+            .try_exists()
+            .map_err(local_err("checking", Path::new(path)))
+    }
+
+    fn recover_lease(&mut self, _path: &str) -> Result<bool, FsError> {
+        // Local files have no leases: a file left by a crashed writer can be renamed at once.
+        Ok(true)
+    }
+
+    fn describe(&self) -> String {
+        "the local filesystem".to_string()
+    }
+}
+
+struct LocalFile {
+    file: Option<File>,
+    path: PathBuf,
+    /// The new file's directory entry is made durable once, at the first sync.
+    dir_synced: bool,
+}
+
+impl LocalFile {
+    fn file(&mut self) -> Result<&mut File, FsError> {
+        let path = self.path.display().to_string();
+        self.file.as_mut().ok_or(FsError::Local {
+            op: "writing",
+            path,
+            source: std::io::Error::other("the file is already closed"),
+        })
+    }
+}
+
+impl SinkFile for LocalFile {
+    fn write(&mut self, data: Bytes) -> Result<(), FsError> {
+        let path = self.path.clone();
+        self.file()?
+            .write_all(&data)
+            .map_err(local_err("writing", &path))
+    }
+
+    fn sync(&mut self) -> Result<(), FsError> {
+        let path = self.path.clone();
+        self.file()?
+            .sync_data()
+            .map_err(local_err("syncing", &path))?;
+        if !self.dir_synced {
+            if let Some(dir) = path.parent() {
+                sync_dir(dir)?;
+            }
+            self.dir_synced = true;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), FsError> {
+        if self.file.is_none() {
+            return Ok(());
+        }
+        self.sync()?;
+        self.file = None;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HDFS
+
+/// NameNode retry settings that make a dead NameNode an error within about a second per call
+/// (hdfs-native's defaults retry for about three minutes); the sink retries batches itself,
+/// with backoff, and the channel holds the events meanwhile.
+const FAST_FAIL_CONFIG: [(&str, &str); 3] = [
+    ("dfs.client.failover.max.attempts", "1"),
+    ("dfs.client.failover.sleep.base.millis", "200"),
+    ("dfs.client.failover.sleep.max.millis", "500"),
+];
+
+/// An HDFS filesystem reached through hdfs-native. Its async calls run on a small tokio
+/// runtime owned by the sink; the runtime's worker thread also keeps hdfs-native's background
+/// tasks (lease renewal, packet acknowledgements) running between the sink's calls.
+pub struct HdfsFs {
+    client: Client,
+    runtime: Arc<tokio::runtime::Runtime>,
+    url: String,
+    call_timeout: Duration,
+}
+
+impl HdfsFs {
+    /// A client for `url` (`hdfs://host:port`, `hdfs://nameservice` or `hdfs://` for the
+    /// default filesystem of `HADOOP_CONF_DIR`'s core-site.xml). `extra_config` overrides
+    /// Hadoop settings (after the fast-fail retry settings, so a user can restore longer ones).
+    pub fn connect(
+        url: &str,
+        call_timeout: Duration,
+        extra_config: &[(String, String)],
+    ) -> Result<HdfsFs, FsError> {
+        let client_err = |message: String| FsError::Client {
+            url: url.to_string(),
+            message,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("hdfs-io")
+            .enable_all()
+            .build()
+            .map_err(|e| client_err(format!("cannot start the I/O runtime: {e}")))?;
+        let runtime = Arc::new(runtime);
+        let mut config: Vec<(String, String)> = FAST_FAIL_CONFIG
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        config.extend(extra_config.iter().cloned());
+        let mut builder = ClientBuilder::new()
+            .with_config(config)
+            .with_io_runtime(runtime.handle().clone());
+        // `hdfs://` with no authority means the default filesystem from the Hadoop config.
+        if url != "hdfs://" && url != "hdfs:///" {
+            builder = builder.with_url(url);
+        }
+        let client = builder.build().map_err(|e| client_err(first_line(&e)))?;
+        Ok(HdfsFs {
+            client,
+            runtime,
+            url: url.to_string(),
+            call_timeout,
+        })
+    }
+
+    fn run<T>(
+        &self,
+        op: &'static str,
+        path: &str,
+        fut: impl std::future::Future<Output = Result<T, HdfsError>>,
+    ) -> Result<T, FsError> {
+        run_bounded(&self.runtime, self.call_timeout, op, path, &self.url, fut)
+    }
+}
+
+/// Runs one hdfs-native call on `runtime`, bounded by `timeout`.
+fn run_bounded<T>(
+    runtime: &tokio::runtime::Runtime,
+    timeout: Duration,
+    op: &'static str,
+    path: &str,
+    url: &str,
+    fut: impl std::future::Future<Output = Result<T, HdfsError>>,
+) -> Result<T, FsError> {
+    match runtime.block_on(async { tokio::time::timeout(timeout, fut).await }) {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(hdfs_err(op, path, url, &e)),
+        Err(_) => Err(FsError::Timeout {
+            op,
+            path: path.to_string(),
+            fs: url.to_string(),
+            timeout,
+        }),
+    }
+}
+
+/// hdfs-native's messages carry whole Java stack traces; the first line names the exception.
+fn first_line(e: &HdfsError) -> String {
+    let s = e.to_string();
+    s.lines().next().unwrap_or_default().trim().to_string()
+}
+
+fn hdfs_err(op: &'static str, path: &str, url: &str, e: &HdfsError) -> FsError {
+    if matches!(e, HdfsError::AlreadyExists(_)) {
+        return FsError::AlreadyExists {
+            path: path.to_string(),
+            fs: url.to_string(),
+        };
+    }
+    let mut message = first_line(e);
+    // The Java exception class name arrives in the RPC error; an existing file on create is
+    // reported that way by some NameNode versions.
+    if message.contains("FileAlreadyExistsException") {
+        return FsError::AlreadyExists {
+            path: path.to_string(),
+            fs: url.to_string(),
+        };
+    }
+    if message.is_empty() {
+        message = format!("{e:?}");
+    }
+    FsError::Hdfs {
+        op,
+        path: path.to_string(),
+        fs: url.to_string(),
+        message,
+    }
+}
+
+impl SinkFs for HdfsFs {
+    fn create(&mut self, path: &str) -> Result<Box<dyn SinkFile>, FsError> {
+        let options = WriteOptions::default().overwrite(false).create_parent(true);
+        let writer = self.run("creating", path, self.client.create(path, options))?;
+        Ok(Box::new(HdfsFile {
+            writer,
+            runtime: Arc::clone(&self.runtime),
+            url: self.url.clone(),
+            path: path.to_string(),
+            call_timeout: self.call_timeout,
+            closed: false,
+        }))
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<(), FsError> {
+        self.run("renaming", from, self.client.rename(from, to, false))
+    }
+
+    fn exists(&mut self, path: &str) -> Result<bool, FsError> {
+        let info = async {
+            match self.client.get_file_info(path).await {
+                Ok(_) => Ok(true),
+                Err(HdfsError::FileNotFound(_)) => Ok(false),
+                Err(e) => Err(e),
+            }
+        };
+        self.run("checking", path, info)
+    }
+
+    fn recover_lease(&mut self, path: &str) -> Result<bool, FsError> {
+        self.run(
+            "recovering the lease of",
+            path,
+            self.client.recover_lease(path),
+        )
+    }
+
+    fn describe(&self) -> String {
+        self.url.clone()
+    }
+}
+
+struct HdfsFile {
+    writer: hdfs_native::file::FileWriter,
+    runtime: Arc<tokio::runtime::Runtime>,
+    url: String,
+    path: String,
+    call_timeout: Duration,
+    closed: bool,
+}
+
+impl HdfsFile {
+    fn run<T>(
+        &mut self,
+        op: &'static str,
+        f: impl for<'a> FnOnce(
+            &'a mut hdfs_native::file::FileWriter,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, HdfsError>> + Send + 'a>,
+        >,
+    ) -> Result<T, FsError> {
+        let fut = f(&mut self.writer);
+        run_bounded(
+            &self.runtime,
+            self.call_timeout,
+            op,
+            &self.path,
+            &self.url,
+            fut,
+        )
+    }
+}
+
+impl SinkFile for HdfsFile {
+    fn write(&mut self, data: Bytes) -> Result<(), FsError> {
+        self.run("writing", |w| Box::pin(w.write_bytes(data)))
+            .map(|_| ())
+    }
+
+    fn sync(&mut self) -> Result<(), FsError> {
+        self.run("syncing (hsync)", |w| Box::pin(w.hsync()))
+    }
+
+    fn close(&mut self) -> Result<(), FsError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.run("closing", |w| Box::pin(w.close()))?;
+        self.closed = true;
+        Ok(())
+    }
+}

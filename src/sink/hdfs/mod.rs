@@ -1,0 +1,994 @@
+//! The HDFS sink (Flume's `hdfs` sink, HDFSEventSink): buckets events into files under a
+//! templated path, writes them in Hadoop's formats (SequenceFile, DataStream,
+//! CompressedStream), rolls and renames them, to HDFS through hdfs-native (no JVM) or to the
+//! local filesystem (the embedded default).
+//!
+//! Data flow per batch ([`Sink::process`]): every event's bucket (directory and file name
+//! prefix, rendered from `hdfs.path` and `hdfs.filePrefix`) is rendered first, so an event
+//! that cannot be placed (a missing `timestamp` header) fails the batch before any byte is
+//! written. Each event is then encoded into its bucket's open file (opened under its in-use
+//! name, `<inUsePrefix><prefix>.<counter><suffix><inUseSuffix>`; a file that reached
+//! `rollCount` events or `rollSize` body bytes is closed and a new one opened first). Finally
+//! every file the batch touched is flushed (pending compressed blocks, sync markers) and, with
+//! `hdfs.sync = hsync` (the default), made durable; only then does `process` return `Ok` and
+//! the runner commit the take. A committed take's events are therefore on the DataNodes (or
+//! the local disk).
+//!
+//! Invariants:
+//! - A file is renamed from its in-use name to its final name only after it was closed
+//!   successfully, so downstream jobs never see a half-written file under a final name.
+//! - Any failure while a batch is written abandons every file the batch touched: each is closed
+//!   (or, if closing fails, remembered and lease-recovered later, every `hdfs.retryInterval`)
+//!   and renamed, and the error rolls the take back, so the batch is retried into new files and
+//!   nothing is lost (a retried batch may duplicate events already written: at least once, as
+//!   Flume). A writer is never dropped with its lease held and forgotten.
+//! - With `hdfs.sync = none` a batch's bytes are handed to the filesystem but not synced
+//!   before the take commits: events written since a file's last close can be lost in a crash
+//!   of the agent or the DataNode. That is the documented price of the option.
+//! - Memory: at most about 1 MiB of encoded bytes is buffered per open file before it is
+//!   written, and at most `hdfs.maxOpenFiles` files are open (the least recently used one is
+//!   closed to make room).
+//! - Header values can never move a write outside the configured base path: the path module
+//!   escapes `/`, `..` and friends in substituted values, and every rendered directory is
+//!   checked to lie under the template's static prefix.
+
+pub mod format;
+pub mod fs;
+pub mod path;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use self::format::{Encoder, FormatSpec};
+use self::fs::{FsError, HdfsFs, LocalFs, SinkFile, SinkFs};
+use self::path::{HostNames, PathTemplate, RenderContext};
+use super::{Sink, SinkError};
+use crate::event::Event;
+
+/// When `hdfs.sync` makes a batch durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncMode {
+    /// `hsync` (default): every file a batch touched is synced before the take commits.
+    #[default]
+    Hsync,
+    /// `none`: no sync per batch; files are durable when they close.
+    None,
+}
+
+/// The sink's settings, read from Flume's `hdfs.*` keys (see docs/CONFIG.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HdfsSinkConfig {
+    /// `hdfs.path` (required): `hdfs://host:port/dir`, `hdfs:///dir` (the default filesystem
+    /// from `HADOOP_CONF_DIR`), `file:///dir` or a plain local path, with Flume's escapes.
+    pub path: String,
+    /// `hdfs.filePrefix` (FlumeData), escapes allowed.
+    pub file_prefix: String,
+    /// `hdfs.fileSuffix` (none; then the codec's extension, as Flume).
+    pub file_suffix: String,
+    /// `hdfs.inUsePrefix` (none).
+    pub in_use_prefix: String,
+    /// `hdfs.inUseSuffix` (.tmp).
+    pub in_use_suffix: String,
+    /// `hdfs.rollInterval` seconds (30; 0 = never).
+    pub roll_interval_secs: u64,
+    /// `hdfs.rollSize` body bytes (1024; 0 = never).
+    pub roll_size: u64,
+    /// `hdfs.rollCount` events (10; 0 = never).
+    pub roll_count: u64,
+    /// `hdfs.idleTimeout` seconds (0 = never): close a file nothing was written to for so long.
+    pub idle_timeout_secs: u64,
+    /// `hdfs.batchSize` (100): events per take transaction.
+    pub batch_size: usize,
+    /// `hdfs.maxOpenFiles` (5000).
+    pub max_open_files: usize,
+    /// `hdfs.callTimeout` milliseconds (10000): bound on each HDFS call.
+    pub call_timeout_ms: u64,
+    /// `hdfs.closeTries` (0 = keep trying): attempts to close and rename a file whose close
+    /// failed.
+    pub close_tries: u32,
+    /// `hdfs.retryInterval` seconds (180): between those attempts.
+    pub retry_interval_secs: u64,
+    /// `hdfs.fileType`, `hdfs.writeFormat`, `hdfs.codeC` and `hdfs.compressionType`.
+    pub format: FormatSpec,
+    /// `hdfs.round`, `hdfs.roundValue`, `hdfs.roundUnit`.
+    pub round: Option<path::Rounding>,
+    /// `hdfs.timeZone` (the local zone when unset).
+    pub time_zone: Option<String>,
+    /// `hdfs.useLocalTimeStamp` (false).
+    pub use_local_timestamp: bool,
+    /// `hdfs.sync` (ours; hsync).
+    pub sync: SyncMode,
+    /// `hdfs.config.<key> = value` (ours): Hadoop client settings passed to hdfs-native.
+    pub hadoop_config: Vec<(String, String)>,
+}
+
+impl HdfsSinkConfig {
+    /// Flume's defaults for everything but the path.
+    pub fn new(path: &str) -> HdfsSinkConfig {
+        HdfsSinkConfig {
+            path: path.to_string(),
+            file_prefix: "FlumeData".into(),
+            file_suffix: String::new(),
+            in_use_prefix: String::new(),
+            in_use_suffix: ".tmp".into(),
+            roll_interval_secs: 30,
+            roll_size: 1024,
+            roll_count: 10,
+            idle_timeout_secs: 0,
+            batch_size: 100,
+            max_open_files: 5000,
+            call_timeout_ms: 10_000,
+            close_tries: 0,
+            retry_interval_secs: 180,
+            format: FormatSpec::default(),
+            round: None,
+            time_zone: None,
+            use_local_timestamp: false,
+            sync: SyncMode::Hsync,
+            hadoop_config: Vec::new(),
+        }
+    }
+}
+
+/// Where `hdfs.path` points: the filesystem and the path template within it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Target {
+    /// `hdfs://authority` (empty authority: the default filesystem), or `None` for local.
+    pub hdfs_url: Option<String>,
+    /// The path part, still with its escapes.
+    pub path: String,
+}
+
+/// Splits `hdfs.path` into filesystem and path. Escapes may not appear in the scheme or the
+/// authority: a header must not choose the cluster.
+pub fn split_target(raw: &str) -> Result<Target, String> {
+    if let Some(rest) = raw.strip_prefix("file://") {
+        if !rest.starts_with('/') {
+            return Err(format!(
+                "`{raw}`: a file:// path must be absolute (file:///dir), or write a plain path"
+            ));
+        }
+        return Ok(Target {
+            hdfs_url: None,
+            path: rest.to_string(),
+        });
+    }
+    for scheme in ["hdfs://", "viewfs://"] {
+        if let Some(rest) = raw.strip_prefix(scheme) {
+            let (authority, path) = match rest.find('/') {
+                Some(i) => (&rest[..i], &rest[i..]),
+                None => (rest, "/"),
+            };
+            if authority.contains('%') {
+                return Err(format!(
+                    "`{raw}`: escapes are not allowed in the host part ({authority}); only in \
+                     the path after it"
+                ));
+            }
+            return Ok(Target {
+                hdfs_url: Some(format!("{scheme}{authority}")),
+                path: path.to_string(),
+            });
+        }
+    }
+    if let Some(i) = raw.find("://") {
+        return Err(format!(
+            "`{raw}`: the scheme `{}` is not supported; use hdfs://, viewfs://, file:// or a \
+             plain local path",
+            &raw[..i]
+        ));
+    }
+    if raw.is_empty() {
+        return Err("an empty path".into());
+    }
+    Ok(Target {
+        hdfs_url: None,
+        path: raw.to_string(),
+    })
+}
+
+/// The file a bucket is writing.
+struct OpenFile {
+    file: Box<dyn SinkFile>,
+    encoder: Box<dyn Encoder>,
+    in_use: String,
+    target: String,
+    opened: Instant,
+    last_write: Instant,
+    events: u64,
+    body_bytes: u64,
+    /// Encoded bytes not yet handed to the file.
+    buf: Vec<u8>,
+}
+
+/// One directory + file-name prefix (Flume's BucketWriter).
+struct Bucket {
+    dir: String,
+    name: String,
+    file: Option<OpenFile>,
+    /// For least-recently-used eviction.
+    last_used: u64,
+    /// The batch that last appended to this bucket.
+    touched_in: u64,
+}
+
+/// A file whose close failed: its lease is recovered and it is renamed later.
+struct Unclosed {
+    in_use: String,
+    target: String,
+    tries: u32,
+    next_try: Instant,
+}
+
+/// Encoded bytes buffered per file before they are written (bounds memory per open file).
+const WRITE_CHUNK: usize = 1 << 20;
+/// How often time-based rolling is checked.
+const TICK_EVERY: Duration = Duration::from_millis(200);
+/// Attempts at a fresh name when a file name is taken.
+const NAME_ATTEMPTS: u32 = 100;
+
+/// See the module docs.
+pub struct HdfsSink {
+    name: String,
+    cfg: HdfsSinkConfig,
+    fs: Box<dyn SinkFs>,
+    dir_template: PathTemplate,
+    prefix_template: PathTemplate,
+    /// The part of the path before any escape: every rendered directory lies under it.
+    base: String,
+    suffix: String,
+    ctx: RenderContext,
+    buckets: HashMap<String, Bucket>,
+    unclosed: Vec<Unclosed>,
+    /// File counter: starts at the sink's start time in ms (as Flume's), +1 per file.
+    counter: u64,
+    batch_no: u64,
+    use_clock: u64,
+    next_tick: Instant,
+    /// Scratch for rendering, reused across events.
+    scratch_dir: String,
+    scratch_name: String,
+    scratch_key: String,
+    keys: Vec<String>,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl HdfsSink {
+    /// Builds the sink; connects lazily (hdfs-native connects on the first call).
+    pub fn new(name: &str, cfg: &HdfsSinkConfig) -> Result<HdfsSink, SinkError> {
+        let err = |m: String| SinkError::new(name, m);
+        let target = split_target(&cfg.path).map_err(|m| err(format!("hdfs.path {m}")))?;
+        let dir_template = PathTemplate::parse(&target.path)
+            .map_err(|e| err(format!("hdfs.path `{}`: {e}", cfg.path)))?;
+        let prefix_template = PathTemplate::parse(&cfg.file_prefix)
+            .map_err(|e| err(format!("hdfs.filePrefix `{}`: {e}", cfg.file_prefix)))?;
+        cfg.format
+            .validate()
+            .map_err(|e| err(format!("hdfs.fileType/hdfs.codeC: {e}")))?;
+        let tz = match &cfg.time_zone {
+            Some(z) => path::parse_time_zone(z).map_err(|e| err(format!("hdfs.timeZone: {e}")))?,
+            None => path::local_time_zone(),
+        };
+        let call_timeout = Duration::from_millis(cfg.call_timeout_ms.max(1));
+        let fs: Box<dyn SinkFs> = match &target.hdfs_url {
+            Some(url) => Box::new(
+                HdfsFs::connect(url, call_timeout, &cfg.hadoop_config)
+                    .map_err(|e| err(e.to_string()))?,
+            ),
+            None => Box::new(LocalFs),
+        };
+        let suffix = if cfg.file_suffix.is_empty() {
+            cfg.format.default_extension().to_string()
+        } else {
+            cfg.file_suffix.clone()
+        };
+        let base = dir_template.static_prefix().to_string();
+        let host = if dir_template.needs_host_names() || prefix_template.needs_host_names() {
+            HostNames::detect()
+        } else {
+            HostNames::default()
+        };
+        let ctx = RenderContext::new(tz, cfg.round, cfg.use_local_timestamp, host);
+        Ok(HdfsSink {
+            name: name.to_string(),
+            cfg: cfg.clone(),
+            fs,
+            dir_template,
+            prefix_template,
+            base,
+            suffix,
+            ctx,
+            buckets: HashMap::new(),
+            unclosed: Vec::new(),
+            counter: u64::try_from(now_ms()).unwrap_or(0),
+            batch_no: 0,
+            use_clock: 0,
+            next_tick: Instant::now() + TICK_EVERY,
+            scratch_dir: String::new(),
+            scratch_name: String::new(),
+            scratch_key: String::new(),
+            keys: Vec::new(),
+        })
+    }
+
+    fn err(&self, message: impl Into<String>) -> SinkError {
+        SinkError::new(&self.name, message)
+    }
+
+    fn fs_err(&self, e: FsError) -> SinkError {
+        self.err(e.to_string())
+    }
+
+    /// Renders `event`'s directory and file-name prefix into the scratch strings and its
+    /// bucket key into `scratch_key`.
+    fn render(&mut self, event: &Event) -> Result<(), SinkError> {
+        self.scratch_dir.clear();
+        self.scratch_name.clear();
+        let headers = event.headers();
+        if let Err(e) = self
+            .dir_template
+            .render(headers, &mut self.ctx, &mut self.scratch_dir)
+        {
+            return Err(self.err(format!("hdfs.path `{}`: {e}", self.cfg.path)));
+        }
+        if let Err(e) = self
+            .prefix_template
+            .render(headers, &mut self.ctx, &mut self.scratch_name)
+        {
+            return Err(self.err(format!("hdfs.filePrefix `{}`: {e}", self.cfg.file_prefix)));
+        }
+        if let Err(e) = path::ensure_within(&self.scratch_dir, &self.base) {
+            return Err(self.err(format!("hdfs.path `{}`: {e}", self.cfg.path)));
+        }
+        if self.scratch_name.contains('/') || self.scratch_name.is_empty() {
+            return Err(self.err(format!(
+                "hdfs.filePrefix `{}` rendered to `{}`, which is not a file name",
+                self.cfg.file_prefix, self.scratch_name
+            )));
+        }
+        self.scratch_key.clear();
+        self.scratch_key.push_str(&self.scratch_dir);
+        self.scratch_key.push('\0');
+        self.scratch_key.push_str(&self.scratch_name);
+        Ok(())
+    }
+
+    /// Opens a new file for `bucket`.
+    fn open(&mut self, key: &str) -> Result<(), SinkError> {
+        let (dir, name) = match self.buckets.get(key) {
+            Some(b) => (b.dir.clone(), b.name.clone()),
+            None => return Err(self.err(format!("internal: no bucket for {key:?}"))),
+        };
+        let dir = dir.trim_end_matches('/');
+        let mut attempt = 0;
+        let (file, in_use, target) = loop {
+            self.counter += 1;
+            let full = format!("{name}.{}{}", self.counter, self.suffix);
+            let in_use = format!(
+                "{dir}/{}{full}{}",
+                self.cfg.in_use_prefix, self.cfg.in_use_suffix
+            );
+            let target = format!("{dir}/{full}");
+            // A final name from an earlier run must not be reused either: the rename at
+            // close would fail.
+            let taken = in_use != target && self.fs.exists(&target).map_err(|e| self.fs_err(e))?;
+            if !taken {
+                match self.fs.create(&in_use) {
+                    Ok(file) => break (file, in_use, target),
+                    Err(FsError::AlreadyExists { .. }) => {}
+                    Err(e) => return Err(self.fs_err(e)),
+                }
+            }
+            attempt += 1;
+            if attempt >= NAME_ATTEMPTS {
+                return Err(self.err(format!(
+                    "no free file name in {dir} after {NAME_ATTEMPTS} attempts (last: {in_use})"
+                )));
+            }
+        };
+        tracing::info!(sink = %self.name, "sink `{}`: creating {in_use}", self.name);
+        let mut encoder = self.cfg.format.encoder();
+        let mut buf = Vec::with_capacity(64 * 1024);
+        encoder.begin(&mut buf);
+        let now = Instant::now();
+        if let Some(b) = self.buckets.get_mut(key) {
+            b.file = Some(OpenFile {
+                file,
+                encoder,
+                in_use,
+                target,
+                opened: now,
+                last_write: now,
+                events: 0,
+                body_bytes: 0,
+                buf,
+            });
+        }
+        Ok(())
+    }
+
+    /// Finishes, closes and renames `bucket`'s file.
+    fn close_file(&mut self, key: &str) -> Result<(), SinkError> {
+        let Some(mut f) = self.buckets.get_mut(key).and_then(|b| b.file.take()) else {
+            return Ok(());
+        };
+        let mut result = f
+            .encoder
+            .finish(&mut f.buf)
+            .map_err(|e| self.err(format!("finishing {}: {e}", f.in_use)));
+        if result.is_ok() && !f.buf.is_empty() {
+            let bytes = Bytes::from(std::mem::take(&mut f.buf));
+            result = f.file.write(bytes).map_err(|e| self.fs_err(e));
+        }
+        if result.is_ok() {
+            result = f.file.close().map_err(|e| self.fs_err(e));
+        }
+        match result {
+            Ok(()) => self.rename_closed(&f.in_use, &f.target),
+            Err(e) => {
+                self.remember_unclosed(f.in_use, f.target);
+                Err(e)
+            }
+        }
+    }
+
+    fn rename_closed(&mut self, in_use: &str, target: &str) -> Result<(), SinkError> {
+        if in_use == target {
+            return Ok(());
+        }
+        match self.fs.rename(in_use, target) {
+            Ok(()) => {
+                tracing::info!(sink = %self.name, "sink `{}`: closed {target}", self.name);
+                Ok(())
+            }
+            Err(e) => {
+                self.remember_unclosed(in_use.to_string(), target.to_string());
+                Err(self.fs_err(e))
+            }
+        }
+    }
+
+    fn remember_unclosed(&mut self, in_use: String, target: String) {
+        tracing::warn!(
+            sink = %self.name,
+            "sink `{}`: could not close {in_use}; will recover its lease and rename it to \
+             {target} every {}s (hdfs.retryInterval)",
+            self.name,
+            self.cfg.retry_interval_secs
+        );
+        self.unclosed.push(Unclosed {
+            in_use,
+            target,
+            tries: 1,
+            next_try: Instant::now() + Duration::from_secs(self.cfg.retry_interval_secs),
+        });
+    }
+
+    /// Closes files whose close failed earlier: recover the lease, then rename.
+    fn retry_unclosed(&mut self, force: bool) {
+        let now = Instant::now();
+        let mut pending = std::mem::take(&mut self.unclosed);
+        pending.retain_mut(|u| {
+            if !force && u.next_try > now {
+                return true;
+            }
+            let done = match self.fs.recover_lease(&u.in_use) {
+                Ok(true) => match self.fs.rename(&u.in_use, &u.target) {
+                    Ok(()) => {
+                        tracing::info!(sink = %self.name, "sink `{}`: recovered and closed {}", self.name, u.target);
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(sink = %self.name, "sink `{}`: {e}", self.name);
+                        false
+                    }
+                },
+                Ok(false) => false,
+                Err(e) => {
+                    tracing::warn!(sink = %self.name, "sink `{}`: {e}", self.name);
+                    false
+                }
+            };
+            if done {
+                return false;
+            }
+            u.tries += 1;
+            u.next_try = now + Duration::from_secs(self.cfg.retry_interval_secs);
+            if self.cfg.close_tries > 0 && u.tries > self.cfg.close_tries {
+                tracing::error!(
+                    sink = %self.name,
+                    "sink `{}`: giving up on closing {} after {} tries (hdfs.closeTries); its \
+                     data was synced but it keeps its in-use name",
+                    self.name,
+                    u.in_use,
+                    self.cfg.close_tries
+                );
+                return false;
+            }
+            true
+        });
+        pending.append(&mut self.unclosed);
+        self.unclosed = pending;
+    }
+
+    /// Abandons every file the current batch touched (see the module docs).
+    fn abandon_touched(&mut self) {
+        let keys: Vec<String> = self
+            .buckets
+            .iter()
+            .filter(|(_, b)| b.touched_in == self.batch_no && b.file.is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            let Some(mut f) = self.buckets.get_mut(&key).and_then(|b| b.file.take()) else {
+                continue;
+            };
+            // The unwritten tail belongs to the failed batch, which will be retried.
+            f.buf.clear();
+            match f.file.close() {
+                Ok(()) => {
+                    let _ = self.rename_closed(&f.in_use, &f.target);
+                }
+                Err(e) => {
+                    tracing::warn!(sink = %self.name, "sink `{}`: {e}", self.name);
+                    self.remember_unclosed(f.in_use, f.target);
+                }
+            }
+        }
+    }
+
+    /// Closes the least recently used bucket's file and forgets the bucket.
+    fn evict_one(&mut self) -> Result<(), SinkError> {
+        let Some(key) = self
+            .buckets
+            .iter()
+            .filter(|(_, b)| b.touched_in != self.batch_no || b.file.is_none())
+            .min_by_key(|(_, b)| b.last_used)
+            .map(|(k, _)| k.clone())
+        else {
+            return Ok(());
+        };
+        let result = self.close_file(&key);
+        self.buckets.remove(&key);
+        result
+    }
+
+    fn write_batch(&mut self, events: &[Event], now: i64) -> Result<(), SinkError> {
+        // Render everything first: a bad event fails the batch before any byte is written.
+        self.keys.clear();
+        for event in events {
+            self.render(event)?;
+            self.keys.push(self.scratch_key.clone());
+            if !self.buckets.contains_key(&self.scratch_key) {
+                if self.buckets.len() >= self.cfg.max_open_files.max(1) {
+                    self.evict_one()?;
+                }
+                self.buckets.insert(
+                    self.scratch_key.clone(),
+                    Bucket {
+                        dir: self.scratch_dir.clone(),
+                        name: self.scratch_name.clone(),
+                        file: None,
+                        last_used: 0,
+                        touched_in: 0,
+                    },
+                );
+            }
+        }
+        let keys = std::mem::take(&mut self.keys);
+        let result = self.append_all(events, &keys, now);
+        self.keys = keys;
+        result?;
+        self.sync_touched()
+    }
+
+    fn append_all(&mut self, events: &[Event], keys: &[String], now: i64) -> Result<(), SinkError> {
+        for (event, key) in events.iter().zip(keys) {
+            self.use_clock += 1;
+            let roll = match self.buckets.get_mut(key.as_str()) {
+                Some(b) => {
+                    b.last_used = self.use_clock;
+                    b.touched_in = self.batch_no;
+                    match &b.file {
+                        None => None,
+                        Some(f) => Some(
+                            (self.cfg.roll_count > 0 && f.events >= self.cfg.roll_count)
+                                || (self.cfg.roll_size > 0 && f.body_bytes >= self.cfg.roll_size),
+                        ),
+                    }
+                }
+                None => return Err(self.err(format!("internal: no bucket for {key:?}"))),
+            };
+            match roll {
+                None => self.open(key)?,
+                Some(true) => {
+                    self.close_file(key)?;
+                    self.open(key)?;
+                }
+                Some(false) => {}
+            }
+            let Some(f) = self
+                .buckets
+                .get_mut(key.as_str())
+                .and_then(|b| b.file.as_mut())
+            else {
+                return Err(self.err("internal: bucket without a file after open"));
+            };
+            if let Err(e) = f.encoder.append(event, now, &mut f.buf) {
+                let m = format!("encoding an event for {}: {e}", f.in_use);
+                return Err(self.err(m));
+            }
+            f.events += 1;
+            f.body_bytes += event.body().len() as u64;
+            f.last_write = Instant::now();
+            if f.buf.len() >= WRITE_CHUNK {
+                let bytes = Bytes::from(std::mem::take(&mut f.buf));
+                if let Err(e) = f.file.write(bytes) {
+                    return Err(self.fs_err(e));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes and (with `hdfs.sync = hsync`) syncs every file the batch touched, then
+    /// closes those that reached a size or count limit.
+    fn sync_touched(&mut self) -> Result<(), SinkError> {
+        let batch = self.batch_no;
+        let sync = self.cfg.sync == SyncMode::Hsync;
+        let mut full = Vec::new();
+        let mut failure = None;
+        for (key, b) in self.buckets.iter_mut() {
+            if b.touched_in != batch {
+                continue;
+            }
+            let Some(f) = b.file.as_mut() else { continue };
+            if let Err(e) = f.encoder.flush(&mut f.buf) {
+                failure = Some(format!("flushing {}: {e}", f.in_use));
+                break;
+            }
+            if !f.buf.is_empty() {
+                let bytes = Bytes::from(std::mem::take(&mut f.buf));
+                if let Err(e) = f.file.write(bytes) {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+            if sync {
+                if let Err(e) = f.file.sync() {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+            if (self.cfg.roll_count > 0 && f.events >= self.cfg.roll_count)
+                || (self.cfg.roll_size > 0 && f.body_bytes >= self.cfg.roll_size)
+            {
+                full.push(key.clone());
+            }
+        }
+        if let Some(m) = failure {
+            return Err(self.err(m));
+        }
+        for key in full {
+            self.close_file(&key)?;
+        }
+        Ok(())
+    }
+
+    /// Time-based rolling: `rollInterval` since open, `idleTimeout` since the last write.
+    fn roll_by_time(&mut self) {
+        let now = Instant::now();
+        let interval = Duration::from_secs(self.cfg.roll_interval_secs);
+        let idle = Duration::from_secs(self.cfg.idle_timeout_secs);
+        let mut due = Vec::new();
+        for (key, b) in &self.buckets {
+            let Some(f) = &b.file else { continue };
+            let by_interval = !interval.is_zero() && now.duration_since(f.opened) >= interval;
+            let by_idle = !idle.is_zero() && now.duration_since(f.last_write) >= idle;
+            if by_interval || by_idle {
+                due.push((key.clone(), by_idle));
+            }
+        }
+        for (key, by_idle) in due {
+            if let Err(e) = self.close_file(&key) {
+                tracing::error!(sink = %self.name, "{e}");
+            }
+            if by_idle {
+                self.buckets.remove(&key);
+            }
+        }
+    }
+}
+
+impl Sink for HdfsSink {
+    fn process(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        self.batch_no += 1;
+        let now = now_ms();
+        self.ctx.now_ms = now;
+        let result = self.write_batch(events, now);
+        if result.is_err() {
+            self.abandon_touched();
+        }
+        result
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        if now < self.next_tick {
+            return;
+        }
+        self.next_tick = now + TICK_EVERY;
+        self.roll_by_time();
+        if !self.unclosed.is_empty() {
+            self.retry_unclosed(false);
+        }
+    }
+
+    fn stop(&mut self) -> Result<(), SinkError> {
+        let keys: Vec<String> = self.buckets.keys().cloned().collect();
+        let mut first_err = None;
+        for key in keys {
+            if let Err(e) = self.close_file(&key) {
+                tracing::error!(sink = %self.name, "{e}");
+                first_err.get_or_insert(e);
+            }
+        }
+        self.buckets.clear();
+        if !self.unclosed.is_empty() {
+            self.retry_unclosed(true);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::Path;
+
+    use super::format::{Codec, FileType};
+    use super::*;
+    use crate::event::Headers;
+
+    fn local(dir: &Path, template: &str) -> HdfsSinkConfig {
+        let mut cfg = HdfsSinkConfig::new(&format!("{}/{template}", dir.display()));
+        cfg.format.file_type = FileType::DataStream;
+        cfg.time_zone = Some("UTC".into());
+        cfg.roll_size = 0;
+        cfg.roll_count = 0;
+        cfg.roll_interval_secs = 0;
+        cfg
+    }
+
+    fn ev(body: &str, headers: &[(&str, &str)]) -> Event {
+        let h: Headers = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Event::with_headers(h, body.as_bytes().to_vec())
+    }
+
+    /// Every file under `dir`, relative, sorted.
+    fn files(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    out.push(p.strip_prefix(dir).unwrap().display().to_string());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn read_all(dir: &Path, names: &[String]) -> String {
+        names
+            .iter()
+            .map(|n| std::fs::read_to_string(dir.join(n)).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn rolls_by_count_renames_closed_files_and_closes_the_rest_at_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = local(dir.path(), "out");
+        cfg.roll_count = 3;
+        let mut sink = HdfsSink::new("k1", &cfg).unwrap();
+        let events: Vec<Event> = (0..7).map(|i| ev(&format!("e{i}"), &[])).collect();
+        sink.process(&events).unwrap();
+        let before = files(dir.path());
+        assert_eq!(before.len(), 3, "{before:?}");
+        assert_eq!(
+            before.iter().filter(|f| f.ends_with(".tmp")).count(),
+            1,
+            "only the file still below rollCount is in use: {before:?}"
+        );
+        sink.stop().unwrap();
+        let after = files(dir.path());
+        assert!(after
+            .iter()
+            .all(|f| f.starts_with("out/FlumeData.") && !f.ends_with(".tmp")));
+        // Counters increase, so sorting by name is sorting by age.
+        let text = read_all(dir.path(), &after);
+        assert_eq!(text, "e0\ne1\ne2\ne3\ne4\ne5\ne6\n");
+    }
+
+    #[test]
+    fn buckets_by_header_and_event_time_and_escapes_hostile_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = local(dir.path(), "out/%{host}/%Y-%m-%d");
+        let mut sink = HdfsSink::new("k1", &cfg).unwrap();
+        let day1 = "1700000000000"; // 2023-11-14 UTC
+        let day2 = "1700100000000"; // 2023-11-16 UTC
+        sink.process(&[
+            ev("a", &[("host", "web1"), ("timestamp", day1)]),
+            ev("b", &[("host", "web2"), ("timestamp", day1)]),
+            ev("c", &[("host", "web1"), ("timestamp", day2)]),
+            ev("d", &[("host", "../../etc"), ("timestamp", day1)]),
+        ])
+        .unwrap();
+        sink.stop().unwrap();
+        let all = files(dir.path());
+        let dirs: Vec<String> = all
+            .iter()
+            .map(|f| f.rsplit_once('/').unwrap().0.to_string())
+            .collect();
+        assert_eq!(
+            dirs,
+            [
+                "out/..%2F..%2Fetc/2023-11-14",
+                "out/web1/2023-11-14",
+                "out/web1/2023-11-16",
+                "out/web2/2023-11-14"
+            ],
+            "{all:?}"
+        );
+        assert!(!dir.path().join("etc").exists());
+    }
+
+    #[test]
+    fn a_missing_timestamp_fails_the_batch_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = local(dir.path(), "out/%Y");
+        let mut sink = HdfsSink::new("k1", &cfg).unwrap();
+        let e = sink
+            .process(&[ev("a", &[("timestamp", "1700000000000")]), ev("b", &[])])
+            .unwrap_err();
+        assert!(e.to_string().contains("timestamp"), "{e}");
+        assert!(!dir.path().join("out").exists(), "{:?}", files(dir.path()));
+        // With useLocalTimeStamp the same events go through.
+        let mut cfg = local(dir.path(), "out/%Y");
+        cfg.use_local_timestamp = true;
+        let mut sink = HdfsSink::new("k1", &cfg).unwrap();
+        sink.process(&[ev("b", &[])]).unwrap();
+        sink.stop().unwrap();
+        assert_eq!(files(dir.path()).len(), 1);
+    }
+
+    #[test]
+    fn max_open_files_closes_the_least_recently_used_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = local(dir.path(), "out/%{k}");
+        cfg.max_open_files = 2;
+        let mut sink = HdfsSink::new("k1", &cfg).unwrap();
+        for k in ["a", "b", "a", "c"] {
+            sink.process(&[ev(k, &[("k", k)])]).unwrap();
+        }
+        let open: Vec<String> = files(dir.path())
+            .into_iter()
+            .filter(|f| f.ends_with(".tmp"))
+            .collect();
+        assert_eq!(open.len(), 2, "{open:?}");
+        assert!(open.iter().all(|f| !f.starts_with("out/b/")), "{open:?}");
+        sink.stop().unwrap();
+        assert!(files(dir.path()).iter().all(|f| !f.ends_with(".tmp")));
+    }
+
+    #[test]
+    fn roll_interval_and_idle_timeout_close_files_without_new_events() {
+        for (interval, idle) in [(1, 0), (0, 1)] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut cfg = local(dir.path(), "out");
+            cfg.roll_interval_secs = interval;
+            cfg.idle_timeout_secs = idle;
+            let mut sink = HdfsSink::new("k1", &cfg).unwrap();
+            sink.process(&[ev("x", &[])]).unwrap();
+            assert!(files(dir.path())[0].ends_with(".tmp"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while files(dir.path())[0].ends_with(".tmp") {
+                assert!(
+                    Instant::now() < deadline,
+                    "not rolled: {:?}",
+                    files(dir.path())
+                );
+                sink.tick();
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert_eq!(read_all(dir.path(), &files(dir.path())), "x\n");
+        }
+    }
+
+    #[test]
+    fn compressed_stream_and_sequence_file_names_and_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = local(dir.path(), "gz");
+        cfg.format.file_type = FileType::CompressedStream;
+        cfg.format.codec = Some(Codec::Gzip);
+        let mut sink = HdfsSink::new("k1", &cfg).unwrap();
+        sink.process(&[ev("a", &[])]).unwrap();
+        sink.process(&[ev("b", &[])]).unwrap();
+        sink.stop().unwrap();
+        let f = files(dir.path());
+        assert!(f[0].ends_with(".gz"), "{f:?}");
+        let raw = std::fs::read(dir.path().join(&f[0])).unwrap();
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut text)
+            .unwrap();
+        assert_eq!(text, "a\nb\n");
+
+        let mut cfg = local(dir.path(), "seq");
+        cfg.format.file_type = FileType::SequenceFile;
+        cfg.file_suffix = ".seq".into();
+        let mut sink = HdfsSink::new("k1", &cfg).unwrap();
+        sink.process(&[ev("a", &[])]).unwrap();
+        sink.stop().unwrap();
+        let f: Vec<String> = files(dir.path())
+            .into_iter()
+            .filter(|f| f.starts_with("seq/"))
+            .collect();
+        assert!(f[0].ends_with(".seq"), "{f:?}");
+        let raw = std::fs::read(dir.path().join(&f[0])).unwrap();
+        assert_eq!(&raw[..4], b"SEQ\x06");
+    }
+
+    #[test]
+    fn a_taken_name_is_skipped_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = local(dir.path(), "out");
+        let mut sink = HdfsSink::new("k1", &cfg).unwrap();
+        // Occupy the next few names the sink would pick.
+        std::fs::create_dir_all(dir.path().join("out")).unwrap();
+        for i in 1..=3 {
+            let name = format!("out/FlumeData.{}", sink.counter + i);
+            std::fs::write(dir.path().join(name), "old").unwrap();
+        }
+        sink.process(&[ev("new", &[])]).unwrap();
+        sink.stop().unwrap();
+        let f = files(dir.path());
+        assert_eq!(f.len(), 4, "{f:?}");
+        assert_eq!(read_all(dir.path(), &f), "oldoldoldnew\n");
+    }
+
+    #[test]
+    fn targets_split_into_filesystem_and_path() {
+        let t = split_target("hdfs://nn:8020/flume/%Y").expect("hdfs");
+        assert_eq!(t.hdfs_url.as_deref(), Some("hdfs://nn:8020"));
+        assert_eq!(t.path, "/flume/%Y");
+        let t = split_target("hdfs:///flume").expect("default fs");
+        assert_eq!(t.hdfs_url.as_deref(), Some("hdfs://"));
+        assert_eq!(t.path, "/flume");
+        let t = split_target("file:///var/x").expect("file");
+        assert_eq!((t.hdfs_url, t.path.as_str()), (None, "/var/x"));
+        let t = split_target("data/out").expect("plain");
+        assert_eq!((t.hdfs_url, t.path.as_str()), (None, "data/out"));
+        assert!(split_target("hdfs://%{host}:8020/x").is_err());
+        assert!(split_target("s3a://bucket/x").is_err());
+        assert!(split_target("file://relative").is_err());
+    }
+}

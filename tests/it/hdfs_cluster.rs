@@ -1,0 +1,342 @@
+//! The Java side of the HDFS tests: builds the Maven project under `tests/hdfs` once per test
+//! process (a file lock keeps parallel test processes from building it at the same time) and
+//! runs its main classes with `java -cp`. A machine without `java` or `mvn` fails these tests
+//! with a message that says so: they never skip silently.
+//!
+//! It also runs a real HDFS, `MiniHdfs` (a MiniDFSCluster in a `java` child process):
+//! `MiniHdfs::shared()` for ordinary tests (one cluster per test process, one HDFS directory
+//! per test such as `/t/<test name>`), `MiniHdfs::start()` for fault tests, which stop and
+//! restart its NameNode or DataNode with `command("stop-namenode")` and the like. Tests read
+//! files back with Hadoop's own client through `hadoop_ls(dir)` (path, length, closed or still
+//! open) and `hadoop_read(path)` (bytes). `short_retry_config()` makes hdfs-native give up on a
+//! stopped NameNode in about a second instead of about three minutes.
+#![allow(dead_code)]
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The Maven project with the MiniDFSCluster launcher and the format checkers.
+pub fn java_project_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("hdfs")
+}
+
+/// The `java -cp` classpath for the project's main classes: its compiled classes plus every
+/// dependency jar. Builds the project on first use.
+pub fn java_classpath() -> &'static str {
+    static CP: OnceLock<String> = OnceLock::new();
+    CP.get_or_init(build_java_project)
+}
+
+fn build_java_project() -> String {
+    let dir = java_project_dir();
+    let target = dir.join("target");
+    std::fs::create_dir_all(&target).expect("create tests/hdfs/target");
+    let lock = File::create(target.join(".build.lock")).expect("create the build lock file");
+    lock.lock().expect("lock tests/hdfs/target/.build.lock");
+    for tool in ["java", "mvn"] {
+        let found = Command::new(tool).arg("-version").output();
+        assert!(
+            found.is_ok(),
+            "the HDFS tests need `{tool}` on PATH (JDK 17 and Maven): install them, or run \
+             .ci/run, which checks for them"
+        );
+    }
+    let cp_file = target.join("classpath.txt");
+    let out = Command::new("mvn")
+        .current_dir(&dir)
+        .args(["-q", "-B", "compile", "dependency:build-classpath"])
+        .arg(format!("-Dmdep.outputFile={}", cp_file.display()))
+        .output()
+        .expect("run mvn");
+    assert!(
+        out.status.success(),
+        "building tests/hdfs with Maven failed (is Maven Central reachable?):\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deps = std::fs::read_to_string(&cp_file).expect("read tests/hdfs/target/classpath.txt");
+    drop(lock);
+    format!("{}:{}", target.join("classes").display(), deps.trim())
+}
+
+/// A `java` command for main class `class` of the project (JVM flags sized for tests).
+pub fn java_command(class: &str) -> Command {
+    let mut cmd = Command::new("java");
+    cmd.args([
+        "-Xmx512m",
+        "-XX:+UseSerialGC",
+        "-cp",
+        java_classpath(),
+        class,
+    ]);
+    cmd
+}
+
+/// Runs main class `class` with `args` to completion.
+pub fn run_java(class: &str, args: &[&str]) -> Output {
+    java_command(class).args(args).output().expect("run java")
+}
+
+// ---- The cluster harness: a MiniDFSCluster per test process, or a private one. ----
+//
+// `MiniHdfs::shared()` is one cluster per test process (tests use one HDFS directory each,
+// e.g. `/t/<test name>`); `MiniHdfs::start()` is a private cluster for fault tests, which stop
+// and restart its nodes with `command`. The launcher is `flumen.test.MiniHdfs` (its Javadoc
+// lists the commands). Files can be read back with Hadoop's own client: `hadoop_ls(dir)` lists
+// them (length, closed or still open) and `hadoop_read(path)` returns a file's bytes (up to
+// the synced length of a file still open).
+//
+// The launcher shuts its cluster down and deletes its directory when its stdin closes, so a
+// test process that ends, even by kill -9, takes its clusters with it; `Drop` closes stdin and
+// waits. The launcher's stderr (Hadoop's log at WARN) goes to `<dir>/launcher.log`, whose tail
+// is in every panic message about the cluster.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a cluster may take to start (about 3-10 s; a cold Maven build is not counted).
+const READY_DEADLINE: Duration = Duration::from_secs(90);
+/// How long a command may take (a NameNode restart takes about 4 s).
+const COMMAND_DEADLINE: Duration = Duration::from_secs(120);
+/// How long a clean shutdown may take before the launcher is killed.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A running MiniDFSCluster (one NameNode, one DataNode, replication 1, permissions off,
+/// 16 MiB blocks) in a `java` child process.
+pub struct MiniHdfs {
+    child: Mutex<Child>,
+    /// stdin (None once closed) and the receiver of stdout lines, locked together so that
+    /// concurrent commands never get each other's answers.
+    io: Mutex<(Option<ChildStdin>, Receiver<String>)>,
+    url: String,
+    dir: PathBuf,
+}
+
+/// A file as Hadoop's own client lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HdfsEntry {
+    /// The absolute path inside HDFS, e.g. `/t/roll/FlumeData.1.tmp`.
+    pub path: String,
+    /// The length the NameNode reports (the synced length of a file still open).
+    pub len: u64,
+    /// False while the file is still open for writing (its lease not released).
+    pub closed: bool,
+}
+
+impl MiniHdfs {
+    /// The cluster shared by every test of this process, started on first use. Tests must not
+    /// stop or restart its nodes (use `start()` for that) and should each use their own
+    /// directory.
+    pub fn shared() -> &'static MiniHdfs {
+        static SHARED: OnceLock<MiniHdfs> = OnceLock::new();
+        SHARED.get_or_init(MiniHdfs::start)
+    }
+
+    /// Starts a private cluster on ephemeral ports (for tests that stop or restart nodes).
+    pub fn start() -> MiniHdfs {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "flumen-minihdfs-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).expect("create the cluster directory");
+        let log = File::create(dir.join("launcher.log")).expect("create launcher.log");
+        java_classpath(); // builds the Java project on first use: not part of the start time
+        let started = Instant::now();
+        let mut child = java_command("flumen.test.MiniHdfs")
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn java flumen.test.MiniHdfs");
+        let stdout = child.stdout.take().expect("the launcher's stdout");
+        let stdin = child.stdin.take().expect("the launcher's stdin");
+        let (tx, lines) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("minihdfs-stdout".into())
+            .spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("spawn the stdout reader thread");
+        let first = lines.recv_timeout(READY_DEADLINE);
+        let url = match first.as_deref().map(|l| l.strip_prefix("READY ")) {
+            Ok(Some(url)) => url.to_string(),
+            _ => {
+                let _ = child.kill();
+                let status = child.wait();
+                let tail = log_tail(&dir);
+                let _ = std::fs::remove_dir_all(&dir);
+                panic!(
+                    "MiniHdfs did not become ready within {READY_DEADLINE:?} (first line: \
+                     {first:?}, exit: {status:?}); launcher log tail:\n{tail}"
+                );
+            }
+        };
+        eprintln!(
+            "MiniHdfs {url} ready in {:?} ({})",
+            started.elapsed(),
+            dir.display()
+        );
+        MiniHdfs {
+            child: Mutex::new(child),
+            io: Mutex::new((Some(stdin), lines)),
+            url,
+            dir,
+        }
+    }
+
+    /// The cluster's URL, `hdfs://127.0.0.1:PORT` (stable across NameNode restarts).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends one launcher command (`stop-namenode`, `start-namenode`, `stop-datanode`,
+    /// `start-datanode`, `ls`, `get`, `ping`; arguments separated by tabs) and returns its
+    /// one-line answer, which starts with `OK` or `ERR`. Panics if no answer comes within
+    /// two minutes or the launcher died.
+    pub fn command(&self, cmd: &str) -> String {
+        let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        let (stdin, lines) = &mut *io;
+        let stdin = stdin.as_mut().expect("the launcher's stdin is closed");
+        if let Err(e) = writeln!(stdin, "{cmd}").and_then(|()| stdin.flush()) {
+            panic!(
+                "MiniHdfs: sending {cmd:?} failed: {e}; launcher log tail:\n{}",
+                log_tail(&self.dir)
+            );
+        }
+        match lines.recv_timeout(COMMAND_DEADLINE) {
+            Ok(answer) => answer,
+            Err(RecvTimeoutError::Timeout) => panic!(
+                "MiniHdfs: no answer to {cmd:?} within {COMMAND_DEADLINE:?}; launcher log \
+                 tail:\n{}",
+                log_tail(&self.dir)
+            ),
+            Err(RecvTimeoutError::Disconnected) => panic!(
+                "MiniHdfs: the launcher exited while running {cmd:?}; launcher log tail:\n{}",
+                log_tail(&self.dir)
+            ),
+        }
+    }
+
+    /// Like `command`, but panics unless the answer starts with `OK`; returns the rest.
+    pub fn command_ok(&self, cmd: &str) -> String {
+        let answer = self.command(cmd);
+        match answer.strip_prefix("OK") {
+            Some(rest) => rest.trim_start_matches([' ', '\t']).to_string(),
+            None => panic!("MiniHdfs: {cmd:?} answered {answer:?}"),
+        }
+    }
+
+    /// The files under `dir` (recursively), as Hadoop's own client lists them, sorted by path;
+    /// empty if `dir` does not exist.
+    pub fn hadoop_ls(&self, dir: &str) -> Vec<HdfsEntry> {
+        assert!(
+            !dir.contains(['\t', '\n']),
+            "HDFS path with a tab or newline: {dir:?}"
+        );
+        let answer = self.command_ok(&format!("ls\t{dir}"));
+        if answer.is_empty() {
+            return Vec::new();
+        }
+        let fields: Vec<&str> = answer.split('\t').collect();
+        assert!(
+            fields.len().is_multiple_of(3),
+            "MiniHdfs: bad ls answer {answer:?}"
+        );
+        let mut entries: Vec<HdfsEntry> = fields
+            .chunks(3)
+            .map(|f| HdfsEntry {
+                path: f[0].to_string(),
+                len: f[1].parse().expect("ls: a length"),
+                closed: f[2] == "closed",
+            })
+            .collect();
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        entries
+    }
+
+    /// The bytes of HDFS file `path` as Hadoop's own reader sees them (up to the synced
+    /// length for a file still being written). Panics if the file cannot be read.
+    pub fn hadoop_read(&self, path: &str) -> Vec<u8> {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        assert!(
+            !path.contains(['\t', '\n']),
+            "HDFS path with a tab or newline: {path:?}"
+        );
+        let local = self
+            .dir
+            .join(format!("get-{}", SEQ.fetch_add(1, Ordering::Relaxed)));
+        let answer = self.command_ok(&format!("get\t{path}\t{}", local.display()));
+        let bytes = std::fs::read(&local).expect("read the file the launcher copied");
+        let _ = std::fs::remove_file(&local);
+        assert_eq!(answer, bytes.len().to_string(), "MiniHdfs: get {path}");
+        bytes
+    }
+}
+
+impl Drop for MiniHdfs {
+    fn drop(&mut self) {
+        // Closing stdin is the launcher's signal to shut the cluster down and delete its dir.
+        let io = self.io.get_mut().unwrap_or_else(|e| e.into_inner());
+        drop(io.0.take());
+        let child = self.child.get_mut().unwrap_or_else(|e| e.into_inner());
+        let deadline = Instant::now() + SHUTDOWN_DEADLINE;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    eprintln!(
+                        "MiniHdfs {}: no clean shutdown within {SHUTDOWN_DEADLINE:?}, killing it",
+                        self.url
+                    );
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// hdfs-native settings for tests that stop the NameNode: the defaults retry a refused
+/// NameNode connection for about 180 s; these make a call fail within a second or so.
+pub fn short_retry_config() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("dfs.client.failover.max.attempts", "1"),
+        ("dfs.client.failover.sleep.base.millis", "50"),
+        ("dfs.client.failover.sleep.max.millis", "200"),
+    ]
+}
+
+/// The last 60 lines of a cluster's launcher log.
+fn log_tail(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("launcher.log")).unwrap_or_default();
+    let mut tail: VecDeque<&str> = VecDeque::new();
+    for line in text.lines() {
+        if tail.len() == 60 {
+            tail.pop_front();
+        }
+        tail.push_back(line);
+    }
+    Vec::from(tail).join("\n")
+}
