@@ -1517,7 +1517,8 @@ fn build_source(ctx: &mut Ctx<'_>, t: SourceType) -> Result<SourceKind, ConfigEr
                 .and_then(|(n, _)| n);
             ctx.ignore(
                 "maxSuccessfulEvents",
-                "flumen's stress source retries a full channel instead of failing events, so                  maxTotalEvents already counts only successful events",
+                "flumen's stress source retries a full channel instead of failing events, so \
+                 maxTotalEvents already counts only successful events",
             );
             let batch_size = ctx.size("batchSize", 1, 1, "events")?;
             let max_events_per_second = ctx

@@ -395,7 +395,9 @@ pub(crate) fn parse_with_env(
 /// The configuration `flumen` runs when given no file: the same as [`embedded_default`].
 pub const EMBEDDED_DEFAULT_PROPERTIES: &str = "\
 # flumen's built-in configuration, used when no --conf-file is given.
-# netcat on 127.0.0.1:44444 -> file channel under ./flumen-data -> files in ./flumen-data/out
+# netcat on 127.0.0.1:44444 -> file channel under ./flumen-data -> hdfs sink writing plain
+# text files (DataStream) into the local directory ./flumen-data/out; point hdfs.path at
+# hdfs://namenode:8020/... to write to HDFS instead.
 a1.sources = r1
 a1.channels = c1
 a1.sinks = k1
@@ -409,14 +411,18 @@ a1.channels.c1.type = file
 a1.channels.c1.checkpointDir = ./flumen-data/checkpoint
 a1.channels.c1.dataDirs = ./flumen-data/data
 
-a1.sinks.k1.type = file_roll
-a1.sinks.k1.sink.directory = ./flumen-data/out
+a1.sinks.k1.type = hdfs
+a1.sinks.k1.hdfs.path = ./flumen-data/out
+a1.sinks.k1.hdfs.fileType = DataStream
+a1.sinks.k1.hdfs.rollSize = 134217728
+a1.sinks.k1.hdfs.rollCount = 0
 a1.sinks.k1.channel = c1
 ";
 
 /// Agent `a1`: a netcat source on 127.0.0.1:44444 into a file channel (checkpoints in
 /// `./flumen-data/checkpoint`, data in `./flumen-data/data`, other settings default), drained
-/// by a file_roll sink writing into `./flumen-data/out` (30 s rolls). Equal to what
+/// by an hdfs sink writing DataStream files into the local directory `./flumen-data/out`
+/// (rolled every 30 s or 128 MiB). Equal to what
 /// [`parse`] makes of [`EMBEDDED_DEFAULT_PROPERTIES`].
 pub fn embedded_default() -> AgentConfig {
     AgentConfig {
@@ -439,14 +445,13 @@ pub fn embedded_default() -> AgentConfig {
         sinks: vec![SinkConfig {
             name: "k1".into(),
             channel: "c1".into(),
-            kind: SinkKind::FileRoll {
-                directory: Path::new(DEFAULT_DATA_ROOT).join("out"),
-                roll_interval_secs: 30,
-                prefix: String::new(),
-                extension: String::new(),
-                batch_size: 100,
-                serializer: FileRollSerializer::Text,
-            },
+            kind: SinkKind::Hdfs(Box::new({
+                let mut h = crate::sink::hdfs::HdfsSinkConfig::new("./flumen-data/out");
+                h.format.file_type = crate::sink::hdfs::format::FileType::DataStream;
+                h.roll_size = 134_217_728;
+                h.roll_count = 0;
+                h
+            })),
         }],
     }
 }

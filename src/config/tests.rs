@@ -105,7 +105,7 @@ fn embedded_default_properties_parse_to_embedded_default() {
     assert_eq!(f.data_dirs, vec![PathBuf::from("./flumen-data/data")]);
     assert!(matches!(
         &cfg.sinks[0].kind,
-        SinkKind::FileRoll { directory, .. } if directory == &PathBuf::from("./flumen-data/out")
+        SinkKind::Hdfs(h) if h.path == "./flumen-data/out"
     ));
 }
 
@@ -1584,7 +1584,7 @@ fn load_falls_back_to_latin1_like_java() {
     std::fs::write(&path, bytes).expect("write");
     let (cfg, _) = load(&path, "a1").expect("loads");
     assert!(
-        matches!(&cfg.sinks[0].kind, SinkKind::FileRoll { directory, .. } if directory == &PathBuf::from("/tmp/café"))
+        matches!(&cfg.sinks[0].kind, SinkKind::Hdfs(h) if h.path == "/tmp/café")
     );
 }
 

@@ -2,6 +2,7 @@
 //! with a deadline, connect to its netcat port, SIGTERM or SIGKILL it. Shared by the agent,
 //! agent_crash and metrics tests.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -158,4 +159,33 @@ impl AgentProcess {
         assert!(st.success(), "kill -TERM {pid} failed");
         self.wait_exit("after SIGTERM")
     }
+}
+
+// ---- The monitoring server (`--monitoring-port`). ----
+
+/// One HTTP request; `None` while the server does not answer yet.
+pub fn try_get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).ok()?;
+    let (head, body) = resp.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    assert!(head.contains("Connection: close"), "{head}");
+    Some((status, body.to_string()))
+}
+
+/// Retries until the server answers (it starts with the agent).
+pub fn get(run: &mut AgentProcess, port: u16, path: &str) -> (u16, String) {
+    run.poll(&format!("waiting for an answer on {port}{path}"), |_| {
+        try_get(port, path)
+    })
+}
+
+pub fn json(run: &mut AgentProcess, port: u16) -> serde_json::Value {
+    let (status, body) = get(run, port, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad JSON {e}: {body}"))
 }

@@ -3,40 +3,13 @@
 //! answer with the counters moving as events flow, unknown paths get 404, and SIGTERM still
 //! exits 0.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Write};
 use std::time::{Duration, Instant};
 
 use crate::agent_proc::{
-    free_port, netcat_file_roll_config as write_config, AgentProcess, DEADLINE,
+    free_port, get, json, netcat_file_roll_config as write_config, AgentProcess,
+    DEADLINE,
 };
-
-/// One HTTP request; `None` while the server does not answer yet.
-fn try_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).ok()?;
-    let (head, body) = resp.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    assert!(head.contains("Connection: close"), "{head}");
-    Some((status, body.to_string()))
-}
-
-/// Retries until the server answers (it starts with the agent).
-fn get(run: &mut AgentProcess, port: u16, path: &str) -> (u16, String) {
-    run.poll(&format!("waiting for an answer on {port}{path}"), |_| {
-        try_get(port, path)
-    })
-}
-
-fn json(run: &mut AgentProcess, port: u16) -> serde_json::Value {
-    let (status, body) = get(run, port, "/metrics");
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad JSON {e}: {body}"))
-}
 
 #[test]
 fn metrics_endpoints_count_events_as_they_flow() {

@@ -22,6 +22,7 @@ import org.apache.hadoop.util.ReflectionUtils;
  * <pre>
  * OK PATH key=CLASS value=CLASS compression=NONE|RECORD|BLOCK codec=CLASS|none records=N syncs=N crc=HEX
  * OK PATH codec=CLASS|none bytes=N lines=N crc=HEX
+ * OK PATH records=N values=V1,V2,...        (for seqvalues:PATH)
  * ERR PATH EXCEPTION
  * </pre>
  * The SequenceFile CRC32 runs over every record's serialized key then value (a
@@ -35,10 +36,14 @@ public final class SeqCheck {
     for (String arg : args) {
       int colon = arg.indexOf(':');
       String kind = arg.substring(0, colon);
-      Path path = new Path("file://" + arg.substring(colon + 1));
+      String where = arg.substring(colon + 1);
+      // Local paths get file://; full URIs (hdfs://host:port/...) are read where they point.
+      Path path = new Path(where.contains("://") ? where : "file://" + where);
       try {
         if (kind.equals("seq")) {
           System.out.println("OK " + path.toUri().getPath() + " " + checkSeq(conf, path));
+        } else if (kind.equals("seqvalues")) {
+          System.out.println("OK " + path.toUri().getPath() + " " + seqValues(conf, path));
         } else if (kind.equals("stream")) {
           System.out.println("OK " + path.toUri().getPath() + " " + checkStream(conf, path));
         } else {
@@ -77,6 +82,28 @@ public final class SeqCheck {
           + " records=" + records
           + " syncs=" + syncs
           + " crc=" + Long.toHexString(crc.getValue());
+    }
+  }
+
+  /** Every value of a SequenceFile as text (Text, or BytesWritable bytes as UTF-8), joined by commas. */
+  private static String seqValues(Configuration conf, Path path) throws Exception {
+    try (SequenceFile.Reader reader = new SequenceFile.Reader(conf, SequenceFile.Reader.file(path))) {
+      Writable key = (Writable) ReflectionUtils.newInstance(reader.getKeyClass(), conf);
+      Writable value = (Writable) ReflectionUtils.newInstance(reader.getValueClass(), conf);
+      StringBuilder out = new StringBuilder();
+      long records = 0;
+      while (reader.next(key, value)) {
+        if (records++ > 0) {
+          out.append(',');
+        }
+        if (value instanceof org.apache.hadoop.io.BytesWritable) {
+          org.apache.hadoop.io.BytesWritable b = (org.apache.hadoop.io.BytesWritable) value;
+          out.append(new String(b.getBytes(), 0, b.getLength(), java.nio.charset.StandardCharsets.UTF_8));
+        } else {
+          out.append(value.toString());
+        }
+      }
+      return "records=" + records + " values=" + out;
     }
   }
 
