@@ -1583,9 +1583,7 @@ fn load_falls_back_to_latin1_like_java() {
     bytes.insert(at, 0xE9); // 'é' in ISO-8859-1; not valid UTF-8 on its own
     std::fs::write(&path, bytes).expect("write");
     let (cfg, _) = load(&path, "a1").expect("loads");
-    assert!(
-        matches!(&cfg.sinks[0].kind, SinkKind::Hdfs(h) if h.path == "/tmp/café")
-    );
+    assert!(matches!(&cfg.sinks[0].kind, SinkKind::Hdfs(h) if h.path == "/tmp/café"));
 }
 
 #[test]

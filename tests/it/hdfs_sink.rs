@@ -42,7 +42,12 @@ fn start(dir: &Path, props: &str, tag: &str) -> (AgentProcess, u16) {
         &conf,
         "a1",
         tag,
-        &["--monitoring-bind", "127.0.0.1", "--monitoring-port", &mport],
+        &[
+            "--monitoring-bind",
+            "127.0.0.1",
+            "--monitoring-port",
+            &mport,
+        ],
     );
     (run, mport.parse().expect("port"))
 }
@@ -50,13 +55,16 @@ fn start(dir: &Path, props: &str, tag: &str) -> (AgentProcess, u16) {
 /// Waits until each sink in `sinks` has committed takes of `n` events.
 fn wait_drained(run: &mut AgentProcess, mport: u16, sinks: &[&str], n: u64) {
     let want = n.to_string();
-    run.poll(&format!("waiting for {sinks:?} to commit {n} events"), |r| {
-        let v = json(r, mport);
-        sinks
-            .iter()
-            .all(|s| v[format!("SINK.{s}")]["EventDrainSuccessCount"] == want.as_str())
-            .then_some(())
-    });
+    run.poll(
+        &format!("waiting for {sinks:?} to commit {n} events"),
+        |r| {
+            let v = json(r, mport);
+            sinks
+                .iter()
+                .all(|s| v[format!("SINK.{s}")]["EventDrainSuccessCount"] == want.as_str())
+                .then_some(())
+        },
+    );
 }
 
 /// SIGTERM; the agent must exit 0.
@@ -169,7 +177,11 @@ fn every_event_arrives_once_in_each_file_type_and_hadoop_reads_them() {
 
     // DataStream: the bodies, one per line, 3000 per file but the last.
     let files = closed_files(hdfs, &format!("{base}/DataStream"));
-    assert_eq!(files.len(), 7, "rollCount 3000 over 20000 events: {files:?}");
+    assert_eq!(
+        files.len(),
+        7,
+        "rollCount 3000 over 20000 events: {files:?}"
+    );
     let mut counts = BTreeMap::new();
     for f in &files {
         let text = String::from_utf8(hdfs.hadoop_read(&f.path)).expect("utf-8");
@@ -190,7 +202,10 @@ fn every_event_arrives_once_in_each_file_type_and_hadoop_reads_them() {
     let mut counts = BTreeMap::new();
     for pair in seq_check(&args).chunks(2) {
         assert_eq!(field(&pair[0], "key"), "org.apache.hadoop.io.LongWritable");
-        assert_eq!(field(&pair[0], "value"), "org.apache.hadoop.io.BytesWritable");
+        assert_eq!(
+            field(&pair[0], "value"),
+            "org.apache.hadoop.io.BytesWritable"
+        );
         assert_eq!(field(&pair[0], "compression"), "NONE");
         let values = field(&pair[1], "values").replace(',', "\n");
         let lines = count_lines(&values, &mut counts);
@@ -281,13 +296,13 @@ fn files_land_in_buckets_by_header_and_event_time_and_headers_cannot_escape() {
     let files = closed_files(hdfs, &base);
     let mut by_dir: BTreeMap<String, u64> = BTreeMap::new();
     for f in &files {
-        let rel = f.path.strip_prefix(&format!("{base}/")).expect("under base");
+        let rel = f
+            .path
+            .strip_prefix(&format!("{base}/"))
+            .expect("under base");
         let (d, name) = rel.rsplit_once('/').expect("a directory");
         let dc = d.split('/').next().expect("dc");
-        assert!(
-            name.starts_with(&format!("events-{dc}.")),
-            "{name} in {d}"
-        );
+        assert!(name.starts_with(&format!("events-{dc}.")), "{name} in {d}");
         let text = String::from_utf8(hdfs.hadoop_read(&f.path)).expect("utf-8");
         *by_dir.entry(d.to_string()).or_default() += text.lines().count() as u64;
     }
@@ -360,6 +375,9 @@ fn files_roll_by_count_by_size_and_by_interval() {
     assert_eq!(records("size"), vec![200; 15]);
     // rollInterval 1 s over about 2 s of traffic: several files, every event once.
     let by_time = records("interval");
-    assert!(by_time.len() >= 2, "one file for 2 s of events: {by_time:?}");
+    assert!(
+        by_time.len() >= 2,
+        "one file for 2 s of events: {by_time:?}"
+    );
     assert_eq!(by_time.iter().sum::<u64>(), n, "{by_time:?}");
 }

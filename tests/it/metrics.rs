@@ -7,8 +7,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::time::{Duration, Instant};
 
 use crate::agent_proc::{
-    free_port, get, json, netcat_file_roll_config as write_config, AgentProcess,
-    DEADLINE,
+    free_port, get, json, netcat_file_roll_config as write_config, AgentProcess, DEADLINE,
 };
 
 #[test]
