@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
+bin="${CARGO_TARGET_DIR:-target}/release/flumen"
 proj=tests/hdfs
 (cd "$proj" && mvn -q -B compile dependency:build-classpath -Dmdep.outputFile=target/classpath.txt)
 cp="$PWD/$proj/target/classes:$(cat "$proj/target/classpath.txt")"
@@ -14,7 +15,7 @@ fifo="$base/cmd"
 mkfifo "$fifo"
 # The launcher shuts the cluster down when its stdin closes: keep a writer on the fifo open.
 exec 3<>"$fifo"
-java -Xmx512m -XX:+UseSerialGC -cp "$cp" flumen.test.MiniHdfs "$base/dfs" <"$fifo" >"$base/out" 2>"$base/err" &
+java -Xmx512m -XX:+UseSerialGC -cp "$cp" flumen.test.MiniHdfs "$base/dfs" <"$fifo" >"$base/out" 2>"$base/err" 3>&- &
 pid=$!
 cleanup() { exec 3>&-; wait "$pid" 2>/dev/null || true; rm -rf "$base"; }
 trap cleanup EXIT
@@ -26,4 +27,4 @@ done
 url=$(grep -m1 '^READY ' "$base/out" | cut -d' ' -f2)
 [ -n "$url" ] || { echo "MiniDFSCluster not ready after 120 s" >&2; tail -30 "$base/err" >&2; exit 1; }
 echo "MiniDFSCluster at $url" >&2
-./target/release/flumen bench hdfs --url "$url" --java-classpath "$cp" "$@"
+"$bin" bench hdfs --url "$url" --java-classpath "$cp" "$@"

@@ -17,16 +17,12 @@
 //! - `preserveExisting` that keeps a header costs a map lookup and no allocation.
 //! - The `host` header's value is computed once, when the chain is built.
 
-use std::net::{IpAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::channel::{Channel, ChannelError, ChannelStats, PutTransaction, TakeTransaction};
 use crate::config::{InterceptorConfig, InterceptorKind};
 use crate::event::Event;
-
-/// Where Linux keeps the host name (the `hostname` command's answer).
-const HOSTNAME_FILE: &str = "/proc/sys/kernel/hostname";
 
 /// One built interceptor.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,18 +64,11 @@ impl Interceptor {
                 use_ip,
                 preserve_existing,
             } => {
-                let value = match local_host(*use_ip) {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        tracing::warn!(
-                            interceptor = %cfg.name,
-                            "host interceptor `{}`: cannot find this host's {}: {e}; events get no `{host_header}` header",
-                            cfg.name,
-                            if *use_ip { "address" } else { "name" },
-                        );
-                        None
-                    }
-                };
+                // Flume's: the local host's address, or its canonical (reverse-looked-up)
+                // name. The lookup never fails: an unresolvable host is 127.0.0.1, as in the
+                // hdfs sink's %[IP].
+                let host = crate::host::HostNames::detect();
+                let value = Some(if *use_ip { host.ip } else { host.fqdn });
                 Interceptor::Host {
                     header: host_header.clone(),
                     value,
@@ -257,37 +246,6 @@ fn now_millis() -> i64 {
     }
 }
 
-/// This host's name, as the kernel reports it (what `hostname` prints).
-pub fn local_hostname() -> std::io::Result<String> {
-    let name = std::fs::read_to_string(HOSTNAME_FILE)?.trim().to_string();
-    if name.is_empty() {
-        return Err(std::io::Error::other(format!("{HOSTNAME_FILE} is empty")));
-    }
-    Ok(name)
-}
-
-/// What Flume's host interceptor reports: with `use_ip`, the address the host name resolves
-/// to (IPv4 preferred, as Java prefers it; like Java's `InetAddress.getLocalHost`), else the
-/// host name. Flume's name is the canonical name found by a reverse lookup; std has no reverse
-/// lookup, so flumen gives the kernel's host name, which is the same on most hosts.
-pub fn local_host(use_ip: bool) -> Result<String, String> {
-    let name = local_hostname().map_err(|e| format!("reading {HOSTNAME_FILE}: {e}"))?;
-    if !use_ip {
-        return Ok(name);
-    }
-    let addrs: Vec<IpAddr> = (name.as_str(), 0)
-        .to_socket_addrs()
-        .map_err(|e| format!("resolving host name `{name}`: {e}"))?
-        .map(|a| a.ip())
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .map(IpAddr::to_string)
-        .ok_or_else(|| format!("host name `{name}` resolves to no address"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,10 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn host_use_ip_false_gives_the_host_name() {
-        let Ok(name) = local_hostname() else {
-            return; // no /proc: nothing to compare with
-        };
+    fn host_use_ip_false_gives_the_canonical_host_name() {
         let i = Interceptor::build(&cfg(InterceptorKind::Host {
             host_header: "hostname".into(),
             use_ip: false,
@@ -397,7 +352,8 @@ mod tests {
         }));
         let mut e = Event::new("x");
         i.intercept(&mut e);
-        assert_eq!(e.header("hostname"), Some(name.as_str()));
+        let want = crate::host::HostNames::detect().fqdn;
+        assert_eq!(e.header("hostname"), Some(want.as_str()));
     }
 
     #[test]
@@ -410,14 +366,11 @@ mod tests {
         let Interceptor::Host { value, .. } = &i else {
             panic!("not a host interceptor: {i:?}");
         };
-        // Hosts whose name does not resolve get no header (Flume's behaviour); where it
-        // resolves, the header is an IP address.
         let mut e = Event::new("x");
         i.intercept(&mut e);
         assert_eq!(e.header("host"), value.as_deref());
-        if let Some(v) = value {
-            assert!(v.parse::<IpAddr>().is_ok(), "not an address: {v}");
-        }
+        let v = value.as_deref().unwrap_or_default();
+        assert!(v.parse::<std::net::IpAddr>().is_ok(), "not an address: {v}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod format;
+pub mod host;
 pub mod interceptor;
 pub mod io;
 pub mod metrics;

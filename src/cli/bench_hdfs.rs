@@ -114,7 +114,7 @@ fn props(a: &HdfsBenchArgs, dir: &Path, hdfs_dir: &str, file_type: &str) -> Stri
          a1.channels.c1.dataDirs = {data}\n\
          a1.channels.c1.capacity = {capacity}\n\
          a1.channels.c1.transactionCapacity = {tc}\n\
-         a1.channels.c1.minimumRequiredSpace = 0\n\
+         a1.channels.c1.minimumRequiredSpace = 1048576\n\
          a1.sources.r1.type = stress\n\
          a1.sources.r1.size = {size}\n\
          a1.sources.r1.maxTotalEvents = {n}\n\

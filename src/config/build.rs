@@ -1733,6 +1733,18 @@ fn build_hdfs_sink(ctx: &mut Ctx<'_>) -> Result<HdfsSinkConfig, ConfigError> {
         });
         return Err(ctx.bad("hdfs.filePrefix", &v, format!("a valid template: {e}")));
     }
+    if cfg.file_prefix.contains('/') {
+        let v = ctx.get("hdfs.filePrefix").unwrap_or(Val {
+            value: cfg.file_prefix.clone(),
+            line: ctx.home_line,
+        });
+        return Err(ctx.unsupported(
+            "hdfs.filePrefix",
+            v.line,
+            "a `/` in hdfs.filePrefix",
+            "Put directories in hdfs.path and keep hdfs.filePrefix a file name",
+        ));
+    }
     cfg.file_suffix = text(ctx, "hdfs.fileSuffix", "");
     cfg.in_use_prefix = text(ctx, "hdfs.inUsePrefix", "");
     cfg.in_use_suffix = text(ctx, "hdfs.inUseSuffix", ".tmp");
@@ -1817,21 +1829,22 @@ fn build_hdfs_sink(ctx: &mut Ctx<'_>) -> Result<HdfsSinkConfig, ConfigError> {
         let line = ctx.line_of(key);
         return Err(ctx.unsupported(key, line, e.to_string(), "See docs/CONFIG.md, hdfs sink"));
     }
-    if let Some(v) = ctx.get("hdfs.serializer") {
+    // Flume reads the serializer keys without the `hdfs.` prefix.
+    if let Some(v) = ctx.get("serializer") {
         if !(v.value.eq_ignore_ascii_case("text")
             || v.value == "org.apache.flume.serialization.BodyTextEventSerializer$Builder")
         {
             return Err(ctx.unsupported(
-                "hdfs.serializer",
+                "serializer",
                 v.line,
                 format!("the `{}` serializer", v.value),
                 "Only TEXT (each body followed by a newline) exists; remove the key",
             ));
         }
     }
-    if let Some((false, v)) = ctx.parsed("hdfs.serializer.appendNewline", parse_bool)? {
+    if let Some((false, v)) = ctx.parsed("serializer.appendNewline", parse_bool)? {
         return Err(ctx.unsupported(
-            "hdfs.serializer.appendNewline",
+            "serializer.appendNewline",
             v.line,
             "appendNewline = false",
             "The TEXT serializer always ends each body with a newline; remove the key",

@@ -1677,3 +1677,97 @@ fn stress_source_keys_defaults_and_batch_check() {
     );
     names(&e, 9, "a1.sources.r1.batchSize");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The hdfs sink
+
+fn hdfs_sink(lines: &str) -> String {
+    format!(
+        "a1.channels = c1\na1.sinks = k1\na1.channels.c1.type = memory\n\
+         a1.sinks.k1.type = hdfs\na1.sinks.k1.channel = c1\n{lines}"
+    )
+}
+
+#[test]
+fn hdfs_sink_keys_and_flume_defaults() {
+    let (cfg, warnings) = ok(&hdfs_sink(
+        "a1.sinks.k1.hdfs.path = hdfs://nn:8020/flume/%{host}/%Y%m%d\n\
+         a1.sinks.k1.hdfs.fileType = CompressedStream\n\
+         a1.sinks.k1.hdfs.codeC = GzipCodec\n\
+         a1.sinks.k1.hdfs.round = true\n\
+         a1.sinks.k1.hdfs.roundValue = 10\n\
+         a1.sinks.k1.hdfs.roundUnit = minute\n\
+         a1.sinks.k1.hdfs.timeZone = America/Los_Angeles\n\
+         a1.sinks.k1.hdfs.sync = none\n\
+         a1.sinks.k1.hdfs.config.dfs.client.failover.max.attempts = 3\n\
+         a1.sinks.k1.serializer = TEXT\n",
+    ));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let SinkKind::Hdfs(h) = &cfg.sinks[0].kind else {
+        panic!("not hdfs: {cfg:?}");
+    };
+    assert_eq!(
+        (
+            h.roll_interval_secs,
+            h.roll_size,
+            h.roll_count,
+            h.batch_size
+        ),
+        (30, 1024, 10, 100),
+        "Flume's rolling and batch defaults"
+    );
+    assert_eq!(
+        (h.file_prefix.as_str(), h.in_use_suffix.as_str()),
+        ("FlumeData", ".tmp")
+    );
+    assert_eq!(h.sync, crate::sink::hdfs::SyncMode::None);
+    assert_eq!(
+        h.hadoop_config,
+        [(
+            "dfs.client.failover.max.attempts".to_string(),
+            "3".to_string()
+        )]
+    );
+    assert!(h.round.is_some());
+}
+
+#[test]
+fn hdfs_sink_mistakes_stop_start_up_naming_the_key() {
+    for (line, key) in [
+        (
+            "a1.sinks.k1.hdfs.path = s3a://bucket/x",
+            "a1.sinks.k1.hdfs.path",
+        ),
+        ("a1.sinks.k1.hdfs.path = /x/%Q", "a1.sinks.k1.hdfs.path"),
+        (
+            "a1.sinks.k1.hdfs.fileType = Parquet",
+            "a1.sinks.k1.hdfs.fileType",
+        ),
+        ("a1.sinks.k1.hdfs.codeC = snappy", "a1.sinks.k1.hdfs.codeC"),
+        (
+            "a1.sinks.k1.hdfs.filePrefix = a/b",
+            "a1.sinks.k1.hdfs.filePrefix",
+        ),
+        (
+            "a1.sinks.k1.hdfs.timeZone = Mars/Olympus",
+            "a1.sinks.k1.hdfs.timeZone",
+        ),
+        (
+            "a1.sinks.k1.serializer = avro_event",
+            "a1.sinks.k1.serializer",
+        ),
+        (
+            "a1.sinks.k1.hdfs.kerberosPrincipal = flume@X",
+            "a1.sinks.k1.hdfs.kerberosPrincipal",
+        ),
+    ] {
+        let mut text = hdfs_sink(line);
+        if !line.contains("hdfs.path") {
+            text.push_str("\na1.sinks.k1.hdfs.path = /x\n");
+        }
+        let e = err(&text);
+        assert!(e.to_string().contains(key), "{line}: {e}");
+    }
+    let e = err(&hdfs_sink("a1.sinks.k1.hdfs.batchSize = 10\n"));
+    assert!(e.to_string().contains("hdfs.path"), "{e}");
+}

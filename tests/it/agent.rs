@@ -132,7 +132,7 @@ a1.channels.c2.type = memory
     let before = now_millis();
     let agent = flumen::agent::Agent::start(&cfg).expect("start");
     let channels = agent.channels().to_vec();
-    let hostname = flumen::interceptor::local_hostname().ok();
+    let hostname = flumen::host::HostNames::detect().fqdn;
     for ch in &channels {
         let got = take_n(ch.as_ref(), 25);
         let bodies: Vec<String> = got
@@ -149,9 +149,7 @@ a1.channels.c2.type = memory
                 .parse()
                 .expect("milliseconds");
             assert!(ts >= before && ts <= now_millis(), "{ts} {e:?}");
-            if let Some(h) = &hostname {
-                assert_eq!(e.header("hostname"), Some(h.as_str()), "{e:?}");
-            }
+            assert_eq!(e.header("hostname"), Some(hostname.as_str()), "{e:?}");
         }
     }
     agent.shutdown().expect("shutdown");

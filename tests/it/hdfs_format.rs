@@ -356,7 +356,7 @@ fn hadoop_reads_every_format_flumen_writes() {
     }
 }
 
-/// Hadoop's `FsShell -text` (`hdfs dfs -text`) decodes the PROTOCOLS.md example record.
+/// Hadoop's `FsShell -text` (`hdfs dfs -text`) decodes the example record of the SequenceFile spec (timestamp 1700000000000, body "hello").
 #[test]
 fn fs_shell_text_prints_the_protocols_example() {
     let dir = tempfile::TempDir::new().expect("temp dir");

@@ -221,7 +221,8 @@ impl SinkFile for LocalFile {
 
 /// NameNode retry settings that make a dead NameNode an error within about a second per call
 /// (hdfs-native's defaults retry for about three minutes); the sink retries batches itself,
-/// with backoff, and the channel holds the events meanwhile.
+/// with backoff, and the channel holds the events meanwhile. Applied to `hdfs://host:port`
+/// only; `hdfs.config.<key>` overrides them.
 const FAST_FAIL_CONFIG: [(&str, &str); 3] = [
     ("dfs.client.failover.max.attempts", "1"),
     ("dfs.client.failover.sleep.base.millis", "200"),
@@ -258,16 +259,27 @@ impl HdfsFs {
             .build()
             .map_err(|e| client_err(format!("cannot start the I/O runtime: {e}")))?;
         let runtime = Arc::new(runtime);
-        let mut config: Vec<(String, String)> = FAST_FAIL_CONFIG
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        // Only for a single NameNode named by host:port: with an HA nameservice (or the
+        // default filesystem) the failover settings of hdfs-site.xml must stand, or the client
+        // might give up before it reaches the active NameNode.
+        let single_namenode = url
+            .split_once("://")
+            .is_some_and(|(_, authority)| authority.contains(':'));
+        let mut config: Vec<(String, String)> = if single_namenode {
+            FAST_FAIL_CONFIG
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        } else {
+            Vec::new()
+        };
         config.extend(extra_config.iter().cloned());
         let mut builder = ClientBuilder::new()
             .with_config(config)
             .with_io_runtime(runtime.handle().clone());
-        // `hdfs://` with no authority means the default filesystem from the Hadoop config.
-        if url != "hdfs://" && url != "hdfs:///" {
+        // `hdfs://` (or `viewfs://`) with no authority means the default filesystem from the
+        // Hadoop config.
+        if !url.ends_with("://") {
             builder = builder.with_url(url);
         }
         let client = builder.build().map_err(|e| client_err(first_line(&e)))?;

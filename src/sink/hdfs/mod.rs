@@ -226,6 +226,8 @@ struct Unclosed {
 const WRITE_CHUNK: usize = 1 << 20;
 /// How often time-based rolling is checked.
 const TICK_EVERY: Duration = Duration::from_millis(200);
+/// How soon to look again at a lease recovery HDFS has started but not finished.
+const LEASE_POLL: Duration = Duration::from_secs(1);
 /// Attempts at a fresh name when a file name is taken.
 const NAME_ATTEMPTS: u32 = 100;
 
@@ -347,7 +349,7 @@ impl HdfsSink {
         if let Err(e) = path::ensure_within(&self.scratch_dir, &self.base) {
             return Err(self.err(format!("hdfs.path `{}`: {e}", self.cfg.path)));
         }
-        if self.scratch_name.contains('/') || self.scratch_name.is_empty() {
+        if self.scratch_name.contains('/') {
             return Err(self.err(format!(
                 "hdfs.filePrefix `{}` rendered to `{}`, which is not a file name",
                 self.cfg.file_prefix, self.scratch_name
@@ -456,6 +458,15 @@ impl HdfsSink {
     }
 
     fn remember_unclosed(&mut self, in_use: String, target: String) {
+        if self.cfg.close_tries == 1 {
+            tracing::error!(
+                sink = %self.name,
+                "sink `{}`: could not close {in_use}; hdfs.closeTries = 1, so it keeps its \
+                 in-use name (HDFS recovers its lease within the hour)",
+                self.name
+            );
+            return;
+        }
         tracing::warn!(
             sink = %self.name,
             "sink `{}`: could not close {in_use}; will recover its lease and rename it to \
@@ -490,7 +501,12 @@ impl HdfsSink {
                         false
                     }
                 },
-                Ok(false) => false,
+                Ok(false) => {
+                    // Recovery started but is not finished: look again soon, and do not
+                    // count it as a failed try.
+                    u.next_try = now + LEASE_POLL;
+                    return true;
+                }
                 Err(e) => {
                     tracing::warn!(sink = %self.name, "sink `{}`: {e}", self.name);
                     false
@@ -501,7 +517,7 @@ impl HdfsSink {
             }
             u.tries += 1;
             u.next_try = now + Duration::from_secs(self.cfg.retry_interval_secs);
-            if self.cfg.close_tries > 0 && u.tries > self.cfg.close_tries {
+            if self.cfg.close_tries > 0 && u.tries >= self.cfg.close_tries {
                 tracing::error!(
                     sink = %self.name,
                     "sink `{}`: giving up on closing {} after {} tries (hdfs.closeTries); its \
@@ -549,7 +565,7 @@ impl HdfsSink {
         let Some(key) = self
             .buckets
             .iter()
-            .filter(|(_, b)| b.touched_in != self.batch_no || b.file.is_none())
+            .filter(|(_, b)| b.touched_in != self.batch_no)
             .min_by_key(|(_, b)| b.last_used)
             .map(|(k, _)| k.clone())
         else {
@@ -577,7 +593,8 @@ impl HdfsSink {
                         name: self.scratch_name.clone(),
                         file: None,
                         last_used: 0,
-                        touched_in: 0,
+                        // Created for this batch: never the one evicted to make room in it.
+                        touched_in: self.batch_no,
                     },
                 );
             }
@@ -898,6 +915,27 @@ mod tests {
         assert!(open.iter().all(|f| !f.starts_with("out/b/")), "{open:?}");
         sink.stop().unwrap();
         assert!(files(dir.path()).iter().all(|f| !f.ends_with(".tmp")));
+    }
+
+    #[test]
+    fn a_batch_bringing_several_new_buckets_to_a_full_sink_goes_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = local(dir.path(), "out/%{k}");
+        cfg.max_open_files = 2;
+        let mut sink = HdfsSink::new("k1", &cfg).unwrap();
+        sink.process(&[ev("x", &[("k", "x")]), ev("y", &[("k", "y")])])
+            .unwrap();
+        // Two new buckets at the limit: the old ones make room, not the new ones.
+        sink.process(&[ev("a", &[("k", "a")]), ev("b", &[("k", "b")])])
+            .unwrap();
+        // More new buckets in one batch than the limit: the batch still goes through.
+        let many: Vec<Event> = ["c", "d", "e"].iter().map(|k| ev(k, &[("k", k)])).collect();
+        sink.process(&many).unwrap();
+        sink.stop().unwrap();
+        let text = read_all(dir.path(), &files(dir.path()));
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort_unstable();
+        assert_eq!(lines, ["a", "b", "c", "d", "e", "x", "y"]);
     }
 
     #[test]

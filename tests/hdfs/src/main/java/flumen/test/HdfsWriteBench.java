@@ -12,7 +12,7 @@ import org.apache.hadoop.io.LongWritable;
 import org.apache.hadoop.io.SequenceFile;
 
 /**
- * The baseline of `benches/hdfs_vs_java.py`: Hadoop's own Java client writes the bytes flumen's
+ * The baseline of `benches/hdfs_vs_java.sh`: Hadoop's own Java client writes the bytes flumen's
  * HDFS sink writes for the same workload (events of a given size, a sync every batch), into one
  * file, and prints one JSON line with the elapsed time.
  *
