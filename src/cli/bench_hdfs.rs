@@ -54,6 +54,15 @@ pub struct HdfsBenchArgs {
     /// Rounds (each runs flumen and Hadoop once per file type).
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// How each batch is made durable, on both sides: `hsync` (flumen's default, Hadoop's
+    /// `hsync()` every batch) or `none` (flumen's `hdfs.sync = none`; Hadoop's client writes
+    /// without syncing until close): `none` measures what the per-batch sync costs.
+    #[arg(long, default_value = "hsync", value_parser = ["hsync", "none"])]
+    pub sync: String,
+    /// flumen's channel: `file` (the default, fsync on every commit) or `memory`, to see what
+    /// the durable channel costs in this shape.
+    #[arg(long, default_value = "file", value_parser = ["file", "memory"])]
+    pub channel: String,
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,
@@ -76,7 +85,8 @@ pub struct HdfsBenchReport {
     pub event_size: usize,
     pub batch: usize,
     pub rounds: usize,
-    pub sync: &'static str,
+    pub sync: String,
+    pub channel: String,
     pub datastream_flumen_events_per_sec: f64,
     pub datastream_java_events_per_sec: f64,
     pub datastream_ratio: f64,
@@ -109,12 +119,9 @@ fn props(a: &HdfsBenchArgs, dir: &Path, hdfs_dir: &str, file_type: &str) -> Stri
         "a1.sources = r1\n\
          a1.channels = c1\n\
          a1.sinks = k1\n\
-         a1.channels.c1.type = file\n\
-         a1.channels.c1.checkpointDir = {cp}\n\
-         a1.channels.c1.dataDirs = {data}\n\
+         {channel}\
          a1.channels.c1.capacity = {capacity}\n\
          a1.channels.c1.transactionCapacity = {tc}\n\
-         a1.channels.c1.minimumRequiredSpace = 1048576\n\
          a1.sources.r1.type = stress\n\
          a1.sources.r1.size = {size}\n\
          a1.sources.r1.maxTotalEvents = {n}\n\
@@ -128,14 +135,26 @@ fn props(a: &HdfsBenchArgs, dir: &Path, hdfs_dir: &str, file_type: &str) -> Stri
          a1.sinks.k1.hdfs.rollInterval = 0\n\
          a1.sinks.k1.hdfs.rollSize = 0\n\
          a1.sinks.k1.hdfs.rollCount = 0\n\
-         a1.sinks.k1.hdfs.useLocalTimeStamp = true\n",
-        cp = dir.join("checkpoint").display(),
-        data = dir.join("data").display(),
+         a1.sinks.k1.hdfs.useLocalTimeStamp = true\n\
+         a1.sinks.k1.hdfs.sync = {sync}\n",
+        channel = if a.channel == "memory" {
+            "a1.channels.c1.type = memory\n".to_string()
+        } else {
+            format!(
+                "a1.channels.c1.type = file\n\
+                 a1.channels.c1.checkpointDir = {}\n\
+                 a1.channels.c1.dataDirs = {}\n\
+                 a1.channels.c1.minimumRequiredSpace = 1048576\n",
+                dir.join("checkpoint").display(),
+                dir.join("data").display()
+            )
+        },
         tc = a.batch.max(1000),
         size = a.event_size,
         n = a.events,
         k = a.batch,
         url = a.url.trim_end_matches('/'),
+        sync = a.sync,
     )
 }
 
@@ -201,7 +220,7 @@ fn run_java(a: &HdfsBenchArgs, hdfs_file: &str, file_type: &str) -> Result<f64, 
         .arg(a.event_size.to_string())
         .arg(a.batch.to_string())
         .arg(file_type)
-        .arg("hsync")
+        .arg(&a.sync)
         .output()
         .map_err(|e| CliError::io("running", Path::new("java"), e))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -282,7 +301,8 @@ pub fn run(a: &HdfsBenchArgs) -> Result<ExitCode, CliError> {
         event_size: a.event_size,
         batch: a.batch,
         rounds: a.rounds,
-        sync: "hsync every batch (both)",
+        sync: a.sync.clone(),
+        channel: a.channel.clone(),
         datastream_flumen_events_per_sec: ds.flumen_events_per_sec,
         datastream_java_events_per_sec: ds.java_events_per_sec,
         datastream_ratio: ds.ratio,
@@ -298,8 +318,8 @@ pub fn run(a: &HdfsBenchArgs) -> Result<ExitCode, CliError> {
     if !a.json {
         writeln!(
             out,
-            "hdfs bench: {} events × {} B, batch {}, {} rounds, hsync every batch",
-            a.events, a.event_size, a.batch, a.rounds
+            "hdfs bench: {} events × {} B, batch {}, {} rounds, sync {} every batch",
+            a.events, a.event_size, a.batch, a.rounds, a.sync
         )
         .map_err(CliError::Output)?;
         for d in &report.detail {
@@ -330,6 +350,8 @@ fn clone_args(a: &HdfsBenchArgs) -> HdfsBenchArgs {
         event_size: a.event_size,
         batch: a.batch,
         rounds: a.rounds,
+        sync: a.sync.clone(),
+        channel: a.channel.clone(),
         json: a.json,
     }
 }

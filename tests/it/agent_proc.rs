@@ -65,6 +65,18 @@ impl AgentProcess {
         tag: &str,
         extra: &[&str],
     ) -> AgentProcess {
+        Self::start_with_env(dir, conf, agent, tag, extra, &[])
+    }
+
+    /// [`start_with`](Self::start_with) with extra environment variables.
+    pub fn start_with_env(
+        dir: &Path,
+        conf: &Path,
+        agent: &str,
+        tag: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> AgentProcess {
         let log = dir.join(format!("agent-{tag}.log"));
         let log_file = std::fs::File::create(&log).expect("create log");
         let child = Command::new(env!("CARGO_BIN_EXE_flumen"))
@@ -75,6 +87,7 @@ impl AgentProcess {
             .current_dir(dir)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)

@@ -34,10 +34,15 @@ fn file_channel(c: &str, dir: &Path) -> String {
 
 /// Starts the agent from `props` with the monitoring server on; returns it and the port.
 fn start(dir: &Path, props: &str, tag: &str) -> (AgentProcess, u16) {
+    start_env(dir, props, tag, &[])
+}
+
+/// [`start`] with extra environment variables.
+fn start_env(dir: &Path, props: &str, tag: &str, env: &[(&str, &str)]) -> (AgentProcess, u16) {
     let conf = dir.join(format!("{tag}.properties"));
     std::fs::write(&conf, props).expect("write config");
     let mport = free_port().to_string();
-    let run = AgentProcess::start_with(
+    let run = AgentProcess::start_with_env(
         dir,
         &conf,
         "a1",
@@ -48,6 +53,7 @@ fn start(dir: &Path, props: &str, tag: &str) -> (AgentProcess, u16) {
             "--monitoring-port",
             &mport,
         ],
+        env,
     );
     (run, mport.parse().expect("port"))
 }
@@ -380,4 +386,57 @@ fn files_roll_by_count_by_size_and_by_interval() {
         "one file for 2 s of events: {by_time:?}"
     );
     assert_eq!(by_time.iter().sum::<u64>(), n, "{by_time:?}");
+}
+
+#[test]
+fn hdfs_without_a_host_means_the_default_filesystem_of_hadoop_conf_dir() {
+    let hdfs = MiniHdfs::shared();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf_dir = dir.path().join("hadoop-conf");
+    std::fs::create_dir_all(&conf_dir).expect("mkdir");
+    std::fs::write(
+        conf_dir.join("core-site.xml"),
+        format!(
+            "<?xml version=\"1.0\"?>\n<configuration>\n  <property>\n    \
+             <name>fs.defaultFS</name>\n    <value>{}</value>\n  </property>\n\
+             </configuration>\n",
+            hdfs.url()
+        ),
+    )
+    .expect("write core-site.xml");
+    let base = test_dir("defaultfs");
+    let n: u64 = 1000;
+    let props = format!(
+        "a1.sources = r1\n\
+         a1.channels = c1\n\
+         a1.sinks = k1\n\
+         a1.sources.r1.type = seq\n\
+         a1.sources.r1.totalEvents = {n}\n\
+         a1.sources.r1.batchSize = 100\n\
+         a1.sources.r1.channels = c1\n\
+         {channel}\
+         a1.sinks.k1.type = hdfs\n\
+         a1.sinks.k1.channel = c1\n\
+         a1.sinks.k1.hdfs.path = hdfs://{base}\n\
+         a1.sinks.k1.hdfs.fileType = DataStream\n\
+         a1.sinks.k1.hdfs.rollCount = 0\n\
+         a1.sinks.k1.hdfs.rollSize = 0\n\
+         a1.sinks.k1.hdfs.rollInterval = 0\n",
+        channel = file_channel("c1", dir.path()),
+    );
+    let conf_dir_s = conf_dir.display().to_string();
+    let (mut run, mport) = start_env(
+        dir.path(),
+        &props,
+        "defaultfs",
+        &[("HADOOP_CONF_DIR", conf_dir_s.as_str())],
+    );
+    wait_drained(&mut run, mport, &["k1"], n);
+    stop(run);
+    let mut counts = BTreeMap::new();
+    for f in closed_files(hdfs, &base) {
+        let text = String::from_utf8(hdfs.hadoop_read(&f.path)).expect("utf-8");
+        count_lines(&text, &mut counts);
+    }
+    assert_exactly_once("hdfs:/// with HADOOP_CONF_DIR", &counts, n);
 }

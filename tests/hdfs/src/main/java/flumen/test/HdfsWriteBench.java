@@ -17,7 +17,7 @@ import org.apache.hadoop.io.SequenceFile;
  * file, and prints one JSON line with the elapsed time.
  *
  * <p>Usage: {@code HdfsWriteBench hdfs://host:port /path events eventSize batch
- * DataStream|SequenceFile hsync|hflush}
+ * DataStream|SequenceFile hsync|hflush|none} (none: no sync until close)
  */
 public final class HdfsWriteBench {
   private HdfsWriteBench() {}
@@ -26,7 +26,7 @@ public final class HdfsWriteBench {
     if (args.length != 7) {
       System.err.println(
           "usage: HdfsWriteBench URL PATH EVENTS EVENT_SIZE BATCH DataStream|SequenceFile"
-              + " hsync|hflush");
+              + " hsync|hflush|none");
       System.exit(2);
     }
     String url = args[0];
@@ -35,7 +35,7 @@ public final class HdfsWriteBench {
     int size = Integer.parseInt(args[3]);
     int batch = Integer.parseInt(args[4]);
     boolean seq = args[5].equalsIgnoreCase("SequenceFile");
-    boolean hsync = args[6].equalsIgnoreCase("hsync");
+    String sync = args[6].toLowerCase();
 
     Configuration conf = new Configuration();
     conf.set("fs.defaultFS", url);
@@ -64,9 +64,9 @@ public final class HdfsWriteBench {
             w.append(key, value);
           }
           written += n;
-          if (hsync) {
+          if (sync.equals("hsync")) {
             w.hsync();
-          } else {
+          } else if (sync.equals("hflush")) {
             w.hflush();
           }
         }
@@ -79,9 +79,9 @@ public final class HdfsWriteBench {
             out.write(line);
           }
           written += n;
-          if (hsync) {
+          if (sync.equals("hsync")) {
             out.hsync();
-          } else {
+          } else if (sync.equals("hflush")) {
             out.hflush();
           }
         }
