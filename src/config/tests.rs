@@ -1743,7 +1743,7 @@ fn hdfs_sink_mistakes_stop_start_up_naming_the_key() {
             "a1.sinks.k1.hdfs.fileType = Parquet",
             "a1.sinks.k1.hdfs.fileType",
         ),
-        ("a1.sinks.k1.hdfs.codeC = snappy", "a1.sinks.k1.hdfs.codeC"),
+        ("a1.sinks.k1.hdfs.codeC = lzo", "a1.sinks.k1.hdfs.codeC"),
         (
             "a1.sinks.k1.hdfs.filePrefix = a/b",
             "a1.sinks.k1.hdfs.filePrefix",

@@ -182,6 +182,7 @@ impl Case {
                     Some(Codec::Default | Codec::Deflate) => {
                         "org.apache.hadoop.io.compress.DeflateCodec"
                     }
+                    Some(c @ (Codec::Bzip2 | Codec::Snappy)) => c.hadoop_class(),
                 };
                 format!(
                     "OK {} codec={codec} bytes={bytes} lines={lines} crc={:x}",
@@ -293,6 +294,54 @@ fn hadoop_reads_every_format_flumen_writes() {
             Vec::new(),
             1,
         ),
+        Case::new(
+            "seq_record_bzip2",
+            seq(Writable, Some(Codec::Bzip2), Record),
+            events(20, 1500, true),
+            500,
+        ),
+        Case::new(
+            "seq_block_bzip2",
+            seq(Writable, Some(Codec::Bzip2), Block),
+            events(21, 12_000, true),
+            4000,
+        ),
+        Case::new(
+            "seq_block_bzip2_text_binary",
+            seq(Text, Some(Codec::Bzip2), Block),
+            events(22, 3000, false),
+            1000,
+        ),
+        Case::new(
+            "seq_record_snappy",
+            seq(Writable, Some(Codec::Snappy), Record),
+            events(23, 3000, false),
+            700,
+        ),
+        Case::new(
+            "seq_record_snappy_text",
+            seq(Text, Some(Codec::Snappy), Record),
+            events(24, 500, true),
+            100,
+        ),
+        Case::new(
+            "seq_block_snappy",
+            seq(Writable, Some(Codec::Snappy), Block),
+            events(25, 12_000, false),
+            5000,
+        ),
+        Case::new(
+            "seq_block_snappy_text",
+            seq(Text, Some(Codec::Snappy), Block),
+            events(26, 12_000, true),
+            3000,
+        ),
+        Case::new(
+            "seq_block_snappy_empty",
+            seq(Writable, Some(Codec::Snappy), Block),
+            Vec::new(),
+            1,
+        ),
         Case::new("data_stream", stream(None), events(9, 3000, false), 100),
         Case::new(
             "stream_gzip",
@@ -317,6 +366,42 @@ fn hadoop_reads_every_format_flumen_writes() {
             stream(Some(Codec::Deflate)),
             events(13, 50, false),
             7,
+        ),
+        Case::new(
+            "stream_bzip2",
+            stream(Some(Codec::Bzip2)),
+            events(27, 3000, true),
+            250,
+        ),
+        Case::new(
+            "stream_bzip2_binary",
+            stream(Some(Codec::Bzip2)),
+            events(28, 50, false),
+            7,
+        ),
+        Case::new(
+            "stream_snappy",
+            stream(Some(Codec::Snappy)),
+            events(29, 3000, true),
+            250,
+        ),
+        Case::new(
+            "stream_snappy_binary",
+            stream(Some(Codec::Snappy)),
+            events(30, 50, false),
+            7,
+        ),
+        Case::new(
+            "stream_bzip2_empty",
+            stream(Some(Codec::Bzip2)),
+            Vec::new(),
+            1,
+        ),
+        Case::new(
+            "stream_snappy_empty",
+            stream(Some(Codec::Snappy)),
+            Vec::new(),
+            1,
         ),
         Case::new(
             "stream_gzip_empty",

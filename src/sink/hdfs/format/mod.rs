@@ -8,7 +8,8 @@
 //! module does no I/O and never panics on any event; after `flush` the bytes emitted so far
 //! form a file that Hadoop's readers read completely (every appended event, nothing torn);
 //! an encoder holds at most one compression block (about 1 MB, Hadoop's
-//! `io.seqfile.compress.blocksize`) plus one event of uncompressed data between calls.
+//! `io.seqfile.compress.blocksize`) plus one event of uncompressed data between calls, and
+//! its compressor's own bounded state (a bzip2 block is at most 900 kB).
 //! Each submodule draws its byte layout; Hadoop's `SequenceFile.Writer` and Flume's
 //! `HDFSSequenceFile`/`HDFSCompressedDataStream` are the behaviour matched.
 

@@ -5,11 +5,13 @@
 //! ```text
 //! header  "SEQ" 06 | Text keyClass | Text valueClass | bool compressed | bool blockCompressed
 //!         | [Text codecClass] | i32 metadataCount (0) | sync[16]
-//! record  i32 recordLen | i32 keyLen (8) | key i64 | value      (RECORD: value = a zlib/gzip unit)
+//! record  i32 recordLen | i32 keyLen (8) | key i64 | value      (RECORD: value = a codec unit)
 //! sync    i32 -1 | sync[16]
 //! block   sync | VInt records | 4 x (VInt len | compressed unit) for key lengths, keys,
 //!         value lengths, values
 //! ```
+//! A codec unit is what the codec's stream writes between Hadoop's `resetState()` and
+//! `finish()` (a zlib or bzip2 stream, a gzip member, Snappy blocks; see the codec module).
 //! Invariants kept here, as Hadoop's writer keeps them: a sync marker precedes the first
 //! record written at or after `last sync + SYNC_INTERVAL`, and every explicit flush ends with
 //! one (never two in a row); a block is emitted once its keys and values reach

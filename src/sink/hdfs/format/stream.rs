@@ -2,11 +2,14 @@
 //! serializer (`BodyTextEventSerializer`, `appendNewline = true`): each event's body followed
 //! by `\n`, headers dropped.
 //!
-//! A compressed file is a concatenation of complete members (gzip members or zlib streams):
-//! Flume's `HDFSCompressedDataStream.sync()` finishes the codec stream every batch, because
-//! Hadoop's compression streams cannot flush mid-member, and starts a new member at the next
-//! event. Hadoop's decompressor streams and `gzip -d` read such concatenations whole. So after
-//! [`Encoder::flush`] the file holds only finished members and a reader sees every event.
+//! A compressed file is a concatenation of complete members (gzip members, zlib or bzip2
+//! streams, runs of Snappy blocks; see the codec module): Flume's
+//! `HDFSCompressedDataStream.sync()` finishes the codec stream every batch, because Hadoop's
+//! compression streams cannot flush mid-member, and starts a new member at the next event.
+//! Hadoop's decompressor streams (and `gzip -d`, `bzip2 -d`) read such concatenations whole.
+//! So after [`Encoder::flush`] the file holds only finished members and a reader sees every
+//! event. An idle flush adds nothing, and a file that never had an event gets one empty
+//! member at finish, as Flume's close leaves it.
 
 use super::codec::{Codec, Member};
 use super::{Encoder, FormatError};
@@ -168,5 +171,93 @@ mod tests {
             .read_to_end(&mut out)
             .expect("decode our own output");
         assert!(out.is_empty() && !file.is_empty());
+    }
+
+    /// Decodes a whole file the way Hadoop's reader for `codec` does (test oracle).
+    fn decode(codec: Codec, file: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        match codec {
+            Codec::Gzip => out = gunzip(file),
+            Codec::Bzip2 => {
+                bzip2::read::MultiBzDecoder::new(file)
+                    .read_to_end(&mut out)
+                    .expect("decode our own output");
+            }
+            Codec::Snappy => {
+                let mut rest = file;
+                let int =
+                    |b: &[u8]| i32::from_be_bytes(b[..4].try_into().expect("4 bytes")) as usize;
+                while !rest.is_empty() {
+                    let total = int(rest);
+                    rest = &rest[4..];
+                    let start = out.len();
+                    while out.len() - start < total {
+                        let len = int(rest);
+                        let piece = snap::raw::Decoder::new()
+                            .decompress_vec(&rest[4..4 + len])
+                            .expect("decode our own output");
+                        out.extend_from_slice(&piece);
+                        rest = &rest[4 + len..];
+                    }
+                    if total == 0 {
+                        // Hadoop's reader stops at an empty block.
+                        assert!(rest.is_empty(), "an empty block only ends an empty file");
+                    }
+                }
+            }
+            Codec::Default | Codec::Deflate => {
+                flate2::read::ZlibDecoder::new(file)
+                    .read_to_end(&mut out)
+                    .expect("decode our own output");
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn bzip2_and_snappy_files_read_whole_after_every_flush() {
+        for codec in [Codec::Bzip2, Codec::Snappy] {
+            let mut enc = CompressedStreamEncoder::new(codec);
+            let mut file = Vec::new();
+            enc.begin(&mut file);
+            let mut expected = Vec::new();
+            for batch in 0..3 {
+                // A body past Snappy's block limit in the middle batch.
+                let size = if batch == 1 { 300_000 } else { 10 };
+                for i in 0..50 {
+                    let line = format!("{codec} batch {batch} event {i} {}", "x".repeat(size));
+                    enc.append(&Event::new(line.clone()), 0, &mut file)
+                        .expect("append to memory");
+                    expected.extend_from_slice(line.as_bytes());
+                    expected.push(b'\n');
+                }
+                enc.flush(&mut file).expect("flush to memory");
+                assert_eq!(
+                    decode(codec, &file),
+                    expected,
+                    "{codec} after batch {batch}"
+                );
+                let len = file.len();
+                enc.flush(&mut file).expect("flush to memory");
+                assert_eq!(file.len(), len, "{codec}: an idle flush adds nothing");
+            }
+            enc.finish(&mut file).expect("finish to memory");
+            assert_eq!(decode(codec, &file), expected, "{codec}");
+            if codec == Codec::Bzip2 {
+                assert_eq!(file.windows(4).filter(|w| *w == b"BZh9").count(), 3);
+            }
+
+            let mut empty = Vec::new();
+            let mut enc = CompressedStreamEncoder::new(codec);
+            enc.begin(&mut empty);
+            enc.flush(&mut empty).expect("flush to memory");
+            assert!(empty.is_empty());
+            enc.finish(&mut empty).expect("finish to memory");
+            assert!(
+                !empty.is_empty(),
+                "{codec}: an empty file is one empty member"
+            );
+            assert!(decode(codec, &empty).is_empty());
+        }
     }
 }
