@@ -10,6 +10,11 @@
 //! files back with Hadoop's own client through `hadoop_ls(dir)` (path, length, closed or still
 //! open) and `hadoop_read(path)` (bytes). `short_retry_config()` makes hdfs-native give up on a
 //! stopped NameNode in about a second instead of about three minutes.
+//!
+//! `MiniHdfs::start_ha()` runs an HA nameservice instead (`hdfs://ns1`, NameNodes `nn1` and
+//! `nn2`): `ha()` has what a client's `HADOOP_CONF_DIR` needs (`write_hadoop_conf`),
+//! `failover()` swaps the active NameNode and `kill_active()` crashes it (the other one takes
+//! over).
 #![allow(dead_code)]
 
 use std::fs::File;
@@ -119,6 +124,82 @@ pub struct MiniHdfs {
     io: Mutex<(Option<ChildStdin>, Receiver<String>)>,
     url: String,
     dir: PathBuf,
+    /// The nameservice of an HA cluster (`start_ha`).
+    ha: Option<HaNameservice>,
+}
+
+/// An HA cluster's nameservice as a client configures it: the id and each NameNode's id and
+/// RPC address (`127.0.0.1:PORT`, ephemeral).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaNameservice {
+    /// The nameservice id, `ns1`: the authority of `hdfs://ns1/...`.
+    pub id: String,
+    /// `(namenode id, host:port)`, in the order of `dfs.ha.namenodes.<id>`.
+    pub namenodes: Vec<(String, String)>,
+}
+
+impl HaNameservice {
+    /// Parses the launcher's `HA ns1 nn1=127.0.0.1:P1 nn2=127.0.0.1:P2` line.
+    fn parse(line: &str) -> Option<HaNameservice> {
+        let mut words = line.strip_prefix("HA ")?.split_whitespace();
+        let id = words.next()?.to_string();
+        let namenodes = words
+            .map(|w| {
+                w.split_once('=')
+                    .map(|(nn, addr)| (nn.to_string(), addr.to_string()))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        (!namenodes.is_empty()).then_some(HaNameservice { id, namenodes })
+    }
+
+    /// `hdfs://<id>`.
+    pub fn url(&self) -> String {
+        format!("hdfs://{}", self.id)
+    }
+
+    /// Writes a Hadoop client configuration for this nameservice into `conf_dir` (created if
+    /// missing), as an administrator would: core-site.xml with `fs.defaultFS = hdfs://<id>`,
+    /// hdfs-site.xml with `dfs.nameservices`, `dfs.ha.namenodes.<id>`, each
+    /// `dfs.namenode.rpc-address.<id>.<nn>` and `ConfiguredFailoverProxyProvider`, plus `extra`
+    /// hdfs-site.xml properties.
+    pub fn write_hadoop_conf(&self, conf_dir: &Path, extra: &[(&str, &str)]) {
+        let id = &self.id;
+        let ids: Vec<&str> = self.namenodes.iter().map(|(nn, _)| nn.as_str()).collect();
+        let mut hdfs_site = vec![
+            ("dfs.nameservices".to_string(), id.clone()),
+            (format!("dfs.ha.namenodes.{id}"), ids.join(",")),
+        ];
+        for (nn, addr) in &self.namenodes {
+            hdfs_site.push((format!("dfs.namenode.rpc-address.{id}.{nn}"), addr.clone()));
+        }
+        hdfs_site.push((
+            format!("dfs.client.failover.proxy.provider.{id}"),
+            "org.apache.hadoop.hdfs.server.namenode.ha.ConfiguredFailoverProxyProvider".into(),
+        ));
+        hdfs_site.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        std::fs::create_dir_all(conf_dir).expect("create the Hadoop conf dir");
+        let core_site = [("fs.defaultFS".to_string(), self.url())];
+        std::fs::write(conf_dir.join("core-site.xml"), hadoop_xml(&core_site))
+            .expect("write core-site.xml");
+        std::fs::write(conf_dir.join("hdfs-site.xml"), hadoop_xml(&hdfs_site))
+            .expect("write hdfs-site.xml");
+    }
+}
+
+/// A Hadoop `<configuration>` file with `props` (names and values need no XML escaping).
+fn hadoop_xml(props: &[(String, String)]) -> String {
+    let mut xml = String::from("<?xml version=\"1.0\"?>\n<configuration>\n");
+    for (name, value) in props {
+        assert!(
+            !format!("{name}{value}").contains(['<', '>', '&']),
+            "{name}={value} needs XML escaping"
+        );
+        xml.push_str(&format!(
+            "  <property>\n    <name>{name}</name>\n    <value>{value}</value>\n  </property>\n"
+        ));
+    }
+    xml.push_str("</configuration>\n");
+    xml
 }
 
 /// A file as Hadoop's own client lists it.
@@ -143,6 +224,17 @@ impl MiniHdfs {
 
     /// Starts a private cluster on ephemeral ports (for tests that stop or restart nodes).
     pub fn start() -> MiniHdfs {
+        MiniHdfs::launch(false)
+    }
+
+    /// Starts a private HA cluster: nameservice `ns1` (`url()` is `hdfs://ns1`), NameNodes
+    /// `nn1` (active) and `nn2` (standby) on ephemeral ports, one DataNode. `hadoop_ls` and
+    /// `hadoop_read` go through Hadoop's HA client; `failover()` swaps the active NameNode.
+    pub fn start_ha() -> MiniHdfs {
+        MiniHdfs::launch(true)
+    }
+
+    fn launch(ha: bool) -> MiniHdfs {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "flumen-minihdfs-{}-{}",
@@ -155,6 +247,7 @@ impl MiniHdfs {
         let started = Instant::now();
         let mut child = java_command("flumen.test.MiniHdfs")
             .arg(&dir)
+            .args(ha.then_some("--ha"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -175,8 +268,15 @@ impl MiniHdfs {
             })
             .expect("spawn the stdout reader thread");
         let first = lines.recv_timeout(READY_DEADLINE);
+        // An HA launcher follows READY with its nameservice line at once.
+        let second = if ha {
+            lines.recv_timeout(READY_DEADLINE).ok()
+        } else {
+            None
+        };
+        let nameservice = second.as_deref().and_then(HaNameservice::parse);
         let url = match first.as_deref().map(|l| l.strip_prefix("READY ")) {
-            Ok(Some(url)) => url.to_string(),
+            Ok(Some(url)) if ha == nameservice.is_some() => url.to_string(),
             _ => {
                 let _ = child.kill();
                 let status = child.wait();
@@ -184,7 +284,8 @@ impl MiniHdfs {
                 let _ = std::fs::remove_dir_all(&dir);
                 panic!(
                     "MiniHdfs did not become ready within {READY_DEADLINE:?} (first line: \
-                     {first:?}, exit: {status:?}); launcher log tail:\n{tail}"
+                     {first:?}, HA line: {second:?}, exit: {status:?}); launcher log \
+                     tail:\n{tail}"
                 );
             }
         };
@@ -198,16 +299,45 @@ impl MiniHdfs {
             io: Mutex::new((Some(stdin), lines)),
             url,
             dir,
+            ha: nameservice,
         }
     }
 
-    /// The cluster's URL, `hdfs://127.0.0.1:PORT` (stable across NameNode restarts).
+    /// The cluster's URL, `hdfs://127.0.0.1:PORT` (stable across NameNode restarts), or
+    /// `hdfs://ns1` for an HA cluster.
     pub fn url(&self) -> &str {
         &self.url
     }
 
+    /// An HA cluster's nameservice (`start_ha`); `None` for a single-NameNode cluster.
+    pub fn ha(&self) -> Option<&HaNameservice> {
+        self.ha.as_ref()
+    }
+
+    /// HA only: makes the active NameNode standby and the other one active (a graceful
+    /// failover, as `hdfs haadmin -failover`); returns the id of the now active NameNode.
+    pub fn failover(&self) -> String {
+        self.ha_command("failover")
+    }
+
+    /// HA only: shuts the active NameNode down (calls in flight lose their connection, its
+    /// port is refused from then on) and makes the other one active, as after a crash; returns
+    /// the id of the now active NameNode. The killed one stays down.
+    pub fn kill_active(&self) -> String {
+        self.ha_command("kill-active")
+    }
+
+    /// `failover` or `kill-active`; the now active NameNode's id.
+    fn ha_command(&self, cmd: &str) -> String {
+        let answer = self.command_ok(cmd);
+        match answer.strip_prefix("active=") {
+            Some(nn) => nn.to_string(),
+            None => panic!("MiniHdfs: {cmd} answered {answer:?}"),
+        }
+    }
+
     /// Sends one launcher command (`stop-namenode`, `start-namenode`, `stop-datanode`,
-    /// `start-datanode`, `ls`, `get`, `ping`; arguments separated by tabs) and returns its
+    /// `start-datanode`, `failover`, `kill-active`, `ls`, `get`, `ping`; arguments separated by tabs) and returns its
     /// one-line answer, which starts with `OK` or `ERR`. Panics if no answer comes within
     /// two minutes or the launcher died.
     pub fn command(&self, cmd: &str) -> String {

@@ -24,7 +24,7 @@ use crate::hdfs_cluster::{HdfsEntry, MiniHdfs};
 /// Events the seq source puts (bodies "0" to "N-1").
 const TOTAL_EVENTS: u64 = 30_000;
 /// The stable part of the runner's log line for a failed, rolled-back batch.
-const RETRY_LOG: &str = "events returned to channel";
+pub(crate) const RETRY_LOG: &str = "events returned to channel";
 /// The sink's log line for a file whose close failed (it is lease-recovered and renamed later).
 const UNCLOSED_LOG: &str = "could not close ";
 /// The sink's log line for such a file once it is closed and renamed.
@@ -32,7 +32,13 @@ const RECOVERED_LOG: &str = "recovered and closed ";
 
 /// seq (`total` events) -> file channel in `dir` -> hdfs sink writing DataStream files into
 /// `<url><hdfs_dir>`.
-fn write_config(dir: &Path, url: &str, hdfs_dir: &str, total: u64, tag: &str) -> PathBuf {
+pub(crate) fn write_config(
+    dir: &Path,
+    url: &str,
+    hdfs_dir: &str,
+    total: u64,
+    tag: &str,
+) -> PathBuf {
     let conf = dir.join(format!("agent-{tag}.properties"));
     let text = format!(
         "a1.sources = r1\n\
@@ -87,7 +93,7 @@ impl Agent {
 }
 
 /// One counter of the agent's monitoring JSON, e.g. `("SINK.k1", "EventDrainSuccessCount")`.
-fn counter(a: &mut AgentProcess, mport: u16, component: &str, name: &str) -> u64 {
+pub(crate) fn counter(a: &mut AgentProcess, mport: u16, component: &str, name: &str) -> u64 {
     let v = json(a, mport);
     v[component][name]
         .as_str()
@@ -96,7 +102,7 @@ fn counter(a: &mut AgentProcess, mport: u16, component: &str, name: &str) -> u64
 }
 
 /// Events the sink committed (each is on HDFS, synced).
-fn drained(a: &mut AgentProcess, mport: u16) -> u64 {
+pub(crate) fn drained(a: &mut AgentProcess, mport: u16) -> u64 {
     counter(a, mport, "SINK.k1", "EventDrainSuccessCount")
 }
 
@@ -111,7 +117,7 @@ fn backoffs(log: &str) -> Vec<String> {
 
 /// The files the sink could not close (their in-use names), and those of them it has since
 /// lease-recovered and renamed, from its log.
-fn unclosed_and_recovered(log: &str) -> (Vec<String>, Vec<String>) {
+pub(crate) fn unclosed_and_recovered(log: &str) -> (Vec<String>, Vec<String>) {
     let after = |l: &str, marker: &str| -> Option<String> {
         let rest = &l[l.find(marker)? + marker.len()..];
         Some(rest.split([';', ' ']).next()?.to_string())
@@ -135,7 +141,7 @@ fn unclosed_and_recovered(log: &str) -> (Vec<String>, Vec<String>) {
 
 /// The numbers in the files under `hdfs_dir` (complete lines only), and any torn trailing
 /// fragments (bytes of a file a killed agent was writing, past its last complete event).
-fn hdfs_numbers(hdfs: &MiniHdfs, files: &[HdfsEntry]) -> (Vec<u64>, Vec<String>) {
+pub(crate) fn hdfs_numbers(hdfs: &MiniHdfs, files: &[HdfsEntry]) -> (Vec<u64>, Vec<String>) {
     let mut nums = Vec::new();
     let mut torn = Vec::new();
     for f in files {
@@ -157,7 +163,7 @@ fn hdfs_numbers(hdfs: &MiniHdfs, files: &[HdfsEntry]) -> (Vec<u64>, Vec<String>)
 
 /// Counts of each number below `total`: (missing numbers, numbers seen more than once,
 /// extra copies in all). Panics on a number that was never generated.
-fn tally(nums: &[u64], total: u64) -> (Vec<u64>, usize, u64) {
+pub(crate) fn tally(nums: &[u64], total: u64) -> (Vec<u64>, usize, u64) {
     let mut counts = vec![0u32; usize::try_from(total).expect("total fits usize")];
     for &n in nums {
         assert!(n < total, "number {n} was never generated");

@@ -12,6 +12,7 @@ mod faults;
 mod hdfs_cluster;
 mod hdfs_faults;
 mod hdfs_format;
+mod hdfs_ha;
 mod hdfs_sink;
 mod hdfs_smoke;
 mod limits;
