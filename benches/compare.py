@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""flumen against Apache Flume 1.11.0 (from Maven Central), side by side, in one run.
+
+Workloads (1 KiB events, batch 100, durable commits on both sides):
+  channel        flumen's file channel vs Flume's FileChannel: 4 producers, 1 consumer
+                 (`flumen bench channel` vs benches/peer/flume's ChannelBench, same fields)
+  channel_mem    flumen's file channel vs Flume's MemoryChannel, same workload
+  agent_null     one properties file both agents run unchanged: StressSource -> file channel
+                 -> null sink; each timed from its channel's start (CHANNEL.c1.StartTime) until
+                 its monitoring endpoint shows every event's take committed
+                 (CHANNEL.c1.EventTakeSuccessCount)
+  agent_hdfs     the same with an hdfs sink (DataStream) into a MiniDFSCluster this script
+                 starts (tests/hdfs)
+
+Every pair runs alternately, flumen then Flume, for --rounds rounds; medians are reported and
+ratios are taken within a round. Peak RSS is each process's VmHWM (/proc) at the end of the
+run (for the channel benches, /usr/bin/time's maximum resident set size). Progress goes to
+stderr; a table and, as the last stdout line, one JSON object go to stdout.
+"""
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import socket
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEER = os.path.join(ROOT, "benches", "peer", "flume")
+HDFS_PROJECT = os.path.join(ROOT, "tests", "hdfs")
+TARGETS = {
+    "channel_ratio": 10.0,
+    "file_vs_flume_memory_ratio": 1.0,
+    "agent_null_ratio": 5.0,
+    "agent_hdfs_ratio": 3.0,
+    "rss_ratio": 0.25,  # at most
+}
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def sh(cmd, cwd=ROOT, **kw):
+    return subprocess.run(cmd, cwd=cwd, check=True, **kw)
+
+
+def maven_classpath(project):
+    out = os.path.join(project, "target", "classpath.txt")
+    # Maven's output goes to stderr, so stdout stays the table and the JSON line.
+    sh(["mvn", "-q", "-B", "-Dstyle.color=never", "compile", "dependency:build-classpath",
+        f"-Dmdep.outputFile={out}"], cwd=project, stdout=sys.stderr)
+    with open(out) as f:
+        deps = f.read().strip()
+    return os.path.join(project, "target", "classes") + ":" + deps
+
+
+def flumen_bin():
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    return os.path.join(target, "release", "flumen")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def last_json(text):
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"no JSON line in output:\n{text[-2000:]}")
+
+
+def vm_hwm_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Channel workloads
+
+
+def timed(cmd):
+    """Runs cmd; returns (stdout, peak RSS in KiB) via /usr/bin/time."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss.name] + cmd,
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if p.returncode != 0:
+            raise RuntimeError(f"{cmd[0]} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+        rss.seek(0)
+        peak = int((rss.read().strip().splitlines() or ["0"])[-1])
+    return p.stdout, peak
+
+
+def channel_args(a, channel, d):
+    return ["--channel", channel, "--dir", d, "--events", str(a.channel_events),
+            "--event-size", "1024", "--batch", "100", "--producers", "4",
+            "--consumers", "1", "--json"]
+
+
+def flumen_channel(a, d):
+    out, rss = timed([flumen_bin(), "bench", "channel"] + channel_args(a, "file", d))
+    j = last_json(out)
+    if not j.get("verified"):
+        raise RuntimeError(f"flumen bench channel did not verify: {j}")
+    return j["events_per_sec"], rss
+
+
+def flume_channel(a, cp, channel, d):
+    out, rss = timed(["java", "-Xmx1g", "-cp", cp, "flumen.peer.flume.ChannelBench"]
+                     + channel_args(a, channel, d))
+    j = last_json(out)
+    if not j.get("verified", True):
+        raise RuntimeError(f"Flume ChannelBench did not verify: {j}")
+    return j["events_per_sec"], rss
+
+
+# ---------------------------------------------------------------------------------------------
+# Agent workloads
+
+
+def agent_properties(d, n, sink):
+    return f"""# Run unchanged by flumen (flumen agent) and Flume (org.apache.flume.node.Application).
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = org.apache.flume.source.StressSource
+a1.sources.r1.size = 1024
+a1.sources.r1.maxTotalEvents = {n}
+a1.sources.r1.batchSize = 100
+a1.sources.r1.channels = c1
+a1.channels.c1.type = file
+a1.channels.c1.checkpointDir = {d}/checkpoint
+a1.channels.c1.dataDirs = {d}/data
+a1.channels.c1.capacity = {max(n, 1000000)}
+a1.channels.c1.transactionCapacity = 1000
+a1.channels.c1.minimumRequiredSpace = 1048576
+a1.sinks.k1.channel = c1
+{sink}"""
+
+
+def null_sink():
+    return "a1.sinks.k1.type = null\na1.sinks.k1.batchSize = 100\n"
+
+
+def hdfs_sink(url, path):
+    return (f"a1.sinks.k1.type = hdfs\n"
+            f"a1.sinks.k1.hdfs.path = {url}{path}\n"
+            f"a1.sinks.k1.hdfs.fileType = DataStream\n"
+            f"a1.sinks.k1.hdfs.batchSize = 100\n"
+            f"a1.sinks.k1.hdfs.rollCount = 0\n"
+            f"a1.sinks.k1.hdfs.rollSize = 0\n"
+            f"a1.sinks.k1.hdfs.rollInterval = 0\n")
+
+
+def drain_state(port):
+    """(events whose take committed, the channel's start time in ms) from /metrics. Both agents
+    serve CHANNEL.c1.EventTakeSuccessCount (Flume's null sink has no sink counter) and
+    CHANNEL.c1.StartTime (Flume's StressSource has no source counter)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            m = json.loads(r.read().decode())
+        taken = int(m.get("CHANNEL.c1", {}).get("EventTakeSuccessCount", "0"))
+        started = int(m.get("CHANNEL.c1", {}).get("StartTime", "0"))
+        return taken, started
+    except (OSError, ValueError):
+        return -1, 0
+
+
+def run_agent(cmd, n, port, what, deadline_s, env=None):
+    """Starts an agent and waits until takes of n events committed. Returns (seconds from the
+    channel's start, as the agent reports it, to the first poll showing n; peak RSS in KiB):
+    JVM start-up is not counted against Flume."""
+    log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+    start = time.monotonic()
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                         env=env, start_new_session=True)
+    last_report = start
+    try:
+        while True:
+            done, source_start_ms = drain_state(port)
+            if done >= n:
+                if source_start_ms <= 0:
+                    raise RuntimeError(f"{what}: no CHANNEL.c1.StartTime in /metrics")
+                elapsed = time.time() - source_start_ms / 1000.0
+                break
+            if p.poll() is not None:
+                raise RuntimeError(f"{what} exited early ({p.returncode}); log {log_file.name}")
+            now = time.monotonic()
+            if now - start > deadline_s:
+                raise RuntimeError(f"{what}: {done}/{n} after {deadline_s} s; log {log_file.name}")
+            if now - last_report >= 5:
+                last_report = now
+                log(f"  {what}: {max(done, 0)}/{n} events")
+            time.sleep(0.005)
+        rss = vm_hwm_kb(p.pid)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+    os.unlink(log_file.name)
+    return elapsed, rss
+
+
+def flumen_agent(props, n, what, deadline_s):
+    port = free_port()
+    cmd = [flumen_bin(), "agent", "-f", props, "-n", "a1",
+           "-Dflume.monitoring.type=http", f"-Dflume.monitoring.port={port}"]
+    env = dict(os.environ, RUST_LOG="warn")
+    return run_agent(cmd, n, port, what, deadline_s, env)
+
+
+def flume_agent(props, n, cp, what, deadline_s):
+    port = free_port()
+    # conf/single-datanode (dfs.replication = 1) first: without it Flume's HDFS client asks for
+    # 3 replicas, sees every block of the one-DataNode cluster as under-replicated and rolls
+    # the file after almost every batch.
+    cp = os.path.join(PEER, "conf", "single-datanode") + ":" + cp
+    cmd = ["java", "-Xmx1g", "-Dflume.root.level=WARN", "-Dflume.monitoring.type=http",
+           f"-Dflume.monitoring.port={port}", "-cp", cp, "org.apache.flume.node.Application",
+           "-n", "a1", "-f", props]
+    return run_agent(cmd, n, port, what, deadline_s)
+
+
+class MiniHdfs:
+    """A MiniDFSCluster from tests/hdfs, shut down when its stdin closes."""
+
+    def __init__(self, cp, base):
+        self.p = subprocess.Popen(
+            ["java", "-Xmx512m", "-XX:+UseSerialGC", "-cp", cp, "flumen.test.MiniHdfs",
+             os.path.join(base, "dfs")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.p.stdout.readline()
+        if not line.startswith("READY "):
+            raise RuntimeError(f"MiniDFSCluster did not start: {line!r}")
+        self.url = line.split()[1]
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=60)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="one short round of each workload")
+    ap.add_argument("--channel-events", type=int, default=200_000)
+    ap.add_argument("--agent-events", type=int, default=200_000)
+    ap.add_argument("--dir", default=None, help="where channels live (default: a temp dir)")
+    ap.add_argument("--skip-build", action="store_true")
+    a = ap.parse_args()
+    if a.quick:
+        a.rounds, a.channel_events, a.agent_events = 1, 20_000, 20_000
+
+    if not a.skip_build:
+        log("building flumen (release) and the Java peers ...")
+        sh(["cargo", "build", "--release", "--quiet"], stdout=sys.stderr)
+    peer_cp = maven_classpath(PEER)
+    hdfs_cp = maven_classpath(HDFS_PROJECT)
+
+    base = tempfile.mkdtemp(prefix="flumen-compare-", dir=a.dir)
+    results = {k: {"flumen": [], "flume": [], "ratio": [], "rss_flumen": [], "rss_flume": []}
+               for k in ["channel", "channel_mem", "agent_null", "agent_hdfs"]}
+
+    def record(key, f_eps, f_rss, j_eps, j_rss):
+        r = results[key]
+        r["flumen"].append(f_eps)
+        r["flume"].append(j_eps)
+        r["ratio"].append(f_eps / j_eps if j_eps else 0.0)
+        r["rss_flumen"].append(f_rss)
+        r["rss_flume"].append(j_rss)
+        log(f"  {key}: flumen {f_eps:,.0f}/s ({f_rss // 1024} MiB) vs Flume {j_eps:,.0f}/s "
+            f"({j_rss // 1024} MiB): {f_eps / j_eps if j_eps else 0:.2f}x")
+
+    hdfs = MiniHdfs(hdfs_cp, base)
+    log(f"MiniDFSCluster at {hdfs.url}")
+    try:
+        n = a.agent_events
+        deadline = max(120, n // 500)
+        for rnd in range(a.rounds):
+            log(f"round {rnd + 1}/{a.rounds}")
+            d = os.path.join(base, f"r{rnd}")
+
+            f_eps, f_rss = flumen_channel(a, os.path.join(d, "ch-flumen"))
+            j_eps, j_rss = flume_channel(a, peer_cp, "file", os.path.join(d, "ch-flume"))
+            record("channel", f_eps, f_rss, j_eps, j_rss)
+            m_eps, m_rss = flume_channel(a, peer_cp, "memory", os.path.join(d, "ch-flume-mem"))
+            record("channel_mem", f_eps, f_rss, m_eps, m_rss)
+
+            for key, sink in [("agent_null", lambda who: null_sink()),
+                              ("agent_hdfs",
+                               lambda who: hdfs_sink(hdfs.url, f"/compare/r{rnd}/{who}"))]:
+                runs = {}
+                for who in ["flumen", "flume"]:
+                    wd = os.path.join(d, f"{key}-{who}")
+                    os.makedirs(wd, exist_ok=True)
+                    props = os.path.join(wd, "agent.properties")
+                    with open(props, "w") as f:
+                        f.write(agent_properties(wd, n, sink(who)))
+                    what = f"{key} {who}"
+                    if who == "flumen":
+                        secs, rss = flumen_agent(props, n, what, deadline)
+                    else:
+                        secs, rss = flume_agent(props, n, peer_cp, what, deadline)
+                    runs[who] = (n / secs, rss)
+                record(key, runs["flumen"][0], runs["flumen"][1], runs["flume"][0],
+                       runs["flume"][1])
+    finally:
+        hdfs.close()
+
+    med = {k: {m: statistics.median(v[m]) for m in v} for k, v in results.items()}
+    rss_ratio = max(med[k]["rss_flumen"] / med[k]["rss_flume"] for k in med
+                    if med[k]["rss_flume"])
+    summary = {
+        "rounds": a.rounds,
+        "channel_events": a.channel_events,
+        "agent_events": a.agent_events,
+        "channel_ratio": round(med["channel"]["ratio"], 3),
+        "file_vs_flume_memory_ratio": round(med["channel_mem"]["ratio"], 3),
+        "agent_null_ratio": round(med["agent_null"]["ratio"], 3),
+        "agent_hdfs_ratio": round(med["agent_hdfs"]["ratio"], 3),
+        "rss_ratio": round(rss_ratio, 3),
+        "targets": TARGETS,
+        "detail": {k: {m: round(v, 1) for m, v in med[k].items()} for k in med},
+    }
+    names = {
+        "channel": "channel: flumen file vs Flume FileChannel",
+        "channel_mem": "channel: flumen file vs Flume MemoryChannel",
+        "agent_null": "agent: stress -> file -> null",
+        "agent_hdfs": "agent: stress -> file -> hdfs (DataStream)",
+    }
+    print(f"{'workload':<46} {'Flume ev/s':>12} {'flumen ev/s':>12} {'ratio':>7} "
+          f"{'Flume RSS MiB':>14} {'flumen RSS MiB':>15}")
+    for k, m in med.items():
+        print(f"{names[k]:<46} {m['flume']:>12,.0f} {m['flumen']:>12,.0f} {m['ratio']:>7.2f} "
+              f"{m['rss_flume'] / 1024:>14.0f} {m['rss_flumen'] / 1024:>15.0f}")
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
