@@ -48,7 +48,18 @@ impl std::str::FromStr for IoKind {
 }
 
 /// Read-only bytes of a whole file: an mmap for the real backends, a copy for `MemFs`.
-pub type Mapped = Arc<dyn AsRef<[u8]> + Send + Sync>;
+pub type Mapped = Arc<dyn MappedBytes>;
+
+/// The bytes behind [`Mapped`].
+pub trait MappedBytes: AsRef<[u8]> + Send + Sync {
+    /// A hint that `range` will not be read again soon: an mmap drops those pages from the
+    /// process's resident set (they are mapped again from the page cache if touched, with the
+    /// same bytes, since mapped files never change). Without it every page a reader ever
+    /// touched stays resident until the whole segment is unmapped.
+    fn release(&self, _range: std::ops::Range<usize>) {}
+}
+
+impl MappedBytes for Vec<u8> {}
 
 /// A filesystem: the directory-level operations the channel needs.
 pub trait Vfs: Send + Sync + std::fmt::Debug {

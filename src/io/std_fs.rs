@@ -108,6 +108,39 @@ impl StdFile {
     }
 }
 
+/// A read-only mapping of a whole file.
+struct FileMap(memmap2::Mmap);
+
+impl AsRef<[u8]> for FileMap {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl super::MappedBytes for FileMap {
+    fn release(&self, range: std::ops::Range<usize>) {
+        let end = range.end.min(self.0.len());
+        if range.start < end {
+            // Only a hint: a refusal leaves the pages resident, nothing else changes.
+            let _ = drop_pages(&self.0, range.start, end - range.start);
+        }
+    }
+}
+
+/// `madvise(MADV_DONTNEED)` on part of a read-only file mapping. Kept as its own item so that
+/// the `unsafe` allowance covers exactly this call.
+#[allow(unsafe_code)]
+fn drop_pages(map: &memmap2::Mmap, offset: usize, len: usize) -> io::Result<()> {
+    // SAFETY: DONTNEED on a private, read-only mapping of a file discards this process's page
+    // table entries for the range; the range stays mapped, and the next access maps the page
+    // again from the page cache. The bytes read then are the file's bytes, which are the bytes
+    // read before: the channel maps only sealed files, never written or truncated while mapped
+    // (see `map_file`), and a read-only mapping has no private modifications to lose. So every
+    // `&[u8]` into the mapping stays valid and sees the same contents. The range is within the
+    // mapping (`FileMap::release` clips it).
+    unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, offset, len) }
+}
+
 /// Maps the whole file read-only. Kept as its own item so that the `unsafe` allowance covers
 /// exactly this call and nothing else.
 #[allow(unsafe_code)]
@@ -187,7 +220,7 @@ impl VFile for StdFile {
         // Mapped files are read front to back (replay, takers walking a sealed segment):
         // ask for aggressive readahead. Only a hint; a refusal changes nothing.
         let _ = map.advise(memmap2::Advice::Sequential);
-        Ok(Arc::new(map))
+        Ok(Arc::new(FileMap(map)))
     }
 
     fn path(&self) -> &Path {

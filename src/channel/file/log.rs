@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,6 +26,10 @@ use crate::io::{Mapped, VFile};
 
 /// How far ahead of the writer space is reserved.
 pub(crate) const PREALLOC_STEP: u64 = 8 * 1024 * 1024;
+
+/// Readers of a sealed segment hand back the mapped pages more than this far behind the record
+/// they read, so a reader walking a large segment does not keep all of it resident.
+const RELEASE_STEP: usize = 4 << 20;
 
 /// Lets a `Bytes` borrow an mmap without copying.
 struct MapOwner(Mapped);
@@ -43,6 +47,8 @@ pub(crate) struct SegmentHandle {
     pub(crate) file: Arc<dyn VFile>,
     sealed: AtomicBool,
     map: Mutex<Option<Mapped>>,
+    /// Bytes of the mapping below this offset were released (see [`RELEASE_STEP`]).
+    released: AtomicUsize,
 }
 
 impl std::fmt::Debug for SegmentHandle {
@@ -63,6 +69,7 @@ impl SegmentHandle {
             file,
             sealed: AtomicBool::new(sealed),
             map: Mutex::new(None),
+            released: AtomicUsize::new(0),
         }
     }
 
@@ -89,6 +96,18 @@ impl SegmentHandle {
             };
             let all: &[u8] = (*map).as_ref();
             let len = record_len_at(all, offset).ok_or_else(|| self.out_of_bounds(offset))?;
+            // Takers walk a segment forward: release whole steps behind this record. A record
+            // read again later (a rollback, a slower taker) is simply mapped back in.
+            let behind = offset.saturating_sub(RELEASE_STEP) / RELEASE_STEP * RELEASE_STEP;
+            let done = self.released.load(Ordering::Relaxed);
+            if behind > done
+                && self
+                    .released
+                    .compare_exchange(done, behind, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                map.release(done..behind);
+            }
             return Ok(Bytes::from_owner(MapOwner(map)).slice(offset..offset + len));
         }
         let mut header = [0u8; RECORD_HEADER_LEN];
@@ -197,5 +216,51 @@ mod tests {
         assert_eq!(record_len_at(&buf, 0), None);
         assert_eq!(record_len_at(&buf, 62), None);
         assert_eq!(record_len_at(&buf, usize::MAX - 1), None);
+    }
+
+    /// Reading a sealed segment forward releases the mapped pages behind the reader; reading
+    /// them again (a rollback) still gives the same bytes.
+    #[test]
+    fn released_pages_read_back_the_same_bytes() {
+        use crate::io::Vfs;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seg");
+        let file = crate::io::std_fs::StdFs.open(&path, true).expect("open");
+        // 24 MiB of records of 64 KiB payload, each filled with its own index.
+        let payload = 64 * 1024;
+        let n = 24 * 16;
+        let mut data = Vec::with_capacity(n * (RECORD_HEADER_LEN + payload));
+        for i in 0..n {
+            data.extend_from_slice(&(payload as u32).to_le_bytes());
+            data.extend_from_slice(&[0u8; RECORD_HEADER_LEN - 4]);
+            data.extend(std::iter::repeat_n(i as u8, payload));
+        }
+        file.write_at(&data, 0).expect("write");
+        let seg = SegmentHandle::new(1, path, file, true);
+        let offsets: Vec<u32> = (0..n)
+            .map(|i| (i * (RECORD_HEADER_LEN + payload)) as u32)
+            .collect();
+        let check = |i: usize| {
+            let rec = seg.read_record(offsets[i]).expect("read");
+            assert_eq!(rec.len(), RECORD_HEADER_LEN + payload);
+            assert!(
+                rec[RECORD_HEADER_LEN..].iter().all(|&b| b == i as u8),
+                "record {i}"
+            );
+            rec
+        };
+        let first = check(0);
+        for i in 0..n {
+            check(i);
+        }
+        assert!(
+            seg.released.load(Ordering::Relaxed) >= 16 << 20,
+            "nothing released"
+        );
+        // A rollback reads from the start again; a record held across the release too.
+        for i in 0..n {
+            check(i);
+        }
+        assert!(first[RECORD_HEADER_LEN..].iter().all(|&b| b == 0));
     }
 }
