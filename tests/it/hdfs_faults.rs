@@ -175,6 +175,66 @@ pub(crate) fn tally(nums: &[u64], total: u64) -> (Vec<u64>, usize, u64) {
     (missing, dup_numbers, extra)
 }
 
+/// What a run left on HDFS after a clean shutdown, read back with Hadoop's client.
+pub(crate) struct Outcome {
+    pub(crate) files: Vec<HdfsEntry>,
+    pub(crate) nums: Vec<u64>,
+    pub(crate) torn: Vec<String>,
+    pub(crate) missing: Vec<u64>,
+    pub(crate) dup_numbers: usize,
+    pub(crate) extra: u64,
+    /// Batches the sink failed and rolled back (from its log).
+    pub(crate) failures: usize,
+}
+
+impl Outcome {
+    pub(crate) fn read(hdfs: &MiniHdfs, hdfs_dir: &str, total: u64, log: &str) -> Outcome {
+        let files = hdfs.hadoop_ls(hdfs_dir);
+        let (nums, torn) = hdfs_numbers(hdfs, &files);
+        let (missing, dup_numbers, extra) = tally(&nums, total);
+        let failures = log.matches(RETRY_LOG).count();
+        Outcome {
+            files,
+            nums,
+            torn,
+            missing,
+            dup_numbers,
+            extra,
+            failures,
+        }
+    }
+
+    /// Nothing lost, no torn line, duplicates only from failed batches (at most one batch of
+    /// 100 each), and every file closed under its final name.
+    pub(crate) fn assert_nothing_lost(&self, log: &str) {
+        let (missing, files, extra, failures) =
+            (&self.missing, &self.files, self.extra, self.failures);
+        assert!(
+            missing.is_empty(),
+            "{} events lost, first {:?}; files {files:?}\n{log}",
+            missing.len(),
+            &missing[..missing.len().min(20)]
+        );
+        assert!(
+            self.torn.is_empty(),
+            "torn lines after a clean shutdown: {:?}",
+            self.torn
+        );
+        assert!(
+            extra <= 100 * failures as u64,
+            "{extra} extra copies, more than {failures} failed batches of 100 can explain\n{log}"
+        );
+        let left: Vec<&HdfsEntry> = files
+            .iter()
+            .filter(|f| !f.closed || f.path.ends_with(".tmp"))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "files still open or under their in-use name after a clean shutdown: {left:?}\n{log}"
+        );
+    }
+}
+
 /// A NameNode or DataNode outage while the sink is writing (see the module docs).
 fn outage_under_load(node: &str, hdfs_dir: &str) {
     let started = Instant::now();
@@ -248,42 +308,20 @@ fn outage_under_load(node: &str, hdfs_dir: &str) {
     assert_eq!(st.code(), Some(0), "{log}");
     assert!(!log.contains("panicked"), "{log}");
 
-    let files = hdfs.hadoop_ls(hdfs_dir);
-    let (nums, torn) = hdfs_numbers(&hdfs, &files);
-    let (missing, dup_numbers, extra) = tally(&nums, TOTAL_EVENTS);
-    let failures = log.matches(RETRY_LOG).count();
+    let o = Outcome::read(&hdfs, hdfs_dir, TOTAL_EVENTS, &log);
     eprintln!(
         "{node} restarted at {t_restarted:?}, all drained at {t_drained:?}, {} abandoned \
-         files recovered at {t_recovered:?}; {} files, {} events read, {dup_numbers} numbers duplicated ({extra} extra copies), {failures} \
-         failed batches, total {:?}",
+         files recovered at {t_recovered:?}; {} files, {} events read, {} numbers duplicated \
+         ({} extra copies), {} failed batches, total {:?}",
         unclosed.len(),
-        files.len(),
-        nums.len(),
+        o.files.len(),
+        o.nums.len(),
+        o.dup_numbers,
+        o.extra,
+        o.failures,
         started.elapsed()
     );
-    assert!(
-        missing.is_empty(),
-        "{} events lost, first {:?}; files {files:?}\n{log}",
-        missing.len(),
-        &missing[..missing.len().min(20)]
-    );
-    assert!(
-        torn.is_empty(),
-        "torn lines after a clean shutdown: {torn:?}"
-    );
-    // Duplicates come only from failed batches, each at most one batch (100 events).
-    assert!(
-        extra <= 100 * failures as u64,
-        "{extra} extra copies, more than {failures} failed batches of 100 can explain"
-    );
-    let left: Vec<&HdfsEntry> = files
-        .iter()
-        .filter(|f| !f.closed || f.path.ends_with(".tmp"))
-        .collect();
-    assert!(
-        left.is_empty(),
-        "files still open or under their in-use name after a clean shutdown: {left:?}\n{log}"
-    );
+    o.assert_nothing_lost(&log);
 }
 
 #[test]

@@ -25,10 +25,8 @@
 use std::time::{Duration, Instant};
 
 use crate::agent_proc::{free_port, AgentProcess};
-use crate::hdfs_cluster::{HdfsEntry, MiniHdfs};
-use crate::hdfs_faults::{
-    counter, drained, hdfs_numbers, tally, unclosed_and_recovered, write_config, RETRY_LOG,
-};
+use crate::hdfs_cluster::MiniHdfs;
+use crate::hdfs_faults::{counter, drained, unclosed_and_recovered, write_config, Outcome};
 
 /// Events the seq source puts (bodies "0" to "N-1").
 const TOTAL_EVENTS: u64 = 30_000;
@@ -143,43 +141,21 @@ fn ha_under_load(hdfs_dir: &str, changes: &[(Change, &str)]) {
     assert!(!log.contains("panicked"), "{log}");
     assert_eq!(held, 0, "the channel still holds events");
 
-    let files = hdfs.hadoop_ls(hdfs_dir);
-    let (nums, torn) = hdfs_numbers(&hdfs, &files);
-    let (missing, dup_numbers, extra) = tally(&nums, TOTAL_EVENTS);
-    let failures = log.matches(RETRY_LOG).count();
+    let o = Outcome::read(&hdfs, hdfs_dir, TOTAL_EVENTS, &log);
     eprintln!(
         "HA {hdfs_dir}: first commit ({first} events) at {t_first:?}; changes (active, events \
          committed, stall) {seen:?}; all drained at {t_drained:?}; {} abandoned files \
-         recovered at {t_recovered:?}; {} files, {} events read, {dup_numbers} numbers \
-         duplicated ({extra} extra copies), {failures} failed batches, total {:?}",
+         recovered at {t_recovered:?}; {} files, {} events read, {} numbers duplicated ({} \
+         extra copies), {} failed batches, total {:?}",
         unclosed.len(),
-        files.len(),
-        nums.len(),
+        o.files.len(),
+        o.nums.len(),
+        o.dup_numbers,
+        o.extra,
+        o.failures,
         started.elapsed()
     );
-    assert!(
-        missing.is_empty(),
-        "{} events lost, first {:?}; files {files:?}\n{log}",
-        missing.len(),
-        &missing[..missing.len().min(20)]
-    );
-    assert!(
-        torn.is_empty(),
-        "torn lines after a clean shutdown: {torn:?}"
-    );
-    // Duplicates come only from failed batches, each at most one batch (100 events).
-    assert!(
-        extra <= 100 * failures as u64,
-        "{extra} extra copies, more than {failures} failed batches of 100 can explain\n{log}"
-    );
-    let left: Vec<&HdfsEntry> = files
-        .iter()
-        .filter(|f| !f.closed || f.path.ends_with(".tmp"))
-        .collect();
-    assert!(
-        left.is_empty(),
-        "files still open or under their in-use name after a clean shutdown: {left:?}\n{log}"
-    );
+    o.assert_nothing_lost(&log);
 }
 
 #[test]
