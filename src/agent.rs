@@ -147,8 +147,9 @@ impl Agent {
         let mut runners = Vec::new();
         for s in &cfg.sinks {
             let channel = self.channel(&s.name, &s.channel)?;
-            let (sink, batch_size) = sink::build(s)?;
+            let (mut sink, batch_size) = sink::build(s)?;
             let counters = self.metrics.component(&s.name, ComponentType::Sink);
+            sink.attach_counters(Arc::clone(&counters));
             runners.push((
                 s.kind.type_name(),
                 SinkRunner {

@@ -57,6 +57,9 @@ pub trait Sink: Send {
     /// Handles a batch. `Ok` means the events are done with (for a durable sink: durable), so
     /// the runner may commit the take; `Err` makes it roll back and retry later.
     fn process(&mut self, events: &[Event]) -> Result<(), SinkError>;
+    /// Hands the sink its counters, for the ones only the sink can move (Flume's
+    /// ConnectionCreated/Closed/FailedCount: files opened, closed, failed for the hdfs sink).
+    fn attach_counters(&mut self, _counters: Arc<ComponentCounters>) {}
     /// Called between batches and while the channel is idle (at least every half second), for
     /// time-based work such as rolling files by age.
     fn tick(&mut self) {}

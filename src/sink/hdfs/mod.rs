@@ -37,6 +37,7 @@ pub mod fs;
 pub mod path;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -46,6 +47,7 @@ use self::fs::{FsError, HdfsFs, LocalFs, SinkFile, SinkFs};
 use self::path::{HostNames, PathTemplate, RenderContext};
 use super::{Sink, SinkError};
 use crate::event::Event;
+use crate::metrics::{ComponentCounters, Counter};
 
 /// When `hdfs.sync` makes a batch durable.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -254,6 +256,9 @@ pub struct HdfsSink {
     scratch_name: String,
     scratch_key: String,
     keys: Vec<String>,
+    /// Files opened (ConnectionCreatedCount), closed (ConnectionClosedCount) and failed to
+    /// open or close (ConnectionFailedCount), as Flume's HDFS sink counts them.
+    counters: Option<Arc<ComponentCounters>>,
 }
 
 fn now_ms() -> i64 {
@@ -317,7 +322,14 @@ impl HdfsSink {
             scratch_name: String::new(),
             scratch_key: String::new(),
             keys: Vec::new(),
+            counters: None,
         })
+    }
+
+    fn count(&self, c: Counter) {
+        if let Some(counters) = &self.counters {
+            counters.inc(c);
+        }
     }
 
     fn err(&self, message: impl Into<String>) -> SinkError {
@@ -385,7 +397,10 @@ impl HdfsSink {
                 match self.fs.create(&in_use) {
                     Ok(file) => break (file, in_use, target),
                     Err(FsError::AlreadyExists { .. }) => {}
-                    Err(e) => return Err(self.fs_err(e)),
+                    Err(e) => {
+                        self.count(Counter::ConnectionFailedCount);
+                        return Err(self.fs_err(e));
+                    }
                 }
             }
             attempt += 1;
@@ -396,6 +411,7 @@ impl HdfsSink {
             }
         };
         tracing::info!(sink = %self.name, "sink `{}`: creating {in_use}", self.name);
+        self.count(Counter::ConnectionCreatedCount);
         let mut encoder = self.cfg.format.encoder();
         let mut buf = Vec::with_capacity(64 * 1024);
         encoder.begin(&mut buf);
@@ -433,8 +449,12 @@ impl HdfsSink {
             result = f.file.close().map_err(|e| self.fs_err(e));
         }
         match result {
-            Ok(()) => self.rename_closed(&f.in_use, &f.target),
+            Ok(()) => {
+                self.count(Counter::ConnectionClosedCount);
+                self.rename_closed(&f.in_use, &f.target)
+            }
             Err(e) => {
+                self.count(Counter::ConnectionFailedCount);
                 self.remember_unclosed(f.in_use, f.target);
                 Err(e)
             }
@@ -550,9 +570,11 @@ impl HdfsSink {
             f.buf.clear();
             match f.file.close() {
                 Ok(()) => {
+                    self.count(Counter::ConnectionClosedCount);
                     let _ = self.rename_closed(&f.in_use, &f.target);
                 }
                 Err(e) => {
+                    self.count(Counter::ConnectionFailedCount);
                     tracing::warn!(sink = %self.name, "sink `{}`: {e}", self.name);
                     self.remember_unclosed(f.in_use, f.target);
                 }
@@ -725,6 +747,10 @@ impl HdfsSink {
 }
 
 impl Sink for HdfsSink {
+    fn attach_counters(&mut self, counters: Arc<ComponentCounters>) {
+        self.counters = Some(counters);
+    }
+
     fn process(&mut self, events: &[Event]) -> Result<(), SinkError> {
         self.batch_no += 1;
         let now = now_ms();
@@ -915,6 +941,23 @@ mod tests {
         assert!(open.iter().all(|f| !f.starts_with("out/b/")), "{open:?}");
         sink.stop().unwrap();
         assert!(files(dir.path()).iter().all(|f| !f.ends_with(".tmp")));
+    }
+
+    #[test]
+    fn files_opened_and_closed_are_counted_as_flume_counts_connections() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = local(dir.path(), "out");
+        cfg.roll_count = 2;
+        let mut sink = HdfsSink::new("k1", &cfg).unwrap();
+        let counters = ComponentCounters::detached("k1", crate::metrics::ComponentType::Sink);
+        sink.attach_counters(Arc::clone(&counters));
+        let events: Vec<Event> = (0..5).map(|i| ev(&i.to_string(), &[])).collect();
+        sink.process(&events).unwrap();
+        assert_eq!(counters.get(Counter::ConnectionCreatedCount), 3);
+        assert_eq!(counters.get(Counter::ConnectionClosedCount), 2);
+        sink.stop().unwrap();
+        assert_eq!(counters.get(Counter::ConnectionClosedCount), 3);
+        assert_eq!(counters.get(Counter::ConnectionFailedCount), 0);
     }
 
     #[test]
