@@ -259,6 +259,8 @@ pub struct HdfsSink {
     /// Files opened (ConnectionCreatedCount), closed (ConnectionClosedCount) and failed to
     /// open or close (ConnectionFailedCount), as Flume's HDFS sink counts them.
     counters: Option<Arc<ComponentCounters>>,
+    /// Neither `hdfs.path` nor `hdfs.filePrefix` has an escape.
+    static_templates: bool,
 }
 
 fn now_ms() -> i64 {
@@ -303,6 +305,7 @@ impl HdfsSink {
             HostNames::default()
         };
         let ctx = RenderContext::new(tz, cfg.round, cfg.use_local_timestamp, host);
+        let static_templates = dir_template.is_static() && prefix_template.is_static();
         Ok(HdfsSink {
             name: name.to_string(),
             cfg: cfg.clone(),
@@ -323,6 +326,7 @@ impl HdfsSink {
             scratch_key: String::new(),
             keys: Vec::new(),
             counters: None,
+            static_templates,
         })
     }
 
@@ -343,6 +347,10 @@ impl HdfsSink {
     /// Renders `event`'s directory and file-name prefix into the scratch strings and its
     /// bucket key into `scratch_key`.
     fn render(&mut self, event: &Event) -> Result<(), SinkError> {
+        // Templates without escapes render the same for every event: once is enough.
+        if self.static_templates && !self.scratch_key.is_empty() {
+            return Ok(());
+        }
         self.scratch_dir.clear();
         self.scratch_name.clear();
         let headers = event.headers();
@@ -666,7 +674,6 @@ impl HdfsSink {
             }
             f.events += 1;
             f.body_bytes += event.body().len() as u64;
-            f.last_write = Instant::now();
             if f.buf.len() >= WRITE_CHUNK {
                 let bytes = Bytes::from(std::mem::take(&mut f.buf));
                 if let Err(e) = f.file.write(bytes) {
@@ -689,6 +696,8 @@ impl HdfsSink {
                 continue;
             }
             let Some(f) = b.file.as_mut() else { continue };
+            // For hdfs.idleTimeout a batch counts as one write, at its end.
+            f.last_write = Instant::now();
             if let Err(e) = f.encoder.flush(&mut f.buf) {
                 failure = Some(format!("flushing {}: {e}", f.in_use));
                 break;
