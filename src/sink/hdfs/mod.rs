@@ -291,7 +291,23 @@ impl HdfsSink {
                 HdfsFs::connect(url, call_timeout, &cfg.hadoop_config)
                     .map_err(|e| err(e.to_string()))?,
             ),
-            None => Box::new(LocalFs),
+            None => {
+                // In Flume a plain path means the default filesystem; here it means the local
+                // one (the embedded default relies on that). Say so where it may surprise.
+                if !cfg.path.starts_with("file://") && std::env::var_os("HADOOP_CONF_DIR").is_some()
+                {
+                    tracing::warn!(
+                        sink = %name,
+                        "sink `{name}`: hdfs.path `{}` is a local path (flumen writes plain paths \
+                         to the local filesystem, Flume to fs.defaultFS); HADOOP_CONF_DIR is set: \
+                         write hdfs://{}{} to use its default filesystem",
+                        cfg.path,
+                        if cfg.path.starts_with('/') { "" } else { "/" },
+                        cfg.path
+                    );
+                }
+                Box::new(LocalFs)
+            }
         };
         let suffix = if cfg.file_suffix.is_empty() {
             cfg.format.default_extension().to_string()
