@@ -4,6 +4,7 @@
 //! the `flumen` command. See docs/ARCHITECTURE.md for the map.
 
 pub mod agent;
+pub mod avro;
 pub mod channel;
 pub mod cli;
 pub mod config;
