@@ -364,6 +364,7 @@ enum SourceType {
     Seq,
     Stress,
     Netcat,
+    Avro,
     Exec,
     Stdin,
 }
@@ -418,6 +419,11 @@ const SOURCE_TYPES: Types<SourceType> = Types {
             SourceType::Netcat,
         ),
         (
+            "avro",
+            Some("org.apache.flume.source.AvroSource"),
+            SourceType::Avro,
+        ),
+        (
             "exec",
             Some("org.apache.flume.source.ExecSource"),
             SourceType::Exec,
@@ -425,7 +431,6 @@ const SOURCE_TYPES: Types<SourceType> = Types {
         ("stdin", None, SourceType::Stdin),
     ],
     flume_only: &[
-        ("avro", "org.apache.flume.source.AvroSource"),
         ("thrift", "org.apache.flume.source.ThriftSource"),
         ("syslogtcp", "org.apache.flume.source.SyslogTcpSource"),
         (
@@ -1553,6 +1558,79 @@ fn build_source(ctx: &mut Ctx<'_>, t: SourceType) -> Result<SourceKind, ConfigEr
                 port,
                 max_line_length,
                 ack_every_event,
+            }
+        }
+        SourceType::Avro => {
+            let bind = ctx.required(
+                "bind",
+                "the address to listen on, e.g. 0.0.0.0 or 127.0.0.1",
+            )?;
+            let port = ctx.required("port", "the TCP port to listen on, e.g. 41414")?;
+            let port = port
+                .value
+                .parse::<u16>()
+                .map_err(|_| ctx.bad("port", &port, "a TCP port number, 0 to 65535"))?;
+            let threads = ctx
+                .opt_number("threads", 1, "threads")?
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+            let max_connections = ctx.size("max-connections", 256, 1, "connections")?;
+            let max_frame_bytes = ctx.number("max-frame-bytes", 64 << 20, 1024, "bytes")?;
+            if max_frame_bytes > u64::from(u32::MAX) {
+                let v = ctx.get("max-frame-bytes").unwrap_or(Val {
+                    value: max_frame_bytes.to_string(),
+                    line: ctx.home_line,
+                });
+                return Err(ctx.bad(
+                    "max-frame-bytes",
+                    &v,
+                    format!("a whole number of bytes, at most {}", u32::MAX),
+                ));
+            }
+            ctx.only(
+                "compression-type",
+                &["none"],
+                "the avro source compression-type",
+            )?;
+            if ctx.boolean("ssl", false)? {
+                let line = ctx.line_of("ssl");
+                return Err(ctx.unsupported(
+                    "ssl",
+                    line,
+                    "TLS on the avro source (`ssl = true`)",
+                    "Remove the key or set it to false; terminate TLS in front of flumen if needed",
+                ));
+            }
+            for key in [
+                "keystore",
+                "keystore-password",
+                "keystore-type",
+                "exclude-protocols",
+            ] {
+                ctx.ignore(key, "flumen's avro source does not support ssl yet");
+            }
+            if ctx.boolean("ipFilter", false)? {
+                let line = ctx.line_of("ipFilter");
+                return Err(ctx.unsupported(
+                    "ipFilter",
+                    line,
+                    "the avro source's IP filter (`ipFilter = true`)",
+                    "Remove the key or set it to false; filter with a firewall instead",
+                ));
+            }
+            if let Some(v) = ctx.get("ipFilterRules") {
+                return Err(ctx.unsupported(
+                    "ipFilterRules",
+                    v.line,
+                    "the avro source's IP filter rules",
+                    "Remove the key; filter with a firewall instead",
+                ));
+            }
+            SourceKind::Avro {
+                bind: bind.value,
+                port,
+                threads,
+                max_connections,
+                max_frame_bytes,
             }
         }
         SourceType::Exec => {

@@ -144,6 +144,23 @@ pub enum SourceKind {
         /// `ack-every-event` (default true): answer "OK" to every line.
         ack_every_event: bool,
     },
+    /// `avro` / `org.apache.flume.source.AvroSource`: Flume's Avro RPC (what an avro sink or
+    /// the Flume SDK's `RpcClient` sends), one connection per client.
+    Avro {
+        /// `bind` (required): address to listen on.
+        bind: String,
+        /// `port` (required).
+        port: u16,
+        /// `threads` (Flume's worker-thread cap; accepted for compatibility): flumen serves
+        /// each connection on its own thread, up to `max_connections`.
+        threads: Option<usize>,
+        /// `max-connections` (flumen's; default 256): connections beyond are accepted and
+        /// closed at once, with a log line.
+        max_connections: usize,
+        /// `max-frame-bytes` (flumen's; default 64 MiB): the largest request a client may
+        /// send; a larger one closes its connection.
+        max_frame_bytes: u64,
+    },
     /// `exec` / `org.apache.flume.source.ExecSource`: one event per line of a command's stdout.
     Exec {
         /// `command` (required).
@@ -189,7 +206,7 @@ impl SourceKind {
             | SourceKind::Stress { batch_size, .. }
             | SourceKind::Exec { batch_size, .. }
             | SourceKind::Stdin { batch_size } => Some(*batch_size),
-            SourceKind::Netcat { .. } => None,
+            SourceKind::Netcat { .. } | SourceKind::Avro { .. } => None,
         }
     }
 
@@ -199,6 +216,7 @@ impl SourceKind {
             SourceKind::Seq { .. } => "seq",
             SourceKind::Stress { .. } => "stress",
             SourceKind::Netcat { .. } => "netcat",
+            SourceKind::Avro { .. } => "avro",
             SourceKind::Exec { .. } => "exec",
             SourceKind::Stdin { .. } => "stdin",
         }

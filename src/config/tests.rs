@@ -362,7 +362,8 @@ fn unknown_types_list_our_aliases() {
     ));
     names(&e, 7, "a1.sources.r1.type");
     assert!(
-        e.to_string().contains("seq, stress, netcat, exec, stdin"),
+        e.to_string()
+            .contains("seq, stress, netcat, avro, exec, stdin"),
         "{e}"
     );
 
@@ -1770,4 +1771,105 @@ fn hdfs_sink_mistakes_stop_start_up_naming_the_key() {
     }
     let e = err(&hdfs_sink("a1.sinks.k1.hdfs.batchSize = 10\n"));
     assert!(e.to_string().contains("hdfs.path"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The avro source
+
+#[test]
+fn avro_source_keys() {
+    let (cfg, warnings) = ok(&with_source(
+        "a1.sources.r1.type = avro\na1.sources.r1.bind = 0.0.0.0\na1.sources.r1.port = 41414\n\
+         a1.sources.r1.channels = c1\n",
+    ));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        cfg.sources[0].kind,
+        SourceKind::Avro {
+            bind: "0.0.0.0".into(),
+            port: 41414,
+            threads: None,
+            max_connections: 256,
+            max_frame_bytes: 64 << 20,
+        }
+    );
+    assert_eq!(cfg.sources[0].kind.type_name(), "avro");
+
+    let (cfg, warnings) = ok(&with_source(
+        "a1.sources.r1.type = org.apache.flume.source.AvroSource\n\
+         a1.sources.r1.bind = 127.0.0.1\na1.sources.r1.port = 0\n\
+         a1.sources.r1.threads = 8\na1.sources.r1.max-connections = 3\n\
+         a1.sources.r1.max-frame-bytes = 1048576\na1.sources.r1.compression-type = NONE\n\
+         a1.sources.r1.ssl = false\na1.sources.r1.ipFilter = false\n\
+         a1.sources.r1.channels = c1\n",
+    ));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        cfg.sources[0].kind,
+        SourceKind::Avro {
+            bind: "127.0.0.1".into(),
+            port: 0,
+            threads: Some(8),
+            max_connections: 3,
+            max_frame_bytes: 1 << 20,
+        }
+    );
+}
+
+#[test]
+fn avro_source_refusals() {
+    let base = "a1.sources.r1.type = avro\na1.sources.r1.bind = 127.0.0.1\n\
+                a1.sources.r1.port = 41414\na1.sources.r1.channels = c1\n";
+    // Missing required keys.
+    let e = err(&with_source(
+        "a1.sources.r1.type = avro\na1.sources.r1.port = 1\na1.sources.r1.channels = c1\n",
+    ));
+    assert!(matches!(e, ConfigError::MissingKey { .. }), "{e:?}");
+    assert!(e.to_string().contains("a1.sources.r1.bind"), "{e}");
+    let e = err(&with_source(
+        "a1.sources.r1.type = avro\na1.sources.r1.bind = x\na1.sources.r1.channels = c1\n",
+    ));
+    assert!(e.to_string().contains("a1.sources.r1.port"), "{e}");
+    // Bad values.
+    for (line, key) in [
+        ("a1.sources.r1.port = 70000\n", "a1.sources.r1.port"),
+        (
+            "a1.sources.r1.max-connections = 0\n",
+            "a1.sources.r1.max-connections",
+        ),
+        (
+            "a1.sources.r1.max-frame-bytes = 10\n",
+            "a1.sources.r1.max-frame-bytes",
+        ),
+        (
+            "a1.sources.r1.max-frame-bytes = 8589934592\n",
+            "a1.sources.r1.max-frame-bytes",
+        ),
+        ("a1.sources.r1.threads = many\n", "a1.sources.r1.threads"),
+    ] {
+        let e = err(&with_source(&format!("{base}{line}")));
+        assert!(matches!(e, ConfigError::BadValue { .. }), "{line}: {e:?}");
+        names(&e, 11, key);
+    }
+    // Flume features not supported yet.
+    for (line, key) in [
+        (
+            "a1.sources.r1.compression-type = deflate\n",
+            "a1.sources.r1.compression-type",
+        ),
+        ("a1.sources.r1.ssl = true\n", "a1.sources.r1.ssl"),
+        ("a1.sources.r1.ipFilter = true\n", "a1.sources.r1.ipFilter"),
+        (
+            "a1.sources.r1.ipFilterRules = allow:ip:127.*\n",
+            "a1.sources.r1.ipFilterRules",
+        ),
+    ] {
+        let e = err(&with_source(&format!("{base}{line}")));
+        assert!(
+            matches!(e, ConfigError::Unsupported { .. }),
+            "{line}: {e:?}"
+        );
+        names(&e, 11, key);
+        assert!(e.to_string().contains("not supported yet"), "{e}");
+    }
 }

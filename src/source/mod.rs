@@ -17,6 +17,7 @@ use crate::config::{SourceConfig, SourceKind};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
 
+pub mod avro;
 pub mod exec;
 pub mod netcat;
 pub mod seq;
@@ -95,6 +96,23 @@ pub fn build(
                 *port,
                 *max_line_length,
                 *ack_every_event,
+            )?
+            .with_counters(counters),
+        )),
+        SourceKind::Avro {
+            bind,
+            port,
+            threads: _,
+            max_connections,
+            max_frame_bytes,
+        } => Ok(Box::new(
+            avro::AvroSource::bind(
+                &cfg.name,
+                channels,
+                bind,
+                *port,
+                *max_connections,
+                *max_frame_bytes,
             )?
             .with_counters(counters),
         )),

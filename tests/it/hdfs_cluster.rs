@@ -33,39 +33,7 @@ pub fn java_project_dir() -> PathBuf {
 /// dependency jar. Builds the project on first use.
 pub fn java_classpath() -> &'static str {
     static CP: OnceLock<String> = OnceLock::new();
-    CP.get_or_init(build_java_project)
-}
-
-fn build_java_project() -> String {
-    let dir = java_project_dir();
-    let target = dir.join("target");
-    std::fs::create_dir_all(&target).expect("create tests/hdfs/target");
-    let lock = File::create(target.join(".build.lock")).expect("create the build lock file");
-    lock.lock().expect("lock tests/hdfs/target/.build.lock");
-    for tool in ["java", "mvn"] {
-        let found = Command::new(tool).arg("-version").output();
-        assert!(
-            found.is_ok(),
-            "the HDFS tests need `{tool}` on PATH (JDK 17 and Maven): install them, or run \
-             .ci/run, which checks for them"
-        );
-    }
-    let cp_file = target.join("classpath.txt");
-    let out = Command::new("mvn")
-        .current_dir(&dir)
-        .args(["-q", "-B", "compile", "dependency:build-classpath"])
-        .arg(format!("-Dmdep.outputFile={}", cp_file.display()))
-        .output()
-        .expect("run mvn");
-    assert!(
-        out.status.success(),
-        "building tests/hdfs with Maven failed (is Maven Central reachable?):\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let deps = std::fs::read_to_string(&cp_file).expect("read tests/hdfs/target/classpath.txt");
-    drop(lock);
-    format!("{}:{}", target.join("classes").display(), deps.trim())
+    CP.get_or_init(|| crate::java::maven_classpath("hdfs"))
 }
 
 /// A `java` command for main class `class` of the project (JVM flags sized for tests).

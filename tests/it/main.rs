@@ -4,6 +4,7 @@
 mod agent;
 mod agent_crash;
 mod agent_proc;
+mod avro_source;
 mod cli;
 mod common;
 mod corruption;
@@ -15,6 +16,7 @@ mod hdfs_format;
 mod hdfs_ha;
 mod hdfs_sink;
 mod hdfs_smoke;
+mod java;
 mod limits;
 mod memory;
 mod metrics;

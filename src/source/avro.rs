@@ -1,0 +1,507 @@
+//! The `avro` source (Flume's AvroSource): a TCP listener on `bind:port` speaking Flume's Avro
+//! RPC (`AvroSourceProtocol` over Avro's Netty framing), so Flume's avro sink and the Flume
+//! SDK's `RpcClient` can send to flumen unchanged. The protocol itself (framing, handshake,
+//! call decoding) is the sans-I/O [`crate::avro::ServerConn`]; this module only moves bytes.
+//!
+//! Each connection runs on its own thread with blocking reads, up to `max-connections` at
+//! once; one more is accepted and closed at once with a log line (the client sees the close
+//! and fails over or retries). Requests on a connection are handled in order.
+//!
+//! Invariants:
+//! - `Status::OK` is written only after every bound channel's commit of the call's events has
+//!   returned; any channel failure (full after its keep-alive, disk full, poisoned) answers
+//!   `Status::FAILED`, so the client resends. With several channels a failure on a later
+//!   channel leaves the events in the earlier ones, and the resend duplicates them there (as
+//!   in Flume, delivery is at least once).
+//! - Bad input never panics and never closes more than its own connection: a framing error,
+//!   an end of stream inside a request, or no progress for [`IDLE_TIMEOUT`] inside a request
+//!   is logged once with the peer address and the connection is closed. A malformed call
+//!   inside a good frame is answered with an Avro error by the protocol layer and the
+//!   connection goes on.
+//! - Memory per connection is bounded by `max-frame-bytes` (checked by the frame decoder as
+//!   the lengths arrive, before anything is allocated for them) plus the decoded events.
+//!
+//! Shutdown: the listener is non-blocking and polled every 50 ms, and each connection reads
+//! with a 100 ms timeout, so both notice the stop flag promptly. A call whose put is in
+//! progress finishes (bounded by the channels' keep-alive) and is answered.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{Source, SourceError};
+use crate::avro::{AnswerReason, AvroError, FrameLimits, Message, ServerConn, ServerItem, Status};
+use crate::channel::{Channel, ChannelError};
+use crate::event::Event;
+use crate::metrics::{ComponentCounters, ComponentType, Counter};
+
+const ACCEPT_POLL: Duration = Duration::from_millis(50);
+/// How often a blocked read wakes to look at the stop flag and the idle clock.
+const READ_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long a client may leave a request half sent before its connection is closed. An idle
+/// connection between requests is kept (Flume's clients hold theirs open for reuse).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long writing a response may block on a client that does not read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Why a connection was closed early. Every message names the peer.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("reading from {peer}: {source}")]
+    Read {
+        peer: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("writing the response to {peer}: {source}")]
+    Write {
+        peer: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("bad Avro RPC stream from {peer}, closing the connection: {source}")]
+    Protocol { peer: SocketAddr, source: AvroError },
+    #[error("{peer} closed the connection in the middle of a request")]
+    EofMidRequest { peer: SocketAddr },
+    #[error("{peer} sent nothing for {}s in the middle of a request, closing the connection", .idle.as_secs())]
+    IdleMidRequest { peer: SocketAddr, idle: Duration },
+    #[error("setting up the connection from {peer}: {source}")]
+    Setup {
+        peer: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// See the module docs.
+pub struct AvroSource {
+    name: String,
+    channels: Vec<Arc<dyn Channel>>,
+    listener: TcpListener,
+    addr: SocketAddr,
+    max_connections: usize,
+    limits: FrameLimits,
+    counters: Arc<ComponentCounters>,
+}
+
+impl AvroSource {
+    /// Binds `bind:port` now, so a bad address or a port in use stops start-up.
+    pub fn bind(
+        name: &str,
+        channels: Vec<Arc<dyn Channel>>,
+        bind: &str,
+        port: u16,
+        max_connections: usize,
+        max_frame_bytes: u64,
+    ) -> Result<AvroSource, SourceError> {
+        let err = |what: &str, e: std::io::Error| SourceError::Start {
+            source_name: name.to_string(),
+            message: format!("{what} {bind}:{port}: {e}"),
+        };
+        let listener = TcpListener::bind((bind, port)).map_err(|e| err("cannot listen on", e))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| err("cannot make the listener non-blocking on", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| err("cannot read the address of", e))?;
+        let defaults = FrameLimits::default();
+        // Avro Java sends a large bytes value as one buffer of its own, so one buffer may be as
+        // large as the whole request. Its writers otherwise cut 8 KiB buffers, so a larger
+        // request limit needs proportionally more buffers (with room for the small buffers
+        // between large ones).
+        let limits = FrameLimits {
+            max_buffers: u32::try_from(max_frame_bytes / 4096)
+                .unwrap_or(u32::MAX)
+                .max(defaults.max_buffers),
+            max_buffer_bytes: u32::try_from(max_frame_bytes).unwrap_or(u32::MAX),
+            max_frame_bytes,
+        };
+        Ok(AvroSource {
+            name: name.to_string(),
+            channels,
+            listener,
+            addr,
+            max_connections: max_connections.max(1),
+            limits,
+            counters: ComponentCounters::detached(name, ComponentType::Source),
+        })
+    }
+
+    /// Counts into `counters` (Flume's SourceCounter) instead of detached counters.
+    pub fn with_counters(mut self, counters: Arc<ComponentCounters>) -> Self {
+        self.counters = counters;
+        self
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Source for AvroSource {
+    fn run(self: Box<Self>, stop: Arc<AtomicBool>) {
+        let src = self.name.clone();
+        tracing::info!(source = %src, "source `{src}` (avro) listening on {}", self.addr);
+        let conn = Arc::new(ConnSettings {
+            source: src.clone(),
+            channels: self.channels.clone(),
+            limits: self.limits,
+            counters: Arc::clone(&self.counters),
+        });
+        let open = Arc::new(AtomicUsize::new(0));
+        let mut workers: Vec<JoinHandle<()>> = Vec::new();
+        while !stop.load(Ordering::Acquire) {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    workers.retain(|w| !w.is_finished());
+                    if open.load(Ordering::Acquire) >= self.max_connections {
+                        // Closing at once (rather than leaving it in the backlog) tells the
+                        // client to go elsewhere instead of timing out.
+                        tracing::warn!(
+                            source = %src,
+                            "source `{src}`: refused the connection from {peer}: already {} open (max-connections)",
+                            self.max_connections
+                        );
+                        drop(stream);
+                        continue;
+                    }
+                    let guard = OpenGuard::new(&open, &self.counters);
+                    let conn = Arc::clone(&conn);
+                    let stop = Arc::clone(&stop);
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("{src}-conn"))
+                        .spawn(move || {
+                            let _guard = guard;
+                            conn.serve(stream, peer, &stop);
+                        });
+                    match spawned {
+                        Ok(h) => workers.push(h),
+                        Err(e) => tracing::error!(
+                            source = %src,
+                            "source `{src}`: cannot start a thread for the connection from {peer}: {e}"
+                        ),
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!(source = %src, "source `{src}`: accept on {}: {e}", self.addr);
+                    std::thread::sleep(ACCEPT_POLL);
+                }
+            }
+        }
+        drop(self.listener);
+        for w in workers {
+            if w.join().is_err() {
+                tracing::error!(source = %src, "source `{src}`: a connection thread panicked");
+            }
+        }
+    }
+}
+
+/// Counts one open connection (for `max-connections` and OpenConnectionCount) until dropped,
+/// so the count goes down however the connection thread ends.
+struct OpenGuard {
+    open: Arc<AtomicUsize>,
+    counters: Arc<ComponentCounters>,
+}
+
+impl OpenGuard {
+    fn new(open: &Arc<AtomicUsize>, counters: &Arc<ComponentCounters>) -> OpenGuard {
+        open.fetch_add(1, Ordering::AcqRel);
+        counters.inc(Counter::OpenConnectionCount);
+        OpenGuard {
+            open: Arc::clone(open),
+            counters: Arc::clone(counters),
+        }
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.counters.dec(Counter::OpenConnectionCount);
+    }
+}
+
+/// What a connection thread needs.
+struct ConnSettings {
+    source: String,
+    channels: Vec<Arc<dyn Channel>>,
+    limits: FrameLimits,
+    counters: Arc<ComponentCounters>,
+}
+
+impl ConnSettings {
+    fn serve(&self, stream: TcpStream, peer: SocketAddr, stop: &AtomicBool) {
+        let src = &self.source;
+        tracing::debug!(source = %src, "source `{src}`: connection from {peer}");
+        match self.run_conn(stream, peer, stop) {
+            Ok(()) => {
+                tracing::debug!(source = %src, "source `{src}`: connection from {peer} closed")
+            }
+            Err(e) => tracing::warn!(source = %src, "source `{src}`: {e}"),
+        }
+    }
+
+    /// Reads requests until EOF, shutdown, or an error; answers each.
+    fn run_conn(
+        &self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        stop: &AtomicBool,
+    ) -> Result<(), ConnError> {
+        let setup = |source| ConnError::Setup { peer, source };
+        stream.set_nonblocking(false).map_err(setup)?;
+        stream.set_read_timeout(Some(READ_TIMEOUT)).map_err(setup)?;
+        stream
+            .set_write_timeout(Some(WRITE_TIMEOUT))
+            .map_err(setup)?;
+        // Responses are small and the client waits for each: do not let Nagle hold them.
+        stream.set_nodelay(true).map_err(setup)?;
+        let mut conn = ServerConn::new(self.limits);
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let mut items = Vec::new();
+        let mut last_progress = Instant::now();
+        loop {
+            if stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let n = match stream.read(&mut chunk) {
+                Ok(0) if conn.is_idle() => return Ok(()),
+                Ok(0) => return Err(ConnError::EofMidRequest { peer }),
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    let idle = last_progress.elapsed();
+                    if !conn.is_idle() && idle >= IDLE_TIMEOUT {
+                        return Err(ConnError::IdleMidRequest { peer, idle });
+                    }
+                    continue;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(source) => return Err(ConnError::Read { peer, source }),
+            };
+            last_progress = Instant::now();
+            let fed = conn.feed(&chunk[..n], &mut items);
+            // Requests completed before a framing error are still answered: their bytes were
+            // good, and the client may be waiting on them.
+            for item in items.drain(..) {
+                let response = self.answer(item, peer);
+                stream
+                    .write_all(&response)
+                    .map_err(|source| ConnError::Write { peer, source })?;
+            }
+            fed.map_err(|source| ConnError::Protocol { peer, source })?;
+        }
+    }
+
+    /// The response bytes for one request, after putting its events if it has any.
+    fn answer(&self, item: ServerItem, peer: SocketAddr) -> Vec<u8> {
+        let src = &self.source;
+        match item {
+            ServerItem::Answered(a) => {
+                match &a.reason {
+                    AnswerReason::Refused(e) => tracing::warn!(
+                        source = %src,
+                        "source `{src}`: refused request {} from {peer}: {e}",
+                        a.serial
+                    ),
+                    other => tracing::debug!(
+                        source = %src,
+                        "source `{src}`: answered request {} from {peer} ({other:?})",
+                        a.serial
+                    ),
+                }
+                a.response
+            }
+            ServerItem::Call(call) => {
+                let (received, accepted) = match &call.message {
+                    Message::Append(_) => {
+                        (Counter::AppendReceivedCount, Counter::AppendAcceptedCount)
+                    }
+                    Message::AppendBatch(_) => (
+                        Counter::AppendBatchReceivedCount,
+                        Counter::AppendBatchAcceptedCount,
+                    ),
+                };
+                let events = call.message.into_events();
+                let n = events.len() as u64;
+                self.counters.inc(received);
+                self.counters.add(Counter::EventReceivedCount, n);
+                match self.put(&events) {
+                    Ok(()) => {
+                        self.counters.inc(accepted);
+                        self.counters.add(Counter::EventAcceptedCount, n);
+                        call.reply.status(Status::Ok)
+                    }
+                    Err(e) => {
+                        self.counters.inc(Counter::ChannelWriteFail);
+                        tracing::warn!(
+                            source = %src,
+                            "source `{src}`: answered FAILED to {n} events from {peer} (the client will resend): {e}"
+                        );
+                        call.reply.status(Status::Failed)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Puts `events` into every channel, one transaction each, without retrying: the channel
+    /// already waited its keep-alive for room, and the client resends on FAILED (retrying here
+    /// would only hold the client past its request timeout).
+    fn put(&self, events: &[Event]) -> Result<(), ChannelError> {
+        for ch in &self.channels {
+            let mut tx = ch.put_transaction();
+            for e in events {
+                tx.put(e.clone())?;
+            }
+            tx.commit()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::avro::{ClientConn, ClientItem};
+    use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+
+    /// A running source on an ephemeral port with one memory channel.
+    struct Running {
+        addr: SocketAddr,
+        channel: Arc<dyn Channel>,
+        counters: Arc<ComponentCounters>,
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Running {
+        fn start(max_frame_bytes: u64) -> Running {
+            let channel: Arc<dyn Channel> = Arc::new(
+                MemoryChannel::new(
+                    "c1",
+                    MemoryChannelConfig {
+                        capacity: 1000,
+                        ..MemoryChannelConfig::default()
+                    },
+                )
+                .expect("channel"),
+            );
+            let counters = ComponentCounters::detached("r1", ComponentType::Source);
+            let src = AvroSource::bind(
+                "r1",
+                vec![Arc::clone(&channel)],
+                "127.0.0.1",
+                0,
+                4,
+                max_frame_bytes,
+            )
+            .expect("bind")
+            .with_counters(Arc::clone(&counters));
+            let addr = src.local_addr();
+            let stop = Arc::new(AtomicBool::new(false));
+            let s = Arc::clone(&stop);
+            let thread = std::thread::spawn(move || Box::new(src).run(s));
+            Running {
+                addr,
+                channel,
+                counters,
+                stop,
+                thread: Some(thread),
+            }
+        }
+
+        fn connect(&self) -> TcpStream {
+            let s = TcpStream::connect(self.addr).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("timeout");
+            s
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Release);
+            if let Some(t) = self.thread.take() {
+                t.join().expect("source thread");
+            }
+        }
+    }
+
+    /// Writes `frame` and reads until the client decodes one response.
+    fn call(s: &mut TcpStream, client: &mut ClientConn, frame: &[u8]) -> Result<Status, String> {
+        s.write_all(frame).expect("send");
+        let mut buf = vec![0u8; 4096];
+        let mut items = Vec::new();
+        loop {
+            let n = s.read(&mut buf).expect("read the response");
+            assert!(n > 0, "the server closed the connection");
+            client.feed(&buf[..n], &mut items).expect("decode");
+            if let Some(item) = items.pop() {
+                match item {
+                    ClientItem::Response { result, .. } => return result,
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn append_and_append_batch_are_committed_then_acknowledged() {
+        let r = Running::start(64 << 20);
+        let mut s = r.connect();
+        let mut client = ClientConn::default();
+        // A 1 MiB body: larger than any one read, one event.
+        let big = Event::with_headers(
+            [("h".to_string(), "1".to_string())].into_iter().collect(),
+            vec![7u8; 1 << 20],
+        );
+        let (_, frame) = client.append(&big).expect("encode");
+        assert_eq!(call(&mut s, &mut client, &frame), Ok(Status::Ok));
+        let batch: Vec<Event> = (0..5).map(|i| Event::new(format!("{i}"))).collect();
+        let (_, frame) = client.append_batch(&batch).expect("encode");
+        assert_eq!(call(&mut s, &mut client, &frame), Ok(Status::Ok));
+
+        let mut got = Vec::new();
+        let mut tx = r.channel.take_transaction();
+        tx.take_batch(100, &mut got).expect("take");
+        tx.commit().expect("commit");
+        assert_eq!(got.len(), 6);
+        assert_eq!(got[0], big);
+        assert_eq!(&got[1..], &batch[..]);
+        let c = &r.counters;
+        assert_eq!(c.get(Counter::AppendReceivedCount), 1);
+        assert_eq!(c.get(Counter::AppendAcceptedCount), 1);
+        assert_eq!(c.get(Counter::AppendBatchReceivedCount), 1);
+        assert_eq!(c.get(Counter::AppendBatchAcceptedCount), 1);
+        assert_eq!(c.get(Counter::EventReceivedCount), 6);
+        assert_eq!(c.get(Counter::EventAcceptedCount), 6);
+        assert_eq!(c.get(Counter::OpenConnectionCount), 1);
+    }
+
+    #[test]
+    fn a_request_over_max_frame_bytes_closes_the_connection() {
+        let r = Running::start(4096);
+        let mut s = r.connect();
+        let mut client = ClientConn::default();
+        let (_, frame) = client
+            .append(&Event::new(vec![1u8; 10_000]))
+            .expect("encode");
+        // The server may close while we are still writing: either way the write or the read
+        // must end, never hang.
+        let _ = s.write_all(&frame);
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            other => panic!("expected the connection to close, got {other:?}"),
+        }
+        assert_eq!(r.channel.stats().size, 0);
+    }
+}

@@ -1,0 +1,58 @@
+package flumen.test;
+
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.apache.flume.Event;
+import org.apache.flume.EventDeliveryException;
+import org.apache.flume.api.RpcClient;
+import org.apache.flume.api.RpcClientFactory;
+import org.apache.flume.event.EventBuilder;
+
+/**
+ * Sends events to an avro source with Flume's default RpcClient (Netty Avro).
+ *
+ * <p>Usage: {@code AvroSend host port count batch [first]}. Event i (from {@code first}, default
+ * 0, to {@code first + count - 1}) has headers {@code seq = i, k = v} and body the decimal i.
+ * Prints {@code SENT n} once every batch was acknowledged; exits 1 on the first batch the
+ * server did not accept (EventDeliveryException), printing {@code FAILED <message>}.
+ */
+public final class AvroSend {
+  private AvroSend() {}
+
+  public static void main(String[] args) {
+    String host = args[0];
+    int port = Integer.parseInt(args[1]);
+    int count = Integer.parseInt(args[2]);
+    int batch = Integer.parseInt(args[3]);
+    int first = args.length > 4 ? Integer.parseInt(args[4]) : 0;
+    RpcClient client = RpcClientFactory.getDefaultInstance(host, port, batch);
+    int sent = 0;
+    try {
+      List<Event> events = new ArrayList<>(batch);
+      for (int i = first; i < first + count; i++) {
+        Map<String, String> headers = new HashMap<>();
+        headers.put("seq", Integer.toString(i));
+        headers.put("k", "v");
+        events.add(
+            EventBuilder.withBody(Integer.toString(i).getBytes(StandardCharsets.UTF_8), headers));
+        if (events.size() == batch || i == first + count - 1) {
+          client.appendBatch(events);
+          sent += events.size();
+          events.clear();
+        }
+      }
+    } catch (EventDeliveryException e) {
+      System.out.println("FAILED after " + sent + ": " + e);
+      System.out.flush();
+      client.close();
+      System.exit(1);
+    }
+    client.close();
+    System.out.println("SENT " + sent);
+    System.out.flush();
+  }
+}
