@@ -21,12 +21,18 @@ pub fn free_port() -> u16 {
 
 /// netcat on 127.0.0.1:`port` -> file channel under `dir` -> file_roll into `dir/out`.
 pub fn netcat_file_roll_config(dir: &Path, port: u16) -> PathBuf {
+    tcp_file_roll_config(dir, "netcat", port, 7)
+}
+
+/// A TCP source of `source_type` (netcat, avro) on 127.0.0.1:`port` -> file channel under
+/// `dir` -> file_roll into `dir/out` with sink batch `batch`. Returns the config file.
+pub fn tcp_file_roll_config(dir: &Path, source_type: &str, port: u16, batch: usize) -> PathBuf {
     let conf = dir.join("agent.properties");
     let text = format!(
         "a1.sources = r1\n\
          a1.channels = c1\n\
          a1.sinks = k1\n\
-         a1.sources.r1.type = netcat\n\
+         a1.sources.r1.type = {source_type}\n\
          a1.sources.r1.bind = 127.0.0.1\n\
          a1.sources.r1.port = {port}\n\
          a1.sources.r1.channels = c1\n\
@@ -38,7 +44,7 @@ pub fn netcat_file_roll_config(dir: &Path, port: u16) -> PathBuf {
          a1.sinks.k1.channel = c1\n\
          a1.sinks.k1.sink.directory = {out}\n\
          a1.sinks.k1.sink.rollInterval = 0\n\
-         a1.sinks.k1.sink.batchSize = 7\n",
+         a1.sinks.k1.sink.batchSize = {batch}\n",
         cp = dir.join("checkpoint").display(),
         data = dir.join("data").display(),
         out = dir.join("out").display(),

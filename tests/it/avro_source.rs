@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use flumen::agent::Agent;
 use flumen::channel::Channel;
 
-use crate::agent_proc::{free_port, AgentProcess};
+use crate::agent_proc::{free_port, tcp_file_roll_config, AgentProcess};
 
 /// Events the Java client sends in the main test (the issue's full run is 100,000).
 const EVENTS: usize = 20_000;
@@ -282,29 +282,7 @@ fn flumen_agent_avro_to_file_roll_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let out = dir.path().join("out");
-    let conf = dir.path().join("agent.properties");
-    let text = format!(
-        "a1.sources = r1\n\
-         a1.channels = c1\n\
-         a1.sinks = k1\n\
-         a1.sources.r1.type = avro\n\
-         a1.sources.r1.bind = 127.0.0.1\n\
-         a1.sources.r1.port = {port}\n\
-         a1.sources.r1.channels = c1\n\
-         a1.channels.c1.type = file\n\
-         a1.channels.c1.checkpointDir = {cp}\n\
-         a1.channels.c1.dataDirs = {data}\n\
-         a1.channels.c1.minimumRequiredSpace = 1048576\n\
-         a1.sinks.k1.type = file_roll\n\
-         a1.sinks.k1.channel = c1\n\
-         a1.sinks.k1.sink.directory = {out}\n\
-         a1.sinks.k1.sink.rollInterval = 0\n\
-         a1.sinks.k1.sink.batchSize = 100\n",
-        cp = dir.path().join("checkpoint").display(),
-        data = dir.path().join("data").display(),
-        out = out.display(),
-    );
-    std::fs::write(&conf, text).expect("write config");
+    let conf = tcp_file_roll_config(dir.path(), "avro", port, 100);
     // Build the Java client before the agent runs, so its build time is not on the clock.
     java_classpath();
     let mut run = AgentProcess::start(dir.path(), &conf, "a1", "1");
