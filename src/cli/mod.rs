@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 use crate::channel::ChannelError;
 
 pub mod agent;
+pub mod avro_client;
 pub mod bench;
 pub mod bench_agent;
 pub mod bench_hdfs;
@@ -35,6 +36,9 @@ pub struct Cli {
 pub enum Command {
     /// Run an agent from a Flume properties file until SIGTERM or SIGINT.
     Agent(agent::AgentArgs),
+    /// Send the lines of a file (or stdin) as events to an avro source, like
+    /// `flume-ng avro-client`.
+    AvroClient(avro_client::AvroClientArgs),
     /// Measure flumen's components on this machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -108,6 +112,7 @@ impl From<serde_json::Error> for CliError {
 pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Agent(args) => agent::run(&args),
+        Command::AvroClient(args) => avro_client::run(&args),
         Command::Bench(BenchCommand::Channel(args)) => bench::run(&args),
         Command::Bench(BenchCommand::Reopen(args)) => bench_reopen::run(&args),
         Command::Bench(BenchCommand::Agent(args)) => bench_agent::run(&args),

@@ -4,6 +4,7 @@
 mod agent;
 mod agent_crash;
 mod agent_proc;
+mod avro_client;
 mod avro_source;
 mod cli;
 mod common;
