@@ -13,41 +13,11 @@ use flumen::agent::Agent;
 use flumen::channel::Channel;
 
 use crate::agent_proc::free_port;
-
-const DEADLINE: Duration = Duration::from_secs(60);
+use crate::avro_source::{start_agent_with, take_n};
 
 /// avro source on 127.0.0.1:`port` -> memory channel configured by `channel`.
 fn start_agent(port: u16, channel: &str) -> Agent {
-    let text = format!(
-        "a1.sources = r1\n\
-         a1.channels = c1\n\
-         a1.sources.r1.type = avro\n\
-         a1.sources.r1.bind = 127.0.0.1\n\
-         a1.sources.r1.port = {port}\n\
-         a1.sources.r1.channels = c1\n\
-         a1.channels.c1.type = memory\n\
-         {channel}"
-    );
-    let (cfg, warnings) = flumen::config::parse(&text, "avro.conf", "a1").expect("config");
-    assert!(warnings.is_empty(), "{warnings:?}");
-    Agent::start(&cfg).expect("start the agent")
-}
-
-/// Takes events from `ch` until `n` were taken (panics at the deadline).
-fn take_n(ch: &dyn Channel, n: usize) -> Vec<flumen::Event> {
-    let end = Instant::now() + DEADLINE;
-    let mut got = Vec::new();
-    while got.len() < n {
-        let left = end.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "only {} of {n} events arrived", got.len());
-        if !ch.wait_available(left.min(Duration::from_secs(1))) {
-            continue;
-        }
-        let mut tx = ch.take_transaction();
-        tx.take_batch(1000, &mut got).expect("take");
-        tx.commit().expect("commit take");
-    }
-    got
+    start_agent_with(port, "", channel)
 }
 
 /// Takes whatever the channel holds now.

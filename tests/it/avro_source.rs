@@ -65,7 +65,9 @@ fn start_agent(port: u16, extra: &str) -> Agent {
     )
 }
 
-fn start_agent_with(port: u16, extra: &str, channel: &str) -> Agent {
+/// An in-process agent: avro source on 127.0.0.1:`port` (plus `extra` source keys) -> a
+/// memory channel (plus `channel` keys), no sink. Shared with the avro-client tests.
+pub(crate) fn start_agent_with(port: u16, extra: &str, channel: &str) -> Agent {
     let text = format!(
         "a1.sources = r1\n\
          a1.channels = c1\n\
@@ -83,7 +85,7 @@ fn start_agent_with(port: u16, extra: &str, channel: &str) -> Agent {
 }
 
 /// Takes everything from `ch` until `n` events were taken or the deadline passes.
-fn take_n(ch: &dyn Channel, n: usize) -> Vec<flumen::Event> {
+pub(crate) fn take_n(ch: &dyn Channel, n: usize) -> Vec<flumen::Event> {
     let end = Instant::now() + DEADLINE;
     let mut got = Vec::new();
     while got.len() < n {
