@@ -9,9 +9,10 @@
 //! - [`protocol`]: handshake records, call and response bodies, `AvroFlumeEvent` <-> [`Event`].
 //! - [`server`] and [`client`]: one connection's state machine each (whether the handshake
 //!   happened, what to answer, when to resend with the protocol text).
+//! - [`blocking`]: a [`ClientConn`] over a blocking `TcpStream` (the avro sink, `avro-client`).
 //!
 //! Invariants:
-//! - No I/O, no async, no clocks: callers feed bytes in and write bytes out, so every path is
+//! - No I/O, no async, no clocks (except in [`blocking`]): callers feed bytes in and write bytes out, so every path is
 //!   unit-testable and fuzzable (`fuzz/fuzz_targets/avro_frame.rs`).
 //! - Untrusted input never panics and never makes us allocate more than we were given: frame
 //!   counts and lengths are checked against [`FrameLimits`] as their 4 bytes arrive, and every
@@ -26,6 +27,7 @@
 //! [`Event`]: crate::event::Event
 
 pub mod binary;
+pub mod blocking;
 pub mod client;
 pub mod frame;
 pub mod protocol;

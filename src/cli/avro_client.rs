@@ -10,20 +10,19 @@
 //! naming `host:port` and the reason. Events of earlier batches were delivered; the refused
 //! batch may or may not have been (an UNKNOWN or a timeout says nothing either way).
 //!
-//! Blocking I/O over one `std::net::TcpStream`; the protocol itself is the sans-I/O
-//! [`ClientConn`].
+//! Blocking I/O over one `std::net::TcpStream` ([`BlockingClient`], shared with the `avro`
+//! sink); the protocol itself is the sans-I/O [`crate::avro::ClientConn`].
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 
 use super::CliError;
-use crate::avro::{ClientConn, ClientItem, Status};
+use crate::avro::blocking::{BlockingClient, Timeouts};
 use crate::event::{Event, Headers};
 
 /// Flume's `AvroCLIClient` batch size.
@@ -98,7 +97,14 @@ pub fn run(args: &AvroClientArgs) -> Result<ExitCode, CliError> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("<stdin>"));
     let headers: Headers = args.headers.iter().cloned().collect();
-    let mut client = Client::connect(&args.host, args.port, args, &peer)?;
+    let timeouts = Timeouts {
+        connect: args.connect_timeout,
+        request: args.request_timeout,
+        connect_name: "--connect-timeout",
+        request_name: "--request-timeout",
+    };
+    let mut client = BlockingClient::connect(&args.host, args.port, &timeouts)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
 
     let batch_size = args.batch_size as usize;
     let mut batch = Vec::with_capacity(batch_size);
@@ -115,7 +121,14 @@ pub fn run(args: &AvroClientArgs) -> Result<ExitCode, CliError> {
             batch.push(Event::with_headers(headers.clone(), line.clone()));
         }
         if batch.len() == batch_size || (n == 0 && !batch.is_empty()) {
-            client.append_batch(&batch, sent)?;
+            let what = format!(
+                "appendBatch of events {}..={} ({sent} events delivered before)",
+                sent + 1,
+                sent + batch.len() as u64
+            );
+            client
+                .append_batch(&batch, &what)
+                .map_err(|e| CliError::Failed(e.to_string()))?;
             sent += batch.len() as u64;
             calls += 1;
             batch.clear();
@@ -136,181 +149,6 @@ fn strip_terminator(line: &mut Vec<u8>) {
             line.pop();
         }
     }
-}
-
-/// One blocking connection to the avro source.
-struct Client {
-    stream: TcpStream,
-    conn: ClientConn,
-    peer: String,
-    request_timeout: Duration,
-    items: Vec<ClientItem>,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    fn connect(
-        host: &str,
-        port: u16,
-        args: &AvroClientArgs,
-        peer: &str,
-    ) -> Result<Client, CliError> {
-        let addrs: Vec<SocketAddr> = (host, port)
-            .to_socket_addrs()
-            .map_err(|e| CliError::Failed(format!("resolving {peer}: {e}")))?
-            .collect();
-        let mut last = None;
-        for addr in &addrs {
-            match TcpStream::connect_timeout(addr, args.connect_timeout) {
-                Ok(stream) => {
-                    stream.set_nodelay(true).map_err(|e| fail(peer, e))?;
-                    stream
-                        .set_write_timeout(Some(args.request_timeout))
-                        .map_err(|e| fail(peer, e))?;
-                    return Ok(Client {
-                        stream,
-                        conn: ClientConn::default(),
-                        peer: peer.to_string(),
-                        request_timeout: args.request_timeout,
-                        items: Vec::new(),
-                        buf: vec![0; 64 * 1024],
-                    });
-                }
-                Err(e) => last = Some((addr, e)),
-            }
-        }
-        let Some((addr, e)) = last else {
-            return Err(CliError::Failed(format!("resolving {peer}: no addresses")));
-        };
-        // The resolved address only when it says more than `peer` does.
-        let via = if addr.to_string() == peer {
-            String::new()
-        } else {
-            format!(" ({addr})")
-        };
-        Err(if e.kind() == ErrorKind::TimedOut {
-            CliError::Failed(format!(
-                "connecting to {peer}{via}: no answer within {:?} (--connect-timeout)",
-                args.connect_timeout
-            ))
-        } else {
-            CliError::Failed(format!("connecting to {peer}{via}: {e}"))
-        })
-    }
-
-    /// Sends one `appendBatch` and waits for its answer; anything but OK is an error.
-    /// `before` is how many events earlier calls delivered (for the message).
-    fn append_batch(&mut self, events: &[Event], before: u64) -> Result<(), CliError> {
-        let what = format!(
-            "appendBatch of events {}..={} ({before} events delivered before)",
-            before + 1,
-            before + events.len() as u64
-        );
-        let (mut serial, frame) = self
-            .conn
-            .append_batch(events)
-            .map_err(|e| CliError::Failed(format!("{}: {what}: {e}", self.peer)))?;
-        self.write(&frame, &what)?;
-        let deadline = Instant::now() + self.request_timeout;
-        loop {
-            for item in std::mem::take(&mut self.items) {
-                match item {
-                    ClientItem::Resent {
-                        replaces,
-                        serial: new,
-                        frame,
-                    } if replaces == serial => {
-                        serial = new;
-                        self.write(&frame, &what)?;
-                    }
-                    ClientItem::Response { serial: s, result } if s == serial => {
-                        return match result {
-                            Ok(Status::Ok) => Ok(()),
-                            Ok(status) => Err(CliError::Failed(format!(
-                                "{}: the avro source answered {} to {what}",
-                                self.peer,
-                                status_name(status)
-                            ))),
-                            Err(msg) => Err(CliError::Failed(format!(
-                                "{}: the avro source answered an error to {what}: {msg}",
-                                self.peer
-                            ))),
-                        };
-                    }
-                    other => {
-                        return Err(CliError::Failed(format!(
-                        "{}: unexpected answer while waiting for call {serial} ({what}): {other:?}",
-                        self.peer
-                    )))
-                    }
-                }
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(self.timed_out(&what));
-            }
-            self.stream
-                .set_read_timeout(Some(left))
-                .map_err(|e| fail(&self.peer, e))?;
-            let n = match self.stream.read(&mut self.buf) {
-                Ok(0) => {
-                    return Err(CliError::Failed(format!(
-                        "{}: the avro source closed the connection before answering {what}",
-                        self.peer
-                    )))
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Err(self.timed_out(&what))
-                }
-                Err(e) => {
-                    return Err(CliError::Failed(format!(
-                        "{}: reading the answer to {what}: {e}",
-                        self.peer
-                    )))
-                }
-            };
-            let mut items = std::mem::take(&mut self.items);
-            let fed = self.conn.feed(&self.buf[..n], &mut items);
-            self.items = items;
-            fed.map_err(|e| {
-                CliError::Failed(format!(
-                    "{}: bad answer to {what} (is it an avro source?): {e}",
-                    self.peer
-                ))
-            })?;
-        }
-    }
-
-    fn write(&mut self, frame: &[u8], what: &str) -> Result<(), CliError> {
-        self.stream.write_all(frame).map_err(|e| {
-            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
-                self.timed_out(what)
-            } else {
-                CliError::Failed(format!("{}: sending {what}: {e}", self.peer))
-            }
-        })
-    }
-
-    fn timed_out(&self, what: &str) -> CliError {
-        CliError::Failed(format!(
-            "{}: no answer to {what} within {:?} (--request-timeout)",
-            self.peer, self.request_timeout
-        ))
-    }
-}
-
-fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Ok => "OK",
-        Status::Failed => "FAILED",
-        Status::Unknown => "UNKNOWN",
-    }
-}
-
-fn fail(peer: &str, e: std::io::Error) -> CliError {
-    CliError::Failed(format!("{peer}: {e}"))
 }
 
 #[cfg(test)]

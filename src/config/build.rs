@@ -375,6 +375,7 @@ enum SinkType {
     Null,
     FileRoll,
     Hdfs,
+    Avro,
 }
 
 const CHANNEL_TYPES: Types<ChannelType> = Types {
@@ -469,10 +470,14 @@ const SINK_TYPES: Types<SinkType> = Types {
             Some("org.apache.flume.sink.hdfs.HDFSEventSink"),
             SinkType::Hdfs,
         ),
+        (
+            "avro",
+            Some("org.apache.flume.sink.AvroSink"),
+            SinkType::Avro,
+        ),
     ],
     flume_only: &[
         ("irc", "org.apache.flume.sink.irc.IRCSink"),
-        ("avro", "org.apache.flume.sink.AvroSink"),
         ("thrift", "org.apache.flume.sink.ThriftSink"),
         (
             "elasticsearch",
@@ -1780,6 +1785,72 @@ fn build_sink(
             SinkKind::Hdfs(Box::new(build_hdfs_sink(ctx)?)),
             Some("hdfs.batchSize"),
         ),
+        SinkType::Avro => (build_avro_sink(ctx)?, Some("batch-size")),
+    })
+}
+
+/// Flume's AvroSink keys (docs/CONFIG.md). Compression and TLS are refused.
+fn build_avro_sink(ctx: &mut Ctx<'_>) -> Result<SinkKind, ConfigError> {
+    let hostname = ctx.required("hostname", "the host of the avro source to send to")?;
+    let port = ctx.required("port", "the port of the avro source to send to, e.g. 41414")?;
+    let port = port
+        .value
+        .parse::<u16>()
+        .map_err(|_| ctx.bad("port", &port, "a TCP port number, 1 to 65535"))
+        .and_then(|p| {
+            if p == 0 {
+                Err(ctx.bad("port", &port, "a TCP port number, 1 to 65535"))
+            } else {
+                Ok(p)
+            }
+        })?;
+    let batch_size = ctx.size("batch-size", 100, 1, "events")?;
+    let connect_timeout_ms = ctx.number("connect-timeout", 20_000, 1, "milliseconds")?;
+    let request_timeout_ms = ctx.number("request-timeout", 20_000, 1, "milliseconds")?;
+    let reset_connection_interval_secs = ctx.number(
+        "reset-connection-interval",
+        0,
+        0,
+        "seconds (0 = never reset)",
+    )?;
+    ctx.only(
+        "compression-type",
+        &["none"],
+        "the avro sink compression-type",
+    )?;
+    ctx.ignore(
+        "compression-level",
+        "flumen's avro sink does not compress (compression-type = none)",
+    );
+    if ctx.boolean("ssl", false)? {
+        let line = ctx.line_of("ssl");
+        return Err(ctx.unsupported(
+            "ssl",
+            line,
+            "TLS on the avro sink (`ssl = true`)",
+            "Remove the key or set it to false; use a TLS tunnel to the next tier if needed",
+        ));
+    }
+    for key in [
+        "trust-all-certs",
+        "truststore",
+        "truststore-password",
+        "truststore-type",
+        "exclude-protocols",
+    ] {
+        ctx.ignore(key, "flumen's avro sink does not support ssl yet");
+    }
+    ctx.ignore(
+        "maxIoWorkers",
+        "flumen's avro sink uses one blocking connection",
+    );
+    Ok(SinkKind::Avro {
+        hostname: hostname.value,
+        port,
+        batch_size,
+        connect_timeout_ms,
+        request_timeout_ms,
+        reset_connection_interval_secs,
     })
 }
 

@@ -336,6 +336,23 @@ pub enum SinkKind {
     /// `hdfs` / `org.apache.flume.sink.hdfs.HDFSEventSink`: writes bucketed, rolled files to
     /// HDFS or a local path.
     Hdfs(Box<crate::sink::hdfs::HdfsSinkConfig>),
+    /// `avro` / `org.apache.flume.sink.AvroSink`: sends batches to an avro source over Flume's
+    /// Avro RPC (`appendBatch`).
+    Avro {
+        /// `hostname` (required).
+        hostname: String,
+        /// `port` (required).
+        port: u16,
+        /// `batch-size` (default 100): events per take and per `appendBatch`.
+        batch_size: usize,
+        /// `connect-timeout` (default 20000 ms).
+        connect_timeout_ms: u64,
+        /// `request-timeout` (default 20000 ms).
+        request_timeout_ms: u64,
+        /// `reset-connection-interval` (default 0 = never): reconnect once the connection is
+        /// this many seconds old.
+        reset_connection_interval_secs: u64,
+    },
 }
 
 impl SinkKind {
@@ -347,6 +364,7 @@ impl SinkKind {
                 Some(*batch_size)
             }
             SinkKind::Hdfs(h) => Some(h.batch_size),
+            SinkKind::Avro { batch_size, .. } => Some(*batch_size),
             SinkKind::Logger { .. } => None,
         }
     }
@@ -358,6 +376,7 @@ impl SinkKind {
             SinkKind::Null { .. } => "null",
             SinkKind::FileRoll { .. } => "file_roll",
             SinkKind::Hdfs(_) => "hdfs",
+            SinkKind::Avro { .. } => "avro",
         }
     }
 }

@@ -399,7 +399,7 @@ fn flume_types_we_do_not_have_are_unsupported() {
             "a1.sources.r1.type",
         ),
         (
-            with_channel("a1.channels.c1.type = memory\n").replace("= logger", "= avro"),
+            with_channel("a1.channels.c1.type = memory\n").replace("= logger", "= thrift"),
             8,
             "a1.sinks.k1.type",
         ),
@@ -1870,6 +1870,126 @@ fn avro_source_refusals() {
             "{line}: {e:?}"
         );
         names(&e, 11, key);
+        assert!(e.to_string().contains("not supported yet"), "{e}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The avro sink
+
+/// A netcat source r1 -> memory channel c1 -> avro sink k1 with `lines` (from line 11).
+fn with_avro_sink(lines: &str) -> String {
+    with_channel(&format!("a1.channels.c1.type = memory\n{lines}")).replace("= logger", "= avro")
+}
+
+#[test]
+fn avro_sink_keys() {
+    let (cfg, warnings) = ok(&with_avro_sink(
+        "a1.sinks.k1.hostname = collector\na1.sinks.k1.port = 41414\n",
+    ));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        cfg.sinks[0].kind,
+        SinkKind::Avro {
+            hostname: "collector".into(),
+            port: 41414,
+            batch_size: 100,
+            connect_timeout_ms: 20_000,
+            request_timeout_ms: 20_000,
+            reset_connection_interval_secs: 0,
+        }
+    );
+    assert_eq!(cfg.sinks[0].kind.type_name(), "avro");
+    assert_eq!(cfg.sinks[0].kind.batch_size(), Some(100));
+
+    let (cfg, warnings) = ok(&with_avro_sink(
+        "a1.sinks.k1.hostname = 10.0.0.1\na1.sinks.k1.port = 4545\n\
+         a1.sinks.k1.batch-size = 50\na1.sinks.k1.connect-timeout = 1500\n\
+         a1.sinks.k1.request-timeout = 2500\na1.sinks.k1.reset-connection-interval = 60\n\
+         a1.sinks.k1.compression-type = NONE\na1.sinks.k1.ssl = false\n\
+         a1.sinks.k1.trust-all-certs = true\na1.sinks.k1.truststore = /x.jks\n",
+    )
+    .replace(
+        "a1.sinks.k1.type = avro",
+        "a1.sinks.k1.type = org.apache.flume.sink.AvroSink",
+    ));
+    assert_eq!(
+        cfg.sinks[0].kind,
+        SinkKind::Avro {
+            hostname: "10.0.0.1".into(),
+            port: 4545,
+            batch_size: 50,
+            connect_timeout_ms: 1500,
+            request_timeout_ms: 2500,
+            reset_connection_interval_secs: 60,
+        }
+    );
+    // The TLS keys are ignored with a warning each, naming the key.
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings
+        .iter()
+        .any(|w| w.to_string().contains("a1.sinks.k1.trust-all-certs")));
+    assert!(warnings
+        .iter()
+        .any(|w| w.to_string().contains("a1.sinks.k1.truststore")));
+}
+
+#[test]
+fn avro_sink_refusals() {
+    let base = "a1.sinks.k1.hostname = h\na1.sinks.k1.port = 41414\n";
+    // Missing required keys.
+    let e = err(&with_avro_sink("a1.sinks.k1.port = 1\n"));
+    assert!(matches!(e, ConfigError::MissingKey { .. }), "{e:?}");
+    assert!(e.to_string().contains("a1.sinks.k1.hostname"), "{e}");
+    let e = err(&with_avro_sink("a1.sinks.k1.hostname = h\n"));
+    assert!(matches!(e, ConfigError::MissingKey { .. }), "{e:?}");
+    assert!(e.to_string().contains("a1.sinks.k1.port"), "{e}");
+    // Bad values (on line 13, after the two base lines).
+    for (line, key) in [
+        ("a1.sinks.k1.batch-size = 0\n", "a1.sinks.k1.batch-size"),
+        (
+            "a1.sinks.k1.connect-timeout = x\n",
+            "a1.sinks.k1.connect-timeout",
+        ),
+        (
+            "a1.sinks.k1.request-timeout = 0\n",
+            "a1.sinks.k1.request-timeout",
+        ),
+        (
+            "a1.sinks.k1.reset-connection-interval = -1\n",
+            "a1.sinks.k1.reset-connection-interval",
+        ),
+    ] {
+        let e = err(&with_avro_sink(&format!("{base}{line}")));
+        assert!(matches!(e, ConfigError::BadValue { .. }), "{line}: {e:?}");
+        names(&e, 13, key);
+    }
+    for port in ["0", "70000", "http"] {
+        let e = err(&with_avro_sink(&format!(
+            "a1.sinks.k1.hostname = h\na1.sinks.k1.port = {port}\n"
+        )));
+        assert!(matches!(e, ConfigError::BadValue { .. }), "{port}: {e:?}");
+        names(&e, 12, "a1.sinks.k1.port");
+    }
+    // A batch larger than the channel's transactionCapacity (100 by default).
+    let e = err(&with_avro_sink(&format!(
+        "{base}a1.sinks.k1.batch-size = 1000\n"
+    )));
+    assert!(e.to_string().contains("a1.sinks.k1.batch-size"), "{e}");
+    // Flume features not supported yet.
+    for (line, key) in [
+        (
+            "a1.sinks.k1.compression-type = deflate\n",
+            "a1.sinks.k1.compression-type",
+        ),
+        ("a1.sinks.k1.ssl = true\n", "a1.sinks.k1.ssl"),
+    ] {
+        let e = err(&with_avro_sink(&format!("{base}{line}")));
+        assert!(
+            matches!(e, ConfigError::Unsupported { .. }),
+            "{line}: {e:?}"
+        );
+        names(&e, 13, key);
         assert!(e.to_string().contains("not supported yet"), "{e}");
     }
 }

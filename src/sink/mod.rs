@@ -30,6 +30,7 @@ use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
 use crate::source::sleep_unless_stopped;
 
+pub mod avro;
 pub mod file_roll;
 pub mod hdfs;
 pub mod logger;
@@ -91,6 +92,24 @@ pub fn build(cfg: &SinkConfig) -> Result<(Box<dyn Sink>, usize), SinkError> {
             extension,
         )?),
         SinkKind::Hdfs(hdfs) => Box::new(hdfs::HdfsSink::new(&cfg.name, hdfs)?),
+        SinkKind::Avro {
+            hostname,
+            port,
+            connect_timeout_ms,
+            request_timeout_ms,
+            reset_connection_interval_secs,
+            ..
+        } => Box::new(avro::AvroSink::new(
+            &cfg.name,
+            avro::AvroSinkOptions {
+                hostname: hostname.clone(),
+                port: *port,
+                connect_timeout: Duration::from_millis(*connect_timeout_ms),
+                request_timeout: Duration::from_millis(*request_timeout_ms),
+                reset_connection_interval: (*reset_connection_interval_secs > 0)
+                    .then(|| Duration::from_secs(*reset_connection_interval_secs)),
+            },
+        )),
     };
     Ok((sink, batch))
 }

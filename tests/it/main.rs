@@ -5,6 +5,7 @@ mod agent;
 mod agent_crash;
 mod agent_proc;
 mod avro_client;
+mod avro_sink;
 mod avro_source;
 mod cli;
 mod common;
