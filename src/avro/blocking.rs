@@ -10,6 +10,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use super::zlib::{Deflater, Inflater, ZlibError};
 use super::{AvroError, ClientConn, ClientItem, Status};
 use crate::event::Event;
 
@@ -87,6 +88,13 @@ pub enum RpcError {
         context: String,
         source: AvroError,
     },
+    /// The compressed stream (`compression-type = deflate`) was bad.
+    #[error("{peer}: {context}: {source}")]
+    Zlib {
+        peer: String,
+        context: String,
+        source: ZlibError,
+    },
     /// An answer to another call than the one waited for.
     #[error("{peer}: unexpected answer while waiting for call {serial} ({what}): {item}")]
     Unexpected {
@@ -105,12 +113,25 @@ pub struct BlockingClient {
     timeouts: Timeouts,
     items: Vec<ClientItem>,
     buf: Vec<u8>,
+    /// `compression-type = deflate`: the two zlib streams and a buffer of inflated bytes.
+    zlib: Option<(Deflater, Inflater, Vec<u8>)>,
 }
 
 impl BlockingClient {
     /// Resolves `host` and connects to the first address that answers within the connect
     /// timeout.
     pub fn connect(host: &str, port: u16, timeouts: &Timeouts) -> Result<Self, RpcError> {
+        Self::connect_with(host, port, timeouts, None)
+    }
+
+    /// As [`BlockingClient::connect`], with `compression-type = deflate` at level `deflate`
+    /// when `Some` (the server must be set alike: there is no negotiation).
+    pub fn connect_with(
+        host: &str,
+        port: u16,
+        timeouts: &Timeouts,
+        deflate: Option<u32>,
+    ) -> Result<Self, RpcError> {
         let peer = format!("{host}:{port}");
         let addrs: Vec<SocketAddr> = (host, port)
             .to_socket_addrs()
@@ -139,6 +160,9 @@ impl BlockingClient {
                         timeouts: timeouts.clone(),
                         items: Vec::new(),
                         buf: vec![0; 64 * 1024],
+                        zlib: deflate.map(|level| {
+                            (Deflater::new(level), Inflater::new(), vec![0; 64 * 1024])
+                        }),
                     });
                 }
                 Err(e) => last = Some((addr, e)),
@@ -226,6 +250,26 @@ impl BlockingClient {
                     }
                 }
             }
+            // Inflate what was already read one chunk at a time, so the answers are looked at
+            // before more is inflated.
+            if let Some((_, inflater, plain)) = self.zlib.as_mut() {
+                let m = inflater.inflate(plain).map_err(|e| RpcError::Zlib {
+                    peer: self.peer.clone(),
+                    context: format!("bad answer to {what}"),
+                    source: e,
+                })?;
+                if m > 0 {
+                    let mut items = std::mem::take(&mut self.items);
+                    let fed = self.conn.feed(&plain[..m], &mut items);
+                    self.items = items;
+                    fed.map_err(|e| RpcError::Protocol {
+                        peer: self.peer.clone(),
+                        context: format!("bad answer to {what} (is it an avro source?)"),
+                        source: e,
+                    })?;
+                    continue;
+                }
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(self.timed_out(what));
@@ -247,6 +291,10 @@ impl BlockingClient {
                 }
                 Err(e) => return Err(self.io(&format!("reading the answer to {what}"), e)),
             };
+            if let Some((_, inflater, _)) = self.zlib.as_mut() {
+                inflater.push(&self.buf[..n]);
+                continue;
+            }
             let mut items = std::mem::take(&mut self.items);
             let fed = self.conn.feed(&self.buf[..n], &mut items);
             self.items = items;
@@ -265,6 +313,18 @@ impl BlockingClient {
     }
 
     fn write(&mut self, frame: &[u8], what: &str) -> Result<(), RpcError> {
+        let compressed;
+        let frame = match self.zlib.as_mut() {
+            Some((deflater, _, _)) => {
+                compressed = deflater.compress(frame).map_err(|e| RpcError::Zlib {
+                    peer: self.peer.clone(),
+                    context: format!("sending {what}"),
+                    source: e,
+                })?;
+                &compressed[..]
+            }
+            None => frame,
+        };
         self.stream.write_all(frame).map_err(|e| {
             if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
                 self.timed_out(what)

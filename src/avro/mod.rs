@@ -32,6 +32,7 @@ pub mod client;
 pub mod frame;
 pub mod protocol;
 pub mod server;
+pub mod zlib;
 
 #[cfg(test)]
 mod tests;

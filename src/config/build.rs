@@ -1591,11 +1591,7 @@ fn build_source(ctx: &mut Ctx<'_>, t: SourceType) -> Result<SourceKind, ConfigEr
                     format!("a whole number of bytes, at most {}", u32::MAX),
                 ));
             }
-            ctx.only(
-                "compression-type",
-                &["none"],
-                "the avro source compression-type",
-            )?;
+            let deflate = avro_compression(ctx, "the avro source compression-type")?;
             if ctx.boolean("ssl", false)? {
                 let line = ctx.line_of("ssl");
                 return Err(ctx.unsupported(
@@ -1636,6 +1632,7 @@ fn build_source(ctx: &mut Ctx<'_>, t: SourceType) -> Result<SourceKind, ConfigEr
                 threads,
                 max_connections,
                 max_frame_bytes,
+                deflate,
             }
         }
         SourceType::Exec => {
@@ -1813,15 +1810,7 @@ fn build_avro_sink(ctx: &mut Ctx<'_>) -> Result<SinkKind, ConfigError> {
         0,
         "seconds (0 = never reset)",
     )?;
-    ctx.only(
-        "compression-type",
-        &["none"],
-        "the avro sink compression-type",
-    )?;
-    ctx.ignore(
-        "compression-level",
-        "flumen's avro sink does not compress (compression-type = none)",
-    );
+    let deflate = avro_compression(ctx, "the avro sink compression-type")?;
     if ctx.boolean("ssl", false)? {
         let line = ctx.line_of("ssl");
         return Err(ctx.unsupported(
@@ -1851,7 +1840,44 @@ fn build_avro_sink(ctx: &mut Ctx<'_>) -> Result<SinkKind, ConfigError> {
         connect_timeout_ms,
         request_timeout_ms,
         reset_connection_interval_secs,
+        deflate,
     })
+}
+
+/// `compression-type` (`none` or `deflate`, any case) and `compression-level` (0-9, default 6)
+/// of the avro source and sink: the level when deflate, else `None`.
+fn avro_compression(ctx: &mut Ctx<'_>, feature: &str) -> Result<Option<u32>, ConfigError> {
+    ctx.only("compression-type", &["none", "deflate"], feature)?;
+    let deflate = ctx
+        .get("compression-type")
+        .is_some_and(|v| v.value.trim().eq_ignore_ascii_case("deflate"));
+    if !deflate {
+        ctx.ignore(
+            "compression-level",
+            "only used with compression-type = deflate",
+        );
+        return Ok(None);
+    }
+    let level = ctx.number(
+        "compression-level",
+        u64::from(crate::avro::zlib::DEFAULT_LEVEL),
+        0,
+        "zlib level",
+    )?;
+    match u32::try_from(level) {
+        Ok(l) if l <= 9 => Ok(Some(l)),
+        _ => {
+            let v = ctx.get("compression-level").unwrap_or(Val {
+                value: level.to_string(),
+                line: ctx.home_line,
+            });
+            Err(ctx.bad(
+                "compression-level",
+                &v,
+                "a zlib compression level, 0 (none) to 9 (best)",
+            ))
+        }
+    }
 }
 
 /// Flume's `hdfs.*` keys (docs/CONFIG.md). Templates, the time zone and the codec are checked

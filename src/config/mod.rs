@@ -160,6 +160,9 @@ pub enum SourceKind {
         /// `max-frame-bytes` (flumen's; default 64 MiB): the largest request a client may
         /// send; a larger one closes its connection.
         max_frame_bytes: u64,
+        /// `compression-type = deflate`: the `compression-level` (0-9, default 6); `None` for
+        /// `compression-type = none` (the default).
+        deflate: Option<u32>,
     },
     /// `exec` / `org.apache.flume.source.ExecSource`: one event per line of a command's stdout.
     Exec {
@@ -352,6 +355,9 @@ pub enum SinkKind {
         /// `reset-connection-interval` (default 0 = never): reconnect once the connection is
         /// this many seconds old.
         reset_connection_interval_secs: u64,
+        /// `compression-type = deflate`: the `compression-level` (0-9, default 6); `None` for
+        /// `compression-type = none` (the default).
+        deflate: Option<u32>,
     },
 }
 

@@ -1791,6 +1791,7 @@ fn avro_source_keys() {
             threads: None,
             max_connections: 256,
             max_frame_bytes: 64 << 20,
+            deflate: None,
         }
     );
     assert_eq!(cfg.sources[0].kind.type_name(), "avro");
@@ -1812,6 +1813,7 @@ fn avro_source_keys() {
             threads: Some(8),
             max_connections: 3,
             max_frame_bytes: 1 << 20,
+            deflate: None,
         }
     );
 }
@@ -1853,10 +1855,6 @@ fn avro_source_refusals() {
     }
     // Flume features not supported yet.
     for (line, key) in [
-        (
-            "a1.sources.r1.compression-type = deflate\n",
-            "a1.sources.r1.compression-type",
-        ),
         ("a1.sources.r1.ssl = true\n", "a1.sources.r1.ssl"),
         ("a1.sources.r1.ipFilter = true\n", "a1.sources.r1.ipFilter"),
         (
@@ -1897,6 +1895,7 @@ fn avro_sink_keys() {
             connect_timeout_ms: 20_000,
             request_timeout_ms: 20_000,
             reset_connection_interval_secs: 0,
+            deflate: None,
         }
     );
     assert_eq!(cfg.sinks[0].kind.type_name(), "avro");
@@ -1922,6 +1921,7 @@ fn avro_sink_keys() {
             connect_timeout_ms: 1500,
             request_timeout_ms: 2500,
             reset_connection_interval_secs: 60,
+            deflate: None,
         }
     );
     // The TLS keys are ignored with a warning each, naming the key.
@@ -1977,19 +1977,72 @@ fn avro_sink_refusals() {
     )));
     assert!(e.to_string().contains("a1.sinks.k1.batch-size"), "{e}");
     // Flume features not supported yet.
-    for (line, key) in [
-        (
-            "a1.sinks.k1.compression-type = deflate\n",
-            "a1.sinks.k1.compression-type",
-        ),
-        ("a1.sinks.k1.ssl = true\n", "a1.sinks.k1.ssl"),
-    ] {
-        let e = err(&with_avro_sink(&format!("{base}{line}")));
-        assert!(
-            matches!(e, ConfigError::Unsupported { .. }),
-            "{line}: {e:?}"
-        );
-        names(&e, 13, key);
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+    let e = err(&with_avro_sink(&format!("{base}a1.sinks.k1.ssl = true\n")));
+    assert!(matches!(e, ConfigError::Unsupported { .. }), "{e:?}");
+    names(&e, 13, "a1.sinks.k1.ssl");
+    assert!(e.to_string().contains("not supported yet"), "{e}");
+}
+
+#[test]
+fn avro_compression_keys() {
+    let source = "a1.sources.r1.type = avro\na1.sources.r1.bind = 127.0.0.1\n\
+                  a1.sources.r1.port = 41414\na1.sources.r1.channels = c1\n";
+    let deflate_of = |cfg: &AgentConfig| match &cfg.sources[0].kind {
+        SourceKind::Avro { deflate, .. } => *deflate,
+        other => panic!("{other:?}"),
+    };
+    let sink_deflate_of = |cfg: &AgentConfig| match &cfg.sinks[0].kind {
+        SinkKind::Avro { deflate, .. } => *deflate,
+        other => panic!("{other:?}"),
+    };
+    let (cfg, warnings) = ok(&with_source(&format!(
+        "{source}a1.sources.r1.compression-type = deflate\n"
+    )));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(deflate_of(&cfg), Some(6));
+    for level in 0..=9u32 {
+        let (cfg, _) = ok(&with_source(&format!(
+            "{source}a1.sources.r1.compression-type = DEFLATE\na1.sources.r1.compression-level = {level}\n"
+        )));
+        assert_eq!(deflate_of(&cfg), Some(level));
     }
+    // A level without deflate is ignored with a warning.
+    let (cfg, warnings) = ok(&with_source(&format!(
+        "{source}a1.sources.r1.compression-level = 3\n"
+    )));
+    assert_eq!(deflate_of(&cfg), None);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    for bad in ["10", "-1", "fast"] {
+        let e = err(&with_source(&format!(
+            "{source}a1.sources.r1.compression-type = deflate\na1.sources.r1.compression-level = {bad}\n"
+        )));
+        assert!(matches!(e, ConfigError::BadValue { .. }), "{bad}: {e:?}");
+        assert!(
+            e.to_string().contains("a1.sources.r1.compression-level"),
+            "{e}"
+        );
+    }
+    let e = err(&with_source(&format!(
+        "{source}a1.sources.r1.compression-type = gzip\n"
+    )));
+    assert!(
+        e.to_string().contains("a1.sources.r1.compression-type"),
+        "{e}"
+    );
+
+    let (cfg, warnings) = ok(&with_avro_sink(
+        "a1.sinks.k1.hostname = h\na1.sinks.k1.port = 41414\n\
+         a1.sinks.k1.compression-type = deflate\na1.sinks.k1.compression-level = 1\n",
+    ));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(sink_deflate_of(&cfg), Some(1));
+    let e = err(&with_avro_sink(
+        "a1.sinks.k1.hostname = h\na1.sinks.k1.port = 41414\n\
+         a1.sinks.k1.compression-type = deflate\na1.sinks.k1.compression-level = 12\n",
+    ));
+    assert!(matches!(e, ConfigError::BadValue { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("a1.sinks.k1.compression-level"),
+        "{e}"
+    );
 }

@@ -98,6 +98,7 @@ pub fn build(cfg: &SinkConfig) -> Result<(Box<dyn Sink>, usize), SinkError> {
             connect_timeout_ms,
             request_timeout_ms,
             reset_connection_interval_secs,
+            deflate,
             ..
         } => Box::new(avro::AvroSink::new(
             &cfg.name,
@@ -108,6 +109,7 @@ pub fn build(cfg: &SinkConfig) -> Result<(Box<dyn Sink>, usize), SinkError> {
                 request_timeout: Duration::from_millis(*request_timeout_ms),
                 reset_connection_interval: (*reset_connection_interval_secs > 0)
                     .then(|| Duration::from_secs(*reset_connection_interval_secs)),
+                deflate: *deflate,
             },
         )),
     };

@@ -33,6 +33,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{Source, SourceError};
+use crate::avro::zlib::{Deflater, Inflater, ZlibError};
 use crate::avro::{AnswerReason, AvroError, FrameLimits, Message, ServerConn, ServerItem, Status};
 use crate::channel::{Channel, ChannelError};
 use crate::event::Event;
@@ -64,6 +65,8 @@ pub enum ConnError {
     },
     #[error("bad Avro RPC stream from {peer}, closing the connection: {source}")]
     Protocol { peer: SocketAddr, source: AvroError },
+    #[error("bad compressed stream from {peer}, closing the connection: {source}")]
+    Zlib { peer: SocketAddr, source: ZlibError },
     #[error("{peer} closed the connection in the middle of a request")]
     EofMidRequest { peer: SocketAddr },
     #[error("{peer} sent nothing for {}s in the middle of a request, closing the connection", .idle.as_secs())]
@@ -84,6 +87,8 @@ pub struct AvroSource {
     max_connections: usize,
     limits: FrameLimits,
     counters: Arc<ComponentCounters>,
+    /// `compression-type = deflate` at this `compression-level`; `None`: no compression.
+    deflate: Option<u32>,
 }
 
 impl AvroSource {
@@ -127,7 +132,15 @@ impl AvroSource {
             max_connections: max_connections.max(1),
             limits,
             counters: ComponentCounters::detached(name, ComponentType::Source),
+            deflate: None,
         })
+    }
+
+    /// `compression-type = deflate` at `level` (0-9) when `Some`: both directions of every
+    /// connection are one zlib stream (Flume's NettyServer with a ZlibEncoder/ZlibDecoder).
+    pub fn with_deflate(mut self, level: Option<u32>) -> Self {
+        self.deflate = level;
+        self
     }
 
     /// Counts into `counters` (Flume's SourceCounter) instead of detached counters.
@@ -151,6 +164,7 @@ impl Source for AvroSource {
             channels: self.channels.clone(),
             limits: self.limits,
             counters: Arc::clone(&self.counters),
+            deflate: self.deflate,
         });
         let open = Arc::new(AtomicUsize::new(0));
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
@@ -234,6 +248,15 @@ struct ConnSettings {
     channels: Vec<Arc<dyn Channel>>,
     limits: FrameLimits,
     counters: Arc<ComponentCounters>,
+    deflate: Option<u32>,
+}
+
+/// The per-direction zlib streams of one connection, when compressed.
+struct Zlib {
+    inflater: Inflater,
+    deflater: Deflater,
+    /// Inflated bytes, handed to the frame decoder one chunk at a time.
+    plain: Vec<u8>,
 }
 
 impl ConnSettings {
@@ -267,6 +290,11 @@ impl ConnSettings {
         let mut chunk = vec![0u8; READ_CHUNK];
         let mut items = Vec::new();
         let mut last_progress = Instant::now();
+        let mut zlib = self.deflate.map(|level| Zlib {
+            inflater: Inflater::new(),
+            deflater: Deflater::new(level),
+            plain: vec![0u8; READ_CHUNK],
+        });
         loop {
             if stop.load(Ordering::Acquire) {
                 return Ok(());
@@ -286,17 +314,62 @@ impl ConnSettings {
                 Err(source) => return Err(ConnError::Read { peer, source }),
             };
             last_progress = Instant::now();
-            let fed = conn.feed(&chunk[..n], &mut items);
-            // Requests completed before a framing error are still answered: their bytes were
-            // good, and the client may be waiting on them.
-            for item in items.drain(..) {
-                let response = self.answer(item, peer);
-                stream
-                    .write_all(&response)
-                    .map_err(|source| ConnError::Write { peer, source })?;
+            let Some(z) = zlib.as_mut() else {
+                self.feed(&mut conn, &chunk[..n], &mut items, &mut stream, None, peer)?;
+                continue;
+            };
+            // Inflate one chunk at a time and let the decoder (which enforces the frame
+            // limits) and the answers catch up before the next, so a small compressed input
+            // never becomes a large buffer.
+            z.inflater.push(&chunk[..n]);
+            loop {
+                let m = z
+                    .inflater
+                    .inflate(&mut z.plain)
+                    .map_err(|source| ConnError::Zlib { peer, source })?;
+                if m == 0 {
+                    break;
+                }
+                let plain = &z.plain[..m];
+                self.feed(
+                    &mut conn,
+                    plain,
+                    &mut items,
+                    &mut stream,
+                    Some(&mut z.deflater),
+                    peer,
+                )?;
             }
-            fed.map_err(|source| ConnError::Protocol { peer, source })?;
         }
+    }
+
+    /// Feeds request bytes to the protocol and writes the answers (compressed by `deflater`
+    /// when set).
+    fn feed(
+        &self,
+        conn: &mut ServerConn,
+        bytes: &[u8],
+        items: &mut Vec<ServerItem>,
+        stream: &mut TcpStream,
+        mut deflater: Option<&mut Deflater>,
+        peer: SocketAddr,
+    ) -> Result<(), ConnError> {
+        let fed = conn.feed(bytes, items);
+        // Requests completed before a framing error are still answered: their bytes were
+        // good, and the client may be waiting on them.
+        for item in items.drain(..) {
+            let mut response = self.answer(item, peer);
+            if let Some(d) = deflater.as_deref_mut() {
+                response = d.compress(&response).map_err(|e| ConnError::Write {
+                    peer,
+                    source: std::io::Error::other(e),
+                })?;
+            }
+            stream
+                .write_all(&response)
+                .map_err(|source| ConnError::Write { peer, source })?;
+        }
+        fed.map_err(|source| ConnError::Protocol { peer, source })
     }
 
     /// The response bytes for one request, after putting its events if it has any.

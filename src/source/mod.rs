@@ -105,6 +105,7 @@ pub fn build(
             threads: _,
             max_connections,
             max_frame_bytes,
+            deflate,
         } => Ok(Box::new(
             avro::AvroSource::bind(
                 &cfg.name,
@@ -114,6 +115,7 @@ pub fn build(
                 *max_connections,
                 *max_frame_bytes,
             )?
+            .with_deflate(*deflate)
             .with_counters(counters),
         )),
         SourceKind::Exec {

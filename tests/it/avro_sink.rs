@@ -20,6 +20,11 @@ const DEADLINE: Duration = Duration::from_secs(120);
 
 /// Agent A: seq (EVENTS events, batches of 100) -> memory channel -> avro sink to `port`.
 fn start_sender(port: u16) -> Agent {
+    start_sender_with(port, "")
+}
+
+/// As [`start_sender`], with `extra` avro sink keys.
+fn start_sender_with(port: u16, extra: &str) -> Agent {
     let text = format!(
         "a1.sources = r1\n\
          a1.channels = c1\n\
@@ -37,6 +42,7 @@ fn start_sender(port: u16) -> Agent {
          a1.sinks.k1.batch-size = 100\n\
          a1.sinks.k1.connect-timeout = 2000\n\
          a1.sinks.k1.request-timeout = 20000\n\
+         {extra}\
          a1.sinks.k1.channel = c1\n"
     );
     let (cfg, warnings) = flumen::config::parse(&text, "sender.conf", "a1").expect("config");
@@ -166,6 +172,50 @@ fn peer_down_keeps_events_until_it_listens() {
     assert_exactly_once(&got);
     wait_for("A's channel to empty", || a_ch.stats().size == 0);
     assert!(sink_counter(&a, "ConnectionCreatedCount") >= 1);
+    a.shutdown().expect("shutdown A");
+    b.shutdown().expect("shutdown B");
+}
+
+#[test]
+fn deflate_tier_delivers_every_event_once() {
+    let port = free_port();
+    let b = start_agent_with(
+        port,
+        "a1.sources.r1.compression-type = deflate\n",
+        "a1.channels.c1.capacity = 10000\na1.channels.c1.transactionCapacity = 100\n",
+    );
+    let b_ch = Arc::clone(&b.channels()[0]);
+    let a = start_sender_with(
+        port,
+        "a1.sinks.k1.compression-type = deflate\na1.sinks.k1.compression-level = 9\n",
+    );
+    let got = take_n(b_ch.as_ref(), EVENTS);
+    assert_exactly_once(&got);
+    assert!(!b_ch.wait_available(Duration::from_millis(200)));
+    wait_for("every take committed", || {
+        sink_counter(&a, "EventDrainSuccessCount") == EVENTS as u64
+    });
+    assert_eq!(sink_counter(&a, "EventWriteFail"), 0);
+    a.shutdown().expect("shutdown A");
+    b.shutdown().expect("shutdown B");
+}
+
+#[test]
+fn deflate_sink_to_plain_source_fails_without_hanging() {
+    let port = free_port();
+    let b = start_agent_with(
+        port,
+        "",
+        "a1.channels.c1.capacity = 10000\na1.channels.c1.transactionCapacity = 100\n",
+    );
+    let b_ch = Arc::clone(&b.channels()[0]);
+    let a = start_sender_with(port, "a1.sinks.k1.compression-type = deflate\n");
+    // The source cannot read the compressed stream: nothing arrives, the sink counts
+    // failures, and both agents still shut down.
+    wait_for("a failed batch", || {
+        sink_counter(&a, "ConnectionClosedCount") >= 1
+    });
+    assert!(!b_ch.wait_available(Duration::from_millis(200)));
     a.shutdown().expect("shutdown A");
     b.shutdown().expect("shutdown B");
 }

@@ -38,8 +38,21 @@ fn java_classpath() -> &'static str {
 
 /// Runs `AvroSend` to completion; returns (success, stdout, stderr).
 fn avro_send(port: u16, first: usize, count: usize, batch: usize) -> (bool, String, String) {
+    avro_send_with(port, first, count, batch, "none")
+}
+
+/// [`avro_send`] with Flume's `compression-type` (`none` or `deflate`).
+fn avro_send_with(
+    port: u16,
+    first: usize,
+    count: usize,
+    batch: usize,
+    compression: &str,
+) -> (bool, String, String) {
     let out = Command::new("java")
-        .args(["-Xmx256m", "-XX:+UseSerialGC", "-cp", java_classpath()])
+        .args(["-Xmx256m", "-XX:+UseSerialGC"])
+        .arg(format!("-Dflumen.compression={compression}"))
+        .args(["-cp", java_classpath()])
         .arg("flumen.test.AvroSend")
         .args([
             "127.0.0.1".to_string(),
@@ -309,4 +322,18 @@ fn flumen_agent_avro_to_file_roll_exactly_once() {
             .take(10)
             .collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn flume_rpc_client_with_deflate_arrives_exactly_once() {
+    let port = free_port();
+    let agent = start_agent(port, "a1.sources.r1.compression-type = deflate\n");
+    let ch = agent.channels()[0].clone();
+    let n = 20_000;
+    let (ok, out, err) = avro_send_with(port, 0, n, BATCH, "deflate");
+    assert!(ok, "AvroSend (deflate) failed:\n{out}\n{err}");
+    assert_eq!(out.trim(), format!("SENT {n}"), "{err}");
+    let got = take_n(ch.as_ref(), n);
+    assert_exactly_once(&got, 0, n);
+    agent.shutdown().expect("shutdown");
 }

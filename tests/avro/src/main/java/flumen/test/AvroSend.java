@@ -5,6 +5,7 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Properties;
 
 import org.apache.flume.Event;
 import org.apache.flume.EventDeliveryException;
@@ -18,7 +19,9 @@ import org.apache.flume.event.EventBuilder;
  * <p>Usage: {@code AvroSend host port count batch [first]}. Event i (from {@code first}, default
  * 0, to {@code first + count - 1}) has headers {@code seq = i, k = v} and body the decimal i.
  * Prints {@code SENT n} once every batch was acknowledged; exits 1 on the first batch the
- * server did not accept (EventDeliveryException), printing {@code FAILED <message>}.
+ * server did not accept (EventDeliveryException), printing {@code FAILED <message>}. With
+ * {@code -Dflumen.compression=deflate} the client is built from properties with Flume's
+ * {@code compression-type = deflate} (level 6).
  */
 public final class AvroSend {
   private AvroSend() {}
@@ -29,7 +32,20 @@ public final class AvroSend {
     int count = Integer.parseInt(args[2]);
     int batch = Integer.parseInt(args[3]);
     int first = args.length > 4 ? Integer.parseInt(args[4]) : 0;
-    RpcClient client = RpcClientFactory.getDefaultInstance(host, port, batch);
+    String compression = System.getProperty("flumen.compression", "none");
+    RpcClient client;
+    if (compression.equals("none")) {
+      client = RpcClientFactory.getDefaultInstance(host, port, batch);
+    } else {
+      Properties p = new Properties();
+      p.setProperty("client.type", "default");
+      p.setProperty("hosts", "h1");
+      p.setProperty("hosts.h1", host + ":" + port);
+      p.setProperty("batch-size", Integer.toString(batch));
+      p.setProperty("compression-type", compression);
+      p.setProperty("compression-level", "6");
+      client = RpcClientFactory.getInstance(p);
+    }
     int sent = 0;
     try {
       List<Event> events = new ArrayList<>(batch);
