@@ -1609,23 +1609,28 @@ fn build_source(ctx: &mut Ctx<'_>, t: SourceType) -> Result<SourceKind, ConfigEr
             ] {
                 ctx.ignore(key, "flumen's avro source does not support ssl yet");
             }
-            if ctx.boolean("ipFilter", false)? {
-                let line = ctx.line_of("ipFilter");
-                return Err(ctx.unsupported(
-                    "ipFilter",
-                    line,
-                    "the avro source's IP filter (`ipFilter = true`)",
-                    "Remove the key or set it to false; filter with a firewall instead",
-                ));
-            }
-            if let Some(v) = ctx.get("ipFilterRules") {
-                return Err(ctx.unsupported(
-                    "ipFilterRules",
-                    v.line,
-                    "the avro source's IP filter rules",
-                    "Remove the key; filter with a firewall instead",
-                ));
-            }
+            let ip_filter = if ctx.boolean("ipFilter", false)? {
+                // Flume's AvroSource refuses `ipFilter = true` without rules at configure time.
+                let rules = ctx
+                    .get("ipFilterRules")
+                    .filter(|v| !v.value.trim().is_empty());
+                let Some(rules) = rules else {
+                    return Err(ctx.missing(
+                        "ipFilterRules",
+                        format!(
+                            "`ipFilter = true` needs rules: {}",
+                            crate::source::ip_filter::SYNTAX
+                        ),
+                    ));
+                };
+                Some(
+                    crate::source::ip_filter::parse(&rules.value)
+                        .map_err(|e| ctx.bad("ipFilterRules", &rules, e))?,
+                )
+            } else {
+                ctx.ignore("ipFilterRules", "they apply only with `ipFilter = true`");
+                None
+            };
             SourceKind::Avro {
                 bind: bind.value,
                 port,
@@ -1633,6 +1638,7 @@ fn build_source(ctx: &mut Ctx<'_>, t: SourceType) -> Result<SourceKind, ConfigEr
                 max_connections,
                 max_frame_bytes,
                 deflate,
+                ip_filter,
             }
         }
         SourceType::Exec => {

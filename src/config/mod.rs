@@ -163,6 +163,9 @@ pub enum SourceKind {
         /// `compression-type = deflate`: the `compression-level` (0-9, default 6); `None` for
         /// `compression-type = none` (the default).
         deflate: Option<u32>,
+        /// `ipFilter = true` with its `ipFilterRules`; `None` for `ipFilter = false` (the
+        /// default). Checked on every accepted connection; a denied peer is closed at once.
+        ip_filter: Option<crate::source::ip_filter::IpFilter>,
     },
     /// `exec` / `org.apache.flume.source.ExecSource`: one event per line of a command's stdout.
     Exec {

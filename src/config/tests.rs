@@ -1792,6 +1792,7 @@ fn avro_source_keys() {
             max_connections: 256,
             max_frame_bytes: 64 << 20,
             deflate: None,
+            ip_filter: None,
         }
     );
     assert_eq!(cfg.sources[0].kind.type_name(), "avro");
@@ -1814,6 +1815,7 @@ fn avro_source_keys() {
             max_connections: 3,
             max_frame_bytes: 1 << 20,
             deflate: None,
+            ip_filter: None,
         }
     );
 }
@@ -1854,22 +1856,66 @@ fn avro_source_refusals() {
         names(&e, 11, key);
     }
     // Flume features not supported yet.
-    for (line, key) in [
-        ("a1.sources.r1.ssl = true\n", "a1.sources.r1.ssl"),
-        ("a1.sources.r1.ipFilter = true\n", "a1.sources.r1.ipFilter"),
-        (
-            "a1.sources.r1.ipFilterRules = allow:ip:127.*\n",
-            "a1.sources.r1.ipFilterRules",
-        ),
-    ] {
-        let e = err(&with_source(&format!("{base}{line}")));
-        assert!(
-            matches!(e, ConfigError::Unsupported { .. }),
-            "{line}: {e:?}"
-        );
-        names(&e, 11, key);
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+    let e = err(&with_source(&format!("{base}a1.sources.r1.ssl = true\n")));
+    assert!(matches!(e, ConfigError::Unsupported { .. }), "{e:?}");
+    names(&e, 11, "a1.sources.r1.ssl");
+    assert!(e.to_string().contains("not supported yet"), "{e}");
+}
+
+#[test]
+fn avro_source_ip_filter() {
+    let base = "a1.sources.r1.type = avro\na1.sources.r1.bind = 127.0.0.1\n\
+                a1.sources.r1.port = 41414\na1.sources.r1.channels = c1\n";
+    let (cfg, warnings) = ok(&with_source(&format!(
+        "{base}a1.sources.r1.ipFilter = true\n\
+         a1.sources.r1.ipFilterRules = allow:ip:127.*,deny:name:*.example\n"
+    )));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let SourceKind::Avro { ip_filter, .. } = &cfg.sources[0].kind else {
+        panic!("{:?}", cfg.sources[0].kind);
+    };
+    let rules: Vec<String> = ip_filter
+        .as_ref()
+        .expect("a filter")
+        .rules
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(rules, ["allow:ip:127.*", "deny:name:*.example"]);
+
+    // Rules without `ipFilter = true` are ignored with a warning, as Flume ignores them.
+    let (cfg, warnings) = ok(&with_source(&format!(
+        "{base}a1.sources.r1.ipFilterRules = deny:ip:*\n"
+    )));
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(matches!(
+        &cfg.sources[0].kind,
+        SourceKind::Avro {
+            ip_filter: None,
+            ..
+        }
+    ));
+
+    // `ipFilter = true` without rules (or with blank ones) is refused, as in Flume.
+    for extra in ["", "a1.sources.r1.ipFilterRules =  \n"] {
+        let e = err(&with_source(&format!(
+            "{base}a1.sources.r1.ipFilter = true\n{extra}"
+        )));
+        assert!(matches!(e, ConfigError::MissingKey { .. }), "{e:?}");
+        assert!(e.to_string().contains("a1.sources.r1.ipFilterRules"), "{e}");
+        assert!(e.to_string().contains("<allow|deny>"), "{e}");
     }
+
+    // A malformed rule names itself and the syntax.
+    let e = err(&with_source(&format!(
+        "{base}a1.sources.r1.ipFilter = true\n\
+         a1.sources.r1.ipFilterRules = allow:ip:127.*,permit:ip:*\n"
+    )));
+    assert!(matches!(e, ConfigError::BadValue { .. }), "{e:?}");
+    names(&e, 12, "a1.sources.r1.ipFilterRules");
+    let msg = e.to_string();
+    assert!(msg.contains("`permit:ip:*`"), "{msg}");
+    assert!(msg.contains("<allow|deny>:<ip|name>:<pattern>"), "{msg}");
 }
 
 // ---------------------------------------------------------------------------------------------

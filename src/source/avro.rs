@@ -38,6 +38,7 @@ use crate::avro::{AnswerReason, AvroError, FrameLimits, Message, ServerConn, Ser
 use crate::channel::{Channel, ChannelError};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, ComponentType, Counter};
+use crate::source::ip_filter::IpFilter;
 
 const ACCEPT_POLL: Duration = Duration::from_millis(50);
 /// How often a blocked read wakes to look at the stop flag and the idle clock.
@@ -89,6 +90,8 @@ pub struct AvroSource {
     counters: Arc<ComponentCounters>,
     /// `compression-type = deflate` at this `compression-level`; `None`: no compression.
     deflate: Option<u32>,
+    /// `ipFilter = true`: the rules every accepted peer is checked against.
+    ip_filter: Option<IpFilter>,
 }
 
 impl AvroSource {
@@ -133,6 +136,7 @@ impl AvroSource {
             limits,
             counters: ComponentCounters::detached(name, ComponentType::Source),
             deflate: None,
+            ip_filter: None,
         })
     }
 
@@ -140,6 +144,13 @@ impl AvroSource {
     /// connection are one zlib stream (Flume's NettyServer with a ZlibEncoder/ZlibDecoder).
     pub fn with_deflate(mut self, level: Option<u32>) -> Self {
         self.deflate = level;
+        self
+    }
+
+    /// `ipFilter = true` with these rules when `Some`: a peer they deny is accepted, logged
+    /// (naming the peer and the rule) and closed at once.
+    pub fn with_ip_filter(mut self, filter: Option<IpFilter>) -> Self {
+        self.ip_filter = filter;
         self
     }
 
@@ -172,6 +183,18 @@ impl Source for AvroSource {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     workers.retain(|w| !w.is_finished());
+                    if let Some(filter) = &self.ip_filter {
+                        let verdict = filter.check(peer.ip());
+                        if !verdict.allowed {
+                            let rule = verdict.rule.map_or_else(String::new, ToString::to_string);
+                            tracing::warn!(
+                                source = %src,
+                                "source `{src}`: refused the connection from {peer}: denied by ipFilterRules rule `{rule}`"
+                            );
+                            drop(stream);
+                            continue;
+                        }
+                    }
                     if open.load(Ordering::Acquire) >= self.max_connections {
                         // Closing at once (rather than leaving it in the backlog) tells the
                         // client to go elsewhere instead of timing out.

@@ -19,6 +19,7 @@ use crate::metrics::{ComponentCounters, Counter};
 
 pub mod avro;
 pub mod exec;
+pub mod ip_filter;
 pub mod netcat;
 pub mod seq;
 pub mod stdin;
@@ -106,6 +107,7 @@ pub fn build(
             max_connections,
             max_frame_bytes,
             deflate,
+            ip_filter,
         } => Ok(Box::new(
             avro::AvroSource::bind(
                 &cfg.name,
@@ -116,6 +118,7 @@ pub fn build(
                 *max_frame_bytes,
             )?
             .with_deflate(*deflate)
+            .with_ip_filter(ip_filter.clone())
             .with_counters(counters),
         )),
         SourceKind::Exec {

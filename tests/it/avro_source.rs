@@ -337,3 +337,39 @@ fn flume_rpc_client_with_deflate_arrives_exactly_once() {
     assert_exactly_once(&got, 0, n);
     agent.shutdown().expect("shutdown");
 }
+
+#[test]
+fn ip_filter_refuses_denied_peers_and_serves_allowed_ones() {
+    // Denied: the connection is accepted and closed at once; nothing arrives.
+    let port = free_port();
+    let agent = start_agent(
+        port,
+        "a1.sources.r1.ipFilter = true\na1.sources.r1.ipFilterRules = deny:ip:127.*\n",
+    );
+    let ch = Arc::clone(&agent.channels()[0]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    // Whatever the client sends, the server closes without answering.
+    let _ = s.write_all(&[0u8; 16]);
+    assert_closed_by_server(&mut s, "denied by ipFilterRules");
+    let (ok, out, err) = avro_send(port, 0, 10, 5);
+    assert!(!ok, "AvroSend got through a deny rule:\n{out}\n{err}");
+    assert!(
+        !ch.wait_available(Duration::from_millis(200)),
+        "an event arrived"
+    );
+    agent.shutdown().expect("shutdown");
+
+    // Allowed by the first matching rule: Flume's client delivers.
+    let port = free_port();
+    let agent = start_agent(
+        port,
+        "a1.sources.r1.ipFilter = true\na1.sources.r1.ipFilterRules = allow:ip:127.*,deny:ip:*\n",
+    );
+    let ch = Arc::clone(&agent.channels()[0]);
+    let (ok, out, err) = avro_send(port, 0, 250, 50);
+    assert!(ok, "AvroSend failed:\n{out}\n{err}");
+    assert_eq!(out.trim(), "SENT 250", "{err}");
+    let got = take_n(ch.as_ref(), 250);
+    assert_exactly_once(&got, 0, 250);
+    agent.shutdown().expect("shutdown");
+}
