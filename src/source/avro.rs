@@ -40,7 +40,6 @@ use crate::event::Event;
 use crate::metrics::{ComponentCounters, ComponentType, Counter};
 use crate::source::ip_filter::IpFilter;
 
-const ACCEPT_POLL: Duration = Duration::from_millis(50);
 /// How often a blocked read wakes to look at the stop flag and the idle clock.
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long a client may leave a request half sent before its connection is closed. An idle
@@ -104,17 +103,7 @@ impl AvroSource {
         max_connections: usize,
         max_frame_bytes: u64,
     ) -> Result<AvroSource, SourceError> {
-        let err = |what: &str, e: std::io::Error| SourceError::Start {
-            source_name: name.to_string(),
-            message: format!("{what} {bind}:{port}: {e}"),
-        };
-        let listener = TcpListener::bind((bind, port)).map_err(|e| err("cannot listen on", e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| err("cannot make the listener non-blocking on", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| err("cannot read the address of", e))?;
+        let (listener, addr) = super::bind_listener(name, bind, port)?;
         let defaults = FrameLimits::default();
         // Avro Java sends a large bytes value as one buffer of its own, so one buffer may be as
         // large as the whole request. Its writers otherwise cut 8 KiB buffers, so a larger
@@ -223,11 +212,13 @@ impl Source for AvroSource {
                         ),
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    std::thread::sleep(super::ACCEPT_POLL)
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::warn!(source = %src, "source `{src}`: accept on {}: {e}", self.addr);
-                    std::thread::sleep(ACCEPT_POLL);
+                    std::thread::sleep(super::ACCEPT_POLL);
                 }
             }
         }

@@ -149,6 +149,32 @@ pub fn build(
     }
 }
 
+/// How often a TCP source's non-blocking listener is polled for connections: it also bounds how
+/// long the source takes to notice the stop flag.
+pub(crate) const ACCEPT_POLL: Duration = Duration::from_millis(50);
+
+/// Binds `bind:port` for source `name`, non-blocking (so the accept loop can watch the stop
+/// flag). Returns the listener and the address actually bound (port 0 picks one).
+pub(crate) fn bind_listener(
+    name: &str,
+    bind: &str,
+    port: u16,
+) -> Result<(std::net::TcpListener, std::net::SocketAddr), SourceError> {
+    let err = |what: &str, e: std::io::Error| SourceError::Start {
+        source_name: name.to_string(),
+        message: format!("{what} {bind}:{port}: {e}"),
+    };
+    let listener =
+        std::net::TcpListener::bind((bind, port)).map_err(|e| err("cannot listen on", e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| err("cannot make the listener non-blocking on", e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| err("cannot read the address of", e))?;
+    Ok((listener, addr))
+}
+
 /// First and largest wait between attempts to put into a full channel.
 const PUT_BACKOFF_START: Duration = Duration::from_millis(10);
 const PUT_BACKOFF_MAX: Duration = Duration::from_secs(1);

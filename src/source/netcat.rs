@@ -25,7 +25,6 @@ use crate::channel::Channel;
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, ComponentType, Counter};
 
-const ACCEPT_POLL: Duration = Duration::from_millis(50);
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// See the module docs.
@@ -49,17 +48,7 @@ impl NetcatSource {
         max_line_length: usize,
         ack_every_event: bool,
     ) -> Result<NetcatSource, SourceError> {
-        let err = |what: &str, e: std::io::Error| SourceError::Start {
-            source_name: name.to_string(),
-            message: format!("{what} {bind}:{port}: {e}"),
-        };
-        let listener = TcpListener::bind((bind, port)).map_err(|e| err("cannot listen on", e))?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|e| err("cannot make the listener non-blocking on", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| err("cannot read the address of", e))?;
+        let (listener, addr) = super::bind_listener(name, bind, port)?;
         Ok(NetcatSource {
             name: name.to_string(),
             channels,
@@ -112,11 +101,13 @@ impl Source for NetcatSource {
                         ),
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    std::thread::sleep(super::ACCEPT_POLL)
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::warn!(source = %self.name, "source `{}`: accept on {}: {e}", self.name, self.addr);
-                    std::thread::sleep(ACCEPT_POLL);
+                    std::thread::sleep(super::ACCEPT_POLL);
                 }
             }
         }
