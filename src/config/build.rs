@@ -1631,6 +1631,7 @@ fn build_source(ctx: &mut Ctx<'_>, t: SourceType) -> Result<SourceKind, ConfigEr
                 ctx.ignore("ipFilterRules", "they apply only with `ipFilter = true`");
                 None
             };
+            let idle_timeout_secs = ctx.number("idle-timeout", 60, 1, "seconds")?;
             SourceKind::Avro {
                 bind: bind.value,
                 port,
@@ -1639,6 +1640,7 @@ fn build_source(ctx: &mut Ctx<'_>, t: SourceType) -> Result<SourceKind, ConfigEr
                 max_frame_bytes,
                 deflate,
                 ip_filter,
+                idle_timeout_secs,
             }
         }
         SourceType::Exec => {

@@ -166,6 +166,9 @@ pub enum SourceKind {
         /// `ipFilter = true` with its `ipFilterRules`; `None` for `ipFilter = false` (the
         /// default). Checked on every accepted connection; a denied peer is closed at once.
         ip_filter: Option<crate::source::ip_filter::IpFilter>,
+        /// `idle-timeout` (flumen's; default 60 s): a client that leaves a request half sent
+        /// this long is logged and disconnected. Idle time between requests is not limited.
+        idle_timeout_secs: u64,
     },
     /// `exec` / `org.apache.flume.source.ExecSource`: one event per line of a command's stdout.
     Exec {

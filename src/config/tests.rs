@@ -1793,6 +1793,7 @@ fn avro_source_keys() {
             max_frame_bytes: 64 << 20,
             deflate: None,
             ip_filter: None,
+            idle_timeout_secs: 60,
         }
     );
     assert_eq!(cfg.sources[0].kind.type_name(), "avro");
@@ -1803,7 +1804,7 @@ fn avro_source_keys() {
          a1.sources.r1.threads = 8\na1.sources.r1.max-connections = 3\n\
          a1.sources.r1.max-frame-bytes = 1048576\na1.sources.r1.compression-type = NONE\n\
          a1.sources.r1.ssl = false\na1.sources.r1.ipFilter = false\n\
-         a1.sources.r1.channels = c1\n",
+         a1.sources.r1.idle-timeout = 5\na1.sources.r1.channels = c1\n",
     ));
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(
@@ -1816,6 +1817,7 @@ fn avro_source_keys() {
             max_frame_bytes: 1 << 20,
             deflate: None,
             ip_filter: None,
+            idle_timeout_secs: 5,
         }
     );
 }

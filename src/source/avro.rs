@@ -14,7 +14,7 @@
 //!   channel leaves the events in the earlier ones, and the resend duplicates them there (as
 //!   in Flume, delivery is at least once).
 //! - Bad input never panics and never closes more than its own connection: a framing error,
-//!   an end of stream inside a request, or no progress for [`IDLE_TIMEOUT`] inside a request
+//!   an end of stream inside a request, or no progress for `idle-timeout` inside a request
 //!   is logged once with the peer address and the connection is closed. A malformed call
 //!   inside a good frame is answered with an Avro error by the protocol layer and the
 //!   connection goes on.
@@ -42,8 +42,9 @@ use crate::source::ip_filter::IpFilter;
 
 /// How often a blocked read wakes to look at the stop flag and the idle clock.
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
-/// How long a client may leave a request half sent before its connection is closed. An idle
-/// connection between requests is kept (Flume's clients hold theirs open for reuse).
+/// How long a client may leave a request half sent before its connection is closed, unless
+/// `idle-timeout` says otherwise. An idle connection between requests is kept (Flume's clients
+/// hold theirs open for reuse).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long writing a response may block on a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -91,6 +92,8 @@ pub struct AvroSource {
     deflate: Option<u32>,
     /// `ipFilter = true`: the rules every accepted peer is checked against.
     ip_filter: Option<IpFilter>,
+    /// See [`IDLE_TIMEOUT`].
+    idle_timeout: Duration,
 }
 
 impl AvroSource {
@@ -126,6 +129,7 @@ impl AvroSource {
             counters: ComponentCounters::detached(name, ComponentType::Source),
             deflate: None,
             ip_filter: None,
+            idle_timeout: IDLE_TIMEOUT,
         })
     }
 
@@ -140,6 +144,12 @@ impl AvroSource {
     /// (naming the peer and the rule) and closed at once.
     pub fn with_ip_filter(mut self, filter: Option<IpFilter>) -> Self {
         self.ip_filter = filter;
+        self
+    }
+
+    /// Closes a connection whose request has been half sent for `idle` (see [`IDLE_TIMEOUT`]).
+    pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = idle;
         self
     }
 
@@ -165,6 +175,7 @@ impl Source for AvroSource {
             limits: self.limits,
             counters: Arc::clone(&self.counters),
             deflate: self.deflate,
+            idle_timeout: self.idle_timeout,
         });
         let open = Arc::new(AtomicUsize::new(0));
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
@@ -263,6 +274,7 @@ struct ConnSettings {
     limits: FrameLimits,
     counters: Arc<ComponentCounters>,
     deflate: Option<u32>,
+    idle_timeout: Duration,
 }
 
 /// The per-direction zlib streams of one connection, when compressed.
@@ -319,7 +331,7 @@ impl ConnSettings {
                 Ok(n) => n,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     let idle = last_progress.elapsed();
-                    if !conn.is_idle() && idle >= IDLE_TIMEOUT {
+                    if !conn.is_idle() && idle >= self.idle_timeout {
                         return Err(ConnError::IdleMidRequest { peer, idle });
                     }
                     continue;

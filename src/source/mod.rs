@@ -108,6 +108,7 @@ pub fn build(
             max_frame_bytes,
             deflate,
             ip_filter,
+            idle_timeout_secs,
         } => Ok(Box::new(
             avro::AvroSource::bind(
                 &cfg.name,
@@ -119,6 +120,7 @@ pub fn build(
             )?
             .with_deflate(*deflate)
             .with_ip_filter(ip_filter.clone())
+            .with_idle_timeout(std::time::Duration::from_secs(*idle_timeout_secs))
             .with_counters(counters),
         )),
         SourceKind::Exec {
