@@ -19,7 +19,8 @@
 //!   Avro length and count inside a frame is checked against the bytes left in that frame.
 //! - Errors name what was wrong. A [`FrameError`] means the stream lost sync: close the
 //!   connection. A malformed call inside a good frame is answered (as Avro Java does, with an
-//!   error response) and the connection goes on.
+//!   error response) and the connection goes on; a call of a message AvroSourceProtocol does
+//!   not have, or a second unknown handshake, is answered and then closes the connection.
 //!
 //! Deliberately absent: deflate (`compression-type = deflate`: one zlib stream per direction,
 //! sync-flushed per frame, to be layered under the frame decoder by the source/sink) and TLS.
@@ -99,6 +100,10 @@ pub enum AvroError {
     /// A response nobody asked for (or another than the handshake's while it is pending).
     #[error("unexpected response serial {serial} (waiting for {expected:?})")]
     UnexpectedResponse { serial: u32, expected: Option<u32> },
+    /// A client that was answered NONE (with our protocol) sent another handshake we do not
+    /// know: it cannot speak AvroSourceProtocol, so the server closes the connection.
+    #[error("handshake with protocol hash {hash} again after our NONE answer (Flume's AvroSourceProtocol is {ours}): the peer does not speak Flume's avro protocol")]
+    UnknownClientProtocol { hash: String, ours: String },
     /// The server answered NONE even to our protocol text.
     #[error("server refused the handshake even with our protocol text: it does not speak AvroSourceProtocol")]
     HandshakeRefused,

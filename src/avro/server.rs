@@ -12,6 +12,11 @@
 //! (with our protocol and hash), and later requests carry no handshake. Unlike Java we decode
 //! every client with our own schema: a client sending other protocol text is taken at its
 //! word that it is AvroSourceProtocol, and bytes that do not fit are refused per call.
+//!
+//! Two refusals end the connection (unlike Java, which keeps it): a call of a message
+//! AvroSourceProtocol does not have, and an unknown handshake again after our NONE. Both mean
+//! the peer speaks another protocol, so every later request would be refused too, and closing
+//! frees the connection slot. They are still answered first, so the peer can see why.
 
 use super::binary::Reader;
 use super::frame::{encode_frame, Frame, FrameDecoder, FrameLimits};
@@ -28,6 +33,10 @@ pub struct ServerConn {
     frames: FrameDecoder,
     /// Set by the first BOTH or CLIENT answer; later requests carry no handshake.
     handshaken: bool,
+    /// A NONE answer was sent; a second unknown handshake ends the connection.
+    answered_none: bool,
+    /// Why the connection must close; every later `feed` returns it.
+    fatal: Option<AvroError>,
 }
 
 /// What one request frame asks of the caller.
@@ -73,9 +82,12 @@ pub enum AnswerReason {
     HandshakeNone,
     /// An Avro handshake ping (empty message name).
     Ping,
-    /// A malformed request, or a message name AvroSourceProtocol lacks: answered with an
-    /// error response naming the problem. Worth a log line with the peer address.
+    /// A malformed request: answered with an error response naming the problem. Worth a log
+    /// line with the peer address.
     Refused(AvroError),
+    /// Answered (an error response, or NONE again), and the connection must now close: `feed`
+    /// returns this error too, so the caller logs it once, when it closes.
+    Closing(AvroError),
 }
 
 impl Reply {
@@ -128,6 +140,8 @@ impl ServerConn {
         ServerConn {
             frames: FrameDecoder::new(limits),
             handshaken: false,
+            answered_none: false,
+            fatal: None,
         }
     }
 
@@ -141,14 +155,22 @@ impl ServerConn {
         self.frames.is_idle()
     }
 
-    /// Decodes `chunk`, appending one item per complete request to `out`. An `Err` is a
-    /// framing error: items for the frames before it are still in `out` (answer them if you
-    /// like), then close the connection; every later call fails the same way.
+    /// Decodes `chunk`, appending one item per complete request to `out`. An `Err` means the
+    /// connection must close (a framing error, or a [`AnswerReason::Closing`] refusal): items
+    /// for the frames before it are still in `out` (answer them if you like; the last one may
+    /// be the refusal itself), then close; every later call fails the same way.
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<ServerItem>) -> Result<(), AvroError> {
+        if let Some(e) = &self.fatal {
+            return Err(e.clone());
+        }
         let mut frames = Vec::new();
         let res = self.frames.decode(chunk, &mut frames);
         for f in frames {
             out.push(self.handle(f));
+            if let Some(e) = &self.fatal {
+                // Requests after the one that ends the connection are not answered.
+                return Err(e.clone());
+            }
         }
         res.map_err(AvroError::from)
     }
@@ -158,8 +180,10 @@ impl ServerConn {
         let mut r = Reader::new(&frame.payload);
         let mut handshake = None;
         if !self.handshaken {
+            let mut req_hash = [0u8; 16];
             let answer = match decode_handshake_request(&mut r) {
                 Ok(req) => {
+                    req_hash = req.client_hash;
                     let known = if req.client_hash == PROTOCOL_MD5 {
                         Ok(true)
                     } else if let Some(text) = &req.client_protocol {
@@ -180,6 +204,17 @@ impl ServerConn {
                 // the connection stays un-handshaken.
                 Err(e) => return refused(serial, None, e),
                 Ok(HandshakeMatch::None) => {
+                    let reason = if self.answered_none {
+                        let e = AvroError::UnknownClientProtocol {
+                            hash: hex(&req_hash),
+                            ours: hex(&PROTOCOL_MD5),
+                        };
+                        self.fatal = Some(e.clone());
+                        AnswerReason::Closing(e)
+                    } else {
+                        self.answered_none = true;
+                        AnswerReason::HandshakeNone
+                    };
                     let mut hs = Vec::new();
                     encode_handshake_response(
                         &mut hs,
@@ -190,7 +225,7 @@ impl ServerConn {
                     return ServerItem::Answered(Answered {
                         serial,
                         response,
-                        reason: AnswerReason::HandshakeNone,
+                        reason,
                     });
                 }
                 Ok(m) => {
@@ -220,9 +255,23 @@ impl ServerConn {
                     reason: AnswerReason::Ping,
                 })
             }
+            Err(e @ AvroError::UnknownMessage { .. }) => {
+                self.fatal = Some(e.clone());
+                let response = encode_response(serial, handshake.as_ref(), Err(&e.to_string()));
+                ServerItem::Answered(Answered {
+                    serial,
+                    response,
+                    reason: AnswerReason::Closing(e),
+                })
+            }
             Err(e) => refused(serial, handshake.as_ref(), e),
         }
     }
+}
+
+/// A hash as lowercase hex, for messages.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn refused(serial: u32, handshake: Option<&HandshakeResponse>, e: AvroError) -> ServerItem {

@@ -242,7 +242,7 @@ fn bad_protocol_text_is_refused_and_not_handshaken() {
 }
 
 #[test]
-fn unknown_message_is_refused_by_name_and_the_connection_goes_on() {
+fn unknown_message_is_answered_by_name_and_then_closes_the_connection() {
     let mut conn = ServerConn::default();
     let mut head = Vec::new();
     encode_handshake_request(&mut head, &HandshakeRequest::flume(false));
@@ -250,16 +250,22 @@ fn unknown_message_is_refused_by_name_and_the_connection_goes_on() {
     write_string(&mut head, "appendBatchX");
     let mut frame = Vec::new();
     encode_frame(&mut frame, 1, &[&head]);
-    let a = one_answer(feed_server(&mut conn, &frame));
-    assert_eq!(
-        a.reason,
-        AnswerReason::Refused(AvroError::UnknownMessage {
-            name: "appendBatchX".into()
-        })
-    );
-    // The client sees the error text, after a BOTH handshake.
+    // A request right behind it in the same chunk is not answered: the peer speaks another
+    // protocol.
     let mut client = ClientConn::default();
     let _ = client.append(&Event::new("x")).expect("call");
+    let mut next = Vec::new();
+    encode_frame(&mut next, 2, &[&head]);
+    let mut bytes = frame.clone();
+    bytes.extend_from_slice(&next);
+    let mut items = Vec::new();
+    let unknown = AvroError::UnknownMessage {
+        name: "appendBatchX".into(),
+    };
+    assert_eq!(conn.feed(&bytes, &mut items), Err(unknown.clone()));
+    let a = one_answer(items);
+    assert_eq!(a.reason, AnswerReason::Closing(unknown.clone()));
+    // The client sees the error text, after a BOTH handshake.
     let items = feed_client(&mut client, &a.response);
     let [ClientItem::Response {
         serial: 1,
@@ -269,11 +275,35 @@ fn unknown_message_is_refused_by_name_and_the_connection_goes_on() {
         panic!("expected an error response");
     };
     assert!(msg.contains("\"appendBatchX\""), "{msg}");
-    // Handshaken: the next call has no handshake.
-    assert!(conn.is_handshaken());
-    let (_, frame) = client.append(&Event::new("y")).expect("call");
-    let call = one_call(feed_server(&mut conn, &frame));
-    assert_eq!(call.message.into_events(), vec![Event::new("y")]);
+    // Every later feed fails the same way.
+    let mut items = Vec::new();
+    assert_eq!(conn.feed(&next, &mut items), Err(unknown));
+    assert!(items.is_empty());
+}
+
+#[test]
+fn a_second_unknown_handshake_after_none_closes_the_connection() {
+    let mut conn = ServerConn::default();
+    let hs = HandshakeRequest {
+        client_hash: [0xEE; 16],
+        client_protocol: None,
+        server_hash: [0xEE; 16],
+        meta: None,
+    };
+    let a = one_answer(feed_server(&mut conn, &request_with(&hs, 1)));
+    assert_eq!(a.reason, AnswerReason::HandshakeNone);
+    let mut items = Vec::new();
+    let err = conn
+        .feed(&request_with(&hs, 2), &mut items)
+        .expect_err("a second unknown handshake ends the connection");
+    let msg = err.to_string();
+    assert!(msg.contains(&"ee".repeat(16)), "{msg}");
+    assert!(matches!(err, AvroError::UnknownClientProtocol { .. }));
+    // Answered NONE again, so a client waiting on serial 2 is not left hanging.
+    let a = one_answer(items);
+    assert!(matches!(a.reason, AnswerReason::Closing(_)));
+    assert_eq!(&a.response[..4], &2u32.to_be_bytes());
+    assert!(!conn.is_handshaken());
 }
 
 #[test]

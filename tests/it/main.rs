@@ -4,6 +4,7 @@
 mod agent;
 mod agent_crash;
 mod agent_proc;
+mod avro_bad_input;
 mod avro_client;
 mod avro_sink;
 mod avro_source;
