@@ -6,6 +6,7 @@ mod agent_crash;
 mod agent_proc;
 mod avro_bad_input;
 mod avro_client;
+mod avro_pipelining;
 mod avro_sink;
 mod avro_source;
 mod cli;
