@@ -32,7 +32,7 @@ fn pipelined_calls_are_answered_by_serial_and_kept_in_order() {
         client.feed(&buf[..n], &mut items).expect("decode");
     }
     assert_eq!(
-        items.drain(..).collect::<Vec<_>>(),
+        std::mem::take(&mut items),
         vec![ClientItem::Response {
             serial: first,
             result: Ok(Status::Ok)

@@ -4,13 +4,26 @@
 //! classpath of its classes and dependency jars. A machine without `java` or `mvn` fails the
 //! tests that need them with a message that says so: they never skip silently.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Mutex;
 
-/// Builds `tests/<project>` (`mvn compile dependency:build-classpath`) and returns its
-/// classpath. Callers cache the result (a `OnceLock` per project).
+/// Builds `tests/<project>` (`mvn compile dependency:build-classpath`) once per test process
+/// and returns its classpath. Several test modules use the same project; the cache (held
+/// while building, so a second caller waits instead of running Maven again) saves a Maven run
+/// of 5-20 s each.
 pub fn maven_classpath(project: &str) -> String {
+    static BUILT: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    built
+        .entry(project.to_string())
+        .or_insert_with(|| build_classpath(project))
+        .clone()
+}
+
+fn build_classpath(project: &str) -> String {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join(project);
