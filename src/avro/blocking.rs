@@ -3,14 +3,25 @@
 //! with a timeout, sends one `appendBatch` at a time and waits for its answer with a deadline
 //! (writing the resent call when the server answers the handshake NONE).
 //!
+//! The socket is a [`Transport`]: with `compression-type = deflate` and/or TLS (`ssl = true`)
+//! layered as Flume 1.11 does. The TLS handshake is done in [`BlockingClient::connect_tls`],
+//! bounded by the connect timeout, so an untrusted certificate is a connection failure that
+//! says what to set.
+//!
 //! Every [`RpcError`] names the peer as `host:port` and what was being done. After any error
 //! the connection should be dropped: a late answer would be read as the next call's.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::zlib::{Deflater, Inflater, ZlibError};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+
+use super::tls::explain_client_error;
+use super::transport::{into_zlib_error, tls_error, zlib_error, Transport, Wire};
+use super::zlib::ZlibError;
 use super::{AvroError, ClientConn, ClientItem, Status};
 use crate::event::Event;
 
@@ -95,6 +106,10 @@ pub enum RpcError {
         context: String,
         source: ZlibError,
     },
+    /// TLS could not be set up with the peer (an untrusted certificate, a handshake error).
+    /// `detail` names the peer itself ("the certificate of host:port is not trusted ...").
+    #[error("{detail}")]
+    Tls { peer: String, detail: String },
     /// An answer to another call than the one waited for.
     #[error("{peer}: unexpected answer while waiting for call {serial} ({what}): {item}")]
     Unexpected {
@@ -107,14 +122,12 @@ pub enum RpcError {
 
 /// One blocking connection to an avro source; see the module docs.
 pub struct BlockingClient {
-    stream: TcpStream,
+    stream: Transport<ClientConnection>,
     conn: ClientConn,
     peer: String,
     timeouts: Timeouts,
     items: Vec<ClientItem>,
     buf: Vec<u8>,
-    /// `compression-type = deflate`: the two zlib streams and a buffer of inflated bytes.
-    zlib: Option<(Deflater, Inflater, Vec<u8>)>,
 }
 
 impl BlockingClient {
@@ -131,6 +144,19 @@ impl BlockingClient {
         port: u16,
         timeouts: &Timeouts,
         deflate: Option<u32>,
+    ) -> Result<Self, RpcError> {
+        Self::connect_tls(host, port, timeouts, deflate, None)
+    }
+
+    /// As [`BlockingClient::connect_with`], with TLS (`ssl = true`) when `tls` is `Some`: the
+    /// handshake is done here, within the connect timeout. `host` is the name the certificate
+    /// is checked against (when the configuration checks names) and sent as SNI.
+    pub fn connect_tls(
+        host: &str,
+        port: u16,
+        timeouts: &Timeouts,
+        deflate: Option<u32>,
+        tls: Option<&Arc<ClientConfig>>,
     ) -> Result<Self, RpcError> {
         let peer = format!("{host}:{port}");
         let addrs: Vec<SocketAddr> = (host, port)
@@ -153,6 +179,11 @@ impl BlockingClient {
                     stream
                         .set_write_timeout(Some(timeouts.request))
                         .map_err(io)?;
+                    let wire = Wire::new(stream, deflate);
+                    let stream = match tls {
+                        None => Transport::Plain(wire),
+                        Some(cfg) => Self::handshake(host, &peer, cfg, wire, timeouts)?,
+                    };
                     return Ok(BlockingClient {
                         stream,
                         conn: ClientConn::default(),
@@ -160,9 +191,6 @@ impl BlockingClient {
                         timeouts: timeouts.clone(),
                         items: Vec::new(),
                         buf: vec![0; 64 * 1024],
-                        zlib: deflate.map(|level| {
-                            (Deflater::new(level), Inflater::new(), vec![0; 64 * 1024])
-                        }),
                     });
                 }
                 Err(e) => last = Some((addr, e)),
@@ -194,6 +222,62 @@ impl BlockingClient {
                 source: e,
             }
         })
+    }
+
+    /// Does the TLS handshake over `wire`, waiting at most the connect timeout.
+    fn handshake(
+        host: &str,
+        peer: &str,
+        cfg: &Arc<ClientConfig>,
+        wire: Wire,
+        timeouts: &Timeouts,
+    ) -> Result<Transport<ClientConnection>, RpcError> {
+        let tls_err = |detail: String| RpcError::Tls {
+            peer: peer.to_string(),
+            detail,
+        };
+        let name = ServerName::try_from(host.to_string()).map_err(|e| {
+            tls_err(format!(
+                "{peer}: `{host}` cannot be used as a TLS server name: {e}"
+            ))
+        })?;
+        let conn = ClientConnection::new(Arc::clone(cfg), name)
+            .map_err(|e| tls_err(format!("{peer}: starting TLS: {e}")))?;
+        let mut t = Transport::Tls(Box::new(StreamOwned::new(conn, wire)));
+        let deadline = Instant::now() + timeouts.connect;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(tls_err(format!(
+                    "{peer}: no TLS handshake within {:?} ({}): is its avro source set with `ssl = true`?",
+                    timeouts.connect, timeouts.connect_name
+                )));
+            }
+            t.tcp()
+                .set_read_timeout(Some(left))
+                .map_err(|e| RpcError::Io {
+                    peer: peer.to_string(),
+                    context: "setting the read timeout".into(),
+                    source: e,
+                })?;
+            match t.complete_handshake() {
+                Ok(()) => return Ok(t),
+                Err(e) if matches!(e.kind(), ErrorKind::Interrupted) => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => {
+                    return Err(tls_err(match (tls_error(&e), zlib_error(&e)) {
+                        (Some(te), _) => explain_client_error(peer, te),
+                        (None, Some(z)) => format!(
+                            "{peer}: bad compressed stream during the TLS handshake ({z}): is its avro source set with the same `compression-type`?"
+                        ),
+                        (None, None) if e.kind() == ErrorKind::UnexpectedEof => {
+                            format!("{peer} closed the connection during the TLS handshake: is its avro source set with `ssl = true` and the same `compression-type`?")
+                        }
+                        (None, None) => format!("{peer}: TLS handshake: {e}"),
+                    }))
+                }
+            }
+        }
     }
 
     /// The peer as `host:port`.
@@ -250,31 +334,12 @@ impl BlockingClient {
                     }
                 }
             }
-            // Inflate what was already read one chunk at a time, so the answers are looked at
-            // before more is inflated.
-            if let Some((_, inflater, plain)) = self.zlib.as_mut() {
-                let m = inflater.inflate(plain).map_err(|e| RpcError::Zlib {
-                    peer: self.peer.clone(),
-                    context: format!("bad answer to {what}"),
-                    source: e,
-                })?;
-                if m > 0 {
-                    let mut items = std::mem::take(&mut self.items);
-                    let fed = self.conn.feed(&plain[..m], &mut items);
-                    self.items = items;
-                    fed.map_err(|e| RpcError::Protocol {
-                        peer: self.peer.clone(),
-                        context: format!("bad answer to {what} (is it an avro source?)"),
-                        source: e,
-                    })?;
-                    continue;
-                }
-            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(self.timed_out(what));
             }
             self.stream
+                .tcp()
                 .set_read_timeout(Some(left))
                 .map_err(|e| self.io("setting the read timeout", e))?;
             let n = match self.stream.read(&mut self.buf) {
@@ -287,14 +352,22 @@ impl BlockingClient {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                    return Err(self.timed_out(what))
+                    // rustls answers WouldBlock when a read returned only part of a record:
+                    // wait on until the deadline.
+                    if Instant::now() >= deadline {
+                        return Err(self.timed_out(what));
+                    }
+                    continue;
                 }
-                Err(e) => return Err(self.io(&format!("reading the answer to {what}"), e)),
+                // The peer closed without TLS's close_notify.
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    return Err(RpcError::Closed {
+                        peer: self.peer.clone(),
+                        what: what.to_string(),
+                    })
+                }
+                Err(e) => return Err(self.read_error(what, e)),
             };
-            if let Some((_, inflater, _)) = self.zlib.as_mut() {
-                inflater.push(&self.buf[..n]);
-                continue;
-            }
             let mut items = std::mem::take(&mut self.items);
             let fed = self.conn.feed(&self.buf[..n], &mut items);
             self.items = items;
@@ -309,29 +382,48 @@ impl BlockingClient {
     /// Shuts the connection down (both directions); errors are ignored, as the peer may be
     /// gone already.
     pub fn close(self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        self.stream.close();
     }
 
     fn write(&mut self, frame: &[u8], what: &str) -> Result<(), RpcError> {
-        let compressed;
-        let frame = match self.zlib.as_mut() {
-            Some((deflater, _, _)) => {
-                compressed = deflater.compress(frame).map_err(|e| RpcError::Zlib {
+        let written = self
+            .stream
+            .write_all(frame)
+            .and_then(|()| self.stream.flush());
+        written.map_err(|e| {
+            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
+                return self.timed_out(what);
+            }
+            match into_zlib_error(e) {
+                Ok(z) => RpcError::Zlib {
                     peer: self.peer.clone(),
                     context: format!("sending {what}"),
-                    source: e,
-                })?;
-                &compressed[..]
-            }
-            None => frame,
-        };
-        self.stream.write_all(frame).map_err(|e| {
-            if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) {
-                self.timed_out(what)
-            } else {
-                self.io(&format!("sending {what}"), e)
+                    source: z,
+                },
+                Err(e) => self.io(&format!("sending {what}"), e),
             }
         })
+    }
+
+    /// A read error other than a timeout or a close, classified for the message.
+    fn read_error(&self, what: &str, e: std::io::Error) -> RpcError {
+        let e = match into_zlib_error(e) {
+            Ok(z) => {
+                return RpcError::Zlib {
+                    peer: self.peer.clone(),
+                    context: format!("bad answer to {what}"),
+                    source: z,
+                }
+            }
+            Err(e) => e,
+        };
+        if let Some(t) = tls_error(&e) {
+            return RpcError::Tls {
+                peer: self.peer.clone(),
+                detail: format!("{}: TLS error reading the answer to {what}: {t}", self.peer),
+            };
+        }
+        self.io(&format!("reading the answer to {what}"), e)
     }
 
     fn io(&self, context: &str, source: std::io::Error) -> RpcError {

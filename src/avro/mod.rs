@@ -9,10 +9,14 @@
 //! - [`protocol`]: handshake records, call and response bodies, `AvroFlumeEvent` <-> [`Event`].
 //! - [`server`] and [`client`]: one connection's state machine each (whether the handshake
 //!   happened, what to answer, when to resend with the protocol text).
-//! - [`blocking`]: a [`ClientConn`] over a blocking `TcpStream` (the avro sink, `avro-client`).
+//! - [`zlib`], [`tls`] and [`transport`]: `compression-type = deflate` and `ssl = true`, layered
+//!   on the socket as Flume 1.11 does (zlib outermost, TLS inside it, frames inside TLS).
+//! - [`blocking`]: a [`ClientConn`] over a blocking [`transport::Transport`] (the avro sink,
+//!   `avro-client`).
 //!
 //! Invariants:
-//! - No I/O, no async, no clocks (except in [`blocking`]): callers feed bytes in and write bytes out, so every path is
+//! - No I/O, no async, no clocks (except in [`blocking`], [`transport`], and [`tls`], which
+//!   reads key and trust stores): callers feed bytes in and write bytes out, so every path is
 //!   unit-testable and fuzzable (`fuzz/fuzz_targets/avro_frame.rs`).
 //! - Untrusted input never panics and never makes us allocate more than we were given: frame
 //!   counts and lengths are checked against [`FrameLimits`] as their 4 bytes arrive, and every
@@ -22,9 +26,6 @@
 //!   error response) and the connection goes on; a call of a message AvroSourceProtocol does
 //!   not have, or a second unknown handshake, is answered and then closes the connection.
 //!
-//! Deliberately absent: deflate (`compression-type = deflate`: one zlib stream per direction,
-//! sync-flushed per frame, to be layered under the frame decoder by the source/sink) and TLS.
-//!
 //! [`Event`]: crate::event::Event
 
 pub mod binary;
@@ -33,6 +34,8 @@ pub mod client;
 pub mod frame;
 pub mod protocol;
 pub mod server;
+pub mod tls;
+pub mod transport;
 pub mod zlib;
 
 #[cfg(test)]

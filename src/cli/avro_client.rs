@@ -11,7 +11,9 @@
 //! batch may or may not have been (an UNKNOWN or a timeout says nothing either way).
 //!
 //! Blocking I/O over one `std::net::TcpStream` ([`BlockingClient`], shared with the `avro`
-//! sink); the protocol itself is the sans-I/O [`crate::avro::ClientConn`].
+//! sink); the protocol itself is the sans-I/O [`crate::avro::ClientConn`]. `--ssl` (ours: Flume's
+//! avro-client has no TLS) connects with TLS as the avro sink's `ssl = true` does, trusting
+//! `--truststore`, or any certificate with `--trust-all-certs`, else the system's CA roots.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -59,6 +61,19 @@ pub struct AvroClientArgs {
     /// Seconds to wait for the answer to one call (Flume's client: 20).
     #[arg(long, value_name = "SECONDS", default_value = "20", value_parser = parse_seconds)]
     pub request_timeout: Duration,
+    /// Connect with TLS (the avro source has `ssl = true`).
+    #[arg(long)]
+    pub ssl: bool,
+    /// With --ssl: trust the certificates in this PKCS#12 or PEM file (as the avro sink's
+    /// `truststore`) instead of the system's CA roots.
+    #[arg(long, value_name = "FILE", requires = "ssl")]
+    pub truststore: Option<PathBuf>,
+    /// The truststore's password.
+    #[arg(long, value_name = "PASSWORD", requires = "truststore")]
+    pub truststore_password: Option<String>,
+    /// With --ssl: accept any certificate (as the avro sink's `trust-all-certs = true`).
+    #[arg(long, requires = "ssl", conflicts_with = "truststore")]
+    pub trust_all_certs: bool,
 }
 
 /// `KEY=VALUE` with a non-empty key; the value may be empty and may contain `=`.
@@ -103,8 +118,30 @@ pub fn run(args: &AvroClientArgs) -> Result<ExitCode, CliError> {
         connect_name: "--connect-timeout",
         request_name: "--request-timeout",
     };
-    let mut client = BlockingClient::connect(&args.host, args.port, &timeouts)
-        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let tls = if args.ssl {
+        use crate::avro::tls::{client_config, ClientTls, Filters, Secret, Store, Trust};
+        let trust = match (&args.truststore, args.trust_all_certs) {
+            (_, true) => Trust::All,
+            (Some(path), false) => Trust::Store(Store {
+                path: path.clone(),
+                password: args.truststore_password.clone().map(Secret),
+                store_type: None,
+            }),
+            (None, false) => Trust::System,
+        };
+        let settings = ClientTls {
+            trust,
+            verify_hostname: None,
+            filters: Filters::default(),
+        };
+        // The messages name the sink's keys; here they are options of the same names.
+        Some(client_config(&settings).map_err(|e| CliError::Usage(format!("--ssl: {e}")))?)
+    } else {
+        None
+    };
+    let mut client =
+        BlockingClient::connect_tls(&args.host, args.port, &timeouts, None, tls.as_ref())
+            .map_err(|e| CliError::Failed(e.to_string()))?;
 
     let batch_size = args.batch_size as usize;
     let mut batch = Vec::with_capacity(batch_size);
@@ -169,6 +206,16 @@ mod tests {
         assert_eq!(a.connect_timeout, Duration::from_secs(20));
         assert_eq!(a.request_timeout, Duration::from_secs(20));
         assert!(a.file.is_none() && a.headers.is_empty());
+        assert!(!a.ssl && a.truststore.is_none() && !a.trust_all_certs);
+        for bad in [
+            &["--truststore", "t.p12"][..],
+            &["--trust-all-certs"][..],
+            &["--ssl", "--trust-all-certs", "--truststore", "t.p12"][..],
+        ] {
+            let mut args = vec!["flumen", "avro-client", "-H", "h", "-p", "1"];
+            args.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
         for bad in [&["--batch-size", "0"][..], &["--header", "x"][..]] {
             let mut args = vec!["flumen", "avro-client", "-H", "h", "-p", "1"];
             args.extend_from_slice(bad);

@@ -1592,23 +1592,23 @@ fn build_source(ctx: &mut Ctx<'_>, t: SourceType) -> Result<SourceKind, ConfigEr
                 ));
             }
             let deflate = avro_compression(ctx, "the avro source compression-type")?;
-            if ctx.boolean("ssl", false)? {
-                let line = ctx.line_of("ssl");
-                return Err(ctx.unsupported(
-                    "ssl",
-                    line,
-                    "TLS on the avro source (`ssl = true`)",
-                    "Remove the key or set it to false; terminate TLS in front of flumen if needed",
-                ));
-            }
-            for key in [
-                "keystore",
-                "keystore-password",
-                "keystore-type",
-                "exclude-protocols",
-            ] {
-                ctx.ignore(key, "flumen's avro source does not support ssl yet");
-            }
+            let ssl = if ctx.boolean("ssl", false)? {
+                Some(avro_server_tls(ctx)?)
+            } else {
+                for key in [
+                    "keystore",
+                    "keystore-password",
+                    "keystore-type",
+                    "ssl-cert",
+                    "ssl-key",
+                ]
+                .into_iter()
+                .chain(TLS_FILTER_KEYS)
+                {
+                    ctx.ignore(key, "only used with `ssl = true`");
+                }
+                None
+            };
             let ip_filter = if ctx.boolean("ipFilter", false)? {
                 // Flume's AvroSource refuses `ipFilter = true` without rules at configure time.
                 let rules = ctx
@@ -1641,6 +1641,7 @@ fn build_source(ctx: &mut Ctx<'_>, t: SourceType) -> Result<SourceKind, ConfigEr
                 deflate,
                 ip_filter,
                 idle_timeout_secs,
+                ssl,
             }
         }
         SourceType::Exec => {
@@ -1794,7 +1795,7 @@ fn build_sink(
     })
 }
 
-/// Flume's AvroSink keys (docs/CONFIG.md). Compression and TLS are refused.
+/// Flume's AvroSink keys (docs/CONFIG.md).
 fn build_avro_sink(ctx: &mut Ctx<'_>) -> Result<SinkKind, ConfigError> {
     let hostname = ctx.required("hostname", "the host of the avro source to send to")?;
     let port = ctx.required("port", "the port of the avro source to send to, e.g. 41414")?;
@@ -1819,24 +1820,23 @@ fn build_avro_sink(ctx: &mut Ctx<'_>) -> Result<SinkKind, ConfigError> {
         "seconds (0 = never reset)",
     )?;
     let deflate = avro_compression(ctx, "the avro sink compression-type")?;
-    if ctx.boolean("ssl", false)? {
-        let line = ctx.line_of("ssl");
-        return Err(ctx.unsupported(
-            "ssl",
-            line,
-            "TLS on the avro sink (`ssl = true`)",
-            "Remove the key or set it to false; use a TLS tunnel to the next tier if needed",
-        ));
-    }
-    for key in [
-        "trust-all-certs",
-        "truststore",
-        "truststore-password",
-        "truststore-type",
-        "exclude-protocols",
-    ] {
-        ctx.ignore(key, "flumen's avro sink does not support ssl yet");
-    }
+    let ssl = if ctx.boolean("ssl", false)? {
+        Some(avro_client_tls(ctx)?)
+    } else {
+        for key in [
+            "trust-all-certs",
+            "truststore",
+            "truststore-password",
+            "truststore-type",
+            "verify-hostname",
+        ]
+        .into_iter()
+        .chain(TLS_FILTER_KEYS)
+        {
+            ctx.ignore(key, "only used with `ssl = true`");
+        }
+        None
+    };
     ctx.ignore(
         "maxIoWorkers",
         "flumen's avro sink uses one blocking connection",
@@ -1849,6 +1849,187 @@ fn build_avro_sink(ctx: &mut Ctx<'_>) -> Result<SinkKind, ConfigError> {
         request_timeout_ms,
         reset_connection_interval_secs,
         deflate,
+        ssl,
+    })
+}
+
+/// Flume 1.11's protocol and cipher suite list keys of the avro source and sink.
+const TLS_FILTER_KEYS: [&str; 4] = [
+    "exclude-protocols",
+    "include-protocols",
+    "include-cipher-suites",
+    "exclude-cipher-suites",
+];
+
+/// The protocol and cipher suite lists (Java names, space- or comma-separated as Flume's).
+/// Names flumen does not have (SSLv3, TLSv1, TLSv1.1, other suites) are simply never enabled,
+/// as in Flume, which filters the engine's own list.
+fn tls_filters(ctx: &mut Ctx<'_>) -> crate::avro::tls::Filters {
+    use crate::avro::tls::split_list;
+    let defaults = crate::avro::tls::Filters::default();
+    crate::avro::tls::Filters {
+        include_protocols: ctx.get("include-protocols").map(|v| split_list(&v.value)),
+        exclude_protocols: ctx
+            .get("exclude-protocols")
+            .map_or(defaults.exclude_protocols, |v| split_list(&v.value)),
+        include_cipher_suites: ctx
+            .get("include-cipher-suites")
+            .map(|v| split_list(&v.value)),
+        exclude_cipher_suites: ctx
+            .get("exclude-cipher-suites")
+            .map_or_else(Vec::new, |v| split_list(&v.value)),
+    }
+}
+
+/// `keystore-type` / `truststore-type`: PKCS12 (or PEM, ours); JKS and JCEKS are refused with
+/// the command that converts the `store_key` file. `None` when unset: the file's bytes decide.
+fn tls_store_type(
+    ctx: &mut Ctx<'_>,
+    key: &'static str,
+    store_key: &str,
+    store_path: &str,
+) -> Result<Option<crate::avro::tls::StoreType>, ConfigError> {
+    use crate::avro::tls::StoreType;
+    let Some(v) = ctx.get(key) else {
+        return Ok(None);
+    };
+    let t = v.value.trim();
+    if t.eq_ignore_ascii_case("PKCS12") || t.eq_ignore_ascii_case("PKCS#12") {
+        Ok(Some(StoreType::Pkcs12))
+    } else if t.eq_ignore_ascii_case("PEM") {
+        Ok(Some(StoreType::Pem))
+    } else if t.eq_ignore_ascii_case("JKS") || t.eq_ignore_ascii_case("JCEKS") {
+        let pem = if store_key == "keystore" {
+            "; or give the certificate chain and key as PEM files with `ssl-cert` and `ssl-key`"
+        } else {
+            "; or point it at a PEM file of the CA certificates"
+        };
+        Err(ctx.unsupported(
+            key,
+            v.line,
+            format!("{t} key stores (no well-kept Rust library reads them)"),
+            format!(
+                "Convert the store to PKCS#12: `keytool -importkeystore -srckeystore {store_path} -destkeystore {store_path}.p12 -deststoretype PKCS12`, point `{store_key}` at {store_path}.p12 and set `{key} = PKCS12`{pem}"
+            ),
+        ))
+    } else {
+        Err(ctx.bad(
+            key,
+            &v,
+            "PKCS12 (or PEM); JKS stores must be converted to PKCS12",
+        ))
+    }
+}
+
+/// The avro source's `ssl = true` keys: Flume's keystore, or our PEM `ssl-cert`/`ssl-key`.
+fn avro_server_tls(ctx: &mut Ctx<'_>) -> Result<crate::avro::tls::ServerTls, ConfigError> {
+    use crate::avro::tls::{Identity, Secret, ServerTls, Store};
+    let keystore = ctx.get("keystore");
+    let cert = ctx.get("ssl-cert");
+    let key = ctx.get("ssl-key");
+    let identity = match (keystore, cert, key) {
+        (Some(ks), None, None) => {
+            let store_type = tls_store_type(ctx, "keystore-type", "keystore", &ks.value)?;
+            Identity::Keystore(Store {
+                path: PathBuf::from(ks.value),
+                password: ctx.get("keystore-password").map(|v| Secret(v.value)),
+                store_type,
+            })
+        }
+        (None, Some(cert), Some(key)) => {
+            for k in ["keystore-password", "keystore-type"] {
+                ctx.ignore(
+                    k,
+                    "the key and certificate come from `ssl-cert` and `ssl-key`",
+                );
+            }
+            Identity::Pem {
+                cert: PathBuf::from(cert.value),
+                key: PathBuf::from(key.value),
+            }
+        }
+        (Some(_), Some(v), _) => {
+            return Err(ctx.bad(
+                "ssl-cert",
+                &v,
+                "set either `keystore` or `ssl-cert` and `ssl-key`, not both",
+            ))
+        }
+        (Some(_), None, Some(v)) => {
+            return Err(ctx.bad(
+                "ssl-key",
+                &v,
+                "set either `keystore` or `ssl-cert` and `ssl-key`, not both",
+            ))
+        }
+        (None, Some(_), None) => {
+            return Err(ctx.missing(
+                "ssl-key",
+                "`ssl-cert` needs `ssl-key`: the PEM file of the certificate's private key".into(),
+            ))
+        }
+        (None, None, Some(_)) => {
+            return Err(ctx.missing(
+                "ssl-cert",
+                "`ssl-key` needs `ssl-cert`: the PEM file of the certificate chain, leaf first"
+                    .into(),
+            ))
+        }
+        (None, None, None) => {
+            return Err(ctx.missing(
+                "keystore",
+                "`ssl = true` needs the source's key and certificate: `keystore` (a PKCS#12 \
+                 file) with `keystore-password`, or `ssl-cert` and `ssl-key` (PEM files)"
+                    .into(),
+            ))
+        }
+    };
+    Ok(ServerTls {
+        identity,
+        filters: tls_filters(ctx),
+    })
+}
+
+/// The avro sink's `ssl = true` keys: `trust-all-certs`, else `truststore`, else the system's
+/// CA roots; `verify-hostname` (ours).
+fn avro_client_tls(ctx: &mut Ctx<'_>) -> Result<crate::avro::tls::ClientTls, ConfigError> {
+    use crate::avro::tls::{ClientTls, Secret, Store, Trust};
+    let trust_all = ctx.boolean("trust-all-certs", false)?;
+    let trust = if trust_all {
+        for k in ["truststore", "truststore-password", "truststore-type"] {
+            ctx.ignore(k, "`trust-all-certs = true` trusts any certificate");
+        }
+        Trust::All
+    } else if let Some(ts) = ctx.get("truststore") {
+        let store_type = tls_store_type(ctx, "truststore-type", "truststore", &ts.value)?;
+        Trust::Store(Store {
+            path: PathBuf::from(ts.value),
+            password: ctx.get("truststore-password").map(|v| Secret(v.value)),
+            store_type,
+        })
+    } else {
+        for k in ["truststore-password", "truststore-type"] {
+            ctx.ignore(
+                k,
+                "no `truststore` is set: the system's CA roots are trusted",
+            );
+        }
+        Trust::System
+    };
+    let verify_hostname = match ctx.parsed("verify-hostname", parse_bool)? {
+        Some((true, v)) if trust_all => {
+            return Err(ctx.bad(
+                "verify-hostname",
+                &v,
+                "false: with `trust-all-certs = true` no certificate is checked; set a `truststore` to check names",
+            ))
+        }
+        other => other.map(|(b, _)| b),
+    };
+    Ok(ClientTls {
+        trust,
+        verify_hostname,
+        filters: tls_filters(ctx),
     })
 }
 

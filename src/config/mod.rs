@@ -167,8 +167,12 @@ pub enum SourceKind {
         /// default). Checked on every accepted connection; a denied peer is closed at once.
         ip_filter: Option<crate::source::ip_filter::IpFilter>,
         /// `idle-timeout` (flumen's; default 60 s): a client that leaves a request half sent
-        /// this long is logged and disconnected. Idle time between requests is not limited.
+        /// (or a TLS handshake unfinished) this long is logged and disconnected. Idle time
+        /// between requests is not limited.
         idle_timeout_secs: u64,
+        /// `ssl = true`: the keystore (or `ssl-cert`/`ssl-key`) and the protocol and cipher
+        /// suite lists; `None` for `ssl = false` (the default). Read at start-up.
+        ssl: Option<crate::avro::tls::ServerTls>,
     },
     /// `exec` / `org.apache.flume.source.ExecSource`: one event per line of a command's stdout.
     Exec {
@@ -364,6 +368,9 @@ pub enum SinkKind {
         /// `compression-type = deflate`: the `compression-level` (0-9, default 6); `None` for
         /// `compression-type = none` (the default).
         deflate: Option<u32>,
+        /// `ssl = true`: whom to trust (`trust-all-certs`, `truststore`, else the system's CA
+        /// roots) and the protocol and cipher suite lists; `None` for `ssl = false`.
+        ssl: Option<crate::avro::tls::ClientTls>,
     },
 }
 

@@ -1794,6 +1794,7 @@ fn avro_source_keys() {
             deflate: None,
             ip_filter: None,
             idle_timeout_secs: 60,
+            ssl: None,
         }
     );
     assert_eq!(cfg.sources[0].kind.type_name(), "avro");
@@ -1818,6 +1819,7 @@ fn avro_source_keys() {
             deflate: None,
             ip_filter: None,
             idle_timeout_secs: 5,
+            ssl: None,
         }
     );
 }
@@ -1857,11 +1859,11 @@ fn avro_source_refusals() {
         assert!(matches!(e, ConfigError::BadValue { .. }), "{line}: {e:?}");
         names(&e, 11, key);
     }
-    // Flume features not supported yet.
+    // `ssl = true` needs a key and certificate.
     let e = err(&with_source(&format!("{base}a1.sources.r1.ssl = true\n")));
-    assert!(matches!(e, ConfigError::Unsupported { .. }), "{e:?}");
-    names(&e, 11, "a1.sources.r1.ssl");
-    assert!(e.to_string().contains("not supported yet"), "{e}");
+    assert!(matches!(e, ConfigError::MissingKey { .. }), "{e:?}");
+    assert!(e.to_string().contains("a1.sources.r1.keystore"), "{e}");
+    assert!(e.to_string().contains("ssl-cert"), "{e}");
 }
 
 #[test]
@@ -1944,6 +1946,7 @@ fn avro_sink_keys() {
             request_timeout_ms: 20_000,
             reset_connection_interval_secs: 0,
             deflate: None,
+            ssl: None,
         }
     );
     assert_eq!(cfg.sinks[0].kind.type_name(), "avro");
@@ -1970,6 +1973,7 @@ fn avro_sink_keys() {
             request_timeout_ms: 2500,
             reset_connection_interval_secs: 60,
             deflate: None,
+            ssl: None,
         }
     );
     // The TLS keys are ignored with a warning each, naming the key.
@@ -2024,11 +2028,13 @@ fn avro_sink_refusals() {
         "{base}a1.sinks.k1.batch-size = 1000\n"
     )));
     assert!(e.to_string().contains("a1.sinks.k1.batch-size"), "{e}");
-    // Flume features not supported yet.
-    let e = err(&with_avro_sink(&format!("{base}a1.sinks.k1.ssl = true\n")));
-    assert!(matches!(e, ConfigError::Unsupported { .. }), "{e:?}");
-    names(&e, 13, "a1.sinks.k1.ssl");
-    assert!(e.to_string().contains("not supported yet"), "{e}");
+    // `verify-hostname = true` cannot go with `trust-all-certs = true`.
+    let e = err(&with_avro_sink(&format!(
+        "{base}a1.sinks.k1.ssl = true\na1.sinks.k1.trust-all-certs = true\n\
+         a1.sinks.k1.verify-hostname = true\n"
+    )));
+    assert!(matches!(e, ConfigError::BadValue { .. }), "{e:?}");
+    names(&e, 15, "a1.sinks.k1.verify-hostname");
 }
 
 #[test]
@@ -2093,4 +2099,287 @@ fn avro_compression_keys() {
         e.to_string().contains("a1.sinks.k1.compression-level"),
         "{e}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS (`ssl = true`) on the avro source and sink
+
+fn source_tls(cfg: &AgentConfig) -> crate::avro::tls::ServerTls {
+    match &cfg.sources[0].kind {
+        SourceKind::Avro { ssl: Some(t), .. } => t.clone(),
+        other => panic!("no ssl in {other:?}"),
+    }
+}
+
+fn sink_tls(cfg: &AgentConfig) -> crate::avro::tls::ClientTls {
+    match &cfg.sinks[0].kind {
+        SinkKind::Avro { ssl: Some(t), .. } => t.clone(),
+        other => panic!("no ssl in {other:?}"),
+    }
+}
+
+const AVRO_SOURCE: &str = "a1.sources.r1.type = avro\na1.sources.r1.bind = 127.0.0.1\n\
+                           a1.sources.r1.port = 41414\na1.sources.r1.channels = c1\n";
+
+#[test]
+fn avro_source_tls_keys() {
+    use crate::avro::tls::{Filters, Identity, Secret, ServerTls, Store, StoreType};
+    let (cfg, warnings) = ok(&with_source(&format!(
+        "{AVRO_SOURCE}a1.sources.r1.ssl = true\na1.sources.r1.keystore = /etc/flume/ks.p12\n\
+         a1.sources.r1.keystore-password = s3cret\na1.sources.r1.keystore-type = pkcs12\n\
+         a1.sources.r1.include-protocols = TLSv1.3 TLSv1.2\n\
+         a1.sources.r1.exclude-cipher-suites = TLS_AES_128_GCM_SHA256,TLS_CHACHA20_POLY1305_SHA256\n"
+    )));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        source_tls(&cfg),
+        ServerTls {
+            identity: Identity::Keystore(Store {
+                path: "/etc/flume/ks.p12".into(),
+                password: Some(Secret("s3cret".into())),
+                store_type: Some(StoreType::Pkcs12),
+            }),
+            filters: Filters {
+                include_protocols: Some(vec!["TLSv1.3".into(), "TLSv1.2".into()]),
+                exclude_protocols: vec!["SSLv3".into()],
+                include_cipher_suites: None,
+                exclude_cipher_suites: vec![
+                    "TLS_AES_128_GCM_SHA256".into(),
+                    "TLS_CHACHA20_POLY1305_SHA256".into()
+                ],
+            },
+        }
+    );
+    // The password never shows in the configuration's Debug output.
+    assert!(!format!("{cfg:?}").contains("s3cret"));
+
+    // Our PEM keys.
+    let (cfg, warnings) = ok(&with_source(&format!(
+        "{AVRO_SOURCE}a1.sources.r1.ssl = true\na1.sources.r1.ssl-cert = /c.pem\n\
+         a1.sources.r1.ssl-key = /k.pem\n"
+    )));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        source_tls(&cfg).identity,
+        Identity::Pem {
+            cert: "/c.pem".into(),
+            key: "/k.pem".into()
+        }
+    );
+
+    // With `ssl = false` the TLS keys are ignored with a warning each.
+    let (cfg, warnings) = ok(&with_source(&format!(
+        "{AVRO_SOURCE}a1.sources.r1.keystore = /k.p12\na1.sources.r1.exclude-protocols = SSLv3\n"
+    )));
+    assert!(matches!(
+        cfg.sources[0].kind,
+        SourceKind::Avro { ssl: None, .. }
+    ));
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(
+        warnings[0].to_string().contains("ssl = true"),
+        "{}",
+        warnings[0]
+    );
+}
+
+#[test]
+fn avro_source_tls_refusals() {
+    // JKS, named by keystore-type: refused with the command that converts the file.
+    let e = err(&with_source(&format!(
+        "{AVRO_SOURCE}a1.sources.r1.ssl = true\na1.sources.r1.keystore = /etc/ks.jks\n\
+         a1.sources.r1.keystore-type = JKS\n"
+    )));
+    assert!(matches!(e, ConfigError::Unsupported { .. }), "{e:?}");
+    names(&e, 13, "a1.sources.r1.keystore-type");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(
+            "keytool -importkeystore -srckeystore /etc/ks.jks -destkeystore /etc/ks.jks.p12 -deststoretype PKCS12"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("ssl-cert"), "{msg}");
+    let e = err(&with_source(&format!(
+        "{AVRO_SOURCE}a1.sources.r1.ssl = true\na1.sources.r1.keystore = /k\n\
+         a1.sources.r1.keystore-type = BKS\n"
+    )));
+    assert!(matches!(e, ConfigError::BadValue { .. }), "{e:?}");
+    // Half of the PEM pair, or both kinds at once.
+    let e = err(&with_source(&format!(
+        "{AVRO_SOURCE}a1.sources.r1.ssl = true\na1.sources.r1.ssl-cert = /c.pem\n"
+    )));
+    assert!(e.to_string().contains("a1.sources.r1.ssl-key"), "{e}");
+    let e = err(&with_source(&format!(
+        "{AVRO_SOURCE}a1.sources.r1.ssl = true\na1.sources.r1.keystore = /k.p12\n\
+         a1.sources.r1.ssl-cert = /c.pem\na1.sources.r1.ssl-key = /k.pem\n"
+    )));
+    assert!(matches!(e, ConfigError::BadValue { .. }), "{e:?}");
+    names(&e, 13, "a1.sources.r1.ssl-cert");
+}
+
+/// Makes a PKCS#12 keystore with keytool (the JDK's, as the project's tests need Java).
+fn keytool_keystore(dir: &std::path::Path, password: &str) -> PathBuf {
+    let ks = dir.join("ks.p12");
+    let status = std::process::Command::new("keytool")
+        .args([
+            "-genkeypair",
+            "-alias",
+            "flumen",
+            "-keyalg",
+            "RSA",
+            "-keysize",
+            "2048",
+        ])
+        .args([
+            "-dname",
+            "CN=localhost",
+            "-validity",
+            "2",
+            "-storetype",
+            "PKCS12",
+        ])
+        .arg("-keystore")
+        .arg(&ks)
+        .args(["-storepass", password, "-keypass", password])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("run keytool (the JDK must be installed)");
+    assert!(status.success(), "keytool -genkeypair failed");
+    ks
+}
+
+/// The keystore is read when the source is built (agent start-up, not while parsing): a
+/// missing file, a wrong password and a store without a private key are errors naming the key
+/// and the file.
+#[test]
+fn avro_source_tls_keystore_errors_name_the_key_and_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ks = keytool_keystore(dir.path(), "changeit");
+    let build = |path: &std::path::Path, password: &str| {
+        let (cfg, _) = ok(&with_source(&format!(
+            "{AVRO_SOURCE}a1.sources.r1.ssl = true\na1.sources.r1.keystore = {}\n\
+             a1.sources.r1.keystore-password = {password}\n",
+            path.display()
+        )));
+        crate::avro::tls::server_config(&source_tls(&cfg))
+    };
+    build(&ks, "changeit").expect("the right password works");
+
+    let missing = dir.path().join("missing.p12");
+    let e = build(&missing, "changeit").expect_err("missing file");
+    assert_eq!(e.key(), "keystore");
+    assert!(e.to_string().contains("missing.p12"), "{e}");
+
+    let e = build(&ks, "wrong-pw").expect_err("wrong password");
+    assert_eq!(e.key(), "keystore-password");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("wrong password") && msg.contains("ks.p12"),
+        "{msg}"
+    );
+    assert!(!msg.contains("wrong-pw"), "the password leaked: {msg}");
+
+    // A truststore (certificates only) is not a keystore.
+    let cert = dir.path().join("c.cer");
+    let ts = dir.path().join("ts.p12");
+    for args in [
+        vec![
+            "-exportcert",
+            "-alias",
+            "flumen",
+            "-rfc",
+            "-storepass",
+            "changeit",
+            "-keystore",
+        ],
+        vec![
+            "-importcert",
+            "-noprompt",
+            "-alias",
+            "ca",
+            "-storetype",
+            "PKCS12",
+            "-storepass",
+            "changeit",
+            "-keystore",
+        ],
+    ] {
+        let mut c = std::process::Command::new("keytool");
+        c.args(&args);
+        if args[0] == "-exportcert" {
+            c.arg(&ks).arg("-file").arg(&cert);
+        } else {
+            c.arg(&ts).arg("-file").arg(&cert);
+        }
+        let st = c
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("keytool");
+        assert!(st.success(), "keytool {args:?}");
+    }
+    let e = build(&ts, "changeit").expect_err("no private key");
+    assert!(e.to_string().contains("no private key"), "{e}");
+    assert!(e.to_string().contains("ts.p12"), "{e}");
+
+    // A JKS file is refused by its bytes even when keystore-type is not set.
+    let jks = dir.path().join("old.jks");
+    std::fs::write(&jks, [0xFE, 0xED, 0xFE, 0xED, 0, 0, 0, 2, 0, 0, 0, 0]).expect("write");
+    let e = build(&jks, "changeit").expect_err("jks");
+    assert!(e.to_string().contains("keytool -importkeystore"), "{e}");
+}
+
+#[test]
+fn avro_sink_tls_keys() {
+    use crate::avro::tls::{Secret, Store, StoreType, Trust};
+    let base = "a1.sinks.k1.hostname = h\na1.sinks.k1.port = 41414\na1.sinks.k1.ssl = true\n";
+    // No truststore: the system's roots, with host names checked.
+    let (cfg, warnings) = ok(&with_avro_sink(base));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let t = sink_tls(&cfg);
+    assert_eq!(t.trust, Trust::System);
+    assert!(t.verifies_hostname());
+    // A truststore: as Flume, names are not checked unless asked.
+    let (cfg, warnings) = ok(&with_avro_sink(&format!(
+        "{base}a1.sinks.k1.truststore = /ts.p12\na1.sinks.k1.truststore-password = pw\n\
+         a1.sinks.k1.truststore-type = PKCS12\na1.sinks.k1.exclude-protocols = SSLv3 TLSv1.2\n"
+    )));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let t = sink_tls(&cfg);
+    assert_eq!(
+        t.trust,
+        Trust::Store(Store {
+            path: "/ts.p12".into(),
+            password: Some(Secret("pw".into())),
+            store_type: Some(StoreType::Pkcs12),
+        })
+    );
+    assert!(!t.verifies_hostname());
+    assert_eq!(t.filters.exclude_protocols, ["SSLv3", "TLSv1.2"]);
+    let (cfg, _) = ok(&with_avro_sink(&format!(
+        "{base}a1.sinks.k1.truststore = /ts.p12\na1.sinks.k1.verify-hostname = true\n"
+    )));
+    assert!(sink_tls(&cfg).verifies_hostname());
+    // trust-all-certs wins over a truststore, which is ignored with a warning.
+    let (cfg, warnings) = ok(&with_avro_sink(&format!(
+        "{base}a1.sinks.k1.trust-all-certs = true\na1.sinks.k1.truststore = /ts.p12\n"
+    )));
+    assert_eq!(sink_tls(&cfg).trust, Trust::All);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    // JKS truststores are refused with the conversion command.
+    let e = err(&with_avro_sink(&format!(
+        "{base}a1.sinks.k1.truststore = /ts.jks\na1.sinks.k1.truststore-type = jks\n"
+    )));
+    assert!(matches!(e, ConfigError::Unsupported { .. }), "{e:?}");
+    names(&e, 15, "a1.sinks.k1.truststore-type");
+    assert!(e.to_string().contains("-srckeystore /ts.jks"), "{e}");
+    // A truststore that does not exist is an error naming it when the sink is built.
+    let (cfg, _) = ok(&with_avro_sink(&format!(
+        "{base}a1.sinks.k1.truststore = /nonexistent/ts.p12\n"
+    )));
+    let e = crate::avro::tls::client_config(&sink_tls(&cfg)).expect_err("missing");
+    assert_eq!(e.key(), "truststore");
+    assert!(e.to_string().contains("/nonexistent/ts.p12"), "{e}");
 }

@@ -99,6 +99,7 @@ pub fn build(cfg: &SinkConfig) -> Result<(Box<dyn Sink>, usize), SinkError> {
             request_timeout_ms,
             reset_connection_interval_secs,
             deflate,
+            ssl,
             ..
         } => Box::new(avro::AvroSink::new(
             &cfg.name,
@@ -110,6 +111,14 @@ pub fn build(cfg: &SinkConfig) -> Result<(Box<dyn Sink>, usize), SinkError> {
                 reset_connection_interval: (*reset_connection_interval_secs > 0)
                     .then(|| Duration::from_secs(*reset_connection_interval_secs)),
                 deflate: *deflate,
+                // The truststore is read now: a bad one stops start-up.
+                tls: match ssl {
+                    None => None,
+                    Some(settings) => Some(
+                        crate::avro::tls::client_config(settings)
+                            .map_err(|e| SinkError::new(&cfg.name, format!("ssl: {e}")))?,
+                    ),
+                },
             },
         )),
     };

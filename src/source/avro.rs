@@ -20,6 +20,10 @@
 //!   connection goes on.
 //! - Memory per connection is bounded by `max-frame-bytes` (checked by the frame decoder as
 //!   the lengths arrive, before anything is allocated for them) plus the decoded events.
+//! - With `ssl = true` every connection is TLS ([`crate::avro::transport`] layers it inside
+//!   deflate, as Flume 1.11). A handshake that fails (a plaintext client, a client that does
+//!   not trust our certificate) is one warning naming the peer and a closed connection; a
+//!   handshake not finished within `idle-timeout` is closed like a half-sent request.
 //!
 //! Shutdown: the listener is non-blocking and polled every 50 ms, and each connection reads
 //! with a 100 ms timeout, so both notice the stop flag promptly. A call whose put is in
@@ -33,7 +37,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{Source, SourceError};
-use crate::avro::zlib::{Deflater, Inflater, ZlibError};
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+use crate::avro::transport::{into_zlib_error, tls_error, Transport, Wire};
+use crate::avro::zlib::ZlibError;
 use crate::avro::{AnswerReason, AvroError, FrameLimits, Message, ServerConn, ServerItem, Status};
 use crate::channel::{Channel, ChannelError};
 use crate::event::Event;
@@ -72,11 +79,33 @@ pub enum ConnError {
     EofMidRequest { peer: SocketAddr },
     #[error("{peer} sent nothing for {}s in the middle of a request, closing the connection", .idle.as_secs())]
     IdleMidRequest { peer: SocketAddr, idle: Duration },
+    #[error("TLS with {peer} failed, closing the connection: {source}{}", tls_hint(.source))]
+    Tls {
+        peer: SocketAddr,
+        source: rustls::Error,
+    },
+    #[error("{peer} closed the connection during the TLS handshake; is the client set with ssl = true, and does it trust this source's certificate?")]
+    HandshakeEof { peer: SocketAddr },
+    #[error("{peer} did not finish the TLS handshake within {}s (idle-timeout), closing the connection; is the client set with ssl = true?", .idle.as_secs())]
+    HandshakeTimeout { peer: SocketAddr, idle: Duration },
     #[error("setting up the connection from {peer}: {source}")]
     Setup {
         peer: SocketAddr,
         source: std::io::Error,
     },
+}
+
+/// What to add to a TLS error for the operator.
+fn tls_hint(e: &rustls::Error) -> &'static str {
+    match e {
+        rustls::Error::InvalidMessage(_) => {
+            " (the client is not speaking TLS: set ssl = true on it, or check compression-type on both sides)"
+        }
+        rustls::Error::AlertReceived(_) => {
+            " (the client refused the handshake: does it trust this source's certificate?)"
+        }
+        _ => "",
+    }
 }
 
 /// See the module docs.
@@ -94,6 +123,8 @@ pub struct AvroSource {
     ip_filter: Option<IpFilter>,
     /// See [`IDLE_TIMEOUT`].
     idle_timeout: Duration,
+    /// `ssl = true`: the TLS configuration (keystore read at start-up).
+    tls: Option<Arc<ServerConfig>>,
 }
 
 impl AvroSource {
@@ -130,7 +161,15 @@ impl AvroSource {
             deflate: None,
             ip_filter: None,
             idle_timeout: IDLE_TIMEOUT,
+            tls: None,
         })
+    }
+
+    /// `ssl = true` with this configuration when `Some`: every connection must begin with a
+    /// TLS handshake.
+    pub fn with_tls(mut self, tls: Option<Arc<ServerConfig>>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// `compression-type = deflate` at `level` (0-9) when `Some`: both directions of every
@@ -168,7 +207,8 @@ impl AvroSource {
 impl Source for AvroSource {
     fn run(self: Box<Self>, stop: Arc<AtomicBool>) {
         let src = self.name.clone();
-        tracing::info!(source = %src, "source `{src}` (avro) listening on {}", self.addr);
+        let tls = if self.tls.is_some() { " with TLS" } else { "" };
+        tracing::info!(source = %src, "source `{src}` (avro) listening on {}{tls}", self.addr);
         let conn = Arc::new(ConnSettings {
             source: src.clone(),
             channels: self.channels.clone(),
@@ -176,6 +216,7 @@ impl Source for AvroSource {
             counters: Arc::clone(&self.counters),
             deflate: self.deflate,
             idle_timeout: self.idle_timeout,
+            tls: self.tls.clone(),
         });
         let open = Arc::new(AtomicUsize::new(0));
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
@@ -275,32 +316,31 @@ struct ConnSettings {
     counters: Arc<ComponentCounters>,
     deflate: Option<u32>,
     idle_timeout: Duration,
-}
-
-/// The per-direction zlib streams of one connection, when compressed.
-struct Zlib {
-    inflater: Inflater,
-    deflater: Deflater,
-    /// Inflated bytes, handed to the frame decoder one chunk at a time.
-    plain: Vec<u8>,
+    tls: Option<Arc<ServerConfig>>,
 }
 
 impl ConnSettings {
     fn serve(&self, stream: TcpStream, peer: SocketAddr, stop: &AtomicBool) {
         let src = &self.source;
         tracing::debug!(source = %src, "source `{src}`: connection from {peer}");
+        // A second handle keeps the socket open until the outcome is logged, so the line is
+        // written before the peer sees the close (tests and operators can rely on the order).
+        let hold = stream.try_clone();
         match self.run_conn(stream, peer, stop) {
             Ok(()) => {
                 tracing::debug!(source = %src, "source `{src}`: connection from {peer} closed")
             }
             Err(e) => tracing::warn!(source = %src, "source `{src}`: {e}"),
         }
+        if let Ok(s) = hold {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
     }
 
     /// Reads requests until EOF, shutdown, or an error; answers each.
     fn run_conn(
         &self,
-        mut stream: TcpStream,
+        stream: TcpStream,
         peer: SocketAddr,
         stop: &AtomicBool,
     ) -> Result<(), ConnError> {
@@ -312,87 +352,73 @@ impl ConnSettings {
             .map_err(setup)?;
         // Responses are small and the client waits for each: do not let Nagle hold them.
         stream.set_nodelay(true).map_err(setup)?;
+        // Deflate outside, TLS inside: Flume 1.11's pipeline order (see avro::transport).
+        let wire = Wire::new(stream, self.deflate);
+        let mut transport = match &self.tls {
+            None => Transport::Plain(wire),
+            Some(cfg) => {
+                let tls = ServerConnection::new(Arc::clone(cfg))
+                    .map_err(|source| ConnError::Tls { peer, source })?;
+                Transport::Tls(Box::new(StreamOwned::new(tls, wire)))
+            }
+        };
         let mut conn = ServerConn::new(self.limits);
+        // One read returns at most a chunk of plain (inflated, decrypted) bytes, and the
+        // decoder (which enforces the frame limits) and the answers catch up before the next.
         let mut chunk = vec![0u8; READ_CHUNK];
         let mut items = Vec::new();
         let mut last_progress = Instant::now();
-        let mut zlib = self.deflate.map(|level| Zlib {
-            inflater: Inflater::new(),
-            deflater: Deflater::new(level),
-            plain: vec![0u8; READ_CHUNK],
-        });
         loop {
             if stop.load(Ordering::Acquire) {
                 return Ok(());
             }
-            let n = match stream.read(&mut chunk) {
-                Ok(0) if conn.is_idle() => return Ok(()),
-                Ok(0) => return Err(ConnError::EofMidRequest { peer }),
+            let n = match transport.read(&mut chunk) {
+                Ok(0) => return end_of_stream(&conn, &transport, peer),
                 Ok(n) => n,
+                // A socket timeout (WouldBlock or TimedOut), or rustls waiting for the rest
+                // of a record (WouldBlock): nothing is lost, read again.
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     let idle = last_progress.elapsed();
-                    if !conn.is_idle() && idle >= self.idle_timeout {
-                        return Err(ConnError::IdleMidRequest { peer, idle });
+                    if idle >= self.idle_timeout {
+                        if transport.is_handshaking() {
+                            return Err(ConnError::HandshakeTimeout { peer, idle });
+                        }
+                        if !conn.is_idle() {
+                            return Err(ConnError::IdleMidRequest { peer, idle });
+                        }
                     }
                     continue;
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(source) => return Err(ConnError::Read { peer, source }),
+                // A TLS peer that closed the socket without close_notify (or during the
+                // handshake).
+                Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    return end_of_stream(&conn, &transport, peer)
+                }
+                Err(e) => return Err(read_error(peer, e)),
             };
             last_progress = Instant::now();
-            let Some(z) = zlib.as_mut() else {
-                self.feed(&mut conn, &chunk[..n], &mut items, &mut stream, None, peer)?;
-                continue;
-            };
-            // Inflate one chunk at a time and let the decoder (which enforces the frame
-            // limits) and the answers catch up before the next, so a small compressed input
-            // never becomes a large buffer.
-            z.inflater.push(&chunk[..n]);
-            loop {
-                let m = z
-                    .inflater
-                    .inflate(&mut z.plain)
-                    .map_err(|source| ConnError::Zlib { peer, source })?;
-                if m == 0 {
-                    break;
-                }
-                let plain = &z.plain[..m];
-                self.feed(
-                    &mut conn,
-                    plain,
-                    &mut items,
-                    &mut stream,
-                    Some(&mut z.deflater),
-                    peer,
-                )?;
-            }
+            self.feed(&mut conn, &chunk[..n], &mut items, &mut transport, peer)?;
         }
     }
 
-    /// Feeds request bytes to the protocol and writes the answers (compressed by `deflater`
-    /// when set).
+    /// Feeds request bytes to the protocol and writes the answers.
     fn feed(
         &self,
         conn: &mut ServerConn,
         bytes: &[u8],
         items: &mut Vec<ServerItem>,
-        stream: &mut TcpStream,
-        mut deflater: Option<&mut Deflater>,
+        transport: &mut Transport<ServerConnection>,
         peer: SocketAddr,
     ) -> Result<(), ConnError> {
         let fed = conn.feed(bytes, items);
         // Requests completed before a framing error are still answered: their bytes were
         // good, and the client may be waiting on them.
         for item in items.drain(..) {
-            let mut response = self.answer(item, peer);
-            if let Some(d) = deflater.as_deref_mut() {
-                response = d.compress(&response).map_err(|e| ConnError::Write {
-                    peer,
-                    source: std::io::Error::other(e),
-                })?;
-            }
-            stream
+            let response = self.answer(item, peer);
+            transport
                 .write_all(&response)
+                .and_then(|()| transport.flush())
                 .map_err(|source| ConnError::Write { peer, source })?;
         }
         fed.map_err(|source| ConnError::Protocol { peer, source })
@@ -463,6 +489,42 @@ impl ConnSettings {
         }
         Ok(())
     }
+}
+
+/// What the end of a connection's stream means: a normal close between requests (or before
+/// any byte, as a port probe does), or a request or TLS handshake cut short.
+fn end_of_stream(
+    conn: &ServerConn,
+    transport: &Transport<ServerConnection>,
+    peer: SocketAddr,
+) -> Result<(), ConnError> {
+    if transport.is_handshaking() {
+        return if transport.received() == 0 {
+            Ok(())
+        } else {
+            Err(ConnError::HandshakeEof { peer })
+        };
+    }
+    if conn.is_idle() {
+        Ok(())
+    } else {
+        Err(ConnError::EofMidRequest { peer })
+    }
+}
+
+/// Classifies a read error: a bad zlib stream, a TLS failure, or another I/O error.
+fn read_error(peer: SocketAddr, e: std::io::Error) -> ConnError {
+    let e = match into_zlib_error(e) {
+        Ok(source) => return ConnError::Zlib { peer, source },
+        Err(e) => e,
+    };
+    if let Some(source) = tls_error(&e) {
+        return ConnError::Tls {
+            peer,
+            source: source.clone(),
+        };
+    }
+    ConnError::Read { peer, source: e }
 }
 
 #[cfg(test)]

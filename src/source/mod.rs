@@ -109,20 +109,34 @@ pub fn build(
             deflate,
             ip_filter,
             idle_timeout_secs,
-        } => Ok(Box::new(
-            avro::AvroSource::bind(
-                &cfg.name,
-                channels,
-                bind,
-                *port,
-                *max_connections,
-                *max_frame_bytes,
-            )?
-            .with_deflate(*deflate)
-            .with_ip_filter(ip_filter.clone())
-            .with_idle_timeout(std::time::Duration::from_secs(*idle_timeout_secs))
-            .with_counters(counters),
-        )),
+            ssl,
+        } => {
+            // The keystore is read before the port is bound: a bad one stops start-up.
+            let tls = match ssl {
+                None => None,
+                Some(settings) => Some(crate::avro::tls::server_config(settings).map_err(|e| {
+                    SourceError::Start {
+                        source_name: cfg.name.clone(),
+                        message: format!("ssl: {e}"),
+                    }
+                })?),
+            };
+            Ok(Box::new(
+                avro::AvroSource::bind(
+                    &cfg.name,
+                    channels,
+                    bind,
+                    *port,
+                    *max_connections,
+                    *max_frame_bytes,
+                )?
+                .with_tls(tls)
+                .with_deflate(*deflate)
+                .with_ip_filter(ip_filter.clone())
+                .with_idle_timeout(std::time::Duration::from_secs(*idle_timeout_secs))
+                .with_counters(counters),
+            ))
+        }
         SourceKind::Exec {
             command,
             shell,

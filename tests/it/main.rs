@@ -11,6 +11,7 @@ mod avro_pipelining;
 mod avro_sink;
 mod avro_source;
 mod avro_tier;
+mod avro_tls;
 mod cli;
 mod common;
 mod corruption;

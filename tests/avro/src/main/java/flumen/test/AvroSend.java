@@ -21,7 +21,10 @@ import org.apache.flume.event.EventBuilder;
  * Prints {@code SENT n} once every batch was acknowledged; exits 1 on the first batch the
  * server did not accept (EventDeliveryException), printing {@code FAILED <message>}. With
  * {@code -Dflumen.compression=deflate} the client is built from properties with Flume's
- * {@code compression-type = deflate} (level 6).
+ * {@code compression-type = deflate} (level 6). With {@code -Dflumen.ssl=true} it is built with
+ * Flume's {@code ssl = true}, and {@code -Dflumen.truststore=F}, {@code
+ * -Dflumen.truststore-password=P}, {@code -Dflumen.truststore-type=T} or {@code
+ * -Dflumen.trust-all-certs=true} are passed on as the client properties of the same names.
  */
 public final class AvroSend {
   private AvroSend() {}
@@ -33,8 +36,9 @@ public final class AvroSend {
     int batch = Integer.parseInt(args[3]);
     int first = args.length > 4 ? Integer.parseInt(args[4]) : 0;
     String compression = System.getProperty("flumen.compression", "none");
+    boolean ssl = Boolean.parseBoolean(System.getProperty("flumen.ssl", "false"));
     RpcClient client;
-    if (compression.equals("none")) {
+    if (compression.equals("none") && !ssl) {
       client = RpcClientFactory.getDefaultInstance(host, port, batch);
     } else {
       Properties p = new Properties();
@@ -42,8 +46,22 @@ public final class AvroSend {
       p.setProperty("hosts", "h1");
       p.setProperty("hosts.h1", host + ":" + port);
       p.setProperty("batch-size", Integer.toString(batch));
-      p.setProperty("compression-type", compression);
-      p.setProperty("compression-level", "6");
+      if (!compression.equals("none")) {
+        p.setProperty("compression-type", compression);
+        p.setProperty("compression-level", "6");
+      }
+      if (ssl) {
+        p.setProperty("ssl", "true");
+        for (String key :
+            new String[] {
+              "truststore", "truststore-password", "truststore-type", "trust-all-certs"
+            }) {
+          String v = System.getProperty("flumen." + key);
+          if (v != null) {
+            p.setProperty(key, v);
+          }
+        }
+      }
       client = RpcClientFactory.getInstance(p);
     }
     int sent = 0;
