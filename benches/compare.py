@@ -21,17 +21,17 @@ stderr; a table and, as the last stdout line, one JSON object go to stdout.
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-import socket
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEER = os.path.join(ROOT, "benches", "peer", "flume")
+sys.dont_write_bytecode = True  # no benches/__pycache__ from importing peerlib
+from peerlib import (ROOT, PEER, log, sh, maven_classpath, flumen_bin, free_port,  # noqa: E402
+                     last_json, vm_hwm_kb, drain_state, flumen_agent_cmd, flumen_agent_env,
+                     flume_agent_cmd, stop_group)
+
 HDFS_PROJECT = os.path.join(ROOT, "tests", "hdfs")
 TARGETS = {
     "channel_ratio": 10.0,
@@ -40,54 +40,6 @@ TARGETS = {
     "agent_hdfs_ratio": 3.0,
     "rss_ratio": 0.25,  # at most
 }
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def sh(cmd, cwd=ROOT, **kw):
-    return subprocess.run(cmd, cwd=cwd, check=True, **kw)
-
-
-def maven_classpath(project):
-    out = os.path.join(project, "target", "classpath.txt")
-    # Maven's output goes to stderr, so stdout stays the table and the JSON line.
-    sh(["mvn", "-q", "-B", "-Dstyle.color=never", "compile", "dependency:build-classpath",
-        f"-Dmdep.outputFile={out}"], cwd=project, stdout=sys.stderr)
-    with open(out) as f:
-        deps = f.read().strip()
-    return os.path.join(project, "target", "classes") + ":" + deps
-
-
-def flumen_bin():
-    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    return os.path.join(target, "release", "flumen")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def last_json(text):
-    for line in reversed(text.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            return json.loads(line)
-    raise RuntimeError(f"no JSON line in output:\n{text[-2000:]}")
-
-
-def vm_hwm_kb(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,20 +119,6 @@ def hdfs_sink(url, path):
             f"a1.sinks.k1.hdfs.rollInterval = 0\n")
 
 
-def drain_state(port):
-    """(events whose take committed, the channel's start time in ms) from /metrics. Both agents
-    serve CHANNEL.c1.EventTakeSuccessCount (Flume's null sink has no sink counter) and
-    CHANNEL.c1.StartTime (Flume's StressSource has no source counter)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
-            m = json.loads(r.read().decode())
-        taken = int(m.get("CHANNEL.c1", {}).get("EventTakeSuccessCount", "0"))
-        started = int(m.get("CHANNEL.c1", {}).get("StartTime", "0"))
-        return taken, started
-    except (OSError, ValueError):
-        return -1, 0
-
-
 def run_agent(cmd, n, port, what, deadline_s, env=None):
     """Starts an agent and waits until takes of n events committed. Returns (seconds from the
     channel's start, as the agent reports it, to the first poll showing n; peak RSS in KiB):
@@ -209,35 +147,20 @@ def run_agent(cmd, n, port, what, deadline_s, env=None):
             time.sleep(0.005)
         rss = vm_hwm_kb(p.pid)
     finally:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGTERM)
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_group(p)
     os.unlink(log_file.name)
     return elapsed, rss
 
 
 def flumen_agent(props, n, what, deadline_s):
     port = free_port()
-    cmd = [flumen_bin(), "agent", "-f", props, "-n", "a1",
-           "-Dflume.monitoring.type=http", f"-Dflume.monitoring.port={port}"]
-    env = dict(os.environ, RUST_LOG="warn")
-    return run_agent(cmd, n, port, what, deadline_s, env)
+    return run_agent(flumen_agent_cmd(props, port), n, port, what, deadline_s,
+                     flumen_agent_env())
 
 
 def flume_agent(props, n, cp, what, deadline_s):
     port = free_port()
-    # conf/single-datanode (dfs.replication = 1) first: without it Flume's HDFS client asks for
-    # 3 replicas, sees every block of the one-DataNode cluster as under-replicated and rolls
-    # the file after almost every batch.
-    cp = os.path.join(PEER, "conf", "single-datanode") + ":" + cp
-    cmd = ["java", "-Xmx1g", "-Dflume.root.level=WARN", "-Dflume.monitoring.type=http",
-           f"-Dflume.monitoring.port={port}", "-cp", cp, "org.apache.flume.node.Application",
-           "-n", "a1", "-f", props]
-    return run_agent(cmd, n, port, what, deadline_s)
+    return run_agent(flume_agent_cmd(props, port, cp), n, port, what, deadline_s)
 
 
 class MiniHdfs:
