@@ -88,6 +88,31 @@ impl ClientConn {
 
     /// Encodes `appendBatch(events)`: returns its serial and the frame to write.
     pub fn append_batch(&mut self, events: &[Event]) -> Result<(u32, Vec<u8>), AvroError> {
+        if matches!(self.handshake, Handshake::Done) {
+            // The steady state: the parameters go straight into the frame, with no copy of
+            // the batch kept for a resend (only the handshake's call may be resent).
+            let serial = self.take_serial();
+            let mut head = Vec::new();
+            encode_call_head(&mut head, APPEND_BATCH);
+            let mut out = Vec::new();
+            out.extend_from_slice(&serial.to_be_bytes());
+            out.extend_from_slice(&2u32.to_be_bytes());
+            out.extend_from_slice(&(head.len() as u32).to_be_bytes());
+            out.extend_from_slice(&head);
+            let len_at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            encode_append_batch_params(&mut out, events);
+            let params_len = out.len() - len_at - 4;
+            let Ok(params_len) = u32::try_from(params_len) else {
+                return Err(AvroError::LengthOutOfRange {
+                    what: "appendBatch parameters",
+                    len: params_len as i64,
+                    available: u64::from(u32::MAX),
+                });
+            };
+            out[len_at..len_at + 4].copy_from_slice(&params_len.to_be_bytes());
+            return Ok((serial, out));
+        }
         let mut params = Vec::new();
         encode_append_batch_params(&mut params, events);
         self.call(APPEND_BATCH, params)

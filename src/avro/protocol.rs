@@ -311,6 +311,21 @@ pub fn encode_append_params(out: &mut Vec<u8>, event: &Event) {
 /// Appends the parameters of `appendBatch(events)`: one block holding every event, then the
 /// end marker (an empty batch is just the end marker).
 pub fn encode_append_batch_params(out: &mut Vec<u8>, events: &[Event]) {
+    // One allocation for the whole batch: growing by doubling would copy a 100-event batch of
+    // 1 KiB bodies about twice over, which profiled as most of the avro sink's CPU. Each value
+    // costs its bytes plus at most 10 bytes of length.
+    let estimate: usize = events
+        .iter()
+        .map(|e| {
+            let headers: usize = e
+                .headers()
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 20)
+                .sum();
+            e.body().len() + headers + 20
+        })
+        .sum();
+    out.reserve(estimate + 20);
     if !events.is_empty() {
         write_count(out, events.len());
         for e in events {

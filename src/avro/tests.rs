@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use super::binary::{write_long, write_string};
 use super::frame::encode_frame;
 use super::protocol::{
-    encode_handshake_request, encode_handshake_response, HandshakeMatch, HandshakeRequest,
-    HandshakeResponse,
+    encode_append_batch_params, encode_call_head, encode_handshake_request,
+    encode_handshake_response, HandshakeMatch, HandshakeRequest, HandshakeResponse,
 };
 use super::*;
 use crate::event::{Event, Headers};
@@ -116,6 +116,32 @@ fn our_client_sends_javas_bytes() {
         client.append(&java_event()),
         Err(AvroError::HandshakeInFlight { serial: 1 })
     );
+}
+
+#[test]
+fn steady_state_batches_are_framed_as_the_general_encoder_does() {
+    // Handshake done (BOTH), so appendBatch takes its direct path.
+    let mut client = ClientConn::default();
+    let (serial, _) = client.append(&Event::new("a")).expect("call");
+    let mut both = Vec::new();
+    encode_handshake_response(&mut both, &HandshakeResponse::answer(HandshakeMatch::Both));
+    let mut resp = Vec::new();
+    encode_frame(&mut resp, serial, &[&both, &[0x00], &[0x00, 0x00]]);
+    feed_client(&mut client, &resp);
+    assert!(client.is_handshaken());
+    for events in [
+        vec![java_event(), Event::new(vec![7u8; 3000]), Event::new("")],
+        vec![],
+    ] {
+        let (serial, frame) = client.append_batch(&events).expect("call");
+        let mut params = Vec::new();
+        encode_append_batch_params(&mut params, &events);
+        let mut head = Vec::new();
+        encode_call_head(&mut head, "appendBatch");
+        let mut want = Vec::new();
+        encode_frame(&mut want, serial, &[&head, &params]);
+        assert_eq!(frame, want);
+    }
 }
 
 #[test]

@@ -182,8 +182,17 @@ impl Default for PutBatchEncoder {
 
 impl PutBatchEncoder {
     pub fn new() -> Self {
+        Self::with_buffer(Vec::new())
+    }
+
+    /// An encoder writing into `buf` (its contents are discarded, its capacity kept): lets a
+    /// caller recycle the buffers of records it is done with instead of growing a new one,
+    /// page fault by page fault, for every batch.
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        buf.resize(RECORD_HEADER_LEN + PUT_BATCH_PREFIX, 0);
         PutBatchEncoder {
-            buf: vec![0u8; RECORD_HEADER_LEN + PUT_BATCH_PREFIX],
+            buf,
             count: 0,
             body_bytes: 0,
             events_crc: crc32fast::Hasher::new(),

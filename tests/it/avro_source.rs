@@ -329,7 +329,8 @@ fn flume_rpc_client_with_deflate_arrives_exactly_once() {
     let port = free_port();
     let agent = start_agent(port, "a1.sources.r1.compression-type = deflate\n");
     let ch = agent.channels()[0].clone();
-    let n = 20_000;
+    // The figure, as without compression.
+    let n = EVENTS;
     let (ok, out, err) = avro_send_with(port, 0, n, BATCH, "deflate");
     assert!(ok, "AvroSend (deflate) failed:\n{out}\n{err}");
     assert_eq!(out.trim(), format!("SENT {n}"), "{err}");

@@ -62,6 +62,52 @@ const TAKE_SYNC_GRACE: Duration = Duration::from_millis(5);
 /// read them back from disk.
 const RECENT_RECORDS_BYTES: usize = 64 * 1024 * 1024;
 
+/// Record buffers kept for reuse, and the largest one worth keeping. A put record is built in
+/// one buffer that then lives on (as the cached record) until its last reader drops it;
+/// handing it back then, instead of freeing it, spares the next batch growing a fresh buffer
+/// (a realloc copy per doubling and a zeroed page per 4 KiB: 15-20% of the put path's CPU).
+const POOLED_BUFFERS: usize = 32;
+const POOLED_BUFFER_MAX: usize = 4 << 20;
+
+/// See [`POOLED_BUFFERS`].
+#[derive(Default)]
+struct BufPool(Mutex<Vec<Vec<u8>>>);
+
+impl BufPool {
+    fn get(&self) -> Vec<u8> {
+        self.0.lock().pop().unwrap_or_default()
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        if buf.capacity() == 0 || buf.capacity() > POOLED_BUFFER_MAX {
+            return;
+        }
+        let mut pool = self.0.lock();
+        if pool.len() < POOLED_BUFFERS {
+            pool.push(buf);
+        }
+    }
+}
+
+/// A committed record's buffer behind a `Bytes`: back to the pool when the last `Bytes`
+/// referring to it is dropped.
+struct PooledRecord {
+    buf: Vec<u8>,
+    pool: Arc<BufPool>,
+}
+
+impl AsRef<[u8]> for PooledRecord {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for PooledRecord {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -127,6 +173,8 @@ struct Inner {
     room_cv: Condvar,
     segments: RwLock<BTreeMap<u64, Arc<SegmentHandle>>>,
     recent: Mutex<RecentRecords>,
+    /// Buffers of records nobody refers to any more, for the next put transactions.
+    bufs: Arc<BufPool>,
     poison: OnceLock<ChannelError>,
     closed: AtomicBool,
     /// Set by `simulate_crash`: no final checkpoint, as after kill -9.
@@ -253,6 +301,7 @@ impl FileChannel {
             room_cv: Condvar::new(),
             segments: RwLock::new(segments),
             recent: Mutex::new(RecentRecords::default()),
+            bufs: Arc::default(),
             poison: OnceLock::new(),
             closed: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
@@ -805,7 +854,10 @@ impl Inner {
             if let Err(e) = log.active.file.write_at(rec, offset) {
                 return Err(self.poison(&log.active.path, "write", &e));
             }
-            let record = Bytes::from(std::mem::take(&mut enc).into_vec());
+            let record = Bytes::from_owner(PooledRecord {
+                buf: std::mem::take(&mut enc).into_vec(),
+                pool: Arc::clone(&self.bufs),
+            });
             log.write_off += len;
             log.free.written_since += len;
             log.next_seq += n;
@@ -1163,8 +1215,8 @@ impl Channel for FileChannel {
 
     fn put_transaction(&self) -> Box<dyn PutTransaction> {
         Box::new(FilePut {
+            enc: PutBatchEncoder::with_buffer(self.inner.bufs.get()),
             inner: self.inner.clone(),
-            enc: PutBatchEncoder::new(),
         })
     }
 
@@ -1276,7 +1328,11 @@ impl PutTransaction for FilePut {
         r
     }
 
-    fn rollback(self: Box<Self>) {}
+    fn rollback(mut self: Box<Self>) {
+        self.inner
+            .bufs
+            .give(std::mem::take(&mut self.enc).into_vec());
+    }
 }
 
 struct FileTake {
