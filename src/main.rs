@@ -6,7 +6,7 @@
 //! `error: ...` line on stderr. Logs go to stderr (filter from `RUST_LOG`, default `info`) so
 //! stdout carries only the command's output.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -27,7 +27,9 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Not eprintln!, which panics when stderr cannot be written (a log file on a full
+            // disk): the exit code must still say what happened.
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             ExitCode::from(2)
         }
     }

@@ -16,7 +16,7 @@
 //! `--truststore`, or any certificate with `--trust-all-certs`, else the system's CA roots.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -174,7 +174,11 @@ pub fn run(args: &AvroClientArgs) -> Result<ExitCode, CliError> {
             break;
         }
     }
-    eprintln!("avro-client: sent {sent} events ({bytes} body bytes) in {calls} appendBatch calls to {peer}");
+    // Not eprintln!: a failure to write this summary must not turn success into a panic.
+    let _ = writeln!(
+        std::io::stderr(),
+        "avro-client: sent {sent} events ({bytes} body bytes) in {calls} appendBatch calls to {peer}"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
