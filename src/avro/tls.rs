@@ -845,6 +845,37 @@ pub fn explain_client_error(peer: &str, e: &rustls::Error) -> String {
     }
 }
 
+/// Keystores for tests, made by the JDK's keytool (the project's tests need Java anyway).
+#[cfg(test)]
+pub(crate) mod test_keys {
+    use std::path::{Path, PathBuf};
+
+    /// A PKCS#12 keystore `ks.p12` in `dir` for CN=localhost, its key `keyalg` (`RSA`, or
+    /// `EC` for P-256: keytool stores an EC key without its public key, which
+    /// `server_config` must mend for ring), store and key password `password`.
+    pub(crate) fn keytool_keystore(dir: &Path, keyalg: &str, password: &str) -> PathBuf {
+        let ks = dir.join("ks.p12");
+        let key: &[&str] = if keyalg == "EC" {
+            &["-keyalg", "EC", "-groupname", "secp256r1"]
+        } else {
+            &["-keyalg", keyalg, "-keysize", "2048"]
+        };
+        let status = std::process::Command::new("keytool")
+            .args(["-genkeypair", "-alias", "flumen"])
+            .args(key)
+            .args(["-dname", "CN=localhost", "-validity", "2"])
+            .args(["-storetype", "PKCS12", "-keystore"])
+            .arg(&ks)
+            .args(["-storepass", password, "-keypass", password])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run keytool (the JDK must be installed)");
+        assert!(status.success(), "keytool -genkeypair failed");
+        ks
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

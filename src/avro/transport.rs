@@ -259,43 +259,9 @@ mod tests {
     use std::net::TcpListener;
     use std::time::Duration;
 
-    /// A PKCS#12 keystore for CN=localhost made by the JDK's keytool (the project's tests need
-    /// Java anyway), with an EC P-256 key: keytool stores it without its public key, which
-    /// `tls::server_config` must mend for ring.
+    /// keytool's EC P-256 keystore (see `tls::test_keys`).
     fn keystore(dir: &std::path::Path) -> std::path::PathBuf {
-        let ks = dir.join("ks.p12");
-        let st = std::process::Command::new("keytool")
-            .args([
-                "-genkeypair",
-                "-alias",
-                "t",
-                "-keyalg",
-                "EC",
-                "-groupname",
-                "secp256r1",
-            ])
-            .args([
-                "-dname",
-                "CN=localhost",
-                "-validity",
-                "2",
-                "-storetype",
-                "PKCS12",
-            ])
-            .args([
-                "-storepass",
-                "changeit",
-                "-keypass",
-                "changeit",
-                "-keystore",
-            ])
-            .arg(&ks)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("run keytool (the JDK must be installed)");
-        assert!(st.success(), "keytool failed");
-        ks
+        crate::avro::tls::test_keys::keytool_keystore(dir, "EC", "changeit")
     }
 
     /// A TLS record split in two with a pause longer than the server's read timeout between

@@ -2220,34 +2220,7 @@ fn avro_source_tls_refusals() {
 
 /// Makes a PKCS#12 keystore with keytool (the JDK's, as the project's tests need Java).
 fn keytool_keystore(dir: &std::path::Path, password: &str) -> PathBuf {
-    let ks = dir.join("ks.p12");
-    let status = std::process::Command::new("keytool")
-        .args([
-            "-genkeypair",
-            "-alias",
-            "flumen",
-            "-keyalg",
-            "RSA",
-            "-keysize",
-            "2048",
-        ])
-        .args([
-            "-dname",
-            "CN=localhost",
-            "-validity",
-            "2",
-            "-storetype",
-            "PKCS12",
-        ])
-        .arg("-keystore")
-        .arg(&ks)
-        .args(["-storepass", password, "-keypass", password])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("run keytool (the JDK must be installed)");
-    assert!(status.success(), "keytool -genkeypair failed");
-    ks
+    crate::avro::tls::test_keys::keytool_keystore(dir, "RSA", password)
 }
 
 /// The keystore is read when the source is built (agent start-up, not while parsing): a

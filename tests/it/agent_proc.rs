@@ -53,6 +53,30 @@ pub fn tcp_file_roll_config(dir: &Path, source_type: &str, port: u16, batch: usi
     conf
 }
 
+/// Properties for agent `a1`: `seq` (`events` numbered bodies, batch 100) -> memory channel ->
+/// avro sink to 127.0.0.1:`port` at batch-size 100, with `sink_extra` lines for the sink
+/// (each ending in a newline). Flume's Application and `flumen agent` both run it unchanged.
+pub fn seq_to_avro_properties(events: usize, port: u16, sink_extra: &str) -> String {
+    format!(
+        "a1.sources = r1\n\
+         a1.channels = c1\n\
+         a1.sinks = k1\n\
+         a1.sources.r1.type = seq\n\
+         a1.sources.r1.totalEvents = {events}\n\
+         a1.sources.r1.batchSize = 100\n\
+         a1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = memory\n\
+         a1.channels.c1.capacity = 100000\n\
+         a1.channels.c1.transactionCapacity = 100\n\
+         a1.sinks.k1.type = avro\n\
+         a1.sinks.k1.hostname = 127.0.0.1\n\
+         a1.sinks.k1.port = {port}\n\
+         a1.sinks.k1.batch-size = 100\n\
+         {sink_extra}\
+         a1.sinks.k1.channel = c1\n"
+    )
+}
+
 /// A running `flumen agent -f <conf> -n <agent> [extra...]`, its stderr going to a file.
 pub struct AgentProcess {
     pub child: Child,

@@ -16,7 +16,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::agent_proc::{free_port, json, tcp_file_roll_config, AgentProcess, DEADLINE, POLL};
+use crate::agent_proc::{
+    free_port, json, seq_to_avro_properties, tcp_file_roll_config, AgentProcess, DEADLINE, POLL,
+};
 use crate::flume_agent::{complete_lines, newline_count, FlumeAgent};
 
 /// Events per test: a few seconds of transfer either way with a debug flumen on a loaded
@@ -113,27 +115,7 @@ fn flume_avro_sink_to_flumen_every_event_once() {
     let conf = tcp_file_roll_config(dir.path(), "avro", port, 100);
     let mut flumen = Flumen(Some(AgentProcess::start(dir.path(), &conf, "a1", "flumen")));
     drop(flumen.get().connect(port));
-    let mut flume = FlumeAgent::start(
-        dir.path(),
-        "seq",
-        &format!(
-            "a1.sources = r1\n\
-             a1.channels = c1\n\
-             a1.sinks = k1\n\
-             a1.sources.r1.type = seq\n\
-             a1.sources.r1.totalEvents = {EVENTS}\n\
-             a1.sources.r1.batchSize = 100\n\
-             a1.sources.r1.channels = c1\n\
-             a1.channels.c1.type = memory\n\
-             a1.channels.c1.capacity = 10000\n\
-             a1.channels.c1.transactionCapacity = 100\n\
-             a1.sinks.k1.type = avro\n\
-             a1.sinks.k1.hostname = 127.0.0.1\n\
-             a1.sinks.k1.port = {port}\n\
-             a1.sinks.k1.batch-size = 100\n\
-             a1.sinks.k1.channel = c1\n"
-        ),
-    );
+    let mut flume = FlumeAgent::start(dir.path(), "seq", &seq_to_avro_properties(EVENTS, port, ""));
     wait_both(
         "waiting for every event in flumen's output",
         &mut flume,
@@ -205,23 +187,10 @@ fn flumen_to_flume(compression: &str) {
     let conf = dir.path().join("flumen.properties");
     std::fs::write(
         &conf,
-        format!(
-            "a1.sources = r1\n\
-             a1.channels = c1\n\
-             a1.sinks = k1\n\
-             a1.sources.r1.type = seq\n\
-             a1.sources.r1.totalEvents = {EVENTS}\n\
-             a1.sources.r1.batchSize = 100\n\
-             a1.sources.r1.channels = c1\n\
-             a1.channels.c1.type = memory\n\
-             a1.channels.c1.capacity = 10000\n\
-             a1.channels.c1.transactionCapacity = 100\n\
-             a1.sinks.k1.type = avro\n\
-             a1.sinks.k1.hostname = 127.0.0.1\n\
-             a1.sinks.k1.port = {port}\n\
-             a1.sinks.k1.batch-size = 100\n\
-             a1.sinks.k1.compression-type = {compression}\n\
-             a1.sinks.k1.channel = c1\n"
+        seq_to_avro_properties(
+            EVENTS,
+            port,
+            &format!("a1.sinks.k1.compression-type = {compression}\n"),
         ),
     )
     .expect("write flumen's config");

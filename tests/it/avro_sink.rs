@@ -25,25 +25,13 @@ fn start_sender(port: u16) -> Agent {
 
 /// As [`start_sender`], with `extra` avro sink keys.
 fn start_sender_with(port: u16, extra: &str) -> Agent {
-    let text = format!(
-        "a1.sources = r1\n\
-         a1.channels = c1\n\
-         a1.sinks = k1\n\
-         a1.sources.r1.type = seq\n\
-         a1.sources.r1.totalEvents = {EVENTS}\n\
-         a1.sources.r1.batchSize = 100\n\
-         a1.sources.r1.channels = c1\n\
-         a1.channels.c1.type = memory\n\
-         a1.channels.c1.capacity = 10000\n\
-         a1.channels.c1.transactionCapacity = 100\n\
-         a1.sinks.k1.type = avro\n\
-         a1.sinks.k1.hostname = 127.0.0.1\n\
-         a1.sinks.k1.port = {port}\n\
-         a1.sinks.k1.batch-size = 100\n\
-         a1.sinks.k1.connect-timeout = 2000\n\
-         a1.sinks.k1.request-timeout = 20000\n\
-         {extra}\
-         a1.sinks.k1.channel = c1\n"
+    let text = crate::agent_proc::seq_to_avro_properties(
+        EVENTS,
+        port,
+        &format!(
+            "a1.sinks.k1.connect-timeout = 2000\n\
+             a1.sinks.k1.request-timeout = 20000\n{extra}"
+        ),
     );
     let (cfg, warnings) = flumen::config::parse(&text, "sender.conf", "a1").expect("config");
     assert!(warnings.is_empty(), "{warnings:?}");
@@ -51,7 +39,7 @@ fn start_sender_with(port: u16, extra: &str) -> Agent {
 }
 
 /// Sink k1's counter `name`, as the monitoring endpoint reports it.
-fn sink_counter(agent: &Agent, name: &str) -> u64 {
+pub(crate) fn sink_counter(agent: &Agent, name: &str) -> u64 {
     let v: serde_json::Value =
         serde_json::from_str(&agent.metrics().render_json()).expect("metrics json");
     v["SINK.k1"][name]
@@ -62,7 +50,7 @@ fn sink_counter(agent: &Agent, name: &str) -> u64 {
 }
 
 /// Waits until `cond` holds; panics naming `what` after the deadline.
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let end = Instant::now() + DEADLINE;
     while !cond() {
         assert!(Instant::now() < end, "timed out waiting for {what}");

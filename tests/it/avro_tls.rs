@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use flumen::agent::Agent;
 
 use crate::agent_proc::{free_port, tcp_file_roll_config, AgentProcess};
+use crate::avro_sink::{sink_counter, wait_for};
 use crate::avro_source::take_n;
 
 const PASSWORD: &str = "changeit";
@@ -195,47 +196,14 @@ fn start_receiver(port: u16, extra: &str) -> Agent {
 /// An in-process agent: seq (`events` events) -> memory channel -> avro sink to `port` with
 /// `extra` sink keys.
 fn start_sender(port: u16, events: usize, extra: &str) -> Agent {
-    let text = format!(
-        "a1.sources = r1\n\
-         a1.channels = c1\n\
-         a1.sinks = k1\n\
-         a1.sources.r1.type = seq\n\
-         a1.sources.r1.totalEvents = {events}\n\
-         a1.sources.r1.batchSize = 100\n\
-         a1.sources.r1.channels = c1\n\
-         a1.channels.c1.type = memory\n\
-         a1.channels.c1.capacity = 100000\n\
-         a1.channels.c1.transactionCapacity = 100\n\
-         a1.sinks.k1.type = avro\n\
-         a1.sinks.k1.hostname = 127.0.0.1\n\
-         a1.sinks.k1.port = {port}\n\
-         a1.sinks.k1.batch-size = 100\n\
-         a1.sinks.k1.connect-timeout = 5000\n\
-         a1.sinks.k1.ssl = true\n\
-         {extra}\
-         a1.sinks.k1.channel = c1\n"
+    let text = crate::agent_proc::seq_to_avro_properties(
+        events,
+        port,
+        &format!("a1.sinks.k1.connect-timeout = 5000\na1.sinks.k1.ssl = true\n{extra}"),
     );
     let (cfg, warnings) = flumen::config::parse(&text, "sender.conf", "a1").expect("config");
     assert!(warnings.is_empty(), "{warnings:?}");
     Agent::start(&cfg).expect("start the sending agent")
-}
-
-fn sink_counter(agent: &Agent, name: &str) -> u64 {
-    let v: serde_json::Value =
-        serde_json::from_str(&agent.metrics().render_json()).expect("metrics json");
-    v["SINK.k1"][name]
-        .as_str()
-        .unwrap_or_else(|| panic!("no SINK.k1 {name} in {v}"))
-        .parse()
-        .expect("a number")
-}
-
-fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + DEADLINE;
-    while !cond() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Checks `events` have the bodies `0..n` once each; with `headers`, also AvroSend's headers
