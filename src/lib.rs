@@ -14,6 +14,7 @@ pub mod host;
 pub mod interceptor;
 pub mod io;
 pub mod metrics;
+pub(crate) mod net;
 pub mod sink;
 pub mod source;
 

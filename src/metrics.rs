@@ -24,7 +24,6 @@ use crate::channel::Channel;
 pub const DEFAULT_PORT: u16 = 41414;
 /// Longest request head (request line and headers) the server reads.
 pub const MAX_REQUEST_BYTES: usize = 8192;
-const ACCEPT_POLL: Duration = Duration::from_millis(50);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The counters of sources and sinks, by Flume's names.
@@ -587,11 +586,13 @@ fn serve(listener: &TcpListener, registry: &Registry, stop: &AtomicBool) {
                     tracing::debug!("monitoring: request from {peer}: {e}");
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                crate::net::wait_for_connection(listener);
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => {
                 tracing::warn!("monitoring: accept: {e}");
-                std::thread::sleep(ACCEPT_POLL);
+                std::thread::sleep(crate::net::ACCEPT_POLL);
             }
         }
     }

@@ -287,26 +287,28 @@ mod tests {
         .expect("client config");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let timeouts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = std::sync::Arc::clone(&timeouts);
         let server = std::thread::spawn(move || {
             let (tcp, _) = listener.accept().expect("accept");
             tcp.set_read_timeout(Some(Duration::from_millis(50)))
                 .expect("timeout");
             let conn = ServerConnection::new(server_cfg).expect("server conn");
             let mut t = Transport::Tls(Box::new(StreamOwned::new(conn, Wire::new(tcp, Some(6)))));
-            let (mut got, mut timeouts) = (Vec::new(), 0);
+            let mut got = Vec::new();
             let mut buf = [0u8; 64];
             while got.len() < 10 {
                 match t.read(&mut buf) {
                     Ok(0) => panic!("closed early"),
                     Ok(n) => got.extend_from_slice(&buf[..n]),
                     Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                        timeouts += 1
+                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
                     Err(e) => panic!("read: {e}"),
                 }
             }
             t.write_all(&got).and_then(|()| t.flush()).expect("echo");
-            (got, timeouts)
+            got
         });
 
         let tcp = TcpStream::connect(addr).expect("connect");
@@ -326,14 +328,23 @@ mod tests {
             s.conn.write_tls(&mut record).expect("encrypt");
         }
         let half = record.len() / 2;
+        let before = timeouts.load(std::sync::atomic::Ordering::SeqCst);
         s.sock.write_all(&record[..half]).expect("first half");
-        std::thread::sleep(Duration::from_millis(300));
+        // Two more timeouts: the second began after the half was in the socket, so the server
+        // timed out holding half a record.
+        let end = std::time::Instant::now() + Duration::from_secs(10);
+        while timeouts.load(std::sync::atomic::Ordering::SeqCst) < before + 2 {
+            assert!(
+                std::time::Instant::now() < end,
+                "the server's read never timed out"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         s.sock.write_all(&record[half..]).expect("second half");
         let mut echo = [0u8; 10];
         t.read_exact(&mut echo).expect("echo");
         assert_eq!(&echo, b"0123456789");
-        let (got, timeouts) = server.join().expect("server thread");
+        let got = server.join().expect("server thread");
         assert_eq!(got, b"0123456789");
-        assert!(timeouts > 0, "the server's read never timed out");
     }
 }

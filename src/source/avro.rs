@@ -25,9 +25,10 @@
 //!   not trust our certificate) is one warning naming the peer and a closed connection; a
 //!   handshake not finished within `idle-timeout` is closed like a half-sent request.
 //!
-//! Shutdown: the listener is non-blocking and polled every 50 ms, and each connection reads
-//! with a 100 ms timeout, so both notice the stop flag promptly. A call whose put is in
-//! progress finishes (bounded by the channels' keep-alive) and is answered.
+//! Shutdown: the accept loop waits for connections in `poll(2)` at most 50 ms at a time
+//! ([`crate::net`]), and each connection reads with a 100 ms timeout, so both notice the stop
+//! flag promptly. A call whose put is in progress finishes (bounded by the channels'
+//! keep-alive) and is answered.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -265,12 +266,12 @@ impl Source for AvroSource {
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    std::thread::sleep(super::ACCEPT_POLL)
+                    crate::net::wait_for_connection(&self.listener);
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::warn!(source = %src, "source `{src}`: accept on {}: {e}", self.addr);
-                    std::thread::sleep(super::ACCEPT_POLL);
+                    std::thread::sleep(crate::net::ACCEPT_POLL);
                 }
             }
         }

@@ -165,10 +165,6 @@ pub fn build(
     }
 }
 
-/// How often a TCP source's non-blocking listener is polled for connections: it also bounds how
-/// long the source takes to notice the stop flag.
-pub(crate) const ACCEPT_POLL: Duration = Duration::from_millis(50);
-
 /// Binds `bind:port` for source `name`, non-blocking (so the accept loop can watch the stop
 /// flag). Returns the listener and the address actually bound (port 0 picks one).
 pub(crate) fn bind_listener(

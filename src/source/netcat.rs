@@ -9,9 +9,10 @@
 //! `FAILED: Event exceeds the maximum length (N chars, including newline)\n` and not put.
 //! A `\r` before the newline is kept in the body, as Flume keeps it.
 //!
-//! Shutdown: the listener is non-blocking and polled every 50 ms, and each connection reads
-//! with a 100 ms timeout, so both notice the stop flag promptly; a line whose put is still
-//! retrying when the flag is set is abandoned unacknowledged (the client never got `OK`).
+//! Shutdown: the accept loop waits for connections in `poll(2)` at most 50 ms at a time
+//! ([`crate::net`]), and each connection reads with a 100 ms timeout, so both notice the stop
+//! flag promptly; a line whose put is still retrying when the flag is set is abandoned
+//! unacknowledged (the client never got `OK`).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -102,12 +103,12 @@ impl Source for NetcatSource {
                     }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    std::thread::sleep(super::ACCEPT_POLL)
+                    crate::net::wait_for_connection(&self.listener);
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => {
                     tracing::warn!(source = %self.name, "source `{}`: accept on {}: {e}", self.name, self.addr);
-                    std::thread::sleep(super::ACCEPT_POLL);
+                    std::thread::sleep(crate::net::ACCEPT_POLL);
                 }
             }
         }
