@@ -3,14 +3,12 @@
 //! line must appear in the output files exactly once. Also, through the library: a source's
 //! interceptors set their headers on every event, in every channel it puts into.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::agent_proc::{
-    free_port, netcat_file_roll_config as write_config, AgentProcess, DEADLINE,
+    free_port, netcat_file_roll_config as write_config, output_counts, AgentProcess, DEADLINE,
 };
 
 /// Sends `lines` over one connection, reading an `OK` after each.
@@ -26,21 +24,6 @@ fn send_lines(stream: TcpStream, lines: impl Iterator<Item = String>) {
         reader.read_line(&mut reply).expect("read the ack");
         assert_eq!(reply, "OK\n", "ack for {line}");
     }
-}
-
-/// How often each line appears across the output files.
-fn output_counts(out: &Path) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return counts;
-    };
-    for e in entries {
-        let text = std::fs::read_to_string(e.expect("dir entry").path()).expect("read output");
-        for l in text.lines() {
-            *counts.entry(l.to_string()).or_insert(0) += 1;
-        }
-    }
-    counts
 }
 
 fn line(i: usize) -> String {

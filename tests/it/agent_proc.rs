@@ -2,6 +2,7 @@
 //! with a deadline, connect to its netcat port, SIGTERM or SIGKILL it. Shared by the agent,
 //! agent_crash and metrics tests.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -202,6 +203,59 @@ impl AgentProcess {
         assert!(st.success(), "kill -TERM {pid} failed");
         self.wait_exit("after SIGTERM")
     }
+}
+
+// ---- What a file_roll sink (flumen's or Flume's) wrote. ----
+
+/// How many `\n` the files in `dir` hold: a cheap progress figure to poll on (the complete
+/// lines written so far, duplicates included).
+pub fn newline_count(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .map(|e| {
+            let path = e.expect("read a directory entry").path();
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            bytes.iter().filter(|&&b| b == b'\n').count()
+        })
+        .sum()
+}
+
+/// How often each line occurs across the files in `dir`, a last line without its newline
+/// included (after a clean stop there must be none: a fragment then shows up as a stray line).
+pub fn output_counts(dir: &Path) -> BTreeMap<String, usize> {
+    line_counts(dir, false)
+}
+
+/// As [`output_counts`], but only complete lines (ended by `\n`): a file_roll sink may be in
+/// the middle of writing the last one, or (flumen after SIGKILL) it belongs to a batch whose
+/// take never committed and which is delivered again.
+pub fn complete_lines(dir: &Path) -> BTreeMap<String, usize> {
+    line_counts(dir, true)
+}
+
+fn line_counts(dir: &Path, complete_only: bool) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return counts;
+    };
+    for e in entries {
+        let path = e.expect("read a directory entry").path();
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let end = if complete_only {
+            bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
+        } else {
+            bytes.len()
+        };
+        for line in bytes[..end].split_inclusive(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\n").unwrap_or(line);
+            *counts
+                .entry(String::from_utf8_lossy(line).into_owned())
+                .or_insert(0) += 1;
+        }
+    }
+    counts
 }
 
 // ---- The monitoring server (`--monitoring-port`). ----

@@ -16,10 +16,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
+use crate::agent_proc::{complete_lines, newline_count};
 use crate::agent_proc::{
     free_port, json, seq_to_avro_properties, tcp_file_roll_config, AgentProcess, DEADLINE, POLL,
 };
-use crate::flume_agent::{complete_lines, newline_count, FlumeAgent};
+use crate::flume_agent::FlumeAgent;
 
 /// Events per test: a few seconds of transfer either way with a debug flumen on a loaded
 /// 2-core machine. The rest of a test's wall time is the JVM's start-up (about 4 s) and, once

@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -23,7 +22,7 @@ use std::time::{Duration, Instant};
 use flumen::agent::Agent;
 use flumen::channel::Channel;
 
-use crate::agent_proc::{free_port, tcp_file_roll_config, AgentProcess};
+use crate::agent_proc::{free_port, output_counts, tcp_file_roll_config, AgentProcess};
 
 /// Events the Java client sends in the main tests (the issue asks for 100,000).
 const EVENTS: usize = 100_000;
@@ -275,21 +274,6 @@ fn full_channel_answers_failed_and_the_client_sees_it() {
     assert_eq!(counter(&agent, "AppendBatchAcceptedCount"), 1);
     assert_eq!(counter(&agent, "EventAcceptedCount"), 100);
     agent.shutdown().expect("shutdown");
-}
-
-/// How often each line appears across the files in `out`.
-fn output_counts(out: &Path) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return counts;
-    };
-    for e in entries {
-        let text = std::fs::read_to_string(e.expect("dir entry").path()).expect("read output");
-        for l in text.lines() {
-            *counts.entry(l.to_string()).or_insert(0) += 1;
-        }
-    }
-    counts
 }
 
 #[test]

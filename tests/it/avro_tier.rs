@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::agent_proc::{complete_lines, newline_count};
 use crate::agent_proc::{free_port, json, tcp_file_roll_config, AgentProcess, DEADLINE, POLL};
-use crate::flume_agent::{complete_lines, newline_count};
 
 const KILLS_ENV: &str = "FLUMEN_TIER_KILLS";
 const DEFAULT_KILLS: usize = 3;

@@ -549,9 +549,9 @@ fn a_plaintext_client_is_closed_and_tls_clients_are_still_served() {
     assert!(ok, "AvroSend failed:\n{out}\n{err}");
     let out_dir = dir.path().join("out");
     wait_for("200 lines in the output", || {
-        crate::flume_agent::complete_lines(&out_dir).len() == 200
+        crate::agent_proc::complete_lines(&out_dir).len() == 200
     });
-    let lines = crate::flume_agent::complete_lines(&out_dir);
+    let lines = crate::agent_proc::complete_lines(&out_dir);
     assert!(lines.values().all(|&c| c == 1), "duplicates");
     assert!(!lines.contains_key("plain"));
     let (st, log) = agent.terminate();
@@ -605,7 +605,7 @@ fn flumen_sink_over_tls_into_a_real_flume_agent() {
     );
     let end = Instant::now() + DEADLINE;
     loop {
-        let lines = crate::flume_agent::complete_lines(&out);
+        let lines = crate::agent_proc::complete_lines(&out);
         if lines.len() == N {
             assert!(lines.values().all(|&c| c == 1), "duplicates");
             for i in 0..N {

@@ -206,39 +206,3 @@ impl Drop for FlumeAgent {
         self.kill();
     }
 }
-
-/// How many `\n` the files in `dir` hold: a cheap progress figure to poll on (the complete
-/// lines written so far, duplicates included).
-pub fn newline_count(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .map(|e| {
-            let path = e.expect("read a directory entry").path();
-            let bytes = std::fs::read(&path).unwrap_or_default();
-            bytes.iter().filter(|&&b| b == b'\n').count()
-        })
-        .sum()
-}
-
-/// How many complete lines (ended by `\n`) the files in `dir` hold, and how often each occurs.
-/// A line without its newline is left out: a file_roll sink (Flume's or flumen's) may be in the
-/// middle of writing it, or (flumen after SIGKILL) it belongs to a batch whose take never
-/// committed and which is delivered again.
-pub fn complete_lines(dir: &Path) -> std::collections::BTreeMap<String, usize> {
-    let mut counts = std::collections::BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return counts;
-    };
-    for e in entries {
-        let path = e.expect("read a directory entry").path();
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        for line in bytes[..end].split_inclusive(|&b| b == b'\n') {
-            let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-            *counts.entry(text).or_insert(0) += 1;
-        }
-    }
-    counts
-}
