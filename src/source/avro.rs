@@ -17,7 +17,8 @@
 //!   an end of stream inside a request, or no progress for `idle-timeout` inside a request
 //!   is logged once with the peer address and the connection is closed. A malformed call
 //!   inside a good frame is answered with an Avro error by the protocol layer and the
-//!   connection goes on.
+//!   connection goes on; an unknown message, or an unknown handshake after our NONE, is
+//!   answered and then closes the connection (see [`crate::avro::server`]).
 //! - Memory per connection is bounded by `max-frame-bytes` (checked by the frame decoder as
 //!   the lengths arrive, before anything is allocated for them) plus the decoded events.
 //! - With `ssl = true` every connection is TLS ([`crate::avro::transport`] layers it inside
