@@ -5,7 +5,8 @@
 //! segment body (the bytes after the segment header). The body is also framed as the payload of
 //! one PutBatch and one TakeCommit record with a correct CRC, so that the payload parsers are
 //! fuzzed behind the checksum. The same bytes also seed a set of events that must survive
-//! PutBatchEncoder -> decode unchanged.
+//! PutBatchEncoder -> decode unchanged. The input is also read as a take journal, as is and
+//! behind a valid journal header.
 
 #![no_main]
 
@@ -23,7 +24,19 @@ fuzz_target!(|data: &[u8]| {
     walk(segment_id, body);
     framed(segment_id, body);
     round_trip(segment_id, data);
+    journal(data);
 });
+
+/// The take journal decoder stops at the first entry that does not verify, never panics, and
+/// returns no more entries than the bytes could hold.
+fn journal(data: &[u8]) {
+    use flumen::format::journal;
+    let _ = black_box(journal::decode(data));
+    let mut framed = journal::encode_header().to_vec();
+    framed.extend_from_slice(data);
+    let entries = journal::decode(&framed).expect("a valid header decodes");
+    assert!(entries.len() * (journal::ENTRY_PREFIX_LEN + RECORD_HEADER_LEN) <= data.len());
+}
 
 /// Walks a segment like recovery: decode at an offset; a record advances by its length, a bad
 /// record resyncs at the next valid one (or ends the walk), a zero length ends it.

@@ -77,6 +77,10 @@ pub struct BenchArgs {
     /// File channel fsync policy: every-commit, interval:<ms> or never.
     #[arg(long, default_value = "every-commit")]
     pub fsync: FsyncPolicy,
+    /// File channel `directIo`: true (default) writes each group commit as whole blocks with
+    /// O_DIRECT; false writes each record through the page cache.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub direct_io: bool,
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,
@@ -479,6 +483,7 @@ pub struct BenchReport {
     pub channel: &'static str,
     pub io: String,
     pub fsync: String,
+    pub direct_io: bool,
     pub events: u64,
     pub event_size: usize,
     pub batch: usize,
@@ -611,6 +616,7 @@ pub(crate) fn open_channel(a: &BenchArgs, dir: &Path) -> Result<(Box<dyn Channel
                 .max(cfg.transaction_capacity as u64);
             cfg.fsync = a.fsync;
             cfg.io = a.io;
+            cfg.direct_io = a.direct_io;
             match free_space(dir) {
                 Ok(free) if free < cfg.minimum_required_space => {
                     let lowered = free / 4;
@@ -675,6 +681,7 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, CliError> {
         },
         io,
         fsync,
+        direct_io: a.direct_io && a.channel == ChannelKind::File,
         events: a.events,
         event_size: a.event_size,
         batch: a.batch,

@@ -295,6 +295,7 @@ fn baseline(a: &AgentBenchArgs, dir: &Path) -> Result<(WorkloadOutcome, bool), C
         io: IoKind::Std,
         channel: ChannelKind::File,
         fsync: FsyncPolicy::EveryCommit,
+        direct_io: true,
         json: a.json,
     };
     let (ch, _) = open_channel(&args, dir)?;

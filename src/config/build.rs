@@ -1253,6 +1253,9 @@ fn file_channel(ctx: &mut Ctx<'_>, name: &str) -> Result<FileChannelConfig, Conf
     if let Some(io) = from_str_key::<IoKind>(ctx, "io")? {
         cfg.io = io;
     }
+    if let Some(direct) = ctx.parsed("directIo", parse_bool)? {
+        cfg.direct_io = direct.0;
+    }
     if let Some(p) = from_str_key::<CorruptionPolicy>(ctx, "corruptionPolicy")? {
         cfg.corruption_policy = p;
     }

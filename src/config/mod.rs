@@ -288,6 +288,7 @@ impl PartialEq for ChannelKind {
                     checkpoint_interval,
                     fsync,
                     io,
+                    direct_io,
                     corruption_policy,
                 } = a;
                 *checkpoint_dir == b.checkpoint_dir
@@ -301,6 +302,7 @@ impl PartialEq for ChannelKind {
                     && *checkpoint_interval == b.checkpoint_interval
                     && *fsync == b.fsync
                     && *io == b.io
+                    && *direct_io == b.direct_io
                     && *corruption_policy == b.corruption_policy
             }
             _ => false,

@@ -12,6 +12,7 @@
 //!   left over in a reused) file under another id does not verify.
 
 pub mod checkpoint;
+pub mod journal;
 pub mod record;
 pub mod segment;
 

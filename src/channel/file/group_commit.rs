@@ -4,9 +4,15 @@
 //!
 //! Generic over the position type and knows nothing about records or files: the caller's
 //! `sync` closure reports how far it made the log durable. Invariants:
-//! - At most one sync runs at a time, and none runs under this module's lock, so the next group
-//!   keeps forming (writing its records) while the current one syncs.
-//! - `synced` only grows, and only from a sync that returned `Ok`.
+//! - At most one leader runs at a time, and none runs under this module's lock, so the next
+//!   group keeps forming (writing its records) while the current one syncs.
+//! - A leader whose writes are complete may hand off (`handoff(p)`: everything up to `p` is
+//!   written and this leader's sync will cover it) before its sync: the next leader then writes
+//!   its group while that sync runs, and committers up to `p` wait for it instead of leading.
+//!   Syncs may then finish out of order; that is sound because a leader hands off only after
+//!   its writes completed, so a later leader's sync (started after its own writes, which
+//!   started after the handoff) covers every earlier group too.
+//! - `synced` only grows, and only from a sync that returned `Ok` while not poisoned.
 //! - After a failed sync the group is poisoned for good: every waiter, present and future, gets
 //!   an error, and no sync is attempted again (retrying fsync after a failure is unsafe: the
 //!   kernel may have dropped the dirty pages it failed to write).
@@ -24,6 +30,8 @@ pub enum WaitError<E> {
 
 struct State<P> {
     synced: P,
+    /// Written and covered by a sync in flight (a leader's handoff).
+    handed: P,
     leader: bool,
     poisoned: bool,
     syncs: u64,
@@ -41,6 +49,7 @@ impl<P: Ord + Copy> GroupCommit<P> {
         GroupCommit {
             state: Mutex::new(State {
                 synced,
+                handed: synced,
                 leader: false,
                 poisoned: false,
                 syncs: 0,
@@ -49,13 +58,15 @@ impl<P: Ord + Copy> GroupCommit<P> {
         }
     }
 
-    /// Returns once everything up to `target` is durable. If no sync is running, this thread
-    /// runs `sync`, which must make durable at least everything written before it was called
-    /// and return how far that is.
+    /// Returns once everything up to `target` is durable. If no leader is running and no
+    /// handed-off sync covers `target`, this thread leads: it runs `sync`, which must make
+    /// durable at least everything written before it was called and return how far that is.
+    /// `sync` may call its argument (once, after its writes and before its fdatasync) to hand
+    /// off leadership early; see the module doc.
     pub fn wait<E>(
         &self,
         target: P,
-        mut sync: impl FnMut() -> Result<P, E>,
+        mut sync: impl FnMut(&dyn Fn(P)) -> Result<P, E>,
     ) -> Result<(), WaitError<E>> {
         let mut st = self.state.lock();
         loop {
@@ -65,20 +76,37 @@ impl<P: Ord + Copy> GroupCommit<P> {
             if st.synced >= target {
                 return Ok(());
             }
-            if st.leader {
+            if st.leader || st.handed >= target {
                 self.cv.wait(&mut st);
                 continue;
             }
             st.leader = true;
             drop(st);
-            let result = sync();
+            let handed_off = std::cell::Cell::new(false);
+            let handoff = |written: P| {
+                if handed_off.replace(true) {
+                    return;
+                }
+                let mut st = self.state.lock();
+                st.leader = false;
+                if written > st.handed {
+                    st.handed = written;
+                }
+                self.cv.notify_all();
+            };
+            let result = sync(&handoff);
             st = self.state.lock();
-            st.leader = false;
+            if !handed_off.get() {
+                st.leader = false;
+            }
             match result {
                 Ok(p) => {
                     st.syncs += 1;
-                    if p > st.synced {
+                    if p > st.synced && !st.poisoned {
                         st.synced = p;
+                    }
+                    if p > st.handed {
+                        st.handed = p;
                     }
                     self.cv.notify_all();
                 }
@@ -146,12 +174,12 @@ mod tests {
     #[test]
     fn a_lone_committer_leads_its_own_sync() {
         let gc = GroupCommit::new(0u64);
-        let r: Result<(), WaitError<()>> = gc.wait(5, || Ok(5));
+        let r: Result<(), WaitError<()>> = gc.wait(5, |_| Ok(5));
         assert_eq!(r, Ok(()));
         assert_eq!(gc.synced(), 5);
         assert_eq!(gc.syncs(), 1);
         // Already covered: no second sync.
-        let r: Result<(), WaitError<()>> = gc.wait(3, || panic!("must not sync"));
+        let r: Result<(), WaitError<()>> = gc.wait(3, |_| panic!("must not sync"));
         assert_eq!(r, Ok(()));
     }
 
@@ -171,7 +199,7 @@ mod tests {
             let release_rx = release_rx.clone();
             std::thread::spawn(move || {
                 let target = written.load(Ordering::SeqCst);
-                gc.wait::<()>(target, || {
+                gc.wait::<()>(target, |_| {
                     let upto = written.load(Ordering::SeqCst);
                     in_sync_tx.send(()).expect("test alive");
                     release_rx.lock().recv().expect("released");
@@ -189,7 +217,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let target = written.fetch_add(1, Ordering::SeqCst) + 1;
                     start.wait();
-                    gc.wait::<()>(target, || Ok(written.load(Ordering::SeqCst)))
+                    gc.wait::<()>(target, |_| Ok(written.load(Ordering::SeqCst)))
                 })
             })
             .collect();
@@ -205,15 +233,79 @@ mod tests {
         assert_eq!(gc.synced(), 1 + followers as u64);
     }
 
+    /// After a leader hands off, a committer beyond the handed-off position leads the next
+    /// write and sync while the first sync still runs; one within it waits for that sync
+    /// instead of leading.
+    #[test]
+    fn a_handoff_lets_the_next_group_sync_while_the_first_still_runs() {
+        let gc = Arc::new(GroupCommit::new(0u64));
+        let (in_sync_tx, in_sync_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let first = {
+            let gc = gc.clone();
+            std::thread::spawn(move || {
+                gc.wait::<()>(10, |handoff| {
+                    handoff(10);
+                    in_sync_tx.send(()).expect("test alive");
+                    release_rx.recv().expect("released");
+                    Ok(10)
+                })
+            })
+        };
+        in_sync_rx.recv().expect("first leader syncing");
+        // Beyond the handoff: leads at once, although the first sync has not returned.
+        let r: Result<(), WaitError<()>> = gc.wait(20, |_| Ok(20));
+        assert_eq!(r, Ok(()));
+        assert_eq!(gc.synced(), 20);
+        // Within it, and now covered by the second sync: returns without leading.
+        let r: Result<(), WaitError<()>> = gc.wait(10, |_| panic!("must not lead"));
+        assert_eq!(r, Ok(()));
+        release_tx.send(()).expect("first leader waiting");
+        assert_eq!(first.join().expect("first"), Ok(()));
+        // The first sync finishing last does not move the watermark back.
+        assert_eq!(gc.synced(), 20);
+        assert_eq!(gc.syncs(), 2);
+    }
+
+    #[test]
+    fn a_committer_within_a_handoff_waits_for_that_sync() {
+        let gc = Arc::new(GroupCommit::new(0u64));
+        let (in_sync_tx, in_sync_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let first = {
+            let gc = gc.clone();
+            std::thread::spawn(move || {
+                gc.wait::<()>(10, |handoff| {
+                    handoff(10);
+                    in_sync_tx.send(()).expect("test alive");
+                    release_rx.recv().expect("released");
+                    Ok(10)
+                })
+            })
+        };
+        in_sync_rx.recv().expect("first leader syncing");
+        let waiter = {
+            let gc = gc.clone();
+            std::thread::spawn(move || gc.wait::<()>(5, |_| panic!("covered by the handoff")))
+        };
+        release_tx.send(()).expect("first leader waiting");
+        assert_eq!(first.join().expect("first"), Ok(()));
+        assert_eq!(waiter.join().expect("waiter"), Ok(()));
+        assert_eq!(gc.syncs(), 1);
+    }
+
     #[test]
     fn a_failed_sync_poisons_every_later_wait() {
         let gc = GroupCommit::new(0u64);
-        assert_eq!(gc.wait(1, || Err("EIO")), Err(WaitError::SyncFailed("EIO")));
+        assert_eq!(
+            gc.wait(1, |_| Err("EIO")),
+            Err(WaitError::SyncFailed("EIO"))
+        );
         assert!(gc.is_poisoned());
-        let r: Result<(), WaitError<&str>> = gc.wait(1, || panic!("must never retry"));
+        let r: Result<(), WaitError<&str>> = gc.wait(1, |_| panic!("must never retry"));
         assert_eq!(r, Err(WaitError::Poisoned));
         // Even a target that was durable before is refused: the channel must be reopened.
-        let r: Result<(), WaitError<&str>> = gc.wait(0, || Ok(0));
+        let r: Result<(), WaitError<&str>> = gc.wait(0, |_| Ok(0));
         assert_eq!(r, Err(WaitError::Poisoned));
     }
 
@@ -225,7 +317,7 @@ mod tests {
         let leader = {
             let gc = gc.clone();
             std::thread::spawn(move || {
-                gc.wait(1, || {
+                gc.wait(1, |_| {
                     in_sync_tx.send(()).expect("test alive");
                     release_rx.recv().expect("released");
                     Err("EIO")
@@ -235,7 +327,7 @@ mod tests {
         in_sync_rx.recv().expect("leader syncing");
         let follower = {
             let gc = gc.clone();
-            std::thread::spawn(move || gc.wait::<&str>(2, || Ok(2)))
+            std::thread::spawn(move || gc.wait::<&str>(2, |_| Ok(2)))
         };
         release_tx.send(()).expect("leader waiting");
         assert_eq!(

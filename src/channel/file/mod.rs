@@ -42,6 +42,7 @@ use crate::io::{self, Vfs};
 mod checkpoint;
 mod config;
 mod group_commit;
+mod journal;
 mod log;
 mod queue;
 mod recovery;
@@ -51,7 +52,7 @@ pub use config::{CorruptionPolicy, FileChannelConfig, FsyncPolicy, MAX_SEGMENT_S
 pub use group_commit::{GroupCommit, WaitError};
 pub use recovery::RecoveryReport;
 
-use log::{FreeSpace, LogWriter, Pending, PendingOp, SegmentHandle, PREALLOC_STEP};
+use log::{FreeSpace, LogWriter, Pending, PendingOp, SegmentHandle, Stage, PREALLOC_STEP};
 use queue::Queue;
 
 /// How long the flusher waits for a put's group sync to cover a take record before syncing
@@ -165,6 +166,10 @@ struct Inner {
     cfg: FileChannelConfig,
     fs: Arc<dyn Vfs>,
     log: Mutex<LogWriter>,
+    /// Held by whoever writes staged blocks to the active segment (the group-commit leader,
+    /// outside the log lock, or a roll, under it), so a roll never seals a segment while a
+    /// leader's write into it is still running. Lock order: `log`, then this.
+    block_write: Mutex<()>,
     group: GroupCommit<Position>,
     queue: Mutex<Queue>,
     /// Signalled when events become available (takers wait here).
@@ -294,7 +299,12 @@ impl FileChannel {
                     free,
                     written_since: 0,
                 },
+                stage: (config.fsync == FsyncPolicy::EveryCommit && config.direct_io)
+                    .then(|| Stage::new(&segment::encode_header(active.id))),
+                spare: Vec::new(),
+                journal: None,
             }),
+            block_write: Mutex::new(()),
             group: GroupCommit::new(applied),
             queue: Mutex::new(queue),
             available_cv: Condvar::new(),
@@ -334,6 +344,18 @@ impl FileChannel {
             // Recovery did work (replay, truncation, skipped corruption): record the result so
             // the next open does not repeat it.
             inner.checkpoint()?;
+        }
+        // Only now, with the recovered state (journal entries included) in a checkpoint, may
+        // the journal start over.
+        {
+            let mut log = inner.log.lock();
+            if log.stage.is_some() {
+                log.journal = Some(
+                    journal::TakeJournal::create(&inner.fs, &inner.cfg.checkpoint_dir).map_err(
+                        |e| ioe(&journal::paths(&inner.cfg.checkpoint_dir)[0], "creating", e),
+                    )?,
+                );
+            }
         }
         start_background(&inner);
         Ok((FileChannel { inner }, report))
@@ -508,6 +530,10 @@ fn spawn_flusher(weak: Weak<Inner>) -> std::thread::JoinHandle<()> {
             if inner.group.covered_within(target, TAKE_SYNC_GRACE) {
                 continue;
             }
+            // A simulated kill -9 stops this thread: a killed process writes nothing more.
+            if inner.abandoned.load(Ordering::Acquire) {
+                return;
+            }
             if inner.flush().is_err() {
                 // Poisoned: the error reaches every committer; nothing more to sync.
                 return;
@@ -676,8 +702,11 @@ impl Inner {
         if log.write_off + len > self.cfg.max_file_size && !first_record {
             self.roll(log)?;
         }
-        if log.write_off + len > log.alloc_end {
-            let want = (log.write_off + len - log.alloc_end).max(PREALLOC_STEP);
+        // Staged writes are padded to whole blocks: the padding must stay inside the
+        // reservation too, or a write could extend the file (and meet ENOSPC) after all.
+        let need = (log.write_off + len).next_multiple_of(io::DIRECT_ALIGN as u64);
+        if need > log.alloc_end {
+            let want = (need - log.alloc_end).max(PREALLOC_STEP);
             if let Err(e) = log.active.file.allocate(log.alloc_end, want) {
                 return Err(if e.raw_os_error() == Some(28) {
                     ChannelError::DiskFull {
@@ -712,7 +741,18 @@ impl Inner {
         // unchanged, and a later commit simply tries again.
         let next = create_segment(&self.fs, &self.name, &self.cfg, old.id + 1)?;
         // Everything in the old segment becomes durable now, so that a sync of the new active
-        // segment is all a later group commit needs.
+        // segment is all a later group commit needs: first the staged records no leader has
+        // written yet (after any leader's write still running into this segment).
+        if let Some(stage) = log.stage.as_mut() {
+            let _writing = self.block_write.lock();
+            if let Some(w) = stage.take(log.spare.pop()) {
+                if let Err(e) = old.file.write_direct(w.bytes(), w.offset) {
+                    return Err(self.poison(&old.path, "write", &e));
+                }
+                log.spare.extend(Stage::keep(w.into_buffer()));
+            }
+            stage.restart_segment(&segment::encode_header(next.id));
+        }
         if let Err(e) = old.file.sync_data() {
             return Err(self.poison(&old.path, "fdatasync", &e));
         }
@@ -739,16 +779,42 @@ impl Inner {
 
     /// The group-commit leader's work: sync the active segment and apply every record that
     /// sync covered, in log order, before anyone is woken.
-    fn lead_sync(&self) -> Result<Position, ChannelError> {
-        let (target, seg) = {
-            let log = self.log.lock();
-            (log.position(), log.active.clone())
+    /// With a stage, the leader first writes every staged record (its own group's) in one
+    /// block write, outside the log lock so the next group keeps staging meanwhile, then hands
+    /// off leadership so the next group's write overlaps this fdatasync (one write and one
+    /// flush in flight at a time measured about 1.2-1.4x a write-then-flush loop on the
+    /// benchmark disk). Records are applied under the log lock, so that two leaders whose
+    /// syncs finish out of order still apply in log order.
+    fn lead_sync(&self, handoff: &dyn Fn(Position)) -> Result<Position, ChannelError> {
+        let (target, seg, staged, writing) = {
+            let mut log = self.log.lock();
+            let spare = log.spare.pop();
+            let staged = log.stage.as_mut().and_then(|s| s.take(spare));
+            // Taken even with nothing to write: a take commit's write taken from the stage
+            // earlier may still be running, and this sync must start after it completed.
+            let writing = self.block_write.lock();
+            (log.position(), log.active.clone(), staged, writing)
         };
+        if let Some(w) = &staged {
+            if let Err(e) = seg.file.write_direct(w.bytes(), w.offset) {
+                return Err(self.poison(&seg.path, "write", &e));
+            }
+        }
+        drop(writing);
+        if staged.is_some() {
+            handoff(target);
+        }
         if let Err(e) = seg.file.sync_data() {
             return Err(self.poison(&seg.path, "fdatasync", &e));
         }
         self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-        let ops = self.log.lock().drain_upto(target);
+        let mut log = self.log.lock();
+        if let Some(w) = staged {
+            if log.spare.len() < 2 {
+                log.spare.extend(Stage::keep(w.into_buffer()));
+            }
+        }
+        let ops = log.drain_upto(target);
         self.apply(ops);
         Ok(target)
     }
@@ -826,11 +892,30 @@ impl Inner {
             return Ok(());
         }
         self.group
-            .wait(end, || self.lead_sync())
+            .wait(end, |handoff| self.lead_sync(handoff))
             .map_err(|e| match e {
                 WaitError::SyncFailed(e) => e,
                 WaitError::Poisoned => self.poisoned_error(),
             })
+    }
+
+    /// Puts a record at `offset` (the writer's position): into the stage, for the leader to
+    /// write, or straight into the file.
+    fn write_record(
+        &self,
+        log: &mut LogWriter,
+        rec: &[u8],
+        offset: u64,
+    ) -> Result<(), ChannelError> {
+        if let Some(stage) = log.stage.as_mut() {
+            debug_assert_eq!(stage.end(), offset);
+            stage.push(rec);
+            return Ok(());
+        }
+        if let Err(e) = log.active.file.write_at(rec, offset) {
+            return Err(self.poison(&log.active.path, "write", &e));
+        }
+        Ok(())
     }
 
     fn commit_put(&self, mut enc: PutBatchEncoder) -> Result<(), ChannelError> {
@@ -851,9 +936,7 @@ impl Inner {
             let offset = log.write_off;
             let first_seq = log.next_seq;
             let rec = enc.finish(segment, first_seq, now_ms());
-            if let Err(e) = log.active.file.write_at(rec, offset) {
-                return Err(self.poison(&log.active.path, "write", &e));
-            }
+            self.write_record(&mut log, rec, offset)?;
             let record = Bytes::from_owner(PooledRecord {
                 buf: std::mem::take(&mut enc).into_vec(),
                 pool: Arc::clone(&self.bufs),
@@ -888,16 +971,17 @@ impl Inner {
             }
         };
         if let Err(e) = self.wait_durable(end) {
-            // The channel is poisoned. Another leader's sync may still have covered and applied
-            // this record before the failure (applying consumed the reservation); only if it
-            // did not is the reservation still ours to give back. Either way the caller sees
-            // the error: a durable record reported failed is a duplicate, never a loss.
-            let mut q = self.queue.lock();
-            if q.applied < end {
+            // The channel is poisoned. A leader whose sync succeeded (one handed off to can
+            // still be syncing when another's fails) may have applied this record, which
+            // consumed the reservation; if the record is still pending, it never will be, and
+            // the reservation is ours to give back. Leaders drain and apply under the log
+            // lock, so the two cannot both happen. Either way the caller sees the error: a
+            // durable record reported failed is a duplicate, never a loss.
+            if self.log.lock().remove_pending(end) {
+                let mut q = self.queue.lock();
                 q.reserved_events -= n;
                 q.reserved_bytes -= body_bytes;
             }
-            drop(q);
             self.room_cv.notify_all();
             return Err(e);
         }
@@ -906,8 +990,8 @@ impl Inner {
         Ok(())
     }
 
-    /// Commits a take: writes its TakeCommit record and returns. Unlike a put, it does not
-    /// wait for the fdatasync: the flusher thread (or the next put's group sync) makes it
+    /// Commits a take: writes its TakeCommit record (with any staged records before it) and
+    /// returns. Unlike a put, it does not wait for the fdatasync: the flusher thread (or the next put's group sync) makes it
     /// durable within one sync. Nothing can be lost by that: if power fails first, the events
     /// are delivered again after recovery (at-least-once), so a sink is never held back by the
     /// disk's sync latency.
@@ -929,9 +1013,7 @@ impl Inner {
             let mut buf = Vec::with_capacity(len as usize);
             encode_take_commit(log.active.id, ranges, body_bytes, &mut buf);
             let offset = log.write_off;
-            if let Err(e) = log.active.file.write_at(&buf, offset) {
-                return Err(self.poison(&log.active.path, "write", &e));
-            }
+            self.write_record(&mut log, &buf, offset)?;
             log.write_off += len;
             let end = log.position();
             log.pending.push_back(Pending {
@@ -945,8 +1027,43 @@ impl Inner {
             if self.cfg.fsync != FsyncPolicy::EveryCommit {
                 self.apply_now(&mut log);
             }
-            Ok(())
+            // A staged take record must still reach the kernel before the commit returns, as
+            // an unstaged one does, so that a process crash (kill -9) cannot bring its events
+            // back: the journal gets a copy. Without journal space, everything staged is
+            // written now instead; the next group sync (or the flusher's) makes it durable.
+            let log = &mut *log;
+            if log.stage.is_none() {
+                return Ok(None);
+            }
+            if let Some(j) = log.journal.as_mut() {
+                match j.append(log.active.id, offset, &buf) {
+                    Ok(()) => return Ok(None),
+                    Err(journal::AppendError::Full) => {}
+                    Err(journal::AppendError::Io(e)) => {
+                        return Err(self.poison(j.path(), "write", &e));
+                    }
+                }
+            }
+            let Some(staged) = log.stage.as_mut().and_then(|s| s.take(log.spare.pop())) else {
+                return Ok(None);
+            };
+            Ok(Some((staged, log.active.clone(), self.block_write.lock())))
         })();
+        let written = written.and_then(|staged| {
+            let Some((w, seg, writing)) = staged else {
+                return Ok(());
+            };
+            let r = seg
+                .file
+                .write_direct(w.bytes(), w.offset)
+                .map_err(|e| self.poison(&seg.path, "write", &e));
+            drop(writing);
+            let mut log = self.log.lock();
+            if log.spare.len() < 2 {
+                log.spare.extend(Stage::keep(w.into_buffer()));
+            }
+            r
+        });
         if let Err(e) = written {
             {
                 let mut q = self.queue.lock();
@@ -1070,6 +1187,14 @@ impl Inner {
         // checkpoint reflects every commit that has returned.
         if self.cfg.fsync == FsyncPolicy::EveryCommit {
             self.flush()?;
+            // Every record staged before that flush is durable in the log now, so the journal
+            // file retired at the previous checkpoint holds nothing the log lacks.
+            let mut log = self.log.lock();
+            if let Some(j) = log.journal.as_mut() {
+                if let Err(e) = j.rotate() {
+                    tracing::warn!(channel = %self.name, file = %j.path().display(), error = %e, "could not empty the take journal; it keeps growing until the next checkpoint");
+                }
+            }
         }
         let mut ck = self.ckpt.lock();
         let (segs, done, applied, next_seq, bytes, first_live) = {

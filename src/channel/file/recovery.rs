@@ -41,6 +41,9 @@ pub struct RecoveryReport {
     pub corrupt: Vec<CorruptSpot>,
     /// Events lost in skipped regions, from the gaps in sequence numbers.
     pub events_lost: u64,
+    /// Take commits applied from the take journal (their records had not reached the log
+    /// when the process stopped).
+    pub journal_takes: u64,
 }
 
 /// The recovered state.
@@ -181,6 +184,11 @@ pub(crate) fn recover(
     let mut first_put_seen = chosen.is_some();
     let last_id = segments.keys().next_back().copied();
     let mut dirty = false;
+    // Where each replayed segment's records end: a journal entry at or past its segment's end
+    // is not in the log. Not only the last segment can end early: a crash during a roll, after
+    // the next segment was created and before the staged records were written to this one,
+    // leaves this one short and the next one empty.
+    let mut seg_end: BTreeMap<u64, u64> = BTreeMap::new();
 
     for (&id, path) in segments.range(start.segment..) {
         let is_last = Some(id) == last_id;
@@ -329,6 +337,7 @@ pub(crate) fn recover(
                 None => break,
             }
         }
+        seg_end.insert(id, off as u64);
         if let Some((at, sync)) = trim {
             drop(map);
             let r = file.set_len(at);
@@ -336,6 +345,36 @@ pub(crate) fn recover(
                 r.and_then(|()| file.sync_data())
                     .map_err(|e| io_err(channel, path, "truncating", e))?;
             }
+        }
+    }
+
+    if let (Some(dir), Some(_)) = (checkpoint_dir, last_id) {
+        for e in super::journal::read(fs, channel, dir) {
+            if seg_end.get(&e.segment).is_none_or(|&end| e.offset < end) {
+                continue;
+            }
+            if e.ranges.iter().any(|&(_, end)| end > next_seq) {
+                tracing::warn!(
+                    channel,
+                    segment = e.segment,
+                    offset = e.offset,
+                    "a take journal entry names events the log does not hold; ignoring it"
+                );
+                continue;
+            }
+            for &(s, end) in &e.ranges {
+                done.insert(s, end);
+            }
+            bytes = bytes.saturating_sub(e.body_bytes);
+            report.journal_takes += 1;
+            dirty = true;
+        }
+        if report.journal_takes > 0 {
+            tracing::info!(
+                channel,
+                takes = report.journal_takes,
+                "applied take commits from the take journal (the process stopped before their log records were written)"
+            );
         }
     }
 
