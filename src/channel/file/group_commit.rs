@@ -233,26 +233,37 @@ mod tests {
         assert_eq!(gc.synced(), 1 + followers as u64);
     }
 
+    /// A leader for `at` that hands off at `at` and then stays in its sync until released;
+    /// returns once it is in that sync.
+    fn leader_syncing_after_handoff(
+        gc: &Arc<GroupCommit<u64>>,
+        at: u64,
+    ) -> (
+        std::thread::JoinHandle<Result<(), WaitError<()>>>,
+        mpsc::Sender<()>,
+    ) {
+        let (in_sync_tx, in_sync_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let gc = gc.clone();
+        let leader = std::thread::spawn(move || {
+            gc.wait::<()>(at, |handoff| {
+                handoff(at);
+                in_sync_tx.send(()).expect("test alive");
+                release_rx.recv().expect("released");
+                Ok(at)
+            })
+        });
+        in_sync_rx.recv().expect("leader syncing");
+        (leader, release_tx)
+    }
+
     /// After a leader hands off, a committer beyond the handed-off position leads the next
     /// write and sync while the first sync still runs; one within it waits for that sync
     /// instead of leading.
     #[test]
     fn a_handoff_lets_the_next_group_sync_while_the_first_still_runs() {
         let gc = Arc::new(GroupCommit::new(0u64));
-        let (in_sync_tx, in_sync_rx) = mpsc::channel::<()>();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let first = {
-            let gc = gc.clone();
-            std::thread::spawn(move || {
-                gc.wait::<()>(10, |handoff| {
-                    handoff(10);
-                    in_sync_tx.send(()).expect("test alive");
-                    release_rx.recv().expect("released");
-                    Ok(10)
-                })
-            })
-        };
-        in_sync_rx.recv().expect("first leader syncing");
+        let (first, release_tx) = leader_syncing_after_handoff(&gc, 10);
         // Beyond the handoff: leads at once, although the first sync has not returned.
         let r: Result<(), WaitError<()>> = gc.wait(20, |_| Ok(20));
         assert_eq!(r, Ok(()));
@@ -270,20 +281,7 @@ mod tests {
     #[test]
     fn a_committer_within_a_handoff_waits_for_that_sync() {
         let gc = Arc::new(GroupCommit::new(0u64));
-        let (in_sync_tx, in_sync_rx) = mpsc::channel::<()>();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
-        let first = {
-            let gc = gc.clone();
-            std::thread::spawn(move || {
-                gc.wait::<()>(10, |handoff| {
-                    handoff(10);
-                    in_sync_tx.send(()).expect("test alive");
-                    release_rx.recv().expect("released");
-                    Ok(10)
-                })
-            })
-        };
-        in_sync_rx.recv().expect("first leader syncing");
+        let (first, release_tx) = leader_syncing_after_handoff(&gc, 10);
         let waiter = {
             let gc = gc.clone();
             std::thread::spawn(move || gc.wait::<()>(5, |_| panic!("covered by the handoff")))
