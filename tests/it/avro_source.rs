@@ -209,6 +209,16 @@ fn bad_input_closes_only_its_connection() {
     s.write_all(&frame).expect("send garbage");
     assert_closed_by_server(&mut s, "2,000,000 buffers");
     drop(s);
+    // Its slot must be free before the next connection, or that one would be the one over
+    // max-connections (the client can see the close before the server's count drops).
+    let end = Instant::now() + DEADLINE;
+    while counter(&agent, "OpenConnectionCount") > 0 {
+        assert!(
+            Instant::now() < end,
+            "the closed connection still counts as open"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
 
     // With max-connections = 1, a second connection while one is open is closed at once.
     let held = TcpStream::connect(("127.0.0.1", port)).expect("connect");

@@ -89,12 +89,14 @@ fn child_fail(msg: String) -> ! {
 }
 
 fn child_main(dir: &Path) -> ! {
-    let io = match std::env::var(CHILD_IO_ENV).as_deref() {
-        Ok("std") => IoKind::Std,
-        Ok("uring") => IoKind::Uring,
-        other => child_fail(format!(
-            "{CHILD_IO_ENV} must be std or uring, not {other:?}"
-        )),
+    let env = std::env::var(CHILD_IO_ENV);
+    let Some(v) = VARIANTS
+        .into_iter()
+        .find(|v| Ok(v.name()) == env.as_deref())
+    else {
+        child_fail(format!(
+            "{CHILD_IO_ENV} must name a variant (std, uring, std-buffered), not {env:?}"
+        ))
     };
     let next: u64 = std::env::var(CHILD_NEXT_ENV)
         .ok()
@@ -104,7 +106,7 @@ fn child_main(dir: &Path) -> ! {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
-    let ch = open_waiting_for_lock(dir, io);
+    let ch = open_waiting_for_lock(dir, v);
     emit(&format!("\n{READY}"));
 
     let consumer = ch.clone();
@@ -171,8 +173,8 @@ fn child_main(dir: &Path) -> ! {
 /// Opens the channel, waiting for its lock if a sibling process briefly holds a copy of it
 /// (see `common::open_waiting_for_lock`: the parent runs one thread per backend, each
 /// spawning children).
-fn open_waiting_for_lock(dir: &Path, io: IoKind) -> FileChannel {
-    crate::common::open_waiting_for_lock(|| FileChannel::open("crash", test_config(dir, io)))
+fn open_waiting_for_lock(dir: &Path, v: Variant) -> FileChannel {
+    crate::common::open_waiting_for_lock(|| FileChannel::open("crash", v.config(dir)))
         .unwrap_or_else(|e| child_fail(format!("open failed: {e}")))
 }
 
@@ -275,10 +277,43 @@ fn read_child(stdout: impl Read, shared: Shared) {
     }
 }
 
-fn io_name(io: IoKind) -> &'static str {
-    match io {
-        IoKind::Std => "std",
-        IoKind::Uring => "uring",
+/// An I/O backend and whether group commits write staged blocks (`directIo`, the default) or
+/// each record as it commits (`directIo = false`).
+#[derive(Clone, Copy, Debug)]
+struct Variant {
+    io: IoKind,
+    direct_io: bool,
+}
+
+const VARIANTS: [Variant; 3] = [
+    Variant {
+        io: IoKind::Std,
+        direct_io: true,
+    },
+    Variant {
+        io: IoKind::Uring,
+        direct_io: true,
+    },
+    Variant {
+        io: IoKind::Std,
+        direct_io: false,
+    },
+];
+
+impl Variant {
+    fn name(self) -> &'static str {
+        match (self.io, self.direct_io) {
+            (IoKind::Std, true) => "std",
+            (IoKind::Uring, true) => "uring",
+            (IoKind::Std, false) => "std-buffered",
+            (IoKind::Uring, false) => "uring-buffered",
+        }
+    }
+
+    fn config(self, dir: &Path) -> FileChannelConfig {
+        let mut cfg = test_config(dir, self.io);
+        cfg.direct_io = self.direct_io;
+        cfg
     }
 }
 
@@ -293,7 +328,7 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn spawn_child(dir: &Path, io: IoKind, next: u64, seed: u64) -> Child {
+fn spawn_child(dir: &Path, v: Variant, next: u64, seed: u64) -> Child {
     Command::new(std::env::current_exe().expect("current_exe"))
         .args([
             "--exact",
@@ -302,7 +337,7 @@ fn spawn_child(dir: &Path, io: IoKind, next: u64, seed: u64) -> Child {
             "--test-threads=1",
         ])
         .env(CHILD_DIR_ENV, dir)
-        .env(CHILD_IO_ENV, io_name(io))
+        .env(CHILD_IO_ENV, v.name())
         .env(CHILD_NEXT_ENV, next.to_string())
         .env(CHILD_SEED_ENV, seed.to_string())
         .stdin(Stdio::null())
@@ -312,14 +347,14 @@ fn spawn_child(dir: &Path, io: IoKind, next: u64, seed: u64) -> Child {
         .expect("spawn the crash child (the test binary itself)")
 }
 
-fn parent_config(dir: &Path, io: IoKind) -> FileChannelConfig {
-    let mut cfg = test_config(dir, io);
+fn parent_config(dir: &Path, v: Variant) -> FileChannelConfig {
+    let mut cfg = v.config(dir);
     // One take transaction must be able to hold everything the channel holds (peek_all).
     cfg.transaction_capacity = cfg.capacity as usize;
     cfg
 }
 
-fn kill_cycles(io: IoKind) {
+fn kill_cycles(v: Variant) {
     let cycles: u64 = std::env::var(CYCLES_ENV)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -329,7 +364,7 @@ fn kill_cycles(io: IoKind) {
     let dir: PathBuf = tmp.path().to_path_buf();
     eprintln!(
         "kill -9 test ({}): seed {seed}, {cycles} cycles in {}",
-        io_name(io),
+        v.name(),
         dir.display()
     );
     let started = Instant::now();
@@ -339,7 +374,7 @@ fn kill_cycles(io: IoKind) {
     let mut lock_waits = 0usize;
 
     for cycle in 0..cycles {
-        let mut child = KillOnDrop(spawn_child(&dir, io, model.next, rng.next_u64()));
+        let mut child = KillOnDrop(spawn_child(&dir, v, model.next, rng.next_u64()));
         let stdout = child.0.stdout.take().expect("child stdout");
         let mut stderr = child.0.stderr.take().expect("child stderr");
         let shared: Shared = Arc::default();
@@ -390,7 +425,7 @@ fn kill_cycles(io: IoKind) {
         let context = || {
             format!(
                 "{} cycle {cycle} (seed {seed}, dir {}): child status {status:?}\nchild errors: {:?}\nchild stderr:\n{child_stderr}",
-                io_name(io),
+                v.name(),
                 dir.display(),
                 out.errors
             )
@@ -439,7 +474,7 @@ fn kill_cycles(io: IoKind) {
 
         // Reopen in this process and compare with the model.
         let ch = crate::common::open_waiting_for_lock(|| {
-            FileChannel::open("crash", parent_config(&dir, io))
+            FileChannel::open("crash", parent_config(&dir, v))
         })
         .unwrap_or_else(|e| panic!("reopen after kill -9 failed: {e}\n{}", context()));
         let present = peek_all(&ch);
@@ -487,7 +522,7 @@ fn kill_cycles(io: IoKind) {
     }
     eprintln!(
         "kill -9 test ({}): {cycles} cycles in {:.1?}; {} events attempted, {} acknowledged, {} taken and committed, {} present at the end, {} unacknowledged puts seen durable (allowed), {} child lock waits",
-        io_name(io),
+        v.name(),
         started.elapsed(),
         model.count(ATTEMPTED),
         model.count(ACKED),
@@ -498,15 +533,15 @@ fn kill_cycles(io: IoKind) {
     );
 }
 
-/// One parent per backend, run side by side, each in its own directory.
+/// One parent per variant, run side by side, each in its own directory.
 #[test]
 fn kill_minus_nine_loses_nothing() {
-    let parents: Vec<_> = crate::common::BACKENDS
+    let parents: Vec<_> = VARIANTS
         .iter()
-        .map(|&io| {
+        .map(|&v| {
             std::thread::Builder::new()
-                .name(format!("kill-9-{}", io_name(io)))
-                .spawn(move || kill_cycles(io))
+                .name(format!("kill-9-{}", v.name()))
+                .spawn(move || kill_cycles(v))
                 .expect("spawn a parent thread")
         })
         .collect();

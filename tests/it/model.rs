@@ -244,7 +244,7 @@ impl Harness {
     }
 }
 
-fn run(ops: &[Op], backend: Option<IoKind>) {
+fn run(ops: &[Op], backend: Option<IoKind>, direct_io: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (fs, root) = match backend {
         None => (Some(Arc::new(MemFs::new())), Path::new("/ch").to_path_buf()),
@@ -252,6 +252,7 @@ fn run(ops: &[Op], backend: Option<IoKind>) {
     };
     let mut cfg = FileChannelConfig::new(&root);
     cfg.io = backend.unwrap_or(IoKind::Std);
+    cfg.direct_io = direct_io;
     cfg.max_file_size = 64 * 1024;
     cfg.minimum_required_space = 0;
     cfg.transaction_capacity = 10_000_000;
@@ -277,7 +278,15 @@ proptest! {
 
     #[test]
     fn file_channel_matches_model_across_power_cuts(ops in prop::collection::vec(op(), 1..80)) {
-        run(&ops, None);
+        run(&ops, None, true);
+    }
+
+    /// The same with `directIo = false`: each record is written as it commits.
+    #[test]
+    fn file_channel_without_direct_io_matches_model_across_power_cuts(
+        ops in prop::collection::vec(op(), 1..80)
+    ) {
+        run(&ops, None, false);
     }
 }
 
@@ -286,11 +295,11 @@ proptest! {
 
     #[test]
     fn file_channel_matches_model_on_std_files(ops in prop::collection::vec(op(), 1..60)) {
-        run(&ops, Some(IoKind::Std));
+        run(&ops, Some(IoKind::Std), true);
     }
 
     #[test]
     fn file_channel_matches_model_on_io_uring(ops in prop::collection::vec(op(), 1..60)) {
-        run(&ops, Some(IoKind::Uring));
+        run(&ops, Some(IoKind::Uring), true);
     }
 }
