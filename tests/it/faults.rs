@@ -866,3 +866,33 @@ fn takes_committed_just_before_a_process_crash_stay_taken() {
     }
     panic!("in 50 attempts the take record always reached the log before the crash: the journal path was never exercised");
 }
+
+/// With no space left for the take journal, a take commit writes its staged record into the
+/// segment itself before returning (preallocated space), so it still succeeds, does not
+/// poison, and stays taken across a process crash.
+#[test]
+fn a_take_commit_without_journal_space_writes_its_record_and_stays_taken() {
+    let fs = Arc::new(MemFs::new());
+    let (ch, _) = open_mem(&fs, mem_config());
+    for i in 0..3 {
+        put_batch(&ch, i).expect("put");
+    }
+    // The journal's first append reserves its space: refuse that.
+    fs.fail_nth(FaultOp::Allocate, 0, ENOSPC);
+    let (tx, taken) = take_seqs(&ch, BATCH as usize);
+    tx.commit()
+        .expect("a take commit must not fail for lack of journal space");
+    assert!(!ch.stats().poisoned, "no journal space must not poison");
+    ch.simulate_crash();
+    drop(ch);
+    let (ch, report) = open_mem(&fs, mem_config());
+    let want: Vec<u64> = seqs_of(0..3)
+        .into_iter()
+        .filter(|s| !taken.contains(s))
+        .collect();
+    assert_eq!(peek_all(&ch), want, "taken events came back");
+    assert_eq!(
+        report.journal_takes, 0,
+        "the record was in the log, not only the journal"
+    );
+}
