@@ -55,6 +55,13 @@ impl std::str::FromStr for IoKind {
 /// rewritten block never shares a page with bytes outside the write.
 pub const DIRECT_ALIGN: usize = 4096;
 
+/// Whether `buf` (address and length) and `offset` meet [`VFile::write_direct`]'s alignment.
+pub(crate) fn block_aligned(buf: &[u8], offset: u64) -> bool {
+    (buf.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN)
+        && buf.len().is_multiple_of(DIRECT_ALIGN)
+        && offset.is_multiple_of(DIRECT_ALIGN as u64)
+}
+
 /// Read-only bytes of a whole file: an mmap for the real backends, a copy for `MemFs`.
 pub type Mapped = Arc<dyn MappedBytes>;
 

@@ -187,10 +187,7 @@ impl VFile for StdFile {
     }
 
     fn write_direct(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let align = super::DIRECT_ALIGN;
-        let aligned = (buf.as_ptr() as usize).is_multiple_of(align)
-            && buf.len().is_multiple_of(align)
-            && offset.is_multiple_of(align as u64);
+        let aligned = super::block_aligned(buf, offset);
         match self.direct_file() {
             Some(f) if aligned => match f.write_all_at(buf, offset) {
                 // EINVAL: this filesystem or device wants a larger alignment. Nothing was

@@ -229,10 +229,7 @@ impl VFile for UringFile {
     /// Through the ring on the std file's `O_DIRECT` descriptor, with the same fallbacks as
     /// the std backend (no `O_DIRECT` here, or EINVAL for the alignment: the page cache).
     fn write_direct(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        let align = super::DIRECT_ALIGN;
-        let aligned = (buf.as_ptr() as usize).is_multiple_of(align)
-            && buf.len().is_multiple_of(align)
-            && offset.is_multiple_of(align as u64);
+        let aligned = super::block_aligned(buf, offset);
         let Some(direct) = self.std.direct_file().filter(|_| aligned) else {
             return self.write_at(buf, offset);
         };

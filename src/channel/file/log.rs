@@ -273,9 +273,9 @@ impl Stage {
     /// Everything not yet in the file, as whole blocks with zero padding, or `None` when
     /// nothing new was staged. The stage goes on in `spare` (or a new buffer) with a copy of
     /// the partial last block, which the next write rewrites.
-    pub(crate) fn take(&mut self, spare: Option<Vec<u8>>) -> Option<StagedWrite> {
+    fn take(&mut self, spare: Option<Vec<u8>>) -> Option<StagedWrite> {
         let end = self.end();
-        if end == self.unwritten {
+        if !self.has_unwritten() {
             return None;
         }
         let padded = align_up_usize(self.len);
@@ -301,9 +301,8 @@ impl Stage {
         Some(write)
     }
 
-    /// Keeps `buf` for the next [`Stage::take`] unless it grew past what is worth keeping.
-    pub(crate) fn keep(buf: Vec<u8>) -> Option<Vec<u8>> {
-        (buf.len() <= STAGE_KEEP + DIRECT_ALIGN).then_some(buf)
+    fn has_unwritten(&self) -> bool {
+        self.end() != self.unwritten
     }
 }
 
@@ -376,6 +375,25 @@ impl LogWriter {
         false
     }
 
+    /// Everything staged and not yet written, as one block write (see [`Stage::take`]), on a
+    /// recycled buffer when there is one; `None` without a stage or with nothing new.
+    pub(crate) fn take_staged(&mut self) -> Option<StagedWrite> {
+        let stage = self.stage.as_mut()?;
+        if !stage.has_unwritten() {
+            return None;
+        }
+        stage.take(self.spare.pop())
+    }
+
+    /// Keeps a finished write's buffer for a later [`LogWriter::take_staged`]: two at most
+    /// (two leaders can each hold one), and none that grew past what is worth keeping.
+    pub(crate) fn recycle(&mut self, w: StagedWrite) {
+        let buf = w.into_buffer();
+        if self.spare.len() < 2 && buf.len() <= STAGE_KEEP + DIRECT_ALIGN {
+            self.spare.push(buf);
+        }
+    }
+
     /// Pending records up to `upto`, in log order.
     pub(crate) fn drain_upto(&mut self, upto: Position) -> Vec<Pending> {
         let n = self.pending.partition_point(|p| p.end <= upto);
@@ -396,7 +414,7 @@ mod tests {
         let mut stage = Stage::new(&header);
         assert!(stage.take(None).is_none(), "nothing new to write");
         let mut file = header.to_vec();
-        let mut spare = None;
+        let mut spare: Option<Vec<u8>> = None;
         // Records of awkward sizes, including one larger than the first buffer.
         for (i, len) in [100usize, 4000, 5000, 3 << 20, 1, 9000]
             .into_iter()
@@ -416,7 +434,7 @@ mod tests {
             assert_eq!(&bytes[..real], &file[at..], "record {i}");
             assert!(bytes[real..].iter().all(|&b| b == 0), "padding is zeros");
             assert!(at <= file.len() && file.len() - at < bytes.len() + 1);
-            spare = Stage::keep(w.into_buffer());
+            spare = Some(w.into_buffer());
         }
     }
 

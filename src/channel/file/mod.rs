@@ -52,7 +52,9 @@ pub use config::{CorruptionPolicy, FileChannelConfig, FsyncPolicy, MAX_SEGMENT_S
 pub use group_commit::{GroupCommit, WaitError};
 pub use recovery::RecoveryReport;
 
-use log::{FreeSpace, LogWriter, Pending, PendingOp, SegmentHandle, Stage, PREALLOC_STEP};
+use log::{
+    FreeSpace, LogWriter, Pending, PendingOp, SegmentHandle, Stage, StagedWrite, PREALLOC_STEP,
+};
 use queue::Queue;
 
 /// How long the flusher waits for a put's group sync to cover a take record before syncing
@@ -743,15 +745,16 @@ impl Inner {
         // Everything in the old segment becomes durable now, so that a sync of the new active
         // segment is all a later group commit needs: first the staged records no leader has
         // written yet (after any leader's write still running into this segment).
-        if let Some(stage) = log.stage.as_mut() {
-            let _writing = self.block_write.lock();
-            if let Some(w) = stage.take(log.spare.pop()) {
-                if let Err(e) = old.file.write_direct(w.bytes(), w.offset) {
-                    return Err(self.poison(&old.path, "write", &e));
-                }
-                log.spare.extend(Stage::keep(w.into_buffer()));
+        if log.stage.is_some() {
+            let writing = self.block_write.lock();
+            if let Some(w) = log.take_staged() {
+                self.write_staged(&old, &w)?;
+                log.recycle(w);
             }
-            stage.restart_segment(&segment::encode_header(next.id));
+            drop(writing);
+            if let Some(stage) = log.stage.as_mut() {
+                stage.restart_segment(&segment::encode_header(next.id));
+            }
         }
         if let Err(e) = old.file.sync_data() {
             return Err(self.poison(&old.path, "fdatasync", &e));
@@ -788,17 +791,14 @@ impl Inner {
     fn lead_sync(&self, handoff: &dyn Fn(Position)) -> Result<Position, ChannelError> {
         let (target, seg, staged, writing) = {
             let mut log = self.log.lock();
-            let spare = log.spare.pop();
-            let staged = log.stage.as_mut().and_then(|s| s.take(spare));
+            let staged = log.take_staged();
             // Taken even with nothing to write: a take commit's write taken from the stage
             // earlier may still be running, and this sync must start after it completed.
-            let writing = self.block_write.lock();
+            let writing = log.stage.is_some().then(|| self.block_write.lock());
             (log.position(), log.active.clone(), staged, writing)
         };
         if let Some(w) = &staged {
-            if let Err(e) = seg.file.write_direct(w.bytes(), w.offset) {
-                return Err(self.poison(&seg.path, "write", &e));
-            }
+            self.write_staged(&seg, w)?;
         }
         drop(writing);
         if staged.is_some() {
@@ -810,9 +810,7 @@ impl Inner {
         self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         let mut log = self.log.lock();
         if let Some(w) = staged {
-            if log.spare.len() < 2 {
-                log.spare.extend(Stage::keep(w.into_buffer()));
-            }
+            log.recycle(w);
         }
         let ops = log.drain_upto(target);
         self.apply(ops);
@@ -897,6 +895,14 @@ impl Inner {
                 WaitError::SyncFailed(e) => e,
                 WaitError::Poisoned => self.poisoned_error(),
             })
+    }
+
+    /// Writes blocks taken from the stage into `seg` (the caller holds `block_write`); a
+    /// failure poisons.
+    fn write_staged(&self, seg: &SegmentHandle, w: &StagedWrite) -> Result<(), ChannelError> {
+        seg.file
+            .write_direct(w.bytes(), w.offset)
+            .map_err(|e| self.poison(&seg.path, "write", &e))
     }
 
     /// Puts a record at `offset` (the writer's position): into the stage, for the leader to
@@ -1044,7 +1050,7 @@ impl Inner {
                     }
                 }
             }
-            let Some(staged) = log.stage.as_mut().and_then(|s| s.take(log.spare.pop())) else {
+            let Some(staged) = log.take_staged() else {
                 return Ok(None);
             };
             Ok(Some((staged, log.active.clone(), self.block_write.lock())))
@@ -1053,15 +1059,9 @@ impl Inner {
             let Some((w, seg, writing)) = staged else {
                 return Ok(());
             };
-            let r = seg
-                .file
-                .write_direct(w.bytes(), w.offset)
-                .map_err(|e| self.poison(&seg.path, "write", &e));
+            let r = self.write_staged(&seg, &w);
             drop(writing);
-            let mut log = self.log.lock();
-            if log.spare.len() < 2 {
-                log.spare.extend(Stage::keep(w.into_buffer()));
-            }
+            self.log.lock().recycle(w);
             r
         });
         if let Err(e) = written {
