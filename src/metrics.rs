@@ -586,14 +586,9 @@ fn serve(listener: &TcpListener, registry: &Registry, stop: &AtomicBool) {
                     tracing::debug!("monitoring: request from {peer}: {e}");
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                crate::net::wait_for_connection(listener);
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => {
+            Err(e) => crate::net::after_failed_accept(listener, &e, |e| {
                 tracing::warn!("monitoring: accept: {e}");
-                std::thread::sleep(crate::net::ACCEPT_POLL);
-            }
+            }),
         }
     }
 }

@@ -31,6 +31,28 @@ pub(crate) fn wait_for_connection(listener: &TcpListener) -> bool {
     }
 }
 
+/// What an accept loop does after `accept` on its non-blocking listener failed with `e`:
+/// `WouldBlock` waits for the next connection (at most [`ACCEPT_POLL`]), `EINTR` retries at
+/// once, and anything else (EMFILE, ENFILE, ENOBUFS: the process or the system ran out of
+/// something) is reported through `warn` and then waits [`ACCEPT_POLL`], a fixed back-off, so
+/// that the loop neither spins nor floods the log while the shortage lasts.
+pub(crate) fn after_failed_accept(
+    listener: &TcpListener,
+    e: &std::io::Error,
+    warn: impl FnOnce(&std::io::Error),
+) {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock => {
+            wait_for_connection(listener);
+        }
+        std::io::ErrorKind::Interrupted => {}
+        _ => {
+            warn(e);
+            std::thread::sleep(ACCEPT_POLL);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

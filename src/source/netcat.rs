@@ -102,14 +102,9 @@ impl Source for NetcatSource {
                         ),
                     }
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                    crate::net::wait_for_connection(&self.listener);
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => {
+                Err(e) => crate::net::after_failed_accept(&self.listener, &e, |e| {
                     tracing::warn!(source = %self.name, "source `{}`: accept on {}: {e}", self.name, self.addr);
-                    std::thread::sleep(crate::net::ACCEPT_POLL);
-                }
+                }),
             }
         }
         drop(self.listener);
