@@ -78,6 +78,30 @@ pub fn seq_to_avro_properties(events: usize, port: u16, sink_extra: &str) -> Str
     )
 }
 
+/// The polling loop behind [`AgentProcess::poll`] and `FlumeAgent::poll`: tries `cond` on `p`
+/// every [`POLL`] until it yields a value; between tries `alive` panics if the process exited,
+/// and after [`DEADLINE`] `timed_out` fails the test (with the process's log).
+pub fn poll_process<P, T>(
+    p: &mut P,
+    what: &str,
+    mut cond: impl FnMut(&mut P) -> Option<T>,
+    alive: impl Fn(&mut P, &str),
+    timed_out: impl FnOnce(&mut P),
+) -> T {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = cond(p) {
+            return v;
+        }
+        alive(p, what);
+        if Instant::now() > end {
+            timed_out(p);
+            panic!("timed out after {DEADLINE:?} {what}");
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
 /// A running `flumen agent -f <conf> -n <agent> [extra...]`, its stderr going to a file.
 pub struct AgentProcess {
     pub child: Child,
@@ -141,20 +165,12 @@ impl AgentProcess {
 
     /// Polls `cond` until it yields a value; fails (killing the agent) after [`DEADLINE`] or
     /// if the agent exits.
-    pub fn poll<T>(&mut self, what: &str, mut cond: impl FnMut(&mut Self) -> Option<T>) -> T {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            if let Some(v) = cond(self) {
-                return v;
-            }
-            self.assert_running(what);
-            if Instant::now() > end {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!("timed out {what}:\n{}", self.log());
-            }
-            std::thread::sleep(POLL);
-        }
+    pub fn poll<T>(&mut self, what: &str, cond: impl FnMut(&mut Self) -> Option<T>) -> T {
+        poll_process(self, what, cond, Self::assert_running, |a| {
+            let _ = a.child.kill();
+            let _ = a.child.wait();
+            panic!("timed out {what}:\n{}", a.log());
+        })
     }
 
     /// Polls `cond` until it holds (see [`poll`](Self::poll)).

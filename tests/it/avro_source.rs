@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use flumen::agent::Agent;
@@ -30,28 +30,24 @@ const EVENTS: usize = 100_000;
 const BATCH: usize = 100;
 const DEADLINE: Duration = Duration::from_secs(120);
 
-fn java_classpath() -> &'static str {
-    static CP: OnceLock<String> = OnceLock::new();
-    CP.get_or_init(|| crate::java::maven_classpath("avro"))
-}
-
 /// Runs `AvroSend` to completion; returns (success, stdout, stderr).
 fn avro_send(port: u16, first: usize, count: usize, batch: usize) -> (bool, String, String) {
-    avro_send_with(port, first, count, batch, "none")
+    avro_send_with(port, first, count, batch, &[])
 }
 
-/// [`avro_send`] with Flume's `compression-type` (`none` or `deflate`).
-fn avro_send_with(
+/// [`avro_send`] with `props`, AvroSend's `-D` options (compression, TLS). Shared with the
+/// TLS tests.
+pub(crate) fn avro_send_with(
     port: u16,
     first: usize,
     count: usize,
     batch: usize,
-    compression: &str,
+    props: &[String],
 ) -> (bool, String, String) {
     let out = Command::new("java")
         .args(["-Xmx256m", "-XX:+UseSerialGC"])
-        .arg(format!("-Dflumen.compression={compression}"))
-        .args(["-cp", java_classpath()])
+        .args(props)
+        .args(["-cp", crate::flume_agent::classpath()])
         .arg("flumen.test.AvroSend")
         .args([
             "127.0.0.1".to_string(),
@@ -293,7 +289,7 @@ fn flumen_agent_avro_to_file_roll_exactly_once() {
     let out = dir.path().join("out");
     let conf = tcp_file_roll_config(dir.path(), "avro", port, 100);
     // Build the Java client before the agent runs, so its build time is not on the clock.
-    java_classpath();
+    crate::flume_agent::classpath();
     let mut run = AgentProcess::start(dir.path(), &conf, "a1", "1");
     drop(run.connect(port));
     let (ok, sent, err) = avro_send(port, 0, EVENTS, BATCH);
@@ -325,7 +321,8 @@ fn flume_rpc_client_with_deflate_arrives_exactly_once() {
     let ch = agent.channels()[0].clone();
     // The figure, as without compression.
     let n = EVENTS;
-    let (ok, out, err) = avro_send_with(port, 0, n, BATCH, "deflate");
+    let (ok, out, err) =
+        avro_send_with(port, 0, n, BATCH, &["-Dflumen.compression=deflate".into()]);
     assert!(ok, "AvroSend (deflate) failed:\n{out}\n{err}");
     assert_eq!(out.trim(), format!("SENT {n}"), "{err}");
     let got = take_n(ch.as_ref(), n);

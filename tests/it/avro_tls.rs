@@ -140,27 +140,10 @@ fn source_tls_keys(certs: &Certs) -> String {
     )
 }
 
-/// Runs Flume's `AvroSend` with `props` (`-D` options); returns (success, stdout, stderr).
+/// Runs Flume's `AvroSend` (batches of 100) with `props` (`-D` options); returns (success,
+/// stdout, stderr).
 fn avro_send(port: u16, first: usize, count: usize, props: &[String]) -> (bool, String, String) {
-    let out = Command::new("java")
-        .args(["-Xmx256m", "-XX:+UseSerialGC"])
-        .args(props)
-        .args(["-cp", crate::flume_agent::classpath()])
-        .arg("flumen.test.AvroSend")
-        .args([
-            "127.0.0.1".to_string(),
-            port.to_string(),
-            count.to_string(),
-            "100".to_string(),
-            first.to_string(),
-        ])
-        .output()
-        .expect("run java");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    crate::avro_source::avro_send_with(port, first, count, 100, props)
 }
 
 /// AvroSend's TLS options trusting `truststore`.
@@ -176,21 +159,11 @@ fn java_tls_props(truststore: &Path) -> Vec<String> {
 /// An in-process agent: avro source on 127.0.0.1:`port` with `extra` source keys -> memory
 /// channel (room for everything), no sink.
 fn start_receiver(port: u16, extra: &str) -> Agent {
-    let text = format!(
-        "a1.sources = r1\n\
-         a1.channels = c1\n\
-         a1.sources.r1.type = avro\n\
-         a1.sources.r1.bind = 127.0.0.1\n\
-         a1.sources.r1.port = {port}\n\
-         a1.sources.r1.channels = c1\n\
-         {extra}\
-         a1.channels.c1.type = memory\n\
-         a1.channels.c1.capacity = 100000\n\
-         a1.channels.c1.transactionCapacity = 1000\n"
-    );
-    let (cfg, warnings) = flumen::config::parse(&text, "receiver.conf", "a1").expect("config");
-    assert!(warnings.is_empty(), "{warnings:?}");
-    Agent::start(&cfg).expect("start the receiving agent")
+    crate::avro_source::start_agent_with(
+        port,
+        extra,
+        "a1.channels.c1.capacity = 100000\na1.channels.c1.transactionCapacity = 1000\n",
+    )
 }
 
 /// An in-process agent: seq (`events` events) -> memory channel -> avro sink to `port` with

@@ -17,11 +17,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::agent_proc::{free_port, POLL};
+use crate::agent_proc::{free_port, poll_process, POLL};
 
-/// Upper bound for one wait on the agent. JVM start-up on a loaded 2-core machine takes a few
-/// seconds; a minute means something is wrong.
-pub const DEADLINE: Duration = Duration::from_secs(60);
+/// Upper bound for one wait on the agent, shared with flumen's agents (one minute: JVM
+/// start-up on a loaded 2-core machine takes a few seconds).
+pub use crate::agent_proc::DEADLINE;
 /// How long SIGTERM may take before the harness uses SIGKILL. Flume's shutdown hook stops
 /// sources, sinks, channels and the monitoring server one after another, which takes seconds.
 const STOP_GRACE: Duration = Duration::from_secs(20);
@@ -113,18 +113,10 @@ impl FlumeAgent {
     }
 
     /// Polls `cond` until it yields a value; fails after [`DEADLINE`] or if Flume exits.
-    pub fn poll<T>(&mut self, what: &str, mut cond: impl FnMut(&mut Self) -> Option<T>) -> T {
-        let end = Instant::now() + DEADLINE;
-        loop {
-            if let Some(v) = cond(self) {
-                return v;
-            }
-            self.assert_running(what);
-            if Instant::now() > end {
-                self.fail(&format!("timed out after {DEADLINE:?} {what}"));
-            }
-            std::thread::sleep(POLL);
-        }
+    pub fn poll<T>(&mut self, what: &str, cond: impl FnMut(&mut Self) -> Option<T>) -> T {
+        poll_process(self, what, cond, Self::assert_running, |f| {
+            f.fail(&format!("timed out after {DEADLINE:?} {what}"))
+        })
     }
 
     /// Waits until the monitoring server answers with JSON in which every component in
