@@ -81,6 +81,15 @@ pub struct BenchArgs {
     /// O_DIRECT; false writes each record through the page cache.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     pub direct_io: bool,
+    /// File channel `spareSegments`: finished segments kept (zeroed) for reuse.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub spare_segments: usize,
+    /// File channel: before the measured run, run the channel as an agent would have for a
+    /// while (put and take `spareSegments + 1` segments' worth of events, checkpoint, reopen),
+    /// so that it writes into reused segments, as a running agent does. `false` measures a
+    /// brand-new channel.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub warmup: bool,
     /// Print only the JSON line.
     #[arg(long)]
     pub json: bool,
@@ -484,6 +493,8 @@ pub struct BenchReport {
     pub io: String,
     pub fsync: String,
     pub direct_io: bool,
+    pub spare_segments: usize,
+    pub warmup: bool,
     pub events: u64,
     pub event_size: usize,
     pub batch: usize,
@@ -617,6 +628,7 @@ pub(crate) fn open_channel(a: &BenchArgs, dir: &Path) -> Result<(Box<dyn Channel
             cfg.fsync = a.fsync;
             cfg.io = a.io;
             cfg.direct_io = a.direct_io;
+            cfg.spare_segments = a.spare_segments;
             match free_space(dir) {
                 Ok(free) if free < cfg.minimum_required_space => {
                     let lowered = free / 4;
@@ -635,9 +647,50 @@ pub(crate) fn open_channel(a: &BenchArgs, dir: &Path) -> Result<(Box<dyn Channel
                 ),
             }
             let capacity = cfg.capacity;
+            if a.warmup && cfg.spare_segments > 0 {
+                let ch = FileChannel::open("bench", cfg.clone())?;
+                warm_up(&ch, &cfg, a.event_size)?;
+                ch.close()?;
+            }
             Ok((Box::new(FileChannel::open("bench", cfg)?), capacity))
         }
     }
+}
+
+/// Brings a new file channel to the state of one that has run for a while: `spareSegments +
+/// 1` segments' worth of events put and taken, finished segments kept as spares and zeroed.
+/// After a reopen, the log writes into reused segments.
+fn warm_up(ch: &FileChannel, cfg: &FileChannelConfig, event_size: usize) -> Result<(), CliError> {
+    let bytes = (cfg.spare_segments as u64 + 1) * cfg.max_file_size;
+    let w = Workload {
+        events: bytes / event_size.max(8) as u64 + 1,
+        event_size,
+        batch: 100,
+        take_batch: 100,
+        producers: 4,
+        consumers: 1,
+        progress: false,
+    };
+    eprintln!(
+        "warming up: {} events through the channel, so that it runs on reused segments",
+        w.events
+    );
+    let out = run_workload(ch, &w)?;
+    if !out.verified(w.events) {
+        return Err(CliError::Failed(format!(
+            "the warm-up lost or damaged events: {} missing, {} duplicated, {} malformed",
+            out.missing, out.duplicates, out.malformed
+        )));
+    }
+    ch.checkpoint()?;
+    let ready = ch.wait_spares_prepared(Duration::from_secs(120));
+    if ready < cfg.spare_segments {
+        eprintln!(
+            "note: {ready} of {} spare segments ready after the warm-up",
+            cfg.spare_segments
+        );
+    }
+    Ok(())
 }
 
 /// `flumen bench channel`.
@@ -682,6 +735,12 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, CliError> {
         io,
         fsync,
         direct_io: a.direct_io && a.channel == ChannelKind::File,
+        spare_segments: if a.channel == ChannelKind::File {
+            a.spare_segments
+        } else {
+            0
+        },
+        warmup: a.warmup && a.channel == ChannelKind::File && a.spare_segments > 0,
         events: a.events,
         event_size: a.event_size,
         batch: a.batch,

@@ -296,6 +296,9 @@ fn baseline(a: &AgentBenchArgs, dir: &Path) -> Result<(WorkloadOutcome, bool), C
         channel: ChannelKind::File,
         fsync: FsyncPolicy::EveryCommit,
         direct_io: true,
+        spare_segments: crate::channel::file::FileChannelConfig::new(dir).spare_segments,
+        // The agents measured against this start from a brand-new channel too.
+        warmup: false,
         json: a.json,
     };
     let (ch, _) = open_channel(&args, dir)?;

@@ -1256,6 +1256,9 @@ fn file_channel(ctx: &mut Ctx<'_>, name: &str) -> Result<FileChannelConfig, Conf
     if let Some(direct) = ctx.parsed("directIo", parse_bool)? {
         cfg.direct_io = direct.0;
     }
+    if let Some(n) = ctx.opt_number("spareSegments", 0, "segments")? {
+        cfg.spare_segments = usize::try_from(n).unwrap_or(usize::MAX);
+    }
     if let Some(p) = from_str_key::<CorruptionPolicy>(ctx, "corruptionPolicy")? {
         cfg.corruption_policy = p;
     }

@@ -289,6 +289,7 @@ impl PartialEq for ChannelKind {
                     fsync,
                     io,
                     direct_io,
+                    spare_segments,
                     corruption_policy,
                 } = a;
                 *checkpoint_dir == b.checkpoint_dir
@@ -303,6 +304,7 @@ impl PartialEq for ChannelKind {
                     && *fsync == b.fsync
                     && *io == b.io
                     && *direct_io == b.direct_io
+                    && *spare_segments == b.spare_segments
                     && *corruption_policy == b.corruption_policy
             }
             _ => false,

@@ -120,6 +120,81 @@ fn relaxed_fsync_policies_sync_in_the_background_or_not_at_all() {
     }
 }
 
+/// Files in `dir` whose names start with `prefix`, with their inode numbers, sorted.
+fn files_with_inodes(dir: &std::path::Path, prefix: &str) -> Vec<(String, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .expect("data dir")
+        .map(|e| e.expect("entry"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| {
+            let ino = e.metadata().expect("metadata").ino();
+            (e.file_name().to_string_lossy().into_owned(), ino)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn finished_segments_are_kept_zeroed_as_spares_and_reused_for_new_segments() {
+    for spares in [2usize, 0] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cfg = test_config(dir.path(), IoKind::Std);
+        cfg.spare_segments = spares;
+        let data = cfg.data_dirs[0].clone();
+        let ch = FileChannel::open("spares", cfg.clone()).expect("open");
+        for b in 0..40u64 {
+            put_range(&ch, b * 100..(b + 1) * 100, |_| 200).expect("put");
+        }
+        let (tx, _) = take_seqs(&ch, 4000);
+        tx.commit().expect("take");
+        ch.checkpoint().expect("checkpoint");
+        ch.checkpoint().expect("checkpoint");
+        assert_eq!(ch.wait_spares_prepared(Duration::from_secs(30)), spares);
+        let kept = files_with_inodes(&data, "spare-");
+        assert_eq!(
+            kept.len(),
+            spares,
+            "spareSegments = {spares}: finished segments beyond it are deleted: {kept:?}"
+        );
+        for (name, _) in &kept {
+            assert!(name.ends_with(".log"), "{name}: prepared spares are ready");
+            let bytes = std::fs::read(data.join(name)).expect("read spare");
+            assert!(
+                bytes.len() >= 200 * 1024,
+                "{name}: a whole segment's blocks"
+            );
+            assert!(
+                bytes.iter().all(|&b| b == 0),
+                "{name}: a spare holds no byte of its old records"
+            );
+        }
+        assert_eq!(
+            files_with_inodes(&data, "seg-").len(),
+            1,
+            "only the active one"
+        );
+
+        // New segments take the spares' files (same inodes) before any fresh file.
+        for b in 40..80u64 {
+            put_range(&ch, b * 100..(b + 1) * 100, |_| 200).expect("put");
+        }
+        let segs = files_with_inodes(&data, "seg-");
+        let reused = segs
+            .iter()
+            .filter(|(_, ino)| kept.iter().any(|(_, k)| k == ino))
+            .count();
+        assert_eq!(reused, spares, "segments {segs:?} vs spares {kept:?}");
+        assert!(files_with_inodes(&data, "spare-").is_empty());
+        assert_eq!(peek_all(&ch), (4000..8000).collect::<Vec<_>>());
+        ch.close().expect("close");
+        let ch = FileChannel::open("spares", cfg).expect("reopen");
+        assert_eq!(peek_all(&ch), (4000..8000).collect::<Vec<_>>());
+        ch.close().expect("close");
+    }
+}
+
 #[test]
 fn finished_segments_are_deleted_once_no_checkpoint_needs_them() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -69,6 +69,9 @@ impl std::str::FromStr for CorruptionPolicy {
 /// Largest `maxFileSize` we accept: record offsets inside a segment are 32-bit.
 pub const MAX_SEGMENT_SIZE: u64 = 2 * 1024 * 1024 * 1024;
 
+/// Most spare segments a channel keeps (`spareSegments`).
+pub const MAX_SPARE_SEGMENTS: usize = 64;
+
 /// A file channel's settings. Field docs give the Flume key, the default and bounds.
 #[derive(Clone, Debug)]
 pub struct FileChannelConfig {
@@ -100,6 +103,11 @@ pub struct FileChannelConfig {
     /// allows `O_DIRECT` (default true; false writes each record through the page cache as it
     /// commits).
     pub direct_io: bool,
+    /// `spareSegments`: how many finished segments are kept, overwritten with zeros, for the
+    /// log to reuse instead of deleting them (default 2, at most 64; 0 deletes every finished
+    /// segment as Flume does). Writes into blocks written before need no filesystem metadata
+    /// commit at each fdatasync.
+    pub spare_segments: usize,
     /// `corruptionPolicy`: fail or skip (default fail).
     pub corruption_policy: CorruptionPolicy,
 }
@@ -120,6 +128,7 @@ impl FileChannelConfig {
             fsync: FsyncPolicy::EveryCommit,
             io: IoKind::Std,
             direct_io: true,
+            spare_segments: 2,
             corruption_policy: CorruptionPolicy::Fail,
         }
     }
@@ -142,6 +151,12 @@ impl FileChannelConfig {
                     "{} is outside 65536..={MAX_SEGMENT_SIZE}",
                     self.max_file_size
                 ),
+            ));
+        }
+        if self.spare_segments > MAX_SPARE_SEGMENTS {
+            return Err(bad(
+                "spareSegments",
+                format!("{} is more than {MAX_SPARE_SEGMENTS}", self.spare_segments),
             ));
         }
         if self.checkpoint_interval.is_zero() {

@@ -204,7 +204,7 @@ fn align_up_usize(x: usize) -> usize {
 
 /// A zeroed buffer with at least `capacity` bytes (rounded up to whole blocks) starting on a
 /// block boundary, and where that boundary is.
-fn aligned_buffer(capacity: usize) -> (Vec<u8>, usize) {
+pub(crate) fn aligned_buffer(capacity: usize) -> (Vec<u8>, usize) {
     let capacity = align_up_usize(capacity.max(DIRECT_ALIGN));
     let mem = vec![0u8; capacity + DIRECT_ALIGN];
     let misalign = mem.as_ptr() as usize % DIRECT_ALIGN;

@@ -46,6 +46,7 @@ mod journal;
 mod log;
 mod queue;
 mod recovery;
+mod spare;
 pub mod tools;
 
 pub use config::{CorruptionPolicy, FileChannelConfig, FsyncPolicy, MAX_SEGMENT_SIZE};
@@ -56,6 +57,7 @@ use log::{
     FreeSpace, LogWriter, Pending, PendingOp, SegmentHandle, Stage, StagedWrite, PREALLOC_STEP,
 };
 use queue::Queue;
+use spare::Spares;
 
 /// How long the flusher waits for a put's group sync to cover a take record before syncing
 /// it itself. Bounds how long a take commit stays non-durable.
@@ -194,6 +196,8 @@ struct Inner {
     flush_wanted: Mutex<bool>,
     flush_cv: Condvar,
     bg_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Finished segments kept for reuse (`spareSegments`).
+    spares: Arc<Spares>,
     /// The lock file, held from open until close (or a simulated crash).
     lock: Mutex<Option<std::fs::File>>,
 }
@@ -277,8 +281,14 @@ impl FileChannel {
                 Arc::new(SegmentHandle::new(id, path.clone(), file, true)),
             );
         }
+        let spares = Arc::new(Spares::open(
+            &fs,
+            name,
+            &config.data_dirs,
+            config.spare_segments,
+        ));
         // Writing always continues in a fresh segment: sealed segments never change.
-        let active = create_segment(&fs, name, &config, rec.next_segment_id)?;
+        let active = create_segment(&fs, name, &config, &spares, rec.next_segment_id)?;
         segments.insert(active.id, active.clone());
         let applied = Position {
             segment: active.id,
@@ -327,6 +337,7 @@ impl FileChannel {
             flush_wanted: Mutex::new(false),
             flush_cv: Condvar::new(),
             bg_threads: Mutex::new(vec![]),
+            spares,
             lock: Mutex::new(lock),
             cfg: config,
             fs,
@@ -366,6 +377,12 @@ impl FileChannel {
     /// Writes a checkpoint now (also done on an interval and at close).
     pub fn checkpoint(&self) -> Result<(), ChannelError> {
         self.inner.checkpoint()
+    }
+
+    /// Waits up to `timeout` until every finished segment kept as a spare has been zeroed;
+    /// returns how many spares are ready. For benchmarks of a channel in its steady state.
+    pub fn wait_spares_prepared(&self, timeout: Duration) -> usize {
+        self.inner.spares.wait_prepared(timeout)
     }
 
     /// Stops the channel as `kill -9` would: no final checkpoint, background threads stopped.
@@ -436,16 +453,31 @@ fn initial_alloc(cfg: &FileChannelConfig) -> u64 {
     PREALLOC_STEP.min(cfg.max_file_size)
 }
 
-/// Creates segment `id` in its data dir: header written and synced, space preallocated, and
-/// the directory entry made durable, before any record goes in.
+/// Creates segment `id` in its data dir, from a spare when one is ready: header written and
+/// synced, space preallocated, and the directory entry made durable, before any record goes
+/// in.
 fn create_segment(
     fs: &Arc<dyn Vfs>,
     name: &str,
     cfg: &FileChannelConfig,
+    spares: &Spares,
     id: u64,
 ) -> Result<Arc<SegmentHandle>, ChannelError> {
     let dir = &cfg.data_dirs[(id % cfg.data_dirs.len() as u64) as usize];
     let path = dir.join(segment::file_name(id));
+    if let Some(spare) = spares.take(dir) {
+        let header = segment::encode_header(id);
+        match spare::reuse(fs, &spare, &path, &header, initial_alloc(cfg)) {
+            Ok(file) => return Ok(Arc::new(SegmentHandle::new(id, path, file, false))),
+            Err(e) => {
+                // Whichever name the file has now, nothing refers to it: a fresh segment
+                // takes its place (an error there is reported as usual).
+                tracing::warn!(channel = name, file = %spare.display(), error = %e, "could not reuse a spare segment; creating a fresh one");
+                let _ = fs.remove(&spare);
+                let _ = fs.remove(&path);
+            }
+        }
+    }
     let fail = |operation: &'static str, e: std::io::Error| {
         if e.raw_os_error() == Some(28) {
             let free = fs.free_space(dir).unwrap_or(0);
@@ -497,6 +529,18 @@ fn start_background(inner: &Arc<Inner>) {
     }));
     if inner.cfg.fsync == FsyncPolicy::EveryCommit {
         threads.push(spawn_flusher(weak.clone()));
+    }
+    if inner.cfg.spare_segments > 0 {
+        let spares = Arc::clone(&inner.spares);
+        threads.push(
+            std::thread::Builder::new()
+                .name("flumen-spares".into())
+                .spawn(move || spares.run())
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "could not start the spare-segment thread");
+                    std::thread::spawn(|| {})
+                }),
+        );
     }
     if let FsyncPolicy::Interval(every) = inner.cfg.fsync {
         threads.push(spawn_ticker(weak, every, "fsync", |i| {
@@ -741,7 +785,7 @@ impl Inner {
         // The next segment is made (header and directory entry durable) before the old one is
         // sealed: if making it fails (ENOSPC, say), the old segment stays the active one,
         // unchanged, and a later commit simply tries again.
-        let next = create_segment(&self.fs, &self.name, &self.cfg, old.id + 1)?;
+        let next = create_segment(&self.fs, &self.name, &self.cfg, &self.spares, old.id + 1)?;
         // Everything in the old segment becomes durable now, so that a sync of the new active
         // segment is all a later group commit needs: first the staged records no leader has
         // written yet (after any leader's write still running into this segment).
@@ -1262,10 +1306,22 @@ impl Inner {
             ids.into_iter().filter_map(|id| segs.remove(&id)).collect()
         };
         let mut dirs = vec![];
-        for h in &doomed {
-            if let Err(e) = self.fs.remove(&h.path) {
-                tracing::warn!(channel = %self.name, file = %h.path.display(), error = %e, "could not delete a finished segment; will retry at the next open");
-            } else if let Some(d) = h.path.parent() {
+        let (mut kept, mut deleted) = (0, 0);
+        for h in doomed {
+            // Kept as a spare only when nothing else holds the segment: a reader's mapping
+            // must never see the file change length when it is reused.
+            let (id, path) = (h.id, h.path.clone());
+            let sole = Arc::strong_count(&h) == 1;
+            drop(h);
+            if sole && self.spares.offer(&path, id) {
+                kept += 1;
+            } else if let Err(e) = self.fs.remove(&path) {
+                tracing::warn!(channel = %self.name, file = %path.display(), error = %e, "could not delete a finished segment; will retry at the next open");
+                continue;
+            } else {
+                deleted += 1;
+            }
+            if let Some(d) = path.parent() {
                 dirs.push(d.to_path_buf());
             }
         }
@@ -1273,13 +1329,14 @@ impl Inner {
         for d in dirs {
             let _ = self.fs.sync_dir(&d);
         }
-        if !doomed.is_empty() {
-            tracing::debug!(channel = %self.name, deleted = doomed.len(), "deleted finished segments");
+        if kept + deleted > 0 {
+            tracing::debug!(channel = %self.name, kept, deleted, "finished segments kept as spares or deleted");
         }
         Ok(())
     }
 
     fn stop_background(&self) {
+        self.spares.stop();
         *self.bg_stop.lock() = true;
         self.bg_cv.notify_all();
         {
