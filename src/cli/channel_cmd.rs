@@ -203,6 +203,12 @@ fn write_inspect(out: &mut impl Write, r: &InspectReport) -> std::io::Result<()>
     for (path, size) in &r.segments {
         writeln!(out, "  {size:>12}  {}", path.display())?;
     }
+    let spare_bytes: u64 = r.spares.iter().map(|(_, size)| size).sum();
+    writeln!(
+        out,
+        "spare segments:   {} ({spare_bytes} bytes, zeroed, kept for reuse)",
+        r.spares.len()
+    )?;
     Ok(())
 }
 

@@ -175,6 +175,9 @@ fn finished_segments_are_kept_zeroed_as_spares_and_reused_for_new_segments() {
             1,
             "only the active one"
         );
+        let shown = flumen::channel::file::tools::inspect(&[dir.path().to_path_buf()])
+            .expect("inspect");
+        assert_eq!(shown.spares.len(), spares, "inspect lists the spares");
 
         // New segments take the spares' files (same inodes) before any fresh file.
         for b in 40..80u64 {

@@ -49,36 +49,52 @@ struct State<P> {
     leader: bool,
     poisoned: bool,
     syncs: u64,
-    /// Threads in `wait`, each with its target and its own condvar.
-    waiters: Vec<(P, Arc<Condvar>)>,
+    /// Waiting threads, each with its target, its own condvar, and whether it may lead (those
+    /// in `covered_within` never do).
+    waiters: Vec<(P, Arc<Condvar>, bool)>,
 }
 
 impl<P: Ord + Copy> State<P> {
-    /// Wakes (and forgets) every waiter now covered, or all of them once poisoned; then, if
-    /// no leader runs, the first waiter that would have to lead.
-    fn wake(&mut self) {
+    /// Forgets every waiter now covered, or all of them once poisoned, and, if no leader
+    /// runs, the first waiter that would have to lead; returns their condvars for [`notify`]
+    /// to signal once the lock is released (a waiter woken under it would only block on it).
+    #[must_use]
+    fn wake(&mut self) -> Vec<Arc<Condvar>> {
         let (synced, poisoned) = (self.synced, self.poisoned);
-        self.waiters.retain(|(target, cv)| {
+        let mut woken = vec![];
+        self.waiters.retain(|(target, cv, _)| {
             let done = poisoned || *target <= synced;
             if done {
-                cv.notify_one();
+                woken.push(Arc::clone(cv));
             }
             !done
         });
         if !self.leader {
             let handed = self.handed;
-            if let Some(i) = self.waiters.iter().position(|(t, _)| *t > handed) {
-                let (_, cv) = self.waiters.swap_remove(i);
-                cv.notify_one();
+            if let Some(i) = self
+                .waiters
+                .iter()
+                .position(|(t, _, may_lead)| *may_lead && *t > handed)
+            {
+                let (_, cv, _) = self.waiters.swap_remove(i);
+                woken.push(cv);
             }
         }
+        woken
+    }
+}
+
+/// Signals the condvars [`State::wake`] picked. A late signal only makes its thread re-check:
+/// every waiter re-checks the state under the lock after waking.
+fn notify(woken: Vec<Arc<Condvar>>) {
+    for cv in woken {
+        cv.notify_one();
     }
 }
 
 /// The shared durable watermark.
 pub struct GroupCommit<P> {
     state: Mutex<State<P>>,
-    cv: Condvar,
 }
 
 impl<P: Ord + Copy> GroupCommit<P> {
@@ -93,7 +109,6 @@ impl<P: Ord + Copy> GroupCommit<P> {
                 syncs: 0,
                 waiters: Vec::new(),
             }),
-            cv: Condvar::new(),
         }
     }
 
@@ -117,10 +132,10 @@ impl<P: Ord + Copy> GroupCommit<P> {
             }
             if st.leader || st.handed >= target {
                 let cv = WAKER.with(Arc::clone);
-                st.waiters.push((target, Arc::clone(&cv)));
+                st.waiters.push((target, Arc::clone(&cv), true));
                 let _ = cv.wait_for(&mut st, RECHECK);
                 // Woken entries were removed by the waker; a timed-out or spurious one is not.
-                st.waiters.retain(|(_, c)| !Arc::ptr_eq(c, &cv));
+                st.waiters.retain(|(_, c, _)| !Arc::ptr_eq(c, &cv));
                 continue;
             }
             st.leader = true;
@@ -135,7 +150,9 @@ impl<P: Ord + Copy> GroupCommit<P> {
                 if written > st.handed {
                     st.handed = written;
                 }
-                st.wake();
+                let woken = st.wake();
+                drop(st);
+                notify(woken);
             };
             let result = sync(&handoff);
             st = self.state.lock();
@@ -151,13 +168,14 @@ impl<P: Ord + Copy> GroupCommit<P> {
                     if p > st.handed {
                         st.handed = p;
                     }
-                    st.wake();
-                    self.cv.notify_all();
+                    let woken = st.wake();
+                    parking_lot::MutexGuard::unlocked(&mut st, || notify(woken));
                 }
                 Err(e) => {
                     st.poisoned = true;
-                    st.wake();
-                    self.cv.notify_all();
+                    let woken = st.wake();
+                    drop(st);
+                    notify(woken);
                     return Err(WaitError::SyncFailed(e));
                 }
             }
@@ -169,8 +187,13 @@ impl<P: Ord + Copy> GroupCommit<P> {
     pub fn covered_within(&self, target: P, timeout: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         let mut st = self.state.lock();
+        // Woken only by the sync that covers `target` (or poison), not by every sync.
+        let cv = WAKER.with(Arc::clone);
         while st.synced < target && !st.poisoned {
-            if self.cv.wait_until(&mut st, deadline).timed_out() {
+            st.waiters.push((target, Arc::clone(&cv), false));
+            let timed_out = cv.wait_until(&mut st, deadline).timed_out();
+            st.waiters.retain(|(_, c, _)| !Arc::ptr_eq(c, &cv));
+            if timed_out {
                 break;
             }
         }
@@ -186,8 +209,9 @@ impl<P: Ord + Copy> GroupCommit<P> {
             if synced > st.handed {
                 st.handed = synced;
             }
-            st.wake();
-            self.cv.notify_all();
+            let woken = st.wake();
+            drop(st);
+            notify(woken);
         }
     }
 
@@ -195,8 +219,9 @@ impl<P: Ord + Copy> GroupCommit<P> {
     pub fn poison(&self) {
         let mut st = self.state.lock();
         st.poisoned = true;
-        st.wake();
-        self.cv.notify_all();
+        let woken = st.wake();
+        drop(st);
+        notify(woken);
     }
 
     /// Whether a sync failed.

@@ -46,7 +46,7 @@ mod journal;
 mod log;
 mod queue;
 mod recovery;
-mod spare;
+pub(crate) mod spare;
 pub mod tools;
 
 pub use config::{CorruptionPolicy, FileChannelConfig, FsyncPolicy, MAX_SEGMENT_SIZE};

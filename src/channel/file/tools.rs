@@ -52,6 +52,9 @@ pub struct InspectReport {
     /// Segment files and their sizes on disk.
     pub segments: Vec<(PathBuf, u64)>,
     pub bytes_on_disk: u64,
+    /// Spare segments (finished segments kept, zeroed, for reuse; `spareSegments`) and their
+    /// sizes: disk the channel holds that is not part of the queue.
+    pub spares: Vec<(PathBuf, u64)>,
     /// Age of the oldest queued event (from its commit time), if any.
     pub oldest_event_age: Option<Duration>,
     /// The checkpoint recovery would start from.
@@ -248,6 +251,10 @@ pub fn inspect(dirs: &[PathBuf]) -> Result<InspectReport, ChannelError> {
         let len = fs.open(path, false).and_then(|f| f.len()).unwrap_or(0);
         rep.bytes_on_disk += len;
         rep.segments.push((path.clone(), len));
+    }
+    for path in super::spare::list(&fs, &data_dirs) {
+        let len = fs.open(&path, false).and_then(|f| f.len()).unwrap_or(0);
+        rep.spares.push((path, len));
     }
     if let Some(loc) = rec.queue.locate(rec.queue.head()) {
         if let Some(path) = rec.segments.get(&loc.segment) {
