@@ -132,6 +132,33 @@ fn decode_inner(segment_id: u64, buf: &[u8]) -> Result<Option<RecordRef<'_>>, Fo
     }))
 }
 
+/// Whether `buf` starts with a header every valid record has: a known kind, and a payload
+/// whose own length fields agree with the record's (a PutBatch's body bytes and event count
+/// fit in it; a TakeCommit is exactly its ranges). Necessary, not sufficient: it lets the
+/// resync scan skip most offsets of old or random bytes (a reused segment's former life, say)
+/// without computing a CRC over a declared length at each.
+fn plausible(buf: &[u8]) -> bool {
+    // Little-endian unsigned field of `n` (<= 8) bytes at `at`.
+    let le = |at: usize, n: usize| {
+        let b = buf.get(at..at + n)?;
+        Some(b.iter().rev().fold(0u64, |v, &x| (v << 8) | u64::from(x)))
+    };
+    let (Some(len), Some(kind)) = (le(0, 4), buf.get(8)) else {
+        return false;
+    };
+    let p = RECORD_HEADER_LEN;
+    match *kind {
+        k if k == RecordKind::PutBatch as u8 => {
+            len >= PUT_BATCH_PREFIX as u64
+                && le(p + 16, 8).is_some_and(|body| body <= len)
+                && le(p + 24, 4)
+                    .is_some_and(|count| count >= 1 && count <= len / MIN_EVENT_LEN as u64)
+        }
+        k if k == RecordKind::TakeCommit as u8 => le(p + 8, 4).is_some_and(|n| len == 12 + 16 * n),
+        _ => false,
+    }
+}
+
 /// After a bad record at `from`, the offset of the next record that verifies, if any. Used to
 /// tell a torn tail (nothing valid follows) from corruption in the middle of the log.
 pub fn find_next_valid(segment_id: u64, buf: &[u8], from: usize) -> Option<usize> {
@@ -156,8 +183,10 @@ pub fn find_next_valid(segment_id: u64, buf: &[u8], from: usize) -> Option<usize
                 None => return None,
             }
         }
-        if let ScanOutcome::Record(_) = decode(segment_id, &buf[pos..]) {
-            return Some(pos);
+        if plausible(&buf[pos..]) {
+            if let ScanOutcome::Record(_) = decode(segment_id, &buf[pos..]) {
+                return Some(pos);
+            }
         }
         pos += 1;
     }

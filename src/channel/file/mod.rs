@@ -287,8 +287,14 @@ impl FileChannel {
             &config.data_dirs,
             config.spare_segments,
         ));
-        // Writing always continues in a fresh segment: sealed segments never change.
-        let active = create_segment(&fs, name, &config, &spares, rec.next_segment_id)?;
+        // Writing always continues in a new segment: sealed segments never change.
+        let prepared = prepare_segment(&fs, name, &config, &spares, rec.next_segment_id)?;
+        let active = publish_segment(&fs, &prepared).map_err(|e| ChannelError::Io {
+            channel: name.to_string(),
+            file: prepared.path.clone(),
+            operation: "naming the new segment",
+            cause: e.to_string(),
+        })?;
         segments.insert(active.id, active.clone());
         let applied = Position {
             segment: active.id,
@@ -379,12 +385,6 @@ impl FileChannel {
         self.inner.checkpoint()
     }
 
-    /// Waits up to `timeout` until every finished segment kept as a spare has been zeroed;
-    /// returns how many spares are ready. For benchmarks of a channel in its steady state.
-    pub fn wait_spares_prepared(&self, timeout: Duration) -> usize {
-        self.inner.spares.wait_prepared(timeout)
-    }
-
     /// Stops the channel as `kill -9` would: no final checkpoint, background threads stopped.
     /// For crash tests; the next open recovers from the log.
     #[doc(hidden)]
@@ -453,31 +453,44 @@ fn initial_alloc(cfg: &FileChannelConfig) -> u64 {
     PREALLOC_STEP.min(cfg.max_file_size)
 }
 
-/// Creates segment `id` in its data dir, from a spare when one is ready: header written and
-/// synced, space preallocated, and the directory entry made durable, before any record goes
-/// in.
-fn create_segment(
+/// A new segment made but not yet part of the log: its file has the header (synced) under a
+/// name recovery does not read (`seg-<id>.new`, or the spare's name). [`publish_segment`]
+/// gives it the segment's name.
+struct Prepared {
+    id: u64,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+/// Makes segment `id` in its data dir, from a spare when one is ready, else from fresh space:
+/// space preallocated, header written and synced. ENOSPC is `DiskFull`. Nothing in the log
+/// changes, so an error here leaves the channel as it was.
+fn prepare_segment(
     fs: &Arc<dyn Vfs>,
     name: &str,
     cfg: &FileChannelConfig,
     spares: &Spares,
     id: u64,
-) -> Result<Arc<SegmentHandle>, ChannelError> {
+) -> Result<Prepared, ChannelError> {
     let dir = &cfg.data_dirs[(id % cfg.data_dirs.len() as u64) as usize];
     let path = dir.join(segment::file_name(id));
+    let header = segment::encode_header(id);
     if let Some(spare) = spares.take(dir) {
-        let header = segment::encode_header(id);
-        match spare::reuse(fs, &spare, &path, &header, initial_alloc(cfg)) {
-            Ok(file) => return Ok(Arc::new(SegmentHandle::new(id, path, file, false))),
+        match spare::prepare(fs, &spare, &header, initial_alloc(cfg)) {
+            Ok(_) => {
+                return Ok(Prepared {
+                    id,
+                    tmp: spare,
+                    path,
+                })
+            }
             Err(e) => {
-                // Whichever name the file has now, nothing refers to it: a fresh segment
-                // takes its place (an error there is reported as usual).
-                tracing::warn!(channel = name, file = %spare.display(), error = %e, "could not reuse a spare segment; creating a fresh one");
+                tracing::warn!(channel = name, file = %spare.display(), error = %e, "could not reuse a spare segment; deleting it and using fresh space");
                 let _ = fs.remove(&spare);
-                let _ = fs.remove(&path);
             }
         }
     }
+    let tmp = spare::new_segment_path(&path);
     let fail = |operation: &'static str, e: std::io::Error| {
         if e.raw_os_error() == Some(28) {
             let free = fs.free_space(dir).unwrap_or(0);
@@ -490,32 +503,44 @@ fn create_segment(
         } else {
             ChannelError::Io {
                 channel: name.to_string(),
-                file: path.clone(),
+                file: tmp.clone(),
                 operation,
                 cause: e.to_string(),
             }
         }
     };
-    let file = fs.open(&path, true).map_err(|e| fail("creating", e))?;
+    let file = fs.open(&tmp, true).map_err(|e| fail("creating", e))?;
     let r = file
         .allocate(0, initial_alloc(cfg))
         .map_err(|e| fail("preallocating", e))
         .and_then(|()| {
-            file.write_at(&segment::encode_header(id), 0)
+            file.write_at(&header, 0)
                 .map_err(|e| fail("writing the header of", e))
         })
-        .and_then(|()| file.sync_data().map_err(|e| fail("syncing", e)))
-        .and_then(|()| {
-            fs.sync_dir(dir)
-                .map_err(|e| fail("syncing the directory of", e))
-        });
+        .and_then(|()| file.sync_data().map_err(|e| fail("syncing", e)));
     if let Err(e) = r {
-        // Nothing refers to the file yet: remove it so recovery does not meet a half-made
-        // segment. If removal fails too, recovery handles a header-less last segment.
-        let _ = fs.remove(&path);
+        // Nothing refers to the file: remove it now (or the next open does).
+        let _ = fs.remove(&tmp);
         return Err(e);
     }
-    Ok(Arc::new(SegmentHandle::new(id, path, file, false)))
+    Ok(Prepared { id, tmp, path })
+}
+
+/// Gives a prepared segment its name and makes the directory entry durable. Opened again by
+/// the new name: a backend may open the file a second time by path (std's `O_DIRECT`
+/// descriptor), which must not meet the old name gone.
+fn publish_segment(fs: &Arc<dyn Vfs>, p: &Prepared) -> std::io::Result<Arc<SegmentHandle>> {
+    fs.rename(&p.tmp, &p.path)?;
+    if let Some(dir) = p.path.parent() {
+        fs.sync_dir(dir)?;
+    }
+    let file = fs.open(&p.path, false)?;
+    Ok(Arc::new(SegmentHandle::new(
+        p.id,
+        p.path.clone(),
+        file,
+        false,
+    )))
 }
 
 fn start_background(inner: &Arc<Inner>) {
@@ -529,18 +554,6 @@ fn start_background(inner: &Arc<Inner>) {
     }));
     if inner.cfg.fsync == FsyncPolicy::EveryCommit {
         threads.push(spawn_flusher(weak.clone()));
-    }
-    if inner.cfg.spare_segments > 0 {
-        let spares = Arc::clone(&inner.spares);
-        threads.push(
-            std::thread::Builder::new()
-                .name("flumen-spares".into())
-                .spawn(move || spares.run())
-                .unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "could not start the spare-segment thread");
-                    std::thread::spawn(|| {})
-                }),
-        );
     }
     if let FsyncPolicy::Interval(every) = inner.cfg.fsync {
         threads.push(spawn_ticker(weak, every, "fsync", |i| {
@@ -782,37 +795,62 @@ impl Inner {
     /// Seals the active segment and starts the next.
     fn roll(&self, log: &mut LogWriter) -> Result<(), ChannelError> {
         let old = log.active.clone();
-        // The next segment is made (header and directory entry durable) before the old one is
-        // sealed: if making it fails (ENOSPC, say), the old segment stays the active one,
-        // unchanged, and a later commit simply tries again.
-        let next = create_segment(&self.fs, &self.name, &self.cfg, &self.spares, old.id + 1)?;
-        // Everything in the old segment becomes durable now, so that a sync of the new active
-        // segment is all a later group commit needs: first the staged records no leader has
-        // written yet (after any leader's write still running into this segment).
-        if log.stage.is_some() {
-            let writing = self.block_write.lock();
-            if let Some(w) = log.take_staged() {
-                self.write_staged(&old, &w)?;
-                log.recycle(w);
+        // The next segment is made (header durable) before the old one is sealed: if making it
+        // fails (ENOSPC, say), the old segment stays the active one, unchanged, and a later
+        // commit simply tries again.
+        let next = prepare_segment(&self.fs, &self.name, &self.cfg, &self.spares, old.id + 1)?;
+        // IMPORTANT: the old segment is sealed, trimmed and synced before the next one gets its
+        // segment name. A reused file holds bytes of its former life after its last record,
+        // and only the last segment may end in bytes that are not records (a torn tail).
+        let sealed = self.seal_for_roll(log, &old);
+        let published = sealed.and_then(|()| {
+            publish_segment(&self.fs, &next)
+                .map_err(|e| self.poison(&next.path, "naming the new segment", &e))
+        });
+        let next = match published {
+            Ok(h) => h,
+            Err(e) => {
+                // Poisoned: the half-made segment is removed now or at the next open.
+                let _ = self.fs.remove(&next.tmp);
+                return Err(e);
             }
-            drop(writing);
-            if let Some(stage) = log.stage.as_mut() {
-                stage.restart_segment(&segment::encode_header(next.id));
-            }
+        };
+        if let Some(stage) = log.stage.as_mut() {
+            stage.restart_segment(&segment::encode_header(next.id));
         }
-        if let Err(e) = old.file.sync_data() {
-            return Err(self.poison(&old.path, "fdatasync", &e));
-        }
-        self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
-        // Trimming the preallocated tail only saves space; if it fails, zeros remain, which
-        // recovery reads as the end of the segment.
-        let _ = old.file.set_len(log.write_off);
         old.seal();
         self.segments.write().insert(next.id, next.clone());
         log.active = next;
         log.write_off = SEGMENT_HEADER_LEN as u64;
         log.alloc_end = initial_alloc(&self.cfg);
         tracing::debug!(channel = %self.name, segment = log.active.id, "rolled to a new segment");
+        Ok(())
+    }
+
+    /// Makes the active segment `old` final on disk before a roll: the staged records no
+    /// leader has written yet (after any leader's write still running into it), one sync so
+    /// that a sync of the next segment is all a later group commit needs, then the trim to
+    /// its last record, synced too. Any failure poisons.
+    fn seal_for_roll(&self, log: &mut LogWriter, old: &SegmentHandle) -> Result<(), ChannelError> {
+        if log.stage.is_some() {
+            let writing = self.block_write.lock();
+            if let Some(w) = log.take_staged() {
+                self.write_staged(old, &w)?;
+                log.recycle(w);
+            }
+            drop(writing);
+        }
+        if let Err(e) = old.file.sync_data() {
+            return Err(self.poison(&old.path, "fdatasync", &e));
+        }
+        if let Err(e) = old
+            .file
+            .set_len(log.write_off)
+            .and_then(|()| old.file.sync_data())
+        {
+            return Err(self.poison(&old.path, "truncating", &e));
+        }
+        self.counters.fsyncs.fetch_add(2, Ordering::Relaxed);
         Ok(())
     }
 
@@ -1336,7 +1374,6 @@ impl Inner {
     }
 
     fn stop_background(&self) {
-        self.spares.stop();
         *self.bg_stop.lock() = true;
         self.bg_cv.notify_all();
         {
@@ -1376,6 +1413,14 @@ impl Inner {
             }
         }
         let r = self.checkpoint();
+        if r.is_ok() {
+            // A reused segment holds old bytes after its last record: trimmed, the next open
+            // finds a clean end instead of a torn tail. Losing this trim loses nothing.
+            let log = self.log.lock();
+            if let Err(e) = log.active.file.set_len(log.write_off) {
+                tracing::warn!(channel = %self.name, file = %log.active.path.display(), error = %e, "could not trim the last segment at close; the next open truncates it instead");
+            }
+        }
         self.lock.lock().take();
         tracing::info!(channel = %self.name, "file channel closed");
         r

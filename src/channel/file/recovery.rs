@@ -249,7 +249,7 @@ pub(crate) fn recover(
         }
         // A truncation waits until the mapping is gone: a mapped file must never shrink under
         // its mapping (see `io::std_fs`).
-        let mut trim: Option<(u64, bool)> = None;
+        let mut trim: Option<u64> = None;
         loop {
             let bad = match record::decode(id, &buf[off..]) {
                 ScanOutcome::Record(r) => {
@@ -298,10 +298,13 @@ pub(crate) fn recover(
                 }
                 ScanOutcome::End => {
                     if buf[off..].iter().all(|&b| b == 0) {
-                        if is_last && !read_only && off < buf.len() {
-                            // Give back the preallocated tail: writing continues in a new
-                            // segment. Losing this (unsynced) trim only leaves zeros behind.
-                            trim = Some((off as u64, false));
+                        if is_last && !read_only {
+                            // Writing continues in a new segment, so this one is sealed now:
+                            // trimmed to its last record and the trim synced (also when the
+                            // length already matches: a trim at close is not synced) before
+                            // a successor exists. Only the last segment may end in bytes that
+                            // are not records, and a reused file may hold old ones here.
+                            trim = Some(off as u64);
                         }
                         break;
                     }
@@ -317,7 +320,7 @@ pub(crate) fn recover(
                 tracing::warn!(channel, file = %path.display(), offset = off, reason = %bad, "truncating a torn final record (a commit cut short by a crash; it was never acknowledged)");
                 report.torn_tail = Some(corrupt(off as u64, bad.to_string()));
                 if !read_only {
-                    trim = Some((off as u64, true));
+                    trim = Some(off as u64);
                 }
                 dirty = true;
                 break;
@@ -338,13 +341,11 @@ pub(crate) fn recover(
             }
         }
         seg_end.insert(id, off as u64);
-        if let Some((at, sync)) = trim {
+        if let Some(at) = trim {
             drop(map);
-            let r = file.set_len(at);
-            if sync {
-                r.and_then(|()| file.sync_data())
-                    .map_err(|e| io_err(channel, path, "truncating", e))?;
-            }
+            file.set_len(at)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| io_err(channel, path, "truncating", e))?;
         }
     }
 
