@@ -128,6 +128,11 @@ impl Spares {
         true
     }
 
+    /// Whether fewer spares exist than wanted.
+    pub(crate) fn wanted(&self) -> bool {
+        self.ready.lock().len() < self.limit
+    }
+
     /// Takes a spare in `dir`, if there is one.
     pub(crate) fn take(&self, dir: &Path) -> Option<PathBuf> {
         let mut ready = self.ready.lock();
