@@ -37,6 +37,8 @@ def main():
     shapes = {
         "file_b100_p4_c1": ["channel", "--channel", "file"],
         "memory_b100_p4_c1": ["channel", "--channel", "memory"],
+        # A brand-new channel (no spare segments to reuse yet), for comparison.
+        "file_fresh_b100_p4_c1": ["channel", "--channel", "file", "--warmup", "false"],
         "file_uring_b100_p4_c1": ["channel", "--channel", "file", "--io", "uring"],
         "file_b1_p1": ["channel", "--batch", "1", "--producers", "1", "--events", "30000"],
         "file_b1_p16": ["channel", "--batch", "1", "--producers", "16", "--events", "30000"],
@@ -71,6 +73,7 @@ def main():
         "rounds": a.rounds,
         "ratio_to_raw_b100_p4_c1": round(med("file_b100_p4_c1", "ratio_to_raw"), 3),
         "file_vs_memory_events": round(ratio("file_b100_p4_c1", "memory_b100_p4_c1", "events_per_sec"), 3),
+        "fresh_file_vs_memory_events": round(ratio("file_fresh_b100_p4_c1", "memory_b100_p4_c1", "events_per_sec"), 3),
         "uring_vs_std_events": round(ratio("file_uring_b100_p4_c1", "file_b100_p4_c1", "events_per_sec"), 3),
         "group_commit_p16_vs_p1_commits": round(ratio("file_b1_p16", "file_b1_p1", "commits_per_sec"), 3),
         "group_commit_p16_vs_p1_put_commits": round(ratio("file_b1_p16", "file_b1_p1", "put_commits_per_sec"), 3),
