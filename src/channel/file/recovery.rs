@@ -317,7 +317,7 @@ pub(crate) fn recover(
             };
             let next = find_next_valid(id, buf, off + 1);
             if next.is_none() && is_last {
-                tracing::warn!(channel, file = %path.display(), offset = off, reason = %bad, "truncating a torn final record (a commit cut short by a crash; it was never acknowledged)");
+                tracing::warn!(channel, file = %path.display(), offset = off, reason = %bad, "truncating the last segment after its last valid record: a torn final record (a commit cut short by a crash, never acknowledged) or old bytes of a reused segment file");
                 report.torn_tail = Some(corrupt(off as u64, bad.to_string()));
                 if !read_only {
                     trim = Some(off as u64);

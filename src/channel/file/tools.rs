@@ -52,7 +52,7 @@ pub struct InspectReport {
     /// Segment files and their sizes on disk.
     pub segments: Vec<(PathBuf, u64)>,
     pub bytes_on_disk: u64,
-    /// Spare segments (finished segments kept, zeroed, for reuse; `spareSegments`) and their
+    /// Spare segments (finished segments kept for reuse; `spareSegments`) and their
     /// sizes: disk the channel holds that is not part of the queue.
     pub spares: Vec<(PathBuf, u64)>,
     /// Age of the oldest queued event (from its commit time), if any.
