@@ -498,6 +498,41 @@ fn enospc_at_preallocation_refuses_the_put_without_poisoning() {
 // (d) minimumRequiredSpace.
 
 /// With free space below the floor: puts refused, takes drain, rollback returns events.
+#[test]
+fn below_minimum_required_space_the_spare_segments_are_deleted_first() {
+    let fs = Arc::new(MemFs::new());
+    let mut cfg = mem_config();
+    cfg.minimum_required_space = 100 * 1024 * 1024;
+    // Close to the floor, so every put checks the free space.
+    fs.set_free_space(cfg.minimum_required_space + 4 * 1024 * 1024);
+    let (ch, _) = open_mem(&fs, cfg.clone());
+    let spares = || {
+        fs.list(Path::new("/ch/data"))
+            .expect("list")
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains("spare-"))
+            .count()
+    };
+    // About 3 KiB per batch: 400 span several 256 KiB segments.
+    for i in 0..400 {
+        put_batch(&ch, i).expect("put");
+    }
+    let (tx, _) = take_seqs(&ch, usize::MAX);
+    tx.commit().expect("take");
+    ch.checkpoint().expect("checkpoint");
+    ch.checkpoint().expect("checkpoint");
+    assert_eq!(spares(), 2, "finished segments kept as spares");
+    fs.set_free_space(cfg.minimum_required_space - 1);
+    assert!(matches!(
+        put_batch(&ch, 400),
+        Err(ChannelError::DiskFull { .. })
+    ));
+    assert_eq!(spares(), 0, "spares are given back before a put is refused");
+    fs.set_free_space(cfg.minimum_required_space + 4 * 1024 * 1024);
+    put_batch(&ch, 401).expect("put once space is back");
+    ch.close().expect("close");
+}
+
 fn drain_below_floor(ch: &FileChannel, min: u64, first: u64, ctx: &str) {
     match put_batch(ch, 100) {
         Err(ChannelError::DiskFull { required, free, .. }) => {

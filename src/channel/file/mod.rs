@@ -736,7 +736,18 @@ impl Inner {
                 };
             }
         }
-        let free = estimate(&log.free);
+        let mut free = estimate(&log.free);
+        if free < min.saturating_add(len) && self.spares.release_all() > 0 {
+            tracing::warn!(channel = %self.name, free, minimum_required_space = min, "free space is below minimumRequiredSpace: deleted the spare segments");
+            if let Ok(now) = self.fs.free_space(&self.cfg.data_dirs[0]) {
+                log.free = FreeSpace {
+                    checked_at: Instant::now(),
+                    free: now,
+                    written_since: 0,
+                };
+                free = now;
+            }
+        }
         if free < min.saturating_add(len) {
             return Err(ChannelError::DiskFull {
                 channel: self.name.clone(),

@@ -128,6 +128,24 @@ impl Spares {
         true
     }
 
+    /// Deletes every spare (the disk is short of space: a spare is only an optimisation);
+    /// returns how many went.
+    pub(crate) fn release_all(&self) -> usize {
+        let mut ready = self.ready.lock();
+        let mut gone = 0;
+        ready.retain(|p| match self.fs.remove(p) {
+            Ok(()) => {
+                gone += 1;
+                false
+            }
+            Err(e) => {
+                tracing::warn!(channel = %self.channel, file = %p.display(), error = %e, "could not delete a spare segment");
+                true
+            }
+        });
+        gone
+    }
+
     /// Whether fewer spares exist than wanted.
     pub(crate) fn wanted(&self) -> bool {
         self.ready.lock().len() < self.limit
