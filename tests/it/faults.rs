@@ -42,6 +42,16 @@ fn open_mem(fs: &Arc<MemFs>, cfg: FileChannelConfig) -> (FileChannel, RecoveryRe
         .unwrap_or_else(|e| panic!("open on MemFs failed: {e}"))
 }
 
+/// A channel on a new MemFs holding batches `0..batches`.
+fn filled(batches: u64) -> (Arc<MemFs>, FileChannel) {
+    let fs = Arc::new(MemFs::new());
+    let (ch, _) = open_mem(&fs, mem_config());
+    for i in 0..batches {
+        put_batch(&ch, i).expect("put");
+    }
+    (fs, ch)
+}
+
 fn batch(i: u64) -> Range<u64> {
     i * BATCH..(i + 1) * BATCH
 }
@@ -127,11 +137,7 @@ fn crash_and_reopen(ch: FileChannel, fs: &Arc<MemFs>, cfg: FileChannelConfig) ->
 fn write_error_poisons_and_reopen_recovers_exactly_the_acknowledged_commits() {
     for failing in ["put", "take"] {
         let ctx = format!("failed write of a {failing} commit");
-        let fs = Arc::new(MemFs::new());
-        let (ch, _) = open_mem(&fs, mem_config());
-        for i in 0..5 {
-            put_batch(&ch, i).expect("put");
-        }
+        let (fs, ch) = filled(5);
         let (tx, seqs) = take_seqs(&ch, BATCH as usize);
         assert_eq!(seqs, seqs_of(0..1));
         tx.commit().expect("take commit");
@@ -160,11 +166,7 @@ fn write_error_poisons_and_reopen_recovers_exactly_the_acknowledged_commits() {
 #[test]
 fn fdatasync_error_poisons_and_nothing_unsynced_is_acknowledged() {
     let ctx = "failed fdatasync of a put commit";
-    let fs = Arc::new(MemFs::new());
-    let (ch, _) = open_mem(&fs, mem_config());
-    for i in 0..4 {
-        put_batch(&ch, i).expect("put");
-    }
+    let (fs, ch) = filled(4);
     let (tx, _) = take_seqs(&ch, BATCH as usize);
     tx.commit().expect("take commit");
     put_batch(&ch, 4).expect("put");
@@ -188,11 +190,7 @@ fn take_commits_are_durable_after_the_next_sync_and_at_least_once_if_it_fails() 
     // A successful sync after the take commit.
     {
         let ctx = "take commit, then an acknowledged put";
-        let fs = Arc::new(MemFs::new());
-        let (ch, _) = open_mem(&fs, mem_config());
-        for i in 0..4 {
-            put_batch(&ch, i).expect("put");
-        }
+        let (fs, ch) = filled(4);
         let (tx, seqs) = take_seqs(&ch, BATCH as usize);
         assert_eq!(seqs, seqs_of(0..1));
         tx.commit().expect("take commit");
@@ -207,11 +205,7 @@ fn take_commits_are_durable_after_the_next_sync_and_at_least_once_if_it_fails() 
     // The first sync after the take commit fails.
     {
         let ctx = "failed fdatasync after a take commit";
-        let fs = Arc::new(MemFs::new());
-        let (ch, _) = open_mem(&fs, mem_config());
-        for i in 0..4 {
-            put_batch(&ch, i).expect("put");
-        }
+        let (fs, ch) = filled(4);
         fs.fail_nth(FaultOp::Sync, 0, EIO);
         let (tx, seqs) = take_seqs(&ch, BATCH as usize);
         assert_eq!(seqs, seqs_of(0..1));
@@ -873,11 +867,7 @@ fn a_failed_roll_leaves_the_active_segment_usable() {
 fn takes_committed_just_before_a_process_crash_stay_taken() {
     let mut from_journal = 0;
     for attempt in 0..50 {
-        let fs = Arc::new(MemFs::new());
-        let (ch, _) = open_mem(&fs, mem_config());
-        for i in 0..4 {
-            put_batch(&ch, i).expect("put");
-        }
+        let (fs, ch) = filled(4);
         let (tx, taken) = take_seqs(&ch, BATCH as usize + 3);
         tx.commit().expect("take commit");
         // A process crash: every byte the process wrote survives (no MemFs::crash), the
@@ -907,11 +897,7 @@ fn takes_committed_just_before_a_process_crash_stay_taken() {
 /// poison, and stays taken across a process crash.
 #[test]
 fn a_take_commit_without_journal_space_writes_its_record_and_stays_taken() {
-    let fs = Arc::new(MemFs::new());
-    let (ch, _) = open_mem(&fs, mem_config());
-    for i in 0..3 {
-        put_batch(&ch, i).expect("put");
-    }
+    let (fs, ch) = filled(3);
     // The journal's first append reserves its space: refuse that.
     fs.fail_nth(FaultOp::Allocate, 0, ENOSPC);
     let (tx, taken) = take_seqs(&ch, BATCH as usize);

@@ -84,6 +84,13 @@ impl<P: Ord + Copy> State<P> {
     }
 }
 
+/// [`State::wake`], then the signals once the lock is released.
+fn wake_and_unlock<P: Ord + Copy>(mut st: parking_lot::MutexGuard<'_, State<P>>) {
+    let woken = st.wake();
+    drop(st);
+    notify(woken);
+}
+
 /// Signals the condvars [`State::wake`] picked. A late signal only makes its thread re-check:
 /// every waiter re-checks the state under the lock after waking.
 fn notify(woken: Vec<Arc<Condvar>>) {
@@ -150,9 +157,7 @@ impl<P: Ord + Copy> GroupCommit<P> {
                 if written > st.handed {
                     st.handed = written;
                 }
-                let woken = st.wake();
-                drop(st);
-                notify(woken);
+                wake_and_unlock(st);
             };
             let result = sync(&handoff);
             st = self.state.lock();
@@ -173,9 +178,7 @@ impl<P: Ord + Copy> GroupCommit<P> {
                 }
                 Err(e) => {
                     st.poisoned = true;
-                    let woken = st.wake();
-                    drop(st);
-                    notify(woken);
+                    wake_and_unlock(st);
                     return Err(WaitError::SyncFailed(e));
                 }
             }
@@ -209,9 +212,7 @@ impl<P: Ord + Copy> GroupCommit<P> {
             if synced > st.handed {
                 st.handed = synced;
             }
-            let woken = st.wake();
-            drop(st);
-            notify(woken);
+            wake_and_unlock(st);
         }
     }
 
@@ -219,9 +220,7 @@ impl<P: Ord + Copy> GroupCommit<P> {
     pub fn poison(&self) {
         let mut st = self.state.lock();
         st.poisoned = true;
-        let woken = st.wake();
-        drop(st);
-        notify(woken);
+        wake_and_unlock(st);
     }
 
     /// Whether a sync failed.

@@ -477,7 +477,7 @@ fn prepare_segment(
     let header = segment::encode_header(id);
     if let Some(spare) = spares.take(dir) {
         match spare::prepare(fs, &spare, &header, initial_alloc(cfg)) {
-            Ok(_) => {
+            Ok(()) => {
                 return Ok(Prepared {
                     id,
                     tmp: spare,
@@ -720,42 +720,38 @@ impl Inner {
         if min == 0 {
             return Ok(());
         }
-        let estimate = |f: &FreeSpace| f.free.saturating_sub(f.written_since);
-        let stale = log.free.checked_at.elapsed() > Duration::from_secs(1);
-        if stale || estimate(&log.free) < min.saturating_add(len).saturating_add(PREALLOC_STEP) {
-            let dir = log
-                .active
+        // The active segment's data dir, computed only off the fast path (a put that finds
+        // plenty of space checks nothing but the estimate).
+        let dir = |log: &LogWriter| {
+            log.active
                 .path
                 .parent()
-                .map_or_else(|| self.cfg.data_dirs[0].clone(), Path::to_path_buf);
-            if let Ok(free) = self.fs.free_space(&dir) {
+                .map_or_else(|| self.cfg.data_dirs[0].clone(), Path::to_path_buf)
+        };
+        let refresh = |log: &mut LogWriter| {
+            if let Ok(free) = self.fs.free_space(&dir(log)) {
                 log.free = FreeSpace {
                     checked_at: Instant::now(),
                     free,
                     written_since: 0,
                 };
             }
+        };
+        let estimate = |f: &FreeSpace| f.free.saturating_sub(f.written_since);
+        let stale = log.free.checked_at.elapsed() > Duration::from_secs(1);
+        if stale || estimate(&log.free) < min.saturating_add(len).saturating_add(PREALLOC_STEP) {
+            refresh(log);
         }
         let mut free = estimate(&log.free);
         if free < min.saturating_add(len) && self.spares.release_all() > 0 {
             tracing::warn!(channel = %self.name, free, minimum_required_space = min, "free space is below minimumRequiredSpace: deleted the spare segments");
-            if let Ok(now) = self.fs.free_space(&self.cfg.data_dirs[0]) {
-                log.free = FreeSpace {
-                    checked_at: Instant::now(),
-                    free: now,
-                    written_since: 0,
-                };
-                free = now;
-            }
+            refresh(log);
+            free = estimate(&log.free);
         }
         if free < min.saturating_add(len) {
             return Err(ChannelError::DiskFull {
                 channel: self.name.clone(),
-                dir: log
-                    .active
-                    .path
-                    .parent()
-                    .map_or_else(PathBuf::new, Path::to_path_buf),
+                dir: dir(log),
                 free,
                 required: min,
             });
