@@ -135,13 +135,7 @@ pub fn decode(buf: &[u8]) -> Result<Checkpoint, FormatError> {
         });
     }
     let computed = checkpoint_crc(buf);
-    if stored != computed {
-        return Err(FormatError::Checksum {
-            what: "checkpoint",
-            stored,
-            computed,
-        });
-    }
+    FormatError::check_crc("checkpoint", stored, computed)?;
     if version != FORMAT_VERSION {
         return Err(FormatError::Version {
             found: version,

@@ -79,13 +79,7 @@ pub fn decode(buf: &[u8]) -> Result<Vec<JournalEntry>, FormatError> {
     }
     let stored = u32::from_le_bytes([header[12], header[13], header[14], header[15]]);
     let computed = crc32fast::hash(&header[0..12]);
-    if stored != computed {
-        return Err(FormatError::Checksum {
-            what: "take journal header",
-            stored,
-            computed,
-        });
-    }
+    FormatError::check_crc("take journal header", stored, computed)?;
     let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
     if version != FORMAT_VERSION {
         return Err(FormatError::Version {

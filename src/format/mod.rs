@@ -62,6 +62,21 @@ pub enum FormatError {
     Malformed { what: &'static str, detail: String },
 }
 
+impl FormatError {
+    /// `Ok` when the `stored` CRC32 of `what` equals the `computed` one, else `Checksum`.
+    pub(crate) fn check_crc(what: &'static str, stored: u32, computed: u32) -> Result<(), Self> {
+        if stored == computed {
+            Ok(())
+        } else {
+            Err(FormatError::Checksum {
+                what,
+                stored,
+                computed,
+            })
+        }
+    }
+}
+
 /// Little-endian cursor over a byte slice; every read is bounds-checked.
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],

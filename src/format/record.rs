@@ -118,13 +118,7 @@ fn decode_inner(segment_id: u64, buf: &[u8]) -> Result<Option<RecordRef<'_>>, Fo
     let payload = Reader::new(&buf[RECORD_HEADER_LEN.min(buf.len())..], "record payload")
         .bytes(len as usize)?;
     let computed = record_crc(segment_id, len, kind_byte, payload);
-    if stored != computed {
-        return Err(FormatError::Checksum {
-            what: "record",
-            stored,
-            computed,
-        });
-    }
+    FormatError::check_crc("record", stored, computed)?;
     Ok(Some(RecordRef {
         kind,
         payload,

@@ -42,13 +42,7 @@ pub fn decode_header(buf: &[u8]) -> Result<u64, FormatError> {
     let _reserved = r.u32()?;
     let stored = r.u32()?;
     let computed = crc32fast::hash(&buf[0..28]);
-    if stored != computed {
-        return Err(FormatError::Checksum {
-            what: "segment header",
-            stored,
-            computed,
-        });
-    }
+    FormatError::check_crc("segment header", stored, computed)?;
     // Checked after the CRC so that a corrupt header is reported as corruption, and a real
     // header from a newer release as a version problem.
     if version != FORMAT_VERSION {

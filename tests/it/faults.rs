@@ -60,6 +60,14 @@ fn put_batch(ch: &FileChannel, i: u64) -> Result<(), ChannelError> {
     put_range(ch, batch(i), |s| (s % 97) as usize * 3)
 }
 
+/// The seqs of `batches` not in `taken`, in order.
+fn untaken(batches: Range<u64>, taken: &[u64]) -> Vec<u64> {
+    seqs_of(batches)
+        .into_iter()
+        .filter(|s| !taken.contains(s))
+        .collect()
+}
+
 fn seqs_of(batches: Range<u64>) -> Vec<u64> {
     batches.flat_map(batch).collect()
 }
@@ -875,10 +883,7 @@ fn takes_committed_just_before_a_process_crash_stay_taken() {
         ch.simulate_crash();
         drop(ch);
         let (ch, report) = open_mem(&fs, mem_config());
-        let want: Vec<u64> = seqs_of(0..4)
-            .into_iter()
-            .filter(|s| !taken.contains(s))
-            .collect();
+        let want = untaken(0..4, &taken);
         assert_eq!(
             peek_all(&ch),
             want,
@@ -907,10 +912,7 @@ fn a_take_commit_without_journal_space_writes_its_record_and_stays_taken() {
     ch.simulate_crash();
     drop(ch);
     let (ch, report) = open_mem(&fs, mem_config());
-    let want: Vec<u64> = seqs_of(0..3)
-        .into_iter()
-        .filter(|s| !taken.contains(s))
-        .collect();
+    let want = untaken(0..3, &taken);
     assert_eq!(peek_all(&ch), want, "taken events came back");
     assert_eq!(
         report.journal_takes, 0,
