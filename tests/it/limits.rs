@@ -1,6 +1,6 @@
 //! The file channel's limits and modes as a user configures them: capacity with keep-alive
 //! (ChannelFull, then room after a take), transactionCapacity, byteCapacity, several data
-//! dirs, and the relaxed fsync policies.
+//! dirs, the relaxed fsync policies, spare segments, and what dropping a channel does.
 
 use std::time::{Duration, Instant};
 
@@ -82,6 +82,31 @@ fn segments_rotate_across_data_dirs_and_reopen_finds_them_all() {
     let ch = FileChannel::open("dirs", cfg).expect("reopen");
     assert_eq!(peek_all(&ch), (0..6000).collect::<Vec<_>>());
     ch.close().expect("close");
+}
+
+/// A library user who drops a channel without `close()` gets what close gives: its final
+/// checkpoint and its directory lock released at once, so the same directories reopen in the
+/// same process straight away. (The background threads once kept it alive until their next
+/// tick, 30 s by default, and the reopen failed as "in use by another process".)
+#[test]
+fn dropping_the_last_handle_closes_the_channel_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = test_config(dir.path(), IoKind::Std);
+    cfg.checkpoint_interval = Duration::from_secs(3600);
+    for round in 0..3u64 {
+        let (ch, report) =
+            FileChannel::open_with("dropped", cfg.clone(), flumen::io::backend(IoKind::Std))
+                .unwrap_or_else(|e| panic!("reopen {round} after a drop: {e}"));
+        if round > 0 {
+            assert_eq!(
+                report.records_replayed, 0,
+                "dropping the channel wrote its final checkpoint"
+            );
+        }
+        assert_eq!(peek_all(&ch), (0..round * 10).collect::<Vec<_>>());
+        put_range(&ch, round * 10..(round + 1) * 10, |_| 100).expect("put");
+        drop(ch);
+    }
 }
 
 #[test]

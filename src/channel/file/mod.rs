@@ -190,11 +190,9 @@ struct Inner {
     abandoned: AtomicBool,
     counters: Counters,
     ckpt: Mutex<CheckpointState>,
-    bg_stop: Mutex<bool>,
-    bg_cv: Condvar,
-    /// Set when a take commit wrote a record that needs syncing; the flusher waits on it.
-    flush_wanted: Mutex<bool>,
-    flush_cv: Condvar,
+    /// What the background threads wait on. They hold it, and only a weak reference to the
+    /// channel, so that dropping the last handle closes the channel at once.
+    bg: Arc<Background>,
     bg_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Finished segments kept for reuse (`spareSegments`).
     spares: Arc<Spares>,
@@ -338,10 +336,7 @@ impl FileChannel {
                 next_generation: rec.next_generation,
                 retained: rec.checkpoints,
             }),
-            bg_stop: Mutex::new(false),
-            bg_cv: Condvar::new(),
-            flush_wanted: Mutex::new(false),
-            flush_cv: Condvar::new(),
+            bg: Arc::new(Background::default()),
             bg_threads: Mutex::new(vec![]),
             spares,
             lock: Mutex::new(lock),
@@ -543,45 +538,54 @@ fn publish_segment(fs: &Arc<dyn Vfs>, p: &Prepared) -> std::io::Result<Arc<Segme
     )))
 }
 
+/// The background threads' signals, shared with them apart from the channel itself.
+#[derive(Default)]
+struct Background {
+    stop: Mutex<bool>,
+    /// Cuts the tickers' waits short: at stop, and for an early checkpoint.
+    cv: Condvar,
+    /// Set when a take commit wrote a record that needs syncing; the flusher waits on it.
+    flush_wanted: Mutex<bool>,
+    flush_cv: Condvar,
+}
+
 fn start_background(inner: &Arc<Inner>) {
     let mut threads = inner.bg_threads.lock();
     let weak = Arc::downgrade(inner);
     let every = inner.cfg.checkpoint_interval;
-    threads.push(spawn_ticker(weak.clone(), every, "checkpoint", |i| {
+    threads.push(spawn_ticker(weak.clone(), inner.bg.clone(), every, "checkpoint", |i| {
         if let Err(e) = i.checkpoint() {
             tracing::error!(channel = %i.name, error = %e, "checkpoint failed; the previous one stays valid and the log is kept until one succeeds");
         }
     }));
     if inner.cfg.fsync == FsyncPolicy::EveryCommit {
-        threads.push(spawn_flusher(weak.clone()));
+        threads.push(spawn_flusher(weak.clone(), inner.bg.clone()));
     }
     if let FsyncPolicy::Interval(every) = inner.cfg.fsync {
-        threads.push(spawn_ticker(weak, every, "fsync", |i| {
+        threads.push(spawn_ticker(weak, inner.bg.clone(), every, "fsync", |i| {
             let _ = i.sync_now();
         }));
     }
 }
 
 /// The flusher: syncs (and so applies) take records as soon as they are written, so takes
-/// never wait for the disk and still become durable within one sync.
-fn spawn_flusher(weak: Weak<Inner>) -> std::thread::JoinHandle<()> {
+/// never wait for the disk and still become durable within one sync. Like the tickers, it
+/// holds the channel only while it works.
+fn spawn_flusher(weak: Weak<Inner>, bg: Arc<Background>) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("flumen-flusher".into())
         .spawn(move || loop {
-            let Some(inner) = weak.upgrade() else { return };
             {
-                let mut wanted = inner.flush_wanted.lock();
+                let mut wanted = bg.flush_wanted.lock();
                 while !*wanted {
-                    if *inner.bg_stop.lock() {
+                    if *bg.stop.lock() {
                         return;
                     }
-                    // Timed so that a dropped channel (weak reference gone) ends the thread.
-                    inner
-                        .flush_cv
-                        .wait_for(&mut wanted, Duration::from_millis(200));
+                    bg.flush_cv.wait(&mut wanted);
                 }
                 *wanted = false;
             }
+            let Some(inner) = weak.upgrade() else { return };
             // Take records are not latency-critical (their commit already returned), so give
             // a put's group sync a moment to cover them before spending a sync of our own:
             // while puts flow, takes then cost no extra fdatasync.
@@ -604,10 +608,12 @@ fn spawn_flusher(weak: Weak<Inner>) -> std::thread::JoinHandle<()> {
         })
 }
 
-/// A thread that runs `tick` every `every` until the channel stops or is dropped. It holds
-/// only a weak reference so that dropping the last handle ends it.
+/// A thread that runs `tick` every `every` until the channel stops or is dropped. It holds the
+/// channel only while it ticks, so that dropping the last handle closes it at once (its
+/// final checkpoint and lock release do not wait for the next tick).
 fn spawn_ticker(
     weak: Weak<Inner>,
+    bg: Arc<Background>,
     every: Duration,
     what: &'static str,
     tick: fn(&Inner),
@@ -615,18 +621,18 @@ fn spawn_ticker(
     std::thread::Builder::new()
         .name(format!("flumen-{what}"))
         .spawn(move || loop {
-            let Some(inner) = weak.upgrade() else { return };
             {
-                let mut stop = inner.bg_stop.lock();
+                let mut stop = bg.stop.lock();
                 if *stop {
                     return;
                 }
                 // A timed wait on the stop flag: a periodic timer that close() can cut short.
-                let _ = inner.bg_cv.wait_for(&mut stop, every);
+                let _ = bg.cv.wait_for(&mut stop, every);
                 if *stop {
                     return;
                 }
             }
+            let Some(inner) = weak.upgrade() else { return };
             tick(&inner);
         })
         .unwrap_or_else(|e| {
@@ -835,7 +841,7 @@ impl Inner {
             // A checkpoint now rather than at the next interval turns finished segments into
             // spares while the log still needs them: under sustained load the interval alone
             // (30 s is 3 GB at 100 MB/s) would leave most new segments fresh.
-            self.bg_cv.notify_all();
+            self.bg.cv.notify_all();
         }
         Ok(())
     }
@@ -1179,9 +1185,9 @@ impl Inner {
         }
         self.room_cv.notify_all();
         if self.cfg.fsync == FsyncPolicy::EveryCommit {
-            let mut wanted = self.flush_wanted.lock();
+            let mut wanted = self.bg.flush_wanted.lock();
             *wanted = true;
-            self.flush_cv.notify_one();
+            self.bg.flush_cv.notify_one();
         }
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -1396,13 +1402,13 @@ impl Inner {
     }
 
     fn stop_background(&self) {
-        *self.bg_stop.lock() = true;
-        self.bg_cv.notify_all();
+        *self.bg.stop.lock() = true;
+        self.bg.cv.notify_all();
         {
             // Under the flusher's mutex, so it is either about to see the stop flag or already
             // waiting for this notification.
-            let _wanted = self.flush_wanted.lock();
-            self.flush_cv.notify_all();
+            let _wanted = self.bg.flush_wanted.lock();
+            self.bg.flush_cv.notify_all();
         }
         let threads: Vec<_> = self.bg_threads.lock().drain(..).collect();
         let me = std::thread::current().id();
