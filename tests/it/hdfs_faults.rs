@@ -29,6 +29,9 @@ pub(crate) const RETRY_LOG: &str = "events returned to channel";
 const UNCLOSED_LOG: &str = "could not close ";
 /// The sink's log line for such a file once it is closed and renamed.
 const RECOVERED_LOG: &str = "recovered and closed ";
+/// The sink's log line for such a file once it is closed and deleted (it held only a failed
+/// batch's events).
+const DELETED_LOG: &str = "recovered and deleted ";
 
 /// seq (`total` events) -> file channel in `dir` -> hdfs sink writing DataStream files into
 /// `<url><hdfs_dir>`.
@@ -116,7 +119,7 @@ fn backoffs(log: &str) -> Vec<String> {
 }
 
 /// The files the sink could not close (their in-use names), and those of them it has since
-/// lease-recovered and renamed, from its log.
+/// lease-recovered and renamed (or deleted), from its log.
 pub(crate) fn unclosed_and_recovered(log: &str) -> (Vec<String>, Vec<String>) {
     let after = |l: &str, marker: &str| -> Option<String> {
         let rest = &l[l.find(marker)? + marker.len()..];
@@ -127,12 +130,17 @@ pub(crate) fn unclosed_and_recovered(log: &str) -> (Vec<String>, Vec<String>) {
         .lines()
         .filter_map(|l| after(l, RECOVERED_LOG))
         .collect::<Vec<_>>();
+    let deleted = log
+        .lines()
+        .filter_map(|l| after(l, DELETED_LOG))
+        .collect::<Vec<_>>();
     let done = unclosed
         .iter()
         .filter(|u| {
             recovered
                 .iter()
                 .any(|r| u.strip_suffix(".tmp") == Some(r.as_str()))
+                || deleted.contains(u)
         })
         .cloned()
         .collect();

@@ -498,3 +498,68 @@ fn hdfs_native_datanode_restart() {
         println!("recover_lease of the file created with the DataNode down: {took:?}");
     });
 }
+
+/// What the `hdfs` sink does with a file that holds bytes of a failed batch, through its own
+/// `HdfsFs`: `truncate` cuts the closed file back to its committed bytes (in the middle of a
+/// block HDFS finishes that in the background, and `recover_lease` reports when), Hadoop's
+/// reader then sees exactly those bytes, a cut beyond the end changes nothing, and a file with
+/// no committed byte is deleted.
+#[test]
+fn sink_fs_truncates_a_closed_file_to_its_committed_bytes_and_deletes() {
+    use flumen::sink::hdfs::fs::{HdfsFs, SinkFs};
+
+    let hdfs = MiniHdfs::shared();
+    let dir = format!("/t/sink_fs_truncate-{}", std::process::id());
+    let mut fs = HdfsFs::connect(hdfs.url(), CALL_DEADLINE, &[]).expect("client");
+    let path = format!("{dir}/f.tmp");
+    let mut f = fs.create(&path).expect("create");
+    for chunk in [
+        "committed 1\n",
+        "committed 2\n",
+        "a failed batch, cut off mi",
+    ] {
+        f.write(Bytes::from_static(chunk.as_bytes()))
+            .expect("write");
+        f.sync().expect("hsync");
+    }
+    f.close().expect("close");
+    let committed: &[u8] = b"committed 1\ncommitted 2\n";
+    let started = Instant::now();
+    if !fs
+        .truncate(&path, committed.len() as u64)
+        .expect("truncate")
+    {
+        while !fs.recover_lease(&path).expect("recover_lease") {
+            assert!(
+                started.elapsed() < CALL_DEADLINE,
+                "the truncate of {path} did not finish within {CALL_DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    println!("truncate to mid-block done after {:?}", started.elapsed());
+    assert_eq!(hdfs.hadoop_read(&path), committed);
+    assert!(
+        fs.truncate(&path, committed.len() as u64 + 100)
+            .expect("truncate beyond the end"),
+        "nothing to cut is done at once"
+    );
+    let done = format!("{dir}/f");
+    fs.rename(&path, &done).expect("rename");
+    let listed = hdfs.hadoop_ls(&dir);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(
+        (listed[0].len, listed[0].closed),
+        (committed.len() as u64, true),
+        "{listed:?}"
+    );
+    assert_eq!(hdfs.hadoop_read(&done), committed);
+
+    let empty = format!("{dir}/g.tmp");
+    let mut g = fs.create(&empty).expect("create");
+    g.write(Bytes::from_static(b"only a failed batch"))
+        .expect("write");
+    g.close().expect("close");
+    fs.delete(&empty).expect("delete");
+    assert!(!fs.exists(&empty).expect("exists"));
+}

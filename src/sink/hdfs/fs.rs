@@ -66,6 +66,12 @@ pub trait SinkFs: Send {
     fn exists(&mut self, path: &str) -> Result<bool, FsError>;
     /// Closes a file some writer left open (HDFS: lease recovery). `Ok(true)` once it is closed.
     fn recover_lease(&mut self, path: &str) -> Result<bool, FsError>;
+    /// Cuts the closed file `path` to `len` bytes if it is longer (a failed batch's bytes).
+    /// `Ok(true)` once it is done; `Ok(false)` when HDFS finishes it in the background, after
+    /// which [`SinkFs::recover_lease`] reports the file closed again.
+    fn truncate(&mut self, path: &str, len: u64) -> Result<bool, FsError>;
+    /// Deletes the file `path`.
+    fn delete(&mut self, path: &str) -> Result<(), FsError>;
     /// Names the filesystem in messages (`hdfs://nn:8020`, `the local filesystem`).
     fn describe(&self) -> String;
 }
@@ -159,6 +165,30 @@ impl SinkFs for LocalFs {
     fn recover_lease(&mut self, _path: &str) -> Result<bool, FsError> {
         // Local files have no leases: a file left by a crashed writer can be renamed at once.
         Ok(true)
+    }
+
+    fn truncate(&mut self, path: &str, len: u64) -> Result<bool, FsError> {
+        let p = Path::new(path);
+        let file = OpenOptions::new()
+            .write(true)
+            .open(p)
+            .map_err(local_err("opening", p))?;
+        let now = file.metadata().map_err(local_err("checking", p))?.len();
+        if now > len {
+            file.set_len(len)
+                .and_then(|()| file.sync_all())
+                .map_err(local_err("truncating", p))?;
+        }
+        Ok(true)
+    }
+
+    fn delete(&mut self, path: &str) -> Result<(), FsError> {
+        let p = Path::new(path);
+        std::fs::remove_file(p).map_err(local_err("deleting", p))?;
+        match p.parent() {
+            Some(dir) => sync_dir(dir),
+            None => Ok(()),
+        }
     }
 
     fn describe(&self) -> String {
@@ -390,6 +420,24 @@ impl SinkFs for HdfsFs {
             path,
             self.client.recover_lease(path),
         )
+    }
+
+    fn truncate(&mut self, path: &str, len: u64) -> Result<bool, FsError> {
+        // HDFS refuses a length beyond the file's: a failed batch may have left nothing, and
+        // with `hdfs.sync = none` a recovered file can even be shorter than the sink wrote.
+        let cut = async {
+            let now = self.client.get_file_info(path).await?.length as u64;
+            if now <= len {
+                return Ok(true);
+            }
+            self.client.truncate(path, len).await
+        };
+        self.run("truncating", path, cut)
+    }
+
+    fn delete(&mut self, path: &str) -> Result<(), FsError> {
+        self.run("deleting", path, self.client.delete(path, false))
+            .map(|_| ())
     }
 
     fn describe(&self) -> String {

@@ -18,10 +18,13 @@
 //! - A file is renamed from its in-use name to its final name only after it was closed
 //!   successfully, so downstream jobs never see a half-written file under a final name.
 //! - Any failure while a batch is written abandons every file the batch touched: each is closed
-//!   (or, if closing fails, remembered and lease-recovered later, every `hdfs.retryInterval`)
-//!   and renamed, and the error rolls the take back, so the batch is retried into new files and
-//!   nothing is lost (a retried batch may duplicate events already written: at least once, as
-//!   Flume). A writer is never dropped with its lease held and forgotten.
+//!   (or, if closing fails, remembered and lease-recovered later, every `hdfs.retryInterval`),
+//!   cut back to its length at its last committed batch (bytes of the failed batch that reached
+//!   it are truncated away; a file with no committed event is deleted) and renamed, and the
+//!   error rolls the take back, so the batch is retried into new files and nothing is lost. A
+//!   final name never holds a torn event. (Events of a batch that rolled a full file before it
+//!   failed stay in that complete file: the retry duplicates them, at least once, as Flume.) A
+//!   writer is never dropped with its lease held and forgotten.
 //! - With `hdfs.sync = none` a batch's bytes are handed to the filesystem but not synced
 //!   before the take commits: events written since a file's last close can be lost in a crash
 //!   of the agent or the DataNode. That is the documented price of the option.
@@ -203,6 +206,31 @@ struct OpenFile {
     body_bytes: u64,
     /// Encoded bytes not yet handed to the file.
     buf: Vec<u8>,
+    /// Bytes handed to `file` so far.
+    handed: u64,
+    /// `handed` at the end of the last batch that succeeded: the file up to here holds
+    /// committed events only, and anything after it belongs to a batch that failed or is
+    /// still being written.
+    committed: u64,
+}
+
+impl OpenFile {
+    /// Hands the buffered bytes to the file; counted even if the write fails, since part of
+    /// them may have reached it.
+    fn write_buf(&mut self) -> Result<(), FsError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let bytes = Bytes::from(std::mem::take(&mut self.buf));
+        self.handed += bytes.len() as u64;
+        self.file.write(bytes)
+    }
+
+    /// What must be cut off before the file gets its final name, if its close fails now:
+    /// the bytes of an unfinished batch, which is retried into another file.
+    fn uncommitted_tail(&self) -> Option<u64> {
+        (self.handed > self.committed).then_some(self.committed)
+    }
 }
 
 /// One directory + file-name prefix (Flume's BucketWriter).
@@ -216,12 +244,26 @@ struct Bucket {
     touched_in: u64,
 }
 
-/// A file whose close failed: its lease is recovered and it is renamed later.
+/// A file whose close failed (or whose failed batch's bytes could not be cut off yet): its
+/// lease is recovered, it is cut to `trim_to`, and it is renamed later.
 struct Unclosed {
     in_use: String,
     target: String,
+    /// The length holding only committed events, when bytes of a failed batch may follow
+    /// it; 0 means no committed event at all, and the file is deleted instead of renamed.
+    trim_to: Option<u64>,
     tries: u32,
     next_try: Instant,
+}
+
+/// How [`HdfsSink::finish_closed`] left a file.
+enum Finished {
+    /// Under its final name.
+    Renamed,
+    /// Deleted: it held no committed event.
+    Deleted,
+    /// HDFS is still cutting it to its committed length; rename it once it is closed again.
+    Trimming,
 }
 
 /// Encoded bytes buffered per file before they are written (bounds memory per open file).
@@ -451,6 +493,8 @@ impl HdfsSink {
                 events: 0,
                 body_bytes: 0,
                 buf,
+                handed: 0,
+                committed: 0,
             });
         }
         Ok(())
@@ -461,13 +505,14 @@ impl HdfsSink {
         let Some(mut f) = self.buckets.get_mut(key).and_then(|b| b.file.take()) else {
             return Ok(());
         };
+        // Taken before the format's closing bytes: those belong to no batch.
+        let trim_to = f.uncommitted_tail();
         let mut result = f
             .encoder
             .finish(&mut f.buf)
             .map_err(|e| self.err(format!("finishing {}: {e}", f.in_use)));
-        if result.is_ok() && !f.buf.is_empty() {
-            let bytes = Bytes::from(std::mem::take(&mut f.buf));
-            result = f.file.write(bytes).map_err(|e| self.fs_err(e));
+        if result.is_ok() {
+            result = f.write_buf().map_err(|e| self.fs_err(e));
         }
         if result.is_ok() {
             result = f.file.close().map_err(|e| self.fs_err(e));
@@ -475,33 +520,71 @@ impl HdfsSink {
         match result {
             Ok(()) => {
                 self.count(Counter::ConnectionClosedCount);
-                self.rename_closed(&f.in_use, &f.target)
+                match self.finish_closed(&f.in_use, &f.target, None) {
+                    Ok(_) => {
+                        tracing::info!(sink = %self.name, "sink `{}`: closed {}", self.name, f.target);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        self.remember_unclosed(f.in_use, f.target, None);
+                        Err(self.fs_err(e))
+                    }
+                }
             }
             Err(e) => {
                 self.count(Counter::ConnectionFailedCount);
-                self.remember_unclosed(f.in_use, f.target);
+                self.remember_unclosed(f.in_use, f.target, trim_to);
                 Err(e)
             }
         }
     }
 
-    fn rename_closed(&mut self, in_use: &str, target: &str) -> Result<(), SinkError> {
-        if in_use == target {
-            return Ok(());
-        }
-        match self.fs.rename(in_use, target) {
-            Ok(()) => {
-                tracing::info!(sink = %self.name, "sink `{}`: closed {target}", self.name);
-                Ok(())
+    /// Gives a closed file its final name, first cutting off the bytes of a failed batch
+    /// (`trim_to`, see [`Unclosed`]), or deletes it if it holds no committed event.
+    fn finish_closed(
+        &mut self,
+        in_use: &str,
+        target: &str,
+        trim_to: Option<u64>,
+    ) -> Result<Finished, FsError> {
+        match trim_to {
+            Some(0) => {
+                self.fs.delete(in_use)?;
+                return Ok(Finished::Deleted);
             }
-            Err(e) => {
-                self.remember_unclosed(in_use.to_string(), target.to_string());
-                Err(self.fs_err(e))
+            Some(len) => {
+                if !self.fs.truncate(in_use, len)? {
+                    return Ok(Finished::Trimming);
+                }
+                tracing::info!(sink = %self.name, "sink `{}`: cut {in_use} to {len} bytes, its committed events (the failed batch is retried)", self.name);
             }
+            None => {}
         }
+        if in_use != target {
+            self.fs.rename(in_use, target)?;
+        }
+        Ok(Finished::Renamed)
     }
 
-    fn remember_unclosed(&mut self, in_use: String, target: String) {
+    /// Looks at a file whose lease recovery or trim HDFS is still running again soon, without
+    /// counting a failed try.
+    fn poll_closing(&mut self, in_use: String, target: String) {
+        tracing::info!(
+            sink = %self.name,
+            "sink `{}`: could not close {in_use} yet: HDFS is cutting it back to its committed \
+             events; it is renamed to {target} once that is done",
+            self.name
+        );
+        self.unclosed.push(Unclosed {
+            in_use,
+            target,
+            trim_to: None,
+            tries: 1,
+            next_try: Instant::now() + LEASE_POLL,
+        });
+    }
+
+    fn remember_unclosed(&mut self, in_use: String, target: String, trim_to: Option<u64>) {
         if self.cfg.close_tries == 1 {
             tracing::error!(
                 sink = %self.name,
@@ -521,6 +604,7 @@ impl HdfsSink {
         self.unclosed.push(Unclosed {
             in_use,
             target,
+            trim_to,
             tries: 1,
             next_try: Instant::now() + Duration::from_secs(self.cfg.retry_interval_secs),
         });
@@ -535,10 +619,21 @@ impl HdfsSink {
                 return true;
             }
             let done = match self.fs.recover_lease(&u.in_use) {
-                Ok(true) => match self.fs.rename(&u.in_use, &u.target) {
-                    Ok(()) => {
+                Ok(true) => match self.finish_closed(&u.in_use, &u.target, u.trim_to) {
+                    Ok(Finished::Renamed) => {
                         tracing::info!(sink = %self.name, "sink `{}`: recovered and closed {}", self.name, u.target);
                         true
+                    }
+                    Ok(Finished::Deleted) => {
+                        tracing::info!(sink = %self.name, "sink `{}`: recovered and deleted {} (it held only a failed batch's events, which are retried)", self.name, u.in_use);
+                        true
+                    }
+                    Ok(Finished::Trimming) => {
+                        // HDFS cuts the last block in the background; the file is closed again
+                        // (recover_lease says so) once it is done.
+                        u.trim_to = None;
+                        u.next_try = now + LEASE_POLL;
+                        return true;
                     }
                     Err(e) => {
                         tracing::warn!(sink = %self.name, "sink `{}`: {e}", self.name);
@@ -590,17 +685,31 @@ impl HdfsSink {
             let Some(mut f) = self.buckets.get_mut(&key).and_then(|b| b.file.take()) else {
                 continue;
             };
-            // The unwritten tail belongs to the failed batch, which will be retried.
+            // The unwritten tail belongs to the failed batch, which will be retried; so do
+            // any of its bytes already written, which are cut off before the rename.
             f.buf.clear();
+            let trim_to = f.uncommitted_tail();
             match f.file.close() {
                 Ok(()) => {
                     self.count(Counter::ConnectionClosedCount);
-                    let _ = self.rename_closed(&f.in_use, &f.target);
+                    match self.finish_closed(&f.in_use, &f.target, trim_to) {
+                        Ok(Finished::Renamed) => {
+                            tracing::info!(sink = %self.name, "sink `{}`: closed {}", self.name, f.target);
+                        }
+                        Ok(Finished::Deleted) => {
+                            tracing::info!(sink = %self.name, "sink `{}`: deleted {} (it held only a failed batch's events, which are retried)", self.name, f.in_use);
+                        }
+                        Ok(Finished::Trimming) => self.poll_closing(f.in_use, f.target),
+                        Err(e) => {
+                            tracing::warn!(sink = %self.name, "sink `{}`: {e}", self.name);
+                            self.remember_unclosed(f.in_use, f.target, trim_to);
+                        }
+                    }
                 }
                 Err(e) => {
                     self.count(Counter::ConnectionFailedCount);
                     tracing::warn!(sink = %self.name, "sink `{}`: {e}", self.name);
-                    self.remember_unclosed(f.in_use, f.target);
+                    self.remember_unclosed(f.in_use, f.target, trim_to);
                 }
             }
         }
@@ -691,8 +800,7 @@ impl HdfsSink {
             f.events += 1;
             f.body_bytes += event.body().len() as u64;
             if f.buf.len() >= WRITE_CHUNK {
-                let bytes = Bytes::from(std::mem::take(&mut f.buf));
-                if let Err(e) = f.file.write(bytes) {
+                if let Err(e) = f.write_buf() {
                     return Err(self.fs_err(e));
                 }
             }
@@ -718,12 +826,9 @@ impl HdfsSink {
                 failure = Some(format!("flushing {}: {e}", f.in_use));
                 break;
             }
-            if !f.buf.is_empty() {
-                let bytes = Bytes::from(std::mem::take(&mut f.buf));
-                if let Err(e) = f.file.write(bytes) {
-                    failure = Some(e.to_string());
-                    break;
-                }
+            if let Err(e) = f.write_buf() {
+                failure = Some(e.to_string());
+                break;
             }
             if sync {
                 if let Err(e) = f.file.sync() {
@@ -781,8 +886,18 @@ impl Sink for HdfsSink {
         let now = now_ms();
         self.ctx.now_ms = now;
         let result = self.write_batch(events, now);
-        if result.is_err() {
-            self.abandon_touched();
+        match &result {
+            Ok(()) => {
+                let batch = self.batch_no;
+                for b in self.buckets.values_mut() {
+                    if b.touched_in == batch {
+                        if let Some(f) = b.file.as_mut() {
+                            f.committed = f.handed;
+                        }
+                    }
+                }
+            }
+            Err(_) => self.abandon_touched(),
         }
         result
     }
@@ -1079,6 +1194,130 @@ mod tests {
         let f = files(dir.path());
         assert_eq!(f.len(), 4, "{f:?}");
         assert_eq!(read_all(dir.path(), &f), "oldoldoldnew\n");
+    }
+
+    /// What [`FaultyFs`] does to the next write and close.
+    #[derive(Default)]
+    struct Faults {
+        /// The next write reaches the file only in part (about half), then fails, as a
+        /// write cut by a DataNode outage.
+        torn_write: bool,
+        /// The next close fails, leaving the file open.
+        failing_close: bool,
+    }
+
+    /// The local filesystem, with the faults `plan` asks for.
+    struct FaultyFs(Arc<parking_lot::Mutex<Faults>>);
+
+    struct FaultyFile(Box<dyn SinkFile>, Arc<parking_lot::Mutex<Faults>>);
+
+    impl SinkFs for FaultyFs {
+        fn create(&mut self, path: &str) -> Result<Box<dyn SinkFile>, FsError> {
+            Ok(Box::new(FaultyFile(LocalFs.create(path)?, self.0.clone())))
+        }
+        fn rename(&mut self, from: &str, to: &str) -> Result<(), FsError> {
+            LocalFs.rename(from, to)
+        }
+        fn exists(&mut self, path: &str) -> Result<bool, FsError> {
+            LocalFs.exists(path)
+        }
+        fn recover_lease(&mut self, path: &str) -> Result<bool, FsError> {
+            LocalFs.recover_lease(path)
+        }
+        fn truncate(&mut self, path: &str, len: u64) -> Result<bool, FsError> {
+            LocalFs.truncate(path, len)
+        }
+        fn delete(&mut self, path: &str) -> Result<(), FsError> {
+            LocalFs.delete(path)
+        }
+        fn describe(&self) -> String {
+            "a faulty local filesystem".into()
+        }
+    }
+
+    fn injected(op: &'static str) -> FsError {
+        FsError::Local {
+            op,
+            path: "injected".into(),
+            source: std::io::Error::other("injected fault"),
+        }
+    }
+
+    impl SinkFile for FaultyFile {
+        fn write(&mut self, data: Bytes) -> Result<(), FsError> {
+            if std::mem::take(&mut self.1.lock().torn_write) {
+                // Mid-line, as a cut pipeline leaves it.
+                self.0.write(data.slice(..data.len() / 2 + 3))?;
+                self.0.sync()?;
+                return Err(injected("writing"));
+            }
+            self.0.write(data)
+        }
+        fn sync(&mut self) -> Result<(), FsError> {
+            self.0.sync()
+        }
+        fn close(&mut self) -> Result<(), FsError> {
+            if std::mem::take(&mut self.1.lock().failing_close) {
+                return Err(injected("closing"));
+            }
+            self.0.close()
+        }
+    }
+
+    fn numbered(range: std::ops::Range<u32>) -> Vec<Event> {
+        range.map(|i| ev(&format!("{i:05}"), &[])).collect()
+    }
+
+    /// Runs `first` (committed), then `failing` with `faults` (it must fail), then `failing`
+    /// again (the retry, which succeeds), then stops; returns the files left and their text.
+    fn batch_fails_midway(first: u32, faults: Faults) -> (Vec<String>, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = HdfsSink::new("k1", &local(dir.path(), "out")).unwrap();
+        let plan = Arc::new(parking_lot::Mutex::new(Faults::default()));
+        sink.fs = Box::new(FaultyFs(plan.clone()));
+        if first > 0 {
+            sink.process(&numbered(0..first)).unwrap();
+        }
+        *plan.lock() = faults;
+        let failing = numbered(first..first + 50);
+        assert!(
+            sink.process(&failing).is_err(),
+            "the injected fault fails the batch"
+        );
+        sink.process(&failing).unwrap();
+        sink.stop().unwrap();
+        let names = files(dir.path());
+        let text = read_all(dir.path(), &names);
+        (names, text)
+    }
+
+    /// A batch whose write reached a file only in part (a DataNode outage mid-write) leaves
+    /// none of its bytes under a final name: the file is cut back to its committed events
+    /// before the rename (or deleted if it has none), so no torn line ever appears, and the
+    /// retried batch is the only copy of its events.
+    #[test]
+    fn a_failed_batchs_bytes_are_cut_off_before_the_file_gets_its_final_name() {
+        let cases = [
+            ("file with committed events, close works", 30, false),
+            ("file with committed events, close fails", 30, true),
+            ("file opened by the failed batch, close works", 0, false),
+            ("file opened by the failed batch, close fails", 0, true),
+        ];
+        for (what, first, failing_close) in cases {
+            let faults = Faults {
+                torn_write: true,
+                failing_close,
+            };
+            let (names, text) = batch_fails_midway(first, faults);
+            assert!(
+                names
+                    .iter()
+                    .all(|n| n.starts_with("out/FlumeData.") && !n.ends_with(".tmp")),
+                "{what}: {names:?}"
+            );
+            let expected: String = (0..first + 50).map(|i| format!("{i:05}\n")).collect();
+            assert_eq!(text, expected, "{what}: files {names:?}");
+        }
     }
 
     #[test]

@@ -925,6 +925,18 @@ impl Client {
             .map(|response| response.result)
     }
 
+    /// flumen patch (see FLUMEN-PATCH.md): truncates the closed file at `src` to `new_length`
+    /// bytes, which must not exceed its length. `Ok(true)` when it is done; `Ok(false)` when the
+    /// NameNode has started recovering the last block to the new length, after which the file
+    /// is closed again (`recover_lease` returns true once it is).
+    pub async fn truncate(&self, src: &str, new_length: u64) -> Result<bool> {
+        let (link, resolved_path) = self.mount_table.resolve(src);
+        link.protocol
+            .truncate(&resolved_path, new_length)
+            .await
+            .map(|response| response.result)
+    }
+
     /// Create a new directory at `path` with the given `permission`.
     ///
     /// `permission` is the raw octal value representing the Unix style permission. For example, to

@@ -362,6 +362,20 @@ impl NamenodeProtocol {
         self.call("recoverLease", message, true).await
     }
 
+    // flumen patch: truncate (see FLUMEN-PATCH.md).
+    pub(crate) async fn truncate(
+        &self,
+        src: &str,
+        new_length: u64,
+    ) -> Result<hdfs::TruncateResponseProto> {
+        let message = hdfs::TruncateRequestProto {
+            src: src.to_string(),
+            new_length,
+            client_name: self.client_name.clone(),
+        };
+        self.call("truncate", message, true).await
+    }
+
     pub(crate) async fn set_times(
         &self,
         src: &str,
