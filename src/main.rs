@@ -21,6 +21,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         // Escape codes only where someone will see colours, not in captured logs.
         .with_ansi(std::io::stderr().is_terminal())
+        // Its report of a failed write goes through eprintln!, which panics when stderr is
+        // gone (`2>&1 | head`); a log line that cannot be written is dropped instead.
+        .log_internal_errors(false)
         .init();
 
     let args = Cli::parse();

@@ -387,9 +387,11 @@ pub fn run_workload<C: Channel + ?Sized>(
                 {
                     let now = (Instant::now(), sh.consumed.load(Ordering::Relaxed));
                     let rate = (now.1 - last.1) as f64 / (now.0 - last.0).as_secs_f64();
-                    eprintln!(
+                    progress!(
                         "bench: {} / {} events taken ({:.0} events/s)",
-                        now.1, sh.events, rate
+                        now.1,
+                        sh.events,
+                        rate
                     );
                     last = now;
                 }
@@ -573,7 +575,7 @@ impl RunDir {
 impl Drop for RunDir {
     fn drop(&mut self) {
         if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            eprintln!("warning: could not remove {}: {e}", self.0.display());
+            progress!("warning: could not remove {}: {e}", self.0.display());
         }
     }
 }
@@ -632,7 +634,7 @@ pub(crate) fn open_channel(a: &BenchArgs, dir: &Path) -> Result<(Box<dyn Channel
             match free_space(dir) {
                 Ok(free) if free < cfg.minimum_required_space => {
                     let lowered = free / 4;
-                    eprintln!(
+                    progress!(
                         "note: {} has {free} bytes free, below the default minimumRequiredSpace \
                          of {} bytes; lowering it to {lowered} bytes for this run",
                         dir.display(),
@@ -641,7 +643,7 @@ pub(crate) fn open_channel(a: &BenchArgs, dir: &Path) -> Result<(Box<dyn Channel
                     cfg.minimum_required_space = lowered;
                 }
                 Ok(_) => {}
-                Err(e) => eprintln!(
+                Err(e) => progress!(
                     "note: cannot read free space of {}: {e}; keeping minimumRequiredSpace",
                     dir.display()
                 ),
@@ -671,7 +673,7 @@ fn warm_up(ch: &FileChannel, cfg: &FileChannelConfig, event_size: usize) -> Resu
         consumers: 1,
         progress: false,
     };
-    eprintln!(
+    progress!(
         "warming up: {} events through the channel, so that it runs on reused segments",
         w.events
     );
@@ -773,9 +775,11 @@ pub fn run(a: &BenchArgs) -> Result<ExitCode, CliError> {
     writeln!(out, "{}", serde_json::to_string(&report)?).map_err(CliError::Output)?;
     out.flush().map_err(CliError::Output)?;
     if !verified {
-        eprintln!(
+        progress!(
             "error: verification failed: {} missing, {} duplicated, {} malformed events",
-            report.missing, report.duplicates, report.malformed
+            report.missing,
+            report.duplicates,
+            report.malformed
         );
         return Ok(ExitCode::from(1));
     }

@@ -122,7 +122,7 @@ fn min_space(dir: &Path) -> u64 {
     match free_space(dir) {
         Ok(free) if free < DEFAULT_MIN_SPACE => {
             let lowered = (free / 4).max(1_048_576);
-            eprintln!(
+            progress!(
                 "note: {} has {free} bytes free, below the default minimumRequiredSpace; \
                  lowering it to {lowered} bytes for this run",
                 dir.display()
@@ -199,7 +199,7 @@ fn netcat_props(a: &AgentBenchArgs, dir: &Path, port: u16, out: &Path) -> String
 fn start_agent(props: &str, what: &str) -> Result<Agent, CliError> {
     let (cfg, warnings) = config::parse(props, what, "a1").map_err(Box::new)?;
     for w in &warnings {
-        eprintln!("warning: {w}");
+        progress!("warning: {w}");
     }
     Ok(Agent::start_with(&cfg, &AgentOptions::default())?)
 }
@@ -224,7 +224,7 @@ fn wait_for(
             return true;
         }
         if start.elapsed() > deadline {
-            eprintln!(
+            progress!(
                 "{what}: gave up after {:.0} s: {}",
                 deadline.as_secs_f64(),
                 progress()
@@ -233,7 +233,7 @@ fn wait_for(
         }
         if last.elapsed() >= Duration::from_secs(1) {
             last = Instant::now();
-            eprintln!("{what}: {}", progress());
+            progress!("{what}: {}", progress());
         }
         std::thread::sleep(Duration::from_millis(2));
     }
@@ -255,7 +255,7 @@ struct Shape {
 fn shape_a(a: &AgentBenchArgs, dir: &Path) -> Result<Shape, CliError> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::io("creating", dir, e))?;
     let props = stress_props(a, dir);
-    eprintln!("shape A: stress -> file channel -> null ...");
+    progress!("shape A: stress -> file channel -> null ...");
     let started = Instant::now();
     let agent = start_agent(&props, "bench-agent-stress.properties")?;
     let ch = agent.channels()[0].clone();
@@ -283,7 +283,7 @@ fn shape_a(a: &AgentBenchArgs, dir: &Path) -> Result<Shape, CliError> {
 /// The baseline: `run_workload` on a fresh file channel, same shape.
 fn baseline(a: &AgentBenchArgs, dir: &Path) -> Result<(WorkloadOutcome, bool), CliError> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::io("creating", dir, e))?;
-    eprintln!("baseline: bench channel, 1 producer, 1 consumer ...");
+    progress!("baseline: bench channel, 1 producer, 1 consumer ...");
     let args = BenchArgs {
         dir: Some(dir.to_path_buf()),
         events: a.events,
@@ -391,7 +391,7 @@ fn shape_b(a: &AgentBenchArgs, dir: &Path) -> Result<Shape, CliError> {
             .port()
     };
     let props = netcat_props(a, dir, port, &out);
-    eprintln!("shape B: netcat -> file channel -> file_roll (port {port}) ...");
+    progress!("shape B: netcat -> file channel -> file_roll (port {port}) ...");
     let n = a.netcat_events;
     let expected_bytes = n * a.event_size as u64;
     let started = Instant::now();
@@ -421,7 +421,7 @@ fn shape_b(a: &AgentBenchArgs, dir: &Path) -> Result<Shape, CliError> {
         .join()
         .map_err(|_| CliError::Failed("the netcat client thread panicked".into()))?;
     if let Err(e) = &sent {
-        eprintln!("shape B: the client failed: {e}");
+        progress!("shape B: the client failed: {e}");
     }
     let lines = dir_lines(&out)?;
     Ok(Shape {
@@ -540,7 +540,7 @@ pub fn run(a: &AgentBenchArgs) -> Result<ExitCode, CliError> {
     writeln!(out, "{}", serde_json::to_string(&report)?).map_err(CliError::Output)?;
     out.flush().map_err(CliError::Output)?;
     if !report.verified {
-        eprintln!(
+        progress!(
             "error: a shape did not deliver every event (stress: {}, channel: {}, netcat: {})",
             report.seq_file_null_verified,
             report.channel_verified,

@@ -169,7 +169,7 @@ fn run_flumen(
     let text = props(a, dir, hdfs_dir, file_type);
     let (cfg, warnings) = config::parse(&text, "bench-hdfs.properties", "a1").map_err(Box::new)?;
     for w in &warnings {
-        eprintln!("warning: {w}");
+        progress!("warning: {w}");
     }
     let started = Instant::now();
     let agent = Agent::start_with(&cfg, &AgentOptions::default())?;
@@ -185,17 +185,19 @@ fn run_flumen(
             break true;
         }
         if started.elapsed() > deadline {
-            eprintln!(
+            progress!(
                 "flumen {file_type}: gave up after {deadline:?}: {} put, {} taken of {n}",
-                s.put_successes, s.take_successes
+                s.put_successes,
+                s.take_successes
             );
             break false;
         }
         if last.elapsed() >= Duration::from_secs(1) {
             last = Instant::now();
-            eprintln!(
+            progress!(
                 "flumen {file_type}: {} put, {} taken of {n}",
-                s.put_successes, s.take_successes
+                s.put_successes,
+                s.take_successes
             );
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -255,7 +257,7 @@ pub fn run(a: &HdfsBenchArgs) -> Result<ExitCode, CliError> {
     let run_dir = RunDir::create(&parent)?;
     let tag = std::process::id();
     // A fresh cluster's first writes are slow: warm it up untimed.
-    eprintln!("warm-up: 64 MiB through Hadoop's client ...");
+    progress!("warm-up: 64 MiB through Hadoop's client ...");
     let warm = HdfsBenchArgs {
         events: 65_536,
         ..clone_args(a)
@@ -277,7 +279,7 @@ pub fn run(a: &HdfsBenchArgs) -> Result<ExitCode, CliError> {
             verified &= ok;
             let js = run_java(a, &format!("/bench-{tag}/java-{name}"), file_type)?;
             let (fe, je) = (a.events as f64 / fs, a.events as f64 / js);
-            eprintln!(
+            progress!(
                 "{file_type} round {}: flumen {fe:.0} events/s, Hadoop {je:.0} events/s, \
                  ratio {:.3}",
                 round + 1,

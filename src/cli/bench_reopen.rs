@@ -104,7 +104,7 @@ pub fn run(a: &ReopenArgs) -> Result<ExitCode, CliError> {
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 std::thread::park_timeout(Duration::from_secs(1));
                 let n = ch2.stats().size;
-                eprintln!("filling: {n}/{events} events");
+                progress!("filling: {n}/{events} events");
             }
         });
         let r = fill(&ch, events, a.event_size, a.batch);
@@ -118,7 +118,7 @@ pub fn run(a: &ReopenArgs) -> Result<ExitCode, CliError> {
     ch.simulate_crash();
     drop(ch);
 
-    eprintln!("reopening after the simulated crash (full replay)...");
+    progress!("reopening after the simulated crash (full replay)...");
     if a.drop_caches {
         drop_page_cache()?;
     }
@@ -129,7 +129,7 @@ pub fn run(a: &ReopenArgs) -> Result<ExitCode, CliError> {
     ch.close()?;
     drop(ch);
 
-    eprintln!("reopening after a clean shutdown...");
+    progress!("reopening after a clean shutdown...");
     if a.drop_caches {
         drop_page_cache()?;
     }

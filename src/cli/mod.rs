@@ -15,6 +15,15 @@ use clap::{Parser, Subcommand};
 
 use crate::channel::ChannelError;
 
+/// Progress and notes on stderr. Not `eprintln!`, which panics once stderr is gone (`2>&1 |
+/// head`): a command's outcome must not depend on whether anyone still reads its progress.
+macro_rules! progress {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod agent;
 pub mod avro_client;
 pub mod bench;

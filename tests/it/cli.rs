@@ -1,7 +1,7 @@
 //! The channel tools through the real `flumen` binary, as an operator meets them after disk
 //! damage: verify finds the corrupt record (exit 1), repair quarantines it and says how many
 //! events were lost, verify is then clean, the channel opens with the default policy, and
-//! inspect shows what is left.
+//! inspect shows what is left; and a benchmark whose stderr is closed still reports.
 
 use std::path::Path;
 use std::process::Command;
@@ -105,5 +105,30 @@ fn verify_repair_verify_then_open_and_inspect() {
     assert!(
         out.contains(&expected.to_string()),
         "inspect must show the queue depth:\n{out}"
+    );
+}
+
+/// A benchmark whose progress nobody reads any more (`2>&1 | head`, a closed log pipe) still
+/// finishes and prints its JSON result: writes to a closed stderr are dropped, not a panic.
+#[test]
+fn a_bench_with_its_stderr_closed_still_prints_its_result() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_flumen"))
+        .args([
+            "bench", "channel", "--events", "2000", "--warmup", "false", "--dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the flumen binary");
+    drop(child.stderr.take());
+    let out = child.wait_with_output().expect("wait for flumen");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{:?}: {stdout}", out.status);
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with('{') && last.contains("\"verified\":true"),
+        "the JSON result is the last line: {stdout}"
     );
 }
