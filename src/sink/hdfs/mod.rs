@@ -226,10 +226,12 @@ impl OpenFile {
         self.file.write(bytes)
     }
 
-    /// What must be cut off before the file gets its final name, if its close fails now:
-    /// the bytes of an unfinished batch, which is retried into another file.
+    /// What must go before the file gets its final name if the batch now being written
+    /// fails (see [`Unclosed::trim_to`]): the bytes of that batch, retried into another file;
+    /// or, with no committed event in it, the whole file (an empty or header-only file under
+    /// a final name would only trip up readers).
     fn uncommitted_tail(&self) -> Option<u64> {
-        (self.handed > self.committed).then_some(self.committed)
+        (self.committed == 0 || self.handed > self.committed).then_some(self.committed)
     }
 }
 
