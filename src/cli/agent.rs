@@ -6,7 +6,10 @@
 //! Monitoring: `--monitoring-port P` serves `GET /metrics` (Flume's JSON) and
 //! `GET /metrics/prometheus` on `--monitoring-bind` (default 0.0.0.0, as Flume binds). Flume's
 //! own form is accepted too: `-Dflume.monitoring.type=http -Dflume.monitoring.port=P` (the
-//! port defaults to 41414, as in Flume); other `-D` properties are logged and ignored.
+//! port defaults to 41414, as in Flume). Flume's global SSL system properties
+//! (`-Djavax.net.ssl.keyStore=...`, see `config::GLOBAL_SSL`) are read as Flume reads them,
+//! before the matching `FLUME_SSL_*` environment variables; other `-D` properties are logged
+//! and ignored.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -46,6 +49,24 @@ pub struct AgentArgs {
 }
 
 impl AgentArgs {
+    /// The environment the configuration sees: Flume's global SSL system properties given as
+    /// `-D`, under their `FLUME_SSL_*` names (a system property wins over the variable, as in
+    /// Flume), then the process environment.
+    pub fn config_env(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        move |name: &str| {
+            let from_define = config::GLOBAL_SSL
+                .iter()
+                .filter(|(_, var)| *var == name)
+                .find_map(|(prop, _)| {
+                    self.defines.iter().rev().find_map(|d| {
+                        let (k, v) = d.split_once('=')?;
+                        (k.trim() == *prop).then(|| v.to_string())
+                    })
+                });
+            from_define.or_else(|| std::env::var(name).ok())
+        }
+    }
+
     /// The monitoring port asked for, by `--monitoring-port` or by Flume's `-D` properties.
     pub fn monitoring_port(&self) -> Result<Option<u16>, CliError> {
         let mut mtype: Option<String> = None;
@@ -63,6 +84,7 @@ impl AgentArgs {
                         CliError::Usage(format!("-D{d}: `{value}` is not a port number"))
                     })?)
                 }
+                k if config::GLOBAL_SSL.iter().any(|(p, _)| *p == k) => {}
                 _ => tracing::warn!("-D{d}: property not used by flumen; ignored"),
             }
         }
@@ -97,7 +119,9 @@ pub fn run(args: &AgentArgs) -> Result<ExitCode, CliError> {
     };
     let cfg = match &args.conf_file {
         Some(path) => {
-            let (cfg, warnings) = config::load(path, &args.name).map_err(Box::new)?;
+            let env = args.config_env();
+            let (cfg, warnings) =
+                config::load_with_env(path, &args.name, &env).map_err(Box::new)?;
             for w in &warnings {
                 tracing::warn!("{w}");
             }
@@ -149,6 +173,27 @@ mod tests {
             panic!("expected agent");
         };
         a
+    }
+
+    /// Flume's global SSL system properties reach the configuration under their `FLUME_SSL_*`
+    /// names (the last one given wins); other names come from the process environment.
+    #[test]
+    fn global_ssl_system_properties_become_the_configs_environment() {
+        let a = agent_args(&[
+            "flumen",
+            "agent",
+            "-Djavax.net.ssl.keyStore=/first.p12",
+            "-Djavax.net.ssl.keyStore=/ks.p12",
+            "-Djavax.net.ssl.trustStorePassword=pw=with=equals",
+        ]);
+        assert!(a.monitoring_port().is_ok());
+        let env = a.config_env();
+        assert_eq!(env("FLUME_SSL_KEYSTORE_PATH").as_deref(), Some("/ks.p12"));
+        assert_eq!(
+            env("FLUME_SSL_TRUSTSTORE_PASSWORD").as_deref(),
+            Some("pw=with=equals")
+        );
+        assert_eq!(env("PATH"), std::env::var("PATH").ok());
     }
 
     #[test]

@@ -89,10 +89,18 @@ struct Ctx<'a> {
     consumed: Vec<bool>,
     known: Vec<&'static str>,
     warnings: Vec<ConfigWarning>,
+    /// The process environment (`${env:NAME}`, Flume's global SSL variables).
+    env: &'a dyn Fn(&str) -> Option<String>,
 }
 
 impl<'a> Ctx<'a> {
-    fn new(file: &'a str, prefix: String, decl_line: usize, entries: Vec<Entry>) -> Self {
+    fn new(
+        file: &'a str,
+        prefix: String,
+        decl_line: usize,
+        entries: Vec<Entry>,
+        env: &'a dyn Fn(&str) -> Option<String>,
+    ) -> Self {
         let consumed = vec![false; entries.len()];
         Ctx {
             file,
@@ -102,7 +110,21 @@ impl<'a> Ctx<'a> {
             consumed,
             known: Vec::new(),
             warnings: Vec::new(),
+            env,
         }
+    }
+
+    /// The component's `key`, else Flume's global SSL setting `global` (an environment
+    /// variable, see [`GLOBAL_SSL`]), as Flume 1.9+ falls back per key.
+    fn get_or_global(&mut self, key: &'static str, global: &str) -> Option<Val> {
+        self.get(key).or_else(|| {
+            (self.env)(global)
+                .filter(|v| !v.is_empty())
+                .map(|value| Val {
+                    value,
+                    line: self.home_line,
+                })
+        })
     }
 
     fn full(&self, key: &str) -> String {
@@ -861,7 +883,7 @@ pub(crate) fn build(
     for l in &channel_names {
         let entries = ch_comps.take(&l.name);
         let prefix = format!("{agent}.channels.{}.", l.name);
-        let mut ctx = Ctx::new(file, prefix, l.line, entries);
+        let mut ctx = Ctx::new(file, prefix, l.line, entries, env);
         let built = build_channel(&mut ctx, &l.name)?;
         ctx.finish(&mut warnings);
         channels.push(built);
@@ -911,7 +933,7 @@ pub(crate) fn build(
     for l in &source_names {
         let entries = src_comps.take(&l.name);
         let prefix = format!("{agent}.sources.{}.", l.name);
-        let mut ctx = Ctx::new(file, prefix, l.line, entries);
+        let mut ctx = Ctx::new(file, prefix, l.line, entries, env);
         let t = ctx.required(
             "type",
             &format!(
@@ -969,7 +991,7 @@ pub(crate) fn build(
     for l in &sink_names {
         let entries = sink_comps.take(&l.name);
         let prefix = format!("{agent}.sinks.{}.", l.name);
-        let mut ctx = Ctx::new(file, prefix, l.line, entries);
+        let mut ctx = Ctx::new(file, prefix, l.line, entries, env);
         let t = ctx.required(
             "type",
             &format!(
@@ -1432,7 +1454,7 @@ fn interceptors(ctx: &mut Ctx<'_>) -> Result<Vec<InterceptorConfig>, ConfigError
                     });
                 }
             }
-            let mut ic = Ctx::new(ctx.file, ctx.full(&own), list.line, entries);
+            let mut ic = Ctx::new(ctx.file, ctx.full(&own), list.line, entries, ctx.env);
             let built = interceptor(&mut ic, name);
             ic.finish(&mut ctx.warnings);
             out.push(built?);
@@ -1859,6 +1881,34 @@ fn build_avro_sink(ctx: &mut Ctx<'_>) -> Result<SinkKind, ConfigError> {
     })
 }
 
+/// Flume's global SSL settings (Flume 1.9+): a component key left unset falls back to the
+/// environment variable (flumen also takes Flume's system property form, `flumen agent
+/// -Djavax.net.ssl.keyStore=...`, which `cli::agent` turns into the same names).
+pub const GLOBAL_SSL: [(&str, &str); 10] = [
+    ("javax.net.ssl.keyStore", "FLUME_SSL_KEYSTORE_PATH"),
+    (
+        "javax.net.ssl.keyStorePassword",
+        "FLUME_SSL_KEYSTORE_PASSWORD",
+    ),
+    ("javax.net.ssl.keyStoreType", "FLUME_SSL_KEYSTORE_TYPE"),
+    ("javax.net.ssl.trustStore", "FLUME_SSL_TRUSTSTORE_PATH"),
+    (
+        "javax.net.ssl.trustStorePassword",
+        "FLUME_SSL_TRUSTSTORE_PASSWORD",
+    ),
+    ("javax.net.ssl.trustStoreType", "FLUME_SSL_TRUSTSTORE_TYPE"),
+    ("flume.ssl.include.protocols", "FLUME_SSL_INCLUDE_PROTOCOLS"),
+    ("flume.ssl.exclude.protocols", "FLUME_SSL_EXCLUDE_PROTOCOLS"),
+    (
+        "flume.ssl.include.cipherSuites",
+        "FLUME_SSL_INCLUDE_CIPHERSUITES",
+    ),
+    (
+        "flume.ssl.exclude.cipherSuites",
+        "FLUME_SSL_EXCLUDE_CIPHERSUITES",
+    ),
+];
+
 /// Flume 1.11's protocol and cipher suite list keys of the avro source and sink.
 const TLS_FILTER_KEYS: [&str; 4] = [
     "exclude-protocols",
@@ -1874,30 +1924,40 @@ fn tls_filters(ctx: &mut Ctx<'_>) -> crate::avro::tls::Filters {
     use crate::avro::tls::split_list;
     let defaults = crate::avro::tls::Filters::default();
     crate::avro::tls::Filters {
-        include_protocols: ctx.get("include-protocols").map(|v| split_list(&v.value)),
+        include_protocols: ctx
+            .get_or_global("include-protocols", "FLUME_SSL_INCLUDE_PROTOCOLS")
+            .map(|v| split_list(&v.value)),
         exclude_protocols: ctx
-            .get("exclude-protocols")
+            .get_or_global("exclude-protocols", "FLUME_SSL_EXCLUDE_PROTOCOLS")
             .map_or(defaults.exclude_protocols, |v| split_list(&v.value)),
         include_cipher_suites: ctx
-            .get("include-cipher-suites")
+            .get_or_global("include-cipher-suites", "FLUME_SSL_INCLUDE_CIPHERSUITES")
             .map(|v| split_list(&v.value)),
         exclude_cipher_suites: ctx
-            .get("exclude-cipher-suites")
+            .get_or_global("exclude-cipher-suites", "FLUME_SSL_EXCLUDE_CIPHERSUITES")
             .map_or_else(Vec::new, |v| split_list(&v.value)),
     }
 }
 
-/// `keystore-type` / `truststore-type`: PKCS12 (or PEM, ours); JKS and JCEKS are refused with
-/// the command that converts the `store_key` file. `None` when unset: the file's bytes decide.
+/// `keystore-type` / `truststore-type` (else the `global` variable): PKCS12 (or PEM, ours); JKS
+/// and JCEKS are refused with the command that converts the `store_key` file. `None` when
+/// unset: the file's bytes decide.
 fn tls_store_type(
     ctx: &mut Ctx<'_>,
     key: &'static str,
+    global: &str,
     store_key: &str,
     store_path: &str,
 ) -> Result<Option<crate::avro::tls::StoreType>, ConfigError> {
     use crate::avro::tls::StoreType;
-    let Some(v) = ctx.get(key) else {
+    let from_env = ctx.get(key).is_none();
+    let Some(v) = ctx.get_or_global(key, global) else {
         return Ok(None);
+    };
+    let origin = if from_env {
+        format!(" (the value comes from {global}: the component sets no `{key}`)")
+    } else {
+        String::new()
     };
     let t = v.value.trim();
     if t.eq_ignore_ascii_case("PKCS12") || t.eq_ignore_ascii_case("PKCS#12") {
@@ -1915,14 +1975,14 @@ fn tls_store_type(
             v.line,
             format!("{t} key stores (no well-kept Rust library reads them)"),
             format!(
-                "Convert the store to PKCS#12: `keytool -importkeystore -srckeystore {store_path} -destkeystore {store_path}.p12 -deststoretype PKCS12`, point `{store_key}` at {store_path}.p12 and set `{key} = PKCS12`{pem}"
+                "Convert the store to PKCS#12: `keytool -importkeystore -srckeystore {store_path} -destkeystore {store_path}.p12 -deststoretype PKCS12`, point `{store_key}` at {store_path}.p12 and set `{key} = PKCS12`{pem}{origin}"
             ),
         ))
     } else {
         Err(ctx.bad(
             key,
             &v,
-            "PKCS12 (or PEM); JKS stores must be converted to PKCS12",
+            format!("PKCS12 (or PEM); JKS stores must be converted to PKCS12{origin}"),
         ))
     }
 }
@@ -1930,15 +1990,28 @@ fn tls_store_type(
 /// The avro source's `ssl = true` keys: Flume's keystore, or our PEM `ssl-cert`/`ssl-key`.
 fn avro_server_tls(ctx: &mut Ctx<'_>) -> Result<crate::avro::tls::ServerTls, ConfigError> {
     use crate::avro::tls::{Identity, Secret, ServerTls, Store};
-    let keystore = ctx.get("keystore");
     let cert = ctx.get("ssl-cert");
     let key = ctx.get("ssl-key");
+    // Flume's global keystore stands in only when the component names no key of its own.
+    let keystore = if cert.is_none() && key.is_none() {
+        ctx.get_or_global("keystore", "FLUME_SSL_KEYSTORE_PATH")
+    } else {
+        ctx.get("keystore")
+    };
     let identity = match (keystore, cert, key) {
         (Some(ks), None, None) => {
-            let store_type = tls_store_type(ctx, "keystore-type", "keystore", &ks.value)?;
+            let store_type = tls_store_type(
+                ctx,
+                "keystore-type",
+                "FLUME_SSL_KEYSTORE_TYPE",
+                "keystore",
+                &ks.value,
+            )?;
             Identity::Keystore(Store {
                 path: PathBuf::from(ks.value),
-                password: ctx.get("keystore-password").map(|v| Secret(v.value)),
+                password: ctx
+                    .get_or_global("keystore-password", "FLUME_SSL_KEYSTORE_PASSWORD")
+                    .map(|v| Secret(v.value)),
                 store_type,
             })
         }
@@ -1985,7 +2058,9 @@ fn avro_server_tls(ctx: &mut Ctx<'_>) -> Result<crate::avro::tls::ServerTls, Con
             return Err(ctx.missing(
                 "keystore",
                 "`ssl = true` needs the source's key and certificate: `keystore` (a PKCS#12 \
-                 file) with `keystore-password`, or `ssl-cert` and `ssl-key` (PEM files)"
+                 file) with `keystore-password`, or `ssl-cert` and `ssl-key` (PEM files); or, \
+                 for every component at once, Flume's global FLUME_SSL_KEYSTORE_PATH and \
+                 FLUME_SSL_KEYSTORE_PASSWORD (or -Djavax.net.ssl.keyStore=...)"
                     .into(),
             ))
         }
@@ -2006,11 +2081,19 @@ fn avro_client_tls(ctx: &mut Ctx<'_>) -> Result<crate::avro::tls::ClientTls, Con
             ctx.ignore(k, "`trust-all-certs = true` trusts any certificate");
         }
         Trust::All
-    } else if let Some(ts) = ctx.get("truststore") {
-        let store_type = tls_store_type(ctx, "truststore-type", "truststore", &ts.value)?;
+    } else if let Some(ts) = ctx.get_or_global("truststore", "FLUME_SSL_TRUSTSTORE_PATH") {
+        let store_type = tls_store_type(
+            ctx,
+            "truststore-type",
+            "FLUME_SSL_TRUSTSTORE_TYPE",
+            "truststore",
+            &ts.value,
+        )?;
         Trust::Store(Store {
             path: PathBuf::from(ts.value),
-            password: ctx.get("truststore-password").map(|v| Secret(v.value)),
+            password: ctx
+                .get_or_global("truststore-password", "FLUME_SSL_TRUSTSTORE_PASSWORD")
+                .map(|v| Secret(v.value)),
             store_type,
         })
     } else {

@@ -35,6 +35,7 @@ mod subst;
 #[cfg(test)]
 mod tests;
 
+pub use build::GLOBAL_SSL;
 pub use error::{ConfigError, ConfigWarning, WarningKind};
 
 /// Where channel directories go when `checkpointDir`/`dataDirs` are unset:
@@ -415,6 +416,16 @@ pub enum FileRollSerializer {
 /// Reads `path` and builds agent `agent` (Flume's `--name`). The text is read as UTF-8, or as
 /// ISO-8859-1 (what Java's `Properties.load(InputStream)` assumes) when it is not valid UTF-8.
 pub fn load(path: &Path, agent: &str) -> Result<(AgentConfig, Vec<ConfigWarning>), ConfigError> {
+    load_with_env(path, agent, &|name| std::env::var(name).ok())
+}
+
+/// [`load`] with the environment supplied by the caller (the agent adds Flume's global SSL
+/// system properties given as `-D`).
+pub fn load_with_env(
+    path: &Path,
+    agent: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(AgentConfig, Vec<ConfigWarning>), ConfigError> {
     let file = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
         file: file.clone(),
@@ -424,7 +435,7 @@ pub fn load(path: &Path, agent: &str) -> Result<(AgentConfig, Vec<ConfigWarning>
         Ok(text) => text,
         Err(e) => e.into_bytes().iter().map(|&b| char::from(b)).collect(),
     };
-    parse(&text, &file, agent)
+    parse_with_env(&text, &file, agent, env)
 }
 
 /// Builds agent `agent` from properties `text`; `source_name` names the text in messages

@@ -2304,6 +2304,117 @@ fn avro_source_tls_keystore_errors_name_the_key_and_file() {
     assert!(e.to_string().contains("keytool -importkeystore"), "{e}");
 }
 
+/// Flume's global SSL settings (Flume 1.9+): each TLS key a component leaves unset falls back
+/// to its `FLUME_SSL_*` variable; a component key wins; the PEM keys (ours) are never mixed
+/// with a global keystore.
+#[test]
+fn avro_tls_keys_fall_back_to_flumes_global_ssl_settings() {
+    use crate::avro::tls::{Identity, Secret, Store, StoreType, Trust};
+    let global = |name: &str| -> Option<String> {
+        Some(
+            match name {
+                "FLUME_SSL_KEYSTORE_PATH" => "/etc/flume/global-ks.p12",
+                "FLUME_SSL_KEYSTORE_PASSWORD" => "global-pw",
+                "FLUME_SSL_KEYSTORE_TYPE" => "PKCS12",
+                "FLUME_SSL_TRUSTSTORE_PATH" => "/etc/flume/global-ts.p12",
+                "FLUME_SSL_TRUSTSTORE_PASSWORD" => "global-tpw",
+                "FLUME_SSL_INCLUDE_PROTOCOLS" => "TLSv1.3",
+                _ => return None,
+            }
+            .to_string(),
+        )
+    };
+    let build = |text: &str| parse_with_env(text, F, "a1", &global);
+
+    let (cfg, warnings) = build(&with_source(&format!(
+        "{AVRO_SOURCE}a1.sources.r1.ssl = true
+"
+    )))
+    .expect("source");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let t = source_tls(&cfg);
+    assert_eq!(
+        t.identity,
+        Identity::Keystore(Store {
+            path: "/etc/flume/global-ks.p12".into(),
+            password: Some(Secret("global-pw".into())),
+            store_type: Some(StoreType::Pkcs12),
+        })
+    );
+    assert_eq!(t.filters.include_protocols, Some(vec!["TLSv1.3".into()]));
+
+    // A component key wins, key by key.
+    let (cfg, _) = build(&with_source(&format!(
+        "{AVRO_SOURCE}a1.sources.r1.ssl = true
+a1.sources.r1.keystore = /own.p12
+"
+    )))
+    .expect("own keystore");
+    assert_eq!(
+        source_tls(&cfg).identity,
+        Identity::Keystore(Store {
+            path: "/own.p12".into(),
+            password: Some(Secret("global-pw".into())),
+            store_type: Some(StoreType::Pkcs12),
+        })
+    );
+    // PEM files of the component's own: the global keystore stays out of it.
+    let (cfg, _) = build(&with_source(&format!(
+        "{AVRO_SOURCE}a1.sources.r1.ssl = true
+a1.sources.r1.ssl-cert = /c.pem
+         a1.sources.r1.ssl-key = /k.pem
+"
+    )))
+    .expect("pem");
+    assert!(matches!(source_tls(&cfg).identity, Identity::Pem { .. }));
+
+    // The sink's truststore.
+    let (cfg, _) = build(&with_avro_sink(
+        "a1.sinks.k1.hostname = h
+a1.sinks.k1.port = 41414
+a1.sinks.k1.ssl = true
+",
+    ))
+    .expect("sink");
+    assert_eq!(
+        sink_tls(&cfg).trust,
+        Trust::Store(Store {
+            path: "/etc/flume/global-ts.p12".into(),
+            password: Some(Secret("global-tpw".into())),
+            store_type: None,
+        })
+    );
+
+    // A JKS type from the environment is refused, naming where the value came from.
+    let jks = |name: &str| match name {
+        "FLUME_SSL_KEYSTORE_PATH" => Some("/etc/flume/ks.jks".to_string()),
+        "FLUME_SSL_KEYSTORE_TYPE" => Some("JKS".to_string()),
+        _ => None,
+    };
+    let e = parse_with_env(
+        &with_source(&format!(
+            "{AVRO_SOURCE}a1.sources.r1.ssl = true
+"
+        )),
+        F,
+        "a1",
+        &jks,
+    )
+    .expect_err("jks");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("FLUME_SSL_KEYSTORE_TYPE") && msg.contains("keytool -importkeystore"),
+        "{msg}"
+    );
+
+    // Without any keystore, the error names the global variables too.
+    let e = err(&with_source(&format!(
+        "{AVRO_SOURCE}a1.sources.r1.ssl = true
+"
+    )));
+    assert!(e.to_string().contains("FLUME_SSL_KEYSTORE_PATH"), "{e}");
+}
+
 #[test]
 fn avro_sink_tls_keys() {
     use crate::avro::tls::{Secret, Store, StoreType, Trust};

@@ -659,3 +659,68 @@ fn flumen_avro_client_over_tls() {
     assert_eq!(ch.stats().size, 0);
     agent.shutdown().expect("shutdown");
 }
+
+/// Flume's global SSL settings, as a Flume 1.9+ user sets them once for every component: a
+/// flumen avro source with `ssl = true` and no keystore key takes its keystore from
+/// `FLUME_SSL_KEYSTORE_*` environment variables, and a flumen avro sink with `ssl = true` and no
+/// truststore key takes its truststore from `-Djavax.net.ssl.trustStore...` system properties
+/// (both agents real processes): every event arrives once, over TLS.
+#[test]
+fn flumes_global_ssl_settings_configure_the_avro_source_and_sink() {
+    const N: usize = 2_000;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let certs = make_certs(dir.path());
+    let port = free_port();
+    let conf = tcp_file_roll_config(dir.path(), "avro", port, 100);
+    let mut text = std::fs::read_to_string(&conf).expect("read config");
+    text.push_str("a1.sources.r1.ssl = true\n");
+    std::fs::write(&conf, text).expect("write config");
+    let keystore = certs.keystore.display().to_string();
+    let mut receiver = AgentProcess::start_with_env(
+        dir.path(),
+        &conf,
+        "a1",
+        "global-ssl-receiver",
+        &[],
+        &[
+            ("FLUME_SSL_KEYSTORE_PATH", keystore.as_str()),
+            ("FLUME_SSL_KEYSTORE_PASSWORD", PASSWORD),
+            ("FLUME_SSL_KEYSTORE_TYPE", "PKCS12"),
+        ],
+    );
+    drop(receiver.connect(port));
+
+    let sender_dir = dir.path().join("sender");
+    std::fs::create_dir_all(&sender_dir).expect("mkdir");
+    let sender_conf = sender_dir.join("sender.properties");
+    std::fs::write(
+        &sender_conf,
+        crate::agent_proc::seq_to_avro_properties(N, port, "a1.sinks.k1.ssl = true\n"),
+    )
+    .expect("write config");
+    let trust_store = format!("-Djavax.net.ssl.trustStore={}", certs.truststore.display());
+    let trust_password = format!("-Djavax.net.ssl.trustStorePassword={PASSWORD}");
+    let sender = AgentProcess::start_with(
+        &sender_dir,
+        &sender_conf,
+        "a1",
+        "global-ssl-sender",
+        &[&trust_store, &trust_password],
+    );
+
+    let out_dir = dir.path().join("out");
+    receiver.wait_for("every event in the receiver's output", |_| {
+        crate::agent_proc::complete_lines(&out_dir)
+            .values()
+            .sum::<usize>()
+            >= N
+    });
+    let lines = crate::agent_proc::complete_lines(&out_dir);
+    assert_eq!(lines.len(), N, "distinct events");
+    assert!(lines.values().all(|&c| c == 1), "duplicates");
+    let (st, log) = sender.terminate();
+    assert!(st.success(), "{log}");
+    assert!(!log.contains("property not used"), "{log}");
+    let (st, log) = receiver.terminate();
+    assert!(st.success(), "{log}");
+}
