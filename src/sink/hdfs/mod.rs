@@ -258,16 +258,6 @@ struct Unclosed {
     next_try: Instant,
 }
 
-/// How [`HdfsSink::finish_closed`] left a file.
-enum Finished {
-    /// Under its final name.
-    Renamed,
-    /// Deleted: it held no committed event.
-    Deleted,
-    /// HDFS is still cutting it to its committed length; rename it once it is closed again.
-    Trimming,
-}
-
 /// Encoded bytes buffered per file before they are written (bounds memory per open file).
 const WRITE_CHUNK: usize = 1 << 20;
 /// How often time-based rolling is checked.
@@ -522,11 +512,8 @@ impl HdfsSink {
         match result {
             Ok(()) => {
                 self.count(Counter::ConnectionClosedCount);
-                match self.finish_closed(&f.in_use, &f.target, None) {
-                    Ok(_) => {
-                        tracing::info!(sink = %self.name, "sink `{}`: closed {}", self.name, f.target);
-                        Ok(())
-                    }
+                match self.finish_closed(&f.in_use, &f.target, None, "") {
+                    Ok(_) => Ok(()),
                     Err(e) => {
                         self.remember_unclosed(f.in_use, f.target, None);
                         Err(self.fs_err(e))
@@ -542,21 +529,25 @@ impl HdfsSink {
     }
 
     /// Gives a closed file its final name, first cutting off the bytes of a failed batch
-    /// (`trim_to`, see [`Unclosed`]), or deletes it if it holds no committed event.
+    /// (`trim_to`, see [`Unclosed`]), or deletes it if it holds no committed event, and logs
+    /// what it did (`how` leads the message: "recovered and " after a lease recovery).
+    /// `Ok(false)` while HDFS is still cutting the file: finish it once it is closed again.
     fn finish_closed(
         &mut self,
         in_use: &str,
         target: &str,
         trim_to: Option<u64>,
-    ) -> Result<Finished, FsError> {
+        how: &str,
+    ) -> Result<bool, FsError> {
         match trim_to {
             Some(0) => {
                 self.fs.delete(in_use)?;
-                return Ok(Finished::Deleted);
+                tracing::info!(sink = %self.name, "sink `{}`: {how}deleted {in_use} (it held only a failed batch's events, which are retried)", self.name);
+                return Ok(true);
             }
             Some(len) => {
                 if !self.fs.truncate(in_use, len)? {
-                    return Ok(Finished::Trimming);
+                    return Ok(false);
                 }
                 tracing::info!(sink = %self.name, "sink `{}`: cut {in_use} to {len} bytes, its committed events (the failed batch is retried)", self.name);
             }
@@ -565,7 +556,8 @@ impl HdfsSink {
         if in_use != target {
             self.fs.rename(in_use, target)?;
         }
-        Ok(Finished::Renamed)
+        tracing::info!(sink = %self.name, "sink `{}`: {how}closed {target}", self.name);
+        Ok(true)
     }
 
     /// Looks at a file whose lease recovery or trim HDFS is still running again soon, without
@@ -621,27 +613,22 @@ impl HdfsSink {
                 return true;
             }
             let done = match self.fs.recover_lease(&u.in_use) {
-                Ok(true) => match self.finish_closed(&u.in_use, &u.target, u.trim_to) {
-                    Ok(Finished::Renamed) => {
-                        tracing::info!(sink = %self.name, "sink `{}`: recovered and closed {}", self.name, u.target);
-                        true
+                Ok(true) => {
+                    match self.finish_closed(&u.in_use, &u.target, u.trim_to, "recovered and ") {
+                        Ok(true) => true,
+                        Ok(false) => {
+                            // HDFS cuts the last block in the background; the file is closed again
+                            // (recover_lease says so) once it is done.
+                            u.trim_to = None;
+                            u.next_try = now + LEASE_POLL;
+                            return true;
+                        }
+                        Err(e) => {
+                            tracing::warn!(sink = %self.name, "sink `{}`: {e}", self.name);
+                            false
+                        }
                     }
-                    Ok(Finished::Deleted) => {
-                        tracing::info!(sink = %self.name, "sink `{}`: recovered and deleted {} (it held only a failed batch's events, which are retried)", self.name, u.in_use);
-                        true
-                    }
-                    Ok(Finished::Trimming) => {
-                        // HDFS cuts the last block in the background; the file is closed again
-                        // (recover_lease says so) once it is done.
-                        u.trim_to = None;
-                        u.next_try = now + LEASE_POLL;
-                        return true;
-                    }
-                    Err(e) => {
-                        tracing::warn!(sink = %self.name, "sink `{}`: {e}", self.name);
-                        false
-                    }
-                },
+                }
                 Ok(false) => {
                     // Recovery started but is not finished: look again soon, and do not
                     // count it as a failed try.
@@ -694,14 +681,9 @@ impl HdfsSink {
             match f.file.close() {
                 Ok(()) => {
                     self.count(Counter::ConnectionClosedCount);
-                    match self.finish_closed(&f.in_use, &f.target, trim_to) {
-                        Ok(Finished::Renamed) => {
-                            tracing::info!(sink = %self.name, "sink `{}`: closed {}", self.name, f.target);
-                        }
-                        Ok(Finished::Deleted) => {
-                            tracing::info!(sink = %self.name, "sink `{}`: deleted {} (it held only a failed batch's events, which are retried)", self.name, f.in_use);
-                        }
-                        Ok(Finished::Trimming) => self.poll_closing(f.in_use, f.target),
+                    match self.finish_closed(&f.in_use, &f.target, trim_to, "") {
+                        Ok(true) => {}
+                        Ok(false) => self.poll_closing(f.in_use, f.target),
                         Err(e) => {
                             tracing::warn!(sink = %self.name, "sink `{}`: {e}", self.name);
                             self.remember_unclosed(f.in_use, f.target, trim_to);
