@@ -32,6 +32,7 @@ pub mod binary;
 pub mod blocking;
 pub mod client;
 pub mod frame;
+pub mod keys;
 pub mod protocol;
 pub mod server;
 pub mod tls;

@@ -29,8 +29,59 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use super::{Channel, ChannelError, ChannelStats, PutTransaction, TakeTransaction};
+use super::{
+    channel_check, Channel, ChannelError, ChannelSpec, ChannelStats, ChannelType, PutTransaction,
+    TakeTransaction,
+};
+use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
+
+/// `memory` / Flume's MemoryChannel.
+pub const TYPE: ChannelType = Registered {
+    alias: "memory",
+    class: Some("org.apache.flume.channel.MemoryChannel"),
+    parse,
+    minimal: &[],
+};
+
+fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn ChannelSpec>, ConfigError> {
+    let d = MemoryChannelConfig::default();
+    let cfg = MemoryChannelConfig {
+        capacity: keys.number("capacity", d.capacity, 1, "events")?,
+        transaction_capacity: keys.size(
+            "transactionCapacity",
+            d.transaction_capacity,
+            1,
+            "events",
+        )?,
+        keep_alive: keys.secs("keep-alive", d.keep_alive, 0, "seconds")?,
+        byte_capacity: {
+            keys.document_default("byteCapacity", "unlimited");
+            keys.opt_number("byteCapacity", 1, "bytes")?
+        },
+    };
+    keys.ignore(
+        "byteCapacityBufferPercentage",
+        "flumen's byteCapacity counts body bytes exactly and holds nothing back for headers (to mirror Flume, give 80% of Flume's byteCapacity)",
+    );
+    let validated = cfg.validate(keys.name());
+    let effective = [
+        ("capacity", cfg.capacity.to_string()),
+        ("transactionCapacity", cfg.transaction_capacity.to_string()),
+    ];
+    channel_check(keys, validated, &effective)?;
+    Ok(Box::new(cfg))
+}
+
+impl ChannelSpec for MemoryChannelConfig {
+    fn transaction_capacity(&self) -> usize {
+        self.transaction_capacity
+    }
+
+    fn open(&self, name: &str) -> Result<Arc<dyn Channel>, ChannelError> {
+        Ok(Arc::new(MemoryChannel::new(name, self.clone())?))
+    }
+}
 
 /// A memory channel's settings, with Flume's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -11,9 +11,12 @@
 //! Two implementations: [`memory::MemoryChannel`] (Flume's MemoryChannel) and
 //! [`file::FileChannel`] (the durable write-ahead log).
 
+use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::{AsAny, ConfigError, Keys, Registered};
 use crate::event::Event;
 
 pub mod file;
@@ -121,6 +124,73 @@ pub(crate) fn check_capacities(
         ));
     }
     Ok(())
+}
+
+/// A channel's parsed configuration (its own keys, checked): what the agent needs to check
+/// sources and sinks against it and to open it.
+pub trait ChannelSpec: fmt::Debug + AsAny + Send + Sync {
+    /// `transactionCapacity`: the largest batch a source or sink may use with this channel.
+    fn transaction_capacity(&self) -> usize;
+
+    /// Directories the channel needs for itself, with the key each comes from: no two
+    /// channels of an agent may share one.
+    fn directories(&self) -> Vec<(&'static str, PathBuf)> {
+        Vec::new()
+    }
+
+    /// Whether the monitoring shows the file channel's extra counters for it.
+    fn has_file_counters(&self) -> bool {
+        false
+    }
+
+    /// Opens the channel called `name` (a file channel recovers its queue here).
+    fn open(&self, name: &str) -> Result<Arc<dyn Channel>, ChannelError>;
+}
+
+/// A channel type as the agent's registry lists it.
+pub type ChannelType = Registered<dyn ChannelSpec>;
+
+/// Turns a channel's own bounds check into an error naming our line and key. `effective`
+/// gives the value in force for keys that may have been defaulted.
+pub(crate) fn channel_check(
+    keys: &mut Keys<'_>,
+    result: Result<(), ChannelError>,
+    effective: &[(&str, String)],
+) -> Result<(), ConfigError> {
+    match result {
+        Ok(()) => Ok(()),
+        Err(ChannelError::Config { key, message, .. }) => {
+            let line = keys.line_of(key);
+            let value = match keys.peek(key) {
+                Some(v) => v.to_string(),
+                None => match effective.iter().find(|(k, _)| *k == key) {
+                    Some((_, v)) => format!("{v} (the default)"),
+                    None => "(the default)".to_string(),
+                },
+            };
+            let expected = if key == "transactionCapacity" || key == "capacity" {
+                format!(
+                    "{message}. transactionCapacity must be at least 1 and at most capacity (Flume's rule): lower one or raise the other"
+                )
+            } else {
+                message
+            };
+            Err(ConfigError::BadValue {
+                file: keys.file().to_string(),
+                line,
+                key: keys.full(key),
+                value,
+                expected,
+            })
+        }
+        Err(other) => Err(ConfigError::BadValue {
+            file: keys.file().to_string(),
+            line: keys.home_line(),
+            key: keys.full("type"),
+            value: String::new(),
+            expected: other.to_string(),
+        }),
+    }
 }
 
 /// A put transaction. Dropping it without `commit` rolls it back.

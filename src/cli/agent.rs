@@ -1,5 +1,5 @@
 //! `flumen agent [--conf-file F] [--name N] [--monitoring-port P]`: runs one agent of a
-//! Flume properties file (or the built-in configuration, `config::embedded_default()`, when
+//! Flume properties file (or the built-in configuration, `agent::config::embedded_default()`, when
 //! no file is given) until SIGTERM or SIGINT. Configuration warnings are logged; a
 //! configuration error stops start-up (exit code 2, via `CliError`).
 //!
@@ -7,7 +7,7 @@
 //! `GET /metrics/prometheus` on `--monitoring-bind` (default 0.0.0.0, as Flume binds). Flume's
 //! own form is accepted too: `-Dflume.monitoring.type=http -Dflume.monitoring.port=P` (the
 //! port defaults to 41414, as in Flume). Flume's global SSL system properties
-//! (`-Djavax.net.ssl.keyStore=...`, see `config::GLOBAL_SSL`) are read as Flume reads them,
+//! (`-Djavax.net.ssl.keyStore=...`, see `avro::keys::GLOBAL_SSL`) are read as Flume reads them,
 //! before the matching `FLUME_SSL_*` environment variables; other `-D` properties are logged
 //! and ignored.
 
@@ -19,7 +19,6 @@ use clap::Args;
 
 use super::CliError;
 use crate::agent::AgentOptions;
-use crate::config;
 
 /// Options of `flumen agent` (Flume's `flume-ng agent -f FILE -n NAME`).
 #[derive(Debug, Args)]
@@ -54,7 +53,7 @@ impl AgentArgs {
     /// Flume), then the process environment.
     pub fn config_env(&self) -> impl Fn(&str) -> Option<String> + '_ {
         move |name: &str| {
-            let from_define = config::GLOBAL_SSL
+            let from_define = crate::avro::keys::GLOBAL_SSL
                 .iter()
                 .filter(|(_, var)| *var == name)
                 .find_map(|(prop, _)| {
@@ -84,7 +83,7 @@ impl AgentArgs {
                         CliError::Usage(format!("-D{d}: `{value}` is not a port number"))
                     })?)
                 }
-                k if config::GLOBAL_SSL.iter().any(|(p, _)| *p == k) => {}
+                k if crate::avro::keys::GLOBAL_SSL.iter().any(|(p, _)| *p == k) => {}
                 _ => tracing::warn!("-D{d}: property not used by flumen; ignored"),
             }
         }
@@ -121,7 +120,7 @@ pub fn run(args: &AgentArgs) -> Result<ExitCode, CliError> {
         Some(path) => {
             let env = args.config_env();
             let (cfg, warnings) =
-                config::load_with_env(path, &args.name, &env).map_err(Box::new)?;
+                crate::agent::config::load_with_env(path, &args.name, &env).map_err(Box::new)?;
             for w in &warnings {
                 tracing::warn!("{w}");
             }
@@ -134,7 +133,7 @@ pub fn run(args: &AgentArgs) -> Result<ExitCode, CliError> {
         }
         None => {
             tracing::info!("no --conf-file given: running the built-in configuration");
-            config::embedded_default()
+            crate::agent::config::embedded_default().map_err(Box::new)?
         }
     };
     crate::agent::run_until_signal(&cfg, &opts)?;

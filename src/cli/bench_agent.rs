@@ -1,4 +1,4 @@
-//! `flumen bench agent`: whole agents, built from properties text through `config::parse`
+//! `flumen bench agent`: whole agents, built from properties text through `agent::config::parse`
 //! and started with [`Agent::start_with`], timed end to end, next to the bare channel on the
 //! same shape:
 //!
@@ -24,10 +24,9 @@ use clap::Args;
 use super::bench::{free_space, open_channel, run_workload, BenchArgs, ChannelKind, RunDir};
 use super::bench::{Workload, WorkloadOutcome};
 use super::CliError;
-use crate::agent::{Agent, AgentOptions};
+use crate::agent::{self, Agent, AgentOptions};
 use crate::channel::file::FsyncPolicy;
 use crate::channel::ChannelStats;
-use crate::config;
 use crate::io::IoKind;
 
 /// Flume's default `minimumRequiredSpace` (500 MiB).
@@ -197,7 +196,7 @@ fn netcat_props(a: &AgentBenchArgs, dir: &Path, port: u16, out: &Path) -> String
 }
 
 fn start_agent(props: &str, what: &str) -> Result<Agent, CliError> {
-    let (cfg, warnings) = config::parse(props, what, "a1").map_err(Box::new)?;
+    let (cfg, warnings) = agent::config::parse(props, what, "a1").map_err(Box::new)?;
     for w in &warnings {
         progress!("warning: {w}");
     }
@@ -598,9 +597,10 @@ mod tests {
             netcat_events: 10,
             json: false,
         };
-        let (cfg, warnings) = config::parse(&stress_props(&a, Path::new("/tmp/x")), "t", "a1")
-            .expect("valid properties");
+        let (cfg, warnings) =
+            agent::config::parse(&stress_props(&a, Path::new("/tmp/x")), "t", "a1")
+                .expect("valid properties");
         assert!(warnings.is_empty(), "{warnings:?}");
-        assert_eq!(cfg.sources[0].kind.type_name(), "stress");
+        assert_eq!(cfg.sources[0].type_name, "stress");
     }
 }

@@ -24,8 +24,7 @@ use clap::Args;
 
 use super::bench::RunDir;
 use super::CliError;
-use crate::agent::{Agent, AgentOptions};
-use crate::config;
+use crate::agent::{self, Agent, AgentOptions};
 
 /// The target: flumen's sink at 0.8x Hadoop's client or better.
 const TARGET_RATIO: f64 = 0.8;
@@ -167,7 +166,8 @@ fn run_flumen(
 ) -> Result<(f64, bool), CliError> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::io("creating", dir, e))?;
     let text = props(a, dir, hdfs_dir, file_type);
-    let (cfg, warnings) = config::parse(&text, "bench-hdfs.properties", "a1").map_err(Box::new)?;
+    let (cfg, warnings) =
+        agent::config::parse(&text, "bench-hdfs.properties", "a1").map_err(Box::new)?;
     for w in &warnings {
         progress!("warning: {w}");
     }

@@ -21,10 +21,141 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Sink, SinkError};
+use super::{Sink, SinkError, SinkSpec, SinkType};
 use crate::avro::blocking::{BlockingClient, Timeouts};
+use crate::avro::keys as avro_keys;
+use crate::avro::tls::ClientTls;
+use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
+
+/// `avro` / Flume's AvroSink.
+pub const TYPE: SinkType = Registered {
+    alias: "avro",
+    class: Some("org.apache.flume.sink.AvroSink"),
+    parse,
+    minimal: &[("hostname", "127.0.0.1"), ("port", "41414")],
+};
+
+/// The avro sink's keys (docs/CONFIG.md, `avro` sink).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AvroSinkConfig {
+    /// `hostname` (required).
+    pub hostname: String,
+    /// `port` (required).
+    pub port: u16,
+    /// `batch-size` (default 100): events per take and per `appendBatch`.
+    pub batch_size: usize,
+    /// `connect-timeout` (default 20000 ms).
+    pub connect_timeout: Duration,
+    /// `request-timeout` (default 20000 ms).
+    pub request_timeout: Duration,
+    /// `reset-connection-interval` (default 0 = never): reconnect once the connection is
+    /// this many seconds old.
+    pub reset_connection_interval: Duration,
+    /// `compression-type = deflate`: the `compression-level` (0-9, default 6); `None` for
+    /// `compression-type = none` (the default).
+    pub deflate: Option<u32>,
+    /// `ssl = true`: whom to trust (`trust-all-certs`, `truststore`, else the system's CA
+    /// roots) and the protocol and cipher suite lists; `None` for `ssl = false`.
+    pub ssl: Option<ClientTls>,
+}
+
+impl AvroSinkConfig {
+    /// Sending to `hostname:port` with every other key at its default.
+    pub fn new(hostname: &str, port: u16) -> AvroSinkConfig {
+        AvroSinkConfig {
+            hostname: hostname.to_string(),
+            port,
+            batch_size: 100,
+            connect_timeout: Duration::from_millis(20_000),
+            request_timeout: Duration::from_millis(20_000),
+            reset_connection_interval: Duration::ZERO,
+            deflate: None,
+            ssl: None,
+        }
+    }
+}
+
+fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SinkSpec>, ConfigError> {
+    let hostname = keys.required("hostname", "the host of the avro source to send to")?;
+    let port = keys.port(
+        "port",
+        "the port of the avro source to send to, e.g. 41414",
+        1,
+    )?;
+    let d = AvroSinkConfig::new(&hostname.value, port);
+    let batch_size = keys.size("batch-size", d.batch_size, 1, "events")?;
+    let connect_timeout = keys.millis("connect-timeout", d.connect_timeout, 1)?;
+    let request_timeout = keys.millis("request-timeout", d.request_timeout, 1)?;
+    let reset_connection_interval = keys.secs(
+        "reset-connection-interval",
+        d.reset_connection_interval,
+        0,
+        "seconds (0 = never reset)",
+    )?;
+    let deflate = avro_keys::compression(keys, "the avro sink compression-type")?;
+    let ssl = if keys.boolean("ssl", false)? {
+        Some(avro_keys::client_tls(keys)?)
+    } else {
+        for key in [
+            "trust-all-certs",
+            "truststore",
+            "truststore-password",
+            "truststore-type",
+            "verify-hostname",
+        ]
+        .into_iter()
+        .chain(avro_keys::TLS_FILTER_KEYS)
+        {
+            keys.ignore(key, "only used with `ssl = true`");
+        }
+        None
+    };
+    keys.ignore(
+        "maxIoWorkers",
+        "flumen's avro sink uses one blocking connection",
+    );
+    Ok(Box::new(AvroSinkConfig {
+        batch_size,
+        connect_timeout,
+        request_timeout,
+        reset_connection_interval,
+        deflate,
+        ssl,
+        ..d
+    }))
+}
+
+impl SinkSpec for AvroSinkConfig {
+    fn batch_size(&self) -> Option<(usize, &'static str)> {
+        Some((self.batch_size, "batch-size"))
+    }
+
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>, SinkError> {
+        // The truststore is read now: a bad one stops start-up.
+        let tls = match &self.ssl {
+            None => None,
+            Some(settings) => Some(
+                crate::avro::tls::client_config(settings)
+                    .map_err(|e| SinkError::new(name, format!("ssl: {e}")))?,
+            ),
+        };
+        Ok(Box::new(AvroSink::new(
+            name,
+            AvroSinkOptions {
+                hostname: self.hostname.clone(),
+                port: self.port,
+                connect_timeout: self.connect_timeout,
+                request_timeout: self.request_timeout,
+                reset_connection_interval: (!self.reset_connection_interval.is_zero())
+                    .then_some(self.reset_connection_interval),
+                deflate: self.deflate,
+                tls,
+            },
+        )))
+    }
+}
 
 /// What the sink needs from its configuration.
 #[derive(Clone, Debug)]
@@ -203,43 +334,5 @@ mod tests {
             assert_eq!(counters.get(Counter::ConnectionClosedCount), round);
         }
         server.join().expect("server thread");
-    }
-
-    #[test]
-    fn reset_connection_interval_reconnects_between_batches() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("bind")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let text = format!(
-            "a1.sources = r1\na1.channels = c1\n\
-             a1.sources.r1.type = avro\na1.sources.r1.bind = 127.0.0.1\n\
-             a1.sources.r1.port = {port}\na1.sources.r1.channels = c1\n\
-             a1.channels.c1.type = memory\n"
-        );
-        let (cfg, _) = crate::config::parse(&text, "b.conf", "a1").expect("config");
-        let agent = crate::agent::Agent::start(&cfg).expect("agent");
-        let mut sink = AvroSink::new(
-            "k1",
-            AvroSinkOptions {
-                // Zero: every connection is already old enough at the next batch, so the test
-                // needs no wait.
-                reset_connection_interval: Some(Duration::ZERO),
-                ..opts(port)
-            },
-        );
-        let counters = ComponentCounters::detached("k1", ComponentType::Sink);
-        sink.attach_counters(Arc::clone(&counters));
-        for round in 1..=2u64 {
-            sink.process(&[Event::new(round.to_string().into_bytes())])
-                .expect("accepted");
-            assert_eq!(counters.get(Counter::ConnectionCreatedCount), round);
-            assert_eq!(counters.get(Counter::ConnectionClosedCount), round - 1);
-        }
-        sink.stop().expect("stop");
-        assert_eq!(counters.get(Counter::ConnectionClosedCount), 2);
-        assert_eq!(agent.channels()[0].stats().size, 2);
-        agent.shutdown().expect("shutdown");
     }
 }

@@ -19,8 +19,149 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Sink, SinkError};
+use super::{Sink, SinkError, SinkSpec, SinkType};
+use crate::config::{ConfigError, Keys, Registered, WarningKind};
 use crate::event::Event;
+
+/// `file_roll` / Flume's RollingFileSink.
+pub const TYPE: SinkType = Registered {
+    alias: "file_roll",
+    class: Some("org.apache.flume.sink.RollingFileSink"),
+    parse,
+    minimal: &[("sink.directory", "/tmp/flumen-out")],
+};
+
+/// The file_roll sink's keys (docs/CONFIG.md, `file_roll`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRollConfig {
+    /// `sink.directory` (required).
+    pub directory: PathBuf,
+    /// `sink.rollInterval` (default 30 s; 0 = never roll).
+    pub roll_interval: Duration,
+    /// `sink.pathManager.prefix` (default empty).
+    pub prefix: String,
+    /// `sink.pathManager.extension` (default empty).
+    pub extension: String,
+    /// `sink.batchSize`, or `batchSize` (default 100).
+    pub batch_size: usize,
+    /// The key the batch size was read from, for messages.
+    pub batch_key: &'static str,
+}
+
+impl FileRollConfig {
+    /// Writing into `directory` with every other key at its default.
+    pub fn new(directory: &Path) -> FileRollConfig {
+        FileRollConfig {
+            directory: directory.to_path_buf(),
+            roll_interval: Duration::from_secs(30),
+            prefix: String::new(),
+            extension: String::new(),
+            batch_size: 100,
+            batch_key: "sink.batchSize",
+        }
+    }
+}
+
+fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SinkSpec>, ConfigError> {
+    let directory = keys.required("sink.directory", "the directory the sink writes files into")?;
+    let d = FileRollConfig::new(Path::new(&directory.value));
+    let roll_interval = keys.secs(
+        "sink.rollInterval",
+        d.roll_interval,
+        0,
+        "seconds (0 = never roll)",
+    )?;
+    if let Some(v) = keys.get("sink.pathManager") {
+        if v.value.eq_ignore_ascii_case("rolltime") {
+            return Err(keys.unsupported(
+                "sink.pathManager",
+                v.line,
+                "the ROLLTIME path manager",
+                "Remove the key to use DEFAULT (prefix + start time + counter + extension)",
+            ));
+        }
+        if !v.value.eq_ignore_ascii_case("default") {
+            return Err(keys.bad("sink.pathManager", &v, "DEFAULT"));
+        }
+    }
+    let prefix = keys.text("sink.pathManager.prefix", &d.prefix);
+    let extension = keys.text("sink.pathManager.extension", &d.extension);
+    // Flume reads `sink.batchSize`; we also take `batchSize` like the other sinks.
+    let batch_key = match (keys.has("sink.batchSize"), keys.has("batchSize")) {
+        (Some(flume_line), Some(line)) => {
+            keys.get("batchSize");
+            keys.warn(
+                line,
+                "batchSize",
+                WarningKind::IgnoredKey {
+                    reason: format!("`sink.batchSize` (line {flume_line}) decides"),
+                },
+            );
+            "sink.batchSize"
+        }
+        (None, Some(_)) => "batchSize",
+        _ => "sink.batchSize",
+    };
+    keys.know("sink.batchSize");
+    keys.know("batchSize");
+    let batch_size = keys.size(batch_key, d.batch_size, 1, "events")?;
+    keys.document_default("sink.serializer", "TEXT");
+    if let Some(v) = keys.get("sink.serializer") {
+        let s = v.value.as_str();
+        let text = s.eq_ignore_ascii_case("text")
+            || s == "org.apache.flume.serialization.BodyTextEventSerializer$Builder";
+        if !text {
+            if s.eq_ignore_ascii_case("header_and_text")
+                || s.eq_ignore_ascii_case("avro_event")
+                || s.starts_with("org.apache.flume.")
+            {
+                return Err(keys.unsupported(
+                    "sink.serializer",
+                    v.line,
+                    format!("the `{s}` serializer"),
+                    "Only TEXT (each body followed by a newline) exists; remove the key or set it to TEXT",
+                ));
+            }
+            return Err(keys.bad("sink.serializer", &v, "TEXT"));
+        }
+    }
+    let append = keys.parsed(
+        "sink.serializer.appendNewline",
+        crate::config::values::parse_bool,
+    )?;
+    if let Some((false, v)) = append {
+        return Err(keys.unsupported(
+            "sink.serializer.appendNewline",
+            v.line,
+            "appendNewline = false",
+            "The TEXT serializer always ends each body with a newline; remove the key",
+        ));
+    }
+    Ok(Box::new(FileRollConfig {
+        roll_interval,
+        prefix,
+        extension,
+        batch_size,
+        batch_key,
+        ..d
+    }))
+}
+
+impl SinkSpec for FileRollConfig {
+    fn batch_size(&self) -> Option<(usize, &'static str)> {
+        Some((self.batch_size, self.batch_key))
+    }
+
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>, SinkError> {
+        Ok(Box::new(FileRollSink::new(
+            name,
+            &self.directory,
+            self.roll_interval,
+            &self.prefix,
+            &self.extension,
+        )?))
+    }
+}
 
 /// The file being written.
 struct Current {

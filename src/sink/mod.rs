@@ -20,12 +20,13 @@
 //! Shutdown: once the stop flag is set the runner finishes the batch in hand (process and
 //! commit, or roll back) and stops; what is left stays in the channel.
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::channel::{Channel, ChannelError};
-use crate::config::{SinkConfig, SinkKind};
+use crate::config::{AsAny, Registered};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
 use crate::source::sleep_unless_stopped;
@@ -70,60 +71,20 @@ pub trait Sink: Send {
     }
 }
 
-/// Builds the sink `cfg`. Returns it with its batch size.
-pub fn build(cfg: &SinkConfig) -> Result<(Box<dyn Sink>, usize), SinkError> {
-    let batch = cfg.kind.batch_size().unwrap_or(1).max(1);
-    let sink: Box<dyn Sink> = match &cfg.kind {
-        SinkKind::Null { .. } => Box::new(null::NullSink),
-        SinkKind::Logger { max_bytes_to_log } => {
-            Box::new(logger::LoggerSink::new(&cfg.name, *max_bytes_to_log))
-        }
-        SinkKind::FileRoll {
-            directory,
-            roll_interval_secs,
-            prefix,
-            extension,
-            ..
-        } => Box::new(file_roll::FileRollSink::new(
-            &cfg.name,
-            directory,
-            Duration::from_secs(*roll_interval_secs),
-            prefix,
-            extension,
-        )?),
-        SinkKind::Hdfs(hdfs) => Box::new(hdfs::HdfsSink::new(&cfg.name, hdfs)?),
-        SinkKind::Avro {
-            hostname,
-            port,
-            connect_timeout_ms,
-            request_timeout_ms,
-            reset_connection_interval_secs,
-            deflate,
-            ssl,
-            ..
-        } => Box::new(avro::AvroSink::new(
-            &cfg.name,
-            avro::AvroSinkOptions {
-                hostname: hostname.clone(),
-                port: *port,
-                connect_timeout: Duration::from_millis(*connect_timeout_ms),
-                request_timeout: Duration::from_millis(*request_timeout_ms),
-                reset_connection_interval: (*reset_connection_interval_secs > 0)
-                    .then(|| Duration::from_secs(*reset_connection_interval_secs)),
-                deflate: *deflate,
-                // The truststore is read now: a bad one stops start-up.
-                tls: match ssl {
-                    None => None,
-                    Some(settings) => Some(
-                        crate::avro::tls::client_config(settings)
-                            .map_err(|e| SinkError::new(&cfg.name, format!("ssl: {e}")))?,
-                    ),
-                },
-            },
-        )),
-    };
-    Ok((sink, batch))
+/// A sink's parsed configuration (its own keys, checked): what the agent needs to check it
+/// against its channel and to start it.
+pub trait SinkSpec: fmt::Debug + AsAny + Send + Sync {
+    /// Events per take transaction and the key that sets it (the agent checks it against
+    /// the channel's `transactionCapacity`); `None` takes one event at a time.
+    fn batch_size(&self) -> Option<(usize, &'static str)>;
+
+    /// Builds the sink called `name`. Whatever can be checked before the first event (a
+    /// truststore, an output directory) is checked here, so a mistake stops start-up.
+    fn build(&self, name: &str) -> Result<Box<dyn Sink>, SinkError>;
 }
+
+/// A sink type as the agent's registry lists it.
+pub type SinkType = Registered<dyn SinkSpec>;
 
 const IDLE_BACKOFF_START: Duration = Duration::from_millis(10);
 /// Also bounds how long an idle sink takes to notice shutdown.

@@ -30,13 +30,105 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{put_batch_counted, sleep_unless_stopped, PutError, Source, SourceError};
+use super::{
+    put_batch_counted, sleep_unless_stopped, PutError, Source, SourceContext, SourceError,
+    SourceSpec, SourceType,
+};
 use crate::channel::Channel;
+use crate::config::values::is_utf8_name;
+use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
-use crate::metrics::{ComponentCounters, ComponentType};
+use crate::metrics::ComponentCounters;
 
 /// Longest the pump waits for a line before looking at the stop flag again.
 const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// `exec` / Flume's ExecSource.
+pub const TYPE: SourceType = Registered {
+    alias: "exec",
+    class: Some("org.apache.flume.source.ExecSource"),
+    parse,
+    minimal: &[("command", "echo hello")],
+};
+
+/// The `exec` source's keys (docs/CONFIG.md, `exec`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecConfig {
+    /// `command` (required).
+    pub command: String,
+    /// `shell` (default none: the command is split on whitespace and run directly), e.g.
+    /// `/bin/sh -c`.
+    pub shell: Option<String>,
+    /// `restart` (default false): run the command again when it exits.
+    pub restart: bool,
+    /// `restartThrottle` (default 10000 ms): wait before restarting.
+    pub restart_throttle: Duration,
+    /// `batchSize` (default 20).
+    pub batch_size: usize,
+    /// `batchTimeout` (default 3000 ms): put a partial batch after this long.
+    pub batch_timeout: Duration,
+    /// `logStdErr` (default false): log the command's stderr.
+    pub log_stderr: bool,
+}
+
+impl ExecConfig {
+    /// Running `command` with every other key at its default.
+    pub fn new(command: &str) -> ExecConfig {
+        ExecConfig {
+            command: command.to_string(),
+            shell: None,
+            restart: false,
+            restart_throttle: Duration::from_millis(10_000),
+            batch_size: 20,
+            batch_timeout: Duration::from_millis(3_000),
+            log_stderr: false,
+        }
+    }
+}
+
+fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
+    let command = keys.required(
+        "command",
+        "the command to run, e.g. `tail -F /var/log/app.log`",
+    )?;
+    let d = ExecConfig::new(&command.value);
+    let shell = keys.get("shell").map(|v| v.value);
+    let restart = keys.boolean("restart", d.restart)?;
+    let restart_throttle = keys.millis("restartThrottle", d.restart_throttle, 0)?;
+    let batch_size = keys.size("batchSize", d.batch_size, 1, "events")?;
+    let batch_timeout = keys.millis("batchTimeout", d.batch_timeout, 1)?;
+    let log_stderr = keys.boolean("logStdErr", d.log_stderr)?;
+    keys.document_default("charset", "UTF-8");
+    if let Some(v) = keys.get("charset") {
+        if !is_utf8_name(&v.value) {
+            return Err(keys.unsupported(
+                "charset",
+                v.line,
+                format!("the exec charset `{}`", v.value),
+                "Output is read as UTF-8 bytes; remove the key or set it to UTF-8",
+            ));
+        }
+    }
+    Ok(Box::new(ExecConfig {
+        shell,
+        restart,
+        restart_throttle,
+        batch_size,
+        batch_timeout,
+        log_stderr,
+        ..d
+    }))
+}
+
+impl SourceSpec for ExecConfig {
+    fn batch_size(&self) -> Option<(usize, &'static str)> {
+        Some((self.batch_size, "batchSize"))
+    }
+
+    fn build(&self, ctx: SourceContext) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(ExecSource::new(ctx, self)?))
+    }
+}
 
 /// See the module docs.
 pub struct ExecSource {
@@ -53,28 +145,17 @@ pub struct ExecSource {
 }
 
 impl ExecSource {
-    /// A source called `name` putting into `channels`; fails when `command` (or `shell`) is
-    /// empty.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        name: &str,
-        channels: Vec<Arc<dyn Channel>>,
-        command: &str,
-        shell: Option<&str>,
-        restart: bool,
-        restart_throttle_ms: u64,
-        batch_size: usize,
-        batch_timeout_ms: u64,
-        log_stderr: bool,
-    ) -> Result<ExecSource, SourceError> {
+    /// A source putting into `ctx.channels` as `cfg` says; fails when the command (or the
+    /// shell) is empty.
+    pub fn new(ctx: SourceContext, cfg: &ExecConfig) -> Result<ExecSource, SourceError> {
         let start_err = |message: &str| SourceError::Start {
-            source_name: name.to_string(),
+            source_name: ctx.name.clone(),
             message: message.to_string(),
         };
-        if command.trim().is_empty() {
+        if cfg.command.trim().is_empty() {
             return Err(start_err("exec: `command` is empty"));
         }
-        let argv: Vec<String> = match shell.map(str::trim) {
+        let argv: Vec<String> = match cfg.shell.as_deref().map(str::trim) {
             Some(sh) => {
                 let mut argv: Vec<String> = sh.split_whitespace().map(str::to_string).collect();
                 if argv.is_empty() {
@@ -83,28 +164,22 @@ impl ExecSource {
                 if argv.len() == 1 {
                     argv.push("-c".to_string());
                 }
-                argv.push(command.to_string());
+                argv.push(cfg.command.clone());
                 argv
             }
-            None => command.split_whitespace().map(str::to_string).collect(),
+            None => cfg.command.split_whitespace().map(str::to_string).collect(),
         };
         Ok(ExecSource {
-            name: name.to_string(),
-            channels,
+            name: ctx.name,
+            channels: ctx.channels,
             argv,
-            restart,
-            restart_throttle: Duration::from_millis(restart_throttle_ms),
-            batch_size: batch_size.max(1),
-            batch_timeout: Duration::from_millis(batch_timeout_ms.max(1)),
-            log_stderr,
-            counters: ComponentCounters::detached(name, ComponentType::Source),
+            restart: cfg.restart,
+            restart_throttle: cfg.restart_throttle,
+            batch_size: cfg.batch_size.max(1),
+            batch_timeout: cfg.batch_timeout.max(Duration::from_millis(1)),
+            log_stderr: cfg.log_stderr,
+            counters: ctx.counters,
         })
-    }
-
-    /// Counts into `counters` (Flume's SourceCounter) instead of detached counters.
-    pub fn with_counters(mut self, counters: Arc<ComponentCounters>) -> Self {
-        self.counters = counters;
-        self
     }
 
     fn spawn(&self) -> std::io::Result<Child> {
@@ -491,19 +566,17 @@ pub(crate) mod tests {
         batch_size: usize,
         batch_timeout_ms: u64,
     ) -> Box<ExecSource> {
+        let cfg = ExecConfig {
+            shell: Some("/bin/sh".into()),
+            restart,
+            restart_throttle: Duration::from_millis(20),
+            batch_size,
+            batch_timeout: Duration::from_millis(batch_timeout_ms),
+            log_stderr: true,
+            ..ExecConfig::new(command)
+        };
         Box::new(
-            ExecSource::new(
-                "r1",
-                channels,
-                command,
-                Some("/bin/sh"),
-                restart,
-                20,
-                batch_size,
-                batch_timeout_ms,
-                true,
-            )
-            .expect("exec source"),
+            ExecSource::new(SourceContext::detached("r1", channels), &cfg).expect("exec source"),
         )
     }
 
@@ -584,19 +657,13 @@ pub(crate) mod tests {
     #[test]
     fn exec_without_shell_splits_the_command() {
         let ch = memory(100, 100);
+        let cfg = ExecConfig {
+            restart_throttle: Duration::from_millis(10),
+            ..ExecConfig::new("echo  hello   world")
+        };
         let src = Box::new(
-            ExecSource::new(
-                "r1",
-                vec![Arc::clone(&ch)],
-                "echo  hello   world",
-                None,
-                false,
-                10,
-                20,
-                3000,
-                false,
-            )
-            .expect("exec source"),
+            ExecSource::new(SourceContext::detached("r1", vec![Arc::clone(&ch)]), &cfg)
+                .expect("exec source"),
         );
         let (_stop, t) = start(src);
         join_within(t, 10);
@@ -608,22 +675,20 @@ pub(crate) mod tests {
     #[test]
     fn exec_ends_when_the_command_cannot_run() {
         let ch = memory(100, 100);
+        let cfg = ExecConfig {
+            restart_throttle: Duration::from_millis(10),
+            ..ExecConfig::new("/nonexistent/flumen-test-command")
+        };
         let src = Box::new(
-            ExecSource::new(
-                "r1",
-                vec![Arc::clone(&ch)],
-                "/nonexistent/flumen-test-command",
-                None,
-                false,
-                10,
-                20,
-                3000,
-                false,
-            )
-            .expect("exec source"),
+            ExecSource::new(SourceContext::detached("r1", vec![Arc::clone(&ch)]), &cfg)
+                .expect("exec source"),
         );
         let (_stop, t) = start(src);
         join_within(t, 10);
-        assert!(ExecSource::new("r1", vec![], "  ", None, false, 0, 1, 1, false).is_err());
+        let blank = ExecSource::new(
+            SourceContext::detached("r1", vec![]),
+            &ExecConfig::new("  "),
+        );
+        assert!(blank.is_err());
     }
 }

@@ -8,12 +8,13 @@
 //! selector), a full channel is retried with a growing backoff (backpressure, never a drop),
 //! and a put is only reported done once every channel's commit has returned.
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::channel::{Channel, ChannelError};
-use crate::config::{SourceConfig, SourceKind};
+use crate::config::{AsAny, Registered};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
 
@@ -53,115 +54,41 @@ pub trait Source: Send {
     fn run(self: Box<Self>, stop: Arc<AtomicBool>);
 }
 
-/// Builds the source `cfg` bound to `channels`, counting into `counters`. Network sources
-/// bind here, so a port in use stops start-up with an error naming the source and address.
-pub fn build(
-    cfg: &SourceConfig,
-    channels: Vec<Arc<dyn Channel>>,
-    counters: Arc<ComponentCounters>,
-) -> Result<Box<dyn Source>, SourceError> {
-    match &cfg.kind {
-        SourceKind::Seq {
-            total_events,
-            batch_size,
-        } => Ok(Box::new(
-            seq::SeqSource::new(&cfg.name, channels, *total_events, *batch_size)
-                .with_counters(counters),
-        )),
-        SourceKind::Stress {
-            size,
-            max_total_events,
-            batch_size,
-            max_events_per_second,
-        } => Ok(Box::new(
-            stress::StressSource::new(
-                &cfg.name,
-                channels,
-                *size,
-                *max_total_events,
-                *batch_size,
-                *max_events_per_second,
-            )
-            .with_counters(counters),
-        )),
-        SourceKind::Netcat {
-            bind,
-            port,
-            max_line_length,
-            ack_every_event,
-        } => Ok(Box::new(
-            netcat::NetcatSource::bind(
-                &cfg.name,
-                channels,
-                bind,
-                *port,
-                *max_line_length,
-                *ack_every_event,
-            )?
-            .with_counters(counters),
-        )),
-        SourceKind::Avro {
-            bind,
-            port,
-            threads: _,
-            max_connections,
-            max_frame_bytes,
-            deflate,
-            ip_filter,
-            idle_timeout_secs,
-            ssl,
-        } => {
-            // The keystore is read before the port is bound: a bad one stops start-up.
-            let tls = match ssl {
-                None => None,
-                Some(settings) => Some(crate::avro::tls::server_config(settings).map_err(|e| {
-                    SourceError::Start {
-                        source_name: cfg.name.clone(),
-                        message: format!("ssl: {e}"),
-                    }
-                })?),
-            };
-            Ok(Box::new(
-                avro::AvroSource::bind(
-                    &cfg.name,
-                    channels,
-                    bind,
-                    *port,
-                    *max_connections,
-                    *max_frame_bytes,
-                )?
-                .with_tls(tls)
-                .with_deflate(*deflate)
-                .with_ip_filter(ip_filter.clone())
-                .with_idle_timeout(std::time::Duration::from_secs(*idle_timeout_secs))
-                .with_counters(counters),
-            ))
+/// A source's parsed configuration (its own keys, checked): what the agent needs to check it
+/// against its channels and to start it.
+pub trait SourceSpec: fmt::Debug + AsAny + Send + Sync {
+    /// Events per channel transaction and the key that sets it, for the sources that batch
+    /// (the agent checks it against each bound channel's `transactionCapacity`).
+    fn batch_size(&self) -> Option<(usize, &'static str)> {
+        None
+    }
+
+    /// Builds the source. Network sources bind here, so a port in use stops start-up with
+    /// an error naming the source and address.
+    fn build(&self, ctx: SourceContext) -> Result<Box<dyn Source>, SourceError>;
+}
+
+/// A source type as the agent's registry lists it.
+pub type SourceType = Registered<dyn SourceSpec>;
+
+/// What the agent hands a source it builds.
+pub struct SourceContext {
+    /// The source's name (`r1`), for logs and errors.
+    pub name: String,
+    /// The channels it puts into (through interceptors, when it has any).
+    pub channels: Vec<Arc<dyn Channel>>,
+    /// Where it counts (Flume's SourceCounter).
+    pub counters: Arc<ComponentCounters>,
+}
+
+impl SourceContext {
+    /// A context whose counters belong to no agent (tests, tools).
+    pub fn detached(name: &str, channels: Vec<Arc<dyn Channel>>) -> SourceContext {
+        SourceContext {
+            name: name.to_string(),
+            channels,
+            counters: ComponentCounters::detached(name, crate::metrics::ComponentType::Source),
         }
-        SourceKind::Exec {
-            command,
-            shell,
-            restart,
-            restart_throttle_ms,
-            batch_size,
-            batch_timeout_ms,
-            log_stderr,
-        } => Ok(Box::new(
-            exec::ExecSource::new(
-                &cfg.name,
-                channels,
-                command,
-                shell.as_deref(),
-                *restart,
-                *restart_throttle_ms,
-                *batch_size,
-                *batch_timeout_ms,
-                *log_stderr,
-            )?
-            .with_counters(counters),
-        )),
-        SourceKind::Stdin { batch_size } => Ok(Box::new(
-            stdin::StdinSource::new(&cfg.name, channels, *batch_size).with_counters(counters),
-        )),
     }
 }
 

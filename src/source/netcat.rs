@@ -21,12 +21,71 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{put_all, PutError, Source, SourceError};
+use super::{put_all, PutError, Source, SourceContext, SourceError, SourceSpec, SourceType};
 use crate::channel::Channel;
+use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
-use crate::metrics::{ComponentCounters, ComponentType, Counter};
+use crate::metrics::{ComponentCounters, Counter};
 
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// `netcat` / Flume's NetcatSource.
+pub const TYPE: SourceType = Registered {
+    alias: "netcat",
+    class: Some("org.apache.flume.source.NetcatSource"),
+    parse,
+    minimal: &[("bind", "127.0.0.1"), ("port", "44444")],
+};
+
+/// The `netcat` source's keys (docs/CONFIG.md, `netcat`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetcatConfig {
+    /// `bind` (required): address to listen on.
+    pub bind: String,
+    /// `port` (required).
+    pub port: u16,
+    /// `max-line-length` (default 512 bytes, newline included, as Flume counts it): a longer
+    /// line is refused with a `FAILED` reply, as Flume does, and not put.
+    pub max_line_length: usize,
+    /// `ack-every-event` (default true): answer "OK" to every line.
+    pub ack_every_event: bool,
+}
+
+impl NetcatConfig {
+    /// Listening on `bind:port` with every other key at its default.
+    pub fn new(bind: &str, port: u16) -> NetcatConfig {
+        NetcatConfig {
+            bind: bind.to_string(),
+            port,
+            max_line_length: 512,
+            ack_every_event: true,
+        }
+    }
+}
+
+fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
+    let bind = keys.required(
+        "bind",
+        "the address to listen on, e.g. 0.0.0.0 or 127.0.0.1",
+    )?;
+    let port = keys.port("port", "the TCP port to listen on, e.g. 44444", 0)?;
+    let d = NetcatConfig::new(&bind.value, port);
+    let max_line_length = keys.size("max-line-length", d.max_line_length, 1, "bytes")?;
+    let ack_every_event = keys.boolean("ack-every-event", d.ack_every_event)?;
+    keys.document_default("encoding", "utf-8");
+    keys.only("encoding", &["utf-8", "utf8"], "the netcat encoding")?;
+    Ok(Box::new(NetcatConfig {
+        max_line_length,
+        ack_every_event,
+        ..d
+    }))
+}
+
+impl SourceSpec for NetcatConfig {
+    fn build(&self, ctx: SourceContext) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(NetcatSource::bind(ctx, self)?))
+    }
+}
 
 /// See the module docs.
 pub struct NetcatSource {
@@ -40,31 +99,18 @@ pub struct NetcatSource {
 }
 
 impl NetcatSource {
-    /// Binds `bind:port` now, so a bad address or a port in use stops start-up.
-    pub fn bind(
-        name: &str,
-        channels: Vec<Arc<dyn Channel>>,
-        bind: &str,
-        port: u16,
-        max_line_length: usize,
-        ack_every_event: bool,
-    ) -> Result<NetcatSource, SourceError> {
-        let (listener, addr) = super::bind_listener(name, bind, port)?;
+    /// Binds `cfg.bind:cfg.port` now, so a bad address or a port in use stops start-up.
+    pub fn bind(ctx: SourceContext, cfg: &NetcatConfig) -> Result<NetcatSource, SourceError> {
+        let (listener, addr) = super::bind_listener(&ctx.name, &cfg.bind, cfg.port)?;
         Ok(NetcatSource {
-            name: name.to_string(),
-            channels,
+            name: ctx.name,
+            channels: ctx.channels,
             listener,
             addr,
-            max_line_length: max_line_length.max(1),
-            ack_every_event,
-            counters: ComponentCounters::detached(name, ComponentType::Source),
+            max_line_length: cfg.max_line_length.max(1),
+            ack_every_event: cfg.ack_every_event,
+            counters: ctx.counters,
         })
-    }
-
-    /// Counts into `counters` (Flume's SourceCounter) instead of detached counters.
-    pub fn with_counters(mut self, counters: Arc<ComponentCounters>) -> Self {
-        self.counters = counters;
-        self
     }
 
     /// The address actually bound.
@@ -258,5 +304,76 @@ impl ConnSettings {
         };
         stream.write_all(reply).map_err(|e| format!("write: {e}"))?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+
+    #[test]
+    fn netcat_waits_for_room_instead_of_dropping() {
+        let ch: Arc<dyn Channel> = Arc::new(
+            MemoryChannel::new(
+                "c1",
+                MemoryChannelConfig {
+                    capacity: 2,
+                    transaction_capacity: 2,
+                    byte_capacity: None,
+                    keep_alive: Duration::from_millis(20),
+                },
+            )
+            .expect("channel"),
+        );
+        let ctx = SourceContext::detached("r1", vec![Arc::clone(&ch)]);
+        let src = NetcatSource::bind(ctx, &NetcatConfig::new("127.0.0.1", 0)).expect("bind");
+        let addr = src.local_addr();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let t = std::thread::spawn(move || Box::new(src).run(stop2));
+
+        let mut w = TcpStream::connect(addr).expect("connect");
+        w.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let mut r = BufReader::new(w.try_clone().expect("clone"));
+        let mut reply = String::new();
+        for l in ["a", "b"] {
+            w.write_all(format!("{l}\n").as_bytes()).expect("send");
+            reply.clear();
+            r.read_line(&mut reply).expect("ack");
+            assert_eq!(reply, "OK\n");
+        }
+        // The channel is full: the third line is held, unacknowledged, not dropped.
+        w.write_all(b"c\n").expect("send");
+        w.set_read_timeout(Some(Duration::from_millis(200)))
+            .expect("timeout");
+        reply.clear();
+        assert!(
+            r.read_line(&mut reply).is_err(),
+            "acked while full: {reply:?}"
+        );
+        let mut tx = ch.take_transaction();
+        let mut got = vec![];
+        tx.take_batch(2, &mut got).expect("take");
+        tx.commit().expect("commit");
+        w.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        reply.clear();
+        r.read_line(&mut reply).expect("ack after room");
+        assert_eq!(reply, "OK\n");
+        let mut tx = ch.take_transaction();
+        tx.take_batch(2, &mut got).expect("take");
+        tx.commit().expect("commit");
+        let bodies: Vec<&[u8]> = got.iter().map(|e| &e.body()[..]).collect();
+        assert_eq!(bodies, [&b"a"[..], b"b", b"c"]);
+
+        stop.store(true, Ordering::Release);
+        t.join().expect("source thread");
     }
 }

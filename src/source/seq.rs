@@ -6,10 +6,62 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::{put_batch_counted, PutError, Source};
+use super::SourceType;
+use super::{put_batch_counted, PutError, Source, SourceContext, SourceError, SourceSpec};
 use crate::channel::Channel;
+use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
-use crate::metrics::{ComponentCounters, ComponentType};
+use crate::metrics::ComponentCounters;
+
+/// `seq` / Flume's SequenceGeneratorSource.
+pub const TYPE: SourceType = Registered {
+    alias: "seq",
+    class: Some("org.apache.flume.source.SequenceGeneratorSource"),
+    parse,
+    minimal: &[],
+};
+
+/// The `seq` source's keys (docs/CONFIG.md, `seq`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeqConfig {
+    /// `batchSize` (default 1): events per channel transaction.
+    pub batch_size: usize,
+    /// `totalEvents`: stop after this many (default: no limit).
+    pub total_events: Option<u64>,
+}
+
+impl Default for SeqConfig {
+    fn default() -> Self {
+        SeqConfig {
+            batch_size: 1,
+            total_events: None,
+        }
+    }
+}
+
+fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
+    let d = SeqConfig::default();
+    Ok(Box::new(SeqConfig {
+        batch_size: keys.size("batchSize", d.batch_size, 1, "events")?,
+        total_events: keys.opt_number("totalEvents", 0, "events")?,
+    }))
+}
+
+impl SourceSpec for SeqConfig {
+    fn batch_size(&self) -> Option<(usize, &'static str)> {
+        Some((self.batch_size, "batchSize"))
+    }
+
+    fn build(&self, ctx: SourceContext) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(SeqSource {
+            name: ctx.name,
+            channels: ctx.channels,
+            total_events: self.total_events,
+            batch_size: self.batch_size.max(1),
+            counters: ctx.counters,
+        }))
+    }
+}
 
 /// See the module docs.
 pub struct SeqSource {
@@ -18,30 +70,6 @@ pub struct SeqSource {
     total_events: Option<u64>,
     batch_size: usize,
     counters: Arc<ComponentCounters>,
-}
-
-impl SeqSource {
-    /// A source called `name` putting into `channels`.
-    pub fn new(
-        name: &str,
-        channels: Vec<Arc<dyn Channel>>,
-        total_events: Option<u64>,
-        batch_size: usize,
-    ) -> SeqSource {
-        SeqSource {
-            name: name.to_string(),
-            channels,
-            total_events,
-            batch_size: batch_size.max(1),
-            counters: ComponentCounters::detached(name, ComponentType::Source),
-        }
-    }
-
-    /// Counts into `counters` (Flume's SourceCounter) instead of detached counters.
-    pub fn with_counters(mut self, counters: Arc<ComponentCounters>) -> Self {
-        self.counters = counters;
-        self
-    }
 }
 
 impl Source for SeqSource {

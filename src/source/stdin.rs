@@ -16,12 +16,53 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::exec::{spawn_line_reader, LinePump, Pumped};
-use super::Source;
+use super::{Source, SourceContext, SourceError, SourceSpec, SourceType};
 use crate::channel::Channel;
+use crate::config::{ConfigError, Keys, Registered};
 use crate::metrics::{ComponentCounters, ComponentType};
 
 /// How long a partial batch waits for more lines.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// `stdin` (ours; Flume has no such source).
+pub const TYPE: SourceType = Registered {
+    alias: "stdin",
+    class: None,
+    parse,
+    minimal: &[],
+};
+
+/// The `stdin` source's keys (docs/CONFIG.md, `stdin`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StdinConfig {
+    /// `batchSize` (default 100).
+    pub batch_size: usize,
+}
+
+impl Default for StdinConfig {
+    fn default() -> Self {
+        StdinConfig { batch_size: 100 }
+    }
+}
+
+fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
+    let d = StdinConfig::default();
+    Ok(Box::new(StdinConfig {
+        batch_size: keys.size("batchSize", d.batch_size, 1, "events")?,
+    }))
+}
+
+impl SourceSpec for StdinConfig {
+    fn batch_size(&self) -> Option<(usize, &'static str)> {
+        Some((self.batch_size, "batchSize"))
+    }
+
+    fn build(&self, ctx: SourceContext) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(
+            StdinSource::new(&ctx.name, ctx.channels, self.batch_size).with_counters(ctx.counters),
+        ))
+    }
+}
 
 /// See the module docs.
 pub struct StdinSource {

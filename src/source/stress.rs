@@ -14,10 +14,90 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::{put_batch_counted, sleep_unless_stopped, PutError, Source};
+use super::{
+    put_batch_counted, sleep_unless_stopped, PutError, Source, SourceContext, SourceError,
+    SourceSpec, SourceType,
+};
 use crate::channel::Channel;
+use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
-use crate::metrics::{ComponentCounters, ComponentType};
+use crate::metrics::ComponentCounters;
+
+/// Flume's StressSource (Flume has no alias for it; `stress` is ours).
+pub const TYPE: SourceType = Registered {
+    alias: "stress",
+    class: Some("org.apache.flume.source.StressSource"),
+    parse,
+    minimal: &[],
+};
+
+/// The `stress` source's keys (docs/CONFIG.md, `stress`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StressConfig {
+    /// `size` (default 500): body bytes per event.
+    pub size: usize,
+    /// `maxTotalEvents` (default -1 = no limit): stop after this many.
+    pub max_total_events: Option<u64>,
+    /// `batchSize` (default 1).
+    pub batch_size: usize,
+    /// `maxEventsPerSecond` (default 0 = no limit): put at most this many events a second.
+    pub max_events_per_second: u64,
+}
+
+impl Default for StressConfig {
+    fn default() -> Self {
+        StressConfig {
+            size: 500,
+            max_total_events: None,
+            batch_size: 1,
+            max_events_per_second: 0,
+        }
+    }
+}
+
+fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
+    let d = StressConfig::default();
+    let size = keys.size("size", d.size, 0, "bytes")?;
+    // Flume's default and "no limit" is -1; a negative number means the same.
+    keys.document_default("maxTotalEvents", "-1");
+    let max_total_events = keys
+        .parsed("maxTotalEvents", |s| match s.parse::<i64>() {
+            Ok(n) if n < 0 => Ok(None),
+            Ok(n) => Ok(Some(n.unsigned_abs())),
+            Err(_) => Err("a whole number of events, or -1 for no limit".to_string()),
+        })?
+        .and_then(|(n, _)| n);
+    keys.ignore(
+        "maxSuccessfulEvents",
+        "flumen's stress source retries a full channel instead of failing events, so \
+         maxTotalEvents already counts only successful events",
+    );
+    let batch_size = keys.size("batchSize", d.batch_size, 1, "events")?;
+    keys.document_default("maxEventsPerSecond", d.max_events_per_second.to_string());
+    let max_events_per_second = keys
+        .parsed("maxEventsPerSecond", |s| match s.parse::<i64>() {
+            Ok(n) if n <= 0 => Ok(0),
+            Ok(n) => Ok(n.unsigned_abs()),
+            Err(_) => Err("a whole number of events a second, 0 for no limit".to_string()),
+        })?
+        .map_or(d.max_events_per_second, |(n, _)| n);
+    Ok(Box::new(StressConfig {
+        size,
+        max_total_events,
+        batch_size,
+        max_events_per_second,
+    }))
+}
+
+impl SourceSpec for StressConfig {
+    fn batch_size(&self) -> Option<(usize, &'static str)> {
+        Some((self.batch_size, "batchSize"))
+    }
+
+    fn build(&self, ctx: SourceContext) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(StressSource::new(ctx, self)))
+    }
+}
 
 /// See the module docs.
 pub struct StressSource {
@@ -31,30 +111,17 @@ pub struct StressSource {
 }
 
 impl StressSource {
-    /// A source called `name` putting into `channels`; `max_events_per_second` 0 is no limit.
-    pub fn new(
-        name: &str,
-        channels: Vec<Arc<dyn Channel>>,
-        size: usize,
-        max_total_events: Option<u64>,
-        batch_size: usize,
-        max_events_per_second: u64,
-    ) -> StressSource {
+    /// A source putting into `ctx.channels` as `cfg` says.
+    pub fn new(ctx: SourceContext, cfg: &StressConfig) -> StressSource {
         StressSource {
-            name: name.to_string(),
-            channels,
-            size,
-            max_total_events,
-            batch_size: batch_size.max(1),
-            max_events_per_second,
-            counters: ComponentCounters::detached(name, ComponentType::Source),
+            name: ctx.name,
+            channels: ctx.channels,
+            size: cfg.size,
+            max_total_events: cfg.max_total_events,
+            batch_size: cfg.batch_size.max(1),
+            max_events_per_second: cfg.max_events_per_second,
+            counters: ctx.counters,
         }
-    }
-
-    /// Counts into `counters` (Flume's SourceCounter) instead of detached counters.
-    pub fn with_counters(mut self, counters: Arc<ComponentCounters>) -> Self {
-        self.counters = counters;
-        self
     }
 
     /// Event `i`'s body: the pattern with `i` in its first bytes.
@@ -142,7 +209,13 @@ mod tests {
             )
             .expect("channel"),
         );
-        let src = StressSource::new("r", vec![ch.clone()], 100, Some(250), 100, 0);
+        let cfg = StressConfig {
+            size: 100,
+            max_total_events: Some(250),
+            batch_size: 100,
+            max_events_per_second: 0,
+        };
+        let src = StressSource::new(SourceContext::detached("r", vec![ch.clone()]), &cfg);
         let counters = src.counters.clone();
         Box::new(src).run(Arc::new(AtomicBool::new(false)));
         assert_eq!(ch.stats().size, 250);

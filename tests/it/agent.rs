@@ -110,7 +110,8 @@ a1.sources.r1.interceptors.i3.value = NEW_YORK
 a1.channels.c1.type = memory
 a1.channels.c2.type = memory
 ";
-    let (cfg, warnings) = flumen::config::parse(text, "interceptors.conf", "a1").expect("config");
+    let (cfg, warnings) =
+        flumen::agent::config::parse(text, "interceptors.conf", "a1").expect("config");
     assert!(warnings.is_empty(), "{warnings:?}");
     let before = now_millis();
     let agent = flumen::agent::Agent::start(&cfg).expect("start");

@@ -33,7 +33,7 @@ fn start_sender_with(port: u16, extra: &str) -> Agent {
              a1.sinks.k1.request-timeout = 20000\n{extra}"
         ),
     );
-    let (cfg, warnings) = flumen::config::parse(&text, "sender.conf", "a1").expect("config");
+    let (cfg, warnings) = flumen::agent::config::parse(&text, "sender.conf", "a1").expect("config");
     assert!(warnings.is_empty(), "{warnings:?}");
     Agent::start(&cfg).expect("start the sending agent")
 }
@@ -206,4 +206,60 @@ fn deflate_sink_to_plain_source_fails_without_hanging() {
     assert!(!b_ch.wait_available(Duration::from_millis(200)));
     a.shutdown().expect("shutdown A");
     b.shutdown().expect("shutdown B");
+}
+
+/// `reset-connection-interval` (zero here: every connection is already old enough at the
+/// next batch, so the test needs no wait) makes the sink reconnect between batches.
+#[test]
+fn reset_connection_interval_reconnects_between_batches() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let text = format!(
+        "a1.sources = r1\na1.channels = c1\n\
+         a1.sources.r1.type = avro\na1.sources.r1.bind = 127.0.0.1\n\
+         a1.sources.r1.port = {port}\na1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = memory\n"
+    );
+    let (cfg, _) = flumen::agent::config::parse(&text, "b.conf", "a1").expect("config");
+    let agent = Agent::start(&cfg).expect("agent");
+    let mut sink = flumen::sink::avro::AvroSink::new(
+        "k1",
+        flumen::sink::avro::AvroSinkOptions {
+            reset_connection_interval: Some(Duration::ZERO),
+            hostname: "127.0.0.1".into(),
+            port,
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(2),
+            deflate: None,
+            tls: None,
+        },
+    );
+    let counters =
+        flumen::metrics::ComponentCounters::detached("k1", flumen::metrics::ComponentType::Sink);
+    flumen::sink::Sink::attach_counters(&mut sink, Arc::clone(&counters));
+    for round in 1..=2u64 {
+        flumen::sink::Sink::process(
+            &mut sink,
+            &[flumen::Event::new(round.to_string().into_bytes())],
+        )
+        .expect("accepted");
+        assert_eq!(
+            counters.get(flumen::metrics::Counter::ConnectionCreatedCount),
+            round
+        );
+        assert_eq!(
+            counters.get(flumen::metrics::Counter::ConnectionClosedCount),
+            round - 1
+        );
+    }
+    flumen::sink::Sink::stop(&mut sink).expect("stop");
+    assert_eq!(
+        counters.get(flumen::metrics::Counter::ConnectionClosedCount),
+        2
+    );
+    assert_eq!(agent.channels()[0].stats().size, 2);
+    agent.shutdown().expect("shutdown");
 }

@@ -87,7 +87,7 @@ pub(crate) fn start_agent_with(port: u16, extra: &str, channel: &str) -> Agent {
          a1.channels.c1.type = memory\n\
          {channel}"
     );
-    let (cfg, warnings) = flumen::config::parse(&text, "avro.conf", "a1").expect("config");
+    let (cfg, warnings) = flumen::agent::config::parse(&text, "avro.conf", "a1").expect("config");
     assert!(warnings.is_empty(), "{warnings:?}");
     Agent::start(&cfg).expect("start the agent")
 }

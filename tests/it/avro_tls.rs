@@ -174,7 +174,7 @@ fn start_sender(port: u16, events: usize, extra: &str) -> Agent {
         port,
         &format!("a1.sinks.k1.connect-timeout = 5000\na1.sinks.k1.ssl = true\n{extra}"),
     );
-    let (cfg, warnings) = flumen::config::parse(&text, "sender.conf", "a1").expect("config");
+    let (cfg, warnings) = flumen::agent::config::parse(&text, "sender.conf", "a1").expect("config");
     assert!(warnings.is_empty(), "{warnings:?}");
     Agent::start(&cfg).expect("start the sending agent")
 }

@@ -1,10 +1,31 @@
-//! Settings of a file channel, with Flume's key names and defaults, validated in one place.
+//! Settings of a file channel: Flume's keys and defaults (docs/CONFIG.md, `file` channel)
+//! plus ours, parsed from the channel's keys and validated in one place. Every default is
+//! [`FileChannelConfig::new`]'s.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::channel::ChannelError;
+use super::FileChannel;
+use crate::channel::{channel_check, Channel, ChannelError, ChannelSpec, ChannelType};
+use crate::config::values::{parse_bool, parse_u64};
+use crate::config::{ConfigError, Keys, Registered, WarningKind, DEFAULT_DATA_ROOT};
 use crate::io::IoKind;
+
+/// `file` / Flume's FileChannel.
+pub const TYPE: ChannelType = Registered {
+    alias: "file",
+    class: Some("org.apache.flume.channel.file.FileChannel"),
+    parse,
+    minimal: &[],
+};
+
+/// Flume's floor for `minimumRequiredSpace` (1 MiB); Flume raises smaller values silently.
+const FLOOR_MINIMUM_REQUIRED_SPACE: u64 = 1024 * 1024;
+
+/// Flume's `fsyncInterval` default, used with `fsyncPerTransaction = false`.
+const FLUME_FSYNC_INTERVAL_SECS: u64 = 5;
 
 /// When commits reach the disk (`fsync = every-commit | interval:<ms> | never`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -103,7 +124,7 @@ pub struct FileChannelConfig {
     /// allows `O_DIRECT` (default true; false writes each record through the page cache as it
     /// commits).
     pub direct_io: bool,
-    /// `spareSegments`: how many finished segments are kept, overwritten with zeros, for the
+    /// `spareSegments`: how many finished segments are kept (with their old bytes) for the
     /// log to reuse instead of deleting them (default 2, at most 64; 0 deletes every finished
     /// segment as Flume does). Writes into blocks written before need no filesystem metadata
     /// commit at each fdatasync.
@@ -164,4 +185,192 @@ impl FileChannelConfig {
         }
         Ok(())
     }
+}
+
+impl ChannelSpec for FileChannelConfig {
+    fn transaction_capacity(&self) -> usize {
+        self.transaction_capacity
+    }
+
+    fn directories(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut dirs = vec![("checkpointDir", self.checkpoint_dir.clone())];
+        dirs.extend(self.data_dirs.iter().map(|d| ("dataDirs", d.clone())));
+        dirs
+    }
+
+    fn has_file_counters(&self) -> bool {
+        true
+    }
+
+    fn open(&self, name: &str) -> Result<Arc<dyn Channel>, ChannelError> {
+        Ok(Arc::new(FileChannel::open(name, self.clone())?))
+    }
+}
+
+fn from_str_key<T: FromStr<Err = String>>(
+    keys: &mut Keys<'_>,
+    key: &'static str,
+) -> Result<Option<T>, ConfigError> {
+    Ok(keys.parsed(key, |s| s.parse::<T>())?.map(|(t, _)| t))
+}
+
+fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn ChannelSpec>, ConfigError> {
+    let name = keys.name().to_string();
+    let mut cfg = FileChannelConfig::new(&Path::new(DEFAULT_DATA_ROOT).join(&name));
+    let d = cfg.clone();
+    keys.document_default(
+        "checkpointDir",
+        format!("{DEFAULT_DATA_ROOT}/<channel>/checkpoint"),
+    );
+    keys.document_default("dataDirs", format!("{DEFAULT_DATA_ROOT}/<channel>/data"));
+
+    // Flume's encryption is an error, not something to ignore: data would be stored in clear.
+    if let Some((key, v)) = keys.take_prefixed("encryption.").into_iter().next() {
+        return Err(ConfigError::Unsupported {
+            file: keys.file().to_string(),
+            line: v.line,
+            key: keys.full(&key),
+            feature: "file channel encryption".into(),
+            hint: "flumen would store events in clear. Remove the encryption.* keys and use an encrypted filesystem (e.g. dm-crypt) for the channel directories".into(),
+        });
+    }
+
+    if let Some(v) = keys.get("checkpointDir") {
+        cfg.checkpoint_dir = PathBuf::from(&v.value);
+    }
+    if let Some(v) = keys.get("dataDirs") {
+        let dirs: Vec<PathBuf> = v
+            .value
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if dirs.is_empty() {
+            return Err(keys.bad(
+                "dataDirs",
+                &v,
+                "one or more directories separated by commas",
+            ));
+        }
+        cfg.data_dirs = dirs;
+    }
+    cfg.capacity = keys.number("capacity", d.capacity, 1, "events")?;
+    cfg.transaction_capacity =
+        keys.size("transactionCapacity", d.transaction_capacity, 1, "events")?;
+    cfg.keep_alive = keys.secs("keep-alive", d.keep_alive, 0, "seconds")?;
+    keys.document_default("maxFileSize", d.max_file_size.to_string());
+    if let Some((n, v)) = keys.parsed("maxFileSize", |s| parse_u64(s, 64 * 1024, "bytes"))? {
+        if n > MAX_SEGMENT_SIZE {
+            return Err(keys.bad(
+                "maxFileSize",
+                &v,
+                format!(
+                    "at most {MAX_SEGMENT_SIZE} bytes (2 GiB): record offsets in a segment are 32-bit. (Flume silently caps it at 1623195647, Integer.MAX_VALUE - 500 MiB)"
+                ),
+            ));
+        }
+        cfg.max_file_size = n;
+    }
+    keys.document_default("minimumRequiredSpace", d.minimum_required_space.to_string());
+    if let Some((n, v)) = keys.parsed("minimumRequiredSpace", |s| parse_u64(s, 0, "bytes"))? {
+        if n < FLOOR_MINIMUM_REQUIRED_SPACE {
+            return Err(keys.bad(
+                "minimumRequiredSpace",
+                &v,
+                format!(
+                    "at least {FLOOR_MINIMUM_REQUIRED_SPACE} bytes (1 MiB, Flume's floor; Flume silently raises smaller values)"
+                ),
+            ));
+        }
+        cfg.minimum_required_space = n;
+    }
+    cfg.checkpoint_interval = keys.millis("checkpointInterval", d.checkpoint_interval, 1)?;
+    keys.document_default("byteCapacity", "unlimited");
+    cfg.byte_capacity = keys.opt_number("byteCapacity", 1, "bytes")?;
+    keys.document_default("io", "std");
+    if let Some(io) = from_str_key::<IoKind>(keys, "io")? {
+        cfg.io = io;
+    }
+    cfg.direct_io = keys.boolean("directIo", d.direct_io)?;
+    cfg.spare_segments = keys.size("spareSegments", d.spare_segments, 0, "segments")?;
+    keys.document_default("corruptionPolicy", "fail");
+    if let Some(p) = from_str_key::<CorruptionPolicy>(keys, "corruptionPolicy")? {
+        cfg.corruption_policy = p;
+    }
+
+    // fsync (ours) or Flume's fsyncPerTransaction + fsyncInterval.
+    keys.document_default("fsync", "every-commit");
+    keys.document_default("fsyncPerTransaction", "true");
+    keys.document_default("fsyncInterval", FLUME_FSYNC_INTERVAL_SECS.to_string());
+    let ours = from_str_key::<FsyncPolicy>(keys, "fsync")?;
+    let per_txn = keys.parsed("fsyncPerTransaction", parse_bool)?;
+    let interval = keys.parsed("fsyncInterval", |s| parse_u64(s, 1, "seconds"))?;
+    match ours {
+        Some(policy) => {
+            cfg.fsync = policy;
+            for (key, v) in [
+                ("fsyncPerTransaction", per_txn.map(|p| p.1)),
+                ("fsyncInterval", interval.map(|p| p.1)),
+            ] {
+                if let Some(v) = v {
+                    keys.warn(
+                        v.line,
+                        key,
+                        WarningKind::IgnoredKey {
+                            reason: format!(
+                                "`fsync` (line {}) decides instead",
+                                keys.line_of("fsync")
+                            ),
+                        },
+                    );
+                }
+            }
+        }
+        None => match per_txn {
+            Some((false, _)) => {
+                let secs = interval.map_or(FLUME_FSYNC_INTERVAL_SECS, |(s, _)| s);
+                cfg.fsync = FsyncPolicy::Interval(Duration::from_secs(secs));
+            }
+            Some((true, _)) | None => {
+                cfg.fsync = FsyncPolicy::EveryCommit;
+                if let Some((_, v)) = interval {
+                    keys.warn(v.line, "fsyncInterval", WarningKind::IgnoredKey {
+                        reason: "it applies only with fsyncPerTransaction = false (as in Flume); commits are synced every time".into(),
+                    });
+                }
+            }
+        },
+    }
+
+    keys.ignore(
+        "useDualCheckpoints",
+        "flumen always keeps the two newest checkpoints in checkpointDir and falls back to the older one (or to replay) by itself",
+    );
+    keys.ignore(
+        "backupCheckpointDir",
+        "no separate backup directory: the two newest checkpoints are kept in checkpointDir",
+    );
+    keys.ignore(
+        "compressBackupCheckpoint",
+        "there is no backup checkpoint to compress",
+    );
+    keys.ignore("checkpointOnClose", "flumen always checkpoints on close");
+    keys.ignore(
+        "use-fast-replay",
+        "flumen has one replay, which reads record headers, not event bodies",
+    );
+    keys.ignore(
+        "use-log-replay-v1",
+        "flumen has one log format and one replay",
+    );
+
+    let validated = cfg.validate(&name);
+    let effective = [
+        ("capacity", cfg.capacity.to_string()),
+        ("transactionCapacity", cfg.transaction_capacity.to_string()),
+        ("maxFileSize", cfg.max_file_size.to_string()),
+    ];
+    channel_check(keys, validated, &effective)?;
+    Ok(Box::new(cfg))
 }

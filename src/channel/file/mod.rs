@@ -49,7 +49,7 @@ mod recovery;
 pub(crate) mod spare;
 pub mod tools;
 
-pub use config::{CorruptionPolicy, FileChannelConfig, FsyncPolicy, MAX_SEGMENT_SIZE};
+pub use config::{CorruptionPolicy, FileChannelConfig, FsyncPolicy, MAX_SEGMENT_SIZE, TYPE};
 pub use group_commit::{GroupCommit, WaitError};
 pub use recovery::RecoveryReport;
 

@@ -35,9 +35,12 @@
 //!   escapes `/`, `..` and friends in substituted values, and every rendered directory is
 //!   checked to lie under the template's static prefix.
 
+mod config;
 pub mod format;
 pub mod fs;
 pub mod path;
+
+pub use config::{split_target, HdfsSinkConfig, SyncMode, Target, TYPE};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -45,154 +48,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use self::format::{Encoder, FormatSpec};
+use self::format::Encoder;
 use self::fs::{FsError, HdfsFs, LocalFs, SinkFile, SinkFs};
 use self::path::{HostNames, PathTemplate, RenderContext};
 use super::{Sink, SinkError};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
-
-/// When `hdfs.sync` makes a batch durable.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum SyncMode {
-    /// `hsync` (default): every file a batch touched is synced before the take commits.
-    #[default]
-    Hsync,
-    /// `none`: no sync per batch; files are durable when they close.
-    None,
-}
-
-/// The sink's settings, read from Flume's `hdfs.*` keys (see docs/CONFIG.md).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HdfsSinkConfig {
-    /// `hdfs.path` (required): `hdfs://host:port/dir`, `hdfs:///dir` (the default filesystem
-    /// from `HADOOP_CONF_DIR`), `file:///dir` or a plain local path, with Flume's escapes.
-    pub path: String,
-    /// `hdfs.filePrefix` (FlumeData), escapes allowed.
-    pub file_prefix: String,
-    /// `hdfs.fileSuffix` (none; then the codec's extension, as Flume).
-    pub file_suffix: String,
-    /// `hdfs.inUsePrefix` (none).
-    pub in_use_prefix: String,
-    /// `hdfs.inUseSuffix` (.tmp).
-    pub in_use_suffix: String,
-    /// `hdfs.rollInterval` seconds (30; 0 = never).
-    pub roll_interval_secs: u64,
-    /// `hdfs.rollSize` body bytes (1024; 0 = never).
-    pub roll_size: u64,
-    /// `hdfs.rollCount` events (10; 0 = never).
-    pub roll_count: u64,
-    /// `hdfs.idleTimeout` seconds (0 = never): close a file nothing was written to for so long.
-    pub idle_timeout_secs: u64,
-    /// `hdfs.batchSize` (100): events per take transaction.
-    pub batch_size: usize,
-    /// `hdfs.maxOpenFiles` (5000).
-    pub max_open_files: usize,
-    /// `hdfs.callTimeout` milliseconds (10000): bound on each HDFS call.
-    pub call_timeout_ms: u64,
-    /// `hdfs.closeTries` (0 = keep trying): attempts to close and rename a file whose close
-    /// failed.
-    pub close_tries: u32,
-    /// `hdfs.retryInterval` seconds (180): between those attempts.
-    pub retry_interval_secs: u64,
-    /// `hdfs.fileType`, `hdfs.writeFormat`, `hdfs.codeC` and `hdfs.compressionType`.
-    pub format: FormatSpec,
-    /// `hdfs.round`, `hdfs.roundValue`, `hdfs.roundUnit`.
-    pub round: Option<path::Rounding>,
-    /// `hdfs.timeZone` (the local zone when unset).
-    pub time_zone: Option<String>,
-    /// `hdfs.useLocalTimeStamp` (false).
-    pub use_local_timestamp: bool,
-    /// `hdfs.sync` (ours; hsync).
-    pub sync: SyncMode,
-    /// `hdfs.config.<key> = value` (ours): Hadoop client settings passed to hdfs-native.
-    pub hadoop_config: Vec<(String, String)>,
-}
-
-impl HdfsSinkConfig {
-    /// Flume's defaults for everything but the path.
-    pub fn new(path: &str) -> HdfsSinkConfig {
-        HdfsSinkConfig {
-            path: path.to_string(),
-            file_prefix: "FlumeData".into(),
-            file_suffix: String::new(),
-            in_use_prefix: String::new(),
-            in_use_suffix: ".tmp".into(),
-            roll_interval_secs: 30,
-            roll_size: 1024,
-            roll_count: 10,
-            idle_timeout_secs: 0,
-            batch_size: 100,
-            max_open_files: 5000,
-            call_timeout_ms: 10_000,
-            close_tries: 0,
-            retry_interval_secs: 180,
-            format: FormatSpec::default(),
-            round: None,
-            time_zone: None,
-            use_local_timestamp: false,
-            sync: SyncMode::Hsync,
-            hadoop_config: Vec::new(),
-        }
-    }
-}
-
-/// Where `hdfs.path` points: the filesystem and the path template within it.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Target {
-    /// `hdfs://authority` (empty authority: the default filesystem), or `None` for local.
-    pub hdfs_url: Option<String>,
-    /// The path part, still with its escapes.
-    pub path: String,
-}
-
-/// Splits `hdfs.path` into filesystem and path. Escapes may not appear in the scheme or the
-/// authority: a header must not choose the cluster.
-pub fn split_target(raw: &str) -> Result<Target, String> {
-    if let Some(rest) = raw.strip_prefix("file://") {
-        if !rest.starts_with('/') {
-            return Err(format!(
-                "`{raw}`: a file:// path must be absolute (file:///dir), or write a plain path"
-            ));
-        }
-        return Ok(Target {
-            hdfs_url: None,
-            path: rest.to_string(),
-        });
-    }
-    for scheme in ["hdfs://", "viewfs://"] {
-        if let Some(rest) = raw.strip_prefix(scheme) {
-            let (authority, path) = match rest.find('/') {
-                Some(i) => (&rest[..i], &rest[i..]),
-                None => (rest, "/"),
-            };
-            if authority.contains('%') {
-                return Err(format!(
-                    "`{raw}`: escapes are not allowed in the host part ({authority}); only in \
-                     the path after it"
-                ));
-            }
-            return Ok(Target {
-                hdfs_url: Some(format!("{scheme}{authority}")),
-                path: path.to_string(),
-            });
-        }
-    }
-    if let Some(i) = raw.find("://") {
-        return Err(format!(
-            "`{raw}`: the scheme `{}` is not supported; use hdfs://, viewfs://, file:// or a \
-             plain local path",
-            &raw[..i]
-        ));
-    }
-    if raw.is_empty() {
-        return Err("an empty path".into());
-    }
-    Ok(Target {
-        hdfs_url: None,
-        path: raw.to_string(),
-    })
-}
 
 /// The file a bucket is writing.
 struct OpenFile {

@@ -1,5 +1,6 @@
-//! The agent runtime: turns an [`AgentConfig`] into running components and stops them in
-//! order.
+//! The agent: turns a Flume properties file into a typed [`AgentConfig`] ([`config`],
+//! through the component [`registry`]), then into running components, and stops them in
+//! order. This is the only layer that knows every component type.
 //!
 //! This is a minimal runtime on std threads: one thread per source and per sink (plus one per
 //! netcat connection); there is no async runtime yet (tokio may come later). [`Agent::start`]
@@ -25,14 +26,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::channel::file::FileChannel;
-use crate::channel::memory::MemoryChannel;
 use crate::channel::{Channel, ChannelError};
-use crate::config::{AgentConfig, ChannelKind};
 use crate::interceptor::{InterceptingChannel, InterceptorChain};
 use crate::metrics::{ChannelTimes, ComponentCounters, ComponentType, MetricsServer, Registry};
-use crate::sink::{self, SinkError, SinkRunner};
-use crate::source::{self, SourceError};
+use crate::sink::{SinkError, SinkRunner};
+use crate::source::{SourceContext, SourceError};
+
+pub mod config;
+pub mod registry;
+
+pub use config::AgentConfig;
 
 /// Why the agent could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -125,20 +128,17 @@ impl Agent {
 
     fn start_components(&mut self, cfg: &AgentConfig) -> Result<(), AgentError> {
         for c in &cfg.channels {
-            let ch: Arc<dyn Channel> = match &c.kind {
-                ChannelKind::File(fc) => Arc::new(FileChannel::open(&c.name, fc.clone())?),
-                ChannelKind::Memory(mc) => Arc::new(MemoryChannel::new(&c.name, mc.clone())?),
-            };
+            let ch = c.spec.open(&c.name)?;
             tracing::info!(
                 channel = %c.name,
                 "channel `{}` ({}) opened with {} events",
                 c.name,
-                c.kind.type_name(),
+                c.type_name,
                 ch.stats().size
             );
             let times = self
                 .metrics
-                .channel(Arc::clone(&ch), matches!(c.kind, ChannelKind::File(_)));
+                .channel(Arc::clone(&ch), c.spec.has_file_counters());
             times.times().started();
             self.channel_times.push(times);
             self.channels.push(ch);
@@ -147,11 +147,12 @@ impl Agent {
         let mut runners = Vec::new();
         for s in &cfg.sinks {
             let channel = self.channel(&s.name, &s.channel)?;
-            let (mut sink, batch_size) = sink::build(s)?;
+            let mut sink = s.spec.build(&s.name)?;
+            let batch_size = s.spec.batch_size().map_or(1, |(n, _)| n.max(1));
             let counters = self.metrics.component(&s.name, ComponentType::Sink);
             sink.attach_counters(Arc::clone(&counters));
             runners.push((
-                s.kind.type_name(),
+                s.type_name,
                 SinkRunner {
                     name: s.name.clone(),
                     channel,
@@ -173,11 +174,13 @@ impl Agent {
             let chans = if s.interceptors.is_empty() {
                 chans
             } else {
-                let chain = Arc::new(InterceptorChain::build(&s.interceptors));
+                let chain = Arc::new(InterceptorChain::new(
+                    s.interceptors.iter().map(|i| i.spec.build()).collect(),
+                ));
                 let names: Vec<String> = s
                     .interceptors
                     .iter()
-                    .map(|i| format!("{} ({})", i.name, i.kind.type_name()))
+                    .map(|i| format!("{} ({})", i.name, i.type_name))
                     .collect();
                 tracing::info!(
                     source = %s.name,
@@ -188,8 +191,12 @@ impl Agent {
                 InterceptingChannel::wrap_all(chans, &chain)
             };
             let counters = self.metrics.component(&s.name, ComponentType::Source);
-            let src = source::build(s, chans, Arc::clone(&counters))?;
-            sources.push((s.name.clone(), s.kind.type_name(), src, counters));
+            let src = s.spec.build(SourceContext {
+                name: s.name.clone(),
+                channels: chans,
+                counters: Arc::clone(&counters),
+            })?;
+            sources.push((s.name.clone(), s.type_name, src, counters));
         }
         for (kind, runner) in runners {
             let name = runner.name.clone();
@@ -357,17 +364,13 @@ pub fn run_until_signal(cfg: &AgentConfig, opts: &AgentOptions) -> Result<(), Ag
 
 #[cfg(test)]
 mod tests {
-    use std::io::{BufRead, BufReader, Write};
-    use std::net::TcpStream;
     use std::time::{Duration, Instant};
 
+    use super::config::{ChannelConfig, SinkConfig, SourceConfig};
     use super::*;
     use crate::channel::memory::MemoryChannelConfig;
-    use crate::config::{
-        ChannelConfig, FileRollSerializer, SinkConfig, SinkKind, SourceConfig, SourceKind,
-    };
-    use crate::source::netcat::NetcatSource;
-    use crate::source::Source;
+    use crate::sink::file_roll::FileRollConfig;
+    use crate::source::seq::SeqConfig;
 
     fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         let end = Instant::now() + Duration::from_secs(30);
@@ -397,28 +400,28 @@ mod tests {
             name: "t".into(),
             sources: vec![SourceConfig {
                 name: "r1".into(),
+                type_name: "seq",
                 channels: vec!["c1".into()],
-                kind: SourceKind::Seq {
+                interceptors: Vec::new(),
+                spec: Box::new(SeqConfig {
                     total_events: Some(1000),
                     batch_size: 7,
-                },
-                interceptors: Vec::new(),
+                }),
             }],
             channels: vec![ChannelConfig {
                 name: "c1".into(),
-                kind: ChannelKind::Memory(MemoryChannelConfig::default()),
+                type_name: "memory",
+                spec: Box::new(MemoryChannelConfig::default()),
             }],
             sinks: vec![SinkConfig {
                 name: "k1".into(),
+                type_name: "file_roll",
                 channel: "c1".into(),
-                kind: SinkKind::FileRoll {
-                    directory: out.clone(),
-                    roll_interval_secs: 0,
-                    prefix: String::new(),
-                    extension: String::new(),
+                spec: Box::new(FileRollConfig {
+                    roll_interval: Duration::ZERO,
                     batch_size: 13,
-                    serializer: FileRollSerializer::Text,
-                },
+                    ..FileRollConfig::new(&out)
+                }),
             }],
         };
         let agent = Agent::start(&cfg).expect("start");
@@ -426,65 +429,5 @@ mod tests {
         agent.shutdown().expect("shutdown");
         let want: Vec<String> = (0..1000).map(|i: u32| i.to_string()).collect();
         assert_eq!(read_lines(&out), want);
-    }
-
-    #[test]
-    fn netcat_waits_for_room_instead_of_dropping() {
-        let ch: Arc<dyn Channel> = Arc::new(
-            MemoryChannel::new(
-                "c1",
-                MemoryChannelConfig {
-                    capacity: 2,
-                    transaction_capacity: 2,
-                    byte_capacity: None,
-                    keep_alive: Duration::from_millis(20),
-                },
-            )
-            .expect("channel"),
-        );
-        let src = NetcatSource::bind("r1", vec![Arc::clone(&ch)], "127.0.0.1", 0, 512, true)
-            .expect("bind");
-        let addr = src.local_addr();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = Arc::clone(&stop);
-        let t = std::thread::spawn(move || Box::new(src).run(stop2));
-
-        let mut w = TcpStream::connect(addr).expect("connect");
-        w.set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        let mut r = BufReader::new(w.try_clone().expect("clone"));
-        let mut reply = String::new();
-        for l in ["a", "b"] {
-            w.write_all(format!("{l}\n").as_bytes()).expect("send");
-            reply.clear();
-            r.read_line(&mut reply).expect("ack");
-            assert_eq!(reply, "OK\n");
-        }
-        // The channel is full: the third line is held, unacknowledged, not dropped.
-        w.write_all(b"c\n").expect("send");
-        w.set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
-        reply.clear();
-        assert!(
-            r.read_line(&mut reply).is_err(),
-            "acked while full: {reply:?}"
-        );
-        let mut tx = ch.take_transaction();
-        let mut got = vec![];
-        tx.take_batch(2, &mut got).expect("take");
-        tx.commit().expect("commit");
-        w.set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        reply.clear();
-        r.read_line(&mut reply).expect("ack after room");
-        assert_eq!(reply, "OK\n");
-        let mut tx = ch.take_transaction();
-        tx.take_batch(2, &mut got).expect("take");
-        tx.commit().expect("commit");
-        let bodies: Vec<&[u8]> = got.iter().map(|e| &e.body()[..]).collect();
-        assert_eq!(bodies, [&b"a"[..], b"b", b"c"]);
-
-        stop.store(true, Ordering::Release);
-        t.join().expect("source thread");
     }
 }

@@ -38,23 +38,24 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Source, SourceError};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
+
+use super::{Source, SourceContext, SourceError};
 
 use crate::avro::transport::{into_zlib_error, tls_error, Transport, Wire};
 use crate::avro::zlib::ZlibError;
 use crate::avro::{AnswerReason, AvroError, FrameLimits, Message, ServerConn, ServerItem, Status};
 use crate::channel::{Channel, ChannelError};
 use crate::event::Event;
-use crate::metrics::{ComponentCounters, ComponentType, Counter};
+use crate::metrics::{ComponentCounters, Counter};
 use crate::source::ip_filter::IpFilter;
+
+mod config;
+
+pub use config::{AvroSourceConfig, TYPE};
 
 /// How often a blocked read wakes to look at the stop flag and the idle clock.
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
-/// How long a client may leave a request half sent before its connection is closed, unless
-/// `idle-timeout` says otherwise. An idle connection between requests is kept (Flume's clients
-/// hold theirs open for reuse).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long writing a response may block on a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes read from the socket at a time.
@@ -123,24 +124,29 @@ pub struct AvroSource {
     deflate: Option<u32>,
     /// `ipFilter = true`: the rules every accepted peer is checked against.
     ip_filter: Option<IpFilter>,
-    /// See [`IDLE_TIMEOUT`].
+    /// `idle-timeout`: how long a client may leave a request half sent.
     idle_timeout: Duration,
     /// `ssl = true`: the TLS configuration (keystore read at start-up).
     tls: Option<Arc<ServerConfig>>,
 }
 
 impl AvroSource {
-    /// Binds `bind:port` now, so a bad address or a port in use stops start-up.
-    pub fn bind(
-        name: &str,
-        channels: Vec<Arc<dyn Channel>>,
-        bind: &str,
-        port: u16,
-        max_connections: usize,
-        max_frame_bytes: u64,
-    ) -> Result<AvroSource, SourceError> {
-        let (listener, addr) = super::bind_listener(name, bind, port)?;
+    /// Reads the keystore (with `ssl = true`), then binds `cfg.bind:cfg.port`, so a bad
+    /// keystore, a bad address or a port in use stops start-up.
+    pub fn bind(ctx: SourceContext, cfg: &AvroSourceConfig) -> Result<AvroSource, SourceError> {
+        let tls =
+            match &cfg.ssl {
+                None => None,
+                Some(settings) => Some(crate::avro::tls::server_config(settings).map_err(|e| {
+                    SourceError::Start {
+                        source_name: ctx.name.clone(),
+                        message: format!("ssl: {e}"),
+                    }
+                })?),
+            };
+        let (listener, addr) = super::bind_listener(&ctx.name, &cfg.bind, cfg.port)?;
         let defaults = FrameLimits::default();
+        let max_frame_bytes = cfg.max_frame_bytes;
         // Avro Java sends a large bytes value as one buffer of its own, so one buffer may be as
         // large as the whole request. Its writers otherwise cut 8 KiB buffers, so a larger
         // request limit needs proportionally more buffers (with room for the small buffers
@@ -153,51 +159,18 @@ impl AvroSource {
             max_frame_bytes,
         };
         Ok(AvroSource {
-            name: name.to_string(),
-            channels,
+            name: ctx.name,
+            channels: ctx.channels,
             listener,
             addr,
-            max_connections: max_connections.max(1),
+            max_connections: cfg.max_connections.max(1),
             limits,
-            counters: ComponentCounters::detached(name, ComponentType::Source),
-            deflate: None,
-            ip_filter: None,
-            idle_timeout: IDLE_TIMEOUT,
-            tls: None,
+            counters: ctx.counters,
+            deflate: cfg.deflate,
+            ip_filter: cfg.ip_filter.clone(),
+            idle_timeout: cfg.idle_timeout,
+            tls,
         })
-    }
-
-    /// `ssl = true` with this configuration when `Some`: every connection must begin with a
-    /// TLS handshake.
-    pub fn with_tls(mut self, tls: Option<Arc<ServerConfig>>) -> Self {
-        self.tls = tls;
-        self
-    }
-
-    /// `compression-type = deflate` at `level` (0-9) when `Some`: both directions of every
-    /// connection are one zlib stream (Flume's NettyServer with a ZlibEncoder/ZlibDecoder).
-    pub fn with_deflate(mut self, level: Option<u32>) -> Self {
-        self.deflate = level;
-        self
-    }
-
-    /// `ipFilter = true` with these rules when `Some`: a peer they deny is accepted, logged
-    /// (naming the peer and the rule) and closed at once.
-    pub fn with_ip_filter(mut self, filter: Option<IpFilter>) -> Self {
-        self.ip_filter = filter;
-        self
-    }
-
-    /// Closes a connection whose request has been half sent for `idle` (see [`IDLE_TIMEOUT`]).
-    pub fn with_idle_timeout(mut self, idle: Duration) -> Self {
-        self.idle_timeout = idle;
-        self
-    }
-
-    /// Counts into `counters` (Flume's SourceCounter) instead of detached counters.
-    pub fn with_counters(mut self, counters: Arc<ComponentCounters>) -> Self {
-        self.counters = counters;
-        self
     }
 
     /// The address actually bound.
@@ -551,17 +524,14 @@ mod tests {
                 )
                 .expect("channel"),
             );
-            let counters = ComponentCounters::detached("r1", ComponentType::Source);
-            let src = AvroSource::bind(
-                "r1",
-                vec![Arc::clone(&channel)],
-                "127.0.0.1",
-                0,
-                4,
+            let ctx = SourceContext::detached("r1", vec![Arc::clone(&channel)]);
+            let counters = Arc::clone(&ctx.counters);
+            let cfg = AvroSourceConfig {
+                max_connections: 4,
                 max_frame_bytes,
-            )
-            .expect("bind")
-            .with_counters(Arc::clone(&counters));
+                ..AvroSourceConfig::new("127.0.0.1", 0)
+            };
+            let src = AvroSource::bind(ctx, &cfg).expect("bind");
             let addr = src.local_addr();
             let stop = Arc::new(AtomicBool::new(false));
             let s = Arc::clone(&stop);

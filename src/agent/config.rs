@@ -1,0 +1,373 @@
+//! From a Flume properties file to a typed, checked [`AgentConfig`]: the configuration
+//! layer reads the agent's layout ([`Topology`]), then each component's `type` is looked up
+//! in the [registry](super::registry) and its own parser reads its keys. What needs two
+//! components at once is checked here: a batch size against the channel's
+//! `transactionCapacity` (Flume's rule), and channels that would share a directory.
+//!
+//! Invariant: no I/O beyond reading the file; nothing is bound, opened or started here (that
+//! is [`super::Agent::start`]), so a configuration can be checked without running it.
+
+use std::path::{Path, PathBuf};
+
+use super::registry;
+use crate::channel::ChannelSpec;
+use crate::config::{
+    self, resolve, AsAny, ConfigError, ConfigWarning, Keys, Registered, Topology,
+    EMBEDDED_DEFAULT_PROPERTIES,
+};
+use crate::interceptor::InterceptorSpec;
+use crate::sink::SinkSpec;
+use crate::source::SourceSpec;
+
+/// One agent's components, each list in the order of `<agent>.sources`, `.channels`, `.sinks`.
+#[derive(Debug)]
+pub struct AgentConfig {
+    pub name: String,
+    pub sources: Vec<SourceConfig>,
+    pub channels: Vec<ChannelConfig>,
+    pub sinks: Vec<SinkConfig>,
+}
+
+impl AgentConfig {
+    /// The channel called `name`.
+    pub fn channel(&self, name: &str) -> Option<&ChannelConfig> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+}
+
+/// A source (`<agent>.sources.<name>.*`).
+#[derive(Debug)]
+pub struct SourceConfig {
+    pub name: String,
+    /// The type's alias (`netcat`), for logs.
+    pub type_name: &'static str,
+    /// `channels`: where every event goes (the replicating selector), in the order written.
+    pub channels: Vec<String>,
+    /// `interceptors`, applied to every event in list order (empty when there are none).
+    pub interceptors: Vec<InterceptorConfig>,
+    /// The source's own keys, parsed by its module.
+    pub spec: Box<dyn SourceSpec>,
+}
+
+/// One interceptor of a source (`<agent>.sources.<source>.interceptors.<name>.*`).
+#[derive(Debug)]
+pub struct InterceptorConfig {
+    pub name: String,
+    pub type_name: &'static str,
+    pub spec: Box<dyn InterceptorSpec>,
+}
+
+/// A channel (`<agent>.channels.<name>.*`).
+#[derive(Debug)]
+pub struct ChannelConfig {
+    pub name: String,
+    pub type_name: &'static str,
+    pub spec: Box<dyn ChannelSpec>,
+}
+
+/// A sink (`<agent>.sinks.<name>.*`).
+#[derive(Debug)]
+pub struct SinkConfig {
+    pub name: String,
+    pub type_name: &'static str,
+    /// `channel` (singular): the one channel this sink drains.
+    pub channel: String,
+    pub spec: Box<dyn SinkSpec>,
+}
+
+/// The parsed configuration of type `T`, if the spec is one (tests and tools look inside).
+fn downcast<T: 'static>(spec: &dyn AsAny) -> Option<&T> {
+    spec.as_any().downcast_ref()
+}
+
+impl SourceConfig {
+    /// The source's settings as its module's type `T` (e.g. `NetcatConfig`).
+    pub fn settings<T: 'static>(&self) -> Option<&T> {
+        downcast(self.spec.as_ref())
+    }
+}
+
+impl InterceptorConfig {
+    /// The interceptor's settings as its module's type `T`.
+    pub fn settings<T: 'static>(&self) -> Option<&T> {
+        downcast(self.spec.as_ref())
+    }
+}
+
+impl ChannelConfig {
+    /// The channel's settings as its module's type `T` (e.g. `FileChannelConfig`).
+    pub fn settings<T: 'static>(&self) -> Option<&T> {
+        downcast(self.spec.as_ref())
+    }
+}
+
+impl SinkConfig {
+    /// The sink's settings as its module's type `T` (e.g. `HdfsSinkConfig`).
+    pub fn settings<T: 'static>(&self) -> Option<&T> {
+        downcast(self.spec.as_ref())
+    }
+}
+
+/// Reads `path` and builds agent `agent` (Flume's `--name`).
+pub fn load(path: &Path, agent: &str) -> Result<(AgentConfig, Vec<ConfigWarning>), ConfigError> {
+    load_with_env(path, agent, &|name| std::env::var(name).ok())
+}
+
+/// [`load`] with the environment supplied by the caller (the agent adds Flume's global SSL
+/// system properties given as `-D`).
+pub fn load_with_env(
+    path: &Path,
+    agent: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(AgentConfig, Vec<ConfigWarning>), ConfigError> {
+    let text = config::read_file(path)?;
+    parse_with_env(&text, &path.display().to_string(), agent, env)
+}
+
+/// Builds agent `agent` from properties `text`; `file` names the text in messages (usually
+/// the file path). `${env:NAME}` reads the process environment.
+pub fn parse(
+    text: &str,
+    file: &str,
+    agent: &str,
+) -> Result<(AgentConfig, Vec<ConfigWarning>), ConfigError> {
+    parse_with_env(text, file, agent, &|name| std::env::var(name).ok())
+}
+
+/// [`parse`] with the environment supplied by the caller.
+pub fn parse_with_env(
+    text: &str,
+    file: &str,
+    agent: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(AgentConfig, Vec<ConfigWarning>), ConfigError> {
+    resolve_topology(config::topology(text, file, agent, env)?)
+}
+
+/// The configuration `flumen agent` runs when given no file: [`EMBEDDED_DEFAULT_PROPERTIES`]
+/// (netcat on 127.0.0.1:44444 -> a file channel under `./flumen-data` -> an hdfs sink writing
+/// DataStream files into the local directory `./flumen-data/out`).
+pub fn embedded_default() -> Result<AgentConfig, ConfigError> {
+    let (cfg, _) = parse_with_env(
+        EMBEDDED_DEFAULT_PROPERTIES,
+        "(built-in configuration)",
+        "a1",
+        &|_| None,
+    )?;
+    Ok(cfg)
+}
+
+/// Reads `keys`' `type` and finds it among `types`. `kind` is "source", "sink", ...
+fn component_type<'t, S: ?Sized>(
+    keys: &mut Keys<'_>,
+    types: &'t [Registered<S>],
+    flume_only: &[(&str, &str)],
+    kind: &'static str,
+) -> Result<&'t Registered<S>, ConfigError> {
+    let aliases: Vec<&str> = types.iter().map(|t| t.alias).collect();
+    let t = keys.required(
+        "type",
+        &format!(
+            "every listed {kind} needs a type ({}); Flume would silently drop this {kind}",
+            aliases.join(", ")
+        ),
+    )?;
+    keys.set_home_line(t.line);
+    resolve(types, flume_only, keys, &t, kind)
+}
+
+/// The checks between components, then the components' own parsers.
+fn resolve_topology(topo: Topology<'_>) -> Result<(AgentConfig, Vec<ConfigWarning>), ConfigError> {
+    let Topology {
+        agent,
+        file,
+        sources: source_nodes,
+        channels: channel_nodes,
+        sinks: sink_nodes,
+        mut warnings,
+    } = topo;
+
+    // Channels, with the lines their capacity and directories came from.
+    struct Built {
+        config: ChannelConfig,
+        tc_line: usize,
+        dirs: Vec<(&'static str, PathBuf, usize)>,
+    }
+    let mut channels: Vec<Built> = Vec::new();
+    for node in channel_nodes {
+        let mut keys = node.keys;
+        let t = component_type(
+            &mut keys,
+            registry::CHANNELS,
+            registry::FLUME_ONLY_CHANNELS,
+            "channel",
+        )?;
+        let spec = (t.parse)(&mut keys)?;
+        let dirs = spec
+            .directories()
+            .into_iter()
+            .map(|(key, dir)| (key, dir, keys.line_of(key)))
+            .collect();
+        let tc_line = keys.line_of("transactionCapacity");
+        keys.finish(&mut warnings);
+        channels.push(Built {
+            config: ChannelConfig {
+                name: node.name,
+                type_name: t.alias,
+                spec,
+            },
+            tc_line,
+            dirs,
+        });
+    }
+
+    // No two channels may share a directory (each holds its own lock and segments).
+    let mut seen: Vec<(&Path, &str)> = Vec::new();
+    for c in &channels {
+        for (key, dir, line) in &c.dirs {
+            if let Some((_, other)) = seen.iter().find(|(p, _)| *p == dir.as_path()) {
+                return Err(ConfigError::BadValue {
+                    file: file.to_string(),
+                    line: *line,
+                    key: format!("{agent}.channels.{}.{key}", c.config.name),
+                    value: dir.display().to_string(),
+                    expected: format!(
+                        "a directory of its own: channel `{other}` uses it too, and two file channels cannot share a directory"
+                    ),
+                });
+            }
+        }
+        seen.extend(
+            c.dirs
+                .iter()
+                .map(|(_, d, _)| (d.as_path(), c.config.name.as_str())),
+        );
+    }
+
+    let lookup = |name: &str| channels.iter().find(|c| c.config.name == name);
+    // Flume's rule (FLUME-3107): a batch larger than the channel's transaction can never
+    // commit.
+    let over_capacity = |keys: &Keys<'_>, batch: Option<(usize, &'static str)>, channel: &str| {
+        let (Some((batch, key)), Some(ch)) = (batch, lookup(channel)) else {
+            return Ok(());
+        };
+        let tc = ch.config.spec.transaction_capacity();
+        if batch <= tc {
+            return Ok(());
+        }
+        Err(ConfigError::BatchOverTransactionCapacity {
+            file: file.to_string(),
+            line: keys.line_of(key),
+            key: keys.full(key),
+            batch_size: batch as u64,
+            channel_key: format!("{agent}.channels.{}.transactionCapacity", ch.config.name),
+            channel_line: ch.tc_line,
+            transaction_capacity: tc as u64,
+        })
+    };
+
+    let mut sources = Vec::new();
+    for node in source_nodes {
+        let mut keys = node.keys;
+        let t = component_type(
+            &mut keys,
+            registry::SOURCES,
+            registry::FLUME_ONLY_SOURCES,
+            "source",
+        )?;
+        let mut interceptors = Vec::new();
+        for i in node.interceptors {
+            interceptors.push(interceptor(i.name, i.keys, &mut warnings)?);
+        }
+        let spec = (t.parse)(&mut keys)?;
+        for ch in &node.channels {
+            over_capacity(&keys, spec.batch_size(), ch)?;
+        }
+        keys.finish(&mut warnings);
+        sources.push(SourceConfig {
+            name: node.name,
+            type_name: t.alias,
+            channels: node.channels,
+            interceptors,
+            spec,
+        });
+    }
+
+    let mut sinks = Vec::new();
+    for node in sink_nodes {
+        let mut keys = node.keys;
+        let t = component_type(
+            &mut keys,
+            registry::SINKS,
+            registry::FLUME_ONLY_SINKS,
+            "sink",
+        )?;
+        let spec = (t.parse)(&mut keys)?;
+        over_capacity(&keys, spec.batch_size(), &node.channel)?;
+        keys.finish(&mut warnings);
+        sinks.push(SinkConfig {
+            name: node.name,
+            type_name: t.alias,
+            channel: node.channel,
+            spec,
+        });
+    }
+
+    warnings.sort_by_key(|w| w.line);
+    Ok((
+        AgentConfig {
+            name: agent,
+            sources,
+            channels: channels.into_iter().map(|c| c.config).collect(),
+            sinks,
+        },
+        warnings,
+    ))
+}
+
+/// One listed interceptor, read as Flume's ChannelProcessor reads it: a listed interceptor
+/// without a `type` is an error, and a Java class of the user's own cannot be loaded.
+fn interceptor(
+    name: String,
+    mut keys: Keys<'_>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<InterceptorConfig, ConfigError> {
+    let aliases: Vec<&str> = registry::INTERCEPTORS.iter().map(|t| t.alias).collect();
+    let t = keys.required(
+        "type",
+        &format!(
+            "interceptor `{name}` is listed but has no type ({}); Flume refuses to start such a source too",
+            aliases.join(", ")
+        ),
+    )?;
+    keys.set_home_line(t.line);
+    let value = t.value.as_str();
+    if value.contains('.') && !value.starts_with("org.apache.flume.") {
+        return Err(keys.unsupported(
+            "type",
+            t.line,
+            format!("the custom interceptor class `{value}`"),
+            format!(
+                "flumen cannot load Java classes; its interceptor types are: {}. Remove interceptor `{name}` from the list",
+                aliases.join(", ")
+            ),
+        ));
+    }
+    let ty = resolve(
+        registry::INTERCEPTORS,
+        registry::FLUME_ONLY_INTERCEPTORS,
+        &keys,
+        &t,
+        "interceptor",
+    )?;
+    let spec = (ty.parse)(&mut keys)?;
+    keys.finish(warnings);
+    Ok(InterceptorConfig {
+        name,
+        type_name: ty.alias,
+        spec,
+    })
+}
+
+#[cfg(test)]
+mod tests;

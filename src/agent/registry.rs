@@ -1,0 +1,114 @@
+//! Every component type flumen has, by kind: the one list a new component is added to (its
+//! `TYPE` constant, defined in its own module next to its parser), and Flume's types flumen
+//! does not have, so a file naming one gets "not supported yet" rather than "unknown type".
+
+use crate::channel::ChannelType;
+use crate::interceptor::InterceptorType;
+use crate::sink::SinkType;
+use crate::source::SourceType;
+use crate::{channel, interceptor, sink, source};
+
+/// Channel types.
+pub const CHANNELS: &[ChannelType] = &[channel::file::TYPE, channel::memory::TYPE];
+
+/// Source types.
+pub const SOURCES: &[SourceType] = &[
+    source::seq::TYPE,
+    source::stress::TYPE,
+    source::netcat::TYPE,
+    source::avro::TYPE,
+    source::exec::TYPE,
+    source::stdin::TYPE,
+];
+
+/// Sink types.
+pub const SINKS: &[SinkType] = &[
+    sink::logger::TYPE,
+    sink::null::TYPE,
+    sink::file_roll::TYPE,
+    sink::hdfs::TYPE,
+    sink::avro::TYPE,
+];
+
+/// Interceptor types.
+pub const INTERCEPTORS: &[InterceptorType] = &[
+    interceptor::timestamp::TYPE,
+    interceptor::host::TYPE,
+    interceptor::static_header::TYPE,
+];
+
+/// Flume's channel types flumen does not have (alias, class; an empty alias: none).
+pub const FLUME_ONLY_CHANNELS: &[(&str, &str)] = &[
+    ("jdbc", "org.apache.flume.channel.jdbc.JdbcChannel"),
+    (
+        "spillablememory",
+        "org.apache.flume.channel.SpillableMemoryChannel",
+    ),
+    ("", "org.apache.flume.channel.kafka.KafkaChannel"),
+    ("", "org.apache.flume.channel.PseudoTxnMemoryChannel"),
+];
+
+/// Flume's source types flumen does not have.
+pub const FLUME_ONLY_SOURCES: &[(&str, &str)] = &[
+    ("thrift", "org.apache.flume.source.ThriftSource"),
+    ("syslogtcp", "org.apache.flume.source.SyslogTcpSource"),
+    (
+        "multiport_syslogtcp",
+        "org.apache.flume.source.MultiportSyslogTCPSource",
+    ),
+    ("syslogudp", "org.apache.flume.source.SyslogUDPSource"),
+    ("spooldir", "org.apache.flume.source.SpoolDirectorySource"),
+    ("http", "org.apache.flume.source.http.HTTPSource"),
+    ("jms", "org.apache.flume.source.jms.JMSSource"),
+    ("taildir", "org.apache.flume.source.taildir.TaildirSource"),
+    ("netcatudp", "org.apache.flume.source.NetcatUdpSource"),
+    ("", "org.apache.flume.source.kafka.KafkaSource"),
+];
+
+/// Flume's sink types flumen does not have.
+pub const FLUME_ONLY_SINKS: &[(&str, &str)] = &[
+    ("irc", "org.apache.flume.sink.irc.IRCSink"),
+    ("thrift", "org.apache.flume.sink.ThriftSink"),
+    (
+        "elasticsearch",
+        "org.apache.flume.sink.elasticsearch.ElasticSearchSink",
+    ),
+    ("hbase", "org.apache.flume.sink.hbase.HBaseSink"),
+    ("asynchbase", "org.apache.flume.sink.hbase.AsyncHBaseSink"),
+    ("hbase2", "org.apache.flume.sink.hbase2.HBase2Sink"),
+    (
+        "morphline_solr",
+        "org.apache.flume.sink.solr.morphline.MorphlineSolrSink",
+    ),
+    ("hive", "org.apache.flume.sink.hive.HiveSink"),
+    ("http", "org.apache.flume.sink.http.HttpSink"),
+    ("", "org.apache.flume.sink.kafka.KafkaSink"),
+];
+
+/// Flume's interceptor types flumen does not have.
+pub const FLUME_ONLY_INTERCEPTORS: &[(&str, &str)] = &[
+    (
+        "regex_filter",
+        "org.apache.flume.interceptor.RegexFilteringInterceptor$Builder",
+    ),
+    (
+        "regex_extractor",
+        "org.apache.flume.interceptor.RegexExtractorInterceptor$Builder",
+    ),
+    (
+        "remove_header",
+        "org.apache.flume.interceptor.RemoveHeaderInterceptor$Builder",
+    ),
+    (
+        "search_replace",
+        "org.apache.flume.interceptor.SearchAndReplaceInterceptor$Builder",
+    ),
+    (
+        "",
+        "org.apache.flume.sink.solr.morphline.UUIDInterceptor$Builder",
+    ),
+    (
+        "",
+        "org.apache.flume.sink.solr.morphline.MorphlineInterceptor$Builder",
+    ),
+];

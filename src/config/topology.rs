@@ -1,0 +1,587 @@
+//! The shape of one agent: which sources, channels and sinks it lists, how they are bound
+//! (`<source>.channels`, `<sink>.channel`), each source's channel selector and interceptor
+//! list, and each component's own keys, handed on untouched in a [`Keys`].
+//!
+//! This is Flume's key layout (`<agent>.<sources|channels|sinks>.<name>.<key>`) and the checks
+//! that need only names: the agent exists, something is listed, every binding names a listed
+//! channel, listed-twice and configured-but-unlisted components, channels nobody uses. Values
+//! are `${env:...}`-substituted and trimmed here, once, as Flume does.
+//!
+//! Invariant: nothing here knows a component type. What a `type` means, and every key below
+//! it, is for the component's own parser (the agent layer resolves types through its
+//! registry).
+
+use std::collections::HashMap;
+
+use super::error::{ConfigError, ConfigWarning, WarningKind};
+use super::keys::{Entry, Keys, Val};
+use super::properties::Properties;
+use super::subst::{self, Problem};
+use super::values::nearest;
+
+/// The agent-level keys (`<agent>.<key>`).
+const AGENT_KEYS: [&str; 5] = [
+    "sources",
+    "channels",
+    "sinks",
+    "sinkgroups",
+    "configfilters",
+];
+
+/// A listed component and its keys.
+#[derive(Debug)]
+pub struct Node<'a> {
+    pub name: String,
+    /// Its keys, `type` included, topology keys already read.
+    pub keys: Keys<'a>,
+}
+
+/// A listed source: its keys, the channels it puts into, its interceptors in order.
+#[derive(Debug)]
+pub struct SourceNode<'a> {
+    pub name: String,
+    pub keys: Keys<'a>,
+    /// `channels`: every listed channel, in the order written (the replicating selector).
+    pub channels: Vec<String>,
+    /// `interceptors` with each one's `interceptors.<name>.*` keys, in list order.
+    pub interceptors: Vec<Node<'a>>,
+}
+
+/// A listed sink and the one channel it drains.
+#[derive(Debug)]
+pub struct SinkNode<'a> {
+    pub name: String,
+    pub keys: Keys<'a>,
+    pub channel: String,
+}
+
+/// One agent's components and bindings. Each list is in the order of `<agent>.sources`,
+/// `.channels`, `.sinks`.
+#[derive(Debug)]
+pub struct Topology<'a> {
+    pub agent: String,
+    pub file: &'a str,
+    pub sources: Vec<SourceNode<'a>>,
+    pub channels: Vec<Node<'a>>,
+    pub sinks: Vec<SinkNode<'a>>,
+    /// Warnings about the layout (the components' own come from their [`Keys`]).
+    pub warnings: Vec<ConfigWarning>,
+}
+
+/// A name listed in an agent-level list.
+#[derive(Clone, Debug)]
+struct Listed {
+    name: String,
+    line: usize,
+}
+
+/// Components of one kind: name → keys, in order of first appearance.
+#[derive(Default)]
+struct Components {
+    order: Vec<String>,
+    keys: HashMap<String, Vec<Entry>>,
+}
+
+impl Components {
+    fn add(&mut self, name: &str, entry: Entry) {
+        if !self.keys.contains_key(name) {
+            self.order.push(name.to_string());
+        }
+        self.keys.entry(name.to_string()).or_default().push(entry);
+    }
+
+    fn take(&mut self, name: &str) -> Vec<Entry> {
+        self.keys.remove(name).unwrap_or_default()
+    }
+}
+
+fn warn(warnings: &mut Vec<ConfigWarning>, file: &str, line: usize, key: &str, kind: WarningKind) {
+    warnings.push(ConfigWarning {
+        file: file.to_string(),
+        line,
+        key: key.to_string(),
+        kind,
+    })
+}
+
+/// Reads agent `agent`'s layout from `props` (read from `file`). `env` resolves
+/// `${env:NAME}` and Flume's global SSL variables.
+pub(crate) fn read<'a>(
+    props: &Properties,
+    file: &'a str,
+    agent: &str,
+    env: &'a dyn Fn(&str) -> Option<String>,
+) -> Result<Topology<'a>, ConfigError> {
+    let mut warnings = Vec::new();
+
+    // Agents and the selected agent's keys (Flume: the agent name runs to the first dot).
+    let mut agents: Vec<String> = Vec::new();
+    let mut mine = Vec::new();
+    for p in &props.entries {
+        let key = p.key.trim();
+        match key.split_once('.') {
+            Some((a, _)) if !a.is_empty() => {
+                if !agents.iter().any(|x| x == a) {
+                    agents.push(a.to_string());
+                }
+                if a == agent {
+                    mine.push(p);
+                }
+            }
+            _ => warn(&mut warnings, file, p.line, key, WarningKind::NoAgentPrefix),
+        }
+    }
+    if mine.is_empty() {
+        return Err(ConfigError::UnknownAgent {
+            file: file.to_string(),
+            agent: agent.to_string(),
+            found: agents,
+        });
+    }
+    let first_line = mine.iter().map(|p| p.line).min().unwrap_or(1);
+    let agent_prefix = format!("{agent}.");
+    for d in &props.duplicates {
+        if d.key.trim().starts_with(&agent_prefix) {
+            let kind = WarningKind::DuplicateKey {
+                previous_line: d.previous_line,
+            };
+            warn(&mut warnings, file, d.line, d.key.trim(), kind);
+        }
+    }
+
+    // Substitute, trim, and sort keys into lists and components.
+    let mut lists: HashMap<&'static str, Val> = HashMap::new();
+    let mut comps: HashMap<&'static str, Components> = HashMap::new();
+    for p in mine {
+        let key = p.key.trim();
+        let rest = &key[agent_prefix.len()..];
+        let value = match subst::substitute(&p.value, env) {
+            Ok(s) => {
+                for reference in s.untouched {
+                    let kind = WarningKind::NotSubstituted { reference };
+                    warn(&mut warnings, file, p.line, key, kind);
+                }
+                s.value
+            }
+            Err(Problem::Unset { name }) => {
+                return Err(ConfigError::EnvVar {
+                    file: file.to_string(),
+                    line: p.line,
+                    key: key.to_string(),
+                    name,
+                })
+            }
+            Err(Problem::Unsupported { reference, why }) => {
+                return Err(ConfigError::Unsupported {
+                    file: file.to_string(),
+                    line: p.line,
+                    key: key.to_string(),
+                    feature: format!("the reference `{reference}`"),
+                    hint: why.to_string(),
+                })
+            }
+        };
+        // Flume trims every value (and ignores empty ones) after substitution.
+        let value = value.trim().to_string();
+        if value.is_empty() {
+            warn(&mut warnings, file, p.line, key, WarningKind::EmptyValue);
+            continue;
+        }
+        if let Some(list) = AGENT_KEYS.iter().find(|k| **k == rest) {
+            lists.insert(
+                list,
+                Val {
+                    value,
+                    line: p.line,
+                },
+            );
+            continue;
+        }
+        let component = AGENT_KEYS.iter().find_map(|k| {
+            let after = rest.strip_prefix(k)?.strip_prefix('.')?;
+            Some((*k, after))
+        });
+        match component {
+            Some((kind, after)) => match after.split_once('.') {
+                Some((name, sub)) if !name.is_empty() && !sub.is_empty() => {
+                    comps.entry(kind).or_default().add(
+                        name,
+                        Entry {
+                            key: sub.to_string(),
+                            value,
+                            line: p.line,
+                        },
+                    );
+                }
+                _ => {
+                    // `a1.sources.r1 = netcat`: a component key without a sub-key.
+                    let suggestion = if after.is_empty() || after.ends_with('.') {
+                        None
+                    } else {
+                        Some(format!("{key}.type"))
+                    };
+                    let kind = WarningKind::UnknownKey {
+                        nearest: suggestion,
+                    };
+                    warn(&mut warnings, file, p.line, key, kind);
+                }
+            },
+            None => {
+                let (head, tail) = match rest.split_once('.') {
+                    Some((h, t)) => (h, Some(t)),
+                    None => (rest, None),
+                };
+                let near = nearest(head, AGENT_KEYS.iter().copied()).map(|n| match tail {
+                    Some(t) => format!("{agent}.{n}.{t}"),
+                    None => format!("{agent}.{n}"),
+                });
+                let kind = WarningKind::UnknownKey { nearest: near };
+                warn(&mut warnings, file, p.line, key, kind);
+            }
+        }
+    }
+
+    // Features we do not have.
+    if let Some(v) = lists.get("sinkgroups") {
+        return Err(ConfigError::Unsupported {
+            file: file.to_string(),
+            line: v.line,
+            key: format!("{agent}.sinkgroups"),
+            feature: "sink groups (failover, load_balance)".into(),
+            hint: "Remove the sink groups: each sink then drains its channel on its own".into(),
+        });
+    }
+    if let Some(v) = lists.get("configfilters") {
+        return Err(ConfigError::Unsupported {
+            file: file.to_string(),
+            line: v.line,
+            key: format!("{agent}.configfilters"),
+            feature: "config filters".into(),
+            hint: "Use ${env:NAME} in values to read environment variables".into(),
+        });
+    }
+
+    let listed =
+        |which: &'static str, warnings: &mut Vec<ConfigWarning>| -> (Vec<Listed>, Option<usize>) {
+            let Some(v) = lists.get(which) else {
+                return (Vec::new(), None);
+            };
+            let mut out: Vec<Listed> = Vec::new();
+            for name in v.value.split_whitespace() {
+                if out.iter().any(|l| l.name == name) {
+                    let kind = WarningKind::DuplicateName {
+                        name: name.to_string(),
+                    };
+                    warn(warnings, file, v.line, &format!("{agent}.{which}"), kind);
+                } else {
+                    out.push(Listed {
+                        name: name.to_string(),
+                        line: v.line,
+                    });
+                }
+            }
+            (out, Some(v.line))
+        };
+    let (source_names, sources_line) = listed("sources", &mut warnings);
+    let (channel_names, _) = listed("channels", &mut warnings);
+    let (sink_names, sinks_line) = listed("sinks", &mut warnings);
+
+    if source_names.is_empty() && sink_names.is_empty() {
+        return Err(ConfigError::MissingKey {
+            file: file.to_string(),
+            line: first_line,
+            key: format!("{agent}.sources"),
+            hint: format!(
+                "agent `{agent}` has no sources and no sinks, so there is nothing to run. List them: `{agent}.sources = r1`, `{agent}.sinks = k1`"
+            ),
+        });
+    }
+    if channel_names.is_empty() {
+        return Err(ConfigError::MissingKey {
+            file: file.to_string(),
+            line: sources_line.or(sinks_line).unwrap_or(first_line),
+            key: format!("{agent}.channels"),
+            hint: format!(
+                "sources and sinks exchange events through channels: list them, e.g. `{agent}.channels = c1`, and configure each (`{agent}.channels.c1.type = file`)"
+            ),
+        });
+    }
+
+    let mut src_comps = comps.remove("sources").unwrap_or_default();
+    let mut ch_comps = comps.remove("channels").unwrap_or_default();
+    let mut sink_comps = comps.remove("sinks").unwrap_or_default();
+
+    let channels: Vec<Node<'a>> = channel_names
+        .iter()
+        .map(|l| Node {
+            name: l.name.clone(),
+            keys: Keys::new(
+                file,
+                format!("{agent}.channels.{}.", l.name),
+                &l.name,
+                l.line,
+                ch_comps.take(&l.name),
+                env,
+            ),
+        })
+        .collect();
+    let channel_list: Vec<String> = channel_names.iter().map(|l| l.name.clone()).collect();
+    let unlisted_channels: Vec<String> = ch_comps.order.clone();
+    let unknown_channel = |key: String, line: usize, channel: &str| {
+        let mut hint = String::new();
+        if channel.contains(',') {
+            hint.push_str("; channel lists are separated by spaces, not commas");
+        } else if unlisted_channels.iter().any(|c| c == channel) {
+            hint = format!("; `{channel}` has settings but is not listed in `{agent}.channels`");
+        } else if let Some(n) = nearest(channel, channel_list.iter().map(String::as_str)) {
+            hint = format!("; did you mean `{n}`?");
+        }
+        ConfigError::UnknownChannel {
+            file: file.to_string(),
+            line,
+            key,
+            channel: channel.to_string(),
+            known: channel_list.clone(),
+            hint: hint.into_boxed_str(),
+        }
+    };
+    let mut used: Vec<String> = Vec::new();
+
+    // Sources: their bindings, selector and interceptor lists.
+    let mut sources = Vec::new();
+    for l in &source_names {
+        let mut keys = Keys::new(
+            file,
+            format!("{agent}.sources.{}.", l.name),
+            &l.name,
+            l.line,
+            src_comps.take(&l.name),
+            env,
+        );
+        if let Some(line) = keys.has("type") {
+            keys.set_home_line(line);
+        }
+        let hint = match keys.has("channel") {
+            Some(line) => format!(
+                "sources take `channels` (plural, space-separated); line {line} sets `channel`"
+            ),
+            None => "name the channels this source puts into, separated by spaces".to_string(),
+        };
+        let ch = keys.required("channels", &hint)?;
+        let mut bound: Vec<String> = Vec::new();
+        for name in ch.value.split_whitespace() {
+            if bound.iter().any(|b| b == name) {
+                let kind = WarningKind::DuplicateName {
+                    name: name.to_string(),
+                };
+                keys.warn(ch.line, "channels", kind);
+                continue;
+            }
+            if !channel_list.iter().any(|c| c == name) {
+                return Err(unknown_channel(keys.full("channels"), ch.line, name));
+            }
+            bound.push(name.to_string());
+        }
+        selector(&mut keys)?;
+        let interceptors = interceptors(&mut keys, env);
+        used.extend(bound.iter().cloned());
+        sources.push(SourceNode {
+            name: l.name.clone(),
+            keys,
+            channels: bound,
+            interceptors,
+        });
+    }
+
+    // Sinks: the one channel each drains.
+    let mut sinks = Vec::new();
+    for l in &sink_names {
+        let mut keys = Keys::new(
+            file,
+            format!("{agent}.sinks.{}.", l.name),
+            &l.name,
+            l.line,
+            sink_comps.take(&l.name),
+            env,
+        );
+        if let Some(line) = keys.has("type") {
+            keys.set_home_line(line);
+        }
+        let hint = match keys.has("channels") {
+            Some(line) => {
+                format!("sinks take one `channel` (singular); line {line} sets `channels`")
+            }
+            None => "name the one channel this sink drains".to_string(),
+        };
+        let ch = keys.required("channel", &hint)?;
+        if ch.value.split_whitespace().count() > 1 {
+            return Err(keys.bad(
+                "channel",
+                &ch,
+                "one channel name: a sink drains exactly one channel (bind more sinks to drain more channels)",
+            ));
+        }
+        if !channel_list.contains(&ch.value) {
+            return Err(unknown_channel(keys.full("channel"), ch.line, &ch.value));
+        }
+        used.push(ch.value.clone());
+        sinks.push(SinkNode {
+            name: l.name.clone(),
+            keys,
+            channel: ch.value,
+        });
+    }
+
+    // Components configured but not listed; channels nobody uses.
+    let mut leftovers = vec![
+        ("sources", &src_comps),
+        ("channels", &ch_comps),
+        ("sinks", &sink_comps),
+    ];
+    for kind in ["sinkgroups", "configfilters"] {
+        if let Some(c) = comps.get(kind) {
+            leftovers.push((kind, c));
+        }
+    }
+    for (kind, comps) in leftovers {
+        for name in &comps.order {
+            if let Some(entries) = comps.keys.get(name) {
+                let line = entries.iter().map(|e| e.line).min().unwrap_or(first_line);
+                let warning = WarningKind::UnlistedComponent {
+                    list_key: format!("{agent}.{kind}"),
+                };
+                warn(
+                    &mut warnings,
+                    file,
+                    line,
+                    &format!("{agent}.{kind}.{name}"),
+                    warning,
+                );
+            }
+        }
+    }
+    for l in &channel_names {
+        if !used.contains(&l.name) {
+            let key = format!("{agent}.channels.{}", l.name);
+            warn(
+                &mut warnings,
+                file,
+                l.line,
+                &key,
+                WarningKind::UnusedChannel,
+            );
+        }
+    }
+
+    Ok(Topology {
+        agent: agent.to_string(),
+        file,
+        sources,
+        channels,
+        sinks,
+        warnings,
+    })
+}
+
+/// `selector.type` and `selector.optional`: only the replicating selector, every channel
+/// required, exists so far.
+fn selector(keys: &mut Keys<'_>) -> Result<(), ConfigError> {
+    if let Some(v) = keys.get("selector.type") {
+        let t = v.value.as_str();
+        let replicating = t.eq_ignore_ascii_case("replicating")
+            || t == "org.apache.flume.channel.ReplicatingChannelSelector";
+        if !replicating {
+            let flume = ["multiplexing", "load_balancing"]
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(t))
+                || t.starts_with("org.apache.flume.");
+            if flume {
+                return Err(keys.unsupported(
+                    "selector.type",
+                    v.line,
+                    format!("the `{t}` channel selector"),
+                    "Only `replicating` (every event to every channel, the default) exists. Use one source per destination channel instead",
+                ));
+            }
+            return Err(keys.bad(
+                "selector.type",
+                &v,
+                "replicating (the default and the only selector flumen has)",
+            ));
+        }
+    }
+    if let Some(v) = keys.get("selector.optional") {
+        return Err(keys.unsupported(
+            "selector.optional",
+            v.line,
+            "optional channels of the replicating selector",
+            "Every bound channel is required: a put fails unless every channel accepts it. Remove the key, or give the optional channel its own source",
+        ));
+    }
+    Ok(())
+}
+
+/// `interceptors` (names separated by spaces, run in that order) and each listed
+/// interceptor's `interceptors.<name>.*` keys, read as Flume's ChannelProcessor reads them;
+/// keys of interceptors the list does not name are reported and ignored. (A listed
+/// interceptor without a `type` is its parser's error.)
+fn interceptors<'a>(keys: &mut Keys<'a>, env: &'a dyn Fn(&str) -> Option<String>) -> Vec<Node<'a>> {
+    let list = keys.get("interceptors");
+    let taken = keys.take_prefixed("interceptors.");
+    let mut claimed = vec![false; taken.len()];
+    let mut out: Vec<Node<'a>> = Vec::new();
+    if let Some(list) = &list {
+        let mut names: Vec<&str> = Vec::new();
+        for name in list.value.split_whitespace() {
+            if names.contains(&name) {
+                let kind = WarningKind::DuplicateName {
+                    name: name.to_string(),
+                };
+                keys.warn(list.line, "interceptors", kind);
+            } else {
+                names.push(name);
+            }
+        }
+        for name in names {
+            let own = format!("interceptors.{name}.");
+            let mut entries = Vec::new();
+            for (i, (key, v)) in taken.iter().enumerate() {
+                if let Some(sub) = key.strip_prefix(&own).filter(|s| !s.is_empty()) {
+                    claimed[i] = true;
+                    entries.push(Entry {
+                        key: sub.to_string(),
+                        value: v.value.clone(),
+                        line: v.line,
+                    });
+                }
+            }
+            out.push(Node {
+                name: name.to_string(),
+                keys: Keys::new(keys.file(), keys.full(&own), name, list.line, entries, env),
+            });
+        }
+    }
+    // What is left belongs to no listed interceptor: one warning per interceptor name.
+    let mut unlisted: Vec<&str> = Vec::new();
+    for ((key, v), _) in taken.iter().zip(&claimed).filter(|(_, c)| !**c) {
+        let rest = &key["interceptors.".len()..];
+        match rest.split_once('.') {
+            Some((name, sub)) if !name.is_empty() && !sub.is_empty() => {
+                if unlisted.contains(&name) {
+                    continue;
+                }
+                unlisted.push(name);
+                let kind = WarningKind::UnlistedComponent {
+                    list_key: keys.full("interceptors"),
+                };
+                keys.warn(v.line, &format!("interceptors.{name}"), kind);
+            }
+            _ => {
+                let nearest = (!rest.is_empty() && !rest.ends_with('.'))
+                    .then(|| keys.full(&format!("interceptors.{rest}.type")));
+                keys.warn(v.line, key, WarningKind::UnknownKey { nearest });
+            }
+        }
+    }
+    out
+}
