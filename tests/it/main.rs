@@ -14,6 +14,7 @@ mod avro_tier;
 mod avro_tls;
 mod cli;
 mod common;
+mod config_docs;
 mod corruption;
 mod crash;
 mod faults;
