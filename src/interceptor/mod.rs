@@ -1,6 +1,6 @@
-//! Interceptors: Flume's `timestamp`, `host` and `static`, which change an
-//! event's headers as a source puts it, before it reaches a channel. Each lives in its own
-//! file, holding its keys, defaults and behaviour; the agent's registry lists them.
+//! Interceptors: Flume's interceptors, which change (or drop) each event a source puts, before
+//! it reaches a channel. Each lives in its own file, holding its keys, defaults and behaviour;
+//! the agent's registry lists them (`crate::agent::registry::INTERCEPTORS`).
 //!
 //! A source's interceptors form an [`InterceptorChain`], applied in the order of the source's
 //! `interceptors` list. The chain is applied by [`InterceptingChannel`], a [`Channel`] wrapper
