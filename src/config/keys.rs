@@ -403,6 +403,18 @@ impl<'a> Keys<'a> {
         )?))
     }
 
+    /// A Java regular expression (Flume's interceptors compile theirs with
+    /// `java.util.regex.Pattern`), run with Java's meaning or refused naming the key; `None`
+    /// when unset.
+    pub fn java_regex(
+        &mut self,
+        key: &'static str,
+    ) -> Result<Option<super::java_regex::JavaRegex>, ConfigError> {
+        Ok(self
+            .parsed(key, super::java_regex::compile)?
+            .map(|(r, _)| r))
+    }
+
     /// `true` or `false` (any case), `default` when unset.
     pub fn boolean(&mut self, key: &'static str, default: bool) -> Result<bool, ConfigError> {
         self.document_default(key, default.to_string());

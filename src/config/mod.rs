@@ -31,6 +31,7 @@ use std::path::Path;
 
 mod component;
 mod error;
+pub mod java_regex;
 mod keys;
 mod properties;
 mod subst;
