@@ -13,7 +13,7 @@ impl Registry {
         for r in self.rows() {
             let mut m = serde_json::Map::new();
             for (k, v) in r.values {
-                m.insert(k.to_string(), serde_json::Value::String(v.render()));
+                m.insert(k.name.to_string(), serde_json::Value::String(v.render()));
             }
             m.insert(
                 "Type".into(),

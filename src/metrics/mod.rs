@@ -7,9 +7,11 @@
 //! them by the agent; channels are not counted here but read through [`Channel::stats`] at
 //! request time. The [`Registry`] holds both, plus each component's StartTime/StopTime
 //! (milliseconds since the epoch, 0 while not started/stopped, as Flume reports them), and
-//! turns them into rows, one per component, that both renderings read: neither reads a
-//! counter itself, so the two endpoints always show the same values. Callers use the
-//! re-exports here (`crate::metrics::X`); the submodules are private.
+//! turns them into rows, one per component, that both renderings read. Each value in a row
+//! is a `Field` (Flume's name, counter or gauge, HELP text) from one table in this file, so
+//! the two endpoints always agree on which values exist and what they mean; the renderings
+//! only name and format them. Callers use the re-exports here (`crate::metrics::X`); the
+//! submodules are private.
 
 mod json;
 mod prometheus;
@@ -25,6 +27,110 @@ pub use server::{respond, MetricsServer, Response, MAX_REQUEST_BYTES};
 
 /// Flume's default monitoring port.
 pub const DEFAULT_PORT: u16 = 41414;
+
+/// How a value moves, which decides how Prometheus treats it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Only goes up while the agent runs (Prometheus `counter`, name ending in `_total`).
+    Counter,
+    /// Goes up and down, or is a setting or a time (Prometheus `gauge`).
+    Gauge,
+}
+
+/// One value a component reports: Flume's name for it, its kind and what it means.
+#[derive(Debug)]
+pub(crate) struct Field {
+    /// Flume's name, the key in the JSON (`EventAcceptedCount`).
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+    /// What it counts, one sentence: Prometheus' `# HELP` text.
+    pub(crate) help: &'static str,
+}
+
+/// A channel's values (read from [`Channel::stats`]), in the order they are rendered.
+mod channel_fields {
+    use super::{Field, Kind};
+
+    pub static SIZE: Field = Field {
+        name: "ChannelSize",
+        kind: Kind::Gauge,
+        help: "Events in the channel now.",
+    };
+    pub static CAPACITY: Field = Field {
+        name: "ChannelCapacity",
+        kind: Kind::Gauge,
+        help: "Events the channel can hold (its capacity setting).",
+    };
+    pub static FILL_PERCENTAGE: Field = Field {
+        name: "ChannelFillPercentage",
+        kind: Kind::Gauge,
+        help: "ChannelSize as a percentage of ChannelCapacity, 0 to 100.",
+    };
+    pub static PUT_ATTEMPT: Field = Field {
+        name: "EventPutAttemptCount",
+        kind: Kind::Counter,
+        help: "Events sources tried to put into the channel.",
+    };
+    pub static PUT_SUCCESS: Field = Field {
+        name: "EventPutSuccessCount",
+        kind: Kind::Counter,
+        help: "Events put into the channel by committed transactions.",
+    };
+    pub static TAKE_ATTEMPT: Field = Field {
+        name: "EventTakeAttemptCount",
+        kind: Kind::Counter,
+        help: "Events sinks tried to take from the channel, counting takes that found it empty.",
+    };
+    pub static TAKE_SUCCESS: Field = Field {
+        name: "EventTakeSuccessCount",
+        kind: Kind::Counter,
+        help: "Events taken from the channel.",
+    };
+    pub static PUT_ERROR: Field = Field {
+        name: "EventPutErrorCount",
+        kind: Kind::Counter,
+        help: "Puts into the file channel that failed with an error.",
+    };
+    pub static TAKE_ERROR: Field = Field {
+        name: "EventTakeErrorCount",
+        kind: Kind::Counter,
+        help: "Takes from the file channel that failed with an error.",
+    };
+    pub static UNHEALTHY: Field = Field {
+        name: "Unhealthy",
+        kind: Kind::Gauge,
+        help: "1 once a write or sync of the file channel failed (it refuses commits until \
+               the agent restarts), else 0.",
+    };
+    pub static COMMITS: Field = Field {
+        name: "Commits",
+        kind: Kind::Counter,
+        help: "Transaction commits that wrote a record (file channel) or changed the queue \
+               (memory channel).",
+    };
+    pub static FSYNCS: Field = Field {
+        name: "Fsyncs",
+        kind: Kind::Counter,
+        help: "fdatasync calls on the channel's segment files (0 for the memory channel).",
+    };
+    pub static CHECKPOINTS: Field = Field {
+        name: "Checkpoints",
+        kind: Kind::Counter,
+        help: "Checkpoints the channel wrote.",
+    };
+}
+
+/// Every component's start and stop times.
+static START_TIME: Field = Field {
+    name: "StartTime",
+    kind: Kind::Gauge,
+    help: "When the component started, in milliseconds since the Unix epoch (0 before).",
+};
+static STOP_TIME: Field = Field {
+    name: "StopTime",
+    kind: Kind::Gauge,
+    help: "When the component stopped, in milliseconds since the Unix epoch (0 while running).",
+};
 
 /// The counters of sources and sinks, by Flume's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,36 +190,113 @@ pub const SINK_COUNTERS: &[Counter] = &[
 impl Counter {
     /// Flume's name.
     pub fn name(self) -> &'static str {
-        match self {
-            Counter::EventReceivedCount => "EventReceivedCount",
-            Counter::EventAcceptedCount => "EventAcceptedCount",
-            Counter::AppendReceivedCount => "AppendReceivedCount",
-            Counter::AppendAcceptedCount => "AppendAcceptedCount",
-            Counter::AppendBatchReceivedCount => "AppendBatchReceivedCount",
-            Counter::AppendBatchAcceptedCount => "AppendBatchAcceptedCount",
-            Counter::OpenConnectionCount => "OpenConnectionCount",
-            Counter::EventReadFail => "EventReadFail",
-            Counter::ChannelWriteFail => "ChannelWriteFail",
-            Counter::ConnectionCreatedCount => "ConnectionCreatedCount",
-            Counter::ConnectionClosedCount => "ConnectionClosedCount",
-            Counter::ConnectionFailedCount => "ConnectionFailedCount",
-            Counter::BatchEmptyCount => "BatchEmptyCount",
-            Counter::BatchUnderflowCount => "BatchUnderflowCount",
-            Counter::BatchCompleteCount => "BatchCompleteCount",
-            Counter::EventDrainAttemptCount => "EventDrainAttemptCount",
-            Counter::EventDrainSuccessCount => "EventDrainSuccessCount",
-            Counter::EventWriteFail => "EventWriteFail",
-            Counter::ChannelReadFail => "ChannelReadFail",
-        }
+        self.field().name
     }
 
     fn slot(self) -> usize {
         self as usize
     }
 
-    /// Whether the value can go down (rendered as a Prometheus gauge).
-    fn is_gauge(self) -> bool {
-        self == Counter::OpenConnectionCount
+    /// The counter's name, kind and description: the one table both renderings read.
+    fn field(self) -> &'static Field {
+        match self {
+            Counter::EventReceivedCount => &Field {
+                name: "EventReceivedCount",
+                kind: Kind::Counter,
+                help: "Events the source received.",
+            },
+            Counter::EventAcceptedCount => &Field {
+                name: "EventAcceptedCount",
+                kind: Kind::Counter,
+                help: "Events the source put into its channels.",
+            },
+            Counter::AppendReceivedCount => &Field {
+                name: "AppendReceivedCount",
+                kind: Kind::Counter,
+                help: "Single-event append calls the avro source received.",
+            },
+            Counter::AppendAcceptedCount => &Field {
+                name: "AppendAcceptedCount",
+                kind: Kind::Counter,
+                help:
+                    "Single-event append calls whose event the avro source put into its channels.",
+            },
+            Counter::AppendBatchReceivedCount => &Field {
+                name: "AppendBatchReceivedCount",
+                kind: Kind::Counter,
+                help: "Event batches the source received (avro appendBatch calls, or one per put).",
+            },
+            Counter::AppendBatchAcceptedCount => &Field {
+                name: "AppendBatchAcceptedCount",
+                kind: Kind::Counter,
+                help: "Event batches the source put into its channels.",
+            },
+            Counter::OpenConnectionCount => &Field {
+                name: "OpenConnectionCount",
+                kind: Kind::Gauge,
+                help: "Client connections the source has open now.",
+            },
+            Counter::EventReadFail => &Field {
+                name: "EventReadFail",
+                kind: Kind::Counter,
+                help: "Events the source failed to read or decode.",
+            },
+            Counter::ChannelWriteFail => &Field {
+                name: "ChannelWriteFail",
+                kind: Kind::Counter,
+                help: "Failed puts of events into the channels (channel full or failing).",
+            },
+            Counter::ConnectionCreatedCount => &Field {
+                name: "ConnectionCreatedCount",
+                kind: Kind::Counter,
+                help: "Connections (avro sink) or files (hdfs sink) the sink opened.",
+            },
+            Counter::ConnectionClosedCount => &Field {
+                name: "ConnectionClosedCount",
+                kind: Kind::Counter,
+                help: "Connections (avro sink) or files (hdfs sink) the sink closed.",
+            },
+            Counter::ConnectionFailedCount => &Field {
+                name: "ConnectionFailedCount",
+                kind: Kind::Counter,
+                help: "Connections (avro sink) or files (hdfs sink) that failed to open or close.",
+            },
+            Counter::BatchEmptyCount => &Field {
+                name: "BatchEmptyCount",
+                kind: Kind::Counter,
+                help: "Takes from the channel that found it empty.",
+            },
+            Counter::BatchUnderflowCount => &Field {
+                name: "BatchUnderflowCount",
+                kind: Kind::Counter,
+                help: "Takes from the channel that got fewer events than the batch size.",
+            },
+            Counter::BatchCompleteCount => &Field {
+                name: "BatchCompleteCount",
+                kind: Kind::Counter,
+                help: "Takes from the channel that got a full batch.",
+            },
+            Counter::EventDrainAttemptCount => &Field {
+                name: "EventDrainAttemptCount",
+                kind: Kind::Counter,
+                help: "Events the sink tried to write.",
+            },
+            Counter::EventDrainSuccessCount => &Field {
+                name: "EventDrainSuccessCount",
+                kind: Kind::Counter,
+                help: "Events the sink wrote and removed from the channel.",
+            },
+            Counter::EventWriteFail => &Field {
+                name: "EventWriteFail",
+                kind: Kind::Counter,
+                help: "Batches the sink failed to write (their events stay in the channel).",
+            },
+            Counter::ChannelReadFail => &Field {
+                name: "ChannelReadFail",
+                kind: Kind::Counter,
+                help: "Failed takes from the channel, or failed commits of a take.",
+            },
+        }
     }
 }
 
@@ -254,11 +437,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// One row of a rendering: the component's type and name and its (name, value) pairs.
+/// One row of a rendering: the component's type and name and its values.
 struct Row {
     ty: ComponentType,
     name: String,
-    values: Vec<(&'static str, Value)>,
+    values: Vec<(&'static Field, Value)>,
 }
 
 #[derive(Clone, Copy)]
@@ -311,26 +494,27 @@ impl Registry {
             } else {
                 s.size as f64 * 100.0 / s.capacity as f64
             };
+            use channel_fields as f;
             let mut values = vec![
-                ("ChannelSize", Value::Int(s.size)),
-                ("ChannelCapacity", Value::Int(s.capacity)),
-                ("ChannelFillPercentage", Value::Float(fill)),
-                ("EventPutAttemptCount", Value::Int(s.put_attempts)),
-                ("EventPutSuccessCount", Value::Int(s.put_successes)),
-                ("EventTakeAttemptCount", Value::Int(s.take_attempts)),
-                ("EventTakeSuccessCount", Value::Int(s.take_successes)),
+                (&f::SIZE, Value::Int(s.size)),
+                (&f::CAPACITY, Value::Int(s.capacity)),
+                (&f::FILL_PERCENTAGE, Value::Float(fill)),
+                (&f::PUT_ATTEMPT, Value::Int(s.put_attempts)),
+                (&f::PUT_SUCCESS, Value::Int(s.put_successes)),
+                (&f::TAKE_ATTEMPT, Value::Int(s.take_attempts)),
+                (&f::TAKE_SUCCESS, Value::Int(s.take_successes)),
             ];
             if e.is_file {
                 values.extend([
-                    ("EventPutErrorCount", Value::Int(s.put_errors)),
-                    ("EventTakeErrorCount", Value::Int(s.take_errors)),
-                    ("Unhealthy", Value::Int(u64::from(s.poisoned))),
+                    (&f::PUT_ERROR, Value::Int(s.put_errors)),
+                    (&f::TAKE_ERROR, Value::Int(s.take_errors)),
+                    (&f::UNHEALTHY, Value::Int(u64::from(s.poisoned))),
                 ]);
             }
             values.extend([
-                ("Commits", Value::Int(s.commits)),
-                ("Fsyncs", Value::Int(s.fsyncs)),
-                ("Checkpoints", Value::Int(s.checkpoints)),
+                (&f::COMMITS, Value::Int(s.commits)),
+                (&f::FSYNCS, Value::Int(s.fsyncs)),
+                (&f::CHECKPOINTS, Value::Int(s.checkpoints)),
             ]);
             push_times(&mut values, &e.times);
             rows.push(Row {
@@ -340,10 +524,10 @@ impl Registry {
             });
         }
         for c in lock(&self.components).iter() {
-            let mut values: Vec<(&'static str, Value)> = c
+            let mut values: Vec<(&'static Field, Value)> = c
                 .counters()
                 .iter()
-                .map(|&k| (k.name(), Value::Int(c.get(k))))
+                .map(|&k| (k.field(), Value::Int(c.get(k))))
                 .collect();
             push_times(&mut values, &c.times);
             rows.push(Row {
@@ -366,10 +550,10 @@ impl ChannelTimes {
     }
 }
 
-fn push_times(values: &mut Vec<(&'static str, Value)>, t: &Times) {
+fn push_times(values: &mut Vec<(&'static Field, Value)>, t: &Times) {
     let (start, stop) = t.get();
-    values.push(("StartTime", Value::Int(start)));
-    values.push(("StopTime", Value::Int(stop)));
+    values.push((&START_TIME, Value::Int(start)));
+    values.push((&STOP_TIME, Value::Int(stop)));
 }
 
 #[cfg(test)]

@@ -249,7 +249,7 @@ mod tests {
         src.add(Counter::EventAcceptedCount, 40);
         let prom = http(addr, b"GET /metrics/prometheus HTTP/1.1\r\n\r\n");
         assert!(
-            prom.contains("flumen_source_event_accepted_count{component=\"r1\"} 42\n"),
+            prom.contains("flumen_source_event_accepted_total{component=\"r1\"} 42\n"),
             "{prom}"
         );
         assert!(http(addr, b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400 "));
