@@ -23,8 +23,9 @@ use crate::agent::AgentOptions;
 /// Options of `flumen agent` (Flume's `flume-ng agent -f FILE -n NAME`).
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// The Flume properties file; without it the built-in configuration runs (netcat on
-    /// 127.0.0.1:44444, a file channel and a file_roll sink under ./flumen-data).
+    /// The Flume properties file; without it the built-in configuration runs: netcat on
+    /// 127.0.0.1:44444, a file channel under ./flumen-data and an hdfs sink writing DataStream
+    /// (plain text) files into the local directory ./flumen-data/out.
     #[arg(short = 'f', long = "conf-file", value_name = "FILE")]
     pub conf_file: Option<PathBuf>,
     /// The agent to run from the file.
@@ -164,6 +165,40 @@ mod tests {
             assert_eq!(a.conf_file, Some(std::path::PathBuf::from("x.conf")));
             assert_eq!(a.name, "b2");
         }
+    }
+
+    /// `flumen agent --help` describes the built-in configuration that actually runs without
+    /// `--conf-file`: its sink's type and output directory come from `embedded_default()`, so
+    /// the text cannot drift from the configuration again (it once named a file_roll sink).
+    #[test]
+    fn help_describes_the_built_in_configuration() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        let agent = cmd
+            .find_subcommand_mut("agent")
+            .expect("an agent subcommand");
+        // Whitespace-normalised, so the assertion does not depend on how clap wraps lines.
+        let help = agent
+            .render_long_help()
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let cfg = crate::config::embedded_default();
+        let [sink] = cfg.sinks.as_slice() else {
+            panic!("the built-in configuration has one sink: {:?}", cfg.sinks);
+        };
+        let crate::config::SinkKind::Hdfs(hdfs) = &sink.kind else {
+            panic!("the built-in sink is not hdfs: {:?}", sink.kind);
+        };
+        let sink_phrase = format!("an {} sink", sink.kind.type_name());
+        assert!(
+            help.contains(&sink_phrase),
+            "no {sink_phrase:?} in:\n{help}"
+        );
+        assert!(help.contains(&hdfs.path), "no {:?} in:\n{help}", hdfs.path);
+        assert!(help.contains("DataStream"), "{help}");
+        assert!(!help.contains("file_roll"), "{help}");
     }
 
     fn agent_args(args: &[&str]) -> super::AgentArgs {

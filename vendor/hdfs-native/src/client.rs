@@ -925,10 +925,12 @@ impl Client {
             .map(|response| response.result)
     }
 
-    /// flumen patch (see FLUMEN-PATCH.md): truncates the closed file at `src` to `new_length`
-    /// bytes, which must not exceed its length. `Ok(true)` when it is done; `Ok(false)` when the
-    /// NameNode has started recovering the last block to the new length, after which the file
-    /// is closed again (`recover_lease` returns true once it is).
+    // flumen patch (1): `Client::truncate`, the NameNode's truncate RPC, which 0.14.8 does not
+    // expose; the HDFS sink cuts a failed batch's bytes off a file with it (FLUMEN-PATCH.md).
+    /// Truncates the closed file at `src` to `new_length` bytes, which must not exceed its
+    /// length. `Ok(true)` when it is done; `Ok(false)` when the NameNode has started recovering
+    /// the last block to the new length, after which the file is closed again (`recover_lease`
+    /// returns true once it is).
     pub async fn truncate(&self, src: &str, new_length: u64) -> Result<bool> {
         let (link, resolved_path) = self.mount_table.resolve(src);
         link.protocol

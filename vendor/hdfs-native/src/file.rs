@@ -296,6 +296,7 @@ pub struct FileWriter {
     closed: bool,
     bytes_written: usize,
     crypto: Option<Arc<FileCryptoCodec>>,
+    // flumen patch (2): `hsync` calls the NameNode's `fsync` once per block (FLUMEN-PATCH.md).
     /// The block whose allocation the NameNode last persisted through `fsync`.
     fsynced_block: Option<u64>,
 }
@@ -324,6 +325,7 @@ impl FileWriter {
             closed: false,
             bytes_written: 0,
             crypto,
+            // flumen patch (2): no block reported to the NameNode yet (FLUMEN-PATCH.md).
             fsynced_block: None,
         }
     }
@@ -412,6 +414,11 @@ impl FileWriter {
                 "Cannot sync a closed file writer".to_string(),
             ));
         }
+        // flumen patch (2): the NameNode's `fsync` (an edit-log sync there) only when the block
+        // differs from the one it last persisted, as Hadoop's DFSOutputStream.hsync() does; the
+        // DataNode pipeline still syncs on every call. So the length the NameNode reports moves
+        // at a block's first hsync only; readers that ask the DataNodes see every synced byte
+        // (FLUMEN-PATCH.md).
         let (last_block_length, block_id) = if let Some(block_writer) = self.block_writer.as_mut() {
             let b = block_writer.hsync().await?;
             (Some(b.num_bytes()), Some(b.block_id))

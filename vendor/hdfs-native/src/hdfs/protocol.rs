@@ -362,7 +362,7 @@ impl NamenodeProtocol {
         self.call("recoverLease", message, true).await
     }
 
-    // flumen patch: truncate (see FLUMEN-PATCH.md).
+    // flumen patch (1): the `truncate` RPC behind `Client::truncate` (FLUMEN-PATCH.md).
     pub(crate) async fn truncate(
         &self,
         src: &str,
