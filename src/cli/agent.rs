@@ -184,14 +184,14 @@ mod tests {
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        let cfg = crate::config::embedded_default();
+        let cfg = crate::agent::config::embedded_default().expect("the built-in configuration");
         let [sink] = cfg.sinks.as_slice() else {
             panic!("the built-in configuration has one sink: {:?}", cfg.sinks);
         };
-        let crate::config::SinkKind::Hdfs(hdfs) = &sink.kind else {
-            panic!("the built-in sink is not hdfs: {:?}", sink.kind);
+        let Some(hdfs) = sink.settings::<crate::sink::hdfs::HdfsSinkConfig>() else {
+            panic!("the built-in sink is not hdfs: {sink:?}");
         };
-        let sink_phrase = format!("an {} sink", sink.kind.type_name());
+        let sink_phrase = format!("an {} sink", sink.type_name);
         assert!(
             help.contains(&sink_phrase),
             "no {sink_phrase:?} in:\n{help}"
