@@ -119,7 +119,8 @@ fn known<S: ?Sized>(t: &Registered<S>, kind: &str) -> Vec<KnownKey> {
 
 /// Whether the docs' default cell says `default`.
 fn says(cell: &str, default: &str) -> bool {
-    let cell = cell.replace(['`', '*'], "").to_lowercase();
+    // Bold (`**true**`) is emphasis; a lone `*` is text (a pattern's `\s*`).
+    let cell = cell.replace("**", "").replace('`', "").to_lowercase();
     let default = default.to_lowercase();
     if default.is_empty() {
         return ["", "none", "empty"].contains(&cell.trim());
