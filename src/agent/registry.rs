@@ -35,6 +35,7 @@ pub const INTERCEPTORS: &[InterceptorType] = &[
     interceptor::timestamp::TYPE,
     interceptor::host::TYPE,
     interceptor::static_header::TYPE,
+    interceptor::remove_header::TYPE,
 ];
 
 /// Flume's channel types flumen does not have (alias, class; an empty alias: none).
@@ -94,10 +95,6 @@ pub const FLUME_ONLY_INTERCEPTORS: &[(&str, &str)] = &[
     (
         "regex_extractor",
         "org.apache.flume.interceptor.RegexExtractorInterceptor$Builder",
-    ),
-    (
-        "remove_header",
-        "org.apache.flume.interceptor.RemoveHeaderInterceptor$Builder",
     ),
     (
         "search_replace",

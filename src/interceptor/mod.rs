@@ -27,6 +27,7 @@ use crate::config::{AsAny, Registered};
 use crate::event::Event;
 
 pub mod host;
+pub mod remove_header;
 pub mod static_header;
 pub mod timestamp;
 

@@ -145,3 +145,43 @@ fn now_millis() -> i64 {
         .expect("clock after 1970");
     i64::try_from(d.as_millis()).expect("millis fit")
 }
+
+/// `remove_header` after `static` interceptors: the headers it names (by name, list and
+/// pattern) are gone from every event in every channel, the others stay.
+#[test]
+fn remove_header_strips_the_headers_it_names_from_every_event() {
+    let text = "\
+a1.sources = r1
+a1.channels = c1 c2
+a1.sources.r1.type = seq
+a1.sources.r1.totalEvents = 10
+a1.sources.r1.batchSize = 5
+a1.sources.r1.channels = c1 c2
+a1.sources.r1.interceptors = s1 s2 s3 s4 rm
+a1.sources.r1.interceptors.s1.type = static
+a1.sources.r1.interceptors.s1.key = cookie
+a1.sources.r1.interceptors.s2.type = static
+a1.sources.r1.interceptors.s2.key = x-debug-trace
+a1.sources.r1.interceptors.s3.type = static
+a1.sources.r1.interceptors.s3.key = datacenter
+a1.sources.r1.interceptors.s4.type = static
+a1.sources.r1.interceptors.s4.key = authorization
+a1.sources.r1.interceptors.rm.type = org.apache.flume.interceptor.RemoveHeaderInterceptor$Builder
+a1.sources.r1.interceptors.rm.withName = authorization
+a1.sources.r1.interceptors.rm.fromList = cookie, session
+a1.sources.r1.interceptors.rm.matching = x-debug-.*
+a1.channels.c1.type = memory
+a1.channels.c2.type = memory
+";
+    let (cfg, warnings) =
+        flumen::agent::config::parse(text, "remove_header.conf", "a1").expect("config");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let agent = flumen::agent::Agent::start(&cfg).expect("start");
+    for ch in agent.channels().to_vec() {
+        for e in take_n(ch.as_ref(), 10) {
+            let names: Vec<&str> = e.headers().keys().map(String::as_str).collect();
+            assert_eq!(names, ["datacenter"], "channel {}: {e:?}", ch.name());
+        }
+    }
+    agent.shutdown().expect("shutdown");
+}
