@@ -1,7 +1,7 @@
 //! The `host` interceptor (Flume's HostInterceptor): sets a header to the agent host's
 //! address or name, looked up once when the interceptor is built.
 
-use super::{Interceptor, InterceptorSpec, InterceptorType};
+use super::{set_header, Interceptor, InterceptorSpec, InterceptorType};
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
 
@@ -68,9 +68,9 @@ pub struct HostInterceptor {
 impl Interceptor for HostInterceptor {
     fn intercept(&self, event: &mut Event) -> bool {
         if let Some(value) = &self.value {
-            if !(self.preserve_existing && event.header(&self.header).is_some()) {
-                event.set_header(self.header.as_str(), value.as_str());
-            }
+            set_header(event, &self.header, self.preserve_existing, || {
+                value.clone()
+            });
         }
         true
     }
@@ -79,31 +79,20 @@ impl Interceptor for HostInterceptor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Headers;
-
-    fn event_with(key: &str, value: &str) -> Event {
-        let mut h = Headers::new();
-        h.insert(key.into(), value.into());
-        Event::with_headers(h, "body")
-    }
+    use crate::interceptor::testing::{event_with, parse_as};
 
     #[test]
     fn keys_and_defaults() {
-        let mut k = Keys::from_pairs("sources", "r1.interceptors.i1", &[]);
-        let spec = parse(&mut k).expect("defaults");
-        assert_eq!(
-            (*spec).as_any().downcast_ref::<HostConfig>(),
-            Some(&HostConfig::default())
-        );
+        let got: HostConfig = parse_as(parse, &[]).expect("defaults");
+        assert_eq!(got, HostConfig::default());
         let pairs = [("hostHeader", "hostname"), ("useIP", "false")];
-        let mut k = Keys::from_pairs("sources", "r1.interceptors.i1", &pairs);
-        let spec = parse(&mut k).expect("set");
+        let got: HostConfig = parse_as(parse, &pairs).expect("set");
         let want = HostConfig {
             host_header: "hostname".into(),
             use_ip: false,
             preserve_existing: false,
         };
-        assert_eq!((*spec).as_any().downcast_ref::<HostConfig>(), Some(&want));
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -156,6 +156,19 @@ impl PutTransaction for InterceptingPut {
     }
 }
 
+/// Sets `header` to `value()` unless `preserve_existing` and the event has it already
+/// (Flume's `preserveExisting`); `value` is not computed for an event that keeps its header.
+pub(crate) fn set_header(
+    event: &mut Event,
+    header: &str,
+    preserve_existing: bool,
+    value: impl FnOnce() -> String,
+) {
+    if !(preserve_existing && event.header(header).is_some()) {
+        event.set_header(header, value());
+    }
+}
+
 /// Milliseconds since the Unix epoch (negative before it, as Java's `currentTimeMillis`).
 pub(crate) fn now_millis() -> i64 {
     match SystemTime::now().duration_since(UNIX_EPOCH) {
@@ -164,19 +177,47 @@ pub(crate) fn now_millis() -> i64 {
     }
 }
 
+/// What the interceptors' tests share.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
-    use crate::event::Headers;
-    use crate::interceptor::static_header::StaticConfig;
-    use crate::interceptor::timestamp::TimestampConfig;
+pub(crate) mod testing {
+    use crate::config::{ConfigError, Keys, ParseFn};
+    use crate::event::{Event, Headers};
 
-    fn event_with(key: &str, value: &str) -> Event {
+    use super::InterceptorSpec;
+
+    /// An event with body `body` and the one header `key` = `value`.
+    pub(crate) fn event_with(key: &str, value: &str) -> Event {
         let mut h = Headers::new();
         h.insert(key.into(), value.into());
         Event::with_headers(h, "body")
     }
+
+    /// `pairs` parsed by `parse` as interceptor `i1` of source `r1`, as its settings type
+    /// `T`; unknown keys fail the test.
+    pub(crate) fn parse_as<T: Clone + 'static>(
+        parse: ParseFn<dyn InterceptorSpec>,
+        pairs: &[(&str, &str)],
+    ) -> Result<T, ConfigError> {
+        let mut keys = Keys::from_pairs("sources", "r1.interceptors.i1", pairs);
+        let spec = parse(&mut keys)?;
+        let mut warnings = Vec::new();
+        keys.finish(&mut warnings);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        Ok((*spec)
+            .as_any()
+            .downcast_ref::<T>()
+            .unwrap_or_else(|| panic!("not a {}", std::any::type_name::<T>()))
+            .clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::event_with;
+    use super::*;
+    use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+    use crate::interceptor::static_header::StaticConfig;
+    use crate::interceptor::timestamp::TimestampConfig;
 
     fn static_header(key: &str, value: &str, preserve_existing: bool) -> Box<dyn Interceptor> {
         StaticConfig {

@@ -104,16 +104,7 @@ mod tests {
     use super::*;
 
     fn config(pairs: &[(&str, &str)]) -> Result<RemoveHeaderConfig, ConfigError> {
-        let mut k = Keys::from_pairs("sources", "r1.interceptors.i1", pairs);
-        let spec = parse(&mut k)?;
-        let mut warnings = Vec::new();
-        k.finish(&mut warnings);
-        assert!(warnings.is_empty(), "{warnings:?}");
-        Ok((*spec)
-            .as_any()
-            .downcast_ref::<RemoveHeaderConfig>()
-            .expect("a remove_header config")
-            .clone())
+        crate::interceptor::testing::parse_as(parse, pairs)
     }
 
     fn event(headers: &[(&str, &str)]) -> Event {

@@ -1,7 +1,7 @@
 //! The `static` interceptor (Flume's StaticInterceptor): sets a fixed header on every event.
 //! (The file is not called `static.rs`: `static` is a Rust keyword.)
 
-use super::{Interceptor, InterceptorSpec, InterceptorType};
+use super::{set_header, Interceptor, InterceptorSpec, InterceptorType};
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
 
@@ -51,9 +51,9 @@ impl InterceptorSpec for StaticConfig {
 
 impl Interceptor for StaticConfig {
     fn intercept(&self, event: &mut Event) -> bool {
-        if !(self.preserve_existing && event.header(&self.key).is_some()) {
-            event.set_header(self.key.as_str(), self.value.as_str());
-        }
+        set_header(event, &self.key, self.preserve_existing, || {
+            self.value.clone()
+        });
         true
     }
 }
@@ -61,35 +61,24 @@ impl Interceptor for StaticConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Headers;
-
-    fn event_with(key: &str, value: &str) -> Event {
-        let mut h = Headers::new();
-        h.insert(key.into(), value.into());
-        Event::with_headers(h, "body")
-    }
+    use crate::interceptor::testing::{event_with, parse_as};
 
     #[test]
     fn keys_and_defaults() {
-        let mut k = Keys::from_pairs("sources", "r1.interceptors.i1", &[]);
-        let spec = parse(&mut k).expect("defaults");
-        assert_eq!(
-            (*spec).as_any().downcast_ref::<StaticConfig>(),
-            Some(&StaticConfig::default())
-        );
+        let got: StaticConfig = parse_as(parse, &[]).expect("defaults");
+        assert_eq!(got, StaticConfig::default());
         let pairs = [
             ("key", "datacenter"),
             ("value", "NEW_YORK"),
             ("preserveExisting", "false"),
         ];
-        let mut k = Keys::from_pairs("sources", "r1.interceptors.i1", &pairs);
-        let spec = parse(&mut k).expect("set");
+        let got: StaticConfig = parse_as(parse, &pairs).expect("set");
         let want = StaticConfig {
             key: "datacenter".into(),
             value: "NEW_YORK".into(),
             preserve_existing: false,
         };
-        assert_eq!((*spec).as_any().downcast_ref::<StaticConfig>(), Some(&want));
+        assert_eq!(got, want);
     }
 
     #[test]

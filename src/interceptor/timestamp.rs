@@ -2,7 +2,7 @@
 //! event passed, in milliseconds since the epoch (the header the hdfs sink's time escapes
 //! read).
 
-use super::{now_millis, Interceptor, InterceptorSpec, InterceptorType};
+use super::{now_millis, set_header, Interceptor, InterceptorSpec, InterceptorType};
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
 
@@ -48,9 +48,9 @@ impl InterceptorSpec for TimestampConfig {
 
 impl Interceptor for TimestampConfig {
     fn intercept(&self, event: &mut Event) -> bool {
-        if !(self.preserve_existing && event.header(&self.header_name).is_some()) {
-            event.set_header(self.header_name.as_str(), now_millis().to_string());
-        }
+        set_header(event, &self.header_name, self.preserve_existing, || {
+            now_millis().to_string()
+        });
         true
     }
 }
