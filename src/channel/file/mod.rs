@@ -30,7 +30,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::{Channel, ChannelError, ChannelStats, PutTransaction, TakeTransaction};
 use crate::format::{Position, PutBatchEncoder};
-use crate::io::Vfs;
+use crate::io::{FileLock, Vfs};
 
 mod background;
 mod checkpoint;
@@ -113,7 +113,7 @@ struct Inner {
     /// Finished segments kept for reuse (`spareSegments`).
     spares: Arc<Spares>,
     /// The lock file, held from open until close (or a simulated crash).
-    lock: Mutex<Option<std::fs::File>>,
+    lock: Mutex<Option<Box<dyn FileLock>>>,
 }
 
 /// The durable file channel. A cheap handle: clones share one channel.

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -30,7 +30,7 @@ use super::{
     RecoveryReport,
 };
 use crate::format::{segment, Position, SEGMENT_HEADER_LEN};
-use crate::io::{self, Vfs};
+use crate::io::{self, FileLock, Vfs};
 
 impl FileChannel {
     /// Opens (recovering) or creates the channel described by `config`, on the I/O backend it
@@ -69,11 +69,7 @@ impl FileChannel {
         for d in &config.data_dirs {
             fs.create_dir_all(d).map_err(|e| ioe(d, "creating", e))?;
         }
-        let lock = if fs.kind() == "mem" {
-            None
-        } else {
-            Some(lock_dir(name, &config.checkpoint_dir)?)
-        };
+        let lock = Some(lock_dir(&fs, name, &config.checkpoint_dir)?);
         let started = Instant::now();
         let rec = recovery::recover(
             &fs,
@@ -194,49 +190,30 @@ impl FileChannel {
     }
 }
 
-/// Takes the channel's lock file so two processes never share its directories.
-pub(super) fn lock_dir(name: &str, dir: &Path) -> Result<std::fs::File, ChannelError> {
+/// Takes the channel's lock file so two channels (in this process or another) never share its
+/// directories.
+pub(super) fn lock_dir(
+    fs: &Arc<dyn Vfs>,
+    name: &str,
+    dir: &Path,
+) -> Result<Box<dyn FileLock>, ChannelError> {
     let path = dir.join("in_use.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| ChannelError::Io {
-            channel: name.to_string(),
-            file: path.clone(),
-            operation: "creating",
-            cause: e.to_string(),
-        })?;
-    // A process we fork (an exec source, a test's child) briefly shares the lock file's open
-    // description until it execs, so a reopen right after a close can find the lock held for
-    // a moment: retry for a bounded time before calling it taken.
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match f.try_lock() {
-            Ok(()) => return Ok(f),
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(100));
+    fs.lock(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            ChannelError::Locked {
+                channel: name.to_string(),
+                dir: dir.to_path_buf(),
+                lock: path,
             }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(ChannelError::Locked {
-                    channel: name.to_string(),
-                    dir: dir.to_path_buf(),
-                    lock: path,
-                })
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(ChannelError::Io {
-                    channel: name.to_string(),
-                    file: path,
-                    operation: "locking",
-                    cause: e.to_string(),
-                })
+        } else {
+            ChannelError::Io {
+                channel: name.to_string(),
+                file: path,
+                operation: "locking",
+                cause: e.to_string(),
             }
         }
-    }
+    })
 }
 
 impl Inner {
@@ -271,5 +248,43 @@ impl Inner {
         self.lock.lock().take();
         tracing::info!(channel = %self.name, "file channel closed");
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::Channel;
+    use crate::io::mem::MemFs;
+
+    fn config() -> FileChannelConfig {
+        let mut cfg = FileChannelConfig::new(Path::new("/ch"));
+        cfg.minimum_required_space = 0;
+        cfg
+    }
+
+    /// The directory lock goes through `Vfs`, so MemFs channels are locked too: a second open
+    /// of the same directories fails as it would across processes, until the first channel is
+    /// closed or (as after kill -9) abandoned.
+    #[test]
+    fn a_second_open_of_the_same_dirs_fails_as_in_use() {
+        let fs: Arc<dyn Vfs> = Arc::new(MemFs::new());
+        let (first, _) = FileChannel::open_with("c1", config(), fs.clone()).expect("open");
+        let err = FileChannel::open_with("c2", config(), fs.clone()).expect_err("second open");
+        let msg = err.to_string();
+        match err {
+            ChannelError::Locked { dir, lock, .. } => {
+                assert_eq!(dir, Path::new("/ch/checkpoint"));
+                assert_eq!(lock, Path::new("/ch/checkpoint/in_use.lock"));
+            }
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        assert!(msg.contains("in use"), "{msg}");
+        first.close().expect("close");
+        let (second, _) =
+            FileChannel::open_with("c2", config(), fs.clone()).expect("open after close");
+        second.simulate_crash();
+        let (third, _) = FileChannel::open_with("c3", config(), fs).expect("open after a crash");
+        third.close().expect("close");
     }
 }

@@ -80,12 +80,7 @@ fn find_dirs(fs: &Arc<dyn Vfs>, dirs: &[PathBuf]) -> (Option<PathBuf>, Vec<PathB
     let mut candidates = vec![];
     for d in dirs {
         candidates.push(d.clone());
-        if let Ok(rd) = std::fs::read_dir(d) {
-            let mut subs: Vec<PathBuf> = rd
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect();
+        if let Ok(mut subs) = fs.list_dirs(d) {
             subs.sort();
             candidates.extend(subs);
         }
