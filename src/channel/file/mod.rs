@@ -44,6 +44,7 @@ mod queue;
 mod read;
 mod recovery;
 mod roll;
+mod scan;
 pub(crate) mod spare;
 pub mod tools;
 
