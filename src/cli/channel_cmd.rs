@@ -298,7 +298,10 @@ mod tests {
         let s = render(|b| write_inspect(b, &r));
         assert!(s.contains("5 events"), "{s}");
         // Spares keep their old bytes (they are not zeroed: see channel::file::spare).
-        assert!(s.contains("old bytes intact") && !s.contains("zeroed"), "{s}");
+        assert!(
+            s.contains("old bytes intact") && !s.contains("zeroed"),
+            "{s}"
+        );
         assert!(s.contains("2m05s"), "{s}");
         assert!(s.contains("/d/log-1"), "{s}");
     }
