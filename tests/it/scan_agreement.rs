@@ -108,10 +108,12 @@ fn segment_id(path: &Path) -> u64 {
         .expect("a segment file name")
 }
 
+/// Damages the copy whose segment files (oldest first) are given; returns what it must be.
+type Damage = Box<dyn Fn(&[PathBuf]) -> Expect>;
+
 struct Case {
     what: &'static str,
-    /// Damages the copy whose segment files (oldest first) are given; returns what it must be.
-    damage: Box<dyn Fn(&[PathBuf]) -> Expect>,
+    damage: Damage,
 }
 
 fn cases() -> Vec<Case> {
