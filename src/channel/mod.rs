@@ -69,6 +69,18 @@ pub enum ChannelError {
         offset: u64,
         reason: String,
     },
+    /// A take met a record that does not verify. Open replays only the log after the last
+    /// checkpoint, so damage in an older part is first met here. The events stay in the
+    /// channel and every retry meets the same record: the channel is stuck until repaired.
+    #[error("channel `{channel}`: cannot take events: corrupt data in {file} at offset {offset}: {reason}. Nothing corrupt was delivered, and sinks will keep failing on it: stop the agent, run `flumen channel verify --dir {} --dir {}` to list every corrupt record, then `flumen channel repair --checkpoint-dir {} --data-dir {}` to quarantine them (losing the events they hold); or set corruptionPolicy = skip to drop unreadable events as takes meet them", .checkpoint_dir.display(), join_dirs(.data_dirs, " --dir "), .checkpoint_dir.display(), join_dirs(.data_dirs, " "))]
+    CorruptTake {
+        channel: String,
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+        checkpoint_dir: PathBuf,
+        data_dirs: Vec<PathBuf>,
+    },
     /// The channel's directories are locked by another live process.
     #[error("channel `{channel}`: {dir} is in use by another process (lock file {lock} is held). Stop the other flumen using it or give this channel its own directories")]
     Locked {
@@ -94,6 +106,14 @@ pub enum ChannelError {
     /// The channel was closed.
     #[error("channel `{channel}` is closed")]
     Closed { channel: String },
+}
+
+/// `dirs` as they go on a command line, separated by `sep`.
+fn join_dirs(dirs: &[PathBuf], sep: &str) -> String {
+    dirs.iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// Checks the limits every channel shares (`capacity`, `transactionCapacity`); the error

@@ -127,22 +127,31 @@ impl Inner {
             || PathBuf::from(segment::file_name(segment)),
             |h| h.path.clone(),
         );
-        let corrupt = |reason: String| ChannelError::Corrupt {
+        let corrupt = |reason: String| ChannelError::CorruptTake {
             channel: self.name.clone(),
             file: path.clone(),
             offset: entry.offset.into(),
             reason,
+            checkpoint_dir: self.cfg.checkpoint_dir.clone(),
+            data_dirs: self.cfg.data_dirs.clone(),
         };
         let from_disk = cached.is_none();
         let rec = match cached {
             Some(r) => r,
             None => {
                 let h = handle.ok_or_else(|| corrupt("the segment file is gone".into()))?;
-                h.read_record(entry.offset).map_err(|e| ChannelError::Io {
-                    channel: self.name.clone(),
-                    file: h.path.clone(),
-                    operation: "reading",
-                    cause: e.to_string(),
+                h.read_record(entry.offset).map_err(|e| {
+                    // A length field damaged to run past the file's end is corruption too.
+                    if e.kind() == std::io::ErrorKind::InvalidData {
+                        corrupt(e.to_string())
+                    } else {
+                        ChannelError::Io {
+                            channel: self.name.clone(),
+                            file: h.path.clone(),
+                            operation: "reading",
+                            cause: e.to_string(),
+                        }
+                    }
                 })?
             }
         };
@@ -237,7 +246,7 @@ impl TakeTransaction for FileTake {
                         _ => kept.push((s, e)),
                     }
                 }
-                Err(err @ ChannelError::Corrupt { .. })
+                Err(err @ ChannelError::CorruptTake { .. })
                     if inner.cfg.corruption_policy == CorruptionPolicy::Skip =>
                 {
                     // corruptionPolicy = skip: these events cannot be read back, so they are
