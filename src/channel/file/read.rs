@@ -19,7 +19,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::{ChannelError, CorruptionPolicy, Inner};
-use crate::channel::TakeTransaction;
+use crate::channel::{ChannelDirs, TakeTransaction};
 use crate::event::{Event, Headers};
 use crate::format::record::{self, RECORD_HEADER_LEN};
 use crate::format::{segment, BatchEntry, PutBatchView, ScanOutcome};
@@ -132,8 +132,10 @@ impl Inner {
             file: path.clone(),
             offset: entry.offset.into(),
             reason,
-            checkpoint_dir: self.cfg.checkpoint_dir.clone(),
-            data_dirs: self.cfg.data_dirs.clone(),
+            dirs: Box::new(ChannelDirs {
+                checkpoint_dir: self.cfg.checkpoint_dir.clone(),
+                data_dirs: self.cfg.data_dirs.clone(),
+            }),
         };
         let from_disk = cached.is_none();
         let rec = match cached {
