@@ -11,7 +11,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Condvar;
+
+use super::lock_order::{Rank, RankedMutex};
 
 use super::{FsyncPolicy, Inner};
 
@@ -20,14 +22,24 @@ use super::{FsyncPolicy, Inner};
 const TAKE_SYNC_GRACE: Duration = Duration::from_millis(5);
 
 /// The background threads' signals, shared with them apart from the channel itself.
-#[derive(Default)]
 pub(super) struct Background {
-    pub(super) stop: Mutex<bool>,
+    pub(super) stop: RankedMutex<bool>,
     /// Cuts the tickers' waits short: at stop, and for an early checkpoint.
     pub(super) cv: Condvar,
     /// Set when a take commit wrote a record that needs syncing; the flusher waits on it.
-    pub(super) flush_wanted: Mutex<bool>,
+    pub(super) flush_wanted: RankedMutex<bool>,
     pub(super) flush_cv: Condvar,
+}
+
+impl Background {
+    pub(super) fn new() -> Background {
+        Background {
+            stop: RankedMutex::new(Rank::BackgroundStop, false),
+            cv: Condvar::new(),
+            flush_wanted: RankedMutex::new(Rank::FlushWanted, false),
+            flush_cv: Condvar::new(),
+        }
+    }
 }
 
 pub(super) fn start_background(inner: &Arc<Inner>) {
@@ -62,7 +74,7 @@ pub(super) fn spawn_flusher(weak: Weak<Inner>, bg: Arc<Background>) -> std::thre
                     if *bg.stop.lock() {
                         return;
                     }
-                    bg.flush_cv.wait(&mut wanted);
+                    wanted.wait(&bg.flush_cv);
                 }
                 *wanted = false;
             }
@@ -108,7 +120,7 @@ pub(super) fn spawn_ticker(
                     return;
                 }
                 // A timed wait on the stop flag: a periodic timer that close() can cut short.
-                let _ = bg.cv.wait_for(&mut stop, every);
+                let _ = stop.wait_for(&bg.cv, every);
                 if *stop {
                     return;
                 }

@@ -43,7 +43,7 @@ impl Inner {
                 return Ok(());
             }
             self.check_open()?;
-            if self.room_cv.wait_until(&mut q, deadline).timed_out() {
+            if q.wait_until(&self.room_cv, deadline) {
                 let limit = if events_ok {
                     format!("byteCapacity {} bytes", self.cfg.byte_capacity.unwrap_or(0))
                 } else {

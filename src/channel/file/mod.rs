@@ -14,11 +14,35 @@
 //! - `commit()` returns `Ok` only after the record is durable (`fsync = every-commit`), and a
 //!   failed write or sync poisons the channel: every waiting and later commit fails, nothing
 //!   further is reported durable, no sync is retried. Reopening recovers from disk.
-//! - Lock order: log, then queue; never the reverse.
+//! - Lock order (below): a thread takes a lock only while every lock it holds comes earlier.
 //! - A checkpoint is written only for state whose records are durable; segments are deleted
 //!   only once every event in them is done and no retained checkpoint needs them.
 //! - Memory per queued event: 16 bytes per committed put batch (see docs/ARCHITECTURE.md), plus
 //!   a bounded cache of recent records; never a heap object per event.
+//!
+//! Lock order, outermost first. Every lock of the channel is here, each with its rank in
+//! `lock_order::Rank`; debug builds check the order on every acquisition (`lock_order`),
+//! release builds compile the check out. Locks not listed are leaves below all of these: the
+//! I/O backends' own (`MemFs`'s state, io_uring's per-thread ring) and the take journal,
+//! which has none (it lives behind `log`).
+//! 1. `ckpt` (checkpointer state): held for a whole checkpoint; takes `log` (sync, active
+//!    segment), `queue` (snapshot), `segments` and `spares` (retiring segments).
+//! 2. `log` (`LogWriter`: active segment, write offset, stage, pending records, journal).
+//! 3. `block_write`: taken under `log` by a roll and by a group-commit leader, which keeps it
+//!    after letting `log` go, while it writes the stage.
+//! 4. `spares` (`Spares::ready`): taken under `log` (roll, `minimumRequiredSpace`) and `ckpt`.
+//! 5. `segments` (a read-write lock): under `log` (roll) and `ckpt` (retiring).
+//! 6. `recent` (the recent-record cache): under `log` when records are applied.
+//! 7. `queue`, whose condvars are `available_cv` (takers) and `room_cv` (putters): under
+//!    `log` when records are applied.
+//! 8. `group.state` (`GroupCommit`, with each waiter's own condvar): under `log` and
+//!    `block_write` when a failure poisons; a leader's sync runs with no lock held.
+//! 9. `bufs` (`BufPool`): wherever the last reference to a record buffer goes (under
+//!    `recent`, `queue` or `log`).
+//! 10. `SegmentHandle::map` (one per segment, never two at once): taken by readers alone.
+//! 11. `bg.flush_wanted` (with `bg.flush_cv`), then 12. `bg.stop` (with `bg.cv`): the
+//!     background threads' signals; the flusher checks `stop` under `flush_wanted`.
+//! 13. `bg_threads`, 14. `lock` (the held directory lock): taken alone, at start and stop.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,7 +50,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::Condvar;
 
 use super::{Channel, ChannelError, ChannelStats, PutTransaction, TakeTransaction};
 use crate::format::{Position, PutBatchEncoder};
@@ -38,6 +62,7 @@ mod commit;
 mod config;
 mod group_commit;
 mod journal;
+mod lock_order;
 mod log;
 mod open;
 mod queue;
@@ -55,6 +80,7 @@ pub use recovery::RecoveryReport;
 use background::Background;
 use checkpoint::CheckpointState;
 use commit::FilePut;
+use lock_order::{RankedMutex, RankedRwLock};
 use log::{LogWriter, SegmentHandle};
 use queue::Queue;
 use read::{BufPool, FileTake, RecentRecords};
@@ -86,19 +112,19 @@ struct Inner {
     name: String,
     cfg: FileChannelConfig,
     fs: Arc<dyn Vfs>,
-    log: Mutex<LogWriter>,
+    log: RankedMutex<LogWriter>,
     /// Held by whoever writes staged blocks to the active segment (the group-commit leader,
     /// outside the log lock, or a roll, under it), so a roll never seals a segment while a
-    /// leader's write into it is still running. Lock order: `log`, then this.
-    block_write: Mutex<()>,
+    /// leader's write into it is still running. Taken only under `log` (see the lock order).
+    block_write: RankedMutex<()>,
     group: GroupCommit<Position>,
-    queue: Mutex<Queue>,
+    queue: RankedMutex<Queue>,
     /// Signalled when events become available (takers wait here).
     available_cv: Condvar,
     /// Signalled when room frees up (putters wait here).
     room_cv: Condvar,
-    segments: RwLock<BTreeMap<u64, Arc<SegmentHandle>>>,
-    recent: Mutex<RecentRecords>,
+    segments: RankedRwLock<BTreeMap<u64, Arc<SegmentHandle>>>,
+    recent: RankedMutex<RecentRecords>,
     /// Buffers of records nobody refers to any more, for the next put transactions.
     bufs: Arc<BufPool>,
     poison: OnceLock<ChannelError>,
@@ -106,15 +132,15 @@ struct Inner {
     /// Set by `simulate_crash`: no final checkpoint, as after kill -9.
     abandoned: AtomicBool,
     counters: Counters,
-    ckpt: Mutex<CheckpointState>,
+    ckpt: RankedMutex<CheckpointState>,
     /// What the background threads wait on. They hold it, and only a weak reference to the
     /// channel, so that dropping the last handle closes the channel at once.
     bg: Arc<Background>,
-    bg_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    bg_threads: RankedMutex<Vec<std::thread::JoinHandle<()>>>,
     /// Finished segments kept for reuse (`spareSegments`).
     spares: Arc<Spares>,
     /// The lock file, held from open until close (or a simulated crash).
-    lock: Mutex<Option<Box<dyn FileLock>>>,
+    lock: RankedMutex<Option<Box<dyn FileLock>>>,
 }
 
 /// The durable file channel. A cheap handle: clones share one channel.
@@ -235,12 +261,7 @@ impl Channel for FileChannel {
             if self.inner.closed.load(Ordering::Acquire) || self.inner.poison.get().is_some() {
                 return false;
             }
-            if self
-                .inner
-                .available_cv
-                .wait_until(&mut q, deadline)
-                .timed_out()
-            {
+            if q.wait_until(&self.inner.available_cv, deadline) {
                 return q.available() > 0;
             }
         }

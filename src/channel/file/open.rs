@@ -16,11 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::Condvar;
 
 use super::background::{start_background, Background};
 use super::checkpoint::CheckpointState;
 use super::group_commit::GroupCommit;
+use super::lock_order::{Rank, RankedMutex, RankedRwLock};
 use super::log::{FreeSpace, LogWriter, SegmentHandle, Stage};
 use super::read::RecentRecords;
 use super::roll::{initial_alloc, prepare_segment, publish_segment};
@@ -118,42 +119,48 @@ impl FileChannel {
         let report = rec.report;
         let inner = Arc::new(Inner {
             name: name.to_string(),
-            log: Mutex::new(LogWriter {
-                active: active.clone(),
-                write_off: SEGMENT_HEADER_LEN as u64,
-                alloc_end: initial_alloc(&config),
-                next_seq: rec.next_seq,
-                pending: VecDeque::new(),
-                free: FreeSpace {
-                    checked_at: Instant::now(),
-                    free,
-                    written_since: 0,
+            log: RankedMutex::new(
+                Rank::Log,
+                LogWriter {
+                    active: active.clone(),
+                    write_off: SEGMENT_HEADER_LEN as u64,
+                    alloc_end: initial_alloc(&config),
+                    next_seq: rec.next_seq,
+                    pending: VecDeque::new(),
+                    free: FreeSpace {
+                        checked_at: Instant::now(),
+                        free,
+                        written_since: 0,
+                    },
+                    stage: (config.fsync == FsyncPolicy::EveryCommit && config.direct_io)
+                        .then(|| Stage::new(&segment::encode_header(active.id))),
+                    spare: Vec::new(),
+                    journal: None,
                 },
-                stage: (config.fsync == FsyncPolicy::EveryCommit && config.direct_io)
-                    .then(|| Stage::new(&segment::encode_header(active.id))),
-                spare: Vec::new(),
-                journal: None,
-            }),
-            block_write: Mutex::new(()),
+            ),
+            block_write: RankedMutex::new(Rank::BlockWrite, ()),
             group: GroupCommit::new(applied),
-            queue: Mutex::new(queue),
+            queue: RankedMutex::new(Rank::Queue, queue),
             available_cv: Condvar::new(),
             room_cv: Condvar::new(),
-            segments: RwLock::new(segments),
-            recent: Mutex::new(RecentRecords::default()),
+            segments: RankedRwLock::new(Rank::Segments, segments),
+            recent: RankedMutex::new(Rank::Recent, RecentRecords::default()),
             bufs: Arc::default(),
             poison: OnceLock::new(),
             closed: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             counters: Counters::default(),
-            ckpt: Mutex::new(CheckpointState {
-                next_generation: rec.next_generation,
-                retained: rec.checkpoints,
-            }),
-            bg: Arc::new(Background::default()),
-            bg_threads: Mutex::new(vec![]),
+            ckpt: RankedMutex::new(
+                Rank::Checkpoint,
+                CheckpointState {
+                    next_generation: rec.next_generation,
+                    retained: rec.checkpoints,
+                },
+            ),
+            bg: Arc::new(Background::new()),
+            bg_threads: RankedMutex::new(Rank::BackgroundThreads, vec![]),
             spares,
-            lock: Mutex::new(lock),
+            lock: RankedMutex::new(Rank::DirLock, lock),
             cfg: config,
             fs,
         });

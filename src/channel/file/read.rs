@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::lock_order::{Rank, RankedMutex};
 use bytes::Bytes;
-use parking_lot::Mutex;
 
 use super::{ChannelError, CorruptionPolicy, Inner};
 use crate::channel::{ChannelDirs, TakeTransaction};
@@ -36,8 +36,13 @@ const POOLED_BUFFERS: usize = 32;
 const POOLED_BUFFER_MAX: usize = 4 << 20;
 
 /// See [`POOLED_BUFFERS`].
-#[derive(Default)]
-pub(super) struct BufPool(pub(super) Mutex<Vec<Vec<u8>>>);
+pub(super) struct BufPool(RankedMutex<Vec<Vec<u8>>>);
+
+impl Default for BufPool {
+    fn default() -> Self {
+        BufPool(RankedMutex::new(Rank::BufPool, Vec::new()))
+    }
+}
 
 impl BufPool {
     pub(super) fn get(&self) -> Vec<u8> {
