@@ -188,9 +188,9 @@ pub fn find_next_valid(segment_id: u64, buf: &[u8], from: usize) -> Option<usize
 }
 
 /// The length (header plus payload) of the record-shaped bytes at the start of `buf`: a
-/// header plausible for a valid record (see `find_next_valid`), whose payload fits in `buf`. The CRC is not
-/// checked: this recognises records written for another segment (a reused file's former
-/// life) as well as this one's.
+/// header plausible for a valid record (as the resync scan requires), whose payload fits in
+/// `buf`. The CRC is not checked: this recognises records written for another segment (a
+/// reused file's former life) as well as this one's.
 pub fn shape_len(buf: &[u8]) -> Option<usize> {
     if !plausible(buf) {
         return None;

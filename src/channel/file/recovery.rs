@@ -3,8 +3,10 @@
 //!
 //! Steps: list the segments in every data dir; load the newest checkpoint that decodes and
 //! whose segments all exist (else the older one, else none: full replay); replay every record
-//! from the checkpoint's position; truncate a torn final record; apply the corruption policy
-//! to anything else that does not verify. Put transactions are written only at commit, so an
+//! from the checkpoint's position, as the segment scanner (`scan`, shared with `verify`)
+//! classifies it; truncate a torn final record (or a reused file's old bytes); remove a last
+//! segment whose creation was cut short; apply the corruption policy to corruption, except
+//! regions an earlier repair quarantined, whose loss was accepted then. Put transactions are written only at commit, so an
 //! uncommitted put never reaches the log; take transactions are written only at commit, so
 //! anything taken but not committed is simply still in the queue.
 //!

@@ -3,6 +3,13 @@
 //! `verify` and `inspect` never write: they work on a live channel's directories without taking
 //! its lock (what they report may then be a moment old). `repair` opens the channel for real,
 //! with corruptionPolicy = skip, so it takes the lock and refuses to run beside an agent.
+//!
+//! `verify` reads every segment with recovery's own scanner (`scan`) and decides from the same
+//! classification, so it calls a log recoverable exactly when a full replay recovers it: what
+//! recovery truncates or removes (a torn tail, a reused file's old bytes, a creation cut
+//! short) it reports but does not count as corruption. Unlike open, it reads the parts of the
+//! log a checkpoint covers too (where a take would meet the damage) and checks every event's
+//! structure.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
