@@ -72,6 +72,18 @@ pub enum ChannelError {
         offset: u64,
         reason: String,
     },
+    /// A take met a record that does not verify. Open replays only the log after the last
+    /// checkpoint, so damage in an older part is first met here. The events stay in the
+    /// channel and every retry meets the same record: the channel is stuck until repaired.
+    #[error("channel `{channel}`: cannot take events: corrupt data in {file} at offset {offset}: {reason}. Nothing corrupt was delivered, and sinks will keep failing on it: stop the agent, run `flumen channel verify --dir {} --dir {}` to list every corrupt record, then `flumen channel repair --checkpoint-dir {} --data-dir {}` to quarantine them (losing the events they hold); or set corruptionPolicy = skip to drop unreadable events as takes meet them", .dirs.checkpoint_dir.display(), join_dirs(&.dirs.data_dirs, " --dir "), .dirs.checkpoint_dir.display(), join_dirs(&.dirs.data_dirs, " "))]
+    CorruptTake {
+        channel: String,
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+        /// Boxed, so that this rare variant does not make every `ChannelError` larger.
+        dirs: Box<ChannelDirs>,
+    },
     /// The channel's directories are locked by another live process.
     #[error("channel `{channel}`: {dir} is in use by another process (lock file {lock} is held). Stop the other flumen using it or give this channel its own directories")]
     Locked {
@@ -97,6 +109,21 @@ pub enum ChannelError {
     /// The channel was closed.
     #[error("channel `{channel}` is closed")]
     Closed { channel: String },
+}
+
+/// A file channel's directories, as an error names them in the commands it suggests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelDirs {
+    pub checkpoint_dir: PathBuf,
+    pub data_dirs: Vec<PathBuf>,
+}
+
+/// `dirs` as they go on a command line, separated by `sep`.
+fn join_dirs(dirs: &[PathBuf], sep: &str) -> String {
+    dirs.iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// Checks the limits every channel shares (`capacity`, `transactionCapacity`); the error

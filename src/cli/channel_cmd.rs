@@ -127,6 +127,14 @@ fn write_verify(out: &mut impl Write, r: &VerifyReport) -> std::io::Result<()> {
             spot(t)
         )?;
     }
+    if let Some(p) = &r.creation_cut_short {
+        writeln!(
+            out,
+            "cut-short segment: {} (a crash cut its creation short; it holds no records and \
+             opening the channel removes it)",
+            p.display()
+        )?;
+    }
     if !r.quarantined.is_empty() {
         writeln!(
             out,
@@ -206,7 +214,8 @@ fn write_inspect(out: &mut impl Write, r: &InspectReport) -> std::io::Result<()>
     let spare_bytes: u64 = r.spares.iter().map(|(_, size)| size).sum();
     writeln!(
         out,
-        "spare segments:   {} ({spare_bytes} bytes, zeroed, kept for reuse)",
+        "spare segments:   {} ({spare_bytes} bytes: finished segments kept for reuse, old \
+         bytes intact; not part of the queue)",
         r.spares.len()
     )?;
     Ok(())
@@ -283,10 +292,16 @@ mod tests {
             segments: vec![(PathBuf::from("/d/log-1"), 1234)],
             bytes_on_disk: 1234,
             oldest_event_age: Some(Duration::from_secs(125)),
+            spares: vec![(PathBuf::from("/d/spare-2"), 4096)],
             ..InspectReport::default()
         };
         let s = render(|b| write_inspect(b, &r));
         assert!(s.contains("5 events"), "{s}");
+        // Spares keep their old bytes (they are not zeroed: see channel::file::spare).
+        assert!(
+            s.contains("old bytes intact") && !s.contains("zeroed"),
+            "{s}"
+        );
         assert!(s.contains("2m05s"), "{s}");
         assert!(s.contains("/d/log-1"), "{s}");
     }

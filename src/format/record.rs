@@ -187,6 +187,45 @@ pub fn find_next_valid(segment_id: u64, buf: &[u8], from: usize) -> Option<usize
     None
 }
 
+/// The length (header plus payload) of the record-shaped bytes at the start of `buf`: a
+/// header plausible for a valid record (as the resync scan requires), whose payload fits in
+/// `buf`. The CRC is not checked: this recognises records written for another segment (a
+/// reused file's former life) as well as this one's.
+pub fn shape_len(buf: &[u8]) -> Option<usize> {
+    if !plausible(buf) {
+        return None;
+    }
+    let len = u32::from_le_bytes(buf.get(..4)?.try_into().ok()?);
+    if len > MAX_RECORD_PAYLOAD {
+        return None;
+    }
+    let total = RECORD_HEADER_LEN + len as usize;
+    (total <= buf.len()).then_some(total)
+}
+
+/// The first offset at or after `from` where `buf` holds record-shaped bytes ([`shape_len`]),
+/// whether or not they verify. Zeros are skipped in bulk, as in [`find_next_valid`].
+pub fn find_record_shape(buf: &[u8], from: usize) -> Option<usize> {
+    let mut pos = from;
+    while pos + RECORD_HEADER_LEN < buf.len() {
+        if buf[pos] == 0 {
+            let nz = buf[pos..].iter().position(|&b| b != 0)?;
+            // A length field's first bytes may be zero: back up to three zeros before.
+            let start = (pos + nz).saturating_sub(3).max(pos);
+            if let Some(p) = (start..=pos + nz).find(|&p| shape_len(&buf[p..]).is_some()) {
+                return Some(p);
+            }
+            pos += nz + 1;
+            continue;
+        }
+        if shape_len(&buf[pos..]).is_some() {
+            return Some(pos);
+        }
+        pos += 1;
+    }
+    None
+}
+
 /// Builds one PutBatch record incrementally, as a put transaction's events arrive, so that
 /// commit only has to fill in the header (the seq is known only then).
 #[derive(Debug, Clone)]

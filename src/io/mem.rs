@@ -21,7 +21,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rustix::io::Errno;
 
-use super::{Mapped, VFile, Vfs};
+use super::{FileLock, Mapped, VFile, Vfs};
 
 /// Largest file the model accepts; a runaway offset in a test then fails with `EFBIG` instead
 /// of trying to allocate terabytes of zeros.
@@ -64,6 +64,9 @@ struct State {
     calls: HashMap<FaultOp, u64>,
     /// Pending one-shot faults: (operation, index of the call that fails, errno).
     faults: Vec<(FaultOp, u64, i32)>,
+    /// Files locked with `Vfs::lock`, each with the token of its guard.
+    locks: HashMap<PathBuf, u64>,
+    next_lock: u64,
 }
 
 struct Inode {
@@ -171,6 +174,8 @@ impl State {
 
     fn crash(&mut self, extra: usize) {
         self.generation += 1;
+        // Locks die with the process that held them.
+        self.locks.clear();
         // Unlinked inodes lived only through handles of the dead process.
         self.inodes.retain(|_, inode| inode.linked);
         for inode in self.inodes.values_mut() {
@@ -387,8 +392,75 @@ impl Vfs for MemFs {
         Ok(self.shared.lock().free_space)
     }
 
+    fn list_dirs(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let st = self.shared.lock();
+        if !st.dir_exists(dir) {
+            return Err(not_found("list_dirs", dir));
+        }
+        Ok(st
+            .dirs
+            .iter()
+            .filter(|p| p.parent() == Some(dir))
+            .cloned()
+            .collect())
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let mut st = self.shared.lock();
+        // The lock file exists afterwards, as with the real backends. Not counted as an
+        // `Open` for `fail_nth`: fault plans predate locking and count the channel's own opens.
+        if !st.names.contains_key(path) {
+            if !st.parent_exists(path) || st.dirs.contains(path) {
+                return Err(not_found("lock", path));
+            }
+            let ino = st.next_ino;
+            st.next_ino += 1;
+            st.inodes.insert(ino, Inode::new());
+            st.names.insert(path.to_path_buf(), ino);
+        }
+        if st.locks.contains_key(path) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("{} is locked (memfs)", path.display()),
+            ));
+        }
+        let token = st.next_lock;
+        st.next_lock += 1;
+        st.locks.insert(path.to_path_buf(), token);
+        Ok(Box::new(MemLock {
+            shared: Arc::clone(&self.shared),
+            path: path.to_path_buf(),
+            token,
+        }))
+    }
+
     fn kind(&self) -> &'static str {
         "mem"
+    }
+}
+
+/// A held [`Vfs::lock`] of a [`MemFs`].
+struct MemLock {
+    shared: Arc<Mutex<State>>,
+    path: PathBuf,
+    token: u64,
+}
+
+impl fmt::Debug for MemLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemLock").field("path", &self.path).finish()
+    }
+}
+
+impl FileLock for MemLock {}
+
+impl Drop for MemLock {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        // After a crash the lock is gone already, and may be someone else's by now.
+        if st.locks.get(&self.path) == Some(&self.token) {
+            st.locks.remove(&self.path);
+        }
     }
 }
 
@@ -784,5 +856,40 @@ mod tests {
         f.read_at(&mut buf, 0).expect("read");
         assert_eq!(&buf, b"b0rk");
         assert_eq!(fs.durable_image(&path), Some(b"good".to_vec()));
+    }
+
+    #[test]
+    fn lock_is_exclusive_until_dropped_or_a_crash() {
+        let (fs, dir) = setup();
+        let path = dir.join("in_use.lock");
+        let held = fs.lock(&path).expect("lock");
+        assert!(fs.files().contains(&path), "the lock file exists");
+        let err = fs.lock(&path).expect_err("held");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(held);
+        let again = fs.lock(&path).expect("released by drop");
+        fs.crash();
+        let after = fs.lock(&path).expect("a crash releases every lock");
+        // The dead holder's guard must not release the new holder's lock.
+        drop(again);
+        assert_eq!(
+            fs.lock(&path).expect_err("still held").kind(),
+            io::ErrorKind::WouldBlock
+        );
+        drop(after);
+        assert!(fs.lock(&dir.join("nodir").join("l")).is_err());
+    }
+
+    #[test]
+    fn list_dirs_lists_direct_subdirectories_only() {
+        let (fs, dir) = setup();
+        fs.create_dir_all(&dir.join("a").join("deep"))
+            .expect("mkdir");
+        fs.create_dir_all(&dir.join("b")).expect("mkdir");
+        fs.open(&dir.join("file"), true).expect("create");
+        let mut got = fs.list_dirs(&dir).expect("list_dirs");
+        got.sort();
+        assert_eq!(got, vec![dir.join("a"), dir.join("b")]);
+        assert!(fs.list_dirs(Path::new("/nodir")).is_err());
     }
 }

@@ -16,6 +16,10 @@
 //! - `VFile::write_direct` has `write_at`'s contract for whole [`DIRECT_ALIGN`] blocks; a backend
 //!   may bypass the page cache for it (the std backend uses `O_DIRECT`), and reads afterwards
 //!   still see the new bytes.
+//! - `Vfs::lock` is exclusive among every holder of that backend's filesystem: another process
+//!   (std, io_uring: an `flock` on the file) or, for `MemFs`, another channel on the same
+//!   `MemFs`. The lock is released when its guard is dropped, when the process dies, or (for
+//!   `MemFs`) at a simulated crash.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -93,9 +97,19 @@ pub trait Vfs: Send + Sync + std::fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Bytes available to unprivileged writers on the filesystem holding `dir`.
     fn free_space(&self, dir: &Path) -> io::Result<u64>;
-    /// Which backend actually serves writes ("std", "uring", "mem"), for logs and benchmarks.
+    /// Full paths of the directories directly inside `dir`, in no particular order.
+    fn list_dirs(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
+    /// Takes an exclusive lock on the file `path` (created, empty, if it does not exist), held
+    /// until the returned guard is dropped. Fails with `ErrorKind::WouldBlock` when another
+    /// holder has it (see the module docs for who counts as another holder).
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>>;
+    /// Which backend actually serves writes ("std", "uring", "mem"), for logs and benchmarks
+    /// only: no behaviour may depend on it.
     fn kind(&self) -> &'static str;
 }
+
+/// A held [`Vfs::lock`]; dropping it releases the lock.
+pub trait FileLock: Send + Sync + std::fmt::Debug {}
 
 /// One open file.
 #[allow(clippy::len_without_is_empty)]

@@ -13,10 +13,11 @@ use std::os::unix::fs::FileExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use rustix::fs::{FallocateFlags, OFlags};
 
-use super::{Mapped, VFile, Vfs};
+use super::{FileLock, Mapped, VFile, Vfs};
 
 /// The std backend. Stateless: every call goes straight to the kernel.
 #[derive(Clone, Copy, Debug, Default)]
@@ -81,10 +82,59 @@ impl Vfs for StdFs {
         Ok(st.f_bavail.saturating_mul(st.f_frsize))
     }
 
+    fn list_dirs(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            // As in `list`: a symlink is not followed.
+            if entry.file_type()?.is_dir() {
+                out.push(entry.path());
+            }
+        }
+        Ok(out)
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
+        // A process we fork (an exec source, a test's child) briefly shares the lock file's
+        // open description until it execs, so a reopen right after a close can find the lock
+        // held for a moment: retry for a bounded time before calling it taken.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Box::new(StdLock { _file: file })),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WouldBlock,
+                        format!("{} is locked by another process", path.display()),
+                    ))
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
+    }
+
     fn kind(&self) -> &'static str {
         "std"
     }
 }
+
+/// A held [`Vfs::lock`] of the std backend: an `flock`, released when the descriptor closes.
+#[derive(Debug)]
+struct StdLock {
+    _file: File,
+}
+
+impl FileLock for StdLock {}
 
 /// An open file of the std backend.
 #[derive(Debug)]
@@ -418,5 +468,23 @@ pub(crate) mod tests {
         let (fs, dir) = fs_and_dir();
         let f = fs.open(&dir.path().join("seg"), true).expect("open");
         check_block_writes(f.as_ref());
+    }
+
+    #[test]
+    fn lock_is_exclusive_until_dropped_and_list_dirs_finds_subdirectories() {
+        let (fs, dir) = fs_and_dir();
+        let path = dir.path().join("in_use.lock");
+        let held = fs.lock(&path).expect("lock");
+        // flock locks belong to the open file description, so a second open in this same
+        // process conflicts, as another process would (after the bounded retry).
+        let err = fs.lock(&path).expect_err("held");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        drop(held);
+        drop(fs.lock(&path).expect("released by drop"));
+        std::fs::create_dir(dir.path().join("sub")).expect("mkdir");
+        assert_eq!(
+            fs.list_dirs(dir.path()).expect("list_dirs"),
+            vec![dir.path().join("sub")]
+        );
     }
 }

@@ -24,7 +24,7 @@ use std::cell::RefCell;
 use io_uring::{opcode, squeue, types, IoUring};
 
 use super::std_fs::{StdFile, StdFs};
-use super::{Mapped, VFile, Vfs};
+use super::{FileLock, Mapped, VFile, Vfs};
 
 /// Largest single write submitted; Linux caps one write at just under 2 GiB anyway and a short
 /// write is simply resubmitted.
@@ -149,6 +149,14 @@ impl Vfs for UringFs {
 
     fn free_space(&self, dir: &Path) -> io::Result<u64> {
         StdFs.free_space(dir)
+    }
+
+    fn list_dirs(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        StdFs.list_dirs(dir)
+    }
+
+    fn lock(&self, path: &Path) -> io::Result<Box<dyn FileLock>> {
+        StdFs.lock(path)
     }
 
     fn kind(&self) -> &'static str {

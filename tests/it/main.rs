@@ -30,3 +30,4 @@ mod limits;
 mod memory;
 mod metrics;
 mod model;
+mod scan_agreement;

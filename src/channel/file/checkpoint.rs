@@ -1,4 +1,6 @@
-//! Writing and loading checkpoint files.
+//! Checkpoints: taking one (the checkpointer's work: snapshot the applied queue, write it, then
+//! retire the segments nobody needs any more, as spares or by deleting them) and the files
+//! themselves (writing and loading).
 //!
 //! A checkpoint is written whole to `checkpoint-<gen>.tmp`, synced, renamed to
 //! `checkpoint-<gen>`, and the directory synced: a crash leaves either the previous newest
@@ -7,14 +9,19 @@
 //! from both to a full replay of the segments (the checkpoint is only a hint: the log alone
 //! can rebuild the queue).
 //!
-//! IMPORTANT: a checkpoint may only point at log data that is already durable, so the caller
-//! syncs the log up to the checkpoint's replay position before writing it.
+//! IMPORTANT: a checkpoint may only point at log data that is already durable, so the
+//! checkpointer syncs the log up to the checkpoint's replay position before writing it; and a
+//! segment is retired only from the front of the log, once no queued event and no retained
+//! checkpoint needs it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::log::SegmentHandle;
+use super::{now_ms, ChannelError, FsyncPolicy, Inner};
 use crate::format::checkpoint::{self, Checkpoint};
-use crate::format::FormatError;
+use crate::format::{CheckpointSegment, FormatError};
 use crate::io::Vfs;
 
 /// How many checkpoints are kept.
@@ -51,7 +58,7 @@ pub(crate) fn list(fs: &Arc<dyn Vfs>, dir: &Path) -> std::io::Result<Vec<Found>>
         .collect())
 }
 
-fn read(fs: &Arc<dyn Vfs>, path: &Path) -> Result<Checkpoint, String> {
+pub(super) fn read(fs: &Arc<dyn Vfs>, path: &Path) -> Result<Checkpoint, String> {
     let f = fs.open(path, false).map_err(|e| e.to_string())?;
     let map = f.map().map_err(|e| e.to_string())?;
     checkpoint::decode((*map).as_ref()).map_err(|e: FormatError| e.to_string())
@@ -77,7 +84,7 @@ pub(crate) fn write(fs: &Arc<dyn Vfs>, dir: &Path, c: &Checkpoint) -> std::io::R
 }
 
 /// Removes checkpoints older than the newest [`RETAINED`] and any `.tmp` leftovers.
-fn remove_stale(fs: &Arc<dyn Vfs>, dir: &Path, newest: u64) -> std::io::Result<()> {
+pub(super) fn remove_stale(fs: &Arc<dyn Vfs>, dir: &Path, newest: u64) -> std::io::Result<()> {
     for p in fs.list(dir)? {
         let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
             continue;
@@ -98,4 +105,125 @@ pub(crate) fn keep_from(c: &Checkpoint) -> u64 {
     c.segments
         .first()
         .map_or(c.replay.segment, |s| s.id.min(c.replay.segment))
+}
+
+/// The checkpointer's own state, behind `Inner::ckpt`.
+pub(super) struct CheckpointState {
+    pub(super) next_generation: u64,
+    /// Retained checkpoints, newest first: (generation, oldest segment it needs).
+    pub(super) retained: Vec<(u64, u64)>,
+}
+
+impl Inner {
+    /// Writes a checkpoint of the applied state, then deletes segments nobody needs.
+    pub(super) fn checkpoint(&self) -> Result<(), ChannelError> {
+        if self.poison.get().is_some() || self.abandoned.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        // Apply every record written so far (take records wait for a sync otherwise), so the
+        // checkpoint reflects every commit that has returned.
+        if self.cfg.fsync == FsyncPolicy::EveryCommit {
+            self.flush()?;
+            // Every record staged before that flush is durable in the log now, so the journal
+            // file retired at the previous checkpoint holds nothing the log lacks.
+            let mut log = self.log.lock();
+            if let Some(j) = log.journal.as_mut() {
+                if let Err(e) = j.rotate() {
+                    tracing::warn!(channel = %self.name, file = %j.path().display(), error = %e, "could not empty the take journal; it keeps growing until the next checkpoint");
+                }
+            }
+        }
+        let mut ck = self.ckpt.lock();
+        let (segs, done, applied, next_seq, bytes, first_live) = {
+            let q = self.queue.lock();
+            let (segs, done) = q.snapshot();
+            (
+                segs,
+                done,
+                q.applied,
+                q.end(),
+                q.bytes,
+                q.first_live_segment(),
+            )
+        };
+        // IMPORTANT: the checkpoint must not point past durable data. Under every-commit,
+        // applied records are already durable; otherwise sync first.
+        if self.cfg.fsync != FsyncPolicy::EveryCommit {
+            self.sync_now()?;
+        }
+        let c = Checkpoint {
+            generation: ck.next_generation,
+            written_at_ms: now_ms(),
+            replay: applied,
+            next_seq,
+            queue_bytes: bytes,
+            segments: segs
+                .into_iter()
+                .map(|(id, entries)| CheckpointSegment { id, entries })
+                .collect(),
+            done,
+        };
+        let path = match write(&self.fs, &self.cfg.checkpoint_dir, &c) {
+            Ok(p) => p,
+            Err(e) => {
+                self.counters
+                    .checkpoint_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(ChannelError::Io {
+                    channel: self.name.clone(),
+                    file: self
+                        .cfg
+                        .checkpoint_dir
+                        .join(checkpoint::file_name(c.generation)),
+                    operation: "writing checkpoint",
+                    cause: e.to_string(),
+                });
+            }
+        };
+        ck.next_generation += 1;
+        ck.retained.insert(0, (c.generation, keep_from(&c)));
+        ck.retained.truncate(RETAINED);
+        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(channel = %self.name, file = %path.display(), "checkpoint written");
+
+        // Segments below every retained checkpoint's needs and below the first live event.
+        let active = self.log.lock().active.id;
+        let mut boundary = first_live.unwrap_or(active).min(active);
+        for &(_, keep) in &ck.retained {
+            boundary = boundary.min(keep);
+        }
+        let doomed: Vec<Arc<SegmentHandle>> = {
+            let mut segs = self.segments.write();
+            let ids: Vec<u64> = segs.range(..boundary).map(|(&id, _)| id).collect();
+            ids.into_iter().filter_map(|id| segs.remove(&id)).collect()
+        };
+        let mut dirs = vec![];
+        let (mut kept, mut deleted) = (0, 0);
+        for h in doomed {
+            // Kept as a spare only when nothing else holds the segment: a reader's mapping
+            // must never see the file change length when it is reused.
+            let (id, path) = (h.id, h.path.clone());
+            let sole = Arc::strong_count(&h) == 1;
+            drop(h);
+            if sole && self.spares.offer(&path, id) {
+                kept += 1;
+            } else if let Err(e) = self.fs.remove(&path) {
+                tracing::warn!(channel = %self.name, file = %path.display(), error = %e, "could not delete a finished segment; will retry at the next open");
+                continue;
+            } else {
+                deleted += 1;
+            }
+            if let Some(d) = path.parent() {
+                dirs.push(d.to_path_buf());
+            }
+        }
+        dirs.dedup();
+        for d in dirs {
+            let _ = self.fs.sync_dir(&d);
+        }
+        if kept + deleted > 0 {
+            tracing::debug!(channel = %self.name, kept, deleted, "finished segments kept as spares or deleted");
+        }
+        Ok(())
+    }
 }

@@ -20,7 +20,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Condvar;
+
+use super::lock_order::{Rank, RankedGuard, RankedMutex};
 
 thread_local! {
     /// Each waiting thread sleeps on its own condition variable, so that a sync's end wakes
@@ -85,7 +87,7 @@ impl<P: Ord + Copy> State<P> {
 }
 
 /// [`State::wake`], then the signals once the lock is released.
-fn wake_and_unlock<P: Ord + Copy>(mut st: parking_lot::MutexGuard<'_, State<P>>) {
+fn wake_and_unlock<P: Ord + Copy>(mut st: RankedGuard<'_, State<P>>) {
     let woken = st.wake();
     drop(st);
     notify(woken);
@@ -101,21 +103,24 @@ fn notify(woken: Vec<Arc<Condvar>>) {
 
 /// The shared durable watermark.
 pub struct GroupCommit<P> {
-    state: Mutex<State<P>>,
+    state: RankedMutex<State<P>>,
 }
 
 impl<P: Ord + Copy> GroupCommit<P> {
     /// Starts with everything up to `synced` durable.
     pub fn new(synced: P) -> Self {
         GroupCommit {
-            state: Mutex::new(State {
-                synced,
-                handed: synced,
-                leader: false,
-                poisoned: false,
-                syncs: 0,
-                waiters: Vec::new(),
-            }),
+            state: RankedMutex::new(
+                Rank::GroupCommit,
+                State {
+                    synced,
+                    handed: synced,
+                    leader: false,
+                    poisoned: false,
+                    syncs: 0,
+                    waiters: Vec::new(),
+                },
+            ),
         }
     }
 
@@ -140,7 +145,7 @@ impl<P: Ord + Copy> GroupCommit<P> {
             if st.leader || st.handed >= target {
                 let cv = WAKER.with(Arc::clone);
                 st.waiters.push((target, Arc::clone(&cv), true));
-                let _ = cv.wait_for(&mut st, RECHECK);
+                let _ = st.wait_for(&cv, RECHECK);
                 // Woken entries were removed by the waker; a timed-out or spurious one is not.
                 st.waiters.retain(|(_, c, _)| !Arc::ptr_eq(c, &cv));
                 continue;
@@ -174,7 +179,7 @@ impl<P: Ord + Copy> GroupCommit<P> {
                         st.handed = p;
                     }
                     let woken = st.wake();
-                    parking_lot::MutexGuard::unlocked(&mut st, || notify(woken));
+                    st.unlocked(|| notify(woken));
                 }
                 Err(e) => {
                     st.poisoned = true;
@@ -194,7 +199,7 @@ impl<P: Ord + Copy> GroupCommit<P> {
         let cv = WAKER.with(Arc::clone);
         while st.synced < target && !st.poisoned {
             st.waiters.push((target, Arc::clone(&cv), false));
-            let timed_out = cv.wait_until(&mut st, deadline).timed_out();
+            let timed_out = st.wait_until(&cv, deadline);
             st.waiters.retain(|(_, c, _)| !Arc::ptr_eq(c, &cv));
             if timed_out {
                 break;
@@ -242,6 +247,7 @@ impl<P: Ord + Copy> GroupCommit<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use parking_lot::Mutex;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{mpsc, Arc, Barrier};
 

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
 
+use super::lock_order::{Rank, RankedMutex};
 use crate::format::record::{MAX_RECORD_PAYLOAD, RECORD_HEADER_LEN};
 use crate::format::{BatchEntry, Position};
 use crate::io::{Mapped, VFile, DIRECT_ALIGN};
@@ -46,7 +46,7 @@ pub(crate) struct SegmentHandle {
     pub(crate) path: PathBuf,
     pub(crate) file: Arc<dyn VFile>,
     sealed: AtomicBool,
-    map: Mutex<Option<Mapped>>,
+    map: RankedMutex<Option<Mapped>>,
     /// Bytes of the mapping below this offset were released (see [`RELEASE_STEP`]).
     released: AtomicUsize,
 }
@@ -68,7 +68,7 @@ impl SegmentHandle {
             path,
             file,
             sealed: AtomicBool::new(sealed),
-            map: Mutex::new(None),
+            map: RankedMutex::new(Rank::SegmentMap, None),
             released: AtomicUsize::new(0),
         }
     }

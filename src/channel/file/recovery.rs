@@ -3,8 +3,10 @@
 //!
 //! Steps: list the segments in every data dir; load the newest checkpoint that decodes and
 //! whose segments all exist (else the older one, else none: full replay); replay every record
-//! from the checkpoint's position; truncate a torn final record; apply the corruption policy
-//! to anything else that does not verify. Put transactions are written only at commit, so an
+//! from the checkpoint's position, as the segment scanner (`scan`, shared with `verify`)
+//! classifies it; truncate a torn final record (or a reused file's old bytes); remove a last
+//! segment whose creation was cut short; apply the corruption policy to corruption, except
+//! regions an earlier repair quarantined, whose loss was accepted then. Put transactions are written only at commit, so an
 //! uncommitted put never reaches the log; take transactions are written only at commit, so
 //! anything taken but not committed is simply still in the queue.
 //!
@@ -17,12 +19,11 @@ use std::sync::Arc;
 
 use super::checkpoint as ckpt_files;
 use super::queue::{Queue, RangeSet};
-use super::tools::CorruptSpot;
+use super::scan::{self, CorruptSpot, Corruption, Record, Scanner, Tail};
 use super::CorruptionPolicy;
 use crate::channel::ChannelError;
-use crate::format::record::{self, decode_take_commit, find_next_valid};
 use crate::format::segment;
-use crate::format::{BatchEntry, PutBatchView, RecordKind, ScanOutcome, SEGMENT_HEADER_LEN};
+use crate::format::{BatchEntry, SEGMENT_HEADER_LEN};
 use crate::io::Vfs;
 
 /// What recovery found and did, for logs and for `flumen channel repair`.
@@ -69,43 +70,6 @@ fn io_err(channel: &str, file: &Path, operation: &'static str, e: std::io::Error
     }
 }
 
-/// Segment files in `data_dirs`, by id.
-pub(crate) fn list_segments(
-    fs: &Arc<dyn Vfs>,
-    channel: &str,
-    data_dirs: &[PathBuf],
-) -> Result<BTreeMap<u64, PathBuf>, ChannelError> {
-    let mut out = BTreeMap::new();
-    for dir in data_dirs {
-        let files = match fs.list(dir) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_err(channel, dir, "listing", e)),
-        };
-        for p in files {
-            let Some(id) = p
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(segment::parse_file_name)
-            else {
-                continue;
-            };
-            if let Some(other) = out.insert(id, p.clone()) {
-                return Err(ChannelError::Corrupt {
-                    channel: channel.to_string(),
-                    file: p,
-                    offset: 0,
-                    reason: format!(
-                        "segment {id} exists twice (also {}); were dataDirs copied into each other?",
-                        other.display()
-                    ),
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Rebuilds the queue. With `read_only`, nothing on disk changes and corruption is collected
 /// in the report whatever the policy.
 pub(crate) fn recover(
@@ -117,7 +81,7 @@ pub(crate) fn recover(
     read_only: bool,
     ignore_checkpoints: bool,
 ) -> Result<Recovered, ChannelError> {
-    let segments = list_segments(fs, channel, data_dirs)?;
+    let segments = scan::list_segments(fs, channel, data_dirs)?;
     let mut report = RecoveryReport::default();
 
     // The newest usable checkpoint.
@@ -157,7 +121,7 @@ pub(crate) fn recover(
 
     let mut entries: BTreeMap<u64, Vec<BatchEntry>> = BTreeMap::new();
     let mut done = RangeSet::default();
-    let (mut next_seq, mut bytes, start) = match &chosen {
+    let (next_seq, mut bytes, start) = match &chosen {
         Some((path, c)) => {
             report.checkpoint = Some(path.clone());
             for s in &c.segments {
@@ -181,7 +145,7 @@ pub(crate) fn recover(
             )
         }
     };
-    let mut first_put_seen = chosen.is_some();
+    let mut scanner = Scanner::new(chosen.is_some().then_some(next_seq), false);
     let last_id = segments.keys().next_back().copied();
     let mut dirty = false;
     // Where each replayed segment's records end: a journal entry at or past its segment's end
@@ -199,148 +163,95 @@ pub(crate) fn recover(
             .map()
             .map_err(|e| io_err(channel, path, "mapping", e))?;
         let buf: &[u8] = (*map).as_ref();
-        let corrupt = |offset: u64, reason: String| CorruptSpot {
+        let spot = |offset: u64, reason: &str| CorruptSpot {
             file: path.clone(),
             offset,
-            reason,
+            reason: reason.to_string(),
         };
-
-        match segment::decode_header(buf) {
-            Ok(hid) if hid == id => {}
-            Ok(hid) => {
-                let spot = corrupt(
-                    0,
-                    format!("the header says segment {hid}, the name says {id}"),
-                );
-                skip_or_fail(channel, policy, read_only, &mut report, spot)?;
-                continue;
+        let from = (id == start.segment).then_some(start.offset);
+        let found = scanner.segment(id, buf, from, is_last, |offset, rec| match rec {
+            Record::Put { batch, gap } => {
+                report.events_lost += gap;
+                entries.entry(id).or_default().push(BatchEntry {
+                    first_seq: batch.first_seq,
+                    offset: offset as u32,
+                    count: batch.count,
+                });
+                bytes += batch.body_bytes;
+                report.records_replayed += 1;
             }
-            Err(e) => {
-                let rest_zero = buf
-                    .get(SEGMENT_HEADER_LEN..)
-                    .is_none_or(|r| r.iter().all(|&b| b == 0));
-                if is_last && rest_zero {
-                    // A crash while a new segment was being created: it holds nothing.
-                    tracing::info!(channel, file = %path.display(), "removing a segment whose creation was cut short by a crash (it held no records)");
-                    if !read_only {
-                        fs.remove(path)
-                            .map_err(|e| io_err(channel, path, "removing", e))?;
-                    }
-                    continue;
+            Record::Take { ranges, body_bytes } => {
+                for (s, e) in ranges {
+                    done.insert(s, e);
                 }
-                let spot = corrupt(0, format!("segment header: {e}"));
-                skip_or_fail(channel, policy, read_only, &mut report, spot)?;
+                bytes = bytes.saturating_sub(body_bytes);
+                report.records_replayed += 1;
+            }
+        });
+        dirty |= report.records_replayed > 0;
+        for c in &found.corrupt {
+            if c.kind != Corruption::Header
+                && c.kind != Corruption::PastEnd
+                && scan::is_quarantined(fs, path, id, c.offset)
+            {
+                // An earlier repair quarantined this region and reported its loss.
+                tracing::warn!(channel, file = %path.display(), offset = c.offset, "skipping a log region an earlier repair quarantined");
+                dirty = true;
                 continue;
             }
-        }
-
-        let mut off = if id == start.segment {
-            start.offset as usize
-        } else {
-            SEGMENT_HEADER_LEN
-        };
-        if off > buf.len() {
-            let spot = corrupt(
-                off as u64,
-                format!("the checkpoint replays from offset {off} but the file has only {} bytes (was it truncated?)", buf.len()),
-            );
-            skip_or_fail(channel, policy, read_only, &mut report, spot)?;
-            continue;
+            let quarantinable = matches!(c.kind, Corruption::Record | Corruption::SeqBackwards);
+            if quarantinable && !read_only && policy == CorruptionPolicy::Skip {
+                let region = buf
+                    .get(c.offset as usize..(c.offset + c.len) as usize)
+                    .unwrap_or_default();
+                quarantine(fs, channel, path, id, c.offset as usize, region)?;
+            }
+            skip_or_fail(
+                channel,
+                policy,
+                read_only,
+                &mut report,
+                spot(c.offset, &c.reason),
+            )?;
+            dirty = true;
         }
         // A truncation waits until the mapping is gone: a mapped file must never shrink under
         // its mapping (see `io::std_fs`).
-        let mut trim: Option<u64> = None;
-        loop {
-            let bad = match record::decode(id, &buf[off..]) {
-                ScanOutcome::Record(r) => {
-                    let applied = match r.kind {
-                        RecordKind::PutBatch => PutBatchView::parse(r.payload).and_then(|v| {
-                            if first_put_seen && v.first_seq < next_seq {
-                                return Err(crate::format::FormatError::Malformed {
-                                    what: "put batch",
-                                    detail: format!(
-                                        "seq {} goes backwards (expected {next_seq} or more)",
-                                        v.first_seq
-                                    ),
-                                });
-                            }
-                            if first_put_seen && v.first_seq > next_seq {
-                                report.events_lost += v.first_seq - next_seq;
-                            }
-                            first_put_seen = true;
-                            entries.entry(id).or_default().push(BatchEntry {
-                                first_seq: v.first_seq,
-                                offset: off as u32,
-                                count: v.count,
-                            });
-                            bytes += v.body_bytes;
-                            next_seq = v.first_seq + u64::from(v.count);
-                            Ok(())
-                        }),
-                        RecordKind::TakeCommit => {
-                            decode_take_commit(r.payload).map(|(ranges, b)| {
-                                for (s, e) in ranges {
-                                    done.insert(s, e);
-                                }
-                                bytes = bytes.saturating_sub(b);
-                            })
-                        }
-                    };
-                    match applied {
-                        Ok(()) => {
-                            report.records_replayed += 1;
-                            dirty = true;
-                            off += r.total_len;
-                            continue;
-                        }
-                        Err(e) => e,
-                    }
-                }
-                ScanOutcome::End => {
-                    if buf[off..].iter().all(|&b| b == 0) {
-                        if is_last && !read_only {
-                            // Writing continues in a new segment, so this one is sealed now:
-                            // trimmed to its last record and the trim synced (also when the
-                            // length already matches: a trim at close is not synced) before
-                            // a successor exists. Only the last segment may end in bytes that
-                            // are not records, and a reused file may hold old ones here.
-                            trim = Some(off as u64);
-                        }
-                        break;
-                    }
-                    crate::format::FormatError::Malformed {
-                        what: "segment",
-                        detail: "non-zero bytes after the end marker".into(),
-                    }
-                }
-                ScanOutcome::Bad(e) => e,
-            };
-            let next = find_next_valid(id, buf, off + 1);
-            if next.is_none() && is_last {
-                tracing::warn!(channel, file = %path.display(), offset = off, reason = %bad, "truncating the last segment after its last valid record: a torn final record (a commit cut short by a crash, never acknowledged) or old bytes of a reused segment file");
-                report.torn_tail = Some(corrupt(off as u64, bad.to_string()));
+        let mut trim = None;
+        match &found.tail {
+            Tail::Zeros | Tail::Corrupt => {}
+            Tail::CreationCutShort => {
+                tracing::info!(channel, file = %path.display(), "removing a segment whose creation was cut short by a crash (it held no records)");
                 if !read_only {
-                    trim = Some(off as u64);
+                    drop(map);
+                    fs.remove(path)
+                        .map_err(|e| io_err(channel, path, "removing", e))?;
                 }
+                continue;
+            }
+            Tail::Torn { reason } | Tail::OldBytes { reason } => {
+                let at = found.end.unwrap_or(SEGMENT_HEADER_LEN as u64);
+                let what = if matches!(found.tail, Tail::Torn { .. }) {
+                    "truncating the last segment after its last valid record: a torn final record (a commit cut short by a crash, never acknowledged)"
+                } else {
+                    "truncating the last segment after its last valid record: old bytes of a reused segment file (records of its former life)"
+                };
+                tracing::warn!(channel, file = %path.display(), offset = at, reason = %reason, "{what}");
+                report.torn_tail = Some(spot(at, reason));
                 dirty = true;
-                break;
-            }
-            let end = next.unwrap_or(buf.len());
-            let spot = corrupt(
-                off as u64,
-                format!("{bad} ({} bytes up to the next valid record)", end - off),
-            );
-            if !read_only && policy == CorruptionPolicy::Skip {
-                quarantine(fs, channel, path, id, off, &buf[off..end])?;
-            }
-            skip_or_fail(channel, policy, read_only, &mut report, spot)?;
-            dirty = true;
-            match next {
-                Some(n) => off = n,
-                None => break,
             }
         }
-        seg_end.insert(id, off as u64);
+        if let Some(end) = found.end {
+            seg_end.insert(id, end);
+            if is_last && !read_only && found.tail != Tail::Corrupt {
+                // Writing continues in a new segment, so this one is sealed now: trimmed to
+                // its last record and the trim synced (also when the length already matches:
+                // a trim at close is not synced) before a successor exists. Only the last
+                // segment may end in bytes that are not records, and a reused file may hold
+                // old ones here.
+                trim = Some(end);
+            }
+        }
         if let Some(at) = trim {
             drop(map);
             file.set_len(at)
@@ -348,6 +259,7 @@ pub(crate) fn recover(
                 .map_err(|e| io_err(channel, path, "truncating", e))?;
         }
     }
+    let next_seq = scanner.next_seq().unwrap_or(next_seq);
 
     if let (Some(dir), Some(_)) = (checkpoint_dir, last_id) {
         for e in super::journal::read(fs, channel, dir) {
@@ -432,17 +344,7 @@ fn skip_or_fail(
     Ok(())
 }
 
-/// Where a corrupt region of segment `id` at `offset` is copied: beside the segment, in
-/// `quarantine/seg-<id>-<offset>.bin`. Its existence also marks the region as skipped.
-pub(crate) fn quarantine_path(segment_path: &Path, id: u64, offset: u64) -> PathBuf {
-    segment_path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("quarantine")
-        .join(format!("seg-{id:020}-{offset}.bin"))
-}
-
-/// Copies a corrupt region to its [`quarantine_path`] for later study.
+/// Copies a corrupt region to its [`scan::quarantine_path`] for later study.
 fn quarantine(
     fs: &Arc<dyn Vfs>,
     channel: &str,
@@ -451,7 +353,7 @@ fn quarantine(
     offset: usize,
     bytes: &[u8],
 ) -> Result<(), ChannelError> {
-    let path = quarantine_path(segment_path, id, offset as u64);
+    let path = scan::quarantine_path(segment_path, id, offset as u64);
     let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
     let r = fs.create_dir_all(&dir).and_then(|()| {
         let f = fs.open(&path, true)?;

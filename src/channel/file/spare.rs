@@ -26,7 +26,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use super::lock_order::{Rank, RankedMutex};
 
 use crate::io::Vfs;
 
@@ -35,7 +35,7 @@ pub(crate) struct Spares {
     fs: Arc<dyn Vfs>,
     channel: String,
     limit: usize,
-    ready: Mutex<Vec<PathBuf>>,
+    ready: RankedMutex<Vec<PathBuf>>,
 }
 
 fn spare_name(id: u64) -> String {
@@ -108,7 +108,7 @@ impl Spares {
             fs: Arc::clone(fs),
             channel: channel.to_string(),
             limit,
-            ready: Mutex::new(ready),
+            ready: RankedMutex::new(Rank::Spares, ready),
         }
     }
 

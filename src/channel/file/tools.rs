@@ -3,26 +3,28 @@
 //! `verify` and `inspect` never write: they work on a live channel's directories without taking
 //! its lock (what they report may then be a moment old). `repair` opens the channel for real,
 //! with corruptionPolicy = skip, so it takes the lock and refuses to run beside an agent.
+//!
+//! `verify` reads every segment with recovery's own scanner (`scan`) and decides from the same
+//! classification, so it calls a log recoverable exactly when a full replay recovers it: what
+//! recovery truncates or removes (a torn tail, a reused file's old bytes, a creation cut
+//! short) it reports but does not count as corruption. Unlike open, it reads the parts of the
+//! log a checkpoint covers too (where a take would meet the damage) and checks every event's
+//! structure.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::recovery;
+use super::scan::{self, Corruption, Record, Scanner, Tail};
 use super::{CorruptionPolicy, FileChannel, FileChannelConfig};
 use crate::channel::{Channel, ChannelError};
 use crate::format::checkpoint as ckpt_format;
-use crate::format::record::{self, decode_take_commit, find_next_valid};
-use crate::format::{segment, PutBatchView, RecordKind, ScanOutcome, SEGMENT_HEADER_LEN};
+use crate::format::record;
+use crate::format::{segment, PutBatchView, ScanOutcome};
 use crate::io::{self, IoKind, Vfs};
 
-/// One corrupt record or checkpoint found by `verify`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct CorruptSpot {
-    pub file: PathBuf,
-    pub offset: u64,
-    pub reason: String,
-}
+pub use super::scan::CorruptSpot;
 
 /// What `flumen channel verify` prints.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -39,8 +41,12 @@ pub struct VerifyReport {
     pub corrupt: Vec<CorruptSpot>,
     /// Corrupt regions an earlier `repair` quarantined (their loss is accepted; not an error).
     pub quarantined: Vec<CorruptSpot>,
-    /// A torn final record (normal after a crash; recovery truncates it).
+    /// A torn final record, or old bytes of a reused segment file after the last record
+    /// (normal after a crash; opening the channel truncates them).
     pub torn_tail: Option<CorruptSpot>,
+    /// A last segment whose creation a crash cut short: it holds no records, and opening the
+    /// channel removes it (not corruption).
+    pub creation_cut_short: Option<PathBuf>,
 }
 
 /// What `flumen channel inspect` prints.
@@ -80,12 +86,7 @@ fn find_dirs(fs: &Arc<dyn Vfs>, dirs: &[PathBuf]) -> (Option<PathBuf>, Vec<PathB
     let mut candidates = vec![];
     for d in dirs {
         candidates.push(d.clone());
-        if let Ok(rd) = std::fs::read_dir(d) {
-            let mut subs: Vec<PathBuf> = rd
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.is_dir())
-                .collect();
+        if let Ok(mut subs) = fs.list_dirs(d) {
             subs.sort();
             candidates.extend(subs);
         }
@@ -146,14 +147,17 @@ pub fn verify(dirs: &[PathBuf]) -> Result<VerifyReport, ChannelError> {
             }
         }
     }
-    let segments = recovery::list_segments(&fs, "-", &data_dirs)?;
+    let segments = scan::list_segments(&fs, "-", &data_dirs)?;
     let last = segments.keys().next_back().copied();
+    // The same scan recovery makes, over every segment (recovery replays only what follows
+    // its checkpoint), with each event's structure checked too.
+    let mut scanner = Scanner::new(None, true);
     for (&id, path) in &segments {
         rep.segments += 1;
-        let spot = |offset: usize, reason: String| CorruptSpot {
+        let spot = |offset: u64, reason: &str| CorruptSpot {
             file: path.clone(),
-            offset: offset as u64,
-            reason,
+            offset,
+            reason: reason.to_string(),
         };
         let map = fs
             .open(path, false)
@@ -166,60 +170,30 @@ pub fn verify(dirs: &[PathBuf]) -> Result<VerifyReport, ChannelError> {
             })?;
         let buf: &[u8] = (*map).as_ref();
         rep.bytes += buf.len() as u64;
-        match segment::decode_header(buf) {
-            Ok(h) if h == id => {}
-            Ok(h) => {
-                rep.corrupt
-                    .push(spot(0, format!("header says segment {h}, name says {id}")));
-                continue;
+        let found = scanner.segment(id, buf, None, Some(id) == last, |_, rec| {
+            rep.records += 1;
+            match rec {
+                Record::Put { batch, .. } => rep.events += u64::from(batch.count),
+                Record::Take { ranges, .. } => {
+                    rep.events_taken += ranges.iter().map(|(s, e)| e - s).sum::<u64>();
+                }
             }
-            Err(e) => {
-                rep.corrupt.push(spot(0, format!("segment header: {e}")));
-                continue;
+        });
+        for c in &found.corrupt {
+            let quarantined =
+                c.kind != Corruption::Header && scan::is_quarantined(&fs, path, id, c.offset);
+            if quarantined {
+                rep.quarantined.push(spot(c.offset, &c.reason));
+            } else {
+                rep.corrupt.push(spot(c.offset, &c.reason));
             }
         }
-        let mut off = SEGMENT_HEADER_LEN;
-        loop {
-            let bad = match record::decode(id, &buf[off..]) {
-                ScanOutcome::Record(r) => {
-                    rep.records += 1;
-                    let ok = match r.kind {
-                        RecordKind::PutBatch => PutBatchView::parse(r.payload)
-                            .and_then(|v| v.validate().map(|()| v))
-                            .map(|v| rep.events += u64::from(v.count)),
-                        RecordKind::TakeCommit => decode_take_commit(r.payload).map(|(rs, _)| {
-                            rep.events_taken += rs.iter().map(|(s, e)| e - s).sum::<u64>();
-                        }),
-                    };
-                    match ok {
-                        Ok(()) => {
-                            off += r.total_len;
-                            continue;
-                        }
-                        Err(e) => e.to_string(),
-                    }
-                }
-                ScanOutcome::End if buf[off..].iter().all(|&b| b == 0) => break,
-                ScanOutcome::End => "non-zero bytes after the end marker".to_string(),
-                ScanOutcome::Bad(e) => e.to_string(),
-            };
-            let next = find_next_valid(id, buf, off + 1);
-            if next.is_none() && Some(id) == last {
-                rep.torn_tail = Some(spot(off, bad));
-                break;
+        match &found.tail {
+            Tail::Torn { reason } | Tail::OldBytes { reason } => {
+                rep.torn_tail = Some(spot(found.end.unwrap_or(0), reason));
             }
-            if fs
-                .open(&recovery::quarantine_path(path, id, off as u64), false)
-                .is_ok()
-            {
-                rep.quarantined.push(spot(off, bad));
-            } else {
-                rep.corrupt.push(spot(off, bad));
-            }
-            match next {
-                Some(n) => off = n,
-                None => break,
-            }
+            Tail::CreationCutShort => rep.creation_cut_short = Some(path.clone()),
+            Tail::Zeros | Tail::Corrupt => {}
         }
     }
     Ok(rep)
