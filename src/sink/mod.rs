@@ -35,6 +35,7 @@ pub mod file_roll;
 pub mod hdfs;
 pub mod logger;
 pub mod null;
+pub mod report;
 
 /// A sink's failure; the message names the sink and the file or peer involved.
 #[derive(Debug, thiserror::Error)]
