@@ -31,34 +31,24 @@ use crate::metrics::{ComponentCounters, Counter};
 use crate::source::sleep_unless_stopped;
 
 pub mod avro;
+pub mod error;
 pub mod file_roll;
 pub mod hdfs;
 pub mod logger;
 pub mod null;
 pub mod report;
 
-/// A sink's failure; the message names the sink and the file or peer involved.
-#[derive(Debug, thiserror::Error)]
-#[error("sink `{sink}`: {message}")]
-pub struct SinkError {
-    pub sink: String,
-    pub message: String,
-}
-
-impl SinkError {
-    pub fn new(sink: &str, message: impl Into<String>) -> SinkError {
-        SinkError {
-            sink: sink.to_string(),
-            message: message.into(),
-        }
-    }
-}
+pub use error::{CauseKey, Retry, SinkCause, SinkError};
 
 /// What a sink does with events.
 pub trait Sink: Send {
     /// Handles a batch. `Ok` means the events are done with (for a durable sink: durable), so
     /// the runner may commit the take; `Err` makes it roll back and retry later.
     fn process(&mut self, events: &[Event]) -> Result<(), SinkError>;
+    /// The sink's type as configured (`hdfs`, `avro`, ...), for log lines.
+    fn type_name(&self) -> &'static str {
+        "custom"
+    }
     /// Hands the sink its counters, for the ones only the sink can move (Flume's
     /// ConnectionCreated/Closed/FailedCount: files opened, closed, failed for the hdfs sink).
     fn attach_counters(&mut self, _counters: Arc<ComponentCounters>) {}

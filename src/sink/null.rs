@@ -7,6 +7,10 @@ use crate::event::Event;
 pub struct NullSink;
 
 impl Sink for NullSink {
+    fn type_name(&self) -> &'static str {
+        "null"
+    }
+
     fn process(&mut self, _events: &[Event]) -> Result<(), SinkError> {
         Ok(())
     }
