@@ -152,6 +152,17 @@ impl<K: PartialEq> FailureReporter<K> {
         self.settled(now)
     }
 
+    /// The component stops: `Some` when an episode was settling (it had succeeded since its
+    /// last failure), so the recovery is reported now rather than never.
+    pub fn finish(&mut self) -> Option<Recovered> {
+        let ep = self.episode.take()?;
+        let ok_since = ep.ok_since?;
+        Some(Recovered {
+            failures: ep.failures,
+            lasted: ok_since.saturating_duration_since(ep.started),
+        })
+    }
+
     /// Ends the episode if its successes have held for `settle`.
     fn settled(&mut self, now: Instant) -> Option<Recovered> {
         let ep = self.episode.as_ref()?;
@@ -305,6 +316,24 @@ mod tests {
             })
         );
         assert!(!r.failing());
+    }
+
+    #[test]
+    fn stopping_reports_a_settling_recovery_but_not_a_failure_in_progress() {
+        let t0 = Instant::now();
+        let mut r = FailureReporter::new(policy(Duration::from_secs(10)));
+        r.failure("full", t0);
+        assert_eq!(r.finish(), None, "still failing: nothing recovered");
+        r.failure("full", t0);
+        assert_eq!(r.success(at(t0, 2)), None);
+        assert_eq!(
+            r.finish(),
+            Some(Recovered {
+                failures: 1,
+                lasted: Duration::from_secs(2)
+            })
+        );
+        assert_eq!(r.finish(), None);
     }
 
     #[test]

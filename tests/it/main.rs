@@ -29,3 +29,4 @@ mod limits;
 mod memory;
 mod metrics;
 mod model;
+mod sink_errors;
