@@ -195,6 +195,55 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+/// Log capture for tests: runs a closure with a subscriber that writes into a buffer, on the
+/// calling thread only, so tests running in parallel do not see each other's lines.
+#[cfg(test)]
+pub(crate) mod capture {
+    use std::sync::Arc;
+
+    use parking_lot::Mutex;
+
+    /// The captured text, shared with the subscriber.
+    #[derive(Clone, Default)]
+    pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock()).into_owned()
+        }
+
+        /// The lines at `level` (`WARN`, `INFO`, ...) that contain `needle`.
+        pub(crate) fn lines(&self, level: &str, needle: &str) -> Vec<String> {
+            self.text()
+                .lines()
+                .filter(|l| l.contains(level) && l.contains(needle))
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    /// Runs `f` with INFO and above captured into `into`.
+    pub(crate) fn with_captured<T>(into: &Captured, f: impl FnOnce() -> T) -> T {
+        let w = into.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || w.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
