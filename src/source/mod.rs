@@ -200,7 +200,7 @@ const PUT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 ///
 /// A channel that keeps refusing is logged once per episode (per source and channel, across
 /// every thread of the source), with a reminder and a count every minute and one line once
-/// it accepts puts again; see [`refusals`].
+/// it accepts puts again (see the `refusals` module below).
 pub fn put_all(
     source: &str,
     channels: &[Arc<dyn Channel>],
