@@ -249,7 +249,10 @@ fn a_retryable_failure_is_reported_once_and_every_event_arrives_in_order_once_it
     });
     let failures = run.count(Counter::EventWriteFail);
     let log = run.stop();
-    eprintln!("{failures} failed batches; the runner's log:\n{}", log.text());
+    eprintln!(
+        "{failures} failed batches; the runner's log:\n{}",
+        log.text()
+    );
     let recovered = log.lines("INFO", "sink `k1` (avro) recovered");
     assert_eq!(recovered.len(), 1, "{}", log.text());
     // The recovery counts every failed batch of the outage, and none came after it.
@@ -314,7 +317,10 @@ fn a_permanent_failure_is_reported_once_keeps_the_events_and_they_flow_once_fixe
     });
     let failures = run.count(Counter::EventWriteFail);
     let log = run.stop();
-    eprintln!("{failures} failed batches; the runner's log:\n{}", log.text());
+    eprintln!(
+        "{failures} failed batches; the runner's log:\n{}",
+        log.text()
+    );
     assert_eq!(
         log.lines("ERROR", "sink `k1` (hdfs) failed").len(),
         1,
