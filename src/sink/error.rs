@@ -106,7 +106,9 @@ pub struct CauseKey(String);
 /// broken session (retryable).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RpcStage {
+    /// Resolving, connecting, and the TLS handshake.
     Connect,
+    /// Sending a batch and waiting for its answer.
     Call,
 }
 

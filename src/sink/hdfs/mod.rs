@@ -34,6 +34,13 @@
 //! - Header values can never move a write outside the configured base path: the path module
 //!   escapes `/`, `..` and friends in substituted values, and every rendered directory is
 //!   checked to lie under the template's static prefix.
+//!
+//! Failures say whether a retry can help ([`crate::sink::Retry`]): filesystem errors by
+//! [`FsError::retry`] (a NameNode down, in safe mode or failing over, a broken DataNode
+//! pipeline, a call timeout, a full disk or quota: retryable; permission denied, a path that
+//! is a file, a read-only filesystem, failed authentication: permanent), and an event the
+//! templates cannot place (no `timestamp` header without `hdfs.useLocalTimeStamp`, a
+//! directory outside the base) is permanent, since it renders the same way on every retry.
 
 pub mod format;
 pub mod fs;
