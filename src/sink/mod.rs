@@ -343,10 +343,10 @@ impl RunnerLog {
     fn sink_recovered(&self, r: Recovered) {
         tracing::info!(
             sink = %self.sink,
-            "sink `{}` ({}) recovered: delivering again after {} failed attempts over {}",
+            "sink `{}` ({}) recovered: delivering again after {} over {}",
             self.sink,
             self.kind,
-            r.failures,
+            report::count(r.failures, "failed attempt", "failed attempts"),
             report::human(r.lasted)
         );
     }
@@ -354,11 +354,11 @@ impl RunnerLog {
     fn channel_recovered(&self, r: Recovered) {
         tracing::info!(
             sink = %self.sink,
-            "sink `{}` ({}): channel `{}` works again after {} failed takes over {}",
+            "sink `{}` ({}): channel `{}` works again after {} over {}",
             self.sink,
             self.kind,
             self.channel,
-            r.failures,
+            report::count(r.failures, "failure", "failures"),
             report::human(r.lasted)
         );
     }
@@ -388,9 +388,9 @@ impl RunnerLog {
                     sink,
                     permanent,
                     format_args!(
-                        "sink `{sink}` ({kind}) still failing: {failures} more failures since \
-                         the last report, {total} in {}; channel `{channel}` keeps the events; \
-                         latest: {cause}",
+                        "sink `{sink}` ({kind}) still failing: {} more since the last report, \
+                         {total} in {}; channel `{channel}` keeps the events; latest: {cause}",
+                        report::count(failures, "failure", "failures"),
                         report::human(since)
                     ),
                 );
@@ -403,7 +403,10 @@ impl RunnerLog {
                 String::new()
             }
             Report::Changed { failures, .. } => {
-                format!(" differently (after {failures} failures of another kind)")
+                format!(
+                    " differently (after {} of another kind)",
+                    report::count(failures, "failure", "failures")
+                )
             }
         };
         let remind = report::human(self.policy.report.remind_every);
@@ -448,8 +451,9 @@ impl RunnerLog {
                 sink,
                 permanent,
                 format_args!(
-                    "sink `{sink}` ({kind}): channel `{channel}` still failing: {failures} more \
-                     failures since the last report, {total} in all; latest: {what} it: {e}"
+                    "sink `{sink}` ({kind}): channel `{channel}` still failing: {} more since \
+                     the last report, {total} in all; latest: {what} it: {e}",
+                    report::count(failures, "failure", "failures")
                 ),
             ),
             Report::First { ended } => {

@@ -179,6 +179,11 @@ impl<K: PartialEq> FailureReporter<K> {
     }
 }
 
+/// `n` and the noun, singular for one (`1 failure`, `3 failures`).
+pub fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// A duration for a log line, rounded to what a reader cares about (`850ms`, `12.3s`, `4m 05s`,
 /// `2h 07m`).
 pub fn human(d: Duration) -> String {
@@ -400,6 +405,16 @@ mod tests {
                     lasted: Duration::from_secs(1)
                 })
             }
+        );
+    }
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(count(1, "failure", "failures"), "1 failure");
+        assert_eq!(count(0, "failure", "failures"), "0 failures");
+        assert_eq!(
+            count(7, "failed attempt", "failed attempts"),
+            "7 failed attempts"
         );
     }
 

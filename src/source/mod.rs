@@ -262,7 +262,7 @@ mod refusals {
     use parking_lot::Mutex;
 
     use crate::channel::{Channel, ChannelError};
-    use crate::sink::report::{human, FailureReporter, Recovered, Report, ReportPolicy};
+    use crate::sink::report::{count, human, FailureReporter, Recovered, Report, ReportPolicy};
 
     type Key = std::mem::Discriminant<ChannelError>;
 
@@ -285,9 +285,9 @@ mod refusals {
         tracing::info!(
             source,
             channel = ch.name(),
-            "source `{source}`: channel `{}` accepts puts again after {} refusals over {}",
+            "source `{source}`: channel `{}` accepts puts again after {} over {}",
             ch.name(),
-            r.failures,
+            count(r.failures, "refusal", "refusals"),
             human(r.lasted)
         );
     }
@@ -346,9 +346,10 @@ mod refusals {
             } => tracing::warn!(
                 source,
                 channel = ch.name(),
-                "source `{source}`: channel `{}` still refuses puts: {failures} more refusals \
-                 since the last report, {total} in {}; latest: {e}",
+                "source `{source}`: channel `{}` still refuses puts: {} more since the last \
+                 report, {total} in {}; latest: {e}",
                 ch.name(),
+                count(failures, "refusal", "refusals"),
                 human(since)
             ),
         }
