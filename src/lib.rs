@@ -15,7 +15,9 @@ pub mod interceptor;
 pub mod io;
 pub mod metrics;
 pub(crate) mod net;
+pub mod report;
 pub mod sink;
 pub mod source;
+pub(crate) mod stop;
 
 pub use event::Event;

@@ -126,6 +126,22 @@ fn join_dirs(dirs: &[PathBuf], sep: &str) -> String {
         .join(sep)
 }
 
+impl ChannelError {
+    /// Whether retrying the same operation later can succeed without anyone acting: only
+    /// backpressure (`ChannelFull`, and `DiskFull`, which sinks relieve by draining the
+    /// channel). Everything else needs an operator or a restart: a poisoned channel is reopened
+    /// by restarting, a batch over `transactionCapacity` or the size limits never fits,
+    /// corrupt data and a held lock stay until someone acts, a closed channel stays closed.
+    /// Sources retry the retryable errors with backoff and give up on the rest; sinks retry
+    /// both, the rest at their longest backoff.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ChannelError::ChannelFull { .. } | ChannelError::DiskFull { .. }
+        )
+    }
+}
+
 /// Checks the limits every channel shares (`capacity`, `transactionCapacity`); the error
 /// names the key.
 pub(crate) fn check_capacities(

@@ -8,6 +8,12 @@
 //! connects again. A call that timed out may still have been accepted, so the next tier may
 //! see those events twice (at-least-once, as in Flume).
 //!
+//! Each failure says whether a retry can help (see [`classify`]): a peer that is down, slow,
+//! closing or answering FAILED (its channel is full) is retried with backoff; a handshake the
+//! sink refuses (an untrusted or expired certificate, a name mismatch), a peer that does not
+//! speak the protocol or the same `compression-type`, or a request the peer rejects as such
+//! is permanent: the runner retries it slowly, and it is reported at ERROR once.
+//!
 //! Counters (Flume's): ConnectionCreatedCount for each connection made, ConnectionFailedCount
 //! for each connection attempt that failed, ConnectionClosedCount for each connection closed
 //! (after a failure, by `reset-connection-interval`, or at `stop`).
@@ -21,8 +27,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Sink, SinkError, SinkSpec, SinkType};
-use crate::avro::blocking::{BlockingClient, Timeouts};
+use super::error::{io_retry, RpcStage};
+use super::{Retry, Sink, SinkCause, SinkError, SinkSpec, SinkType};
+use crate::avro::blocking::{BlockingClient, RpcError, Timeouts};
 use crate::avro::keys as avro_keys;
 use crate::avro::tls::ClientTls;
 use crate::config::{ConfigError, Keys, Registered};
@@ -236,7 +243,7 @@ impl AvroSink {
                 }
                 Err(e) => {
                     self.count(Counter::ConnectionFailedCount);
-                    return Err(SinkError::new(&self.name, e.to_string()));
+                    return Err(rpc_error(&self.name, RpcStage::Connect, e));
                 }
             }
         }
@@ -251,6 +258,10 @@ impl AvroSink {
 }
 
 impl Sink for AvroSink {
+    fn type_name(&self) -> &'static str {
+        "avro"
+    }
+
     fn attach_counters(&mut self, counters: Arc<ComponentCounters>) {
         self.counters = Some(counters);
     }
@@ -261,13 +272,60 @@ impl Sink for AvroSink {
         result.map_err(|e| {
             // Whatever went wrong, the connection's state is unknown: start afresh.
             self.close();
-            SinkError::new(&self.name, e.to_string())
+            rpc_error(&self.name, RpcStage::Call, e)
         })
     }
 
     fn stop(&mut self) -> Result<(), SinkError> {
         self.close();
         Ok(())
+    }
+}
+
+fn rpc_error(sink: &str, stage: RpcStage, source: RpcError) -> SinkError {
+    SinkError::with_retry(
+        sink,
+        classify(stage, &source),
+        SinkCause::Rpc { stage, source },
+    )
+}
+
+/// Whether retrying after the RPC error `e` (while `stage`) can help without anyone acting.
+pub fn classify(stage: RpcStage, e: &RpcError) -> Retry {
+    match e {
+        // The peer is down, restarting, slow or closed the connection: it comes back, and
+        // every retry connects afresh. A name that does not resolve is retried too: DNS
+        // records come and go (a peer being deployed, a resolver outage), and the message
+        // names the host, so a misspelt one is plain to see.
+        RpcError::Resolve { .. }
+        | RpcError::ConnectTimeout { .. }
+        | RpcError::Timeout { .. }
+        | RpcError::Closed { .. } => Retry::Retryable,
+        // By the socket error: refused, reset, unreachable -> retryable; a local firewall
+        // refusing the connection (EACCES, EPERM) -> permanent.
+        RpcError::Connect { source, .. } | RpcError::Io { source, .. } => io_retry(source),
+        // FAILED: the next tier's channel is full or failing; it drains. (UNKNOWN, which
+        // Flume's source never sends, is treated alike.)
+        RpcError::Refused { .. } => Retry::Retryable,
+        // The handshake failed: a certificate the sink does not trust, has expired or does not
+        // name the host, a TLS version or cipher the two sides do not share, or a peer that
+        // does not speak TLS. None of these changes by itself: the source's certificate must
+        // be renewed or the sink's truststore or settings changed (and the truststore is read
+        // at start-up, so that needs a restart). Retried slowly, a renewed certificate on the
+        // peer is picked up without one. Mid-call, a TLS error is a broken session instead,
+        // and a new connection starts a new one.
+        RpcError::Tls { .. } => match stage {
+            RpcStage::Connect => Retry::Permanent,
+            RpcStage::Call => Retry::Retryable,
+        },
+        // The peer rejected the request itself (an Avro error, not FAILED), answered what is
+        // not an answer, answers another call, or compresses differently: it is not an avro
+        // source set like this sink, or the batch is one it refuses; resending the same batch
+        // to the same peer gets the same answer.
+        RpcError::ErrorResponse { .. }
+        | RpcError::Protocol { .. }
+        | RpcError::Zlib { .. }
+        | RpcError::Unexpected { .. } => Retry::Permanent,
     }
 }
 
@@ -305,6 +363,8 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
         assert!(msg.starts_with("sink `k1`"), "{msg}");
+        // The peer may be restarting: retried with backoff.
+        assert!(e.is_retryable(), "{msg}");
         assert_eq!(counters.get(Counter::ConnectionFailedCount), 1);
         assert_eq!(counters.get(Counter::ConnectionCreatedCount), 0);
         sink.stop().expect("stop");
@@ -330,9 +390,120 @@ mod tests {
                 .process(&[Event::new(b"x".to_vec())])
                 .expect_err("the peer closes");
             assert!(e.to_string().contains(&format!("127.0.0.1:{port}")), "{e}");
+            assert!(e.is_retryable(), "{e}");
             assert_eq!(counters.get(Counter::ConnectionCreatedCount), round);
             assert_eq!(counters.get(Counter::ConnectionClosedCount), round);
         }
         server.join().expect("server thread");
+    }
+
+    #[test]
+    fn rpc_errors_are_classified_by_what_a_retry_can_change() {
+        use std::io::ErrorKind;
+        let peer = || "h:4141".to_string();
+        let what = || "appendBatch of 1 events".to_string();
+        let os = |errno: rustix::io::Errno| std::io::Error::from_raw_os_error(errno.raw_os_error());
+        let tls = || RpcError::Tls {
+            peer: peer(),
+            detail: "the certificate of h:4141 is not trusted".into(),
+        };
+        let cases = [
+            (
+                RpcStage::Connect,
+                RpcError::Resolve {
+                    peer: peer(),
+                    detail: "no such host".into(),
+                },
+                Retry::Retryable,
+            ),
+            (
+                RpcStage::Connect,
+                RpcError::ConnectTimeout {
+                    peer: peer(),
+                    via: String::new(),
+                    timeout: Duration::from_secs(2),
+                    name: "connect-timeout",
+                },
+                Retry::Retryable,
+            ),
+            (
+                RpcStage::Connect,
+                RpcError::Connect {
+                    peer: peer(),
+                    via: String::new(),
+                    source: os(rustix::io::Errno::CONNREFUSED),
+                },
+                Retry::Retryable,
+            ),
+            (
+                RpcStage::Connect,
+                RpcError::Connect {
+                    peer: peer(),
+                    via: String::new(),
+                    source: os(rustix::io::Errno::ACCESS),
+                },
+                Retry::Permanent,
+            ),
+            (
+                RpcStage::Call,
+                RpcError::Refused {
+                    peer: peer(),
+                    status: "FAILED",
+                    what: what(),
+                },
+                Retry::Retryable,
+            ),
+            (
+                RpcStage::Call,
+                RpcError::Timeout {
+                    peer: peer(),
+                    what: what(),
+                    timeout: Duration::from_secs(20),
+                    name: "request-timeout",
+                },
+                Retry::Retryable,
+            ),
+            (
+                RpcStage::Call,
+                RpcError::Closed {
+                    peer: peer(),
+                    what: what(),
+                },
+                Retry::Retryable,
+            ),
+            (
+                RpcStage::Call,
+                RpcError::Io {
+                    peer: peer(),
+                    context: "sending".into(),
+                    source: ErrorKind::BrokenPipe.into(),
+                },
+                Retry::Retryable,
+            ),
+            (RpcStage::Connect, tls(), Retry::Permanent),
+            (RpcStage::Call, tls(), Retry::Retryable),
+            (
+                RpcStage::Call,
+                RpcError::ErrorResponse {
+                    peer: peer(),
+                    what: what(),
+                    message: "bad request".into(),
+                },
+                Retry::Permanent,
+            ),
+            (
+                RpcStage::Call,
+                RpcError::Unexpected {
+                    peer: peer(),
+                    serial: 1,
+                    what: what(),
+                    item: "x".into(),
+                },
+                Retry::Permanent,
+            ),
+        ];
+        for (stage, e, want) in cases {
+            assert_eq!(classify(stage, &e), want, "{stage:?} {e:?}");
+        }
     }
 }

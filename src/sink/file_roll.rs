@@ -13,13 +13,20 @@
 //! then, so events of a committed take are on disk in the output. A failed write truncates
 //! the file back to its last synced length and returns the error, so a retried batch is not
 //! written twice.
+//!
+//! Failures say whether a retry can help ([`classify`]): a full disk or quota (ENOSPC,
+//! EDQUOT) passes once space is freed, so it is retried with backoff; permission denied
+//! (EACCES), a read-only filesystem (EROFS), a path component that is a file (ENOTDIR) or a
+//! `sink.directory` that was removed (the sink makes it only at start, as Flume's) need an
+//! operator, so the runner retries them slowly and reports them at ERROR once.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Sink, SinkError, SinkSpec, SinkType};
+use super::error::io_retry;
+use super::{Retry, Sink, SinkCause, SinkError, SinkSpec, SinkType};
 use crate::config::{ConfigError, Keys, Registered, WarningKind};
 use crate::event::Event;
 
@@ -216,8 +223,16 @@ impl FileRollSink {
         })
     }
 
-    fn err(&self, message: String) -> SinkError {
-        SinkError::new(&self.name, message)
+    fn err(&self, op: &'static str, path: &Path, source: std::io::Error) -> SinkError {
+        SinkError::with_retry(
+            &self.name,
+            classify(&source),
+            SinkCause::File {
+                op,
+                path: path.to_path_buf(),
+                source,
+            },
+        )
     }
 
     /// Opens the next file (create-new; skips names that exist) and fsyncs the directory.
@@ -237,12 +252,7 @@ impl FileRollSink {
                 Ok(file) => {
                     File::open(&self.directory)
                         .and_then(|d| d.sync_all())
-                        .map_err(|e| {
-                            self.err(format!(
-                                "fsync of directory {}: {e}",
-                                self.directory.display()
-                            ))
-                        })?;
+                        .map_err(|e| self.err("fsync of directory", &self.directory, e))?;
                     tracing::info!(sink = %self.name, "sink `{}` (file_roll) opened {}", self.name, path.display());
                     return Ok(Current {
                         file,
@@ -252,7 +262,7 @@ impl FileRollSink {
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(self.err(format!("cannot create {}: {e}", path.display()))),
+                Err(e) => return Err(self.err("cannot create", &path, e)),
             }
         }
     }
@@ -264,7 +274,21 @@ impl FileRollSink {
     }
 }
 
+/// Whether retrying after the I/O error `e` can help without anyone acting: as
+/// [`io_retry`], except that a missing directory stays missing (the sink makes
+/// `sink.directory` only at start, as Flume's does), so only an operator can bring it back.
+pub fn classify(e: &std::io::Error) -> Retry {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Retry::Permanent,
+        _ => io_retry(e),
+    }
+}
+
 impl Sink for FileRollSink {
+    fn type_name(&self) -> &'static str {
+        "file_roll"
+    }
+
     fn process(&mut self, events: &[Event]) -> Result<(), SinkError> {
         let roll = self.current.as_ref().is_some_and(|c| {
             !self.roll_interval.is_zero() && c.opened.elapsed() >= self.roll_interval
@@ -293,7 +317,7 @@ impl Sink for FileRollSink {
                 Ok(())
             }
             Err(e) => {
-                let msg = format!("writing {}: {e}", cur.path.display());
+                let err = self.err("writing", &cur.path, e);
                 // Undo a partial write so the retried batch appears once; if even that fails,
                 // start a new file next time rather than append after garbage.
                 if cur.file.set_len(cur.len).is_ok() {
@@ -302,7 +326,7 @@ impl Sink for FileRollSink {
                         self.current = Some(cur);
                     }
                 }
-                Err(self.err(msg))
+                Err(err)
             }
         }
     }
@@ -343,6 +367,46 @@ mod tests {
             "{name}"
         );
         assert_eq!(std::fs::read_to_string(&f[0]).expect("read"), "a\nb\nc\n");
+    }
+
+    #[test]
+    fn a_full_disk_is_retried_and_access_or_path_problems_are_permanent() {
+        use rustix::io::Errno;
+        let os = |errno: Errno| std::io::Error::from_raw_os_error(errno.raw_os_error());
+        for errno in [Errno::NOSPC, Errno::DQUOT] {
+            assert_eq!(classify(&os(errno)), Retry::Retryable, "{errno:?}");
+        }
+        for errno in [Errno::ACCESS, Errno::ROFS, Errno::NOTDIR, Errno::NOENT] {
+            assert_eq!(classify(&os(errno)), Retry::Permanent, "{errno:?}");
+        }
+    }
+
+    /// `sink.directory` replaced by a regular file (ENOTDIR, which root meets too): every
+    /// batch fails permanently with the same cause, and the sink writes again once the
+    /// directory is back.
+    #[test]
+    fn a_directory_replaced_by_a_file_fails_permanently_until_it_is_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out");
+        let mut s = FileRollSink::new("k1", &out, Duration::ZERO, "", "").expect("new");
+        std::fs::remove_dir(&out).expect("rmdir");
+        std::fs::write(&out, "not a directory").expect("write");
+        let e = s.process(&[Event::new("a")]).expect_err("ENOTDIR");
+        assert_eq!(e.retry(), Retry::Permanent, "{e}");
+        let again = s.process(&[Event::new("a")]).expect_err("still ENOTDIR");
+        assert_eq!(e.cause_key(), again.cause_key(), "{e} / {again}");
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("sink `k1`: cannot create ") && msg.contains("regular file"),
+            "{msg}"
+        );
+        std::fs::remove_file(&out).expect("rm");
+        std::fs::create_dir(&out).expect("mkdir");
+        s.process(&[Event::new("a")]).expect("process");
+        s.stop().expect("stop");
+        let f = files(&out);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(std::fs::read_to_string(&f[0]).expect("read"), "a\n");
     }
 
     #[test]

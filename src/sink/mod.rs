@@ -6,10 +6,20 @@
 //! transaction, hands the events to [`Sink::process`], and commits the take only when
 //! processing succeeded, so a committed take's events have been handled (for file_roll:
 //! written and fsynced). A processing error rolls the take back (the events return to the
-//! head of the channel) and the runner retries after a growing backoff: events are never
-//! lost, though they may be delivered twice if the process dies between processing and the
-//! take's commit (at-least-once). An empty channel is waited on with
-//! [`Channel::wait_available`] with a growing timeout (Flume's SinkRunner backs off likewise).
+//! head of the channel) and the runner retries: events are never lost, though they may be
+//! delivered twice if the process dies between processing and the take's commit
+//! (at-least-once). An empty channel is waited on with [`Channel::wait_available`] with a
+//! growing timeout (Flume's SinkRunner backs off likewise).
+//!
+//! Failures: each [`SinkError`] says whether a retry can help ([`Retry`], decided by the sink
+//! where the failure happened, see [`error`]). A retryable one is retried after a growing
+//! backoff (100 ms doubling to 5 s); a permanent one (a permission, a path that is a file, an
+//! event the template cannot place) after the longest, so the events stay in the channel and
+//! flow once an operator fixes the cause, without a restart. Either way the log gets one line
+//! when a cause starts or changes (WARN if retryable, ERROR if permanent, with what the
+//! operator can do), a reminder with a count every minute while it lasts, and one line when
+//! the sink delivers again (see [`report`]); every single failure is still counted and logged
+//! at debug level.
 //!
 //! Monitoring: the runner counts into its [`ComponentCounters`] where Flume's sinks do:
 //! events taken (EventDrainAttemptCount), events whose take committed
@@ -23,42 +33,34 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, ChannelError};
 use crate::config::{AsAny, Registered};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
-use crate::source::sleep_unless_stopped;
+use crate::report::{FailureReporter, Recovered, Report, ReportPolicy};
+use crate::stop::sleep_unless_stopped;
 
 pub mod avro;
+pub mod error;
 pub mod file_roll;
 pub mod hdfs;
 pub mod logger;
 pub mod null;
 
-/// A sink's failure; the message names the sink and the file or peer involved.
-#[derive(Debug, thiserror::Error)]
-#[error("sink `{sink}`: {message}")]
-pub struct SinkError {
-    pub sink: String,
-    pub message: String,
-}
-
-impl SinkError {
-    pub fn new(sink: &str, message: impl Into<String>) -> SinkError {
-        SinkError {
-            sink: sink.to_string(),
-            message: message.into(),
-        }
-    }
-}
+pub use error::{CauseKey, Retry, SinkCause, SinkError};
 
 /// What a sink does with events.
 pub trait Sink: Send {
     /// Handles a batch. `Ok` means the events are done with (for a durable sink: durable), so
-    /// the runner may commit the take; `Err` makes it roll back and retry later.
+    /// the runner may commit the take; `Err` makes it roll back and retry later, soon if the
+    /// error is [`Retry::Retryable`], at the longest backoff if it is permanent.
     fn process(&mut self, events: &[Event]) -> Result<(), SinkError>;
+    /// The sink's type as configured (`hdfs`, `avro`, ...), for log lines.
+    fn type_name(&self) -> &'static str {
+        "custom"
+    }
     /// Hands the sink its counters, for the ones only the sink can move (Flume's
     /// ConnectionCreated/Closed/FailedCount: files opened, closed, failed for the hdfs sink).
     fn attach_counters(&mut self, _counters: Arc<ComponentCounters>) {}
@@ -89,8 +91,60 @@ pub type SinkType = Registered<dyn SinkSpec>;
 const IDLE_BACKOFF_START: Duration = Duration::from_millis(10);
 /// Also bounds how long an idle sink takes to notice shutdown.
 const IDLE_BACKOFF_MAX: Duration = Duration::from_millis(500);
-const ERROR_BACKOFF_START: Duration = Duration::from_millis(100);
-const ERROR_BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// How the runner waits after failures and when it logs them. The agent runs with
+/// [`RunnerPolicy::default`]; tests shorten the waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunnerPolicy {
+    /// The wait after the first retryable failure (100 ms); it doubles with each failure in a
+    /// row, up to `backoff_max`.
+    pub backoff_start: Duration,
+    /// The longest wait (5 s), and the wait after every permanent failure: slow enough not to
+    /// hammer what an operator must fix, quick enough that a fix shows at once.
+    pub backoff_max: Duration,
+    /// When a repeating failure is logged again, and how long a recovery must hold.
+    pub report: ReportPolicy,
+}
+
+impl Default for RunnerPolicy {
+    fn default() -> Self {
+        RunnerPolicy {
+            backoff_start: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            report: ReportPolicy::default(),
+        }
+    }
+}
+
+/// The wait before the next attempt after failures in a row.
+struct Backoff {
+    policy: RunnerPolicy,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(policy: RunnerPolicy) -> Backoff {
+        Backoff {
+            policy,
+            next: policy.backoff_start,
+        }
+    }
+
+    /// The wait after a failure: growing for a retryable one, the longest for a permanent one
+    /// (and the backoff stays there until a success).
+    fn after_failure(&mut self, retryable: bool) -> Duration {
+        if !retryable {
+            self.next = self.policy.backoff_max;
+        }
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.policy.backoff_max);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.next = self.policy.backoff_start;
+    }
+}
 
 /// Drives one sink against one channel. See the module docs.
 pub struct SinkRunner {
@@ -104,11 +158,25 @@ pub struct SinkRunner {
 
 impl SinkRunner {
     /// Runs until `stop` is set, then finishes the batch in hand and stops the sink.
-    pub fn run(mut self, stop: Arc<AtomicBool>) {
+    pub fn run(self, stop: Arc<AtomicBool>) {
+        self.run_with(stop, RunnerPolicy::default());
+    }
+
+    /// [`SinkRunner::run`] with other waits and report intervals than the agent's.
+    pub fn run_with(mut self, stop: Arc<AtomicBool>, policy: RunnerPolicy) {
         let mut idle = IDLE_BACKOFF_START;
-        let mut error_backoff = ERROR_BACKOFF_START;
+        let mut backoff = Backoff::new(policy);
+        let mut log = RunnerLog {
+            sink: self.name.clone(),
+            kind: self.sink.type_name(),
+            channel: self.channel.name().to_string(),
+            policy,
+            sink_failures: FailureReporter::new(policy.report),
+            channel_failures: FailureReporter::new(policy.report),
+        };
         let mut events = Vec::with_capacity(self.batch_size);
         while !stop.load(Ordering::Acquire) {
+            log.quiet(Instant::now());
             self.sink.tick();
             events.clear();
             let mut tx = self.channel.take_transaction();
@@ -120,9 +188,9 @@ impl SinkRunner {
                 if matches!(e, ChannelError::Closed { .. }) {
                     break;
                 }
-                tracing::error!(sink = %self.name, "sink `{}`: take failed: {e}", self.name);
-                sleep_unless_stopped(error_backoff, &stop);
-                error_backoff = (error_backoff * 2).min(ERROR_BACKOFF_MAX);
+                let wait = backoff.after_failure(e.is_retryable());
+                log.channel_failed(&e, "taking from", wait, Instant::now());
+                sleep_unless_stopped(wait, &stop);
                 continue;
             }
             let n = events.len();
@@ -150,37 +218,227 @@ impl SinkRunner {
                 Ok(()) => match tx.commit() {
                     Ok(()) => {
                         counters.add(Counter::EventDrainSuccessCount, n as u64);
-                        error_backoff = ERROR_BACKOFF_START;
+                        backoff.reset();
+                        log.delivered(Instant::now());
                     }
                     Err(e) => {
                         counters.inc(Counter::ChannelReadFail);
                         // The events stay in the channel and will be processed again.
-                        tracing::error!(
-                            sink = %self.name,
-                            "sink `{}`: committing the take of {} events failed: {e}",
-                            self.name,
-                            events.len()
-                        );
-                        sleep_unless_stopped(error_backoff, &stop);
-                        error_backoff = (error_backoff * 2).min(ERROR_BACKOFF_MAX);
+                        let wait = backoff.after_failure(e.is_retryable());
+                        log.channel_failed(&e, "committing the take of", wait, Instant::now());
+                        sleep_unless_stopped(wait, &stop);
                     }
                 },
                 Err(e) => {
                     tx.rollback();
                     counters.inc(Counter::EventWriteFail);
-                    tracing::error!(
-                        sink = %self.name,
-                        "{e}; {} events returned to channel `{}`, retrying in {error_backoff:?}",
-                        events.len(),
-                        self.channel.name()
-                    );
-                    sleep_unless_stopped(error_backoff, &stop);
-                    error_backoff = (error_backoff * 2).min(ERROR_BACKOFF_MAX);
+                    let wait = backoff.after_failure(e.is_retryable());
+                    log.sink_failed(&e, n, wait, Instant::now());
+                    sleep_unless_stopped(wait, &stop);
                 }
             }
         }
+        log.finish();
         if let Err(e) = self.sink.stop() {
             tracing::error!(sink = %self.name, "{e}");
+        }
+    }
+}
+
+/// What the runner logs about failures: each cause once when it starts or changes, a
+/// reminder with a count every `remind_every` while it goes on, and one line when the sink
+/// delivers again (see [`report`]). Every failure is still counted (EventWriteFail,
+/// ChannelReadFail) and logged at debug level.
+struct RunnerLog {
+    sink: String,
+    kind: &'static str,
+    channel: String,
+    policy: RunnerPolicy,
+    /// The sink's failures, by [`SinkError::cause_key`].
+    sink_failures: FailureReporter<CauseKey>,
+    /// The channel's failures to take or commit, by error variant.
+    channel_failures: FailureReporter<std::mem::Discriminant<ChannelError>>,
+}
+
+/// Logs at ERROR when `permanent`, else at WARN.
+fn warn_or_error(sink: &str, permanent: bool, line: std::fmt::Arguments<'_>) {
+    if permanent {
+        tracing::error!(sink, "{line}");
+    } else {
+        tracing::warn!(sink, "{line}");
+    }
+}
+
+impl RunnerLog {
+    /// An idle moment: a recovery that has held long enough is reported.
+    fn quiet(&mut self, now: Instant) {
+        if let Some(r) = self.sink_failures.quiet(now) {
+            self.sink_recovered(r);
+        }
+        if let Some(r) = self.channel_failures.quiet(now) {
+            self.channel_recovered(r);
+        }
+    }
+
+    /// The runner stops: a recovery still settling is reported now.
+    fn finish(&mut self) {
+        if let Some(r) = self.sink_failures.finish() {
+            self.sink_recovered(r);
+        }
+        if let Some(r) = self.channel_failures.finish() {
+            self.channel_recovered(r);
+        }
+    }
+
+    /// A batch was processed and its take committed.
+    fn delivered(&mut self, now: Instant) {
+        if let Some(r) = self.sink_failures.success(now) {
+            self.sink_recovered(r);
+        }
+        if let Some(r) = self.channel_failures.success(now) {
+            self.channel_recovered(r);
+        }
+    }
+
+    fn sink_recovered(&self, r: Recovered) {
+        tracing::info!(
+            sink = %self.sink,
+            "sink `{}` ({}) recovered: delivering again after {} over {}",
+            self.sink,
+            self.kind,
+            crate::report::count(r.failures, "failed attempt", "failed attempts"),
+            crate::report::human(r.lasted)
+        );
+    }
+
+    fn channel_recovered(&self, r: Recovered) {
+        tracing::info!(
+            sink = %self.sink,
+            "sink `{}` ({}): channel `{}` works again after {} over {}",
+            self.sink,
+            self.kind,
+            self.channel,
+            crate::report::count(r.failures, "failure", "failures"),
+            crate::report::human(r.lasted)
+        );
+    }
+
+    /// The sink failed a batch of `n` events, which went back to the channel; the runner
+    /// waits `wait` before the next attempt.
+    fn sink_failed(&mut self, e: &SinkError, n: usize, wait: Duration, now: Instant) {
+        let (sink, kind, channel) = (&self.sink, self.kind, &self.channel);
+        let cause = e.cause();
+        let permanent = !e.is_retryable();
+        let changed = match self.sink_failures.failure(e.cause_key(), now) {
+            Report::Quiet => {
+                tracing::debug!(
+                    sink = %sink,
+                    "sink `{sink}` ({kind}): {cause}; {n} events returned to channel \
+                     `{channel}`, retrying in {}",
+                    crate::report::human(wait)
+                );
+                return;
+            }
+            Report::Reminder {
+                failures,
+                total,
+                since,
+            } => {
+                warn_or_error(
+                    sink,
+                    permanent,
+                    format_args!(
+                        "sink `{sink}` ({kind}) still failing: {} more since the last report, \
+                         {total} in {}; channel `{channel}` keeps the events; latest: {cause}",
+                        crate::report::count(failures, "failure", "failures"),
+                        crate::report::human(since)
+                    ),
+                );
+                return;
+            }
+            Report::First { ended } => {
+                if let Some(r) = ended {
+                    self.sink_recovered(r);
+                }
+                String::new()
+            }
+            Report::Changed { failures, .. } => {
+                format!(
+                    " differently (after {} of another kind)",
+                    crate::report::count(failures, "failure", "failures")
+                )
+            }
+        };
+        let remind = crate::report::human(self.policy.report.remind_every);
+        if permanent {
+            tracing::error!(
+                sink = %sink,
+                "sink `{sink}` ({kind}) failed{changed}, and retrying will not help until this \
+                 is fixed: {cause}. The {n} events were returned to channel `{channel}`, which \
+                 keeps them; the sink tries again every {}, so they flow once the cause is \
+                 fixed (a change to this agent's configuration needs a restart). Reported \
+                 again every {remind} while it lasts",
+                crate::report::human(self.policy.backoff_max)
+            );
+        } else {
+            tracing::warn!(
+                sink = %sink,
+                "sink `{sink}` ({kind}) failed{changed}: {cause}; {n} events returned to \
+                 channel `{channel}`, retrying in {} with backoff up to {}; reported again \
+                 every {remind} while it lasts",
+                crate::report::human(wait),
+                crate::report::human(self.policy.backoff_max)
+            );
+        }
+    }
+
+    /// Taking from the channel, or committing the take (`what`), failed.
+    fn channel_failed(&mut self, e: &ChannelError, what: &str, wait: Duration, now: Instant) {
+        let (sink, kind, channel) = (&self.sink, self.kind, &self.channel);
+        let permanent = !e.is_retryable();
+        match self
+            .channel_failures
+            .failure(std::mem::discriminant(e), now)
+        {
+            Report::Quiet => tracing::debug!(
+                sink = %sink,
+                "sink `{sink}` ({kind}): {what} channel `{channel}` failed: {e}; retrying in {}",
+                crate::report::human(wait)
+            ),
+            Report::Reminder {
+                failures, total, ..
+            } => warn_or_error(
+                sink,
+                permanent,
+                format_args!(
+                    "sink `{sink}` ({kind}): channel `{channel}` still failing: {} more since \
+                     the last report, {total} in all; latest: {what} it: {e}",
+                    crate::report::count(failures, "failure", "failures")
+                ),
+            ),
+            Report::First { ended } => {
+                if let Some(r) = ended {
+                    self.channel_recovered(r);
+                }
+                warn_or_error(
+                    sink,
+                    permanent,
+                    format_args!(
+                        "sink `{sink}` ({kind}): {what} channel `{channel}` failed: {e}; the \
+                         events stay in the channel, retrying in {}",
+                        crate::report::human(wait)
+                    ),
+                );
+            }
+            Report::Changed { .. } => warn_or_error(
+                sink,
+                permanent,
+                format_args!(
+                    "sink `{sink}` ({kind}): {what} channel `{channel}` now fails differently: \
+                     {e}; retrying in {}",
+                    crate::report::human(wait)
+                ),
+            ),
         }
     }
 }

@@ -31,14 +31,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{
-    put_batch_counted, sleep_unless_stopped, PutError, Source, SourceContext, SourceError,
-    SourceSpec, SourceType,
+    put_batch_counted, PutError, Source, SourceContext, SourceError, SourceSpec, SourceType,
 };
 use crate::channel::Channel;
 use crate::config::values::is_utf8_name;
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
 use crate::metrics::ComponentCounters;
+use crate::stop::sleep_unless_stopped;
 
 /// Longest the pump waits for a line before looking at the stop flag again.
 const STOP_POLL: Duration = Duration::from_millis(50);

@@ -17,6 +17,8 @@ use crate::channel::{Channel, ChannelError};
 use crate::config::{AsAny, Registered};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
+use crate::report::ReportPolicy;
+use crate::stop::sleep_unless_stopped;
 
 pub mod avro;
 pub mod exec;
@@ -123,38 +125,200 @@ const PUT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// `stop` is set. Returns only once every channel's commit has returned `Ok` (so the caller
 /// may acknowledge the events), or with the reason it gave up. `source` names the caller
 /// in logs.
+///
+/// A channel that keeps refusing is logged once per episode (per source and channel, across
+/// every thread of the source), with a reminder and a count every minute and one line once
+/// it accepts puts again (see the `refusals` module below).
 pub fn put_all(
     source: &str,
     channels: &[Arc<dyn Channel>],
     events: &[Event],
     stop: &AtomicBool,
 ) -> Result<(), PutError> {
+    put_all_with(source, channels, events, stop, ReportPolicy::default())
+}
+
+fn put_all_with(
+    source: &str,
+    channels: &[Arc<dyn Channel>],
+    events: &[Event],
+    stop: &AtomicBool,
+    policy: ReportPolicy,
+) -> Result<(), PutError> {
     for ch in channels {
         let mut backoff = PUT_BACKOFF_START;
-        let mut warned = false;
         loop {
             match put_once(ch.as_ref(), events) {
-                Ok(()) => break,
-                Err(e @ (ChannelError::ChannelFull { .. } | ChannelError::DiskFull { .. })) => {
-                    if !warned {
-                        tracing::warn!(
-                            source,
-                            channel = ch.name(),
-                            "source `{source}`: {e}; retrying with backoff"
-                        );
-                        warned = true;
-                    }
+                Ok(()) => {
+                    refusals::accepted(source, ch);
+                    break;
+                }
+                Err(e) if e.is_retryable() => {
+                    refusals::refused(source, ch, &e, policy);
                     if stop.load(Ordering::Acquire) {
+                        refusals::forget(source, ch);
                         return Err(PutError::Stopped);
                     }
                     sleep_unless_stopped(backoff, stop);
                     backoff = (backoff * 2).min(PUT_BACKOFF_MAX);
                 }
-                Err(e) => return Err(PutError::Failed(e)),
+                Err(e) => {
+                    refusals::forget(source, ch);
+                    return Err(PutError::Failed(e));
+                }
             }
         }
     }
     Ok(())
+}
+
+/// The refusal episodes of [`put_all`], one per (source, channel) pair that is being refused
+/// now. They live here rather than in each source because `put_all` is a free function that
+/// many threads of one source call (one per netcat or avro connection): a full channel is one
+/// episode for the source, not one per connection or per batch.
+///
+/// Channels are told apart by identity, not by name, so two agents (or tests) in one process
+/// with the same names keep their own episodes; an entry holds a `Weak` to its channel, which
+/// keeps the address from being reused by another channel while the entry lives. An entry
+/// exists only while its channel refuses (or settles); `ACTIVE` lets the common path (no
+/// episode anywhere) skip the lock.
+mod refusals {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Weak};
+    use std::time::Instant;
+
+    use parking_lot::Mutex;
+
+    use crate::channel::{Channel, ChannelError};
+    use crate::report::{count, human, FailureReporter, Recovered, Report, ReportPolicy};
+
+    type Key = std::mem::Discriminant<ChannelError>;
+
+    struct Entry {
+        source: String,
+        channel: Weak<dyn Channel>,
+        reporter: FailureReporter<Key>,
+    }
+
+    static EPISODES: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+    fn position(entries: &[Entry], source: &str, ch: &Arc<dyn Channel>) -> Option<usize> {
+        entries.iter().position(|e| {
+            std::ptr::addr_eq(e.channel.as_ptr(), Arc::as_ptr(ch)) && e.source == source
+        })
+    }
+
+    fn recovered(source: &str, ch: &Arc<dyn Channel>, r: Recovered) {
+        tracing::info!(
+            source,
+            channel = ch.name(),
+            "source `{source}`: channel `{}` accepts puts again after {} over {}",
+            ch.name(),
+            count(r.failures, "refusal", "refusals"),
+            human(r.lasted)
+        );
+    }
+
+    /// `ch` refused a put from `source` with the retryable `e`; the caller backs off.
+    pub(super) fn refused(
+        source: &str,
+        ch: &Arc<dyn Channel>,
+        e: &ChannelError,
+        policy: ReportPolicy,
+    ) {
+        let now = Instant::now();
+        let report = {
+            let mut entries = EPISODES.lock();
+            let i = match position(&entries, source, ch) {
+                Some(i) => i,
+                None => {
+                    entries.push(Entry {
+                        source: source.to_string(),
+                        channel: Arc::downgrade(ch),
+                        reporter: FailureReporter::new(policy),
+                    });
+                    ACTIVE.fetch_add(1, Ordering::Relaxed);
+                    entries.len() - 1
+                }
+            };
+            match entries.get_mut(i) {
+                Some(entry) => entry.reporter.failure(std::mem::discriminant(e), now),
+                None => return,
+            }
+        };
+        let remind = human(policy.remind_every);
+        match report {
+            Report::Quiet => tracing::debug!(source, "source `{source}`: {e}; retrying"),
+            Report::First { ended } => {
+                if let Some(r) = ended {
+                    recovered(source, ch, r);
+                }
+                tracing::warn!(
+                    source,
+                    channel = ch.name(),
+                    "source `{source}`: {e}; the source waits and retries with backoff, nothing \
+                     is dropped; reported again every {remind} while it lasts"
+                );
+            }
+            Report::Changed { .. } => tracing::warn!(
+                source,
+                channel = ch.name(),
+                "source `{source}`: channel `{}` now refuses puts for another reason: {e}",
+                ch.name()
+            ),
+            Report::Reminder {
+                failures,
+                total,
+                since,
+            } => tracing::warn!(
+                source,
+                channel = ch.name(),
+                "source `{source}`: channel `{}` still refuses puts: {} more since the last \
+                 report, {total} in {}; latest: {e}",
+                ch.name(),
+                count(failures, "refusal", "refusals"),
+                human(since)
+            ),
+        }
+    }
+
+    /// `ch` accepted a put from `source`: ends a refusal episode once it has settled.
+    pub(super) fn accepted(source: &str, ch: &Arc<dyn Channel>) {
+        if ACTIVE.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let ended = {
+            let mut entries = EPISODES.lock();
+            let Some(i) = position(&entries, source, ch) else {
+                return;
+            };
+            let ended = entries
+                .get_mut(i)
+                .and_then(|e| e.reporter.success(Instant::now()));
+            if ended.is_some() {
+                entries.swap_remove(i);
+                ACTIVE.fetch_sub(1, Ordering::Relaxed);
+            }
+            ended
+        };
+        if let Some(r) = ended {
+            recovered(source, ch, r);
+        }
+    }
+
+    /// `source` gave up on `ch` (stopping, or a failure that is not a refusal): drops its
+    /// episode without a recovery line.
+    pub(super) fn forget(source: &str, ch: &Arc<dyn Channel>) {
+        if ACTIVE.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut entries = EPISODES.lock();
+        if let Some(i) = position(&entries, source, ch) {
+            entries.swap_remove(i);
+            ACTIVE.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// [`put_all`] for one batch of a batching source (seq, stress, exec, stdin), keeping Flume's
@@ -194,13 +358,147 @@ fn put_once(ch: &dyn Channel, events: &[Event]) -> Result<(), ChannelError> {
     tx.commit()
 }
 
-/// Sleeps for `d`, waking early (within 50 ms) once `stop` is set.
-pub(crate) fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
-    let step = Duration::from_millis(50);
-    let mut left = d;
-    while !left.is_zero() && !stop.load(Ordering::Acquire) {
-        let s = left.min(step);
-        std::thread::sleep(s);
-        left -= s;
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+    use crate::report::capture::{with_captured, Captured};
+
+    const DEADLINE: Duration = Duration::from_secs(30);
+
+    /// A memory channel of 10 events that refuses at once when full (keep-alive 0), filled.
+    fn full_channel() -> Arc<dyn Channel> {
+        let cfg = MemoryChannelConfig {
+            capacity: 10,
+            transaction_capacity: 10,
+            keep_alive: Duration::ZERO,
+            ..MemoryChannelConfig::default()
+        };
+        let ch: Arc<dyn Channel> = Arc::new(MemoryChannel::new("c1", cfg).expect("channel"));
+        put_once(ch.as_ref(), &events(10)).expect("fill");
+        ch
+    }
+
+    fn events(n: usize) -> Vec<Event> {
+        (0..n).map(|i| Event::new(i.to_string())).collect()
+    }
+
+    /// Waits until `ch` has refused `n` more puts than `from`.
+    fn wait_refusals(ch: &dyn Channel, from: u64, n: u64) -> u64 {
+        let end = Instant::now() + DEADLINE;
+        loop {
+            let now = ch.stats().put_errors;
+            if now >= from + n {
+                return now;
+            }
+            assert!(
+                Instant::now() < end,
+                "{} refusals, waited for {}",
+                now - from,
+                n
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Takes `n` events, making room for a waiting put.
+    fn drain(ch: &dyn Channel, n: usize) {
+        let mut tx = ch.take_transaction();
+        let mut out = Vec::new();
+        tx.take_batch(n, &mut out).expect("take");
+        assert_eq!(out.len(), n);
+        tx.commit().expect("commit take");
+    }
+
+    /// Runs `put_all_with` for each of `batches` on a thread that captures its log.
+    fn putter(
+        ch: &Arc<dyn Channel>,
+        batches: usize,
+        policy: ReportPolicy,
+    ) -> (Captured, std::thread::JoinHandle<()>) {
+        let log = Captured::default();
+        let (ch, into) = (Arc::clone(ch), log.clone());
+        let t = std::thread::spawn(move || {
+            with_captured(&into, || {
+                let stop = AtomicBool::new(false);
+                for _ in 0..batches {
+                    let r = put_all_with("r1", &[Arc::clone(&ch)], &events(5), &stop, policy);
+                    assert!(r.is_ok(), "put_all gave up");
+                }
+            });
+        });
+        (log, t)
+    }
+
+    #[test]
+    fn a_full_channel_is_reported_once_and_its_end_once() {
+        let ch = full_channel();
+        let policy = ReportPolicy {
+            remind_every: Duration::from_secs(3600),
+            settle: Duration::ZERO,
+        };
+        let (log, t) = putter(&ch, 1, policy);
+        wait_refusals(ch.as_ref(), 0, 4);
+        drain(ch.as_ref(), 10);
+        t.join().expect("putter");
+        let warned = log.lines("WARN", "source `r1`: channel `c1` is full");
+        assert_eq!(warned.len(), 1, "{}", log.text());
+        let refusals = ch.stats().put_errors;
+        let recovered = log.lines(
+            "INFO",
+            &format!("source `r1`: channel `c1` accepts puts again after {refusals} refusals"),
+        );
+        assert_eq!(recovered.len(), 1, "{}", log.text());
+    }
+
+    /// Backpressure flaps: a batch is refused, room is made, the next batch is refused again.
+    /// Within the settle time that is one episode: one line, not one per batch.
+    #[test]
+    fn a_channel_that_stays_at_capacity_is_one_episode_across_batches() {
+        let ch = full_channel();
+        let policy = ReportPolicy {
+            remind_every: Duration::from_secs(3600),
+            settle: Duration::from_secs(3600),
+        };
+        let (log, t) = putter(&ch, 3, policy);
+        let mut seen = 0;
+        for _ in 0..3 {
+            seen = wait_refusals(ch.as_ref(), seen, 2);
+            // Room for exactly this batch: the next one finds the channel full again.
+            drain(ch.as_ref(), 5);
+        }
+        t.join().expect("putter");
+        assert_eq!(
+            log.lines("WARN", "is full").len(),
+            1,
+            "one report for the whole episode:\n{}",
+            log.text()
+        );
+        assert!(
+            log.lines("INFO", "accepts puts again").is_empty(),
+            "{}",
+            log.text()
+        );
+    }
+
+    #[test]
+    fn a_failure_that_is_not_backpressure_is_returned_at_once() {
+        let cfg = MemoryChannelConfig {
+            capacity: 10,
+            transaction_capacity: 2,
+            ..MemoryChannelConfig::default()
+        };
+        let ch: Arc<dyn Channel> = Arc::new(MemoryChannel::new("c1", cfg).expect("channel"));
+        let stop = AtomicBool::new(false);
+        match put_all("r1", &[ch], &events(3), &stop) {
+            Err(PutError::Failed(e @ ChannelError::TransactionFull { .. })) => {
+                assert!(!e.is_retryable());
+            }
+            Err(PutError::Failed(e)) => panic!("{e}"),
+            Err(PutError::Stopped) => panic!("stopped"),
+            Ok(()) => panic!("3 events fit a transactionCapacity of 2"),
+        }
     }
 }

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::{
-    put_batch_counted, sleep_unless_stopped, PutError, Source, SourceContext, SourceError,
-    SourceSpec, SourceType,
+    put_batch_counted, PutError, Source, SourceContext, SourceError, SourceSpec, SourceType,
 };
 use crate::channel::Channel;
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
 use crate::metrics::ComponentCounters;
+use crate::stop::sleep_unless_stopped;
 
 /// Flume's StressSource (Flume has no alias for it; `stress` is ours).
 pub const TYPE: SourceType = Registered {

@@ -417,6 +417,8 @@ fn an_untrusted_certificate_fails_the_sink_and_keeps_the_events() {
     );
     let e = flumen::sink::Sink::process(&mut sink, &[flumen::Event::new(b"x".to_vec())])
         .expect_err("not trusted");
+    // Nothing changes by retrying: the source's certificate or the sink's truststore must.
+    assert!(!e.is_retryable(), "{e}");
     let msg = e.to_string();
     assert!(
         msg.contains(&format!(

@@ -23,8 +23,6 @@ use crate::hdfs_cluster::{HdfsEntry, MiniHdfs};
 
 /// Events the seq source puts (bodies "0" to "N-1").
 const TOTAL_EVENTS: u64 = 30_000;
-/// The stable part of the runner's log line for a failed, rolled-back batch.
-pub(crate) const RETRY_LOG: &str = "events returned to channel";
 /// The sink's log line for a file whose close failed (it is lease-recovered and renamed later).
 const UNCLOSED_LOG: &str = "could not close ";
 /// The sink's log line for such a file once it is closed and renamed.
@@ -109,12 +107,17 @@ pub(crate) fn drained(a: &mut AgentProcess, mport: u16) -> u64 {
     counter(a, mport, "SINK.k1", "EventDrainSuccessCount")
 }
 
-/// The runner's backoffs so far, from its "retrying in ..." log lines.
-fn backoffs(log: &str) -> Vec<String> {
+/// Batches the sink failed and the runner rolled back (its EventWriteFail counter: the log
+/// reports a failure once per cause, not once per batch).
+pub(crate) fn write_fails(a: &mut AgentProcess, mport: u16) -> u64 {
+    counter(a, mport, "SINK.k1", "EventWriteFail")
+}
+
+/// The runner's reports of sink failures and recoveries, from its log.
+fn failure_reports(log: &str) -> Vec<&str> {
     log.lines()
-        .filter(|l| l.contains(RETRY_LOG))
-        .filter_map(|l| l.rsplit_once("retrying in "))
-        .filter_map(|(_, d)| d.split_whitespace().next().map(str::to_string))
+        .filter(|l| l.contains("sink `k1` (hdfs)"))
+        .filter(|l| l.contains(" failed") || l.contains("still failing") || l.contains("recovered"))
         .collect()
 }
 
@@ -191,16 +194,15 @@ pub(crate) struct Outcome {
     pub(crate) missing: Vec<u64>,
     pub(crate) dup_numbers: usize,
     pub(crate) extra: u64,
-    /// Batches the sink failed and rolled back (from its log).
-    pub(crate) failures: usize,
+    /// Batches the sink failed and rolled back (EventWriteFail).
+    pub(crate) failures: u64,
 }
 
 impl Outcome {
-    pub(crate) fn read(hdfs: &MiniHdfs, hdfs_dir: &str, total: u64, log: &str) -> Outcome {
+    pub(crate) fn read(hdfs: &MiniHdfs, hdfs_dir: &str, total: u64, failures: u64) -> Outcome {
         let files = hdfs.hadoop_ls(hdfs_dir);
         let (nums, torn) = hdfs_numbers(hdfs, &files);
         let (missing, dup_numbers, extra) = tally(&nums, total);
-        let failures = log.matches(RETRY_LOG).count();
         Outcome {
             files,
             nums,
@@ -229,7 +231,7 @@ impl Outcome {
             self.torn
         );
         assert!(
-            extra <= 100 * failures as u64,
+            extra <= 100 * failures,
             "{extra} extra copies, more than {failures} failed batches of 100 can explain\n{log}"
         );
         let left: Vec<&HdfsEntry> = files
@@ -266,7 +268,7 @@ fn outage_under_load(node: &str, hdfs_dir: &str) {
     // The sink fails, the runner rolls the batch back and retries with backoff; while the node
     // is down no batch succeeds and the channel holds the events.
     let failures = agent.poll("waiting for the sink to fail and roll back", |a| {
-        let n = a.log().matches(RETRY_LOG).count();
+        let n = write_fails(a, mport);
         (n > 0).then_some(n)
     });
     let t_failed = started.elapsed();
@@ -276,17 +278,26 @@ fn outage_under_load(node: &str, hdfs_dir: &str) {
         "the sink delivered all {TOTAL_EVENTS} events before the {node} stopped: the outage \
          came too late to test anything"
     );
-    agent.wait_for("waiting for three more retries", |a| {
-        a.log().matches(RETRY_LOG).count() >= failures + 3
+    agent.poll("waiting for three more retries", |a| {
+        (write_fails(a, mport) >= failures + 3).then_some(())
     });
     let still = drained(&mut agent, mport);
     let held = counter(&mut agent, mport, "CHANNEL.c1", "ChannelSize");
     let log = agent.log();
-    let waits = backoffs(&log);
+    let reports = failure_reports(&log);
     eprintln!(
         "{node} outage: first commit ({first} events) at {t_stop:?}, {node} stopped at \
          {t_stopped:?}, first failure at {t_failed:?} with {stuck} events drained; then \
-         {still} drained, {held} held by the channel, backoffs {waits:?}"
+         {still} drained, {held} held by the channel, {} failed batches; reported as \
+         {reports:#?}",
+        write_fails(&mut agent, mport)
+    );
+    // A node that is down is expected back: the outage is reported as retryable (WARN),
+    // never as something only an operator can fix.
+    assert!(!reports.is_empty(), "the outage was not reported:\n{log}");
+    assert!(
+        !log.contains("retrying will not help"),
+        "the {node} outage was classified permanent:\n{log}"
     );
     assert_eq!(
         still, stuck,
@@ -312,11 +323,16 @@ fn outage_under_load(node: &str, hdfs_dir: &str) {
         (unclosed.len() == done.len()).then_some(unclosed)
     });
     let t_recovered = started.elapsed();
+    let failures = write_fails(&mut agent, mport);
     let (st, log) = agent.terminate();
     assert_eq!(st.code(), Some(0), "{log}");
     assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        log.contains("sink `k1` (hdfs) recovered"),
+        "no recovery line after the {node} came back:\n{log}"
+    );
 
-    let o = Outcome::read(&hdfs, hdfs_dir, TOTAL_EVENTS, &log);
+    let o = Outcome::read(&hdfs, hdfs_dir, TOTAL_EVENTS, failures);
     eprintln!(
         "{node} restarted at {t_restarted:?}, all drained at {t_drained:?}, {} abandoned \
          files recovered at {t_recovered:?}; {} files, {} events read, {} numbers duplicated \

@@ -26,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use crate::agent_proc::{free_port, AgentProcess};
 use crate::hdfs_cluster::MiniHdfs;
-use crate::hdfs_faults::{counter, drained, unclosed_and_recovered, write_config, Outcome};
+use crate::hdfs_faults::{
+    counter, drained, unclosed_and_recovered, write_config, write_fails, Outcome,
+};
 
 /// Events the seq source puts (bodies "0" to "N-1").
 const TOTAL_EVENTS: u64 = 30_000;
@@ -136,12 +138,13 @@ fn ha_under_load(hdfs_dir: &str, changes: &[(Change, &str)]) {
     });
     let t_recovered = started.elapsed();
     let held = counter(&mut agent, mport, "CHANNEL.c1", "ChannelSize");
+    let failures = write_fails(&mut agent, mport);
     let (st, log) = agent.terminate();
     assert_eq!(st.code(), Some(0), "{log}");
     assert!(!log.contains("panicked"), "{log}");
     assert_eq!(held, 0, "the channel still holds events");
 
-    let o = Outcome::read(&hdfs, hdfs_dir, TOTAL_EVENTS, &log);
+    let o = Outcome::read(&hdfs, hdfs_dir, TOTAL_EVENTS, failures);
     eprintln!(
         "HA {hdfs_dir}: first commit ({first} events) at {t_first:?}; changes (active, events \
          committed, stall) {seen:?}; all drained at {t_drained:?}; {} abandoned files \

@@ -31,3 +31,4 @@ mod memory;
 mod metrics;
 mod model;
 mod scan_agreement;
+mod sink_errors;

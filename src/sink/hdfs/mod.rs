@@ -34,6 +34,13 @@
 //! - Header values can never move a write outside the configured base path: the path module
 //!   escapes `/`, `..` and friends in substituted values, and every rendered directory is
 //!   checked to lie under the template's static prefix.
+//!
+//! Failures say whether a retry can help ([`crate::sink::Retry`]): filesystem errors by
+//! [`FsError::retry`] (a NameNode down, in safe mode or failing over, a broken DataNode
+//! pipeline, a call timeout, a full disk or quota: retryable; permission denied, a path that
+//! is a file, a read-only filesystem, failed authentication: permanent), and an event the
+//! templates cannot place (no `timestamp` header without `hdfs.useLocalTimeStamp`, a
+//! directory outside the base) is permanent, since it renders the same way on every retry.
 
 mod config;
 pub mod format;
@@ -48,10 +55,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use self::format::Encoder;
+use self::format::{Encoder, FormatError};
 use self::fs::{FsError, HdfsFs, LocalFs, SinkFile, SinkFs};
 use self::path::{HostNames, PathTemplate, RenderContext};
-use super::{Sink, SinkError};
+use super::{Retry, Sink, SinkCause, SinkError};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
 
@@ -252,7 +259,34 @@ impl HdfsSink {
     }
 
     fn fs_err(&self, e: FsError) -> SinkError {
-        self.err(e.to_string())
+        SinkError::fs(&self.name, e)
+    }
+
+    /// An event that cannot be placed: the same headers render the same way on every retry,
+    /// so only a fixed producer or configuration helps.
+    fn render_err(&self, key: &'static str, template: &str, source: path::PathError) -> SinkError {
+        SinkError::with_retry(
+            &self.name,
+            Retry::Permanent,
+            SinkCause::Render {
+                key,
+                template: template.to_string(),
+                source,
+            },
+        )
+    }
+
+    /// A format failure while `what` (encoding an event for, flushing, finishing) `file`.
+    fn format_err(&self, what: &'static str, file: &str, source: FormatError) -> SinkError {
+        SinkError::with_retry(
+            &self.name,
+            source.retry(),
+            SinkCause::Format {
+                what,
+                file: file.to_string(),
+                source,
+            },
+        )
     }
 
     /// Renders `event`'s directory and file-name prefix into the scratch strings and its
@@ -269,22 +303,26 @@ impl HdfsSink {
             .dir_template
             .render(headers, &mut self.ctx, &mut self.scratch_dir)
         {
-            return Err(self.err(format!("hdfs.path `{}`: {e}", self.cfg.path)));
+            return Err(self.render_err("hdfs.path", &self.cfg.path, e));
         }
         if let Err(e) = self
             .prefix_template
             .render(headers, &mut self.ctx, &mut self.scratch_name)
         {
-            return Err(self.err(format!("hdfs.filePrefix `{}`: {e}", self.cfg.file_prefix)));
+            return Err(self.render_err("hdfs.filePrefix", &self.cfg.file_prefix, e));
         }
         if let Err(e) = path::ensure_within(&self.scratch_dir, &self.base) {
-            return Err(self.err(format!("hdfs.path `{}`: {e}", self.cfg.path)));
+            return Err(self.render_err("hdfs.path", &self.cfg.path, e));
         }
         if self.scratch_name.contains('/') {
-            return Err(self.err(format!(
-                "hdfs.filePrefix `{}` rendered to `{}`, which is not a file name",
-                self.cfg.file_prefix, self.scratch_name
-            )));
+            return Err(SinkError::with_retry(
+                &self.name,
+                Retry::Permanent,
+                SinkCause::FileName {
+                    template: self.cfg.file_prefix.clone(),
+                    rendered: self.scratch_name.clone(),
+                },
+            ));
         }
         self.scratch_key.clear();
         self.scratch_key.push_str(&self.scratch_dir);
@@ -363,7 +401,7 @@ impl HdfsSink {
         let mut result = f
             .encoder
             .finish(&mut f.buf)
-            .map_err(|e| self.err(format!("finishing {}: {e}", f.in_use)));
+            .map_err(|e| self.format_err("finishing", &f.in_use, e));
         if result.is_ok() {
             result = f.write_buf().map_err(|e| self.fs_err(e));
         }
@@ -639,14 +677,14 @@ impl HdfsSink {
                 return Err(self.err("internal: bucket without a file after open"));
             };
             if let Err(e) = f.encoder.append(event, now, &mut f.buf) {
-                let m = format!("encoding an event for {}: {e}", f.in_use);
-                return Err(self.err(m));
+                let in_use = f.in_use.clone();
+                return Err(self.format_err("encoding an event for", &in_use, e));
             }
             f.events += 1;
             f.body_bytes += event.body().len() as u64;
             if f.buf.len() >= WRITE_CHUNK {
                 if let Err(e) = f.write_buf() {
-                    return Err(self.fs_err(e));
+                    return Err(SinkError::fs(&self.name, e));
                 }
             }
         }
@@ -668,16 +706,22 @@ impl HdfsSink {
             // For hdfs.idleTimeout a batch counts as one write, at its end.
             f.last_write = Instant::now();
             if let Err(e) = f.encoder.flush(&mut f.buf) {
-                failure = Some(format!("flushing {}: {e}", f.in_use));
+                let retry = e.retry();
+                let cause = SinkCause::Format {
+                    what: "flushing",
+                    file: f.in_use.clone(),
+                    source: e,
+                };
+                failure = Some(SinkError::with_retry(&self.name, retry, cause));
                 break;
             }
             if let Err(e) = f.write_buf() {
-                failure = Some(e.to_string());
+                failure = Some(SinkError::fs(&self.name, e));
                 break;
             }
             if sync {
                 if let Err(e) = f.file.sync() {
-                    failure = Some(e.to_string());
+                    failure = Some(SinkError::fs(&self.name, e));
                     break;
                 }
             }
@@ -687,8 +731,8 @@ impl HdfsSink {
                 full.push(key.clone());
             }
         }
-        if let Some(m) = failure {
-            return Err(self.err(m));
+        if let Some(e) = failure {
+            return Err(e);
         }
         for key in full {
             self.close_file(&key)?;
@@ -722,6 +766,10 @@ impl HdfsSink {
 }
 
 impl Sink for HdfsSink {
+    fn type_name(&self) -> &'static str {
+        "hdfs"
+    }
+
     fn attach_counters(&mut self, counters: Arc<ComponentCounters>) {
         self.counters = Some(counters);
     }
@@ -899,6 +947,20 @@ mod tests {
             .process(&[ev("a", &[("timestamp", "1700000000000")]), ev("b", &[])])
             .unwrap_err();
         assert!(e.to_string().contains("timestamp"), "{e}");
+        // The same event fails the same way on every retry: only a fixed producer or
+        // hdfs.useLocalTimeStamp helps.
+        assert_eq!(e.retry(), Retry::Permanent);
+        assert!(
+            matches!(
+                e.cause(),
+                SinkCause::Render {
+                    key: "hdfs.path",
+                    source: path::PathError::MissingTimestamp { .. },
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
         assert!(!dir.path().join("out").exists(), "{:?}", files(dir.path()));
         // With useLocalTimeStamp the same events go through.
         let mut cfg = local(dir.path(), "out/%Y");
@@ -1125,10 +1187,11 @@ mod tests {
         }
         *plan.lock() = faults;
         let failing = numbered(first..first + 50);
-        assert!(
-            sink.process(&failing).is_err(),
-            "the injected fault fails the batch"
-        );
+        let e = sink
+            .process(&failing)
+            .expect_err("the injected fault fails the batch");
+        // An I/O error of no known kind: retried, as a cut pipeline would be.
+        assert!(e.is_retryable(), "{e}");
         sink.process(&failing).unwrap();
         sink.stop().unwrap();
         let names = files(dir.path());
@@ -1163,6 +1226,50 @@ mod tests {
             let expected: String = (0..first + 50).map(|i| format!("{i:05}\n")).collect();
             assert_eq!(text, expected, "{what}: files {names:?}");
         }
+    }
+
+    /// A path whose parent is a regular file (ENOTDIR: refused to root too) fails every batch
+    /// permanently with one cause, whatever file name each attempt picks, and the sink writes
+    /// again once the file is moved away.
+    #[test]
+    fn a_path_under_a_regular_file_fails_permanently_until_it_is_moved_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocker = dir.path().join("blocker");
+        std::fs::write(&blocker, "not a directory").unwrap();
+        let mut sink = HdfsSink::new("k1", &local(dir.path(), "blocker/out")).unwrap();
+        let first = sink.process(&[ev("a", &[])]).unwrap_err();
+        assert_eq!(first.retry(), Retry::Permanent, "{first}");
+        assert!(
+            matches!(first.cause(), SinkCause::Fs(FsError::Local { .. })),
+            "{first:?}"
+        );
+        let second = sink.process(&[ev("a", &[])]).unwrap_err();
+        assert_eq!(first.cause_key(), second.cause_key(), "{first} / {second}");
+        std::fs::remove_file(&blocker).unwrap();
+        sink.process(&[ev("a", &[])]).unwrap();
+        sink.stop().unwrap();
+        assert_eq!(read_all(dir.path(), &files(dir.path())), "a\n");
+    }
+
+    /// A template literal that climbs out of the base after an escape is refused per event,
+    /// permanently: no retry renders it differently.
+    #[test]
+    fn a_directory_outside_the_base_is_a_permanent_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = HdfsSink::new("k1", &local(dir.path(), "out/%{k}/../..")).unwrap();
+        let e = sink.process(&[ev("a", &[("k", "v")])]).unwrap_err();
+        assert_eq!(e.retry(), Retry::Permanent, "{e}");
+        assert!(
+            matches!(
+                e.cause(),
+                SinkCause::Render {
+                    source: path::PathError::EscapesBase { .. },
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(files(dir.path()).is_empty());
     }
 
     #[test]

@@ -221,6 +221,27 @@ pub enum FormatError {
     },
 }
 
+impl FormatError {
+    /// Whether retrying the batch (into a new file, with a fresh encoder) can help without
+    /// anyone acting.
+    pub fn retry(&self) -> crate::sink::Retry {
+        use crate::sink::Retry;
+        match self {
+            // The same event comes back on every retry and is still too large.
+            FormatError::EventTooLarge { .. } => Retry::Permanent,
+            // In-memory compression fails only from memory exhaustion or a fault in that
+            // compressor's state; the retry starts a new file with a new compressor.
+            FormatError::Compression { .. } => Retry::Retryable,
+            // Settings: checked at start-up, so they cannot change by retrying.
+            FormatError::UnknownFileType { .. }
+            | FormatError::UnknownWriteFormat { .. }
+            | FormatError::UnsupportedCodec { .. }
+            | FormatError::CodecOnDataStream { .. }
+            | FormatError::CompressedStreamWithoutCodec => Retry::Permanent,
+        }
+    }
+}
+
 impl fmt::Display for FileType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
