@@ -48,6 +48,7 @@ pub mod file_roll;
 pub mod hdfs;
 pub mod logger;
 pub mod null;
+pub mod retry;
 
 pub use error::{CauseKey, Retry, SinkCause, SinkError};
 

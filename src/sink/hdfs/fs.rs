@@ -21,7 +21,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
 
-use crate::sink::error::{io_hint, io_retry, Retry};
+use crate::sink::retry::{io_hint, io_retry, Retry};
 
 /// A filesystem operation that failed; the message names the operation, the path and what the
 /// user can check. [`FsError::retry`] says whether retrying can help.
@@ -86,7 +86,7 @@ impl FsError {
     pub(crate) fn key(&self) -> String {
         match self {
             FsError::Local { source, .. } => {
-                format!("local {}", crate::sink::error::io_key(source))
+                format!("local {}", crate::sink::retry::io_key(source))
             }
             FsError::Hdfs { failure, fs, .. } => format!("hdfs {fs} {failure:?}"),
             FsError::Timeout { fs, .. } => format!("timeout {fs}"),
