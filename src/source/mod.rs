@@ -23,6 +23,7 @@ use crate::stop::sleep_unless_stopped;
 pub mod avro;
 pub mod exec;
 pub mod ip_filter;
+pub(crate) mod lines;
 pub mod netcat;
 pub mod seq;
 pub mod stdin;

@@ -15,7 +15,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::exec::{spawn_line_reader, LinePump, Pumped};
+use super::lines::{spawn_line_reader, LinePump, Pumped};
 use super::{Source, SourceContext, SourceError, SourceSpec, SourceType};
 use crate::channel::Channel;
 use crate::config::{ConfigError, Keys, Registered};
@@ -153,7 +153,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::source::exec::tests::{collect_until, drain, memory};
+    use crate::source::lines::testing::{collect_until, drain, memory};
 
     fn start(src: StdinSource) -> (Arc<AtomicBool>, JoinHandle<()>) {
         let stop = Arc::new(AtomicBool::new(false));

@@ -26,6 +26,7 @@ mod hdfs_ha;
 mod hdfs_sink;
 mod hdfs_smoke;
 mod java;
+mod layers;
 mod limits;
 mod memory;
 mod metrics;
