@@ -155,6 +155,7 @@ impl Agent {
                 s.type_name,
                 SinkRunner {
                     name: s.name.clone(),
+                    type_name: s.type_name,
                     channel,
                     sink,
                     batch_size,

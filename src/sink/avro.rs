@@ -258,10 +258,6 @@ impl AvroSink {
 }
 
 impl Sink for AvroSink {
-    fn type_name(&self) -> &'static str {
-        "avro"
-    }
-
     fn attach_counters(&mut self, counters: Arc<ComponentCounters>) {
         self.counters = Some(counters);
     }

@@ -285,10 +285,6 @@ pub fn classify(e: &std::io::Error) -> Retry {
 }
 
 impl Sink for FileRollSink {
-    fn type_name(&self) -> &'static str {
-        "file_roll"
-    }
-
     fn process(&mut self, events: &[Event]) -> Result<(), SinkError> {
         let roll = self.current.as_ref().is_some_and(|c| {
             !self.roll_interval.is_zero() && c.opened.elapsed() >= self.roll_interval

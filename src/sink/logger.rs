@@ -63,10 +63,6 @@ impl LoggerSink {
 }
 
 impl Sink for LoggerSink {
-    fn type_name(&self) -> &'static str {
-        "logger"
-    }
-
     fn process(&mut self, events: &[Event]) -> Result<(), SinkError> {
         for e in events {
             let body = e.body();

@@ -58,10 +58,6 @@ pub trait Sink: Send {
     /// the runner may commit the take; `Err` makes it roll back and retry later, soon if the
     /// error is [`Retry::Retryable`], at the longest backoff if it is permanent.
     fn process(&mut self, events: &[Event]) -> Result<(), SinkError>;
-    /// The sink's type as configured (`hdfs`, `avro`, ...), for log lines.
-    fn type_name(&self) -> &'static str {
-        "custom"
-    }
     /// Hands the sink its counters, for the ones only the sink can move (Flume's
     /// ConnectionCreated/Closed/FailedCount: files opened, closed, failed for the hdfs sink).
     fn attach_counters(&mut self, _counters: Arc<ComponentCounters>) {}
@@ -150,6 +146,8 @@ impl Backoff {
 /// Drives one sink against one channel. See the module docs.
 pub struct SinkRunner {
     pub name: String,
+    /// The sink's type as configured (`hdfs`, `avro`, ...), for log lines.
+    pub type_name: &'static str,
     pub channel: Arc<dyn Channel>,
     pub sink: Box<dyn Sink>,
     pub batch_size: usize,
@@ -169,7 +167,7 @@ impl SinkRunner {
         let mut backoff = Backoff::new(policy);
         let mut log = RunnerLog {
             sink: self.name.clone(),
-            kind: self.sink.type_name(),
+            kind: self.type_name,
             channel: self.channel.name().to_string(),
             policy,
             sink_failures: FailureReporter::new(policy.report),

@@ -48,10 +48,6 @@ impl SinkSpec for NullConfig {
 pub struct NullSink;
 
 impl Sink for NullSink {
-    fn type_name(&self) -> &'static str {
-        "null"
-    }
-
     fn process(&mut self, _events: &[Event]) -> Result<(), SinkError> {
         Ok(())
     }

@@ -88,11 +88,17 @@ struct Running {
 }
 
 impl Running {
-    fn start(channel: Arc<dyn Channel>, mut sink: Box<dyn Sink>, batch_size: usize) -> Running {
+    fn start(
+        channel: Arc<dyn Channel>,
+        type_name: &'static str,
+        mut sink: Box<dyn Sink>,
+        batch_size: usize,
+    ) -> Running {
         let counters = ComponentCounters::detached("k1", ComponentType::Sink);
         sink.attach_counters(Arc::clone(&counters));
         let runner = SinkRunner {
             name: "k1".into(),
+            type_name,
             channel,
             sink,
             batch_size,
@@ -212,7 +218,7 @@ fn a_retryable_failure_is_reported_once_and_every_event_arrives_in_order_once_it
             tls: None,
         },
     );
-    let run = Running::start(Arc::clone(&ch), Box::new(sink), 100);
+    let run = Running::start(Arc::clone(&ch), "avro", Box::new(sink), 100);
 
     // Nobody listens: connection refused, again and again.
     run.wait("five failed batches", |r| {
@@ -293,7 +299,7 @@ fn a_permanent_failure_is_reported_once_keeps_the_events_and_they_flow_once_fixe
     let sink = spec.build(&cfg.sinks[0].name).expect("build the sink");
     let batch = spec.batch_size().map_or(1, |(n, _)| n);
     let ch = channel_with(N);
-    let run = Running::start(Arc::clone(&ch), sink, batch);
+    let run = Running::start(Arc::clone(&ch), cfg.sinks[0].type_name, sink, batch);
 
     run.wait("five failed batches", |r| {
         r.count(Counter::EventWriteFail) >= 5
@@ -380,10 +386,6 @@ impl Sink for Scripted {
         );
         Ok(())
     }
-
-    fn type_name(&self) -> &'static str {
-        "scripted"
-    }
 }
 
 #[test]
@@ -401,7 +403,7 @@ fn a_change_of_cause_is_reported_at_the_level_of_the_new_cause() {
         delivered: Arc::clone(&delivered),
     };
     let ch = channel_with(N);
-    let run = Running::start(Arc::clone(&ch), Box::new(sink), 100);
+    let run = Running::start(Arc::clone(&ch), "scripted", Box::new(sink), 100);
     run.wait("every take committed", |r| {
         r.count(Counter::EventDrainSuccessCount) == N as u64
     });

@@ -766,10 +766,6 @@ impl HdfsSink {
 }
 
 impl Sink for HdfsSink {
-    fn type_name(&self) -> &'static str {
-        "hdfs"
-    }
-
     fn attach_counters(&mut self, counters: Arc<ComponentCounters>) {
         self.counters = Some(counters);
     }
