@@ -140,6 +140,21 @@ impl Running {
         }
     }
 
+    /// Waits until all `N` events' takes committed, stops the runner, and returns the failed
+    /// batches it counted and its log.
+    fn drain_and_stop(self) -> (u64, Captured) {
+        self.wait("every take committed", |r| {
+            r.count(Counter::EventDrainSuccessCount) == N as u64
+        });
+        let failures = self.count(Counter::EventWriteFail);
+        let log = self.stop();
+        eprintln!(
+            "{failures} failed batches; the runner's log:\n{}",
+            log.text()
+        );
+        (failures, log)
+    }
+
     /// Stops the runner (it finishes its batch and stops the sink) and returns its log.
     fn stop(mut self) -> Captured {
         self.stop.store(true, Ordering::Release);
@@ -250,15 +265,7 @@ fn a_retryable_failure_is_reported_once_and_every_event_arrives_in_order_once_it
         .map(|e| String::from_utf8_lossy(e.body()).into_owned())
         .collect();
     assert_at_least_once_in_order(&bodies, N);
-    run.wait("every take committed", |r| {
-        r.count(Counter::EventDrainSuccessCount) == N as u64
-    });
-    let failures = run.count(Counter::EventWriteFail);
-    let log = run.stop();
-    eprintln!(
-        "{failures} failed batches; the runner's log:\n{}",
-        log.text()
-    );
+    let (failures, log) = run.drain_and_stop();
     let recovered = log.lines("INFO", "sink `k1` (avro) recovered");
     assert_eq!(recovered.len(), 1, "{}", log.text());
     // The recovery counts every failed batch of the outage, and none came after it.
@@ -320,15 +327,7 @@ fn a_permanent_failure_is_reported_once_keeps_the_events_and_they_flow_once_fixe
 
     // The operator moves the file away; no restart.
     std::fs::remove_file(&blocker).expect("remove the blocker");
-    run.wait("every take committed", |r| {
-        r.count(Counter::EventDrainSuccessCount) == N as u64
-    });
-    let failures = run.count(Counter::EventWriteFail);
-    let log = run.stop();
-    eprintln!(
-        "{failures} failed batches; the runner's log:\n{}",
-        log.text()
-    );
+    let (failures, log) = run.drain_and_stop();
     assert_eq!(
         log.lines("ERROR", "sink `k1` (hdfs) failed").len(),
         1,
