@@ -467,11 +467,6 @@ impl<'a> Keys<'a> {
         Ok(())
     }
 
-    /// Moves the warnings gathered so far to `out` (for a caller that keeps reading).
-    pub fn drain_warnings(&mut self, out: &mut Vec<ConfigWarning>) {
-        out.append(&mut self.warnings);
-    }
-
     /// Reports the keys nobody read as unknown, naming the nearest known key, and hands over
     /// every warning.
     pub fn finish(mut self, warnings: &mut Vec<ConfigWarning>) {
