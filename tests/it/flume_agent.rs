@@ -28,8 +28,8 @@ const STOP_GRACE: Duration = Duration::from_secs(20);
 /// Lines of Flume's log shown in a failure message.
 const LOG_TAIL_LINES: usize = 60;
 
-/// The `tests/avro` classpath (flume-ng-node 1.11.0, log4j 2 and our log4j2.xml), built once
-/// per test process.
+/// The `tests/avro` classpath (flume-ng-node and flume-taildir-source 1.11.0, log4j 2 and our
+/// log4j2.xml), built once per test process.
 pub fn classpath() -> &'static str {
     static CP: OnceLock<String> = OnceLock::new();
     CP.get_or_init(|| crate::java::maven_classpath("avro"))
