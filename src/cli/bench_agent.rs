@@ -87,11 +87,11 @@ pub struct AgentBenchReport {
     pub verified: bool,
 }
 
-fn round3(x: f64) -> f64 {
+pub(super) fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-fn per_sec(n: f64, d: Duration) -> f64 {
+pub(super) fn per_sec(n: f64, d: Duration) -> f64 {
     let s = d.as_secs_f64();
     if s > 0.0 {
         n / s
@@ -117,7 +117,7 @@ fn validate(a: &AgentBenchArgs) -> Result<(), CliError> {
 
 /// `minimumRequiredSpace` for a channel in `dir`: the default, or a quarter of the free space
 /// when the disk has less than the default free (as `bench channel` does).
-fn min_space(dir: &Path) -> u64 {
+pub(super) fn min_space(dir: &Path) -> u64 {
     match free_space(dir) {
         Ok(free) if free < DEFAULT_MIN_SPACE => {
             let lowered = (free / 4).max(1_048_576);
@@ -195,7 +195,7 @@ fn netcat_props(a: &AgentBenchArgs, dir: &Path, port: u16, out: &Path) -> String
     )
 }
 
-fn start_agent(props: &str, what: &str) -> Result<Agent, CliError> {
+pub(super) fn start_agent(props: &str, what: &str) -> Result<Agent, CliError> {
     let (cfg, warnings) = agent::config::parse(props, what, "a1").map_err(Box::new)?;
     for w in &warnings {
         progress!("warning: {w}");
@@ -204,13 +204,13 @@ fn start_agent(props: &str, what: &str) -> Result<Agent, CliError> {
 }
 
 /// Every event put, taken and committed.
-fn drained(s: &ChannelStats, n: u64) -> bool {
+pub(super) fn drained(s: &ChannelStats, n: u64) -> bool {
     s.put_successes >= n && s.take_successes >= n && s.size == 0
 }
 
 /// Polls `done` every 2 ms until it holds or `deadline` passes; prints progress each second.
 /// Returns whether it held.
-fn wait_for(
+pub(super) fn wait_for(
     what: &str,
     deadline: Duration,
     mut progress: impl FnMut() -> String,

@@ -30,6 +30,7 @@ pub mod bench;
 pub mod bench_agent;
 pub mod bench_hdfs;
 pub mod bench_reopen;
+pub mod bench_taildir;
 pub mod channel_cmd;
 
 /// flumen: a Flume-compatible ingestion agent built around a durable file channel.
@@ -71,6 +72,9 @@ pub enum BenchCommand {
     /// The HDFS sink (stress -> file channel -> hdfs sink) against Hadoop's own Java client
     /// writing the same bytes to the same HDFS (see benches/hdfs_vs_java.sh).
     Hdfs(bench_hdfs::HdfsBenchArgs),
+    /// The TAILDIR source on a log it writes first: TAILDIR -> file channel -> null and
+    /// TAILDIR -> memory channel -> null, next to the bare file channel on the same events.
+    Taildir(bench_taildir::TaildirBenchArgs),
 }
 
 /// Why a command could not do its job. Shown as `error: <message>`.
@@ -126,6 +130,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Bench(BenchCommand::Reopen(args)) => bench_reopen::run(&args),
         Command::Bench(BenchCommand::Agent(args)) => bench_agent::run(&args),
         Command::Bench(BenchCommand::Hdfs(args)) => bench_hdfs::run(&args),
+        Command::Bench(BenchCommand::Taildir(args)) => bench_taildir::run(&args),
         Command::Channel(cmd) => channel_cmd::run(cmd),
     }
 }
@@ -165,6 +170,17 @@ mod tests {
             panic!("expected bench agent");
         };
         assert_eq!((a.events, a.event_size, a.batch), (500_000, 1024, 1000));
+        assert!(!a.json);
+        assert!(a.dir.is_none());
+    }
+
+    #[test]
+    fn bench_taildir_defaults() {
+        let cli = Cli::try_parse_from(["flumen", "bench", "taildir"]).expect("parses");
+        let Command::Bench(BenchCommand::Taildir(a)) = cli.command else {
+            panic!("expected bench taildir");
+        };
+        assert_eq!((a.gb, a.event_size, a.batch, a.files), (2.0, 200, 100, 1));
         assert!(!a.json);
         assert!(a.dir.is_none());
     }
