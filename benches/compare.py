@@ -11,6 +11,13 @@ Workloads (1 KiB events, batch 100, durable commits on both sides):
                  (CHANNEL.c1.EventTakeSuccessCount)
   agent_hdfs     the same with an hdfs sink (DataStream) into a MiniDFSCluster this script
                  starts (tests/hdfs)
+  taildir        one properties file both agents run unchanged: TAILDIR on one log of
+                 --taildir-events lines of 200 bytes (written once per run, read by every
+                 agent from the start through its own fresh positionFile) -> file channel ->
+                 null sink, batch 100; timed as agent_null
+
+--workloads picks some of them (comma-separated; default all); the MiniDFSCluster only starts
+for agent_hdfs.
 
 Every pair runs alternately, flumen then Flume, for --rounds rounds; medians are reported and
 ratios are taken within a round. Peak RSS is each process's VmHWM (/proc) at the end of the
@@ -24,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import shutil
 import tempfile
 import time
 
@@ -33,11 +41,13 @@ from peerlib import (ROOT, PEER, log, sh, maven_classpath, flumen_bin, free_port
                      flume_agent_cmd, stop_group)
 
 HDFS_PROJECT = os.path.join(ROOT, "tests", "hdfs")
+WORKLOADS = ["channel", "channel_mem", "agent_null", "agent_hdfs", "taildir"]
 TARGETS = {
     "channel_ratio": 10.0,
     "file_vs_flume_memory_ratio": 1.0,
     "agent_null_ratio": 5.0,
     "agent_hdfs_ratio": 3.0,
+    "taildir_ratio": 10.0,
     "rss_ratio": 0.25,  # at most
 }
 
@@ -103,6 +113,40 @@ a1.channels.c1.transactionCapacity = 1000
 a1.channels.c1.minimumRequiredSpace = 1048576
 a1.sinks.k1.channel = c1
 {sink}"""
+
+
+def taildir_properties(d, log_dir, n):
+    return f"""# Run unchanged by flumen (flumen agent) and Flume (org.apache.flume.node.Application).
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = TAILDIR
+a1.sources.r1.filegroups = f1
+a1.sources.r1.filegroups.f1 = {log_dir}/bench[.]log
+a1.sources.r1.positionFile = {d}/taildir_position.json
+a1.sources.r1.batchSize = 100
+a1.sources.r1.channels = c1
+a1.channels.c1.type = file
+a1.channels.c1.checkpointDir = {d}/checkpoint
+a1.channels.c1.dataDirs = {d}/data
+a1.channels.c1.capacity = {max(n, 1000000)}
+a1.channels.c1.transactionCapacity = 1000
+a1.channels.c1.minimumRequiredSpace = 1048576
+a1.sinks.k1.channel = c1
+a1.sinks.k1.type = null
+a1.sinks.k1.batchSize = 100
+"""
+
+
+def write_taildir_log(log_dir, n, size=200):
+    """n lines of size bytes plus a newline, each starting with its number (as `flumen bench
+    taildir` writes them)."""
+    os.makedirs(log_dir, exist_ok=True)
+    filler = bytes(b"abcdefghijklmnopqrstuvwxyz"[i % 26] for i in range(size))
+    with open(os.path.join(log_dir, "bench.log"), "wb", buffering=1 << 20) as f:
+        for i in range(n):
+            digits = str(i).encode()
+            f.write(digits + filler[len(digits):] + b"\n")
 
 
 def null_sink():
@@ -190,21 +234,29 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one short round of each workload")
     ap.add_argument("--channel-events", type=int, default=200_000)
     ap.add_argument("--agent-events", type=int, default=200_000)
+    ap.add_argument("--taildir-events", type=int, default=1_000_000,
+                    help="lines of 200 bytes in the taildir workload's log")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS),
+                    help=f"comma-separated subset of {','.join(WORKLOADS)}")
     ap.add_argument("--dir", default=None, help="where channels live (default: a temp dir)")
     ap.add_argument("--skip-build", action="store_true")
     a = ap.parse_args()
     if a.quick:
-        a.rounds, a.channel_events, a.agent_events = 1, 20_000, 20_000
+        a.rounds, a.channel_events, a.agent_events, a.taildir_events = 1, 20_000, 20_000, 100_000
+    chosen = [w for w in a.workloads.split(",") if w]
+    unknown = set(chosen) - set(WORKLOADS)
+    if unknown or not chosen:
+        ap.error(f"--workloads: unknown {sorted(unknown)}; choose from {','.join(WORKLOADS)}")
 
     if not a.skip_build:
         log("building flumen (release) and the Java peers ...")
         sh(["cargo", "build", "--release", "--quiet"], stdout=sys.stderr)
     peer_cp = maven_classpath(PEER)
-    hdfs_cp = maven_classpath(HDFS_PROJECT)
+    hdfs_cp = maven_classpath(HDFS_PROJECT) if "agent_hdfs" in chosen else None
 
     base = tempfile.mkdtemp(prefix="flumen-compare-", dir=a.dir)
     results = {k: {"flumen": [], "flume": [], "ratio": [], "rss_flumen": [], "rss_flume": []}
-               for k in ["channel", "channel_mem", "agent_null", "agent_hdfs"]}
+               for k in WORKLOADS if k in chosen}
 
     def record(key, f_eps, f_rss, j_eps, j_rss):
         r = results[key]
@@ -216,8 +268,14 @@ def main():
         log(f"  {key}: flumen {f_eps:,.0f}/s ({f_rss // 1024} MiB) vs Flume {j_eps:,.0f}/s "
             f"({j_rss // 1024} MiB): {f_eps / j_eps if j_eps else 0:.2f}x")
 
-    hdfs = MiniHdfs(hdfs_cp, base)
-    log(f"MiniDFSCluster at {hdfs.url}")
+    hdfs = None
+    if "agent_hdfs" in chosen:
+        hdfs = MiniHdfs(hdfs_cp, base)
+        log(f"MiniDFSCluster at {hdfs.url}")
+    taildir_logs = os.path.join(base, "taildir-logs")
+    if "taildir" in chosen:
+        log(f"writing the taildir log ({a.taildir_events} lines of 200 bytes) ...")
+        write_taildir_log(taildir_logs, a.taildir_events)
     try:
         n = a.agent_events
         deadline = max(120, n // 500)
@@ -225,15 +283,41 @@ def main():
             log(f"round {rnd + 1}/{a.rounds}")
             d = os.path.join(base, f"r{rnd}")
 
-            f_eps, f_rss = flumen_channel(a, os.path.join(d, "ch-flumen"))
-            j_eps, j_rss = flume_channel(a, peer_cp, "file", os.path.join(d, "ch-flume"))
-            record("channel", f_eps, f_rss, j_eps, j_rss)
-            m_eps, m_rss = flume_channel(a, peer_cp, "memory", os.path.join(d, "ch-flume-mem"))
-            record("channel_mem", f_eps, f_rss, m_eps, m_rss)
+            if "channel" in chosen or "channel_mem" in chosen:
+                f_eps, f_rss = flumen_channel(a, os.path.join(d, "ch-flumen"))
+            if "channel" in chosen:
+                j_eps, j_rss = flume_channel(a, peer_cp, "file", os.path.join(d, "ch-flume"))
+                record("channel", f_eps, f_rss, j_eps, j_rss)
+            if "channel_mem" in chosen:
+                m_eps, m_rss = flume_channel(a, peer_cp, "memory",
+                                             os.path.join(d, "ch-flume-mem"))
+                record("channel_mem", f_eps, f_rss, m_eps, m_rss)
+
+            if "taildir" in chosen:
+                tn = a.taildir_events
+                runs = {}
+                for who in ["flumen", "flume"]:
+                    wd = os.path.join(d, f"taildir-{who}")
+                    os.makedirs(wd, exist_ok=True)
+                    props = os.path.join(wd, "agent.properties")
+                    with open(props, "w") as f:
+                        f.write(taildir_properties(wd, taildir_logs, tn))
+                    what = f"taildir {who}"
+                    t_deadline = max(120, tn // 500)
+                    if who == "flumen":
+                        secs, rss = flumen_agent(props, tn, what, t_deadline)
+                    else:
+                        secs, rss = flume_agent(props, tn, peer_cp, what, t_deadline)
+                    runs[who] = (tn / secs, rss)
+                    shutil.rmtree(wd, ignore_errors=True)
+                record("taildir", runs["flumen"][0], runs["flumen"][1], runs["flume"][0],
+                       runs["flume"][1])
 
             for key, sink in [("agent_null", lambda who: null_sink()),
                               ("agent_hdfs",
                                lambda who: hdfs_sink(hdfs.url, f"/compare/r{rnd}/{who}"))]:
+                if key not in chosen:
+                    continue
                 runs = {}
                 for who in ["flumen", "flume"]:
                     wd = os.path.join(d, f"{key}-{who}")
@@ -250,19 +334,23 @@ def main():
                 record(key, runs["flumen"][0], runs["flumen"][1], runs["flume"][0],
                        runs["flume"][1])
     finally:
-        hdfs.close()
+        if hdfs:
+            hdfs.close()
+        shutil.rmtree(taildir_logs, ignore_errors=True)
 
     med = {k: {m: statistics.median(v[m]) for m in v} for k, v in results.items()}
     rss_ratio = max(med[k]["rss_flumen"] / med[k]["rss_flume"] for k in med
                     if med[k]["rss_flume"])
+    ratio_names = {"channel": "channel_ratio", "channel_mem": "file_vs_flume_memory_ratio",
+                   "agent_null": "agent_null_ratio", "agent_hdfs": "agent_hdfs_ratio",
+                   "taildir": "taildir_ratio"}
     summary = {
         "rounds": a.rounds,
+        "workloads": chosen,
         "channel_events": a.channel_events,
         "agent_events": a.agent_events,
-        "channel_ratio": round(med["channel"]["ratio"], 3),
-        "file_vs_flume_memory_ratio": round(med["channel_mem"]["ratio"], 3),
-        "agent_null_ratio": round(med["agent_null"]["ratio"], 3),
-        "agent_hdfs_ratio": round(med["agent_hdfs"]["ratio"], 3),
+        "taildir_events": a.taildir_events,
+        **{ratio_names[k]: round(med[k]["ratio"], 3) for k in med},
         "rss_ratio": round(rss_ratio, 3),
         "targets": TARGETS,
         "detail": {k: {m: round(v, 1) for m, v in med[k].items()} for k in med},
@@ -272,6 +360,7 @@ def main():
         "channel_mem": "channel: flumen file vs Flume MemoryChannel",
         "agent_null": "agent: stress -> file -> null",
         "agent_hdfs": "agent: stress -> file -> hdfs (DataStream)",
+        "taildir": "agent: TAILDIR -> file -> null",
     }
     print(f"{'workload':<46} {'Flume ev/s':>12} {'flumen ev/s':>12} {'ratio':>7} "
           f"{'Flume RSS MiB':>14} {'flumen RSS MiB':>15}")
