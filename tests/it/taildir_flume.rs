@@ -261,11 +261,19 @@ fn flume_resumes_from_flumens_position_file() {
         expected(1, FIRST),
         "flumen's own run; its log:\n{log}"
     );
+    // What Flume is about to read: its array, then flumen's second value, which Flume must
+    // not trip over.
     let text = std::fs::read_to_string(&l.positions).expect("flumen's position file");
-    assert!(
-        text.trim_start().starts_with('['),
-        "flumen's position file starts with Flume's array: {text}"
+    let values = serde_json::Deserializer::from_str(&text)
+        .into_iter::<serde_json::Value>()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| panic!("flumen's position file is JSON values: {e}: {text}"));
+    assert_eq!(
+        values.len(),
+        2,
+        "an array, then flumen's identities: {text}"
     );
+    assert!(values[0].is_array() && values[1].is_object(), "{text}");
 
     append_lines(&l.log, FIRST + 1, FIRST + APPENDED);
     let flume_out = l.out("flume");
