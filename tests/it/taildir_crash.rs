@@ -489,6 +489,11 @@ impl Writer {
                 .write_all(&line)
                 .unwrap_or_else(|e| panic!("append to {}: {e}", path.display()));
         }
+        let old_len = self.active[i]
+            .file
+            .metadata()
+            .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+            .len();
         self.active[i]
             .file
             .set_len(0)
@@ -516,6 +521,21 @@ impl Writer {
         );
         self.active[i].gen = new;
         self.ledger.op("copy-truncate");
+        // A busy logger may write more than the old length before the tailer looks again:
+        // then the file did not shrink as far as the tailer can see, only its first bytes
+        // changed.
+        if self.rng.range(0, 3) == 0 {
+            while self.active[i]
+                .file
+                .metadata()
+                .expect("stat the truncated file")
+                .len()
+                <= old_len
+            {
+                self.append(i, false);
+            }
+            self.ledger.op("truncate + burst");
+        }
     }
 
     fn add_file(&mut self, g: u32) {
