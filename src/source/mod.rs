@@ -28,6 +28,7 @@ pub mod netcat;
 pub mod seq;
 pub mod stdin;
 pub mod stress;
+pub mod taildir;
 
 /// Why a source could not start or had to give up on events.
 #[derive(Debug, thiserror::Error)]
