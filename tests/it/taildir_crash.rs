@@ -214,6 +214,8 @@ struct Generation {
     cycle: Vec<u16>,
     /// What happened to the file, for failure messages.
     history: Vec<String>,
+    /// The names it had (and its copies'), as `logs<g>/<name>`, to find them in agent logs.
+    names: Vec<String>,
 }
 
 #[derive(Default)]
@@ -237,6 +239,11 @@ impl Ledger {
             .or_default()
             .history
             .push(format!("cycle {cycle}: {what}"));
+    }
+
+    fn named(&mut self, g: u32, gen: u32, path: &Path) {
+        let n = format!("logs{g}/{}", name(path));
+        self.gens.entry((g, gen)).or_default().names.push(n);
     }
 
     fn op(&mut self, name: &'static str) {
@@ -328,6 +335,7 @@ impl Writer {
         let c = self.cycle();
         self.ledger
             .note(g, gen, c, format!("created {} (inode {ino})", name(&path)));
+        self.ledger.named(g, gen, &path);
         self.active.push(Active {
             g,
             primary,
@@ -422,6 +430,7 @@ impl Writer {
                 }
             ),
         );
+        self.ledger.named(g, gen, &to);
         self.active[i].path = to.clone();
         if self.rng.range(0, 2) == 0 {
             self.append(i, false);
@@ -465,7 +474,8 @@ impl Writer {
         let to = path.with_file_name(&to_name);
         std::fs::copy(&path, &to)
             .unwrap_or_else(|e| panic!("copy {} to {to_name}: {e}", path.display()));
-        self.record_inode(&to);
+        let ino = self.record_inode(&to);
+        self.ledger.named(g, gen, &to);
         let copied = self.ledger.gens[&(g, gen)].written;
         for seq in 0..copied {
             *self.ledger.copies.entry(Id { g, gen, seq }).or_insert(0) += 1;
@@ -503,7 +513,7 @@ impl Writer {
             g,
             gen,
             c,
-            format!("copied to {to_name} at line {copied}, {window} more lines, truncated to 0"),
+            format!("copied to {to_name} (inode {ino}) at line {copied}, {window} more lines, truncated to 0"),
         );
         self.retired.push(Retired {
             path: to,
@@ -519,6 +529,7 @@ impl Writer {
             c,
             format!("{} truncated to 0, written again", name(&path)),
         );
+        self.ledger.named(g, new, &path);
         self.active[i].gen = new;
         self.ledger.op("copy-truncate");
         // A busy logger may write more than the old length before the tailer looks again:
@@ -535,6 +546,13 @@ impl Writer {
                 self.append(i, false);
             }
             self.ledger.op("truncate + burst");
+            let c = self.cycle();
+            self.ledger.note(
+                g,
+                new,
+                c,
+                format!("written past the old length {old_len} at once"),
+            );
         }
     }
 
@@ -696,6 +714,59 @@ fn campaign_config(dir: &Path, dirs: &[PathBuf]) -> PathBuf {
     let conf = dir.join("agent.properties");
     std::fs::write(&conf, text).expect("write config");
     conf
+}
+
+/// Where a fragment came from: the written lines it is a piece of, each with its file's
+/// story, and what the agents logged about those files.
+fn fragment_story(ledger: &Ledger, dir: &Path, fragment: &str) -> String {
+    let whole: Vec<Id> = ledger
+        .ids()
+        .filter(|&id| fragment.len() >= 8 && line_of(id).contains(fragment))
+        .take(3)
+        .collect();
+    if whole.is_empty() {
+        return "    not a piece of any one written line".to_string();
+    }
+    let mut names: Vec<&str> = vec![];
+    let mut text = String::new();
+    for &id in &whole {
+        let line = line_of(id);
+        let at = line.find(fragment).expect("found above");
+        writeln!(
+            text,
+            "    bytes {at}..{} of the {}-byte {}",
+            at + fragment.len(),
+            line.len(),
+            ledger.describe(id)
+        )
+        .expect("write");
+        names.extend(
+            ledger.gens[&(id.g, id.gen)]
+                .names
+                .iter()
+                .map(String::as_str),
+        );
+    }
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read the test directory")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| name(p).starts_with("agent-") && name(p).ends_with(".log"))
+        .collect();
+    logs.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    for log in logs {
+        let body = std::fs::read_to_string(&log).unwrap_or_default();
+        for l in body.lines() {
+            let hit = names.iter().any(|n| {
+                l.match_indices(n).any(|(i, _)| {
+                    !matches!(l.as_bytes().get(i + n.len()), Some(b) if b.is_ascii_alphanumeric() || *b == b'.' || *b == b'-')
+                })
+            });
+            if hit {
+                writeln!(text, "    {}: {l}", name(&log)).expect("write");
+            }
+        }
+    }
+    text
 }
 
 /// The last `n` lines of an agent log.
@@ -882,7 +953,12 @@ fn taildir_kill_9_campaign_with_rotation_truncation_and_inode_reuse() {
             .fragments
             .iter()
             .take(10)
-            .map(|(f, b)| format!("  {}: {}", name(f), shorten(b)))
+            .map(|(f, b)| format!(
+                "  {}: {}\n{}",
+                name(f),
+                shorten(b),
+                fragment_story(&ledger, dir.path(), b)
+            ))
             .collect::<Vec<_>>()
             .join("\n")
     );
