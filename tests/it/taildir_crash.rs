@@ -1253,3 +1253,283 @@ fn taildir_new_file_with_a_deleted_files_inode_is_read_from_its_first_line() {
             .join("; ")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 3. Two races the campaign found, made deterministic
+// ---------------------------------------------------------------------------------------------
+//
+// The source reads its files in one round, in (device, inode) order, each to its end (the
+// default `maxBatchCount` is unlimited), and lists the directories again only between rounds.
+// A big file `busy` with the lowest inode number keeps a round going for seconds while the
+// test changes a file read later in the same round.
+
+/// TAILDIR on `logs/app-*.log` -> file channel (no sink: the test reads the channel after a
+/// clean stop, headers included).
+struct Rig {
+    dir: tempfile::TempDir,
+    logs: PathBuf,
+    pos_file: PathBuf,
+    conf: PathBuf,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).expect("create the log directory");
+        let pos_file = dir.path().join("taildir_position.json");
+        let conf = dir.path().join("agent.properties");
+        std::fs::write(
+            &conf,
+            format!(
+                "a1.sources = r1\n\
+                 a1.channels = c1\n\
+                 a1.sources.r1.type = TAILDIR\n\
+                 a1.sources.r1.channels = c1\n\
+                 a1.sources.r1.filegroups = g\n\
+                 a1.sources.r1.filegroups.g = {logs}/app-.*\\\\.log\n\
+                 a1.sources.r1.positionFile = {pos}\n\
+                 a1.sources.r1.batchSize = {BATCH}\n\
+                 a1.channels.c1.type = file\n\
+                 a1.channels.c1.checkpointDir = {cp}\n\
+                 a1.channels.c1.dataDirs = {data}\n\
+                 a1.channels.c1.capacity = 10000000\n\
+                 a1.channels.c1.minimumRequiredSpace = 1048576\n",
+                logs = logs.display(),
+                pos = pos_file.display(),
+                cp = dir.path().join("checkpoint").display(),
+                data = dir.path().join("data").display(),
+            ),
+        )
+        .expect("write config");
+        Rig {
+            dir,
+            logs,
+            pos_file,
+            conf,
+        }
+    }
+
+    /// Three empty files `app-<n>.log`, ordered by inode number.
+    fn three_files(&self) -> Vec<PathBuf> {
+        let mut v: Vec<(u64, PathBuf)> = (1..=3)
+            .map(|n| {
+                let p = self.logs.join(format!("app-{n}.log"));
+                File::create(&p).expect("create a log file");
+                (std::fs::metadata(&p).expect("stat").ino(), p)
+            })
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, p)| p).collect()
+    }
+
+    fn start(&self, tag: &str) -> Agent {
+        Agent::start(self.dir.path(), &self.conf, "a1", tag)
+    }
+
+    /// The saved position of `path`'s current inode.
+    fn pos_of(&self, path: &Path) -> Option<u64> {
+        let ino = std::fs::metadata(path).ok()?.ino();
+        positions(&self.pos_file)?
+            .into_iter()
+            .find(|e| e.0 == ino)
+            .map(|e| e.1)
+    }
+
+    /// flumen's fingerprint length saved for inode `ino`.
+    fn fp_len_of(&self, ino: u64) -> Option<u64> {
+        let text = std::fs::read_to_string(&self.pos_file).ok()?;
+        let ours = serde_json::Deserializer::from_str(&text)
+            .into_iter::<serde_json::Value>()
+            .nth(1)?
+            .ok()?;
+        ours["flumen"]["files"]
+            .as_array()?
+            .iter()
+            .find(|f| f["inode"].as_u64() == Some(ino))?["fp_len"]
+            .as_u64()
+    }
+
+    /// Waits until every `app-*.log` is read to its end.
+    fn wait_read(&self, agent: &mut Agent, what: &str) {
+        agent.wait_for(what, |_| {
+            let Some(pos) = positions(&self.pos_file) else {
+                return false;
+            };
+            tailed_files(&self.logs)
+                .iter()
+                .all(|(_, ino, len)| pos.iter().any(|e| e.0 == *ino && e.1 == *len))
+        });
+    }
+
+    /// Every event in the channel (the agent stopped), as ids; a fragment fails.
+    fn delivered(&self) -> HashMap<Id, u32> {
+        let mut cfg = FileChannelConfig::new(self.dir.path());
+        cfg.minimum_required_space = 0;
+        let ch = crate::common::open_waiting_for_lock(|| FileChannel::open("c1", cfg.clone()))
+            .expect("open the agent's channel");
+        let mut counts = HashMap::new();
+        let mut fragments = vec![];
+        loop {
+            let mut events = vec![];
+            let mut tx = ch.take_transaction();
+            let n = tx.take_batch(1_000, &mut events).expect("take");
+            tx.commit().expect("commit the take");
+            for e in &events {
+                match parse_line(e.body()) {
+                    Some(id) => *counts.entry(id).or_insert(0) += 1,
+                    None => fragments.push(shorten(&String::from_utf8_lossy(e.body()))),
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        assert!(
+            fragments.is_empty(),
+            "{} delivered bodies are not whole written lines: {:?}",
+            fragments.len(),
+            &fragments[..fragments.len().min(5)]
+        );
+        counts
+    }
+}
+
+/// Lines `0..n` of generation `gen` (group 0), each with its newline.
+fn gen_text(gen: u32, n: u32) -> String {
+    (0..n)
+        .map(|seq| line_of(Id { g: 0, gen, seq }) + "\n")
+        .collect()
+}
+
+fn assert_all_delivered(counts: &HashMap<Id, u32>, gen: u32, n: u32, what: &str) {
+    let missing: Vec<u32> = (0..n)
+        .filter(|&seq| !counts.contains_key(&Id { g: 0, gen, seq }))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{what}: {} of its {n} lines never delivered: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
+}
+
+/// Copy-truncate followed at once by more bytes than the old position, while the source is
+/// busy: the file never looks shorter than the position, only its first bytes differ. It
+/// must be read again from its start, not from the old position (the middle of a line of
+/// the new content).
+#[test]
+fn taildir_truncated_and_rewritten_past_the_position_in_one_round_is_read_from_the_start() {
+    let rig = Rig::new();
+    let files = rig.three_files();
+    let (busy, target) = (&files[0], &files[1]);
+    std::fs::write(target, gen_text(1, 200)).expect("write");
+    let mut agent = rig.start("0");
+    rig.wait_read(&mut agent, "waiting for the first lines");
+
+    let busy_lines = 60_000;
+    std::fs::write(busy, gen_text(2, busy_lines)).expect("write");
+    let busy_len = std::fs::metadata(busy).expect("stat").len();
+    agent.wait_for("waiting for the source to be inside the big file", |_| {
+        rig.pos_of(busy).is_some_and(|p| p > 0)
+    });
+    let old_len = std::fs::metadata(target).expect("stat").len();
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(target)
+        .expect("open the target");
+    f.set_len(0).expect("truncate");
+    let new_lines = 400;
+    f.write_all(gen_text(3, new_lines).as_bytes())
+        .expect("rewrite");
+    let new_len = f.metadata().expect("stat").len();
+    assert!(new_len > old_len);
+    let busy_pos = rig.pos_of(busy).expect("busy's position");
+    assert!(
+        busy_pos < busy_len,
+        "the source finished the big file ({busy_len} bytes) before the target was rewritten; \
+         make it bigger"
+    );
+    rig.wait_read(&mut agent, "waiting for everything to be read");
+    let (st, log) = agent.terminate();
+    assert_eq!(st.code(), Some(0), "{log}");
+
+    let counts = rig.delivered();
+    assert_all_delivered(&counts, 1, 200, "the first content");
+    assert_all_delivered(&counts, 2, busy_lines, "the big file");
+    assert_all_delivered(&counts, 3, new_lines, "the content after the truncate");
+}
+
+/// A file the source first saw empty, read and killed before it listed the directory again:
+/// its saved fingerprint covers fewer bytes than its position (none at all), so after the
+/// file is deleted and a new one gets its inode number, the new file must still be read from
+/// its first line.
+#[test]
+fn taildir_position_saved_with_a_short_fingerprint_does_not_fit_a_new_file_with_its_inode() {
+    let rig = Rig::new();
+    let files = rig.three_files();
+    let (busy, target, after) = (&files[0], &files[1], &files[2]);
+    let target_ino = std::fs::metadata(target).expect("stat").ino();
+    // All three are empty when the source starts: fingerprints of 0 bytes.
+    let mut agent = rig.start("0");
+    rig.wait_read(&mut agent, "waiting for the empty files to be known");
+
+    // One round: `busy` (seconds), then `target` (its lines committed), then `after`
+    // (seconds more, in which the position file keeps the target's short fingerprint).
+    std::fs::write(busy, gen_text(1, 30_000)).expect("write");
+    agent.wait_for("waiting for the source to be inside the big file", |_| {
+        rig.pos_of(busy).is_some_and(|p| p > 0)
+    });
+    let target_lines = 100;
+    std::fs::write(target, gen_text(2, target_lines)).expect("write");
+    std::fs::write(after, gen_text(3, 60_000)).expect("write");
+    let target_len = std::fs::metadata(target).expect("stat").len();
+    let fp_len = agent.poll("waiting for the target's lines to be committed", |_| {
+        (rig.pos_of(target) == Some(target_len)).then(|| rig.fp_len_of(target_ino))
+    });
+    let (st, log) = agent.kill_9();
+    assert!(st.code().is_none(), "{log}");
+    eprintln!(
+        "saved: position {target_len} of inode {target_ino} with a fingerprint of {fp_len:?} bytes"
+    );
+
+    // The agent is down: the target goes, a new file gets its inode number and name.
+    std::fs::remove_file(target).expect("delete the target");
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut probes = vec![];
+    let probe = loop {
+        let p = rig.logs.join(format!("probe-{}", probes.len()));
+        File::create(&p).expect("create a probe file");
+        if std::fs::metadata(&p).expect("stat").ino() == target_ino {
+            break p;
+        }
+        probes.push(p);
+        assert!(
+            Instant::now() < end,
+            "inode {target_ino} did not come back in {} files",
+            probes.len()
+        );
+    };
+    for p in probes {
+        std::fs::remove_file(p).expect("delete a probe");
+    }
+    let new_lines = 300;
+    std::fs::write(&probe, gen_text(4, new_lines)).expect("write");
+    std::fs::rename(&probe, target).expect("rename");
+
+    let mut agent = rig.start("1");
+    rig.wait_read(&mut agent, "waiting for the new file to be read");
+    let (st, log) = agent.terminate();
+    assert_eq!(st.code(), Some(0), "{log}");
+    let counts = rig.delivered();
+    assert_all_delivered(&counts, 2, target_lines, "the deleted file");
+    assert_all_delivered(
+        &counts,
+        4,
+        new_lines,
+        &format!(
+            "the new file with inode {target_ino} (the old one's saved position {target_len}, \
+             fingerprint {fp_len:?} bytes)"
+        ),
+    );
+}
