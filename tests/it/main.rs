@@ -33,4 +33,5 @@ mod metrics;
 mod model;
 mod scan_agreement;
 mod sink_errors;
+mod taildir_bad_input;
 mod taildir_crash;
