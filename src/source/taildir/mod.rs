@@ -270,7 +270,7 @@ impl TaildirSource {
                 t.reopen(f);
                 let saved = t.fingerprint;
                 match file_fingerprint_matches(t, saved) {
-                    Ok(true) if size >= t.pos => {}
+                    Ok(true) if size >= t.pos && covers(saved, t.pos) => {}
                     Ok(_) => {
                         tracing::info!(source = %name, "source `{name}` (TAILDIR): {} is not the file last read under its inode (other first bytes, or shorter than its position): reading it from its start", t.path.display());
                         if let Err(e) = t.restart_from_zero() {
@@ -318,7 +318,10 @@ impl TaildirSource {
         if let Some(i) = ours.or_else(flumes) {
             let saved = self.restored.swap_remove(i);
             let same = match saved.identity {
-                Some(id) => file_fingerprint_matches(&t, id.fingerprint).unwrap_or(false),
+                Some(id) => {
+                    covers(id.fingerprint, saved.pos)
+                        && file_fingerprint_matches(&t, id.fingerprint).unwrap_or(false)
+                }
                 None => true,
             };
             if same && saved.pos <= size {
@@ -400,9 +403,26 @@ impl TaildirSource {
     /// Puts `batch` (read from file `key`) into the channels; on success moves the file's
     /// position and rewrites the position file.
     fn put(&mut self, key: FileKey, batch: Batch, stop: &AtomicBool) -> Result<(), ()> {
-        let Some(t) = self.files.get(&key) else {
+        let Some(t) = self.files.get_mut(&key) else {
             return Ok(());
         };
+        match t.still_holds(batch.end) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(source = %self.name, "source `{}` (TAILDIR): {} was truncated or rewritten while it was read (copy-truncate?): reading it again from its start", self.name, t.path.display());
+                if let Err(e) = t.restart_from_zero() {
+                    read_error(&self.name, t, &e);
+                }
+                self.dirty = true;
+                return Ok(());
+            }
+            Err(e) => {
+                read_error(&self.name, t, &e);
+                t.abort();
+                return Ok(());
+            }
+        }
+        let t = &self.files[&key];
         let events = self.events(t, &batch);
         if batch.truncated > 0 {
             tracing::warn!(source = %self.name, "source `{}` (TAILDIR): {} line(s) of {} longer than maxLineLength ({} bytes) cut to it", self.name, batch.truncated, t.path.display(), self.cfg.max_line_length);
@@ -624,6 +644,13 @@ fn file_fingerprint_matches(t: &TailFile, saved: Fingerprint) -> std::io::Result
         return Ok(true);
     }
     Ok(t.read_fingerprint(saved.len)? == saved)
+}
+
+/// Whether a fingerprint covers enough of a file to vouch for a position in it: every byte
+/// before the position, or the first 1 KiB. A shorter one (taken while the file was shorter)
+/// could belong to any file, and a position is never applied on its word.
+fn covers(fp: Fingerprint, pos: u64) -> bool {
+    u64::from(fp.len) >= pos.min(u64::from(position::FINGERPRINT_BYTES))
 }
 
 fn read_error(source: &str, t: &TailFile, e: &std::io::Error) {
