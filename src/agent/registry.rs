@@ -19,6 +19,7 @@ pub const SOURCES: &[SourceType] = &[
     source::avro::TYPE,
     source::exec::TYPE,
     source::stdin::TYPE,
+    source::spooldir::TYPE,
 ];
 
 /// Sink types.
@@ -58,7 +59,6 @@ pub const FLUME_ONLY_SOURCES: &[(&str, &str)] = &[
         "org.apache.flume.source.MultiportSyslogTCPSource",
     ),
     ("syslogudp", "org.apache.flume.source.SyslogUDPSource"),
-    ("spooldir", "org.apache.flume.source.SpoolDirectorySource"),
     ("http", "org.apache.flume.source.http.HTTPSource"),
     ("jms", "org.apache.flume.source.jms.JMSSource"),
     ("taildir", "org.apache.flume.source.taildir.TaildirSource"),
