@@ -33,3 +33,4 @@ mod metrics;
 mod model;
 mod scan_agreement;
 mod sink_errors;
+mod spooldir;
