@@ -240,6 +240,13 @@ impl SpoolDirSource {
     /// is gone (finished before the tracker was removed, or removed by someone).
     fn resume_from(&mut self, t: Tracker) -> Result<Option<Current>, SpoolError> {
         let name = &self.name;
+        if !t.file.starts_with(&self.dir) {
+            // `spoolDir` was changed while a file of the old one was in progress: that file is
+            // not this source's any more.
+            tracing::warn!(source = %name, "source `{name}` (spooldir): the tracker names {}, outside spoolDir {}; it is dropped ({} of that file's bytes were delivered)", t.file.display(), self.dir.display(), t.committed);
+            self.tracker.remove()?;
+            return Ok(None);
+        }
         match std::fs::metadata(&t.file) {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 let done = completed_name(&t.file, &self.cfg.file_suffix);
@@ -261,6 +268,8 @@ impl SpoolDirSource {
 
     /// The next file by `consumeOrder`, opened; `None` when there is none.
     fn pick_next(&mut self) -> Result<Option<Current>, SpoolError> {
+        // A skipped file that is gone needs no memory.
+        self.skipped.retain(|p, _| p.symlink_metadata().is_ok());
         let name = &self.name;
         let mut cands: Vec<Candidate> = match select::list(
             name,
@@ -275,7 +284,7 @@ impl SpoolDirSource {
                 return Ok(None);
             }
         };
-        while let Some(i) = select::choose(&cands, self.cfg.consume_order, self.rng.next()) {
+        while let Some(i) = select::choose(&cands, self.cfg.consume_order, self.rng.draw()) {
             let c = cands.swap_remove(i);
             if let Some(cur) = self.open(&c.path, None)? {
                 return Ok(Some(cur));

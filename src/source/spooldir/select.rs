@@ -132,9 +132,9 @@ pub fn list(
             let mtime_ms = meta
                 .modified()
                 .ok()
-                .and_then(|t| match t.duration_since(UNIX_EPOCH) {
-                    Ok(d) => Some(d.as_millis() as i128),
-                    Err(e) => Some(-(e.duration().as_millis() as i128)),
+                .map(|t| match t.duration_since(UNIX_EPOCH) {
+                    Ok(d) => d.as_millis() as i128,
+                    Err(e) => -(e.duration().as_millis() as i128),
                 })
                 .unwrap_or(0);
             out.push(Candidate { path, mtime_ms });
@@ -155,7 +155,7 @@ impl Xorshift {
         Xorshift((t ^ (u64::from(std::process::id()) << 32)) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn draw(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -199,7 +199,7 @@ mod tests {
         let mut rng = Xorshift::seeded();
         let mut seen = [false; 3];
         for _ in 0..200 {
-            let i = choose(&cands, ConsumeOrder::Random, rng.next()).expect("one");
+            let i = choose(&cands, ConsumeOrder::Random, rng.draw()).expect("one");
             seen[i] = true;
         }
         assert_eq!(seen, [true; 3]);

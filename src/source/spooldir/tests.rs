@@ -140,12 +140,12 @@ fn blobs_split_at_the_limit() {
         ]
     );
     let mut r = BlobReader::new(&b"0123"[..], 0, 4);
-    assert!(!r
+    assert!(r
         .next_body()
         .expect("read")
         .expect("one")
         .truncated
-        .is_some());
+        .is_none());
     assert!(r.next_body().expect("read").is_none());
 }
 
@@ -283,4 +283,49 @@ fn a_missing_spool_dir_is_a_start_error_naming_it() {
         e.to_string().contains(&missing.display().to_string()),
         "{e}"
     );
+}
+
+#[test]
+fn a_file_removed_while_read_is_logged_and_the_source_goes_on() {
+    use crate::report::capture::{with_captured, Captured};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("a.log"), "1\n2\n3\n4\n5\n").expect("write");
+    let ch = memory(100, 10);
+    let mut cfg = fast(d);
+    cfg.file_header = false;
+    cfg.basename_header = false;
+    let mut src = SpoolDirSource::new(SourceContext::detached("r1", vec![Arc::clone(&ch)]), &cfg)
+        .expect("source");
+    let stop = AtomicBool::new(false);
+    let log = Captured::default();
+    with_captured(&log, || {
+        let mut cur = src.pick_next().expect("pick").expect("a.log");
+        assert!(matches!(src.step(&mut cur, &stop), Ok(Step::More)));
+        // Removed under the reader: the open descriptor still reads it to its end.
+        std::fs::remove_file(d.join("a.log")).expect("remove");
+        std::fs::write(d.join("b.log"), "6\n").expect("write b");
+        loop {
+            match src.step(&mut cur, &stop) {
+                Ok(Step::More) => {}
+                Ok(Step::Done) => break,
+                _ => panic!("a removed file is not an error"),
+            }
+        }
+        src.finish(cur).expect("finish a removed file");
+        let mut cur = src.pick_next().expect("pick").expect("b.log");
+        assert!(matches!(src.step(&mut cur, &stop), Ok(Step::Done)));
+        src.finish(cur).expect("finish b");
+    });
+    assert_eq!(
+        log.lines("WARN", "a.log was removed while it was read")
+            .len(),
+        1,
+        "{}",
+        log.text()
+    );
+    assert!(d.join("b.log.COMPLETED").exists());
+    let mut got = Vec::new();
+    crate::source::lines::testing::drain(ch.as_ref(), &mut got);
+    assert_eq!(got, ["1", "2", "3", "4", "5", "6"]);
 }
