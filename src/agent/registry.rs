@@ -19,6 +19,7 @@ pub const SOURCES: &[SourceType] = &[
     source::avro::TYPE,
     source::exec::TYPE,
     source::stdin::TYPE,
+    source::taildir::TYPE,
     source::spooldir::TYPE,
 ];
 
@@ -61,7 +62,6 @@ pub const FLUME_ONLY_SOURCES: &[(&str, &str)] = &[
     ("syslogudp", "org.apache.flume.source.SyslogUDPSource"),
     ("http", "org.apache.flume.source.http.HTTPSource"),
     ("jms", "org.apache.flume.source.jms.JMSSource"),
-    ("taildir", "org.apache.flume.source.taildir.TaildirSource"),
     ("netcatudp", "org.apache.flume.source.NetcatUdpSource"),
     ("", "org.apache.flume.source.kafka.KafkaSource"),
 ];

@@ -29,6 +29,7 @@ pub mod seq;
 pub mod spooldir;
 pub mod stdin;
 pub mod stress;
+pub mod taildir;
 
 /// Why a source could not start or had to give up on events.
 #[derive(Debug, thiserror::Error)]

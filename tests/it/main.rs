@@ -34,3 +34,4 @@ mod model;
 mod scan_agreement;
 mod sink_errors;
 mod spooldir;
+mod taildir_bad_input;

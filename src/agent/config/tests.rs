@@ -458,7 +458,7 @@ fn flume_types_we_do_not_have_are_unsupported() {
             "a1.channels.c1.type",
         ),
         (
-            with_source("a1.sources.r1.type = TAILDIR\na1.sources.r1.channels = c1\n"),
+            with_source("a1.sources.r1.type = jms\na1.sources.r1.channels = c1\n"),
             7,
             "a1.sources.r1.type",
         ),

@@ -1,0 +1,642 @@
+//! The `TAILDIR` source (Flume's TaildirSource): follows the files of its file groups as
+//! they grow, rotate and appear, and puts each line as one event, resuming after a restart
+//! (or a kill -9) where the committed lines end.
+//!
+//! One thread runs a loop: scan the groups' directories (on an inotify wake-up, or after a
+//! wait that grows by `backoffSleepIncrement` up to `maxBackoffSleep` when nothing changed),
+//! then read each open file in turn, up to `maxBatchCount` batches of `batchSize` whole lines,
+//! putting each batch into the channels before reading the next.
+//!
+//! A file is known by its device and inode while the source holds it open (so a rename keeps
+//! its place, and its inode cannot be reused meanwhile), and by those plus a fingerprint of
+//! its first bytes across a restart or after it was closed idle ([`position`]): a saved
+//! position whose file has other first bytes, or is shorter than the position, belongs to
+//! another file (an inode reused, a copy-truncate), which is read from its start. A file that
+//! shrinks (copy-truncate) is read again from its start, said once in the log.
+//!
+//! Invariants: a file's position moves only after the channel commit of the lines before it
+//! ([`file`]), and the position file is rewritten after every committed batch, so a restart
+//! re-delivers at most the batch that was in flight; positions are line starts, so a restart
+//! never delivers the tail of a line; a line is never cut into events except by
+//! `maxLineLength` (cut, with a warning) or by the file going idle without its newline (put
+//! as it is, as Flume does). A rotated-away or deleted file is read to its end through the
+//! open descriptor, and forgotten once idle for `idleTimeout`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+pub mod config;
+mod file;
+pub mod position;
+mod watch;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{FileGroup, TaildirConfig, TYPE};
+
+use self::file::{Batch, FileKey, TailFile};
+use self::position::{Fingerprint, Saved};
+use self::watch::Wakeups;
+use super::{put_batch_counted, PutError, Source, SourceContext, SourceError};
+use crate::channel::Channel;
+use crate::event::Event;
+use crate::metrics::ComponentCounters;
+
+/// Longest single wait, so the stop flag is seen promptly.
+const STOP_POLL: Duration = Duration::from_millis(100);
+/// Header with a line's byte offset (`byteOffsetHeader`), as Flume names it.
+pub const BYTE_OFFSET_HEADER: &str = "byteoffset";
+
+/// A group's directory listing, kept while the directory's modification time stays.
+#[derive(Default)]
+struct Listing {
+    mtime: Option<SystemTime>,
+    listed_at: Option<SystemTime>,
+    names: Vec<String>,
+    /// The last error listing it, so it is logged once until it changes.
+    error: Option<String>,
+}
+
+/// See the module docs.
+pub struct TaildirSource {
+    name: String,
+    channels: Vec<Arc<dyn Channel>>,
+    counters: Arc<ComponentCounters>,
+    cfg: TaildirConfig,
+    files: BTreeMap<FileKey, TailFile>,
+    /// Saved positions not matched to a file yet; kept (and saved) for `idleTimeout` after
+    /// start, so a file missing for a moment at start-up does not lose its place.
+    restored: Vec<Saved>,
+    restored_until: Instant,
+    listings: Vec<Listing>,
+    wake: Wakeups,
+    last_durable: Instant,
+    dirty: bool,
+    save_failing: bool,
+    /// Holds the lock on `<positionFile>.lock` for the source's lifetime.
+    _lock: File,
+}
+
+impl TaildirSource {
+    /// Takes the position file (locked, so two sources cannot share it) and reads it.
+    pub fn new(ctx: SourceContext, cfg: TaildirConfig) -> Result<TaildirSource, SourceError> {
+        let err = |message: String| SourceError::Start {
+            source_name: ctx.name.clone(),
+            message,
+        };
+        let pos_path = cfg.position_file.clone();
+        if let Some(dir) = pos_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                err(format!(
+                    "TAILDIR: cannot create the directory of positionFile {}: {e}",
+                    pos_path.display()
+                ))
+            })?;
+        }
+        let lock_path = lock_path(&pos_path);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| err(format!("TAILDIR: cannot open {}: {e}", lock_path.display())))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(err(format!(
+                    "TAILDIR: positionFile {} is in use by another TAILDIR source (in this \
+                     agent or another process); give each source its own positionFile",
+                    pos_path.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(err(format!(
+                    "TAILDIR: cannot lock {}: {e}",
+                    lock_path.display()
+                )))
+            }
+        }
+        let restored = position::load(&pos_path).map_err(|e| err(format!("TAILDIR: {e}")))?;
+        let wake = Wakeups::new(&ctx.name);
+        let listings = cfg.groups.iter().map(|_| Listing::default()).collect();
+        Ok(TaildirSource {
+            name: ctx.name,
+            channels: ctx.channels,
+            counters: ctx.counters,
+            restored_until: Instant::now() + cfg.idle_timeout,
+            cfg,
+            files: BTreeMap::new(),
+            restored,
+            listings,
+            wake,
+            last_durable: Instant::now(),
+            dirty: false,
+            save_failing: false,
+            _lock: lock,
+        })
+    }
+
+    /// Lists the files of every group and brings `files` up to date: new files, renamed
+    /// ones, closed ones that changed, files that no longer match. `initial` applies the
+    /// saved positions and `skipToEnd`.
+    fn scan(&mut self, initial: bool) {
+        let mut seen: HashSet<FileKey> = HashSet::new();
+        for gi in 0..self.cfg.groups.len() {
+            let dir = self.cfg.groups[gi].dir.clone();
+            self.wake.watch(&dir);
+            let names = self.list(gi);
+            for name in names {
+                if !self.cfg.groups[gi].pattern.matches_whole(&name) {
+                    continue;
+                }
+                let path = dir.join(&name);
+                if path == self.cfg.position_file || path == lock_path(&self.cfg.position_file) {
+                    continue;
+                }
+                let meta = match std::fs::metadata(&path) {
+                    Ok(m) if m.is_file() => m,
+                    // Gone since the listing, or not a regular file.
+                    _ => continue,
+                };
+                let key = FileKey::of(&meta);
+                if !seen.insert(key) {
+                    continue; // matched by an earlier group too: the first one has it
+                }
+                if self.files.contains_key(&key) {
+                    self.update_known(key, path, gi, meta.len());
+                } else {
+                    self.add_new(key, path, gi, initial);
+                }
+            }
+        }
+        for (key, t) in self.files.iter_mut() {
+            t.matched = seen.contains(key);
+        }
+        if !self.restored.is_empty() && Instant::now() >= self.restored_until {
+            self.restored.clear();
+            self.dirty = true;
+        }
+    }
+
+    /// The names in group `gi`'s directory (cached while its mtime stays, with
+    /// `cachePatternMatching`).
+    fn list(&mut self, gi: usize) -> Vec<String> {
+        let dir = &self.cfg.groups[gi].dir;
+        let l = &mut self.listings[gi];
+        let mtime = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
+        let now = SystemTime::now();
+        // A listing taken within a second of the directory's change may miss a file created
+        // in the same timestamp granule: list again until the change is older than that.
+        let fresh = l.listed_at.zip(mtime).is_some_and(|(at, m)| {
+            at.duration_since(m)
+                .is_ok_and(|d| d > Duration::from_secs(1))
+        });
+        if self.cfg.cache_pattern_matching && mtime.is_some() && l.mtime == mtime && fresh {
+            return l.names.clone();
+        }
+        match std::fs::read_dir(dir) {
+            Ok(rd) => {
+                if l.error.take().is_some() {
+                    tracing::info!(source = %self.name, "source `{}` (TAILDIR): directory {} is readable again", self.name, dir.display());
+                }
+                l.names = rd
+                    .filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect();
+                l.names.sort();
+                l.mtime = mtime;
+                l.listed_at = Some(now);
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if l.error.as_deref() != Some(&msg) {
+                    tracing::warn!(
+                        source = %self.name,
+                        "source `{}` (TAILDIR): cannot list {} (file group `{}`): {msg}; its files are not tailed until it can be listed",
+                        self.name,
+                        dir.display(),
+                        self.cfg.groups[gi].name
+                    );
+                    l.error = Some(msg);
+                }
+                l.names.clear();
+                l.mtime = None;
+                self.wake.forget(&self.cfg.groups[gi].dir);
+            }
+        }
+        self.listings[gi].names.clone()
+    }
+
+    fn update_known(&mut self, key: FileKey, path: PathBuf, gi: usize, size: u64) {
+        let name = self.name.clone();
+        let Some(t) = self.files.get_mut(&key) else {
+            return;
+        };
+        if t.path != path {
+            tracing::debug!(source = %name, "source `{name}` (TAILDIR): {} is now {}", t.path.display(), path.display());
+            t.path = path;
+        }
+        t.group = gi;
+        if t.is_open() {
+            // Copy-truncate that was followed by new writes past the position: the first
+            // bytes changed.
+            match t.same_content() {
+                Ok(true) => {
+                    if t.grow_fingerprint(size).unwrap_or(false) {
+                        self.dirty = true;
+                    }
+                }
+                Ok(false) => {
+                    tracing::warn!(source = %name, "source `{name}` (TAILDIR): the first bytes of {} changed (copy-truncate?): reading it again from its start", t.path.display());
+                    if let Err(e) = t.restart_from_zero() {
+                        read_error(&name, t, &e);
+                    }
+                    self.dirty = true;
+                }
+                Err(e) => read_error(&name, t, &e),
+            }
+            return;
+        }
+        if size == t.pos {
+            return;
+        }
+        match file::open(&t.path) {
+            Ok((f, k, _)) if k == key => {
+                t.reopen(f);
+                let saved = t.fingerprint;
+                match file_fingerprint_matches(t, saved) {
+                    Ok(true) if size >= t.pos => {}
+                    Ok(_) => {
+                        tracing::info!(source = %name, "source `{name}` (TAILDIR): {} is not the file last read under its inode (other first bytes, or shorter than its position): reading it from its start", t.path.display());
+                        if let Err(e) = t.restart_from_zero() {
+                            read_error(&name, t, &e);
+                        }
+                        self.dirty = true;
+                    }
+                    Err(e) => read_error(&name, t, &e),
+                }
+            }
+            Ok(_) => {} // replaced between stat and open: the next scan sees the new one
+            Err(e) => {
+                tracing::debug!(source = %name, "source `{name}` (TAILDIR): cannot reopen {}: {e}", t.path.display());
+            }
+        }
+    }
+
+    fn add_new(&mut self, key: FileKey, path: PathBuf, gi: usize, initial: bool) {
+        let name = self.name.clone();
+        let (f, k, size) = match file::open(&path) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(source = %name, "source `{name}` (TAILDIR): cannot open {}: {e}; trying again on the next scan", path.display());
+                return;
+            }
+        };
+        if k != key {
+            return; // replaced between stat and open: the next scan sees the new one
+        }
+        let mut t = TailFile::new(key, path, gi, f, 0);
+        let ours = self
+            .restored
+            .iter()
+            .position(|s| s.identity.is_some_and(|id| id.dev == key.dev) && s.inode == key.ino);
+        let flumes = || {
+            self.restored
+                .iter()
+                .position(|s| s.identity.is_none() && s.inode == key.ino && s.file == t.path)
+        };
+        let mut start = if initial && self.cfg.skip_to_end {
+            size
+        } else {
+            0
+        };
+        if let Some(i) = ours.or_else(flumes) {
+            let saved = self.restored.swap_remove(i);
+            let same = match saved.identity {
+                Some(id) => file_fingerprint_matches(&t, id.fingerprint).unwrap_or(false),
+                None => true,
+            };
+            if same && saved.pos <= size {
+                start = saved.pos;
+                t.from_flume = saved.identity.is_none();
+            } else {
+                tracing::info!(source = %name, "source `{name}` (TAILDIR): the saved position {} of inode {} does not belong to {} (other first bytes, or beyond its size {size}): reading it from its start", saved.pos, key.ino, t.path.display());
+                start = 0;
+            }
+        }
+        t.pos = start;
+        t.abort();
+        if t.from_flume {
+            if let Err(e) = t.align_to_line_start(self.cfg.max_line_length) {
+                read_error(&name, &t, &e);
+            }
+        }
+        tracing::info!(source = %name, "source `{name}` (TAILDIR): tailing {} from byte {}", t.path.display(), t.pos);
+        self.files.insert(key, t);
+        self.dirty = true;
+    }
+
+    /// Reads every open file in turn; true when some lines were put.
+    fn read_round(&mut self, stop: &AtomicBool) -> Result<bool, ()> {
+        let mut progressed = false;
+        let keys: Vec<FileKey> = self.files.keys().copied().collect();
+        for key in keys {
+            if stop.load(Ordering::Acquire) {
+                return Err(());
+            }
+            let Some(t) = self.files.get_mut(&key) else {
+                continue;
+            };
+            if !t.is_open() {
+                continue;
+            }
+            match t.size() {
+                Ok(Some((size, _))) if size < t.pos => {
+                    tracing::warn!(source = %self.name, "source `{}` (TAILDIR): {} shrank from {} to {size} bytes (copy-truncate?): reading it again from its start", self.name, t.path.display(), t.pos);
+                    if let Err(e) = t.restart_from_zero() {
+                        read_error(&self.name, t, &e);
+                        continue;
+                    }
+                    self.dirty = true;
+                }
+                Ok(Some((size, _))) if size == t.pos => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    read_error(&self.name, t, &e);
+                    continue;
+                }
+            }
+            let mut batches = 0u64;
+            while batches < self.cfg.max_batch_count {
+                let Some(t) = self.files.get_mut(&key) else {
+                    break;
+                };
+                let batch = match t.read_batch(self.cfg.batch_size, self.cfg.max_line_length) {
+                    Ok(Some(b)) => b,
+                    Ok(None) => break,
+                    Err(e) => {
+                        read_error(&self.name, t, &e);
+                        t.abort();
+                        break;
+                    }
+                };
+                let full = batch.lines.len() >= self.cfg.batch_size;
+                self.put(key, batch, stop)?;
+                progressed = true;
+                batches += 1;
+                if !full {
+                    break;
+                }
+            }
+        }
+        Ok(progressed)
+    }
+
+    /// Puts `batch` (read from file `key`) into the channels; on success moves the file's
+    /// position and rewrites the position file.
+    fn put(&mut self, key: FileKey, batch: Batch, stop: &AtomicBool) -> Result<(), ()> {
+        let Some(t) = self.files.get(&key) else {
+            return Ok(());
+        };
+        let events = self.events(t, &batch);
+        if batch.truncated > 0 {
+            tracing::warn!(source = %self.name, "source `{}` (TAILDIR): {} line(s) of {} longer than maxLineLength ({} bytes) cut to it", self.name, batch.truncated, t.path.display(), self.cfg.max_line_length);
+        }
+        let r = put_batch_counted(
+            &self.name,
+            "TAILDIR",
+            &self.channels,
+            &events,
+            stop,
+            &self.counters,
+        );
+        let Some(t) = self.files.get_mut(&key) else {
+            return Ok(());
+        };
+        match r {
+            Ok(()) => {
+                t.commit(batch.end);
+                self.dirty = true;
+                self.save(false);
+                Ok(())
+            }
+            Err(PutError::Stopped) | Err(PutError::Failed(_)) => {
+                t.abort();
+                Err(())
+            }
+        }
+    }
+
+    fn events(&self, t: &TailFile, batch: &Batch) -> Vec<Event> {
+        let group = &self.cfg.groups[t.group];
+        let plain = group.headers.is_empty()
+            && self.cfg.file_header.is_none()
+            && !self.cfg.byte_offset_header;
+        let path = t.path.to_string_lossy();
+        batch
+            .lines
+            .iter()
+            .map(|l| {
+                if plain {
+                    return Event::new(l.body.clone());
+                }
+                let mut h = group.headers.clone();
+                if let Some(k) = &self.cfg.file_header {
+                    h.insert(k.clone(), path.to_string());
+                }
+                if self.cfg.byte_offset_header {
+                    h.insert(BYTE_OFFSET_HEADER.to_string(), l.offset.to_string());
+                }
+                Event::with_headers(h, l.body.clone())
+            })
+            .collect()
+    }
+
+    /// Files that have not grown for `idleTimeout`: an unterminated last line is put as it
+    /// is, then the file is closed; one that no longer matches (rotated away, deleted) is
+    /// forgotten.
+    fn idle_pass(&mut self, stop: &AtomicBool) -> Result<(), ()> {
+        let now = Instant::now();
+        let idle: Vec<FileKey> = self
+            .files
+            .iter()
+            .filter(|(_, t)| {
+                (t.is_open() && now.duration_since(t.last_growth) >= self.cfg.idle_timeout)
+                    || (!t.is_open() && !t.matched)
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for key in idle {
+            let Some(t) = self.files.get_mut(&key) else {
+                continue;
+            };
+            if t.is_open() {
+                // Read what is there first: only a last line without its newline is left.
+                match t.read_batch(self.cfg.batch_size, self.cfg.max_line_length) {
+                    Ok(Some(b)) => {
+                        self.put(key, b, stop)?;
+                        continue; // not idle after all
+                    }
+                    Ok(None) => {}
+                    Err(e) => read_error(&self.name, t, &e),
+                }
+                let Some(t) = self.files.get_mut(&key) else {
+                    continue;
+                };
+                if let Some(b) = t.flush_partial() {
+                    tracing::info!(source = %self.name, "source `{}` (TAILDIR): {} idle with a last line without a newline: putting it as it is", self.name, t.path.display());
+                    self.put(key, b, stop)?;
+                }
+            }
+            let Some(t) = self.files.get_mut(&key) else {
+                continue;
+            };
+            if t.matched {
+                tracing::debug!(source = %self.name, "source `{}` (TAILDIR): closing idle {}", self.name, t.path.display());
+                t.close();
+            } else {
+                tracing::info!(source = %self.name, "source `{}` (TAILDIR): {} no longer matches (rotated away or deleted) and is idle: forgetting it", self.name, t.path.display());
+                self.files.remove(&key);
+                self.dirty = true;
+            }
+        }
+        for t in self.files.values_mut() {
+            t.shrink();
+        }
+        Ok(())
+    }
+
+    /// Rewrites the position file when something changed; `durable` (every
+    /// `writePosInterval`, and at shutdown) adds the fsyncs.
+    fn save(&mut self, durable: bool) {
+        let due = self.last_durable.elapsed() >= self.cfg.write_pos_interval;
+        if !(self.dirty || durable && due) {
+            return;
+        }
+        let durable = durable || due;
+        let mut entries: Vec<Saved> = self
+            .files
+            .values()
+            .map(|t| Saved {
+                inode: t.key.ino,
+                pos: t.pos,
+                file: t.path.clone(),
+                identity: Some(t.identity()),
+            })
+            .collect();
+        entries.extend(self.restored.iter().cloned());
+        match position::save(&self.cfg.position_file, &entries, durable) {
+            Ok(()) => {
+                self.dirty = false;
+                if durable {
+                    self.last_durable = Instant::now();
+                }
+                if self.save_failing {
+                    self.save_failing = false;
+                    tracing::info!(source = %self.name, "source `{}` (TAILDIR): the position file {} is written again", self.name, self.cfg.position_file.display());
+                }
+            }
+            Err(e) => {
+                if !self.save_failing {
+                    self.save_failing = true;
+                    tracing::error!(source = %self.name, "source `{}` (TAILDIR): cannot write the position file {}: {e}; positions are kept in memory and written when it works again (a restart before that re-reads lines)", self.name, self.cfg.position_file.display());
+                }
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for a change, in slices so `stop` is seen; true when woken.
+    fn wait(&self, timeout: Duration, stop: &AtomicBool) -> bool {
+        let end = Instant::now() + timeout;
+        loop {
+            let now = Instant::now();
+            if now >= end || stop.load(Ordering::Acquire) {
+                return false;
+            }
+            if self.wake.wait((end - now).min(STOP_POLL)) {
+                return true;
+            }
+        }
+    }
+}
+
+impl Source for TaildirSource {
+    fn run(mut self: Box<Self>, stop: Arc<AtomicBool>) {
+        let name = self.name.clone();
+        self.scan(true);
+        self.save(true);
+        let mut backoff = Duration::ZERO;
+        while !stop.load(Ordering::Acquire) {
+            let progressed = match self.read_round(&stop) {
+                Ok(p) => p,
+                Err(()) => break,
+            };
+            if self.idle_pass(&stop).is_err() {
+                break;
+            }
+            self.save(false);
+            if progressed {
+                backoff = Duration::ZERO;
+                if self.wake.take() {
+                    self.scan(false);
+                }
+                continue;
+            }
+            backoff = (backoff + self.cfg.backoff_increment).min(self.cfg.max_backoff);
+            // Wake for the next idle check too.
+            let next_idle = self
+                .files
+                .values()
+                .filter(|t| t.is_open())
+                .map(|t| {
+                    (t.last_growth + self.cfg.idle_timeout)
+                        .saturating_duration_since(Instant::now())
+                })
+                .min()
+                .unwrap_or(backoff);
+            let durable_due = self
+                .cfg
+                .write_pos_interval
+                .saturating_sub(self.last_durable.elapsed());
+            let wait = backoff.min(next_idle.max(Duration::from_millis(10)));
+            let wait = if self.dirty {
+                wait.min(durable_due)
+            } else {
+                wait
+            };
+            self.wait(wait, &stop);
+            self.scan(false);
+        }
+        self.save(true);
+        tracing::debug!(source = %name, "source `{name}` (TAILDIR) ends");
+    }
+}
+
+/// Whether `t`'s first bytes still have `saved` as their fingerprint (a file that grew keeps
+/// it: the fingerprint covers only the bytes it had).
+fn file_fingerprint_matches(t: &TailFile, saved: Fingerprint) -> std::io::Result<bool> {
+    if saved.len == 0 {
+        return Ok(true);
+    }
+    Ok(t.read_fingerprint(saved.len)? == saved)
+}
+
+fn read_error(source: &str, t: &TailFile, e: &std::io::Error) {
+    tracing::warn!(
+        source,
+        "source `{source}` (TAILDIR): reading {}: {e}",
+        t.path.display()
+    );
+}
+
+/// The file whose lock keeps two sources off one position file.
+fn lock_path(pos: &Path) -> PathBuf {
+    let mut name = pos.file_name().unwrap_or_default().to_os_string();
+    name.push(".lock");
+    pos.with_file_name(name)
+}

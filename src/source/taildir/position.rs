@@ -1,0 +1,319 @@
+//! The TAILDIR position file: where each tailed file's committed lines end, so a restart
+//! (or a kill -9) resumes there.
+//!
+//! Layout (docs/FORMAT.md, "TAILDIR position file"): Flume's own JSON array
+//! `[{"inode":N,"pos":N,"file":"/path"},...]`, then a second JSON value, an object
+//! `{"flumen":{"version":1,"files":[{"inode":N,"file":"/path","dev":N,"fp_len":N,"fp_crc":N}]}}`
+//! with each file's device and a fingerprint (CRC-32 of its first `fp_len` bytes). Flume's
+//! reader stops after the array, so it reads a flumen position file back; flumen reads a
+//! file Flume wrote (array only) and then knows those files by inode and path, as Flume did.
+//!
+//! Invariants: a position is only ever written after the channel commit of the lines before
+//! it; the file is replaced whole (write a temporary file, rename it over), so a crash leaves
+//! the old or the new file, never a mix; [`save`] with `durable` also fsyncs the file before
+//! the rename and the directory after it, so the rename survives a power cut.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A file's first bytes, summarised: tells a file apart from another that got the same
+/// inode number, and a file from its own content replaced in place (copy-truncate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// How many leading bytes were summed (less than [`FINGERPRINT_BYTES`] while the file
+    /// is shorter).
+    pub len: u32,
+    /// CRC-32 (IEEE) of those bytes.
+    pub crc: u32,
+}
+
+/// Bytes summed into a fingerprint, at most (as Filebeat's default).
+pub const FINGERPRINT_BYTES: u32 = 1024;
+
+/// Who a saved position belongs to, beyond Flume's inode and path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub dev: u64,
+    pub fingerprint: Fingerprint,
+}
+
+/// One file's saved position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Saved {
+    pub inode: u64,
+    /// Offset of the first byte not yet committed (a line start, or the end of a last line
+    /// put without its newline when the file went idle).
+    pub pos: u64,
+    pub file: PathBuf,
+    /// `None` for an entry Apache Flume wrote.
+    pub identity: Option<Identity>,
+}
+
+/// Why a position file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PositionError {
+    #[error("cannot read the position file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the position file {path} is not a TAILDIR position file (at byte {offset}: {what}); \
+         move it aside to start over (every file is then read from its start, or from its end \
+         with skipToEnd = true)"
+    )]
+    Corrupt {
+        path: PathBuf,
+        offset: usize,
+        what: String,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct FlumeEntry {
+    inode: u64,
+    pos: u64,
+    file: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Extra {
+    flumen: ExtraBody,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ExtraBody {
+    version: u32,
+    files: Vec<ExtraFile>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ExtraFile {
+    inode: u64,
+    file: String,
+    dev: u64,
+    fp_len: u32,
+    fp_crc: u32,
+}
+
+/// Reads `path`; an absent file is an empty list.
+pub fn load(path: &Path) -> Result<Vec<Saved>, PositionError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(PositionError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    parse(&bytes).map_err(|(offset, what)| PositionError::Corrupt {
+        path: path.to_path_buf(),
+        offset,
+        what,
+    })
+}
+
+fn parse(bytes: &[u8]) -> Result<Vec<Saved>, (usize, String)> {
+    // Flume writes an empty file before its first position; so may a crash of an old agent.
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Vec::new());
+    }
+    let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<serde_json::Value>();
+    let first = match stream.next() {
+        Some(Ok(v)) => v,
+        Some(Err(e)) => return Err((stream.byte_offset(), e.to_string())),
+        None => return Ok(Vec::new()),
+    };
+    let entries: Vec<FlumeEntry> = serde_json::from_value(first).map_err(|e| {
+        (
+            0,
+            format!("expected Flume's list of {{inode, pos, file}}: {e}"),
+        )
+    })?;
+    let extra_at = stream.byte_offset();
+    let extra: Vec<ExtraFile> = match stream.next() {
+        None => Vec::new(),
+        Some(Ok(v)) => match serde_json::from_value::<Extra>(v) {
+            Ok(x) if x.flumen.version == 1 => x.flumen.files,
+            Ok(x) => {
+                return Err((
+                    extra_at,
+                    format!(
+                        "version {} of flumen's file identities (this flumen reads 1)",
+                        x.flumen.version
+                    ),
+                ))
+            }
+            Err(e) => return Err((extra_at, format!("flumen's file identities: {e}"))),
+        },
+        Some(Err(e)) => return Err((stream.byte_offset(), e.to_string())),
+    };
+    Ok(entries
+        .into_iter()
+        .map(|e| {
+            let identity = extra
+                .iter()
+                .find(|x| x.inode == e.inode && x.file == e.file)
+                .map(|x| Identity {
+                    dev: x.dev,
+                    fingerprint: Fingerprint {
+                        len: x.fp_len,
+                        crc: x.fp_crc,
+                    },
+                });
+            Saved {
+                inode: e.inode,
+                pos: e.pos,
+                file: PathBuf::from(e.file),
+                identity,
+            }
+        })
+        .collect())
+}
+
+/// The file's bytes for `entries`.
+pub fn render(entries: &[Saved]) -> Vec<u8> {
+    let flume: Vec<FlumeEntry> = entries
+        .iter()
+        .map(|e| FlumeEntry {
+            inode: e.inode,
+            pos: e.pos,
+            file: e.file.to_string_lossy().into_owned(),
+        })
+        .collect();
+    let extra = Extra {
+        flumen: ExtraBody {
+            version: 1,
+            files: entries
+                .iter()
+                .filter_map(|e| {
+                    e.identity.map(|id| ExtraFile {
+                        inode: e.inode,
+                        file: e.file.to_string_lossy().into_owned(),
+                        dev: id.dev,
+                        fp_len: id.fingerprint.len,
+                        fp_crc: id.fingerprint.crc,
+                    })
+                })
+                .collect(),
+        },
+    };
+    // Serialising plain structs of numbers and strings cannot fail.
+    let mut out = serde_json::to_vec(&flume).unwrap_or_else(|_| b"[]".to_vec());
+    out.push(b'\n');
+    out.extend(serde_json::to_vec(&extra).unwrap_or_default());
+    out.push(b'\n');
+    out
+}
+
+/// Replaces `path` with `entries` (see the module docs); `durable` adds the fsyncs.
+pub fn save(path: &Path, entries: &[Saved], durable: bool) -> std::io::Result<()> {
+    let tmp = temp_path(path);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
+    f.write_all(&render(entries))?;
+    if durable {
+        f.sync_data()?;
+    }
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    if durable {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
+    }
+    Ok(())
+}
+
+/// The temporary file [`save`] writes before renaming it over `path`.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_flume_writes() {
+        let got = parse(br#"[{"inode":2496275,"pos":6,"file":"/tmp/a.log"},{"inode":7,"pos":0,"file":"/tmp/b.log"}]"#)
+            .expect("parse");
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].inode, 2496275);
+        assert_eq!(got[0].pos, 6);
+        assert_eq!(got[0].file, PathBuf::from("/tmp/a.log"));
+        assert_eq!(got[0].identity, None);
+        assert!(parse(b"").expect("empty").is_empty());
+    }
+
+    #[test]
+    fn round_trips_identities_and_starts_with_flumes_array() {
+        let entries = vec![
+            Saved {
+                inode: 11,
+                pos: 100,
+                file: PathBuf::from("/l/a.log"),
+                identity: Some(Identity {
+                    dev: 2049,
+                    fingerprint: Fingerprint { len: 1024, crc: 77 },
+                }),
+            },
+            Saved {
+                inode: 12,
+                pos: 5,
+                file: PathBuf::from("/l/b.log"),
+                identity: None,
+            },
+        ];
+        let bytes = render(&entries);
+        assert_eq!(parse(&bytes).expect("parse"), entries);
+        // What Flume's reader sees: the first JSON value, its array.
+        let text = String::from_utf8(bytes).expect("utf-8");
+        let first_line = text.lines().next().expect("a line");
+        let flume: serde_json::Value = serde_json::from_str(first_line).expect("json");
+        assert_eq!(
+            flume,
+            serde_json::json!([{"inode":11,"pos":100,"file":"/l/a.log"},{"inode":12,"pos":5,"file":"/l/b.log"}])
+        );
+    }
+
+    #[test]
+    fn corrupt_files_are_named_with_the_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("pos.json");
+        std::fs::write(&p, b"[{\"inode\":1,\"pos\":").expect("write");
+        let e = load(&p).expect_err("an error").to_string();
+        assert!(e.contains("pos.json") && e.contains("at byte"), "{e}");
+        std::fs::write(&p, b"{\"a\":1}").expect("write");
+        assert!(load(&p).is_err());
+        assert!(load(&dir.path().join("absent.json"))
+            .expect("absent")
+            .is_empty());
+    }
+
+    #[test]
+    fn save_replaces_the_file_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("pos.json");
+        let one = vec![Saved {
+            inode: 1,
+            pos: 2,
+            file: PathBuf::from("/x"),
+            identity: None,
+        }];
+        save(&p, &one, true).expect("save");
+        save(&p, &[], false).expect("save");
+        assert!(load(&p).expect("load").is_empty());
+        assert!(!temp_path(&p).exists());
+    }
+}
