@@ -292,38 +292,132 @@ fn decode_error_policy_replace_and_ignore() {
     );
 }
 
+/// The agent's peak resident memory (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}
+
 #[test]
-fn a_line_longer_than_max_line_length_is_truncated() {
+fn a_line_longer_than_max_line_length_is_truncated_in_bounded_memory() {
+    const LONG: u64 = 256 << 20;
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let conf = config(d, 10, "a1.sources.r1.deserializer.maxLineLength = 1000\n");
     let spool = d.join("spool");
-    // 8 MiB in one line: read in bounded chunks, kept to 1000 characters.
-    let mut bytes = b"before\n".to_vec();
-    bytes.extend(std::iter::repeat_n(b'x', 8 << 20));
-    bytes.extend_from_slice(b"\nafter\n");
-    drop_file(d, "long.log", &bytes);
+    // A 256 MiB line of NUL characters (sparse: no disk) between two short lines. Read in
+    // bounded chunks and kept to 1000 characters, it never sits in memory whole.
+    let staged = d.join("long.log");
+    {
+        let mut f = std::fs::File::create(&staged).expect("create");
+        std::io::Write::write_all(&mut f, b"before\n").expect("write");
+        f.set_len(7 + LONG).expect("extend");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&staged)
+            .expect("open");
+        std::io::Write::write_all(&mut f, b"\nafter\n").expect("write");
+    }
+    std::fs::rename(&staged, spool.join("long.log")).expect("move into spool");
     let out = d.join("out");
     let mut agent = Agent::start(d, &conf, "a1", "run");
     agent.wait_for("long.log renamed", |_| {
         spool.join("long.log.COMPLETED").exists()
     });
     agent.wait_for("3 lines delivered", |_| newline_count(&out) >= 3);
+    let peak = peak_rss_kib(agent.child.id());
     let (st, log) = agent.terminate();
     assert!(st.success(), "{log}");
     let lines = complete_lines(&out);
-    let want: BTreeMap<String, usize> = [("before", 1), ("after", 1)]
-        .into_iter()
-        .map(|(l, n)| (l.to_string(), n))
-        .chain(std::iter::once(("x".repeat(1000), 1)))
-        .collect();
+    let want: BTreeMap<String, usize> = [
+        ("before".to_string(), 1),
+        ("after".to_string(), 1),
+        ("\0".repeat(1000), 1),
+    ]
+    .into_iter()
+    .collect();
     assert_eq!(lines, want);
     assert!(
-        log.contains(
-            "has 8388608 characters, more than deserializer.maxLineLength (1000): truncated"
-        ),
+        log.contains(&format!(
+            "has {LONG} characters, more than deserializer.maxLineLength (1000): truncated"
+        )),
         "{log}"
     );
+    assert!(
+        peak < 200 * 1024,
+        "peak RSS {peak} KiB while reading a {LONG}-byte line"
+    );
+}
+
+/// Whether this process runs as root (the owner of /proc/self is its effective user).
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+#[test]
+fn an_unreadable_file_is_logged_and_the_others_are_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let conf = config(d, 10, "");
+    let spool = d.join("spool");
+    for p in [d, spool.as_path()] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    }
+    drop_file(d, "locked.log", b"secret\n");
+    std::fs::set_permissions(
+        spool.join("locked.log"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .expect("chmod");
+    drop_file(d, "open.log", b"open-1\n");
+    // Root reads any file: drop to `nobody` so the permission is real.
+    let prefix: &[&str] = if is_root() {
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]
+    } else {
+        &[]
+    };
+    let mut agent = Agent::start_prefixed(d, &conf, "a1", "run", &[], &[], prefix);
+    agent.wait_for("open.log renamed", |_| {
+        spool.join("open.log.COMPLETED").exists()
+    });
+    // The source goes on: a file dropped later is read too.
+    drop_file(d, "later.log", b"later-1\n");
+    agent.wait_for("later.log renamed", |_| {
+        spool.join("later.log.COMPLETED").exists()
+    });
+    let out = d.join("out");
+    agent.wait_for("2 lines delivered", |_| newline_count(&out) >= 2);
+    let (st, log) = agent.terminate();
+    assert!(st.success(), "{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("skipping") && l.contains("locked.log"))
+        .unwrap_or_else(|| panic!("no line about locked.log:\n{log}"));
+    assert!(
+        line.contains("ERROR") && line.contains("Permission denied"),
+        "{line}"
+    );
+    assert_eq!(
+        log.matches("skipping").count(),
+        1,
+        "logged once, not at every poll:\n{log}"
+    );
+    assert!(spool.join("locked.log").exists());
+    let lines = complete_lines(&out);
+    assert_eq!(lines.keys().collect::<Vec<_>>(), ["later-1", "open-1"]);
 }
 
 #[test]
