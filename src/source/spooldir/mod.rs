@@ -349,7 +349,7 @@ impl SpoolDirSource {
         };
         let mut start = tracker.committed;
         let mut charset = self.cfg.input_charset;
-        if matches!(self.cfg.deserializer, Deserializer::Line { .. }) {
+        if charset == Charset::Utf16 && matches!(self.cfg.deserializer, Deserializer::Line { .. }) {
             let mut first = [0u8; 2];
             let n = file.read_at(&mut first, 0).unwrap_or(0);
             let (cs, bom) = charset.with_bom(first.get(..n).unwrap_or_default());
@@ -454,7 +454,8 @@ impl SpoolDirSource {
         let mut bytes = 0usize;
         let mut end = cur.tracker.committed;
         let mut at_end = false;
-        let mut failure: Option<Result<Step, SpoolError>> = None;
+        let mut malformed: Option<SpoolError> = None;
+        let mut read_failed: Option<String> = None;
         while batch.len() < self.cfg.batch_size && bytes < blob_cap {
             match cur.reader.next_body() {
                 Ok(Some(body)) => {
@@ -470,16 +471,15 @@ impl SpoolDirSource {
                     break;
                 }
                 Err(ReadError::Malformed { offset, charset }) => {
-                    failure = Some(Err(SpoolError::Malformed {
+                    malformed = Some(SpoolError::Malformed {
                         file: cur.path.clone(),
                         offset,
                         charset,
-                    }));
+                    });
                     break;
                 }
                 Err(ReadError::Io(e)) => {
-                    tracing::error!(source = %name, "source `{name}` (spooldir): reading {} failed after byte {end}: {e}", cur.path.display());
-                    failure = Some(Ok(Step::Skip));
+                    read_failed = Some(format!("reading after byte {end} failed: {e}"));
                     break;
                 }
             }
@@ -509,11 +509,13 @@ impl SpoolDirSource {
                 }
             }
         }
-        if let Some(f) = failure {
-            if matches!(f, Ok(Step::Skip)) {
-                self.skip(&cur.path, "a read failed");
-            }
-            return f;
+        if let Some(e) = malformed {
+            return Err(e);
+        }
+        if let Some(why) = read_failed {
+            // The events before the failure are committed and recorded.
+            self.skip(&cur.path, &why);
+            return Ok(Step::Skip);
         }
         Ok(if at_end { Step::Done } else { Step::More })
     }

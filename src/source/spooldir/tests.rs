@@ -329,3 +329,21 @@ fn a_file_removed_while_read_is_logged_and_the_source_goes_on() {
     crate::source::lines::testing::drain(ch.as_ref(), &mut got);
     assert_eq!(got, ["1", "2", "3", "4", "5", "6"]);
 }
+
+#[test]
+fn a_utf16_file_with_a_byte_order_mark_is_read_without_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let mut bytes = Vec::new();
+    Charset::Utf16Le.encode("\u{FEFF}été\nhiver\n", &mut bytes);
+    std::fs::write(d.join("u16.log"), &bytes).expect("write");
+    let mut cfg = fast(d);
+    cfg.input_charset = Charset::Utf16;
+    let ch = memory(100, 10);
+    let (stop, t) = start(&cfg, &ch);
+    let got = collect_until(ch.as_ref(), 30, "2 lines", |g| g.len() >= 2);
+    assert_eq!(got, ["été", "hiver"]);
+    wait_until("the rename", || d.join("u16.log.COMPLETED").exists());
+    stop.store(true, Ordering::Release);
+    t.join().expect("source");
+}
