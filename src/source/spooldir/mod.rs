@@ -109,6 +109,8 @@ pub struct SpoolDirSource {
     /// The tracker found at start: a file to finish first.
     resume: Option<Tracker>,
     skipped: HashMap<PathBuf, SkipMark>,
+    /// Listing `dir` fails (logged once until it works again, not at every poll).
+    list_failing: bool,
     rng: Xorshift,
 }
 
@@ -204,6 +206,7 @@ impl SpoolDirSource {
             tracker,
             resume,
             skipped: HashMap::new(),
+            list_failing: false,
             rng: Xorshift::seeded(),
         })
     }
@@ -278,9 +281,16 @@ impl SpoolDirSource {
             &self.cfg,
             &self.skipped,
         ) {
-            Ok(c) => c,
+            Ok(c) => {
+                if std::mem::take(&mut self.list_failing) {
+                    tracing::info!(source = %name, "source `{name}` (spooldir): {} can be listed again", self.dir.display());
+                }
+                c
+            }
             Err(e) => {
-                tracing::warn!(source = %name, "source `{name}` (spooldir): cannot list {}: {e}; trying again in {} ms", self.dir.display(), self.cfg.poll_delay.as_millis());
+                if !std::mem::replace(&mut self.list_failing, true) {
+                    tracing::error!(source = %name, "source `{name}` (spooldir): cannot list {}: {e}; trying again every {} ms (logged once)", self.dir.display(), self.cfg.poll_delay.as_millis());
+                }
                 return Ok(None);
             }
         };
