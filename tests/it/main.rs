@@ -35,3 +35,4 @@ mod scan_agreement;
 mod sink_errors;
 mod spooldir;
 mod taildir_bad_input;
+mod taildir_crash;
