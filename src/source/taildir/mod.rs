@@ -52,6 +52,17 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 /// Header with a line's byte offset (`byteOffsetHeader`), as Flume names it.
 pub const BYTE_OFFSET_HEADER: &str = "byteoffset";
 
+/// Why the position file is being written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Save {
+    /// Right after a batch's commit.
+    AfterBatch,
+    /// At the end of a read round, before waiting: whatever is pending.
+    EndOfRound,
+    /// With fsyncs: at start, at shutdown (and every `writePosInterval` anyway).
+    Durable,
+}
+
 /// A group's directory listing, kept while the directory's modification time stays.
 #[derive(Default)]
 struct Listing {
@@ -76,6 +87,10 @@ pub struct TaildirSource {
     listings: Vec<Listing>,
     wake: Wakeups,
     last_durable: Instant,
+    last_save: Instant,
+    /// How long the last plain save took (see [`TaildirSource::save`]).
+    save_cost: Duration,
+    render_buf: Vec<u8>,
     dirty: bool,
     save_failing: bool,
     /// Holds the lock on `<positionFile>.lock` for the source's lifetime.
@@ -135,6 +150,9 @@ impl TaildirSource {
             listings,
             wake,
             last_durable: Instant::now(),
+            last_save: Instant::now(),
+            save_cost: Duration::ZERO,
+            render_buf: Vec::new(),
             dirty: false,
             save_failing: false,
             _lock: lock,
@@ -442,7 +460,7 @@ impl TaildirSource {
             Ok(()) => {
                 t.commit(batch.end);
                 self.dirty = true;
-                self.save(false);
+                self.save(Save::AfterBatch);
                 Ok(())
             }
             Err(PutError::Stopped) | Err(PutError::Failed(_)) => {
@@ -533,24 +551,39 @@ impl TaildirSource {
 
     /// Rewrites the position file when something changed; `durable` (every
     /// `writePosInterval`, and at shutdown) adds the fsyncs.
-    fn save(&mut self, durable: bool) {
+    fn save(&mut self, when: Save) {
         let due = self.last_durable.elapsed() >= self.cfg.write_pos_interval;
-        if !(self.dirty || durable && due) {
+        let durable = when == Save::Durable || due;
+        if !(self.dirty || durable) {
             return;
         }
-        let durable = durable || due;
-        let mut entries: Vec<Saved> = self
+        // After a batch, a save may wait a moment when saving takes long against the time
+        // since the last one (hundreds of files): at most a fifth of the time goes to it. The
+        // round's end saves whatever is pending.
+        if when == Save::AfterBatch && !durable && self.last_save.elapsed() < self.save_cost * 4 {
+            return;
+        }
+        let started = Instant::now();
+        let mut bytes = std::mem::take(&mut self.render_buf);
+        bytes.clear();
+        let entries = self
             .files
             .values()
-            .map(|t| Saved {
+            .map(|t| position::EntryRef {
                 inode: t.key.ino,
                 pos: t.pos,
-                file: t.path.clone(),
+                file: &t.path,
                 identity: Some(t.identity()),
             })
-            .collect();
-        entries.extend(self.restored.iter().cloned());
-        match position::save(&self.cfg.position_file, &entries, durable) {
+            .chain(self.restored.iter().map(position::EntryRef::from));
+        position::render_into(entries, &mut bytes);
+        let r = position::save_bytes(&self.cfg.position_file, &bytes, durable);
+        self.render_buf = bytes;
+        self.last_save = Instant::now();
+        if !durable {
+            self.save_cost = self.last_save - started;
+        }
+        match r {
             Ok(()) => {
                 self.dirty = false;
                 if durable {
@@ -589,7 +622,7 @@ impl Source for TaildirSource {
     fn run(mut self: Box<Self>, stop: Arc<AtomicBool>) {
         let name = self.name.clone();
         self.scan(true);
-        self.save(true);
+        self.save(Save::Durable);
         let mut backoff = Duration::ZERO;
         while !stop.load(Ordering::Acquire) {
             let progressed = match self.read_round(&stop) {
@@ -599,7 +632,7 @@ impl Source for TaildirSource {
             if self.idle_pass(&stop).is_err() {
                 break;
             }
-            self.save(false);
+            self.save(Save::EndOfRound);
             if progressed {
                 backoff = Duration::ZERO;
                 if self.wake.take() {
@@ -632,7 +665,7 @@ impl Source for TaildirSource {
             self.wait(wait, &stop);
             self.scan(false);
         }
-        self.save(true);
+        self.save(Save::Durable);
         tracing::debug!(source = %name, "source `{name}` (TAILDIR) ends");
     }
 }
