@@ -2,7 +2,7 @@
 //! file_roll. Files dropped while the agent runs are delivered once and renamed; a kill -9
 //! in the middle of a file loses nothing and repeats at most a batch; a file changed after
 //! pickup and a reused completed name stop the source with the documented ERROR; each
-//! `decodeErrorPolicy`; a line far longer than `maxLineLength`; `deletePolicy = immediate`.
+//! `decodeErrorPolicy`; a line far longer than `maxLineLength` (split into pieces); `deletePolicy = immediate`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -302,48 +302,79 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .expect("VmHWM in /proc/<pid>/status")
 }
 
+/// The text of the files in `dir` (file_roll's, in name order), one string.
+fn output_text(dir: &Path) -> String {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read output dir")
+        .map(|e| e.expect("read a directory entry").path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())))
+        .collect()
+}
+
 #[test]
-fn a_line_longer_than_max_line_length_is_truncated_in_bounded_memory() {
-    const LONG: u64 = 256 << 20;
+fn a_line_longer_than_max_line_length_comes_out_in_pieces_in_bounded_memory() {
+    const MAX: usize = 100_000;
+    // A few MiB, not a multiple of the limit: 42 pieces, the last one short.
+    const LONG: usize = 4 * 1024 * 1024 + 12_345;
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let conf = config(d, 10, "a1.sources.r1.deserializer.maxLineLength = 1000\n");
+    let conf = config(
+        d,
+        10,
+        &format!("a1.sources.r1.deserializer.maxLineLength = {MAX}\n"),
+    );
     let spool = d.join("spool");
-    // A 256 MiB line of NUL characters (sparse: no disk) between two short lines. Read in
-    // bounded chunks and kept to 1000 characters, it never sits in memory whole.
-    let staged = d.join("long.log");
-    {
-        let mut f = std::fs::File::create(&staged).expect("create");
-        std::io::Write::write_all(&mut f, b"before\n").expect("write");
-        f.set_len(7 + LONG).expect("extend");
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&staged)
-            .expect("open");
-        std::io::Write::write_all(&mut f, b"\nafter\n").expect("write");
+    // Numbered 8-character cells, so a piece out of place or lost shows.
+    let mut long = String::with_capacity(LONG + 8);
+    let mut i = 0u64;
+    while long.len() < LONG {
+        long.push_str(&format!("{i:07},"));
+        i += 1;
     }
-    std::fs::rename(&staged, spool.join("long.log")).expect("move into spool");
+    long.truncate(LONG);
+    drop_file(d, "long.log", format!("before\n{long}\nafter\n").as_bytes());
+    let pieces = LONG.div_ceil(MAX);
     let out = d.join("out");
     let mut agent = Agent::start(d, &conf, "a1", "run");
     agent.wait_for("long.log renamed", |_| {
         spool.join("long.log.COMPLETED").exists()
     });
-    agent.wait_for("3 lines delivered", |_| newline_count(&out) >= 3);
+    agent.wait_for("every event delivered", |_| {
+        newline_count(&out) >= pieces + 2
+    });
     let peak = peak_rss_kib(agent.child.id());
     let (st, log) = agent.terminate();
     assert!(st.success(), "{log}");
-    let lines = complete_lines(&out);
-    let want: BTreeMap<String, usize> = [
-        ("before".to_string(), 1),
-        ("after".to_string(), 1),
-        ("\0".repeat(1000), 1),
-    ]
-    .into_iter()
-    .collect();
-    assert_eq!(lines, want);
+    let text = output_text(&out);
+    let events: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        events.len(),
+        pieces + 2,
+        "one event per piece, no empty one"
+    );
+    assert_eq!(events.first(), Some(&"before"));
+    assert_eq!(events.last(), Some(&"after"));
+    let middle = &events[1..events.len() - 1];
+    assert!(middle.iter().all(|p| p.len() <= MAX && !p.is_empty()));
+    assert!(middle[..pieces - 1].iter().all(|p| p.len() == MAX));
+    assert!(
+        middle.concat() == long,
+        "the pieces, in order, are the line"
+    );
+    assert_eq!(
+        log.matches("is longer than deserializer.maxLineLength")
+            .count(),
+        1,
+        "one warning for the line: {log}"
+    );
     assert!(
         log.contains(&format!(
-            "has {LONG} characters, more than deserializer.maxLineLength (1000): truncated"
+            "the line at byte 7 of {} is longer than deserializer.maxLineLength ({MAX}): split into pieces of at most {MAX} characters",
+            spool.join("long.log").display()
         )),
         "{log}"
     );

@@ -47,7 +47,8 @@ pub enum ConsumeOrder {
 pub enum Deserializer {
     /// `LINE`: one event per line (ended by `\n`, which is not part of the body; a `\r`
     /// before it is, as in Flume). A line longer than `max_line_length` characters (Java
-    /// chars: UTF-16 units) is truncated to it and the rest of it dropped, with a warning.
+    /// chars: UTF-16 units) comes out as several events of at most that many characters, in
+    /// order, as in Flume, with one warning per line.
     Line {
         max_line_length: usize,
         output_charset: Charset,

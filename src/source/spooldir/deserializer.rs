@@ -3,9 +3,9 @@
 //! just past it, which is what the tracker records once the body is committed.
 //!
 //! Invariant: memory is bounded whatever the file holds. Bytes are read through a fixed
-//! window ([`WINDOW`]); a line keeps at most `maxLineLength` characters and the rest of it is
-//! only scanned for its end; a blob is at most `maxBlobLength` bytes. Malformed bytes follow
-//! the `decodeErrorPolicy` (see [`super::charset`]).
+//! window ([`WINDOW`]); a body holds at most `maxLineLength` characters (a longer line comes
+//! out in several bodies, as in Flume); a blob is at most `maxBlobLength` bytes. Malformed
+//! bytes follow the `decodeErrorPolicy` (see [`super::charset`]).
 
 use std::io::{ErrorKind, Read};
 
@@ -31,16 +31,16 @@ pub struct Body {
     pub bytes: Vec<u8>,
     /// Offset of the first byte not part of this body (the next line's start).
     pub end: u64,
-    /// Set when the input was longer than the limit: the start offset of the line (or blob)
-    /// and its whole length (characters for a line, bytes kept for a blob).
-    pub truncated: Option<Truncated>,
+    /// Set when the input goes on past the limit and its rest follows as further bodies: on
+    /// the first piece of a long line only (once per line), on every full blob.
+    pub split: Option<Split>,
 }
 
-/// A line (or blob) cut at the limit; see [`Body::truncated`].
+/// A line (or blob) split at the limit; see [`Body::split`].
 #[derive(Debug, PartialEq, Eq, Clone, Copy)]
-pub struct Truncated {
+pub struct Split {
+    /// The file offset where the line (or blob) starts.
     pub start: u64,
-    pub length: u64,
 }
 
 /// A bounded window over `input`, which it reads from offset `offset` on.
@@ -115,6 +115,17 @@ pub struct LineReader<R> {
     /// In Java chars (UTF-16 units), as Flume counts.
     max_units: usize,
     output: Charset,
+    /// The last body ended at the limit inside a line: the next one continues that line, so
+    /// it is not reported as split again (one warning per line).
+    continuing: bool,
+}
+
+/// Why [`LineReader::next_body`] stopped adding characters to a body.
+enum Stop {
+    /// At `\n` (consumed) or at the end of the input: the line is complete.
+    LineEnd,
+    /// At the limit, with more of the line behind it: the rest is the next body.
+    Full,
 }
 
 impl<R: Read> LineReader<R> {
@@ -134,14 +145,21 @@ impl<R: Read> LineReader<R> {
             policy,
             max_units: max_line_length.max(1),
             output,
+            continuing: false,
         }
     }
 
-    /// The next line as a body in the output charset, or `None` at the end of the file.
+    /// The next line (or piece of a long line) as a body in the output charset, or `None` at
+    /// the end of the file.
     ///
     /// As Flume: only `\n` ends a line, an empty line is an empty event, and a last line
     /// without `\n` is an event too; bytes dropped under `IGNORE` are not characters, so a
-    /// file ending in them yields no extra event.
+    /// file ending in them yields no extra event. A line longer than `maxLineLength` comes
+    /// out in pieces of at most that many characters, as Flume's reader stops at the limit
+    /// and the next read goes on from there. Unlike Flume, a piece that ends exactly at the
+    /// limit takes the `\n` right after it (Flume emits an empty event for that `\n`), and a
+    /// surrogate pair is never cut in two (a piece ends before it, or with `maxLineLength = 1`
+    /// holds it alone).
     pub fn next_body(&mut self) -> Result<Option<Body>, ReadError> {
         let start = self.win.offset;
         let ascii_compatible = matches!(
@@ -150,31 +168,46 @@ impl<R: Read> LineReader<R> {
         );
         let mut text = String::new();
         let mut units: usize = 0;
-        let mut total: u64 = 0;
         let mut seen = false;
-        loop {
+        let stop = loop {
             if self.win.bytes().len() < 4 && !self.win.eof {
                 self.win.fill()?;
                 continue;
             }
             let bytes = self.win.bytes();
             if bytes.is_empty() {
-                break;
+                break Stop::LineEnd;
+            }
+            let room = self.max_units.saturating_sub(units);
+            if room == 0 {
+                // The body is full: only a `\n` (or the end) right here completes the line.
+                match self.charset.decode(bytes, self.win.eof) {
+                    Decoded::NeedMore => self.win.fill()?,
+                    Decoded::Char('\n', n) => {
+                        self.win.consume(n);
+                        break Stop::LineEnd;
+                    }
+                    Decoded::Malformed(n) if self.policy == DecodeErrorPolicy::Ignore => {
+                        self.win.consume(n);
+                    }
+                    // A character, or malformed bytes the next call replaces or reports.
+                    Decoded::Char(..) | Decoded::Malformed(_) => break Stop::Full,
+                }
+                continue;
             }
             if ascii_compatible {
                 // The common case: a run of ASCII (not `\n`) is copied as one slice.
                 let run = bytes
                     .iter()
+                    .take(room)
                     .take_while(|&&b| b.is_ascii() && b != b'\n')
                     .count();
                 if run > 0 {
                     seen = true;
-                    let keep = run.min(self.max_units.saturating_sub(units));
-                    if let Some(s) = bytes.get(..keep) {
+                    if let Some(s) = bytes.get(..run) {
                         text.push_str(std::str::from_utf8(s).unwrap_or_default());
                     }
-                    units += keep;
-                    total += run as u64;
+                    units += run;
                     self.win.consume(run);
                     continue;
                 }
@@ -184,18 +217,18 @@ impl<R: Read> LineReader<R> {
                 Decoded::Char('\n', n) => {
                     self.win.consume(n);
                     seen = true;
-                    break;
+                    break Stop::LineEnd;
                 }
                 Decoded::Char(c, n) => {
                     seen = true;
-                    total += c.len_utf16() as u64;
-                    if units + c.len_utf16() <= self.max_units {
-                        text.push(c);
-                        units += c.len_utf16();
-                    } else {
-                        // Nothing more fits, even a one-unit character after a pair.
-                        units = self.max_units;
+                    let width = c.len_utf16();
+                    // A pair that does not fit starts the next body; an empty body takes it
+                    // even past the limit, so every call makes progress.
+                    if width > room && units > 0 {
+                        break Stop::Full;
                     }
+                    text.push(c);
+                    units += width;
                     self.win.consume(n);
                 }
                 Decoded::Malformed(n) => {
@@ -208,31 +241,27 @@ impl<R: Read> LineReader<R> {
                         }
                         DecodeErrorPolicy::Replace => {
                             seen = true;
-                            total += 1;
-                            if units < self.max_units {
-                                text.push(char::REPLACEMENT_CHARACTER);
-                                units += 1;
-                            }
+                            text.push(char::REPLACEMENT_CHARACTER);
+                            units += 1;
                         }
                         DecodeErrorPolicy::Ignore => {}
                     }
                     self.win.consume(n);
                 }
             }
-        }
+        };
         if !seen {
             return Ok(None);
         }
         let mut bytes = Vec::with_capacity(text.len());
         self.output.encode(&text, &mut bytes);
-        let truncated = (total > self.max_units as u64).then_some(Truncated {
-            start,
-            length: total,
-        });
+        let full = matches!(stop, Stop::Full);
+        let split = (full && !self.continuing).then_some(Split { start });
+        self.continuing = full;
         Ok(Some(Body {
             bytes,
             end: self.win.offset,
-            truncated,
+            split,
         }))
     }
 }
@@ -253,7 +282,7 @@ impl<R: Read> BlobReader<R> {
     }
 
     /// The next blob, or `None` at the end of the file. A blob that reaches the limit with
-    /// more bytes behind it is marked truncated (its rest is the next blob, as in Flume).
+    /// more bytes behind it is marked split (its rest is the next blob, as in Flume).
     pub fn next_body(&mut self) -> Result<Option<Body>, ReadError> {
         let start = self.win.offset;
         let mut bytes = Vec::new();
@@ -277,14 +306,11 @@ impl<R: Read> BlobReader<R> {
             return Ok(None);
         }
         // The loop ends at the limit only when a byte follows (it filled the window first).
-        let truncated = (!self.win.bytes().is_empty()).then_some(Truncated {
-            start,
-            length: bytes.len() as u64,
-        });
+        let split = (!self.win.bytes().is_empty()).then_some(Split { start });
         Ok(Some(Body {
             bytes,
             end: self.win.offset,
-            truncated,
+            split,
         }))
     }
 }

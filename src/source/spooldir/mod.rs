@@ -469,8 +469,8 @@ impl SpoolDirSource {
         while batch.len() < self.cfg.batch_size && bytes < blob_cap {
             match cur.reader.next_body() {
                 Ok(Some(body)) => {
-                    if let Some(t) = body.truncated {
-                        self.warn_truncated(&cur.path, t);
+                    if let Some(t) = body.split {
+                        self.warn_split(&cur.path, t);
                     }
                     end = body.end;
                     bytes = bytes.saturating_add(body.bytes.len());
@@ -530,13 +530,14 @@ impl SpoolDirSource {
         Ok(if at_end { Step::Done } else { Step::More })
     }
 
-    fn warn_truncated(&self, path: &Path, t: deserializer::Truncated) {
+    /// Said once per long line (the reader marks only its first piece), once per full blob.
+    fn warn_split(&self, path: &Path, t: deserializer::Split) {
         let name = &self.name;
         match self.cfg.deserializer {
             Deserializer::Line {
                 max_line_length, ..
             } => {
-                tracing::warn!(source = %name, "source `{name}` (spooldir): the line at byte {} of {} has {} characters, more than deserializer.maxLineLength ({max_line_length}): truncated, the rest of the line dropped", t.start, path.display(), t.length)
+                tracing::warn!(source = %name, "source `{name}` (spooldir): the line at byte {} of {} is longer than deserializer.maxLineLength ({max_line_length}): split into pieces of at most {max_line_length} characters, one event each", t.start, path.display())
             }
             Deserializer::Blob { max_blob_length } => {
                 tracing::warn!(source = %name, "source `{name}` (spooldir): {} is longer than deserializer.maxBlobLength ({max_blob_length}) at byte {}: the rest follows as another event", path.display(), t.start)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::charset::{Charset, DecodeErrorPolicy};
-use super::deserializer::{BlobReader, Body, LineReader, ReadError, Truncated, WINDOW};
+use super::deserializer::{BlobReader, Body, LineReader, ReadError, Split, WINDOW};
 use super::tracker::{Identity, Tracker, TrackerFile, VERSION};
 use super::*;
 use crate::source::lines::testing::{collect_until, memory};
@@ -16,16 +16,11 @@ fn lines(
     cs: Charset,
     policy: DecodeErrorPolicy,
     max: usize,
-) -> Result<Vec<(String, u64, Option<Truncated>)>, ReadError> {
+) -> Result<Vec<(String, u64, Option<Split>)>, ReadError> {
     let mut r = LineReader::new(input, 0, cs, policy, max, Charset::Utf8);
     let mut out = Vec::new();
-    while let Some(Body {
-        bytes,
-        end,
-        truncated,
-    }) = r.next_body()?
-    {
-        out.push((String::from_utf8(bytes).expect("utf8 out"), end, truncated));
+    while let Some(Body { bytes, end, split }) = r.next_body()? {
+        out.push((String::from_utf8(bytes).expect("utf8 out"), end, split));
     }
     Ok(out)
 }
@@ -53,26 +48,121 @@ fn lines_end_at_newline_keep_cr_and_report_the_next_offset() {
 }
 
 #[test]
-fn a_long_line_is_truncated_and_its_rest_dropped_in_bounded_memory() {
-    // Much longer than the read window: the rest is scanned, never held.
-    let long = "x".repeat(WINDOW * 5 + 17);
+fn a_long_line_comes_out_in_pieces_in_order_in_bounded_memory() {
+    // Much longer than the read window, and not a multiple of the limit.
+    let max = WINDOW + 3;
+    let long: String = (0..WINDOW * 5 + 17)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     let input = format!("{long}\nshort\n{}\n", "é".repeat(12));
-    let got = lines(input.as_bytes(), Charset::Utf8, DecodeErrorPolicy::Fail, 10).expect("ok");
-    assert_eq!(got.len(), 3);
-    assert_eq!(got[0].0, "x".repeat(10));
+    let got = lines(
+        input.as_bytes(),
+        Charset::Utf8,
+        DecodeErrorPolicy::Fail,
+        max,
+    )
+    .expect("ok");
+    let pieces = long.len().div_ceil(max);
+    assert_eq!(got.len(), pieces + 2);
+    let mut at = 0;
+    for (i, (text, end, split)) in got.iter().take(pieces).enumerate() {
+        assert_eq!(*text, long[at..(at + max).min(long.len())], "piece {i}");
+        at += text.len();
+        // Each piece ends where the next starts; the last one takes the `\n`.
+        let want_end = if i + 1 == pieces { at + 1 } else { at };
+        assert_eq!(*end, want_end as u64, "piece {i}");
+        // Said once per line, on its first piece, with the line's start.
+        let want_split = (i == 0).then_some(Split { start: 0 });
+        assert_eq!(*split, want_split, "piece {i}");
+    }
+    assert_eq!(at, long.len());
+    assert_eq!(got[pieces].0, "short");
+    assert_eq!(got[pieces].2, None);
+    assert_eq!(got[pieces + 1].0, "é".repeat(12));
+    // Multibyte characters: a limit of 10 characters gives 10 + 2, offsets in bytes.
+    let got = lines(
+        "é".repeat(12).as_bytes(),
+        Charset::Utf8,
+        DecodeErrorPolicy::Fail,
+        10,
+    )
+    .expect("ok");
     assert_eq!(
-        got[0].2,
-        Some(Truncated {
-            start: 0,
-            length: long.len() as u64
-        })
+        got,
+        [
+            ("é".repeat(10), 20, Some(Split { start: 0 })),
+            ("é".repeat(2), 24, None)
+        ]
     );
-    assert_eq!(got[0].1, long.len() as u64 + 1);
-    assert_eq!((got[1].0.as_str(), got[1].2), ("short", None));
-    assert_eq!(got[2].0, "é".repeat(10));
-    // Exactly the limit is not a truncation.
-    let got = lines(b"abc\n", Charset::Utf8, DecodeErrorPolicy::Fail, 3).expect("ok");
-    assert_eq!(got, [("abc".to_string(), 4, None)]);
+}
+
+#[test]
+fn a_piece_ending_at_the_limit_takes_the_newline_after_it() {
+    // Exactly the limit: one event, no empty one after it, not split.
+    let got = lines(b"abc\nde\n", Charset::Utf8, DecodeErrorPolicy::Fail, 3).expect("ok");
+    assert_eq!(
+        got,
+        [("abc".to_string(), 4, None), ("de".to_string(), 7, None)]
+    );
+    // Twice the limit: two pieces, the second takes the `\n`, no empty third.
+    let got = lines(b"abcdef\nx", Charset::Utf8, DecodeErrorPolicy::Fail, 3).expect("ok");
+    assert_eq!(
+        got,
+        [
+            ("abc".to_string(), 3, Some(Split { start: 0 })),
+            ("def".to_string(), 7, None),
+            ("x".to_string(), 8, None)
+        ]
+    );
+    // Bytes dropped under IGNORE between the limit and the `\n` are no characters.
+    let got = lines(b"abc\xff\nd", Charset::Utf8, DecodeErrorPolicy::Ignore, 3).expect("ok");
+    assert_eq!(
+        got,
+        [("abc".to_string(), 5, None), ("d".to_string(), 6, None)]
+    );
+    // A `\r` before the `\n` is a character: it is the next piece, as in Flume.
+    let got = lines(b"abc\r\n", Charset::Utf8, DecodeErrorPolicy::Fail, 3).expect("ok");
+    assert_eq!(
+        got,
+        [
+            ("abc".to_string(), 3, Some(Split { start: 0 })),
+            ("\r".to_string(), 5, None)
+        ]
+    );
+    // At the end of the file.
+    let got = lines(b"abc", Charset::Utf8, DecodeErrorPolicy::Fail, 3).expect("ok");
+    assert_eq!(got, [("abc".to_string(), 3, None)]);
+}
+
+#[test]
+fn a_surrogate_pair_is_never_cut_in_two() {
+    // 😀 is two UTF-16 units. With a limit of 1 it comes out alone (so reading goes on).
+    for cs in [Charset::Utf8, Charset::Utf16Le] {
+        let mut input = Vec::new();
+        cs.encode("a😀😀b\n😀\n", &mut input);
+        let w = if cs == Charset::Utf8 { 1 } else { 2 };
+        let texts: Vec<(String, u64)> = lines(&input, cs, DecodeErrorPolicy::Fail, 1)
+            .expect("ok")
+            .into_iter()
+            .map(|(t, end, _)| (t, end))
+            .collect();
+        let pair = 4;
+        assert_eq!(
+            texts,
+            [
+                ("a".to_string(), w),
+                ("😀".to_string(), w + pair),
+                ("😀".to_string(), w + 2 * pair),
+                ("b".to_string(), 3 * w + 2 * pair),
+                ("😀".to_string(), 4 * w + 3 * pair),
+            ],
+            "{cs:?}"
+        );
+        // With a limit of 2 after one unit, the pair starts the next piece.
+        let got = lines(&input, cs, DecodeErrorPolicy::Fail, 2).expect("ok");
+        let got: Vec<&str> = got.iter().map(|(t, _, _)| t.as_str()).collect();
+        assert_eq!(got, ["a", "😀", "😀", "b", "😀"], "{cs:?}");
+    }
 }
 
 #[test]
@@ -129,7 +219,7 @@ fn blobs_split_at_the_limit() {
     let mut r = BlobReader::new(&b"0123456789"[..], 0, 4);
     let mut got = Vec::new();
     while let Some(b) = r.next_body().expect("read") {
-        got.push((b.bytes, b.end, b.truncated.is_some()));
+        got.push((b.bytes, b.end, b.split.is_some()));
     }
     assert_eq!(
         got,
@@ -140,12 +230,7 @@ fn blobs_split_at_the_limit() {
         ]
     );
     let mut r = BlobReader::new(&b"0123"[..], 0, 4);
-    assert!(r
-        .next_body()
-        .expect("read")
-        .expect("one")
-        .truncated
-        .is_none());
+    assert!(r.next_body().expect("read").expect("one").split.is_none());
     assert!(r.next_body().expect("read").is_none());
 }
 
