@@ -20,6 +20,7 @@ pub const SOURCES: &[SourceType] = &[
     source::exec::TYPE,
     source::stdin::TYPE,
     source::taildir::TYPE,
+    source::spooldir::TYPE,
 ];
 
 /// Sink types.
@@ -59,7 +60,6 @@ pub const FLUME_ONLY_SOURCES: &[(&str, &str)] = &[
         "org.apache.flume.source.MultiportSyslogTCPSource",
     ),
     ("syslogudp", "org.apache.flume.source.SyslogUDPSource"),
-    ("spooldir", "org.apache.flume.source.SpoolDirectorySource"),
     ("http", "org.apache.flume.source.http.HTTPSource"),
     ("jms", "org.apache.flume.source.jms.JMSSource"),
     ("netcatudp", "org.apache.flume.source.NetcatUdpSource"),

@@ -26,6 +26,7 @@ pub mod ip_filter;
 pub(crate) mod lines;
 pub mod netcat;
 pub mod seq;
+pub mod spooldir;
 pub mod stdin;
 pub mod stress;
 pub mod taildir;
@@ -140,6 +141,25 @@ pub fn put_all(
     put_all_with(source, channels, events, stop, ReportPolicy::default())
 }
 
+/// [`put_all`] whose wait between attempts on a full channel grows up to `max_backoff` (a
+/// source's own key, such as spooldir's `maxBackoff`) instead of the usual second.
+pub fn put_all_backoff(
+    source: &str,
+    channels: &[Arc<dyn Channel>],
+    events: &[Event],
+    stop: &AtomicBool,
+    max_backoff: Duration,
+) -> Result<(), PutError> {
+    put_all_capped(
+        source,
+        channels,
+        events,
+        stop,
+        ReportPolicy::default(),
+        max_backoff,
+    )
+}
+
 fn put_all_with(
     source: &str,
     channels: &[Arc<dyn Channel>],
@@ -147,8 +167,19 @@ fn put_all_with(
     stop: &AtomicBool,
     policy: ReportPolicy,
 ) -> Result<(), PutError> {
+    put_all_capped(source, channels, events, stop, policy, PUT_BACKOFF_MAX)
+}
+
+fn put_all_capped(
+    source: &str,
+    channels: &[Arc<dyn Channel>],
+    events: &[Event],
+    stop: &AtomicBool,
+    policy: ReportPolicy,
+    max_backoff: Duration,
+) -> Result<(), PutError> {
     for ch in channels {
-        let mut backoff = PUT_BACKOFF_START;
+        let mut backoff = PUT_BACKOFF_START.min(max_backoff);
         loop {
             match put_once(ch.as_ref(), events) {
                 Ok(()) => {
@@ -162,7 +193,7 @@ fn put_all_with(
                         return Err(PutError::Stopped);
                     }
                     sleep_unless_stopped(backoff, stop);
-                    backoff = (backoff * 2).min(PUT_BACKOFF_MAX);
+                    backoff = (backoff * 2).min(max_backoff);
                 }
                 Err(e) => {
                     refusals::forget(source, ch);

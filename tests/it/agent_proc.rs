@@ -132,9 +132,32 @@ impl AgentProcess {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> AgentProcess {
+        Self::start_prefixed(dir, conf, agent, tag, extra, env, &[])
+    }
+
+    /// [`start_with_env`](Self::start_with_env) run through `prefix` (a program and its
+    /// arguments that then runs flumen, e.g. `setpriv` to drop privileges); empty: directly.
+    pub fn start_prefixed(
+        dir: &Path,
+        conf: &Path,
+        agent: &str,
+        tag: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        prefix: &[&str],
+    ) -> AgentProcess {
         let log = dir.join(format!("agent-{tag}.log"));
         let log_file = std::fs::File::create(&log).expect("create log");
-        let child = Command::new(env!("CARGO_BIN_EXE_flumen"))
+        let bin = env!("CARGO_BIN_EXE_flumen");
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let child = cmd
             .args(["agent", "-f"])
             .arg(conf)
             .args(["-n", agent])

@@ -33,4 +33,7 @@ mod metrics;
 mod model;
 mod scan_agreement;
 mod sink_errors;
+mod spooldir;
+mod taildir_bad_input;
+mod taildir_crash;
 mod taildir_flume;

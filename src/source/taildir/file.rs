@@ -165,6 +165,22 @@ impl TailFile {
         Ok(now == self.fingerprint)
     }
 
+    /// Checks, after reading lines that end at `end`, that the file still holds what was
+    /// read: it is not shorter than `end` and its first bytes are the fingerprinted ones (a
+    /// copy-truncate followed by new writes between two looks changes them). Extends the
+    /// fingerprint to cover at least min(`end`, 1 KiB), so a saved position always comes with
+    /// a fingerprint of the bytes before it. False: the lines read must not be put.
+    pub fn still_holds(&mut self, end: u64) -> std::io::Result<bool> {
+        let Some(f) = &self.file else { return Ok(true) };
+        if f.metadata()?.len() < end || !self.same_content()? {
+            return Ok(false);
+        }
+        if u64::from(self.fingerprint.len) < end.min(u64::from(FINGERPRINT_BYTES)) {
+            self.fingerprint = fingerprint_of(f, FINGERPRINT_BYTES)?;
+        }
+        Ok(true)
+    }
+
     /// Extends a fingerprint taken while the file was shorter than [`FINGERPRINT_BYTES`], once
     /// the bytes it covered are known to be unchanged (the caller checked); true when it grew.
     pub fn grow_fingerprint(&mut self, size: u64) -> std::io::Result<bool> {

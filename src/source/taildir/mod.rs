@@ -52,6 +52,17 @@ const STOP_POLL: Duration = Duration::from_millis(100);
 /// Header with a line's byte offset (`byteOffsetHeader`), as Flume names it.
 pub const BYTE_OFFSET_HEADER: &str = "byteoffset";
 
+/// Why the position file is being written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Save {
+    /// Right after a batch's commit.
+    AfterBatch,
+    /// At the end of a read round, before waiting: whatever is pending.
+    EndOfRound,
+    /// With fsyncs: at start, at shutdown (and every `writePosInterval` anyway).
+    Durable,
+}
+
 /// A group's directory listing, kept while the directory's modification time stays.
 #[derive(Default)]
 struct Listing {
@@ -76,6 +87,10 @@ pub struct TaildirSource {
     listings: Vec<Listing>,
     wake: Wakeups,
     last_durable: Instant,
+    last_save: Instant,
+    /// How long the last plain save took (see [`TaildirSource::save`]).
+    save_cost: Duration,
+    render_buf: Vec<u8>,
     dirty: bool,
     save_failing: bool,
     /// Holds the lock on `<positionFile>.lock` for the source's lifetime.
@@ -135,6 +150,9 @@ impl TaildirSource {
             listings,
             wake,
             last_durable: Instant::now(),
+            last_save: Instant::now(),
+            save_cost: Duration::ZERO,
+            render_buf: Vec::new(),
             dirty: false,
             save_failing: false,
             _lock: lock,
@@ -270,7 +288,7 @@ impl TaildirSource {
                 t.reopen(f);
                 let saved = t.fingerprint;
                 match file_fingerprint_matches(t, saved) {
-                    Ok(true) if size >= t.pos => {}
+                    Ok(true) if size >= t.pos && covers(saved, t.pos) => {}
                     Ok(_) => {
                         tracing::info!(source = %name, "source `{name}` (TAILDIR): {} is not the file last read under its inode (other first bytes, or shorter than its position): reading it from its start", t.path.display());
                         if let Err(e) = t.restart_from_zero() {
@@ -318,7 +336,10 @@ impl TaildirSource {
         if let Some(i) = ours.or_else(flumes) {
             let saved = self.restored.swap_remove(i);
             let same = match saved.identity {
-                Some(id) => file_fingerprint_matches(&t, id.fingerprint).unwrap_or(false),
+                Some(id) => {
+                    covers(id.fingerprint, saved.pos)
+                        && file_fingerprint_matches(&t, id.fingerprint).unwrap_or(false)
+                }
                 None => true,
             };
             if same && saved.pos <= size {
@@ -400,9 +421,26 @@ impl TaildirSource {
     /// Puts `batch` (read from file `key`) into the channels; on success moves the file's
     /// position and rewrites the position file.
     fn put(&mut self, key: FileKey, batch: Batch, stop: &AtomicBool) -> Result<(), ()> {
-        let Some(t) = self.files.get(&key) else {
+        let Some(t) = self.files.get_mut(&key) else {
             return Ok(());
         };
+        match t.still_holds(batch.end) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(source = %self.name, "source `{}` (TAILDIR): {} was truncated or rewritten while it was read (copy-truncate?): reading it again from its start", self.name, t.path.display());
+                if let Err(e) = t.restart_from_zero() {
+                    read_error(&self.name, t, &e);
+                }
+                self.dirty = true;
+                return Ok(());
+            }
+            Err(e) => {
+                read_error(&self.name, t, &e);
+                t.abort();
+                return Ok(());
+            }
+        }
+        let t = &self.files[&key];
         let events = self.events(t, &batch);
         if batch.truncated > 0 {
             tracing::warn!(source = %self.name, "source `{}` (TAILDIR): {} line(s) of {} longer than maxLineLength ({} bytes) cut to it", self.name, batch.truncated, t.path.display(), self.cfg.max_line_length);
@@ -422,7 +460,7 @@ impl TaildirSource {
             Ok(()) => {
                 t.commit(batch.end);
                 self.dirty = true;
-                self.save(false);
+                self.save(Save::AfterBatch);
                 Ok(())
             }
             Err(PutError::Stopped) | Err(PutError::Failed(_)) => {
@@ -513,24 +551,39 @@ impl TaildirSource {
 
     /// Rewrites the position file when something changed; `durable` (every
     /// `writePosInterval`, and at shutdown) adds the fsyncs.
-    fn save(&mut self, durable: bool) {
+    fn save(&mut self, when: Save) {
         let due = self.last_durable.elapsed() >= self.cfg.write_pos_interval;
-        if !(self.dirty || durable && due) {
+        let durable = when == Save::Durable || due;
+        if !(self.dirty || durable) {
             return;
         }
-        let durable = durable || due;
-        let mut entries: Vec<Saved> = self
+        // After a batch, a save may wait a moment when saving takes long against the time
+        // since the last one (hundreds of files): at most a fifth of the time goes to it. The
+        // round's end saves whatever is pending.
+        if when == Save::AfterBatch && !durable && self.last_save.elapsed() < self.save_cost * 4 {
+            return;
+        }
+        let started = Instant::now();
+        let mut bytes = std::mem::take(&mut self.render_buf);
+        bytes.clear();
+        let entries = self
             .files
             .values()
-            .map(|t| Saved {
+            .map(|t| position::EntryRef {
                 inode: t.key.ino,
                 pos: t.pos,
-                file: t.path.clone(),
+                file: &t.path,
                 identity: Some(t.identity()),
             })
-            .collect();
-        entries.extend(self.restored.iter().cloned());
-        match position::save(&self.cfg.position_file, &entries, durable) {
+            .chain(self.restored.iter().map(position::EntryRef::from));
+        position::render_into(entries, &mut bytes);
+        let r = position::save_bytes(&self.cfg.position_file, &bytes, durable);
+        self.render_buf = bytes;
+        self.last_save = Instant::now();
+        if !durable {
+            self.save_cost = self.last_save - started;
+        }
+        match r {
             Ok(()) => {
                 self.dirty = false;
                 if durable {
@@ -569,7 +622,7 @@ impl Source for TaildirSource {
     fn run(mut self: Box<Self>, stop: Arc<AtomicBool>) {
         let name = self.name.clone();
         self.scan(true);
-        self.save(true);
+        self.save(Save::Durable);
         let mut backoff = Duration::ZERO;
         while !stop.load(Ordering::Acquire) {
             let progressed = match self.read_round(&stop) {
@@ -579,7 +632,7 @@ impl Source for TaildirSource {
             if self.idle_pass(&stop).is_err() {
                 break;
             }
-            self.save(false);
+            self.save(Save::EndOfRound);
             if progressed {
                 backoff = Duration::ZERO;
                 if self.wake.take() {
@@ -612,7 +665,7 @@ impl Source for TaildirSource {
             self.wait(wait, &stop);
             self.scan(false);
         }
-        self.save(true);
+        self.save(Save::Durable);
         tracing::debug!(source = %name, "source `{name}` (TAILDIR) ends");
     }
 }
@@ -624,6 +677,13 @@ fn file_fingerprint_matches(t: &TailFile, saved: Fingerprint) -> std::io::Result
         return Ok(true);
     }
     Ok(t.read_fingerprint(saved.len)? == saved)
+}
+
+/// Whether a fingerprint covers enough of a file to vouch for a position in it: every byte
+/// before the position, or the first 1 KiB. A shorter one (taken while the file was shorter)
+/// could belong to any file, and a position is never applied on its word.
+fn covers(fp: Fingerprint, pos: u64) -> bool {
+    u64::from(fp.len) >= pos.min(u64::from(position::FINGERPRINT_BYTES))
 }
 
 fn read_error(source: &str, t: &TailFile, e: &std::io::Error) {

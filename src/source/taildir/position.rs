@@ -72,25 +72,25 @@ pub enum PositionError {
     },
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct FlumeEntry {
     inode: u64,
     pos: u64,
     file: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Extra {
     flumen: ExtraBody,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct ExtraBody {
     version: u32,
     files: Vec<ExtraFile>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct ExtraFile {
     inode: u64,
     file: String,
@@ -176,50 +176,84 @@ fn parse(bytes: &[u8]) -> Result<Vec<Saved>, (usize, String)> {
         .collect())
 }
 
+/// One entry as [`render_into`] takes it (borrowed, so a save clones no paths).
+#[derive(Clone, Copy)]
+pub struct EntryRef<'a> {
+    pub inode: u64,
+    pub pos: u64,
+    pub file: &'a Path,
+    pub identity: Option<Identity>,
+}
+
+impl<'a> From<&'a Saved> for EntryRef<'a> {
+    fn from(s: &'a Saved) -> Self {
+        EntryRef {
+            inode: s.inode,
+            pos: s.pos,
+            file: &s.file,
+            identity: s.identity,
+        }
+    }
+}
+
 /// The file's bytes for `entries`.
 pub fn render(entries: &[Saved]) -> Vec<u8> {
-    let flume: Vec<FlumeEntry> = entries
-        .iter()
-        .map(|e| FlumeEntry {
-            inode: e.inode,
-            pos: e.pos,
-            file: e.file.to_string_lossy().into_owned(),
-        })
-        .collect();
-    let extra = Extra {
-        flumen: ExtraBody {
-            version: 1,
-            files: entries
-                .iter()
-                .filter_map(|e| {
-                    e.identity.map(|id| ExtraFile {
-                        inode: e.inode,
-                        file: e.file.to_string_lossy().into_owned(),
-                        dev: id.dev,
-                        fp_len: id.fingerprint.len,
-                        fp_crc: id.fingerprint.crc,
-                    })
-                })
-                .collect(),
-        },
-    };
-    // Serialising plain structs of numbers and strings cannot fail.
-    let mut out = serde_json::to_vec(&flume).unwrap_or_else(|_| b"[]".to_vec());
-    out.push(b'\n');
-    out.extend(serde_json::to_vec(&extra).unwrap_or_default());
-    out.push(b'\n');
+    let mut out = Vec::new();
+    render_into(entries.iter().map(EntryRef::from), &mut out);
     out
+}
+
+/// Appends the file's bytes for `entries` to `out`. Written by hand rather than through
+/// serde structs: it runs after every committed batch, for every tailed file.
+pub fn render_into<'a>(entries: impl Iterator<Item = EntryRef<'a>> + Clone, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail; a path that is not UTF-8 is written lossily (it will
+    // not match its file by path after a restart, only by device, inode and fingerprint).
+    let string = |out: &mut Vec<u8>, p: &Path| {
+        let _ = serde_json::to_writer(&mut *out, p.to_string_lossy().as_ref());
+    };
+    out.push(b'[');
+    for (i, e) in entries.clone().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = write!(out, "{{\"inode\":{},\"pos\":{},\"file\":", e.inode, e.pos);
+        string(out, e.file);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]\n{\"flumen\":{\"version\":1,\"files\":[");
+    let mut first = true;
+    for e in entries {
+        let Some(id) = e.identity else { continue };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        let _ = write!(out, "{{\"inode\":{},\"file\":", e.inode);
+        string(out, e.file);
+        let _ = write!(
+            out,
+            ",\"dev\":{},\"fp_len\":{},\"fp_crc\":{}}}",
+            id.dev, id.fingerprint.len, id.fingerprint.crc
+        );
+    }
+    out.extend_from_slice(b"]}}\n");
 }
 
 /// Replaces `path` with `entries` (see the module docs); `durable` adds the fsyncs.
 pub fn save(path: &Path, entries: &[Saved], durable: bool) -> std::io::Result<()> {
+    save_bytes(path, &render(entries), durable)
+}
+
+/// Replaces `path` with `bytes` (made by [`render_into`]); `durable` adds the fsyncs.
+pub fn save_bytes(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     let tmp = temp_path(path);
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .open(&tmp)?;
-    f.write_all(&render(entries))?;
+    f.write_all(bytes)?;
     if durable {
         f.sync_data()?;
     }
