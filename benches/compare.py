@@ -140,13 +140,17 @@ a1.sinks.k1.batchSize = 100
 
 def write_taildir_log(log_dir, n, size=200):
     """n lines of size bytes plus a newline, each starting with its number (as `flumen bench
-    taildir` writes them)."""
+    taildir` writes them), synced."""
     os.makedirs(log_dir, exist_ok=True)
     filler = bytes(b"abcdefghijklmnopqrstuvwxyz"[i % 26] for i in range(size))
     with open(os.path.join(log_dir, "bench.log"), "wb", buffering=1 << 20) as f:
         for i in range(n):
             digits = str(i).encode()
             f.write(digits + filler[len(digits):] + b"\n")
+        # Synced now, so the kernel's writeback of the fresh log does not compete with the
+        # first agent's channel fsyncs.
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def null_sink():

@@ -149,7 +149,8 @@ fn log_path(dir: &Path, i: usize) -> PathBuf {
 }
 
 /// Writes `events` lines of `event_size` bytes plus a newline, round-robin over `files` files
-/// in `dir`; each line starts with its number in decimal. Returns the bytes written.
+/// in `dir`; each line starts with its number in decimal; syncs them. Returns the bytes
+/// written.
 fn write_log(dir: &Path, events: u64, event_size: usize, files: usize) -> Result<u64, CliError> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::io("creating", dir, e))?;
     let mut writers = (0..files)
@@ -175,9 +176,13 @@ fn write_log(dir: &Path, events: u64, event_size: usize, files: usize) -> Result
             progress!("writing the log: {i} of {events} lines");
         }
     }
+    // Synced before any shape starts: otherwise the kernel's writeback of the fresh log
+    // competes with the first shape's channel fsyncs.
     for (p, w) in writers {
         w.into_inner()
-            .map_err(|e| CliError::io("writing", &p, e.into_error()))?;
+            .map_err(|e| CliError::io("writing", &p, e.into_error()))?
+            .sync_all()
+            .map_err(|e| CliError::io("syncing", &p, e))?;
     }
     Ok(events * (event_size as u64 + 1))
 }
