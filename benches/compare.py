@@ -238,7 +238,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one short round of each workload")
     ap.add_argument("--channel-events", type=int, default=200_000)
     ap.add_argument("--agent-events", type=int, default=200_000)
-    ap.add_argument("--taildir-events", type=int, default=1_000_000,
+    ap.add_argument("--taildir-events", type=int, default=2_000_000,
                     help="lines of 200 bytes in the taildir workload's log")
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
                     help=f"comma-separated subset of {','.join(WORKLOADS)}")
