@@ -12,9 +12,9 @@ Workloads (1 KiB events, batch 100, durable commits on both sides):
   agent_hdfs     the same with an hdfs sink (DataStream) into a MiniDFSCluster this script
                  starts (tests/hdfs)
   taildir        one properties file both agents run unchanged: TAILDIR on one log of
-                 --taildir-events lines of 200 bytes (written and synced once per run, read by every
-                 agent from the start through its own fresh positionFile) -> file channel ->
-                 null sink, batch 100; timed as agent_null
+                 --taildir-events lines of 200 bytes (written and synced once per run, read by
+                 every agent from the start through its own fresh positionFile) -> file
+                 channel -> null sink, batch 100; timed as agent_null
 
 --workloads picks some of them (comma-separated; default all); the MiniDFSCluster only starts
 for agent_hdfs.
