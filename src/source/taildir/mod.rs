@@ -47,6 +47,8 @@ use crate::channel::Channel;
 use crate::event::Event;
 use crate::metrics::ComponentCounters;
 
+/// Shortest time between two looks woken by inotify while nothing was read.
+const MIN_WAKE_GAP: Duration = Duration::from_millis(5);
 /// Longest single wait, so the stop flag is seen promptly.
 const STOP_POLL: Duration = Duration::from_millis(100);
 /// Header with a line's byte offset (`byteOffsetHeader`), as Flume names it.
@@ -624,6 +626,7 @@ impl Source for TaildirSource {
         self.scan(true);
         self.save(Save::Durable);
         let mut backoff = Duration::ZERO;
+        let mut last_wake = Instant::now();
         while !stop.load(Ordering::Acquire) {
             let progressed = match self.read_round(&stop) {
                 Ok(p) => p,
@@ -662,7 +665,16 @@ impl Source for TaildirSource {
             } else {
                 wait
             };
-            self.wait(wait, &stop);
+            if self.wait(wait, &stop) {
+                // A directory busy with files that do not match (or lines too short to
+                // fill a batch) would wake the loop for every write: look at most every
+                // MIN_WAKE_GAP.
+                let since = last_wake.elapsed();
+                if since < MIN_WAKE_GAP {
+                    std::thread::sleep(MIN_WAKE_GAP - since);
+                }
+                last_wake = Instant::now();
+            }
             self.scan(false);
         }
         self.save(Save::Durable);
