@@ -140,7 +140,9 @@ fn want(prefix: &str, from: usize, to: usize) -> Vec<String> {
 fn wait_positions(pos_file: &Path, what: &str, cond: impl Fn(&[Saved]) -> bool) -> Vec<Saved> {
     let end = Instant::now() + Duration::from_secs(20);
     loop {
-        let s = position::load(pos_file).unwrap_or_default();
+        let s = position::load_current(pos_file)
+            .map(|p| p.entries)
+            .unwrap_or_default();
         if cond(&s) {
             return s;
         }
@@ -298,6 +300,7 @@ fn a_reused_inode_with_other_first_bytes_is_read_from_its_start() {
                 fingerprint: Fingerprint { len: 1024, crc: 1 },
             }),
         }],
+        1,
         true,
     )
     .expect("save");
@@ -491,4 +494,51 @@ fn a_corrupt_position_file_stops_start_up_naming_it() {
         e.contains("taildir_position.json") && e.contains("move it aside"),
         "{e}"
     );
+}
+
+#[test]
+fn the_journal_is_used_when_newer_than_the_position_file_and_ignored_when_older() {
+    let (dir, logs) = setup();
+    let c = cfg(dir.path(), r"app\.log");
+    let f = logs.join("app.log");
+    append(&f, &lines("a", 0, 10));
+    let meta = std::fs::metadata(&f).expect("stat");
+    let at = |pos: u64| Saved {
+        inode: meta.ino(),
+        pos,
+        file: f.clone(),
+        identity: Some(Identity {
+            dev: meta.dev(),
+            fingerprint: Fingerprint {
+                len: meta.len() as u32,
+                crc: crc32fast::hash(&std::fs::read(&f).expect("read")),
+            },
+        }),
+    };
+    std::fs::create_dir_all(c.position_file.parent().expect("parent")).expect("mkdir");
+    // The position file says line 2 (rewrite 5); the journal's newest record, line 6
+    // (rewrite 6), as a kill -9 between two position-file rewrites leaves them.
+    position::save(&c.position_file, &[at(8)], 5, false).expect("save");
+    let (mut j, _) = super::journal::Journal::open(&c.position_file).expect("journal");
+    j.append(4, &position::render(&[at(0)], 4)).expect("append");
+    j.append(6, &position::render(&[at(24)], 6))
+        .expect("append");
+    drop(j);
+    let run = start(c.clone());
+    assert_eq!(bodies(&take_n(&run, 4)), want("a", 6, 10));
+    assert_quiet(&run);
+    run.stop();
+    // A clean stop folded it into the position file and emptied the journal.
+    assert_eq!(
+        position::load(&c.position_file).expect("load").entries[0].pos,
+        40
+    );
+    assert!(super::journal::read_newest(&c.position_file).is_none());
+    // A journal older than the position file is not applied.
+    let (mut j, _) = super::journal::Journal::open(&c.position_file).expect("journal");
+    j.append(1, &position::render(&[at(0)], 1)).expect("append");
+    drop(j);
+    let run = start(c);
+    assert_quiet(&run);
+    run.stop();
 }
