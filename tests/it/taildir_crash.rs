@@ -36,7 +36,7 @@ use flumen::channel::file::{FileChannel, FileChannelConfig};
 use flumen::channel::Channel;
 use flumen::source::taildir::position;
 
-use crate::agent_proc::{AgentProcess as Agent, DEADLINE, POLL};
+use crate::agent_proc::{file_channel_to_file_roll, AgentProcess as Agent, DEADLINE, POLL};
 use crate::common::Rng;
 
 /// The file groups of the campaign: `f0`, `f1`, `f2`, one directory each.
@@ -697,19 +697,9 @@ fn campaign_config(dir: &Path, dirs: &[PathBuf]) -> PathBuf {
          a1.sources.r1.idleTimeout = {IDLE_TIMEOUT_MS}\n\
          a1.sources.r1.maxBackoffSleep = 200\n\
          a1.sources.r1.backoffSleepIncrement = 50\n\
-         a1.channels.c1.type = file\n\
-         a1.channels.c1.checkpointDir = {cp}\n\
-         a1.channels.c1.dataDirs = {data}\n\
-         a1.channels.c1.minimumRequiredSpace = 1048576\n\
-         a1.sinks.k1.type = file_roll\n\
-         a1.sinks.k1.channel = c1\n\
-         a1.sinks.k1.sink.directory = {out}\n\
-         a1.sinks.k1.sink.rollInterval = 0\n\
-         a1.sinks.k1.sink.batchSize = {BATCH}\n",
+         {tail}",
         pos = dir.join("taildir_position.json").display(),
-        cp = dir.join("checkpoint").display(),
-        data = dir.join("data").display(),
-        out = dir.join("out").display(),
+        tail = file_channel_to_file_roll(dir, BATCH),
     )
     .expect("write");
     let conf = dir.join("agent.properties");

@@ -151,6 +151,20 @@ fn wait_positions(pos_file: &Path, what: &str, cond: impl Fn(&[Saved]) -> bool) 
     }
 }
 
+/// Writes `c`'s position file as Apache Flume writes it: `f` at `pos`, by inode and path.
+fn write_flume_position(c: &TaildirConfig, f: &Path, pos: u64) {
+    let ino = std::fs::metadata(f).expect("stat").ino();
+    std::fs::create_dir_all(c.position_file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(
+        &c.position_file,
+        format!(
+            r#"[{{"inode":{ino},"pos":{pos},"file":"{}"}}]"#,
+            f.display()
+        ),
+    )
+    .expect("write the position file");
+}
+
 fn setup() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let logs = dir.path().join("logs");
@@ -315,18 +329,8 @@ fn a_saved_position_beyond_the_file_is_a_new_file() {
     let c = cfg(dir.path(), r"app\.log");
     let f = logs.join("app.log");
     append(&f, &lines("a", 0, 3));
-    let meta = std::fs::metadata(&f).expect("stat");
-    std::fs::create_dir_all(c.position_file.parent().expect("parent")).expect("mkdir");
     // As Flume wrote it (no identity), for this path and inode, past the end.
-    std::fs::write(
-        &c.position_file,
-        format!(
-            r#"[{{"inode":{},"pos":100000,"file":"{}"}}]"#,
-            meta.ino(),
-            f.display()
-        ),
-    )
-    .expect("write");
+    write_flume_position(&c, &f, 100000);
     let run = start(c);
     assert_eq!(bodies(&take_n(&run, 3)), want("a", 0, 3));
     run.stop();
@@ -338,18 +342,8 @@ fn a_flume_position_inside_a_line_resumes_at_that_lines_start() {
     let c = cfg(dir.path(), r"app\.log");
     let f = logs.join("app.log");
     append(&f, "first line\nsecond line\nthird\n");
-    let meta = std::fs::metadata(&f).expect("stat");
-    std::fs::create_dir_all(c.position_file.parent().expect("parent")).expect("mkdir");
     // Offset 15 is inside "second line" (which starts at 11).
-    std::fs::write(
-        &c.position_file,
-        format!(
-            r#"[{{"inode":{},"pos":15,"file":"{}"}}]"#,
-            meta.ino(),
-            f.display()
-        ),
-    )
-    .expect("write");
+    write_flume_position(&c, &f, 15);
     let run = start(c);
     assert_eq!(bodies(&take_n(&run, 2)), ["second line", "third"]);
     assert_quiet(&run);
@@ -362,17 +356,7 @@ fn a_flume_position_at_a_line_start_is_taken_as_it_is() {
     let c = cfg(dir.path(), r"app\.log");
     let f = logs.join("app.log");
     append(&f, "first line\nsecond line\n");
-    let meta = std::fs::metadata(&f).expect("stat");
-    std::fs::create_dir_all(c.position_file.parent().expect("parent")).expect("mkdir");
-    std::fs::write(
-        &c.position_file,
-        format!(
-            r#"[{{"inode":{},"pos":11,"file":"{}"}}]"#,
-            meta.ino(),
-            f.display()
-        ),
-    )
-    .expect("write");
+    write_flume_position(&c, &f, 11);
     let run = start(c);
     assert_eq!(bodies(&take_n(&run, 1)), ["second line"]);
     assert_quiet(&run);
