@@ -37,7 +37,19 @@ pub fn tcp_file_roll_config(dir: &Path, source_type: &str, port: u16, batch: usi
          a1.sources.r1.bind = 127.0.0.1\n\
          a1.sources.r1.port = {port}\n\
          a1.sources.r1.channels = c1\n\
-         a1.channels.c1.type = file\n\
+         {tail}",
+        tail = file_channel_to_file_roll(dir, batch),
+    );
+    std::fs::write(&conf, text).expect("write config");
+    conf
+}
+
+/// The lines of agent `a1` after its source's: channel `c1`, a file channel under `dir`
+/// (`checkpoint`, `data`), drained by `k1`, a file_roll sink into `dir/out` that never rolls,
+/// with sink batch `batch`.
+pub fn file_channel_to_file_roll(dir: &Path, batch: usize) -> String {
+    format!(
+        "a1.channels.c1.type = file\n\
          a1.channels.c1.checkpointDir = {cp}\n\
          a1.channels.c1.dataDirs = {data}\n\
          a1.channels.c1.minimumRequiredSpace = 1048576\n\
@@ -49,9 +61,35 @@ pub fn tcp_file_roll_config(dir: &Path, source_type: &str, port: u16, batch: usi
         cp = dir.join("checkpoint").display(),
         data = dir.join("data").display(),
         out = dir.join("out").display(),
-    );
-    std::fs::write(&conf, text).expect("write config");
-    conf
+    )
+}
+
+/// A process's peak resident memory (VmHWM), in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status")
+}
+
+/// What to run the agent through so file permissions apply to it: root reads and lists
+/// anything, so when the tests run as root the agent drops to `nobody` (setpriv, util-linux).
+pub fn unprivileged_prefix() -> &'static [&'static str] {
+    use std::os::unix::fs::MetadataExt;
+    // The owner of /proc/self is this process's effective user.
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    if root {
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+        ]
+    } else {
+        &[]
+    }
 }
 
 /// Properties for agent `a1`: `seq` (`events` numbered bodies, batch 100) -> memory channel ->

@@ -7,7 +7,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::agent_proc::{complete_lines, newline_count, AgentProcess as Agent};
+use crate::agent_proc::{
+    complete_lines, file_channel_to_file_roll, newline_count, peak_rss_kib, unprivileged_prefix,
+    AgentProcess as Agent,
+};
 
 /// The tracker's file name in `trackerDir` (docs/FORMAT.md).
 const TRACKER: &str = ".flumespool/flumen-spooldir.json";
@@ -28,20 +31,9 @@ fn config(dir: &Path, batch: usize, extra: &str) -> PathBuf {
          a1.sources.r1.batchSize = {batch}\n\
          {extra}\
          a1.sources.r1.channels = c1\n\
-         a1.channels.c1.type = file\n\
-         a1.channels.c1.checkpointDir = {cp}\n\
-         a1.channels.c1.dataDirs = {data}\n\
-         a1.channels.c1.transactionCapacity = 1000\n\
-         a1.channels.c1.minimumRequiredSpace = 1048576\n\
-         a1.sinks.k1.type = file_roll\n\
-         a1.sinks.k1.channel = c1\n\
-         a1.sinks.k1.sink.directory = {out}\n\
-         a1.sinks.k1.sink.rollInterval = 0\n\
-         a1.sinks.k1.sink.batchSize = {batch}\n",
+         {tail}",
         spool = spool.display(),
-        cp = dir.join("checkpoint").display(),
-        data = dir.join("data").display(),
-        out = dir.join("out").display(),
+        tail = file_channel_to_file_roll(dir, batch),
     );
     std::fs::write(&conf, text).expect("write config");
     conf
@@ -292,16 +284,6 @@ fn decode_error_policy_replace_and_ignore() {
     );
 }
 
-/// The agent's peak resident memory (VmHWM), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/<pid>/status")
-}
-
 /// The text of the files in `dir` (file_roll's, in name order), one string.
 fn output_text(dir: &Path) -> String {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -384,14 +366,6 @@ fn a_line_longer_than_max_line_length_comes_out_in_pieces_in_bounded_memory() {
     );
 }
 
-/// Whether this process runs as root (the owner of /proc/self is its effective user).
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
-}
-
 #[test]
 fn an_unreadable_file_is_logged_and_the_others_are_read() {
     use std::os::unix::fs::PermissionsExt;
@@ -410,16 +384,7 @@ fn an_unreadable_file_is_logged_and_the_others_are_read() {
     .expect("chmod");
     drop_file(d, "open.log", b"open-1\n");
     // Root reads any file: drop to `nobody` so the permission is real.
-    let prefix: &[&str] = if is_root() {
-        &[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ]
-    } else {
-        &[]
-    };
+    let prefix = unprivileged_prefix();
     let mut agent = Agent::start_prefixed(d, &conf, "a1", "run", &[], &[], prefix);
     agent.wait_for("open.log renamed", |_| {
         spool.join("open.log.COMPLETED").exists()

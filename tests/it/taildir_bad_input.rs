@@ -6,25 +6,9 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::agent_proc::{complete_lines, newline_count, AgentProcess};
-
-/// The agent's peak resident memory (VmHWM), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/<pid>/status")
-}
-
-/// Whether this process runs as root (the owner of /proc/self is its effective user).
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false)
-}
+use crate::agent_proc::{
+    complete_lines, newline_count, peak_rss_kib, unprivileged_prefix, AgentProcess,
+};
 
 fn open_to_all(p: &Path) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).expect("chmod");
@@ -63,8 +47,6 @@ fn taildir_survives_a_huge_line_garbage_a_deleted_file_and_an_unlistable_directo
     for f in [&huge, &ok, &doomed] {
         open_to_all(f);
     }
-    // Root lists any directory: drop to `nobody` so the permission is real.
-    let root = is_root();
     std::fs::set_permissions(dir.join("locked"), std::fs::Permissions::from_mode(0o000))
         .expect("chmod");
     let conf = dir.join("agent.properties");
@@ -93,16 +75,8 @@ fn taildir_survives_a_huge_line_garbage_a_deleted_file_and_an_unlistable_directo
         ),
     )
     .expect("write config");
-    let prefix: &[&str] = if root {
-        &[
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ]
-    } else {
-        &[]
-    };
+    // Root lists any directory: the agent runs as `nobody` then, so the permission is real.
+    let prefix = unprivileged_prefix();
     let mut agent = AgentProcess::start_prefixed(dir, &conf, "a1", "bad", &[], &[], prefix);
     let out = dir.join("out");
     agent.wait_for("the first lines of every readable file", |_| {

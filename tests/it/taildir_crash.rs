@@ -34,8 +34,9 @@ use std::time::{Duration, Instant};
 
 use flumen::channel::file::{FileChannel, FileChannelConfig};
 use flumen::channel::Channel;
+use flumen::source::taildir::position;
 
-use crate::agent_proc::{AgentProcess as Agent, DEADLINE, POLL};
+use crate::agent_proc::{file_channel_to_file_roll, AgentProcess as Agent, DEADLINE, POLL};
 use crate::common::Rng;
 
 /// The file groups of the campaign: `f0`, `f1`, `f2`, one directory each.
@@ -696,19 +697,9 @@ fn campaign_config(dir: &Path, dirs: &[PathBuf]) -> PathBuf {
          a1.sources.r1.idleTimeout = {IDLE_TIMEOUT_MS}\n\
          a1.sources.r1.maxBackoffSleep = 200\n\
          a1.sources.r1.backoffSleepIncrement = 50\n\
-         a1.channels.c1.type = file\n\
-         a1.channels.c1.checkpointDir = {cp}\n\
-         a1.channels.c1.dataDirs = {data}\n\
-         a1.channels.c1.minimumRequiredSpace = 1048576\n\
-         a1.sinks.k1.type = file_roll\n\
-         a1.sinks.k1.channel = c1\n\
-         a1.sinks.k1.sink.directory = {out}\n\
-         a1.sinks.k1.sink.rollInterval = 0\n\
-         a1.sinks.k1.sink.batchSize = {BATCH}\n",
+         {tail}",
         pos = dir.join("taildir_position.json").display(),
-        cp = dir.join("checkpoint").display(),
-        data = dir.join("data").display(),
-        out = dir.join("out").display(),
+        tail = file_channel_to_file_roll(dir, BATCH),
     )
     .expect("write");
     let conf = dir.join("agent.properties");
@@ -991,33 +982,19 @@ fn taildir_kill_9_campaign_with_rotation_truncation_and_inode_reuse() {
 // 2. A new file with a deleted file's inode number, across restarts
 // ---------------------------------------------------------------------------------------------
 
-/// The first JSON value of the position file (Flume's array, all Flume reads) as
-/// (inode, pos, file), or `None` while there is none yet.
+/// The positions a restart would resume from (the position file, or its journal's newest
+/// record) as (inode, pos, file), or `None` while there are none yet.
 fn positions(path: &Path) -> Option<Vec<(u64, u64, String)>> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let first = serde_json::Deserializer::from_str(&text)
-        .into_iter::<serde_json::Value>()
-        .next()?
-        .unwrap_or_else(|e| panic!("position file {}: {e}:\n{text}", path.display()));
-    let arr = first
-        .as_array()
-        .unwrap_or_else(|| panic!("position file must start with an array:\n{text}"));
+    let current = position::load_current(path)
+        .unwrap_or_else(|e| panic!("position file {}: {e}", path.display()));
+    if current.entries.is_empty() && !path.exists() {
+        return None;
+    }
     Some(
-        arr.iter()
-            .map(|e| {
-                let field = |k: &str| {
-                    e.get(k)
-                        .unwrap_or_else(|| panic!("position entry without `{k}`: {e}"))
-                };
-                (
-                    field("inode").as_u64().expect("inode is a number"),
-                    field("pos").as_u64().expect("pos is a number"),
-                    field("file")
-                        .as_str()
-                        .expect("file is a string")
-                        .to_string(),
-                )
-            })
+        current
+            .entries
+            .into_iter()
+            .map(|e| (e.inode, e.pos, e.file.to_string_lossy().into_owned()))
             .collect(),
     )
 }
@@ -1338,16 +1315,13 @@ impl Rig {
 
     /// flumen's fingerprint length saved for inode `ino`.
     fn fp_len_of(&self, ino: u64) -> Option<u64> {
-        let text = std::fs::read_to_string(&self.pos_file).ok()?;
-        let ours = serde_json::Deserializer::from_str(&text)
-            .into_iter::<serde_json::Value>()
-            .nth(1)?
-            .ok()?;
-        ours["flumen"]["files"]
-            .as_array()?
-            .iter()
-            .find(|f| f["inode"].as_u64() == Some(ino))?["fp_len"]
-            .as_u64()
+        position::load_current(&self.pos_file)
+            .ok()?
+            .entries
+            .into_iter()
+            .find(|e| e.inode == ino)?
+            .identity
+            .map(|id| u64::from(id.fingerprint.len))
     }
 
     /// Waits until every `app-*.log` is read to its end.

@@ -15,7 +15,8 @@
 //! shrinks (copy-truncate) is read again from its start, said once in the log.
 //!
 //! Invariants: a file's position moves only after the channel commit of the lines before it
-//! ([`file`]), and the position file is rewritten after every committed batch, so a restart
+//! ([`file`]), and the positions are recorded after every committed batch (in the journal,
+//! [`journal`], folded into the position file every `writePosInterval`), so a restart
 //! re-delivers at most the batch that was in flight; positions are line starts, so a restart
 //! never delivers the tail of a line; a line is never cut into events except by
 //! `maxLineLength` (cut, with a warning) or by the file going idle without its newline (put
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub mod config;
 mod file;
+mod journal;
 pub mod position;
 mod watch;
 
@@ -40,6 +42,7 @@ mod tests;
 pub use config::{FileGroup, TaildirConfig, TYPE};
 
 use self::file::{Batch, FileKey, TailFile};
+use self::journal::Journal;
 use self::position::{Fingerprint, Saved};
 use self::watch::Wakeups;
 use super::{put_batch_counted, PutError, Source, SourceContext, SourceError};
@@ -47,6 +50,8 @@ use crate::channel::Channel;
 use crate::event::Event;
 use crate::metrics::ComponentCounters;
 
+/// Shortest time between two looks woken by inotify while nothing was read.
+const MIN_WAKE_GAP: Duration = Duration::from_millis(5);
 /// Longest single wait, so the stop flag is seen promptly.
 const STOP_POLL: Duration = Duration::from_millis(100);
 /// Header with a line's byte offset (`byteOffsetHeader`), as Flume names it.
@@ -91,6 +96,9 @@ pub struct TaildirSource {
     /// How long the last plain save took (see [`TaildirSource::save`]).
     save_cost: Duration,
     render_buf: Vec<u8>,
+    journal: Journal,
+    /// The number the next rewrite of the positions carries.
+    seq: u64,
     dirty: bool,
     save_failing: bool,
     /// Holds the lock on `<positionFile>.lock` for the source's lifetime.
@@ -136,7 +144,31 @@ impl TaildirSource {
                 )))
             }
         }
-        let restored = position::load(&pos_path).map_err(|e| err(format!("TAILDIR: {e}")))?;
+        let saved = position::load(&pos_path).map_err(|e| err(format!("TAILDIR: {e}")))?;
+        let (journal, newest) = Journal::open(&pos_path).map_err(|e| {
+            err(format!(
+                "TAILDIR: cannot open the position journal {}: {e}",
+                journal::journal_path(&pos_path).display()
+            ))
+        })?;
+        let mut seq = saved.seq;
+        let mut restored = saved.entries;
+        if let Some(n) = newest.filter(|n| n.seq > saved.seq) {
+            match position::parse(&n.content) {
+                Ok(p) => {
+                    restored = p.entries;
+                    seq = n.seq;
+                }
+                // Its CRC held, so this is not a torn write: say so, and use the older file.
+                Err((offset, what)) => tracing::warn!(
+                    source = %ctx.name,
+                    "source `{}` (TAILDIR): the newest record of {} does not parse (byte {offset}: {what}); using {} instead",
+                    ctx.name,
+                    journal.path().display(),
+                    pos_path.display()
+                ),
+            }
+        }
         let wake = Wakeups::new(&ctx.name);
         let listings = cfg.groups.iter().map(|_| Listing::default()).collect();
         Ok(TaildirSource {
@@ -153,6 +185,8 @@ impl TaildirSource {
             last_save: Instant::now(),
             save_cost: Duration::ZERO,
             render_buf: Vec::new(),
+            journal,
+            seq: seq + 1,
             dirty: false,
             save_failing: false,
             _lock: lock,
@@ -173,7 +207,12 @@ impl TaildirSource {
                     continue;
                 }
                 let path = dir.join(&name);
-                if path == self.cfg.position_file || path == lock_path(&self.cfg.position_file) {
+                let pos = &self.cfg.position_file;
+                if path == *pos
+                    || path == lock_path(pos)
+                    || path == journal::journal_path(pos)
+                    || path == position::temp_path(pos)
+                {
                     continue;
                 }
                 let meta = match std::fs::metadata(&path) {
@@ -576,8 +615,15 @@ impl TaildirSource {
                 identity: Some(t.identity()),
             })
             .chain(self.restored.iter().map(position::EntryRef::from));
-        position::render_into(entries, &mut bytes);
-        let r = position::save_bytes(&self.cfg.position_file, &bytes, durable);
+        position::render_into(entries, self.seq, &mut bytes);
+        let r = if durable || self.journal.wants_fold(bytes.len()) {
+            // The position file first: the journal is emptied only once it is older.
+            position::save_bytes(&self.cfg.position_file, &bytes, durable)
+                .and_then(|()| self.journal.clear())
+        } else {
+            self.journal.append(self.seq, &bytes)
+        };
+        self.seq += 1;
         self.render_buf = bytes;
         self.last_save = Instant::now();
         if !durable {
@@ -624,6 +670,7 @@ impl Source for TaildirSource {
         self.scan(true);
         self.save(Save::Durable);
         let mut backoff = Duration::ZERO;
+        let mut last_wake = Instant::now();
         while !stop.load(Ordering::Acquire) {
             let progressed = match self.read_round(&stop) {
                 Ok(p) => p,
@@ -662,7 +709,16 @@ impl Source for TaildirSource {
             } else {
                 wait
             };
-            self.wait(wait, &stop);
+            if self.wait(wait, &stop) {
+                // A directory busy with files that do not match (or lines too short to
+                // fill a batch) would wake the loop for every write: look at most every
+                // MIN_WAKE_GAP.
+                let since = last_wake.elapsed();
+                if since < MIN_WAKE_GAP {
+                    std::thread::sleep(MIN_WAKE_GAP - since);
+                }
+                last_wake = Instant::now();
+            }
             self.scan(false);
         }
         self.save(Save::Durable);

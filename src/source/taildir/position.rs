@@ -3,8 +3,9 @@
 //!
 //! Layout (docs/FORMAT.md, "TAILDIR position file"): Flume's own JSON array
 //! `[{"inode":N,"pos":N,"file":"/path"},...]`, then a second JSON value, an object
-//! `{"flumen":{"version":1,"files":[{"inode":N,"file":"/path","dev":N,"fp_len":N,"fp_crc":N}]}}`
-//! with each file's device and a fingerprint (CRC-32 of its first `fp_len` bytes). Flume's
+//! `{"flumen":{"version":1,"seq":N,"files":[{"inode":N,"file":"/path","dev":N,"fp_len":N,"fp_crc":N}]}}`
+//! with the rewrite's number (which orders it against the journal, [`super::journal`]) and
+//! each file's device and fingerprint (CRC-32 of its first `fp_len` bytes). Flume's
 //! reader stops after the array, so it reads a flumen position file back; flumen reads a
 //! file Flume wrote (array only) and then knows those files by inode and path, as Flume did.
 //!
@@ -87,6 +88,9 @@ struct Extra {
 #[derive(Deserialize)]
 struct ExtraBody {
     version: u32,
+    /// Which rewrite this is (absent in files written before it existed: 0).
+    #[serde(default)]
+    seq: u64,
     files: Vec<ExtraFile>,
 }
 
@@ -99,11 +103,35 @@ struct ExtraFile {
     fp_crc: u32,
 }
 
+/// What a position file holds: the entries and the number of the rewrite that wrote them
+/// (0 for a file Flume wrote).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Positions {
+    pub entries: Vec<Saved>,
+    pub seq: u64,
+}
+
+/// The newest positions a source on `path` would resume from: the position file, or its
+/// journal's newest whole record when that is newer (read-only; for tests and tools).
+pub fn load_current(path: &Path) -> Result<Positions, PositionError> {
+    let main = load(path)?;
+    match super::journal::read_newest(path) {
+        Some(n) if n.seq > main.seq => {
+            parse(&n.content).map_err(|(offset, what)| PositionError::Corrupt {
+                path: super::journal::journal_path(path),
+                offset,
+                what,
+            })
+        }
+        _ => Ok(main),
+    }
+}
+
 /// Reads `path`; an absent file is an empty list.
-pub fn load(path: &Path) -> Result<Vec<Saved>, PositionError> {
+pub fn load(path: &Path) -> Result<Positions, PositionError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Positions::default()),
         Err(source) => {
             return Err(PositionError::Io {
                 path: path.to_path_buf(),
@@ -118,16 +146,16 @@ pub fn load(path: &Path) -> Result<Vec<Saved>, PositionError> {
     })
 }
 
-fn parse(bytes: &[u8]) -> Result<Vec<Saved>, (usize, String)> {
+pub fn parse(bytes: &[u8]) -> Result<Positions, (usize, String)> {
     // Flume writes an empty file before its first position; so may a crash of an old agent.
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Vec::new());
+        return Ok(Positions::default());
     }
     let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<serde_json::Value>();
     let first = match stream.next() {
         Some(Ok(v)) => v,
         Some(Err(e)) => return Err((stream.byte_offset(), e.to_string())),
-        None => return Ok(Vec::new()),
+        None => return Ok(Positions::default()),
     };
     let entries: Vec<FlumeEntry> = serde_json::from_value(first).map_err(|e| {
         (
@@ -136,10 +164,10 @@ fn parse(bytes: &[u8]) -> Result<Vec<Saved>, (usize, String)> {
         )
     })?;
     let extra_at = stream.byte_offset();
-    let extra: Vec<ExtraFile> = match stream.next() {
-        None => Vec::new(),
+    let (extra, seq): (Vec<ExtraFile>, u64) = match stream.next() {
+        None => (Vec::new(), 0),
         Some(Ok(v)) => match serde_json::from_value::<Extra>(v) {
-            Ok(x) if x.flumen.version == 1 => x.flumen.files,
+            Ok(x) if x.flumen.version == 1 => (x.flumen.files, x.flumen.seq),
             Ok(x) => {
                 return Err((
                     extra_at,
@@ -153,7 +181,7 @@ fn parse(bytes: &[u8]) -> Result<Vec<Saved>, (usize, String)> {
         },
         Some(Err(e)) => return Err((stream.byte_offset(), e.to_string())),
     };
-    Ok(entries
+    let entries = entries
         .into_iter()
         .map(|e| {
             let identity = extra
@@ -173,7 +201,8 @@ fn parse(bytes: &[u8]) -> Result<Vec<Saved>, (usize, String)> {
                 identity,
             }
         })
-        .collect())
+        .collect();
+    Ok(Positions { entries, seq })
 }
 
 /// One entry as [`render_into`] takes it (borrowed, so a save clones no paths).
@@ -197,15 +226,19 @@ impl<'a> From<&'a Saved> for EntryRef<'a> {
 }
 
 /// The file's bytes for `entries`.
-pub fn render(entries: &[Saved]) -> Vec<u8> {
+pub fn render(entries: &[Saved], seq: u64) -> Vec<u8> {
     let mut out = Vec::new();
-    render_into(entries.iter().map(EntryRef::from), &mut out);
+    render_into(entries.iter().map(EntryRef::from), seq, &mut out);
     out
 }
 
 /// Appends the file's bytes for `entries` to `out`. Written by hand rather than through
 /// serde structs: it runs after every committed batch, for every tailed file.
-pub fn render_into<'a>(entries: impl Iterator<Item = EntryRef<'a>> + Clone, out: &mut Vec<u8>) {
+pub fn render_into<'a>(
+    entries: impl Iterator<Item = EntryRef<'a>> + Clone,
+    seq: u64,
+    out: &mut Vec<u8>,
+) {
     use std::io::Write as _;
     // Writing into a Vec cannot fail; a path that is not UTF-8 is written lossily (it will
     // not match its file by path after a restart, only by device, inode and fingerprint).
@@ -221,7 +254,10 @@ pub fn render_into<'a>(entries: impl Iterator<Item = EntryRef<'a>> + Clone, out:
         string(out, e.file);
         out.push(b'}');
     }
-    out.extend_from_slice(b"]\n{\"flumen\":{\"version\":1,\"files\":[");
+    let _ = write!(
+        out,
+        "]\n{{\"flumen\":{{\"version\":1,\"seq\":{seq},\"files\":["
+    );
     let mut first = true;
     for e in entries {
         let Some(id) = e.identity else { continue };
@@ -241,8 +277,8 @@ pub fn render_into<'a>(entries: impl Iterator<Item = EntryRef<'a>> + Clone, out:
 }
 
 /// Replaces `path` with `entries` (see the module docs); `durable` adds the fsyncs.
-pub fn save(path: &Path, entries: &[Saved], durable: bool) -> std::io::Result<()> {
-    save_bytes(path, &render(entries), durable)
+pub fn save(path: &Path, entries: &[Saved], seq: u64, durable: bool) -> std::io::Result<()> {
+    save_bytes(path, &render(entries, seq), durable)
 }
 
 /// Replaces `path` with `bytes` (made by [`render_into`]); `durable` adds the fsyncs.
@@ -281,13 +317,14 @@ mod tests {
     #[test]
     fn reads_what_flume_writes() {
         let got = parse(br#"[{"inode":2496275,"pos":6,"file":"/tmp/a.log"},{"inode":7,"pos":0,"file":"/tmp/b.log"}]"#)
-            .expect("parse");
+            .expect("parse")
+            .entries;
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].inode, 2496275);
         assert_eq!(got[0].pos, 6);
         assert_eq!(got[0].file, PathBuf::from("/tmp/a.log"));
         assert_eq!(got[0].identity, None);
-        assert!(parse(b"").expect("empty").is_empty());
+        assert!(parse(b"").expect("empty").entries.is_empty());
     }
 
     #[test]
@@ -309,8 +346,11 @@ mod tests {
                 identity: None,
             },
         ];
-        let bytes = render(&entries);
-        assert_eq!(parse(&bytes).expect("parse"), entries);
+        let bytes = render(&entries, 42);
+        assert_eq!(
+            parse(&bytes).expect("parse"),
+            Positions { entries, seq: 42 }
+        );
         // What Flume's reader sees: the first JSON value, its array.
         let text = String::from_utf8(bytes).expect("utf-8");
         let first_line = text.lines().next().expect("a line");
@@ -332,6 +372,7 @@ mod tests {
         assert!(load(&p).is_err());
         assert!(load(&dir.path().join("absent.json"))
             .expect("absent")
+            .entries
             .is_empty());
     }
 
@@ -345,9 +386,9 @@ mod tests {
             file: PathBuf::from("/x"),
             identity: None,
         }];
-        save(&p, &one, true).expect("save");
-        save(&p, &[], false).expect("save");
-        assert!(load(&p).expect("load").is_empty());
+        save(&p, &one, 1, true).expect("save");
+        save(&p, &[], 2, false).expect("save");
+        assert!(load(&p).expect("load").entries.is_empty());
         assert!(!temp_path(&p).exists());
     }
 }

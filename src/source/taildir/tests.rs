@@ -140,13 +140,29 @@ fn want(prefix: &str, from: usize, to: usize) -> Vec<String> {
 fn wait_positions(pos_file: &Path, what: &str, cond: impl Fn(&[Saved]) -> bool) -> Vec<Saved> {
     let end = Instant::now() + Duration::from_secs(20);
     loop {
-        let s = position::load(pos_file).unwrap_or_default();
+        let s = position::load_current(pos_file)
+            .map(|p| p.entries)
+            .unwrap_or_default();
         if cond(&s) {
             return s;
         }
         assert!(Instant::now() < end, "timed out waiting for {what}: {s:?}");
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Writes `c`'s position file as Apache Flume writes it: `f` at `pos`, by inode and path.
+fn write_flume_position(c: &TaildirConfig, f: &Path, pos: u64) {
+    let ino = std::fs::metadata(f).expect("stat").ino();
+    std::fs::create_dir_all(c.position_file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(
+        &c.position_file,
+        format!(
+            r#"[{{"inode":{ino},"pos":{pos},"file":"{}"}}]"#,
+            f.display()
+        ),
+    )
+    .expect("write the position file");
 }
 
 fn setup() -> (tempfile::TempDir, PathBuf) {
@@ -298,6 +314,7 @@ fn a_reused_inode_with_other_first_bytes_is_read_from_its_start() {
                 fingerprint: Fingerprint { len: 1024, crc: 1 },
             }),
         }],
+        1,
         true,
     )
     .expect("save");
@@ -312,18 +329,8 @@ fn a_saved_position_beyond_the_file_is_a_new_file() {
     let c = cfg(dir.path(), r"app\.log");
     let f = logs.join("app.log");
     append(&f, &lines("a", 0, 3));
-    let meta = std::fs::metadata(&f).expect("stat");
-    std::fs::create_dir_all(c.position_file.parent().expect("parent")).expect("mkdir");
     // As Flume wrote it (no identity), for this path and inode, past the end.
-    std::fs::write(
-        &c.position_file,
-        format!(
-            r#"[{{"inode":{},"pos":100000,"file":"{}"}}]"#,
-            meta.ino(),
-            f.display()
-        ),
-    )
-    .expect("write");
+    write_flume_position(&c, &f, 100000);
     let run = start(c);
     assert_eq!(bodies(&take_n(&run, 3)), want("a", 0, 3));
     run.stop();
@@ -335,18 +342,8 @@ fn a_flume_position_inside_a_line_resumes_at_that_lines_start() {
     let c = cfg(dir.path(), r"app\.log");
     let f = logs.join("app.log");
     append(&f, "first line\nsecond line\nthird\n");
-    let meta = std::fs::metadata(&f).expect("stat");
-    std::fs::create_dir_all(c.position_file.parent().expect("parent")).expect("mkdir");
     // Offset 15 is inside "second line" (which starts at 11).
-    std::fs::write(
-        &c.position_file,
-        format!(
-            r#"[{{"inode":{},"pos":15,"file":"{}"}}]"#,
-            meta.ino(),
-            f.display()
-        ),
-    )
-    .expect("write");
+    write_flume_position(&c, &f, 15);
     let run = start(c);
     assert_eq!(bodies(&take_n(&run, 2)), ["second line", "third"]);
     assert_quiet(&run);
@@ -359,17 +356,7 @@ fn a_flume_position_at_a_line_start_is_taken_as_it_is() {
     let c = cfg(dir.path(), r"app\.log");
     let f = logs.join("app.log");
     append(&f, "first line\nsecond line\n");
-    let meta = std::fs::metadata(&f).expect("stat");
-    std::fs::create_dir_all(c.position_file.parent().expect("parent")).expect("mkdir");
-    std::fs::write(
-        &c.position_file,
-        format!(
-            r#"[{{"inode":{},"pos":11,"file":"{}"}}]"#,
-            meta.ino(),
-            f.display()
-        ),
-    )
-    .expect("write");
+    write_flume_position(&c, &f, 11);
     let run = start(c);
     assert_eq!(bodies(&take_n(&run, 1)), ["second line"]);
     assert_quiet(&run);
@@ -491,4 +478,51 @@ fn a_corrupt_position_file_stops_start_up_naming_it() {
         e.contains("taildir_position.json") && e.contains("move it aside"),
         "{e}"
     );
+}
+
+#[test]
+fn the_journal_is_used_when_newer_than_the_position_file_and_ignored_when_older() {
+    let (dir, logs) = setup();
+    let c = cfg(dir.path(), r"app\.log");
+    let f = logs.join("app.log");
+    append(&f, &lines("a", 0, 10));
+    let meta = std::fs::metadata(&f).expect("stat");
+    let at = |pos: u64| Saved {
+        inode: meta.ino(),
+        pos,
+        file: f.clone(),
+        identity: Some(Identity {
+            dev: meta.dev(),
+            fingerprint: Fingerprint {
+                len: meta.len() as u32,
+                crc: crc32fast::hash(&std::fs::read(&f).expect("read")),
+            },
+        }),
+    };
+    std::fs::create_dir_all(c.position_file.parent().expect("parent")).expect("mkdir");
+    // The position file says line 2 (rewrite 5); the journal's newest record, line 6
+    // (rewrite 6), as a kill -9 between two position-file rewrites leaves them.
+    position::save(&c.position_file, &[at(8)], 5, false).expect("save");
+    let (mut j, _) = super::journal::Journal::open(&c.position_file).expect("journal");
+    j.append(4, &position::render(&[at(0)], 4)).expect("append");
+    j.append(6, &position::render(&[at(24)], 6))
+        .expect("append");
+    drop(j);
+    let run = start(c.clone());
+    assert_eq!(bodies(&take_n(&run, 4)), want("a", 6, 10));
+    assert_quiet(&run);
+    run.stop();
+    // A clean stop folded it into the position file and emptied the journal.
+    assert_eq!(
+        position::load(&c.position_file).expect("load").entries[0].pos,
+        40
+    );
+    assert!(super::journal::read_newest(&c.position_file).is_none());
+    // A journal older than the position file is not applied.
+    let (mut j, _) = super::journal::Journal::open(&c.position_file).expect("journal");
+    j.append(1, &position::render(&[at(0)], 1)).expect("append");
+    drop(j);
+    let run = start(c);
+    assert_quiet(&run);
+    run.stop();
 }
