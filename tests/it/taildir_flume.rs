@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::agent_proc::{newline_count, output_counts, AgentProcess};
+use crate::agent_proc::{file_channel_to_file_roll, newline_count, output_counts, AgentProcess};
 use crate::flume_agent::FlumeAgent;
 
 /// Lines written before the first agent runs: several TAILDIR batches (100) and several of
@@ -82,7 +82,7 @@ impl Layout {
         format!("{}/app[.]log", self.root.join("logs").display())
     }
 
-    /// An empty output directory for one agent's file_roll sink.
+    /// An empty output directory for Flume's file_roll sink.
     fn out(&self, who: &str) -> PathBuf {
         let out = self.root.join(format!("out-{who}"));
         std::fs::create_dir_all(&out).expect("create the output dir");
@@ -144,31 +144,23 @@ impl Layout {
         )
     }
 
-    /// flumen: TAILDIR -> file channel -> file_roll into `out`. Returns the config file.
-    fn flumen_config(&self, out: &Path) -> PathBuf {
-        let ch = self.root.join("flumen-channel");
+    /// flumen: TAILDIR -> file channel -> file_roll (the tests' shared tail, under
+    /// `flumen/`). Returns the config file and the output directory.
+    fn flumen_config(&self) -> (PathBuf, PathBuf) {
+        let dir = self.root.join("flumen");
+        let out = dir.join("out");
+        std::fs::create_dir_all(&out).expect("create flumen's output dir");
         let text = format!(
             "a1.sources = r1\n\
              a1.channels = c1\n\
              a1.sinks = k1\n\
-             {source}\
-             a1.channels.c1.type = file\n\
-             a1.channels.c1.checkpointDir = {cp}\n\
-             a1.channels.c1.dataDirs = {data}\n\
-             a1.channels.c1.minimumRequiredSpace = 1048576\n\
-             a1.sinks.k1.type = file_roll\n\
-             a1.sinks.k1.channel = c1\n\
-             a1.sinks.k1.sink.directory = {out}\n\
-             a1.sinks.k1.sink.rollInterval = 0\n\
-             a1.sinks.k1.sink.batchSize = 100\n",
+             {source}{tail}",
             source = self.taildir_source(),
-            cp = ch.join("checkpoint").display(),
-            data = ch.join("data").display(),
-            out = out.display(),
+            tail = file_channel_to_file_roll(&dir, 100),
         );
         let conf = self.root.join("flumen.properties");
         std::fs::write(&conf, text).expect("write the flumen config");
-        conf
+        (conf, out)
     }
 }
 
@@ -176,9 +168,11 @@ impl Layout {
 struct Flumen(Option<AgentProcess>);
 
 impl Flumen {
-    fn start(l: &Layout, out: &Path) -> Flumen {
-        let conf = l.flumen_config(out);
-        Flumen(Some(AgentProcess::start(&l.root, &conf, "a1", "taildir")))
+    /// Starts flumen on `l`; returns it and its output directory.
+    fn start(l: &Layout) -> (Flumen, PathBuf) {
+        let (conf, out) = l.flumen_config();
+        let agent = AgentProcess::start(&l.root, &conf, "a1", "taildir");
+        (Flumen(Some(agent)), out)
     }
 
     fn get(&mut self) -> &mut AgentProcess {
@@ -241,8 +235,8 @@ fn flumen_resumes_from_flumes_position_file() {
     );
 
     append_lines(&l.log, FIRST + 1, FIRST + APPENDED);
-    let flumen_out = l.out("flumen");
-    let log = Flumen::start(&l, &flumen_out).drain_and_stop(&l, &flumen_out, APPENDED);
+    let (flumen, flumen_out) = Flumen::start(&l);
+    let log = flumen.drain_and_stop(&l, &flumen_out, APPENDED);
     assert_eq!(
         output_counts(&flumen_out),
         expected(FIRST + 1, FIRST + APPENDED),
@@ -254,8 +248,8 @@ fn flumen_resumes_from_flumes_position_file() {
 fn flume_resumes_from_flumens_position_file() {
     let l = Layout::new();
     append_lines(&l.log, 1, FIRST);
-    let flumen_out = l.out("flumen");
-    let log = Flumen::start(&l, &flumen_out).drain_and_stop(&l, &flumen_out, FIRST);
+    let (flumen, flumen_out) = Flumen::start(&l);
+    let log = flumen.drain_and_stop(&l, &flumen_out, FIRST);
     assert_eq!(
         output_counts(&flumen_out),
         expected(1, FIRST),
