@@ -201,8 +201,11 @@ enum Excuse {
     /// Written between a copy-truncate's copy and its truncate: in neither the copy nor the
     /// truncated file, so visible only to a tailer that happened to read in that instant.
     Window,
-    /// In a file renamed to a name outside the pattern (before or after the rename): the
-    /// source reads matching files only, as Flume's.
+    /// In a file renamed to a name outside the pattern (before or after the rename), and
+    /// only if no line of that file was ever delivered: a file created and rotated away
+    /// before the tailer saw it (while the agent was down, or between two looks) is invisible
+    /// to it. A file the tailer saw is read to its end even when it was rotated away while
+    /// the agent was down, so once one of its lines is delivered, all must be.
     Outside,
 }
 
@@ -587,26 +590,25 @@ impl Writer {
 
     /// Deletes a retired file, if its lines are all delivered (a file deleted before the
     /// tailer read it loses its unread lines by definition, so the test only deletes files
-    /// it knows are delivered; files outside the pattern are never read and go any time).
+    /// it knows are delivered; a file rotated out of the pattern that the tailer never saw is
+    /// never deleted).
     fn delete_one(&mut self) {
         if self.retired.is_empty() {
             return;
         }
         let k = self.rng.range(0, self.retired.len() as u64) as usize;
         let r = &self.retired[k];
-        if !r.outside {
-            self.output.update(&self.out);
-            let undelivered = (0..r.lines).any(|seq| {
-                let id = Id {
-                    g: r.g,
-                    gen: r.gen,
-                    seq,
-                };
-                !self.ledger.excused.contains_key(&id) && self.output.count(id) == 0
-            });
-            if undelivered {
-                return;
-            }
+        self.output.update(&self.out);
+        let undelivered = (0..r.lines).any(|seq| {
+            let id = Id {
+                g: r.g,
+                gen: r.gen,
+                seq,
+            };
+            self.ledger.excused.get(&id) != Some(&Excuse::Window) && self.output.count(id) == 0
+        });
+        if undelivered {
+            return;
         }
         let r = self.retired.swap_remove(k);
         std::fs::remove_file(&r.path)
@@ -838,6 +840,21 @@ fn taildir_kill_9_campaign_with_rotation_truncation_and_inode_reuse() {
         .ids()
         .filter(|id| !ledger.excused.contains_key(id))
         .collect();
+    // Files rotated out of the pattern, by generation: each must end up with none of its
+    // lines delivered (never seen) or all of them (see `Excuse::Outside`).
+    let mut outside_gens: BTreeMap<(u32, u32), Vec<Id>> = BTreeMap::new();
+    for (&id, &why) in &ledger.excused {
+        if why == Excuse::Outside {
+            outside_gens.entry((id.g, id.gen)).or_default().push(id);
+        }
+    }
+    let outside_partial = |output: &Output| -> Vec<Id> {
+        outside_gens
+            .values()
+            .filter(|ids| ids.iter().any(|&id| output.count(id) > 0))
+            .flat_map(|ids| ids.iter().copied().filter(|&id| output.count(id) == 0))
+            .collect()
+    };
     let mut agent = Agent::start(dir.path(), &conf, "a1", "final");
     let mut output = Output::default();
     let end = Instant::now() + DEADLINE;
@@ -848,7 +865,8 @@ fn taildir_kill_9_campaign_with_rotation_truncation_and_inode_reuse() {
     let mut last_lines = usize::MAX;
     loop {
         output.update(&out);
-        let complete = expected.iter().all(|&id| output.count(id) > 0);
+        let complete =
+            expected.iter().all(|&id| output.count(id) > 0) && outside_partial(&output).is_empty();
         quiet_polls = if output.lines == last_lines {
             quiet_polls + 1
         } else {
@@ -869,11 +887,12 @@ fn taildir_kill_9_campaign_with_rotation_truncation_and_inode_reuse() {
     let mut output = Output::default();
     output.update(&out);
     let written = ledger.ids().count();
-    let missing: Vec<Id> = expected
+    let mut missing: Vec<Id> = expected
         .iter()
         .copied()
         .filter(|&id| output.count(id) == 0)
         .collect();
+    missing.extend(outside_partial(&output));
     let excused_count = |why: Excuse| {
         let all = ledger.excused.values().filter(|&&w| w == why).count();
         let lost = ledger
@@ -921,7 +940,7 @@ fn taildir_kill_9_campaign_with_rotation_truncation_and_inode_reuse() {
         "seed {seed}: {CYCLES} kills in {:?}; {written} lines written in {} file generations; \
          operations {:?}; {} inode numbers reused; {} lines delivered; {window} lines in \
          copy-truncate windows ({window_lost} lost); {outside} lines in files renamed out of the \
-         pattern ({outside_lost} lost); duplicates: {copy_dups} from copies, {crash_dups} from \
+         pattern ({outside_lost} lost, all from files no tailer saw); duplicates: {copy_dups} from copies, {crash_dups} from \
          kills (bound {bound} = {CYCLES} kills x {BATCH} x {factor}), most copies of one line \
          {} ({:?}); {} fragments; {} missing",
         started.elapsed(),

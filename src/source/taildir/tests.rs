@@ -526,3 +526,28 @@ fn the_journal_is_used_when_newer_than_the_position_file_and_ignored_when_older(
     assert_quiet(&run);
     run.stop();
 }
+
+#[test]
+fn a_file_rotated_away_while_the_agent_was_down_is_read_to_its_end() {
+    let (dir, logs) = setup();
+    let c = cfg(dir.path(), r"app\.log");
+    let f = logs.join("app.log");
+    append(&f, &lines("a", 0, 5));
+    let run = start(c.clone());
+    take_n(&run, 5);
+    run.stop();
+    // While the agent is down the application writes more, then the file is rotated to a
+    // name outside the pattern and a new one started.
+    append(&f, &lines("a", 5, 8));
+    let rotated = logs.join("app.log-20261207");
+    std::fs::rename(&f, &rotated).expect("rename");
+    append(&f, &lines("b", 0, 2));
+    let run = start(c);
+    let mut got = bodies(&take_n(&run, 5));
+    got.sort();
+    let mut expect = [want("a", 5, 8), want("b", 0, 2)].concat();
+    expect.sort();
+    assert_eq!(got, expect);
+    assert_quiet(&run);
+    run.stop();
+}
