@@ -291,7 +291,6 @@ struct Retired {
     gen: u32,
     /// It holds lines `0..lines` of `gen`.
     lines: u32,
-    outside: bool,
 }
 
 struct Writer {
@@ -454,7 +453,6 @@ impl Writer {
             g,
             gen,
             lines,
-            outside,
         });
         self.ledger
             .op(if outside { "rename out" } else { "rename in" });
@@ -524,7 +522,6 @@ impl Writer {
             g,
             gen,
             lines: copied,
-            outside: false,
         });
         let new = self.new_gen();
         self.ledger.note(
@@ -583,7 +580,6 @@ impl Writer {
             g: a.g,
             gen: a.gen,
             lines,
-            outside: false,
         });
         self.ledger.op("retire");
     }
