@@ -281,13 +281,28 @@ fn shape_a(a: &AgentBenchArgs, dir: &Path) -> Result<Shape, CliError> {
 
 /// The baseline: `run_workload` on a fresh file channel, same shape.
 fn baseline(a: &AgentBenchArgs, dir: &Path) -> Result<(WorkloadOutcome, bool), CliError> {
+    let outcome = bare_channel(dir, a.events, a.event_size, a.batch, a.json)?;
+    let ok = outcome.verified(a.events);
+    Ok((outcome, ok))
+}
+
+/// The bare file channel the agent benches compare against: `run_workload` on a fresh one
+/// in `dir` (no warm-up, as the agents start from a brand-new channel too), 1 producer and 1
+/// consumer, `events` of `event_size` bytes in batches of `batch`, fsync every commit.
+pub(super) fn bare_channel(
+    dir: &Path,
+    events: u64,
+    event_size: usize,
+    batch: usize,
+    json: bool,
+) -> Result<WorkloadOutcome, CliError> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::io("creating", dir, e))?;
-    progress!("baseline: bench channel, 1 producer, 1 consumer ...");
+    progress!("channel: bench channel, 1 producer, 1 consumer ...");
     let args = BenchArgs {
         dir: Some(dir.to_path_buf()),
-        events: a.events,
-        event_size: a.event_size,
-        batch: a.batch,
+        events,
+        event_size,
+        batch,
         take_batch: None,
         producers: 1,
         consumers: 1,
@@ -296,24 +311,22 @@ fn baseline(a: &AgentBenchArgs, dir: &Path) -> Result<(WorkloadOutcome, bool), C
         fsync: FsyncPolicy::EveryCommit,
         direct_io: true,
         spare_segments: crate::channel::file::FileChannelConfig::new(dir).spare_segments,
-        // The agents measured against this start from a brand-new channel too.
         warmup: false,
-        json: a.json,
+        json,
     };
     let (ch, _) = open_channel(&args, dir)?;
     let w = Workload {
-        events: a.events,
-        event_size: a.event_size,
-        batch: a.batch,
-        take_batch: a.batch,
+        events,
+        event_size,
+        batch,
+        take_batch: batch,
         producers: 1,
         consumers: 1,
         progress: true,
     };
     let outcome = run_workload(&*ch, &w)?;
     ch.close()?;
-    let ok = outcome.verified(a.events);
-    Ok((outcome, ok))
+    Ok(outcome)
 }
 
 /// Sends `n` lines of `len` bytes (then a newline) to `port` and closes the connection.

@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
-use super::bench::{open_channel, run_workload, BenchArgs, ChannelKind, RunDir, Workload};
-use super::bench_agent::{drained, min_space, per_sec, round3, start_agent, wait_for};
+use super::bench::RunDir;
+use super::bench_agent::{
+    bare_channel, drained, min_space, per_sec, round3, start_agent, wait_for,
+};
 use super::CliError;
-use crate::channel::file::FsyncPolicy;
-use crate::io::IoKind;
 
 /// The target: TAILDIR -> file channel -> null within 0.8x of the bare file channel.
 const TARGET_RATIO: f64 = 0.8;
@@ -291,42 +291,11 @@ fn taildir_shape(
 
 /// The bare file channel: `run_workload`, 1 producer, 1 consumer, same events and batch.
 fn channel_shape(a: &TaildirBenchArgs, dir: &Path, events: u64) -> Result<Measured, CliError> {
-    std::fs::create_dir_all(dir).map_err(|e| CliError::io("creating", dir, e))?;
-    progress!("channel: bench channel, 1 producer, 1 consumer ...");
-    let args = BenchArgs {
-        dir: Some(dir.to_path_buf()),
-        events,
-        event_size: a.event_size,
-        batch: a.batch,
-        take_batch: None,
-        producers: 1,
-        consumers: 1,
-        io: IoKind::Std,
-        channel: ChannelKind::File,
-        fsync: FsyncPolicy::EveryCommit,
-        direct_io: true,
-        spare_segments: crate::channel::file::FileChannelConfig::new(dir).spare_segments,
-        // The agents measured against this start from a brand-new channel too.
-        warmup: false,
-        json: a.json,
-    };
-    let (ch, _) = open_channel(&args, dir)?;
-    let w = Workload {
-        events,
-        event_size: a.event_size,
-        batch: a.batch,
-        take_batch: a.batch,
-        producers: 1,
-        consumers: 1,
-        progress: true,
-    };
     let cpu0 = process_cpu()?;
-    let outcome = run_workload(&*ch, &w)?;
-    let cpu = process_cpu()?.saturating_sub(cpu0);
-    ch.close()?;
+    let outcome = bare_channel(dir, events, a.event_size, a.batch, a.json)?;
     Ok(Measured {
         elapsed: outcome.elapsed,
-        cpu,
+        cpu: process_cpu()?.saturating_sub(cpu0),
         verified: outcome.verified(events),
     })
 }
