@@ -79,6 +79,8 @@ pub struct TailFile {
     /// The offset right after a last line put without its newline (idle): a newline found
     /// there ends that line, already delivered, rather than an empty one.
     flushed_at: Option<u64>,
+    /// The last read failure logged for this file (see `read_error`).
+    pub read_failure: Option<String>,
 }
 
 impl TailFile {
@@ -98,6 +100,7 @@ impl TailFile {
             matched: true,
             from_flume: false,
             flushed_at: None,
+            read_failure: None,
         };
         t.fingerprint = t.read_fingerprint(FINGERPRINT_BYTES).unwrap_or_default();
         t

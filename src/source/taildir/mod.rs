@@ -291,6 +291,7 @@ impl TaildirSource {
         match r {
             Ok(()) => {
                 t.commit(batch.end);
+                t.read_failure = None;
                 self.dirty = true;
                 self.save(Save::AfterBatch);
                 Ok(())
@@ -535,12 +536,14 @@ fn covers(fp: Fingerprint, pos: u64) -> bool {
     u64::from(fp.len) >= pos.min(u64::from(position::FINGERPRINT_BYTES))
 }
 
-fn read_error(source: &str, t: &TailFile, e: &std::io::Error) {
-    tracing::warn!(
-        source,
-        "source `{source}` (TAILDIR): reading {}: {e}",
-        t.path.display()
-    );
+/// Logs a read failure of `t`, once until it changes or a batch of `t` is put again (a file
+/// that keeps failing is looked at every round).
+fn read_error(source: &str, t: &mut TailFile, e: &std::io::Error) {
+    let msg = e.to_string();
+    if t.read_failure.as_deref() != Some(msg.as_str()) {
+        tracing::warn!(source, "source `{source}` (TAILDIR): reading {}: {msg}; trying again on later rounds, the other files go on", t.path.display());
+        t.read_failure = Some(msg);
+    }
 }
 
 /// The file whose lock keeps two sources off one position file.

@@ -217,7 +217,7 @@ impl TaildirSource {
         t.abort();
         if t.from_flume {
             if let Err(e) = t.align_to_line_start(self.cfg.max_line_length) {
-                read_error(&name, &t, &e);
+                read_error(&name, &mut t, &e);
             }
         }
         tracing::info!(source = %name, "source `{name}` (TAILDIR): tailing {} from byte {}", t.path.display(), t.pos);
