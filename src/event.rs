@@ -64,6 +64,11 @@ impl Event {
         Arc::make_mut(map).insert(key.into(), value.into());
     }
 
+    /// Replaces the body (the `search_replace` interceptor rewrites it).
+    pub fn set_body(&mut self, body: impl Into<Bytes>) {
+        self.body = body.into();
+    }
+
     /// Bytes this event accounts for against a channel's `byteCapacity`: the body, as Flume
     /// counts it.
     pub fn byte_size(&self) -> u64 {

@@ -38,6 +38,8 @@ pub const INTERCEPTORS: &[InterceptorType] = &[
     interceptor::host::TYPE,
     interceptor::static_header::TYPE,
     interceptor::remove_header::TYPE,
+    interceptor::regex_filter::TYPE,
+    interceptor::search_replace::TYPE,
 ];
 
 /// Flume's channel types flumen does not have (alias, class; an empty alias: none).
@@ -89,16 +91,8 @@ pub const FLUME_ONLY_SINKS: &[(&str, &str)] = &[
 /// Flume's interceptor types flumen does not have.
 pub const FLUME_ONLY_INTERCEPTORS: &[(&str, &str)] = &[
     (
-        "regex_filter",
-        "org.apache.flume.interceptor.RegexFilteringInterceptor$Builder",
-    ),
-    (
         "regex_extractor",
         "org.apache.flume.interceptor.RegexExtractorInterceptor$Builder",
-    ),
-    (
-        "search_replace",
-        "org.apache.flume.interceptor.SearchAndReplaceInterceptor$Builder",
     ),
     (
         "",

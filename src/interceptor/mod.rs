@@ -9,8 +9,8 @@
 //! channel's, so metrics and logs are unchanged and sources need not know about interceptors.
 //!
 //! Invariants and consequences:
-//! - An interceptor may change an event's headers, or (returning `false`) drop it; none of
-//!   flumen's interceptors drops yet. Events are never reordered.
+//! - An interceptor may change an event's headers or body, or (returning `false`) drop it
+//!   (`regex_filter` does). Events are never reordered.
 //! - With several channels, each channel's copy of an event is intercepted separately, so the
 //!   `timestamp` header may differ by a millisecond between channels. A put retried after a
 //!   full channel is intercepted again, as in Flume, where the source re-submits the batch to
@@ -27,7 +27,9 @@ use crate::config::{AsAny, Registered};
 use crate::event::Event;
 
 pub mod host;
+pub mod regex_filter;
 pub mod remove_header;
+pub mod search_replace;
 pub mod static_header;
 pub mod timestamp;
 

@@ -1417,11 +1417,9 @@ fn listed_interceptor_without_type_is_an_error_naming_it() {
 #[test]
 fn other_interceptor_types_are_refused() {
     for (t, unsupported) in [
-        ("regex_filter", true),
         ("REGEX_EXTRACTOR", true),
-        ("search_replace", true),
         (
-            "org.apache.flume.interceptor.RegexFilteringInterceptor$Builder",
+            "org.apache.flume.interceptor.RegexExtractorInterceptor$Builder",
             true,
         ),
         (
