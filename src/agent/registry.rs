@@ -38,6 +38,8 @@ pub const INTERCEPTORS: &[InterceptorType] = &[
     interceptor::host::TYPE,
     interceptor::static_header::TYPE,
     interceptor::remove_header::TYPE,
+    interceptor::regex_extractor::TYPE,
+    interceptor::uuid::TYPE,
 ];
 
 /// Flume's channel types flumen does not have (alias, class; an empty alias: none).
@@ -93,16 +95,8 @@ pub const FLUME_ONLY_INTERCEPTORS: &[(&str, &str)] = &[
         "org.apache.flume.interceptor.RegexFilteringInterceptor$Builder",
     ),
     (
-        "regex_extractor",
-        "org.apache.flume.interceptor.RegexExtractorInterceptor$Builder",
-    ),
-    (
         "search_replace",
         "org.apache.flume.interceptor.SearchAndReplaceInterceptor$Builder",
-    ),
-    (
-        "",
-        "org.apache.flume.sink.solr.morphline.UUIDInterceptor$Builder",
     ),
     (
         "",

@@ -27,9 +27,11 @@ use crate::config::{AsAny, Registered};
 use crate::event::Event;
 
 pub mod host;
+pub mod regex_extractor;
 pub mod remove_header;
 pub mod static_header;
 pub mod timestamp;
+pub mod uuid;
 
 /// What an interceptor does to each event.
 pub trait Interceptor: fmt::Debug + Send + Sync {

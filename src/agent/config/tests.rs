@@ -1418,14 +1418,10 @@ fn listed_interceptor_without_type_is_an_error_naming_it() {
 fn other_interceptor_types_are_refused() {
     for (t, unsupported) in [
         ("regex_filter", true),
-        ("REGEX_EXTRACTOR", true),
+        ("MORPHLINE", false),
         ("search_replace", true),
         (
             "org.apache.flume.interceptor.RegexFilteringInterceptor$Builder",
-            true,
-        ),
-        (
-            "org.apache.flume.sink.solr.morphline.UUIDInterceptor$Builder",
             true,
         ),
         (
