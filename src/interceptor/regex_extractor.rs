@@ -328,7 +328,7 @@ impl RegexExtractor {
                             let n = self.unparsed.fetch_add(1, Ordering::Relaxed);
                             // The first, then one in 10,000: a stream of odd lines must not
                             // flood the log.
-                            if n % 10_000 == 0 {
+                            if n.is_multiple_of(10_000) {
                                 tracing::warn!(
                                     header = named.header.as_str(),
                                     value = m.as_str(),
