@@ -40,6 +40,8 @@ pub const INTERCEPTORS: &[InterceptorType] = &[
     interceptor::remove_header::TYPE,
     interceptor::regex_filter::TYPE,
     interceptor::search_replace::TYPE,
+    interceptor::regex_extractor::TYPE,
+    interceptor::uuid::TYPE,
 ];
 
 /// Flume's channel types flumen does not have (alias, class; an empty alias: none).
@@ -89,17 +91,7 @@ pub const FLUME_ONLY_SINKS: &[(&str, &str)] = &[
 ];
 
 /// Flume's interceptor types flumen does not have.
-pub const FLUME_ONLY_INTERCEPTORS: &[(&str, &str)] = &[
-    (
-        "regex_extractor",
-        "org.apache.flume.interceptor.RegexExtractorInterceptor$Builder",
-    ),
-    (
-        "",
-        "org.apache.flume.sink.solr.morphline.UUIDInterceptor$Builder",
-    ),
-    (
-        "",
-        "org.apache.flume.sink.solr.morphline.MorphlineInterceptor$Builder",
-    ),
-];
+pub const FLUME_ONLY_INTERCEPTORS: &[(&str, &str)] = &[(
+    "",
+    "org.apache.flume.sink.solr.morphline.MorphlineInterceptor$Builder",
+)];

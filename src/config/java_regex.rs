@@ -9,7 +9,7 @@
 //!
 //! | Java | Java's meaning | here |
 //! |---|---|---|
-//! | `\d \w \s \b` (and `\D \W \S \B`) | ASCII classes and word boundary | rewritten to the crate's ASCII forms (the crate's own are Unicode) |
+//! | `\d \w \s` (and `\D \W \S`), `\b \B` | ASCII classes (their negations: any other character) and word boundary | classes written out (`[0-9]`, `[^0-9]`, ...), boundaries the crate's ASCII forms (the crate's own are Unicode) |
 //! | `.` | any character but `\n`, `\r`, U+0085, U+2028, U+2029 | rewritten to that class (the crate's excludes `\n` only) |
 //! | `\Q...\E` | the text between, quoted | rewritten as escaped text |
 //! | `\p{..}`, `\P{..}` | POSIX and Java classes (`\p{Alpha}` is ASCII) | refused: the crate reads them as Unicode properties |
@@ -132,7 +132,15 @@ fn translate(p: &str) -> Result<String, String> {
                             "a negated class inside [...]: write the class out",
                         )
                     }
-                    'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'b' | 'B' => {
+                    // Classes written out: the crate's ASCII forms of the negated ones
+                    // (`(?-u:\S)`) match bytes, which a pattern run on text may not.
+                    'd' => out.push_str("[0-9]"),
+                    'D' => out.push_str("[^0-9]"),
+                    'w' => out.push_str("[0-9A-Za-z_]"),
+                    'W' => out.push_str("[^0-9A-Za-z_]"),
+                    's' => out.push_str(r"[ \t\n\x0B\f\r]"),
+                    'S' => out.push_str(r"[^ \t\n\x0B\f\r]"),
+                    'b' | 'B' => {
                         out.push_str("(?-u:\\");
                         out.push(e);
                         out.push(')');
@@ -221,6 +229,11 @@ mod tests {
         assert!(!r.matches_whole("é"));
         let r = compile(r"\s").expect("compiles");
         assert!(!r.find.is_match("\u{a0}"));
+        // The negated classes match any other character, non-ASCII included, as in Java.
+        let r = compile(r"(\S+) (\D+) (\W+)").expect("compiles");
+        let c = r.find.captures("héllo ab-é +é").expect("a match");
+        assert_eq!((&c[1], &c[2], &c[3]), ("héllo", "ab-é", "+é"));
+        assert!(!compile(r"\S").expect("compiles").find.is_match(" \t"));
     }
 
     #[test]

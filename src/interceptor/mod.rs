@@ -27,11 +27,13 @@ use crate::config::{AsAny, Registered};
 use crate::event::Event;
 
 pub mod host;
+pub mod regex_extractor;
 pub mod regex_filter;
 pub mod remove_header;
 pub mod search_replace;
 pub mod static_header;
 pub mod timestamp;
+pub mod uuid;
 
 /// What an interceptor does to each event.
 pub trait Interceptor: fmt::Debug + Send + Sync {
