@@ -32,6 +32,7 @@ pub mod bench_hdfs;
 pub mod bench_reopen;
 pub mod bench_taildir;
 pub mod channel_cmd;
+pub mod config_check;
 
 /// flumen: a Flume-compatible ingestion agent built around a durable file channel.
 #[derive(Debug, Parser)]
@@ -55,6 +56,9 @@ pub enum Command {
     /// Offline tools for a file channel's directories (the channel must not be running).
     #[command(subcommand)]
     Channel(channel_cmd::ChannelCommand),
+    /// Tools for Flume properties files (nothing is started).
+    #[command(subcommand)]
+    Config(config_check::ConfigCommand),
 }
 
 /// `flumen bench ...`
@@ -132,6 +136,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Bench(BenchCommand::Hdfs(args)) => bench_hdfs::run(&args),
         Command::Bench(BenchCommand::Taildir(args)) => bench_taildir::run(&args),
         Command::Channel(cmd) => channel_cmd::run(cmd),
+        Command::Config(cmd) => config_check::run(cmd),
     }
 }
 

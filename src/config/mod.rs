@@ -69,12 +69,22 @@ pub fn topology<'a>(
     agent: &str,
     env: &'a dyn Fn(&str) -> Option<String>,
 ) -> Result<Topology<'a>, ConfigError> {
-    let props = properties::parse(text).map_err(|e| ConfigError::Syntax {
+    topology::read(&parse_properties(text, file)?, file, agent, env)
+}
+
+/// The agents properties `text` defines, in order of first appearance: the name before the
+/// first dot of every `<agent>.sources`, `<agent>.channels` or `<agent>.sinks` key. `file`
+/// names the text in messages.
+pub fn agents(text: &str, file: &str) -> Result<Vec<String>, ConfigError> {
+    Ok(topology::agents(&parse_properties(text, file)?))
+}
+
+fn parse_properties(text: &str, file: &str) -> Result<properties::Properties, ConfigError> {
+    properties::parse(text).map_err(|e| ConfigError::Syntax {
         file: file.to_string(),
         line: e.line,
         message: e.message,
-    })?;
-    topology::read(&props, file, agent, env)
+    })
 }
 
 /// The configuration `flumen agent` runs when given no file (`crate::agent::config::embedded_default`

@@ -104,6 +104,25 @@ fn warn(warnings: &mut Vec<ConfigWarning>, file: &str, line: usize, key: &str, k
     })
 }
 
+/// The agents `props` defines: each key `<agent>.sources`, `<agent>.channels` or
+/// `<agent>.sinks` (the lists that make an agent) names one, in order of first appearance.
+/// Keys of other prefixes (a typo such as `agnet.sources.r1.type`) define no agent.
+pub(crate) fn agents(props: &Properties) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in &props.entries {
+        let Some((agent, list)) = p.key.trim().split_once('.') else {
+            continue;
+        };
+        if agent.is_empty() || !["sources", "channels", "sinks"].contains(&list) {
+            continue;
+        }
+        if !out.iter().any(|a| a == agent) {
+            out.push(agent.to_string());
+        }
+    }
+    out
+}
+
 /// Reads agent `agent`'s layout from `props` (read from `file`). `env` resolves
 /// `${env:NAME}` and Flume's global SSL variables.
 pub(crate) fn read<'a>(

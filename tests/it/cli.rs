@@ -1,7 +1,8 @@
 //! The channel tools through the real `flumen` binary, as an operator meets them after disk
 //! damage: verify finds the corrupt record (exit 1), repair quarantines it and says how many
 //! events were lost, verify is then clean, the channel opens with the default policy, and
-//! inspect shows what is left; and a benchmark whose stderr is closed still reports.
+//! inspect shows what is left; a benchmark whose stderr is closed still reports; and
+//! `flumen config check` reports topologies, warnings and errors of a file without running it.
 
 use std::path::Path;
 use std::process::Command;
@@ -130,5 +131,151 @@ fn a_bench_with_its_stderr_closed_still_prints_its_result() {
     assert!(
         last.starts_with('{') && last.contains("\"verified\":true"),
         "the JSON result is the last line: {stdout}"
+    );
+}
+
+/// `flumen config check -f FILE [-n AGENT]` on `text`, with the process's own environment.
+fn config_check(text: &str, name: Option<&str>) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("check.conf");
+    std::fs::write(&file, text).expect("write the config file");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_flumen"));
+    cmd.args(["config", "check", "-f"]).arg(&file);
+    if let Some(n) = name {
+        cmd.args(["-n", n]);
+    }
+    let out = cmd
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run the flumen binary");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const TWO_AGENTS: &str = "\
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = seq
+a1.sources.r1.channels = c1
+a1.sources.r1.interceptors = i1 i2
+a1.sources.r1.interceptors.i1.type = timestamp
+a1.sources.r1.interceptors.i2.type = host
+a1.channels.c1.type = memory
+a1.sinks.k1.type = null
+a1.sinks.k1.channel = c1
+
+b2.sources = s
+b2.channels = m
+b2.sinks = log
+b2.sources.s.type = seq
+b2.sources.s.channels = m
+b2.channels.m.type = memory
+b2.sinks.log.type = logger
+b2.sinks.log.channel = m
+";
+
+/// Without `-n`, every agent of the file is checked: both topologies, both `ok`, exit 0, and
+/// nothing was started (the report is on stdout alone).
+#[test]
+fn config_check_prints_every_agents_topology() {
+    let (code, out, err) = config_check(TWO_AGENTS, None);
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "agent a1: source r1 (seq) -> interceptors i1 (timestamp), i2 (host) -> channel c1 (memory) -> sink k1 (null)",
+            "agent a1: ok",
+            "agent b2: source s (seq) -> channel m (memory) -> sink log (logger)",
+            "agent b2: ok",
+        ],
+        "{out}"
+    );
+    // `-n` checks that agent alone.
+    let (code, out, _) = config_check(TWO_AGENTS, Some("b2"));
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("agent a1"), "{out}");
+    assert!(out.contains("agent b2: ok"), "{out}");
+}
+
+/// A misspelt key is a warning naming the file, line and the nearest known key; the agent
+/// still checks ok.
+#[test]
+fn config_check_warns_about_an_unknown_key() {
+    let text = format!("{TWO_AGENTS}a1.channels.c1.capacty = 500\n");
+    let (code, out, err) = config_check(&text, None);
+    assert_eq!(code, 0, "{out}{err}");
+    let warning = out
+        .lines()
+        .find(|l| l.starts_with("warning: "))
+        .unwrap_or_else(|| panic!("no warning in:\n{out}"));
+    assert!(
+        warning.contains("check.conf:21:")
+            && warning.contains("a1.channels.c1.capacty")
+            && warning.contains("a1.channels.c1.capacity"),
+        "{warning}"
+    );
+    assert!(
+        out.contains("agent a1: ok") && out.contains("agent b2: ok"),
+        "{out}"
+    );
+}
+
+/// An agent that does not parse is reported with its error's line, the other agents are still
+/// checked, and the exit status is 1.
+#[test]
+fn config_check_reports_an_error_with_its_line() {
+    let text = TWO_AGENTS.replace(
+        "b2.channels.m.type = memory",
+        "b2.channels.m.type = memory\nb2.channels.m.capacity = lots",
+    );
+    let (code, out, err) = config_check(&text, None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("agent a1: ok"), "{out}");
+    let error = out
+        .lines()
+        .find(|l| l.starts_with("agent b2: error: "))
+        .unwrap_or_else(|| panic!("no error for b2 in:\n{out}"));
+    assert!(
+        error.contains("check.conf:19:") && error.contains("b2.channels.m.capacity"),
+        "{error}"
+    );
+    assert!(!out.contains("agent b2: ok"), "{out}");
+}
+
+/// `-n` naming an agent the file does not define fails and lists the agents it does define.
+#[test]
+fn config_check_of_an_agent_the_file_does_not_define() {
+    let (code, out, err) = config_check(TWO_AGENTS, Some("a2"));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("agent a2: error:") && out.contains("`a2`") && out.contains("a1, b2"),
+        "{out}"
+    );
+    let (code, out, _) = config_check(TWO_AGENTS, None);
+    assert_eq!(code, 0, "{out}");
+}
+
+/// A file that cannot be read is one error line and exit 1.
+#[test]
+fn config_check_of_a_missing_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("nope.conf");
+    let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
+        .args(["config", "check", "-f"])
+        .arg(&missing)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("run the flumen binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.starts_with("error: ") && stdout.contains("nope.conf"),
+        "{stdout}"
     );
 }
