@@ -19,6 +19,9 @@ struct Run {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     ch: Arc<dyn Channel>,
+    pos_file: PathBuf,
+    /// The rewrite number of the positions when the source started.
+    start_seq: u64,
 }
 
 impl Run {
@@ -58,6 +61,8 @@ fn cfg(dir: &Path, pattern: &str) -> TaildirConfig {
 }
 
 fn start(cfg: TaildirConfig) -> Run {
+    let pos_file = cfg.position_file.clone();
+    let start_seq = position::load_current(&pos_file).map_or(0, |p| p.seq);
     let ch = memory(100_000, 1000);
     let src = TaildirSource::new(SourceContext::detached("r1", vec![Arc::clone(&ch)]), cfg)
         .expect("source");
@@ -68,6 +73,8 @@ fn start(cfg: TaildirConfig) -> Run {
         stop,
         thread: Some(thread),
         ch,
+        pos_file,
+        start_seq,
     }
 }
 
@@ -107,16 +114,33 @@ fn take_n(run: &Run, n: usize) -> Vec<Event> {
     got
 }
 
-/// Nothing more arrives within a moment (for "not delivered twice" checks, after the
-/// expected events were seen).
-fn assert_quiet(run: &Run) {
-    let mut more = Vec::new();
-    let end = Instant::now() + Duration::from_millis(300);
-    while Instant::now() < end {
-        drain(run.ch.as_ref(), &mut more);
-        std::thread::sleep(Duration::from_millis(20));
+/// Once the source recorded (after it started) each of `files` at its position, nothing but
+/// what was already taken is in the channel: a position moves only after the commit of the
+/// lines before it, so a duplicate or a fragment put on the way is there by then.
+fn assert_settled(run: &Run, files: &[(&Path, u64)]) {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = position::load_current(&run.pos_file).unwrap_or_default();
+        let at = |f: &Path, pos: u64| {
+            let ino = std::fs::metadata(f).expect("stat").ino();
+            now.entries.iter().any(|e| e.inode == ino && e.pos == pos)
+        };
+        if now.seq > run.start_seq && files.iter().all(|&(f, pos)| at(f, pos)) {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out waiting for the positions {files:?}: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
+    let mut more = Vec::new();
+    drain(run.ch.as_ref(), &mut more);
     assert!(more.is_empty(), "unexpected events: {:?}", bodies(&more));
+}
+
+fn size(f: &Path) -> u64 {
+    std::fs::metadata(f).expect("stat").len()
 }
 
 fn append(path: &Path, text: &str) {
@@ -182,7 +206,7 @@ fn follows_growth_and_joins_lines_split_across_writes() {
     let got = take_n(&run, 25);
     assert_eq!(bodies(&got), want("a", 0, 25));
     // The unterminated line is held, not put as a fragment.
-    assert_quiet(&run);
+    assert_settled(&run, &[(&f, size(&f) - "a-25 first half".len() as u64)]);
     append(&f, " second half\r\na-26\n");
     let got = take_n(&run, 2);
     assert_eq!(bodies(&got), ["a-25 first half second half", "a-26"]);
@@ -222,7 +246,7 @@ fn restart_resumes_at_the_committed_position_without_rereading() {
     append(&f, &lines("a", 30, 40));
     let run = start(c);
     assert_eq!(bodies(&take_n(&run, 10)), want("a", 30, 40));
-    assert_quiet(&run);
+    assert_settled(&run, &[(&f, size(&f))]);
     run.stop();
 }
 
@@ -346,7 +370,7 @@ fn a_flume_position_inside_a_line_resumes_at_that_lines_start() {
     write_flume_position(&c, &f, 15);
     let run = start(c);
     assert_eq!(bodies(&take_n(&run, 2)), ["second line", "third"]);
-    assert_quiet(&run);
+    assert_settled(&run, &[(&f, size(&f))]);
     run.stop();
 }
 
@@ -359,7 +383,7 @@ fn a_flume_position_at_a_line_start_is_taken_as_it_is() {
     write_flume_position(&c, &f, 11);
     let run = start(c);
     assert_eq!(bodies(&take_n(&run, 1)), ["second line"]);
-    assert_quiet(&run);
+    assert_settled(&run, &[(&f, size(&f))]);
     run.stop();
 }
 
@@ -388,7 +412,7 @@ fn new_files_headers_and_skip_to_end() {
     assert_eq!(got[0].header("file"), Some(new.to_str().expect("utf-8")));
     assert_eq!(got[1].header(BYTE_OFFSET_HEADER), Some("4"));
     assert_eq!(got[2].header(BYTE_OFFSET_HEADER), Some("30"));
-    assert_quiet(&run);
+    assert_settled(&run, &[(&old, size(&old)), (&new, size(&new))]);
     run.stop();
 }
 
@@ -408,7 +432,7 @@ fn an_idle_file_puts_its_unterminated_last_line_whole() {
     append(&f, "\nnext\n");
     let got = take_n(&run, 1);
     assert_eq!(bodies(&got), ["next"]);
-    assert_quiet(&run);
+    assert_settled(&run, &[(&f, size(&f))]);
     run.stop();
 }
 
@@ -510,7 +534,7 @@ fn the_journal_is_used_when_newer_than_the_position_file_and_ignored_when_older(
     drop(j);
     let run = start(c.clone());
     assert_eq!(bodies(&take_n(&run, 4)), want("a", 6, 10));
-    assert_quiet(&run);
+    assert_settled(&run, &[(&f, 40)]);
     run.stop();
     // A clean stop folded it into the position file and emptied the journal.
     assert_eq!(
@@ -523,7 +547,7 @@ fn the_journal_is_used_when_newer_than_the_position_file_and_ignored_when_older(
     j.append(1, &position::render(&[at(0)], 1)).expect("append");
     drop(j);
     let run = start(c);
-    assert_quiet(&run);
+    assert_settled(&run, &[(&f, 40)]);
     run.stop();
 }
 
@@ -548,6 +572,6 @@ fn a_file_rotated_away_while_the_agent_was_down_is_read_to_its_end() {
     let mut expect = [want("a", 5, 8), want("b", 0, 2)].concat();
     expect.sort();
     assert_eq!(got, expect);
-    assert_quiet(&run);
+    assert_settled(&run, &[(&f, size(&f)), (&rotated, size(&rotated))]);
     run.stop();
 }
