@@ -444,6 +444,29 @@ impl<'a> Keys<'a> {
         });
     }
 
+    /// Accepts charset key `key` (default UTF-8) only when it names UTF-8 in one of Java's
+    /// spellings; `feature` names it in the error ("the exec charset") and `why` says what
+    /// flumen does instead.
+    pub fn utf8_only(
+        &mut self,
+        key: &'static str,
+        feature: &str,
+        why: &str,
+    ) -> Result<(), ConfigError> {
+        self.document_default(key, "UTF-8");
+        if let Some(v) = self.get(key) {
+            if !super::values::is_utf8_name(&v.value) {
+                return Err(self.unsupported(
+                    key,
+                    v.line,
+                    format!("{feature} `{}`", v.value),
+                    format!("{why}; remove the key or set it to UTF-8"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Accepts `key` only when it is absent or one of `accepted` (case-insensitively).
     pub fn only(
         &mut self,

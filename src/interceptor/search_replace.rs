@@ -24,7 +24,6 @@
 
 use super::{Interceptor, InterceptorSpec, InterceptorType};
 use crate::config::java_regex::{self, JavaRegex};
-use crate::config::values::is_utf8_name;
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
 use regex::Captures;
@@ -71,17 +70,11 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn InterceptorSpec>, ConfigError> {
         Some(v) => read_replacement(&v.value, &search_pattern)
             .map_err(|e| keys.bad("replaceString", &v, e))?,
     };
-    keys.document_default("charset", "UTF-8");
-    if let Some(v) = keys.get("charset") {
-        if !is_utf8_name(&v.value) {
-            return Err(keys.unsupported(
-                "charset",
-                v.line,
-                format!("the search_replace charset `{}`", v.value),
-                "Bodies are read and written as UTF-8; remove the key or set it to UTF-8",
-            ));
-        }
-    }
+    keys.utf8_only(
+        "charset",
+        "the search_replace charset",
+        "Bodies are read and written as UTF-8",
+    )?;
     Ok(Box::new(SearchReplaceConfig {
         search_pattern,
         replacement,

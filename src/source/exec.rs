@@ -32,7 +32,6 @@ use std::time::Duration;
 use super::lines::{spawn_line_reader, trim_line_end, LinePump, Pumped};
 use super::{Source, SourceContext, SourceError, SourceSpec, SourceType};
 use crate::channel::Channel;
-use crate::config::values::is_utf8_name;
 use crate::config::{ConfigError, Keys, Registered};
 use crate::metrics::ComponentCounters;
 use crate::stop::sleep_unless_stopped;
@@ -95,17 +94,11 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
     let batch_size = keys.size("batchSize", d.batch_size, 1, "events")?;
     let batch_timeout = keys.millis("batchTimeout", d.batch_timeout, 1)?;
     let log_stderr = keys.boolean("logStdErr", d.log_stderr)?;
-    keys.document_default("charset", "UTF-8");
-    if let Some(v) = keys.get("charset") {
-        if !is_utf8_name(&v.value) {
-            return Err(keys.unsupported(
-                "charset",
-                v.line,
-                format!("the exec charset `{}`", v.value),
-                "Output is read as UTF-8 bytes; remove the key or set it to UTF-8",
-            ));
-        }
-    }
+    keys.utf8_only(
+        "charset",
+        "the exec charset",
+        "Output is read as UTF-8 bytes",
+    )?;
     Ok(Box::new(ExecConfig {
         shell,
         restart,
