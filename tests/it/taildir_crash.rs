@@ -1048,36 +1048,12 @@ fn tailed_files(dir: &Path) -> Vec<(PathBuf, u64, u64)> {
 
 #[test]
 fn taildir_new_file_with_a_deleted_files_inode_is_read_from_its_first_line() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let logs = dir.path().join("logs");
-    std::fs::create_dir(&logs).expect("create the log directory");
-    let pos_file = dir.path().join("taildir_position.json");
-    let conf = dir.path().join("agent.properties");
-    std::fs::write(
-        &conf,
-        format!(
-            "a1.sources = r1\n\
-             a1.channels = c1\n\
-             a1.sources.r1.type = TAILDIR\n\
-             a1.sources.r1.channels = c1\n\
-             a1.sources.r1.filegroups = g\n\
-             a1.sources.r1.filegroups.g = {logs}/app-.*\\\\.log\n\
-             a1.sources.r1.headers.g.origin = reuse\n\
-             a1.sources.r1.fileHeader = true\n\
-             a1.sources.r1.skipToEnd = false\n\
-             a1.sources.r1.positionFile = {pos}\n\
-             a1.sources.r1.batchSize = {BATCH}\n\
-             a1.channels.c1.type = file\n\
-             a1.channels.c1.checkpointDir = {cp}\n\
-             a1.channels.c1.dataDirs = {data}\n\
-             a1.channels.c1.minimumRequiredSpace = 1048576\n",
-            logs = logs.display(),
-            pos = pos_file.display(),
-            cp = dir.path().join("checkpoint").display(),
-            data = dir.path().join("data").display(),
-        ),
-    )
-    .expect("write config");
+    let rig = Rig::with_source_keys(
+        "a1.sources.r1.headers.g.origin = reuse\n\
+         a1.sources.r1.fileHeader = true\n\
+         a1.sources.r1.skipToEnd = false\n",
+    );
+    let (dir, logs, pos_file, conf) = (&rig.dir, &rig.logs, &rig.pos_file, &rig.conf);
 
     // Round 0 writes three files; each later round, with the agent stopped, deletes every
     // file and makes new ones until one gets a deleted file's inode number, names it as that
@@ -1096,8 +1072,8 @@ fn taildir_new_file_with_a_deleted_files_inode_is_read_from_its_first_line() {
                 gens.insert(next_gen, (path, lines));
             }
         } else {
-            let before = positions(&pos_file).expect("a position file after a run");
-            let old: Vec<(PathBuf, u64, u64)> = tailed_files(&logs);
+            let before = positions(pos_file).expect("a position file after a run");
+            let old: Vec<(PathBuf, u64, u64)> = tailed_files(logs);
             for (p, _, _) in &old {
                 std::fs::remove_file(p).expect("delete a log file");
             }
@@ -1158,14 +1134,14 @@ fn taildir_new_file_with_a_deleted_files_inode_is_read_from_its_first_line() {
                 }
             }
         }
-        let mut agent = Agent::start(dir.path(), &conf, "a1", &round.to_string());
+        let mut agent = Agent::start(dir.path(), conf, "a1", &round.to_string());
         agent.wait_for(
             &format!("round {round}: waiting for every file's position to reach its end"),
             |_| {
-                let Some(pos) = positions(&pos_file) else {
+                let Some(pos) = positions(pos_file) else {
                     return false;
                 };
-                tailed_files(&logs)
+                tailed_files(logs)
                     .iter()
                     .all(|(_, ino, len)| pos.iter().any(|e| e.0 == *ino && e.1 == *len))
             },
@@ -1266,6 +1242,11 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
+        Rig::with_source_keys("")
+    }
+
+    /// A rig whose source also has `extra` keys (lines ending in `\n`).
+    fn with_source_keys(extra: &str) -> Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let logs = dir.path().join("logs");
         std::fs::create_dir(&logs).expect("create the log directory");
@@ -1282,6 +1263,7 @@ impl Rig {
                  a1.sources.r1.filegroups.g = {logs}/app-.*\\\\.log\n\
                  a1.sources.r1.positionFile = {pos}\n\
                  a1.sources.r1.batchSize = {BATCH}\n\
+                 {extra}\
                  a1.channels.c1.type = file\n\
                  a1.channels.c1.checkpointDir = {cp}\n\
                  a1.channels.c1.dataDirs = {data}\n\
