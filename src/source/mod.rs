@@ -138,7 +138,14 @@ pub fn put_all(
     events: &[Event],
     stop: &AtomicBool,
 ) -> Result<(), PutError> {
-    put_all_with(source, channels, events, stop, ReportPolicy::default())
+    put_all_with(
+        source,
+        channels,
+        events,
+        stop,
+        ReportPolicy::default(),
+        PUT_BACKOFF_MAX,
+    )
 }
 
 /// [`put_all`] whose wait between attempts on a full channel grows up to `max_backoff` (a
@@ -150,7 +157,7 @@ pub fn put_all_backoff(
     stop: &AtomicBool,
     max_backoff: Duration,
 ) -> Result<(), PutError> {
-    put_all_capped(
+    put_all_with(
         source,
         channels,
         events,
@@ -161,16 +168,6 @@ pub fn put_all_backoff(
 }
 
 fn put_all_with(
-    source: &str,
-    channels: &[Arc<dyn Channel>],
-    events: &[Event],
-    stop: &AtomicBool,
-    policy: ReportPolicy,
-) -> Result<(), PutError> {
-    put_all_capped(source, channels, events, stop, policy, PUT_BACKOFF_MAX)
-}
-
-fn put_all_capped(
     source: &str,
     channels: &[Arc<dyn Channel>],
     events: &[Event],
@@ -457,7 +454,14 @@ mod tests {
             with_captured(&into, || {
                 let stop = AtomicBool::new(false);
                 for _ in 0..batches {
-                    let r = put_all_with("r1", &[Arc::clone(&ch)], &events(5), &stop, policy);
+                    let r = put_all_with(
+                        "r1",
+                        &[Arc::clone(&ch)],
+                        &events(5),
+                        &stop,
+                        policy,
+                        PUT_BACKOFF_MAX,
+                    );
                     assert!(r.is_ok(), "put_all gave up");
                 }
             });
