@@ -32,6 +32,7 @@ mod memory;
 mod metrics;
 mod model;
 mod scan_agreement;
+mod serializers;
 mod sink_errors;
 mod spooldir;
 mod taildir_bad_input;
