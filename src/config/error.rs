@@ -166,6 +166,8 @@ pub enum WarningKind {
     NotSubstituted { reference: String },
     /// A key that is not of the form `<agent>.<...>`; Flume ignores it too.
     NoAgentPrefix,
+    /// A setting that works but probably not as meant; `advice` says why and what to do.
+    Surprise { advice: String },
 }
 
 impl fmt::Display for ConfigWarning {
@@ -204,6 +206,7 @@ impl fmt::Display for ConfigWarning {
                 f,
                 "not of the form <agent>.<sources|channels|sinks>...; ignored"
             ),
+            WarningKind::Surprise { advice } => f.write_str(advice),
         }
     }
 }
