@@ -312,7 +312,12 @@ impl Sink for FileRollSink {
             .and_then(|()| cur.serializer.flush(&mut self.buf));
         if let Err(e) = encoded {
             cur.serializer.discard();
-            let err = SinkError::new(&self.name, format!("{}: {e}", cur.path.display()));
+            // Only an in-memory compressor fails here; the retry encodes the batch afresh.
+            let err = SinkError::with_retry(
+                &self.name,
+                Retry::Retryable,
+                SinkCause::Other(format!("encoding a batch for {}: {e}", cur.path.display())),
+            );
             self.current = Some(cur);
             return Err(err);
         }

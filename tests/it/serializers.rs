@@ -1,5 +1,5 @@
 //! The event serializers against the Java implementations they copy: files `flumen agent`
-//! writes with `AVRO_EVENT` (null and deflate codecs) through `file_roll`, and through the
+//! writes with `AVRO_EVENT` (null, deflate and snappy codecs) through `file_roll`, and through the
 //! hdfs sink into the shared MiniDFSCluster, are read by Apache Avro's own `DataFileReader`
 //! (`flumen.test.AvroDump` in `tests/avro`), event by event, headers and body; and the
 //! `HEADER_AND_TEXT` file flumen writes is compared byte for byte with the one Apache Flume
@@ -122,16 +122,16 @@ fn avro_event_files_read_by_avro_and_header_and_text_as_flume_writes_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = |name: &str| dir.path().join(name);
 
-    // flumen: one avro source replicated to three file_roll sinks.
+    // flumen: one avro source replicated to four file_roll sinks.
     let port = free_port();
     let mut props = format!(
         "a1.sources = r1\n\
-         a1.channels = c1 c2 c3\n\
-         a1.sinks = k1 k2 k3\n\
+         a1.channels = c1 c2 c3 c4\n\
+         a1.sinks = k1 k2 k3 k4\n\
          a1.sources.r1.type = avro\n\
          a1.sources.r1.bind = 127.0.0.1\n\
          a1.sources.r1.port = {port}\n\
-         a1.sources.r1.channels = c1 c2 c3\n"
+         a1.sources.r1.channels = c1 c2 c3 c4\n"
     );
     for (k, sink_dir, serializer) in [
         ("1", "avro-null", "avro_event\n"),
@@ -143,6 +143,12 @@ fn avro_event_files_read_by_avro_and_header_and_text_as_flume_writes_it() {
              a1.sinks.k2.sink.serializer.syncIntervalBytes = 2000\n",
         ),
         ("3", "text", "header_and_text\n"),
+        (
+            "4",
+            "avro-snappy",
+            "org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder\n\
+             a1.sinks.k4.sink.serializer.compressionCodec = snappy\n",
+        ),
     ] {
         props.push_str(&format!(
             "a1.channels.c{k}.type = memory\n\
@@ -190,7 +196,7 @@ fn avro_event_files_read_by_avro_and_header_and_text_as_flume_writes_it() {
         let (ok, stdout, stderr) = avro_send_with(p, 0, EVENTS, BATCH, &props);
         assert!(ok, "AvroSend to {p} failed:\n{stdout}\n{stderr}");
     }
-    wait_drained(&mut run, mport, &["k1", "k2", "k3"], EVENTS);
+    wait_drained(&mut run, mport, &["k1", "k2", "k3", "k4"], EVENTS);
     flume.poll("waiting for Flume's sink to commit every event", |f| {
         (f.try_counter("SINK.k1", "EventDrainSuccessCount")? == EVENTS as u64).then_some(())
     });
@@ -199,7 +205,11 @@ fn avro_event_files_read_by_avro_and_header_and_text_as_flume_writes_it() {
     flume.stop();
 
     let want: Vec<String> = (0..EVENTS).map(expected_record).collect();
-    for (sink_dir, codec) in [("avro-null", "null"), ("avro-deflate", "deflate")] {
+    for (sink_dir, codec) in [
+        ("avro-null", "null"),
+        ("avro-deflate", "deflate"),
+        ("avro-snappy", "snappy"),
+    ] {
         let f = files(&out(sink_dir));
         assert_eq!(f.len(), 1, "{f:?}");
         let (codecs, records) = avro_dump(&f);

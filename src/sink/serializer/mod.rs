@@ -354,6 +354,28 @@ mod tests {
     }
 
     #[test]
+    fn keys_another_type_reads_are_warned_about_as_ignored() {
+        let mut keys = Keys::from_pairs(
+            "sinks",
+            "k1",
+            &[
+                ("sink.serializer", "text"),
+                ("sink.serializer.compressionCodec", "deflate"),
+            ],
+        );
+        let spec = parse(&mut keys, &FILE_ROLL_KEYS).expect("parse");
+        assert_eq!(spec, SerializerSpec::default());
+        let mut warnings = Vec::new();
+        keys.finish(&mut warnings);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let w = warnings[0].to_string();
+        assert!(
+            w.contains("sink.serializer.compressionCodec") && w.contains("TEXT"),
+            "{w}"
+        );
+    }
+
+    #[test]
     fn custom_classes_and_bad_values_are_refused_naming_the_key() {
         let e = parse_pairs(&[("serializer", "com.example.MySerializer$Builder")])
             .expect_err("custom class")
