@@ -29,6 +29,7 @@ use std::thread::JoinHandle;
 use crate::channel::{Channel, ChannelError};
 use crate::interceptor::{InterceptingChannel, InterceptorChain};
 use crate::metrics::{ChannelTimes, ComponentCounters, ComponentType, MetricsServer, Registry};
+use crate::sink::group::GroupRunner;
 use crate::sink::{SinkError, SinkRunner};
 use crate::source::{SourceContext, SourceError};
 
@@ -51,6 +52,10 @@ pub enum AgentError {
     /// this, so it means a programming error).
     #[error("{component}: channel `{channel}` is not defined")]
     UnknownChannel { component: String, channel: String },
+    /// A sink group names a sink that was not built (the configuration layer checks this,
+    /// so it means a programming error).
+    #[error("sink group `{group}`: sink `{sink}` is not defined")]
+    UnknownSink { group: String, sink: String },
     /// A thread could not be started or setting up signal handling failed.
     #[error("{what}: {cause}")]
     Os { what: String, cause: std::io::Error },
@@ -64,7 +69,8 @@ struct Running {
     name: String,
     kind: &'static str,
     thread: JoinHandle<()>,
-    counters: Arc<ComponentCounters>,
+    /// The counters of what the thread runs: one source or sink, or a sink group's sinks.
+    counters: Vec<Arc<ComponentCounters>>,
 }
 
 /// How to run an agent beyond its configuration.
@@ -199,6 +205,38 @@ impl Agent {
             })?;
             sources.push((s.name.clone(), s.type_name, src, counters));
         }
+        // A sink group's sinks run on the group's thread; every other sink on its own.
+        let mut groups = Vec::new();
+        for g in &cfg.sinkgroups {
+            let mut members = Vec::new();
+            for sink in &g.sinks {
+                match runners.iter().position(|(_, r)| r.name == *sink) {
+                    Some(i) => members.push(runners.remove(i).1),
+                    None => {
+                        return Err(AgentError::UnknownSink {
+                            group: g.name.clone(),
+                            sink: sink.clone(),
+                        })
+                    }
+                }
+            }
+            let processor = g.spec.build(&g.name, &g.sinks);
+            tracing::info!(
+                group = %g.name,
+                "sink group `{}` drives sinks {} with processor {}",
+                g.name,
+                g.sinks.join(", "),
+                processor.describe()
+            );
+            groups.push((
+                g.type_name,
+                GroupRunner {
+                    name: g.name.clone(),
+                    processor,
+                    sinks: members,
+                },
+            ));
+        }
         for (kind, runner) in runners {
             let name = runner.name.clone();
             let counters = Arc::clone(&runner.counters);
@@ -206,6 +244,26 @@ impl Agent {
             let thread = spawn(&format!("sink-{name}"), move || runner.run(stop))?;
             counters.times().started();
             tracing::info!(sink = %name, "sink `{name}` ({kind}) started");
+            self.sinks.push(Running {
+                name,
+                kind,
+                thread,
+                counters: vec![counters],
+            });
+        }
+        for (kind, group) in groups {
+            let name = group.name.clone();
+            let counters: Vec<_> = group
+                .sinks
+                .iter()
+                .map(|s| Arc::clone(&s.counters))
+                .collect();
+            let stop = Arc::clone(&self.sink_stop);
+            let thread = spawn(&format!("sinkgroup-{name}"), move || group.run(stop))?;
+            for c in &counters {
+                c.times().started();
+            }
+            tracing::info!(group = %name, "sink group `{name}` ({kind}) started");
             self.sinks.push(Running {
                 name,
                 kind,
@@ -222,7 +280,7 @@ impl Agent {
                 name,
                 kind,
                 thread,
-                counters,
+                counters: vec![counters],
             });
         }
         Ok(())
@@ -324,7 +382,9 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 
 fn join(r: Running, role: &str, errors: &mut Vec<String>) {
     let joined = r.thread.join();
-    r.counters.times().stopped();
+    for c in &r.counters {
+        c.times().stopped();
+    }
     match joined {
         Ok(()) => tracing::info!("{role} `{}` ({}) stopped", r.name, r.kind),
         Err(_) => errors.push(format!("{role} `{}` ({}) panicked", r.name, r.kind)),
@@ -424,6 +484,7 @@ mod tests {
                     ..FileRollConfig::new(&out)
                 }),
             }],
+            sinkgroups: Vec::new(),
         };
         let agent = Agent::start(&cfg).expect("start");
         wait_until("1000 lines", || read_lines(&out).len() >= 1000);

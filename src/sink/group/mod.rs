@@ -1,0 +1,220 @@
+//! Sink groups (Flume's SinkGroup and SinkProcessor): several sinks driven by one runner
+//! thread, [`GroupRunner`], which asks the group's [`SinkProcessor`] in which order to try
+//! its sinks for the next batch and tells it how each try went.
+//!
+//! A round: the processor names the sinks to try, best first; the runner has the first one
+//! take a batch from its own channel and process it. A delivered batch or an empty channel
+//! ends the round; a failure (the sink's, or its channel's) is fed to the processor, which
+//! may penalise the sink, and the next sink of the order is tried at once, as Flume's
+//! processors do. When every sink failed, or every one is penalised, the runner waits (a
+//! growing backoff, or until the earliest penalty ends) and starts a new round. Each sink
+//! keeps its own channel, counters and failure log, exactly as when it runs alone (see
+//! [`super::SinkRunner`]): only the choice of the sink is the group's.
+//!
+//! Invariants: a failure never loses events (the take is rolled back before the processor
+//! hears of it); a processor is sans-IO (it is handed the time, and only chooses), so its
+//! choice logic is unit-tested without threads; the processors never name a sink type.
+//!
+//! Processors: [`default`] (one sink, Flume's DefaultSinkProcessor), [`failover`] (the
+//! highest-priority live sink, failed sinks penalised), [`load_balance`] (round robin or
+//! random, optionally backing off failed sinks). Each parses its own `processor.*` keys.
+//! The metrics show which sink a group uses: each sink's `Active` gauge (see
+//! [`GroupRunner`]).
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Backoff, Drain, Outcome, RunnerPolicy, SinkRunner, IDLE_BACKOFF_START};
+use crate::config::{AsAny, ConfigError, Keys, Registered};
+use crate::metrics::Counter;
+use crate::stop::sleep_unless_stopped;
+
+pub mod default;
+pub mod failover;
+pub mod load_balance;
+
+/// A sink processor's parsed `processor.*` keys.
+pub trait SinkProcessorSpec: fmt::Debug + AsAny + Send + Sync {
+    /// Checks the keys against the group's sinks (`sinks`, in the order written), e.g. that
+    /// each `priority.<sink>` names one; `keys` are the processor's keys, for the error's or
+    /// warning's file, line and key.
+    fn check(&self, keys: &mut Keys<'_>, sinks: &[String]) -> Result<(), ConfigError>;
+
+    /// The processor for group `group` of `sinks` (indexes below are into `sinks`).
+    fn build(&self, group: &str, sinks: &[String]) -> Box<dyn SinkProcessor>;
+}
+
+/// A sink processor type as the agent's registry lists it.
+pub type SinkProcessorType = Registered<dyn SinkProcessorSpec>;
+
+/// The group's sink changed from `from` to `to` (indexes into the group's sinks): what the
+/// runner logs, once per change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Switch {
+    pub from: usize,
+    pub to: usize,
+    /// `to` is preferred to `from` (a failover group returning to a higher priority): logged
+    /// at INFO; a switch to a less preferred sink is logged at WARN.
+    pub back: bool,
+}
+
+/// Chooses the sink of a group for each batch. Sans-IO: every call is handed the time.
+pub trait SinkProcessor: Send {
+    /// The sinks to try for the next batch, best first (indexes into the group's sinks);
+    /// empty when every sink is penalised.
+    fn order(&mut self, now: Instant) -> Vec<usize>;
+
+    /// Sink `sink` delivered a batch. Returns the switch to log when the group now sends to
+    /// another sink than before.
+    fn delivered(&mut self, sink: usize, now: Instant) -> Option<Switch>;
+
+    /// Sink `sink` found its channel empty (no sign either way of whether it works).
+    fn idle(&mut self, _sink: usize, _now: Instant) {}
+
+    /// Sink `sink` failed a batch; returns how long until it is tried again (its penalty, or
+    /// zero when the processor does not penalise).
+    fn failed(&mut self, sink: usize, now: Instant) -> Duration;
+
+    /// Whether sink `sink` is one the group sends to now (the `Active` gauge).
+    fn is_active(&self, sink: usize, now: Instant) -> bool;
+
+    /// When every sink is penalised: how long until the first penalty ends.
+    fn next_due(&self, _now: Instant) -> Option<Duration> {
+        None
+    }
+
+    /// How the processor describes itself in the start-up log line.
+    fn describe(&self) -> String;
+}
+
+/// Drives the sinks of one group on one thread. See the module docs.
+pub struct GroupRunner {
+    pub name: String,
+    pub processor: Box<dyn SinkProcessor>,
+    /// The group's sinks, in the order of the group's `sinks` key.
+    pub sinks: Vec<SinkRunner>,
+}
+
+impl GroupRunner {
+    /// Runs until `stop` is set, then finishes the batch in hand and stops every sink.
+    pub fn run(self, stop: Arc<AtomicBool>) {
+        self.run_with(stop, RunnerPolicy::default());
+    }
+
+    /// [`GroupRunner::run`] with other waits and report intervals than the agent's.
+    pub fn run_with(self, stop: Arc<AtomicBool>, policy: RunnerPolicy) {
+        let GroupRunner {
+            name,
+            mut processor,
+            sinks,
+        } = self;
+        let mut sinks: Vec<Drain> = sinks.into_iter().map(|s| Drain::new(s, policy)).collect();
+        let names: Vec<String> = sinks.iter().map(|d| d.name().to_string()).collect();
+        let mut idle = IDLE_BACKOFF_START;
+        let mut backoff = Backoff::new(policy);
+        update_gauges(processor.as_ref(), &sinks, Instant::now());
+        'rounds: while !stop.load(Ordering::Acquire) {
+            let now = Instant::now();
+            for d in &mut sinks {
+                d.between_batches(now);
+            }
+            let order = processor.order(now);
+            if order.is_empty() {
+                update_gauges(processor.as_ref(), &sinks, now);
+                let wait = processor
+                    .next_due(now)
+                    .unwrap_or(policy.backoff_max)
+                    .clamp(Duration::from_millis(1), policy.backoff_max);
+                sleep_unless_stopped(wait, &stop);
+                continue;
+            }
+            let mut empty = None;
+            let mut delivered = false;
+            let mut all_retryable = true;
+            for i in order {
+                let Some(d) = sinks.get_mut(i) else {
+                    continue;
+                };
+                let p = &mut processor;
+                let b = &backoff;
+                let outcome = d.once(&mut |retryable| {
+                    all_retryable &= retryable;
+                    let penalty = p.failed(i, Instant::now());
+                    // A processor without penalties retries at the group's backoff.
+                    if penalty.is_zero() {
+                        b.peek(retryable)
+                    } else {
+                        penalty
+                    }
+                });
+                match outcome {
+                    Outcome::Closed => break 'rounds,
+                    Outcome::Failed => continue,
+                    Outcome::Empty => {
+                        processor.idle(i, Instant::now());
+                        empty = Some(i);
+                    }
+                    Outcome::Delivered => {
+                        if let Some(s) = processor.delivered(i, Instant::now()) {
+                            log_switch(&name, &names, s);
+                        }
+                        delivered = true;
+                    }
+                }
+                break;
+            }
+            update_gauges(processor.as_ref(), &sinks, Instant::now());
+            if delivered {
+                idle = IDLE_BACKOFF_START;
+                backoff.reset();
+            } else if let Some(i) = empty {
+                backoff.reset();
+                if let Some(d) = sinks.get(i) {
+                    idle = d.wait_for_events(idle);
+                }
+            } else {
+                // Every sink tried failed (each failure is logged by its sink).
+                let wait = backoff.after_failure(all_retryable);
+                tracing::debug!(group = %name, "sink group `{name}`: every sink failed");
+                sleep_unless_stopped(wait, &stop);
+            }
+        }
+        for d in sinks {
+            d.finish();
+        }
+    }
+}
+
+fn update_gauges(processor: &dyn SinkProcessor, sinks: &[Drain], now: Instant) {
+    for (i, d) in sinks.iter().enumerate() {
+        d.counters()
+            .set(Counter::Active, u64::from(processor.is_active(i, now)));
+    }
+}
+
+fn log_switch(group: &str, names: &[String], s: Switch) {
+    let name = |i: usize| names.get(i).map_or("?", String::as_str);
+    let (from, to) = (name(s.from), name(s.to));
+    if s.back {
+        tracing::info!(
+            group,
+            "sink group `{group}`: back to sink `{to}` from `{from}`: `{to}` delivers again"
+        );
+    } else {
+        tracing::warn!(
+            group,
+            "sink group `{group}`: switched from sink `{from}` to `{to}`: `{from}` failed and \
+             is retried after its penalty"
+        );
+    }
+}
+
+/// Flume's penalty for the `fails`-th failure in a row: 1 s doubled `fails` times, at most
+/// `max` (Flume's FailoverSinkProcessor and its load balancer's backoff share the formula).
+pub(crate) fn penalty(fails: u32, max: Duration) -> Duration {
+    let unit = Duration::from_secs(1);
+    // 2^16 s is past any sensible cap; stop doubling there so the shift cannot overflow.
+    unit.saturating_mul(1u32 << fails.min(16)).min(max)
+}
