@@ -33,6 +33,7 @@ mod metrics;
 mod model;
 mod scan_agreement;
 mod sink_errors;
+mod sink_groups;
 mod spooldir;
 mod taildir_bad_input;
 mod taildir_crash;
