@@ -166,6 +166,9 @@ pub enum WarningKind {
     NotSubstituted { reference: String },
     /// A key that is not of the form `<agent>.<...>`; Flume ignores it too.
     NoAgentPrefix,
+    /// A sink group has the name of a sink that runs on its own: flumen runs both, but
+    /// Flume keys its sink runners by name, so one replaces the other there.
+    GroupNamedLikeSink { sink: String },
 }
 
 impl fmt::Display for ConfigWarning {
@@ -203,6 +206,10 @@ impl fmt::Display for ConfigWarning {
             WarningKind::NoAgentPrefix => write!(
                 f,
                 "not of the form <agent>.<sources|channels|sinks>...; ignored"
+            ),
+            WarningKind::GroupNamedLikeSink { sink } => write!(
+                f,
+                "this sink group has the name of sink `{sink}`, which is in no group: flumen runs both, but Flume would run only one of them (it keys its sink runners by name); rename the group"
             ),
         }
     }

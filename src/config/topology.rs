@@ -472,6 +472,21 @@ pub(crate) fn read<'a>(
         let group = sink_group(keys, &sink_list, &sinkgroups, env, &mut warnings)?;
         sinkgroups.push(group);
     }
+    for l in &group_names {
+        let grouped = sinkgroups.iter().any(|g| g.sinks.contains(&l.name));
+        if sink_list.contains(&l.name) && !grouped {
+            let kind = WarningKind::GroupNamedLikeSink {
+                sink: l.name.clone(),
+            };
+            warn(
+                &mut warnings,
+                file,
+                l.line,
+                &format!("{agent}.sinkgroups.{}", l.name),
+                kind,
+            );
+        }
+    }
 
     // Components configured but not listed; channels nobody uses.
     let mut leftovers = vec![

@@ -2618,4 +2618,12 @@ fn sink_group_warnings() {
         ],
         "{warnings:#?}"
     );
+
+    // A group named like a sink that runs on its own: Flume would run only one of them.
+    let (_, warnings) = ok(&with_sinks(
+        "a1.sinkgroups = k3\na1.sinkgroups.k3.sinks = k1 k2\na1.sinkgroups.k3.processor.type = failover\n",
+    ));
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(warnings[0].key, "a1.sinkgroups.k3");
+    assert!(warnings[0].to_string().contains("Flume would run only one"));
 }

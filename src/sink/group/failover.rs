@@ -46,7 +46,7 @@ impl Default for FailoverConfig {
 fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SinkProcessorSpec>, ConfigError> {
     let d = FailoverConfig::default();
     let max_penalty = keys.millis("maxpenalty", d.max_penalty, 1)?;
-    keys.document_default("priority.<sink>", "-1, -2, ... in the order of `sinks`");
+    keys.document_default("priority.<sink>", "-1, -2, ... in the order of sinks");
     let mut priorities = Vec::new();
     for (key, v) in keys.take_prefixed("priority.") {
         let sink = key["priority.".len()..].to_string();

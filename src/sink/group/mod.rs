@@ -218,3 +218,135 @@ pub(crate) fn penalty(fails: u32, max: Duration) -> Duration {
     // 2^16 s is past any sensible cap; stop doubling there so the shift cannot overflow.
     unit.saturating_mul(1u32 << fails.min(16)).min(max)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use super::load_balance::{LoadBalance, LoadBalanceConfig, Selector};
+    use super::*;
+    use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+    use crate::channel::Channel;
+    use crate::event::Event;
+    use crate::metrics::{ComponentCounters, ComponentType};
+    use crate::report::ReportPolicy;
+    use crate::sink::{Sink, SinkError};
+
+    /// Records the bodies it is given, or fails every batch while `fail` is set.
+    struct Recording {
+        got: Arc<Mutex<Vec<String>>>,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl Sink for Recording {
+        fn process(&mut self, events: &[Event]) -> Result<(), SinkError> {
+            if self.fail.load(Ordering::SeqCst) {
+                return Err(SinkError::new("test", "failing on purpose"));
+            }
+            let mut got = self.got.lock().expect("lock");
+            got.extend(
+                events
+                    .iter()
+                    .map(|e| String::from_utf8_lossy(e.body()).into_owned()),
+            );
+            Ok(())
+        }
+    }
+
+    fn put(ch: &dyn Channel, from: usize, to: usize) {
+        for chunk_start in (from..to).step_by(10) {
+            let mut tx = ch.put_transaction();
+            for i in chunk_start..(chunk_start + 10).min(to) {
+                tx.put(Event::new(i.to_string())).expect("put");
+            }
+            tx.commit().expect("commit");
+        }
+    }
+
+    fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn load_balance_spreads_batches_and_moves_a_failed_sinks_share() {
+        let ch: Arc<dyn Channel> =
+            Arc::new(MemoryChannel::new("c1", MemoryChannelConfig::default()).expect("channel"));
+        let got: Vec<Arc<Mutex<Vec<String>>>> = (0..2).map(|_| Arc::default()).collect();
+        let fail: Vec<Arc<AtomicBool>> = (0..2).map(|_| Arc::default()).collect();
+        let counters: Vec<Arc<ComponentCounters>> = ["k1", "k2"]
+            .iter()
+            .map(|n| ComponentCounters::detached(n, ComponentType::Sink))
+            .collect();
+        let sinks = (0..2)
+            .map(|i| SinkRunner {
+                name: format!("k{}", i + 1),
+                type_name: "test",
+                channel: Arc::clone(&ch),
+                sink: Box::new(Recording {
+                    got: Arc::clone(&got[i]),
+                    fail: Arc::clone(&fail[i]),
+                }),
+                batch_size: 10,
+                counters: Arc::clone(&counters[i]),
+            })
+            .collect();
+        let cfg = LoadBalanceConfig {
+            selector: Selector::RoundRobin,
+            backoff: true,
+            ..LoadBalanceConfig::default()
+        };
+        let runner = GroupRunner {
+            name: "g1".into(),
+            processor: Box::new(LoadBalance::new(2, cfg, 7)),
+            sinks,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let policy = RunnerPolicy {
+            backoff_start: Duration::from_millis(5),
+            backoff_max: Duration::from_millis(40),
+            report: ReportPolicy::default(),
+        };
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || runner.run_with(stop, policy))
+        };
+        let count = |i: usize| got[i].lock().expect("lock").len();
+
+        // Both sinks take turns.
+        put(ch.as_ref(), 0, 1000);
+        wait_until("1000 events delivered", || count(0) + count(1) == 1000);
+        assert!(
+            count(0) >= 100 && count(1) >= 100,
+            "{} {}",
+            count(0),
+            count(1)
+        );
+
+        // k2 fails: its batches go back to the channel and on to k1 at once, and k2 is left
+        // out (backed off) meanwhile.
+        fail[1].store(true, Ordering::SeqCst);
+        let k2_before = count(1);
+        put(ch.as_ref(), 1000, 2000);
+        wait_until("2000 events delivered", || count(0) + count(1) == 2000);
+        assert_eq!(count(1), k2_before, "the failing sink delivered nothing");
+        assert!(counters[1].get(Counter::EventWriteFail) >= 1);
+
+        stop.store(true, Ordering::SeqCst);
+        thread.join().expect("runner");
+        // Every event exactly once: a failed batch was rolled back, never lost or doubled.
+        let mut all: Vec<usize> = got
+            .iter()
+            .flat_map(|g| g.lock().expect("lock").clone())
+            .map(|s| s.parse().expect("a number"))
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..2000).collect::<Vec<_>>());
+        assert_eq!(ch.stats().size, 0);
+    }
+}
