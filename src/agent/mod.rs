@@ -2,8 +2,9 @@
 //! through the component [`registry`]), then into running components, and stops them in
 //! order. This is the only layer that knows every component type.
 //!
-//! This is a minimal runtime on std threads: one thread per source and per sink (plus one per
-//! netcat connection); there is no async runtime yet (tokio may come later). [`Agent::start`]
+//! This is a minimal runtime on std threads: one thread per source, per sink group (its
+//! sinks run on it, see [`GroupRunner`]) and per sink in no group (plus one per netcat
+//! connection); there is no async runtime yet (tokio may come later). [`Agent::start`]
 //! opens every channel (the file channel recovers its queue here), builds the sinks and
 //! sources (binding ports), then starts the sink threads before the source threads.
 //! [`Agent::shutdown`] reverses that: it stops the sources (and waits for them, so no put is

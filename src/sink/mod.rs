@@ -1,8 +1,9 @@
 //! Sinks: the components that drain one channel each, and the [`SinkRunner`] loop that drives
 //! them.
 //!
-//! Each sink runs on its own std thread (the agent has no async runtime yet; tokio may replace
-//! these threads later). The runner takes up to the sink's batch size in one take
+//! Each sink runs on its own std thread, or on its sink group's (see [`group`]: the group's
+//! runner picks the sink for each batch; both runners share the one-batch step, `Drain`).
+//! The agent has no async runtime yet; tokio may replace these threads later. The runner takes up to the sink's batch size in one take
 //! transaction, hands the events to [`Sink::process`], and commits the take only when
 //! processing succeeded, so a committed take's events have been handled (for file_roll:
 //! written and fsynced). A processing error rolls the take back (the events return to the
