@@ -169,6 +169,8 @@ pub enum WarningKind {
     /// A sink group has the name of a sink that runs on its own: flumen runs both, but
     /// Flume keys its sink runners by name, so one replaces the other there.
     GroupNamedLikeSink { sink: String },
+    /// A setting that works but probably not as meant; `advice` says why and what to do.
+    Surprise { advice: String },
 }
 
 impl fmt::Display for ConfigWarning {
@@ -211,6 +213,7 @@ impl fmt::Display for ConfigWarning {
                 f,
                 "this sink group has the name of sink `{sink}`, which is in no group: flumen runs both, but Flume would run only one of them (it keys its sink runners by name); rename the group"
             ),
+            WarningKind::Surprise { advice } => f.write_str(advice),
         }
     }
 }

@@ -63,8 +63,8 @@ fn read_docs() -> Docs {
             continue;
         }
         if let Some(h) = line.strip_prefix("### ") {
-            part = if h.trim() == "Interceptors" {
-                "Interceptors".to_string()
+            part = if ["Interceptors", "Channel selectors"].contains(&h.trim()) {
+                h.trim().to_string()
             } else {
                 top.clone()
             };
@@ -193,6 +193,13 @@ fn every_component_key_and_default_is_documented() {
         "sinkgroups",
         registry::SINK_PROCESSORS,
         "processor.",
+    ));
+    problems.extend(check_prefixed(
+        &docs,
+        "Channel selectors",
+        "sources",
+        registry::SELECTORS,
+        "selector.",
     ));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
