@@ -68,6 +68,8 @@ pub enum AgentError {
 
 /// A running component.
 struct Running {
+    /// `source`, `sink` or `sink group`, for log lines.
+    role: &'static str,
     name: String,
     kind: &'static str,
     thread: JoinHandle<()>,
@@ -251,6 +253,7 @@ impl Agent {
             counters.times().started();
             tracing::info!(sink = %name, "sink `{name}` ({kind}) started");
             self.sinks.push(Running {
+                role: "sink",
                 name,
                 kind,
                 thread,
@@ -271,6 +274,7 @@ impl Agent {
             }
             tracing::info!(group = %name, "sink group `{name}` ({kind}) started");
             self.sinks.push(Running {
+                role: "sink group",
                 name,
                 kind,
                 thread,
@@ -283,6 +287,7 @@ impl Agent {
             counters.times().started();
             tracing::info!(source = %name, "source `{name}` ({kind}) started");
             self.sources.push(Running {
+                role: "source",
                 name,
                 kind,
                 thread,
@@ -345,11 +350,11 @@ impl Agent {
         let mut errors = Vec::new();
         self.source_stop.store(true, Ordering::Release);
         for s in self.sources.drain(..) {
-            join(s, "source", &mut errors);
+            join(s, &mut errors);
         }
         self.sink_stop.store(true, Ordering::Release);
         for s in self.sinks.drain(..) {
-            join(s, "sink", &mut errors);
+            join(s, &mut errors);
         }
         for t in self.channel_times.drain(..) {
             t.times().stopped();
@@ -386,7 +391,8 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         })
 }
 
-fn join(r: Running, role: &str, errors: &mut Vec<String>) {
+fn join(r: Running, errors: &mut Vec<String>) {
+    let role = r.role;
     let joined = r.thread.join();
     for c in &r.counters {
         c.times().stopped();

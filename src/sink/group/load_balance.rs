@@ -6,8 +6,9 @@
 //!
 //! Flume's rules, kept: round robin starts each batch one sink further along the sinks
 //! that are not backed off; a failure counts as "in a row" when it comes within the last
-//! backoff plus 2 s of the previous one, else the count starts again at 1 (Flume's
-//! OrderSelector); a delivery does not clear the count. A selector given as a Java class
+//! backoff plus an hour of the previous one, else the count starts again at 1 (Flume's
+//! OrderSelector); a delivery does not clear the count, so a sink that fails again within
+//! the hour is left out longer, up to `selector.maxTimeOut`. A selector given as a Java class
 //! cannot be loaded and is refused.
 
 use std::collections::hash_map::RandomState;
@@ -110,9 +111,9 @@ pub struct LoadBalance {
     rng: u64,
 }
 
-/// Flume's OrderSelector: failures further apart than the last backoff plus this are not
-/// "in a row".
-const IN_A_ROW_SLACK: Duration = Duration::from_secs(2);
+/// Flume's OrderSelector (CONSIDER_SEQUENTIAL_RANGE): failures further apart than the last
+/// backoff plus this are not "in a row".
+const IN_A_ROW_SLACK: Duration = Duration::from_secs(3600);
 /// Flume's OrderSelector stops counting failures in a row here.
 const MAX_IN_A_ROW: u32 = 16;
 
@@ -282,7 +283,7 @@ mod tests {
         for _ in 0..4 {
             assert_eq!(p.order(t), [0], "only the live sink");
         }
-        // In a row (within the last backoff plus 2 s): the backoff doubles, up to the cap.
+        // In a row (within the last backoff plus an hour): the backoff doubles, up to the cap.
         t += Duration::from_secs(2);
         assert!(p.is_active(1, t));
         assert_eq!(p.failed(1, t), Duration::from_secs(4));
@@ -298,8 +299,8 @@ mod tests {
             Duration::from_secs(30),
             "capped at maxTimeOut"
         );
-        // Long after: the count starts again.
-        t += Duration::from_secs(100);
+        // More than an hour after: the count starts again.
+        t += Duration::from_secs(3700);
         assert_eq!(p.failed(1, t), Duration::from_secs(2));
         // Both out: nothing to try until the first comes back.
         p.failed(0, t);
