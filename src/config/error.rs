@@ -166,9 +166,6 @@ pub enum WarningKind {
     NotSubstituted { reference: String },
     /// A key that is not of the form `<agent>.<...>`; Flume ignores it too.
     NoAgentPrefix,
-    /// A sink group has the name of a sink that runs on its own: flumen runs both, but
-    /// Flume keys its sink runners by name, so one replaces the other there.
-    GroupNamedLikeSink { sink: String },
     /// A setting that works but probably not as meant; `advice` says why and what to do.
     Surprise { advice: String },
 }
@@ -208,10 +205,6 @@ impl fmt::Display for ConfigWarning {
             WarningKind::NoAgentPrefix => write!(
                 f,
                 "not of the form <agent>.<sources|channels|sinks>...; ignored"
-            ),
-            WarningKind::GroupNamedLikeSink { sink } => write!(
-                f,
-                "this sink group has the name of sink `{sink}`, which is in no group: flumen runs both, but Flume would run only one of them (it keys its sink runners by name); rename the group"
             ),
             WarningKind::Surprise { advice } => f.write_str(advice),
         }

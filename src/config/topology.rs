@@ -310,8 +310,26 @@ pub(crate) fn read<'a>(
         };
     let (source_names, sources_line) = listed("sources", &mut warnings);
     let (channel_names, _) = listed("channels", &mut warnings);
-    let (sink_names, sinks_line) = listed("sinks", &mut warnings);
+    let (mut sink_names, sinks_line) = listed("sinks", &mut warnings);
     let (group_names, _) = listed("sinkgroups", &mut warnings);
+    // A group's name in the sinks list, with no sink keys: Flume drops that "sink" with a
+    // warning and runs the group; so does flumen.
+    sink_names.retain(|l| {
+        let configured = comps
+            .get("sinks")
+            .is_some_and(|c| c.keys.contains_key(&l.name));
+        if configured || !group_names.iter().any(|g| g.name == l.name) {
+            return true;
+        }
+        let kind = WarningKind::Surprise {
+            advice: format!(
+                "`{}` is a sink group, not a sink, and has no sink settings: ignored here (as Flume does); list it only in `{agent}.sinkgroups`",
+                l.name
+            ),
+        };
+        warn(&mut warnings, file, l.line, &format!("{agent}.sinks"), kind);
+        false
+    });
 
     if source_names.is_empty() && sink_names.is_empty() {
         return Err(ConfigError::MissingKey {
@@ -478,8 +496,11 @@ pub(crate) fn read<'a>(
     for l in &group_names {
         let grouped = sinkgroups.iter().any(|g| g.sinks.contains(&l.name));
         if sink_list.contains(&l.name) && !grouped {
-            let kind = WarningKind::GroupNamedLikeSink {
-                sink: l.name.clone(),
+            let kind = WarningKind::Surprise {
+                advice: format!(
+                    "this sink group has the name of sink `{}`, which is in no group: flumen runs both, but Flume would run only one of them (it keys its sink runners by name); rename the group",
+                    l.name
+                ),
             };
             warn(
                 &mut warnings,

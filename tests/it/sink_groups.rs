@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::agent_proc::{complete_lines, free_port, json, newline_count, tcp_file_roll_config};
+use crate::agent_proc::tcp_file_roll_config;
+use crate::agent_proc::{complete_lines, free_port, get, json, newline_count};
 use crate::agent_proc::{AgentProcess, DEADLINE, POLL};
 use crate::avro_tier::fixed_port;
 
@@ -151,13 +152,29 @@ impl Agents {
             .to_string()
     }
 
+    /// Sink `k`'s `Active` gauge in A's Prometheus text.
+    fn prometheus_active(&mut self, k: &str) -> String {
+        let port = self.a_metrics;
+        let (status, text) = get(&mut self.a, port, "/metrics/prometheus");
+        assert_eq!(status, 200, "{text}");
+        let prefix = format!("flumen_sink_active{{component=\"{k}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {prefix}in:\n{text}"))
+            .to_string()
+    }
+
     /// Waits until k1's and k2's Active gauges read `k1` and `k2`.
     fn wait_active(&mut self, k1: &str, k2: &str) {
         let end = Instant::now() + DEADLINE;
         loop {
             let now = (self.active("k1"), self.active("k2"));
             if now == (k1.to_string(), k2.to_string()) {
-                return;
+                // The Prometheus rendering says the same (both read the one gauge).
+                let prom = (self.prometheus_active("k1"), self.prometheus_active("k2"));
+                if prom == now {
+                    return;
+                }
             }
             assert!(
                 Instant::now() < end,

@@ -2529,9 +2529,7 @@ fn sink_groups_name_their_sinks_and_processor() {
          a1.sinkgroups.g1.processor.priority.k1 = 10\n\
          a1.sinkgroups.g1.processor.priority.k2 = 5\n\
          a1.sinkgroups.g1.processor.maxpenalty = 10000\n\
-         a1.sinkgroups.g2.sinks = k3\n\
-         a1.sinkgroups.g2.processor.type = org.apache.flume.sink.LoadBalancingSinkProcessor\n\
-         a1.sinkgroups.g2.processor.selector = random\n",
+         a1.sinkgroups.g2.sinks = k3\n",
     ));
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(cfg.sinkgroups.len(), 2);
@@ -2541,18 +2539,21 @@ fn sink_groups_name_their_sinks_and_processor() {
     let f = g1.settings::<FailoverConfig>().expect("failover");
     assert_eq!(f.max_penalty, Duration::from_secs(10));
     assert_eq!(f.priorities.len(), 2);
-    let g2 = &cfg.sinkgroups[1];
-    assert_eq!(g2.type_name, "load_balance");
-    let lb = g2.settings::<LoadBalanceConfig>().expect("load_balance");
-    assert_eq!(lb.selector, Selector::Random);
+    // No processor.type: Flume's default processor, for one sink.
+    assert_eq!(cfg.sinkgroups[1].type_name, "default");
     // Every sink is still built; the agent runs grouped ones on their group's thread.
     assert_eq!(cfg.sinks.len(), 3);
 
-    // No processor.type: Flume's default processor, for one sink.
     let (cfg, _) = ok(&with_sinks(
-        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1\n",
+        "a1.sinkgroups = g2\n\
+         a1.sinkgroups.g2.sinks = k3 k1\n\
+         a1.sinkgroups.g2.processor.type = org.apache.flume.sink.LoadBalancingSinkProcessor\n\
+         a1.sinkgroups.g2.processor.selector = random\n",
     ));
-    assert_eq!(cfg.sinkgroups[0].type_name, "default");
+    let g2 = &cfg.sinkgroups[0];
+    assert_eq!(g2.type_name, "load_balance");
+    let lb = g2.settings::<LoadBalanceConfig>().expect("load_balance");
+    assert_eq!(lb.selector, Selector::Random);
 }
 
 #[test]
@@ -2592,6 +2593,12 @@ fn sink_group_mistakes_flume_would_run_differently_are_errors() {
          a1.sinkgroups.g1.processor.selector = com.example.Sel\n",
     ));
     names(&e, 16, "a1.sinkgroups.g1.processor.selector");
+    // load_balance with one sink (Flume refuses the group, and the sink does not run).
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1\na1.sinkgroups.g1.processor.type = load_balance\n",
+    ));
+    names(&e, 15, "a1.sinkgroups.g1.processor.type");
+    assert!(e.to_string().contains("two sinks or more"), "{e}");
     // Two sinks with one priority (Flume drops the second).
     let e = err(&with_sinks(
         "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = failover\n\
@@ -2621,6 +2628,21 @@ fn sink_group_warnings() {
         ],
         "{warnings:#?}"
     );
+
+    // A group's name listed among the sinks, without sink keys: ignored there, as in Flume.
+    let text = with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = failover\n",
+    )
+    .replace("a1.sinks = k1 k2 k3\n", "a1.sinks = k1 k2 k3 g1\n");
+    let (cfg, warnings) = ok(&text);
+    assert_eq!(cfg.sinks.len(), 3);
+    assert_eq!(cfg.sinkgroups[0].sinks, ["k1", "k2"]);
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(
+        (warnings[0].line, warnings[0].key.as_str()),
+        (3, "a1.sinks")
+    );
+    assert!(warnings[0].to_string().contains("is a sink group"));
 
     // A group named like a sink that runs on its own: Flume would run only one of them.
     let (_, warnings) = ok(&with_sinks(

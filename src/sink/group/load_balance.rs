@@ -16,7 +16,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use super::{penalty, SinkProcessor, SinkProcessorSpec, SinkProcessorType, Switch};
-use crate::config::{ConfigError, Keys, Registered};
+use crate::config::{ConfigError, Keys, Registered, Val};
 
 /// `load_balance` / Flume's LoadBalancingSinkProcessor.
 pub const TYPE: SinkProcessorType = Registered {
@@ -72,7 +72,11 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SinkProcessorSpec>, ConfigError>
             Some(v) => return Err(keys.bad("selector", &v, "round_robin or random")),
         };
     let backoff = keys.boolean("backoff", d.backoff)?;
-    let max_timeout = keys.millis("selector.maxTimeOut", d.max_timeout, 1)?;
+    // Flume keeps its default for 0.
+    let max_timeout = match keys.millis("selector.maxTimeOut", d.max_timeout, 0)? {
+        t if t.is_zero() => d.max_timeout,
+        t => t,
+    };
     Ok(Box::new(LoadBalanceConfig {
         selector,
         backoff,
@@ -81,8 +85,19 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SinkProcessorSpec>, ConfigError>
 }
 
 impl SinkProcessorSpec for LoadBalanceConfig {
-    fn check(&self, _keys: &mut Keys<'_>, _sinks: &[String]) -> Result<(), ConfigError> {
-        Ok(())
+    fn check(&self, keys: &mut Keys<'_>, sinks: &[String]) -> Result<(), ConfigError> {
+        if sinks.len() > 1 {
+            return Ok(());
+        }
+        let v = Val {
+            value: keys.peek("type").unwrap_or("load_balance").to_string(),
+            line: keys.line_of("type"),
+        };
+        Err(keys.bad(
+            "type",
+            &v,
+            "a processor for one sink: load_balance needs two sinks or more (Flume refuses the group, and its sink does not run); use `default`, or add sinks",
+        ))
     }
 
     fn build(&self, _group: &str, sinks: &[String]) -> Box<dyn SinkProcessor> {
@@ -336,5 +351,7 @@ mod tests {
             "{msg}"
         );
         assert!(parsed(&[("selector", "fair")]).is_err());
+        let c = parsed(&[("selector.maxTimeOut", "0")]).expect("Flume's default for 0");
+        assert_eq!(c.max_timeout, Duration::from_secs(30));
     }
 }
