@@ -226,6 +226,10 @@ impl SinkProcessor for Failover {
             .map(|t| t.saturating_duration_since(now))
     }
 
+    fn max_penalty(&self) -> Option<Duration> {
+        Some(self.max_penalty)
+    }
+
     fn describe(&self) -> String {
         let prios: Vec<String> = self
             .by_priority

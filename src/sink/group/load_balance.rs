@@ -225,6 +225,10 @@ impl SinkProcessor for LoadBalance {
             .map(|t| t.saturating_duration_since(now))
     }
 
+    fn max_penalty(&self) -> Option<Duration> {
+        self.cfg.backoff.then_some(self.cfg.max_timeout)
+    }
+
     fn describe(&self) -> String {
         let selector = match self.cfg.selector {
             Selector::RoundRobin => "round_robin",

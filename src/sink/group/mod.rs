@@ -85,6 +85,12 @@ pub trait SinkProcessor: Send {
         None
     }
 
+    /// The longest penalty of a failed sink, when the processor has penalties: what each
+    /// sink's failure reports give as the longest wait.
+    fn max_penalty(&self) -> Option<Duration> {
+        None
+    }
+
     /// How the processor describes itself in the start-up log line.
     fn describe(&self) -> String;
 }
@@ -110,7 +116,14 @@ impl GroupRunner {
             mut processor,
             sinks,
         } = self;
-        let mut sinks: Vec<Drain> = sinks.into_iter().map(|s| Drain::new(s, policy)).collect();
+        let sink_policy = RunnerPolicy {
+            backoff_max: processor.max_penalty().unwrap_or(policy.backoff_max),
+            ..policy
+        };
+        let mut sinks: Vec<Drain> = sinks
+            .into_iter()
+            .map(|s| Drain::new(s, sink_policy))
+            .collect();
         let names: Vec<String> = sinks.iter().map(|d| d.name().to_string()).collect();
         let mut idle = IDLE_BACKOFF_START;
         let mut backoff = Backoff::new(policy);
