@@ -286,6 +286,104 @@ mod tests {
         }
     }
 
+    /// A log line sink for one runner thread.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn count(&self, needle: &str) -> usize {
+            String::from_utf8_lossy(&self.0.lock().expect("lock"))
+                .matches(needle)
+                .count()
+        }
+    }
+
+    #[test]
+    fn failover_switches_to_the_backup_and_back_logging_each_once() {
+        use super::failover::Failover;
+        let ch: Arc<dyn Channel> =
+            Arc::new(MemoryChannel::new("c1", MemoryChannelConfig::default()).expect("channel"));
+        let got: Vec<Arc<Mutex<Vec<String>>>> = (0..2).map(|_| Arc::default()).collect();
+        let fail: Vec<Arc<AtomicBool>> = (0..2).map(|_| Arc::default()).collect();
+        let counters: Vec<Arc<ComponentCounters>> = ["k1", "k2"]
+            .iter()
+            .map(|n| ComponentCounters::detached(n, ComponentType::Sink))
+            .collect();
+        let sinks = (0..2)
+            .map(|i| SinkRunner {
+                name: format!("k{}", i + 1),
+                type_name: "test",
+                channel: Arc::clone(&ch),
+                sink: Box::new(Recording {
+                    got: Arc::clone(&got[i]),
+                    fail: Arc::clone(&fail[i]),
+                }),
+                batch_size: 10,
+                counters: Arc::clone(&counters[i]),
+            })
+            .collect();
+        let runner = GroupRunner {
+            name: "g1".into(),
+            processor: Box::new(Failover::new(&[10, 5], Duration::from_secs(30))),
+            sinks,
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Captured::default();
+        let thread = {
+            let (stop, w) = (Arc::clone(&stop), log.clone());
+            std::thread::spawn(move || {
+                let subscriber = tracing_subscriber::fmt()
+                    .with_writer(move || w.clone())
+                    .with_ansi(false)
+                    .with_max_level(tracing::Level::INFO)
+                    .finish();
+                tracing::subscriber::with_default(subscriber, || runner.run(stop));
+            })
+        };
+        let count = |i: usize| got[i].lock().expect("lock").len();
+        let active = |i: usize| counters[i].get(Counter::Active);
+
+        put(ch.as_ref(), 0, 100);
+        wait_until("k1 delivers", || count(0) == 100);
+        wait_until("k1 shown active", || (active(0), active(1)) == (1, 0));
+
+        // k1 fails: its batch goes to k2 at once.
+        fail[0].store(true, Ordering::SeqCst);
+        put(ch.as_ref(), 100, 200);
+        wait_until("k2 delivers", || count(1) == 100);
+        wait_until("k2 shown active", || (active(0), active(1)) == (0, 1));
+        assert_eq!(log.count("switched from sink `k1` to `k2`"), 1);
+
+        // k1 works again; once its penalty (2 s) is over, the next batch goes to it.
+        fail[0].store(false, Ordering::SeqCst);
+        let mut next = 200;
+        wait_until("k1 takes the traffic back", || {
+            if count(0) + count(1) == next {
+                put(ch.as_ref(), next, next + 10);
+                next += 10;
+            }
+            count(0) > 100
+        });
+        wait_until("k1 shown active again", || (active(0), active(1)) == (1, 0));
+        wait_until("everything delivered", || count(0) + count(1) == next);
+        stop.store(true, Ordering::SeqCst);
+        thread.join().expect("runner");
+        assert_eq!(log.count("switched from sink `k1` to `k2`"), 1);
+        assert_eq!(log.count("back to sink `k1` from `k2`"), 1);
+        assert!(counters[0].get(Counter::EventWriteFail) >= 1);
+        assert_eq!(ch.stats().size, 0);
+    }
+
     #[test]
     fn load_balance_spreads_batches_and_moves_a_failed_sinks_share() {
         let ch: Arc<dyn Channel> =
