@@ -41,7 +41,7 @@ pub mod values;
 pub use component::{resolve, AsAny, ParseFn, Registered};
 pub use error::{ConfigError, ConfigWarning, WarningKind};
 pub use keys::{Entry, Keys, KnownKey, Val};
-pub use topology::{Node, SinkNode, SourceNode, Topology};
+pub use topology::{Node, SinkGroupNode, SinkNode, SourceNode, Topology};
 
 /// Where channel directories go when `checkpointDir`/`dataDirs` are unset:
 /// `./flumen-data/<channel>/checkpoint` and `./flumen-data/<channel>/data` (Flume uses

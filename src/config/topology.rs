@@ -1,6 +1,7 @@
 //! The shape of one agent: which sources, channels and sinks it lists, how they are bound
 //! (`<source>.channels`, `<sink>.channel`), each source's channel selector and interceptor
-//! list, and each component's own keys, handed on untouched in a [`Keys`].
+//! list, its sink groups (`<agent>.sinkgroups`: each group's sinks and its processor's keys),
+//! and each component's own keys, handed on untouched in a [`Keys`].
 //!
 //! This is Flume's key layout (`<agent>.<sources|channels|sinks>.<name>.<key>`) and the checks
 //! that need only names: the agent exists, something is listed, every binding names a listed
@@ -57,8 +58,20 @@ pub struct SinkNode<'a> {
     pub channel: String,
 }
 
+/// A listed sink group (`<agent>.sinkgroups.<name>.*`): the sinks its one runner drives and
+/// its processor's keys.
+#[derive(Debug)]
+pub struct SinkGroupNode<'a> {
+    pub name: String,
+    /// `sinks`, in the order written; each a listed sink, in no other group.
+    pub sinks: Vec<String>,
+    /// The `processor.*` keys (`type`, `priority.k1`, `maxpenalty`, ...), `processor.`
+    /// stripped: the processor's own parser reads them.
+    pub processor: Keys<'a>,
+}
+
 /// One agent's components and bindings. Each list is in the order of `<agent>.sources`,
-/// `.channels`, `.sinks`.
+/// `.channels`, `.sinks`, `.sinkgroups`.
 #[derive(Debug)]
 pub struct Topology<'a> {
     pub agent: String,
@@ -66,6 +79,7 @@ pub struct Topology<'a> {
     pub sources: Vec<SourceNode<'a>>,
     pub channels: Vec<Node<'a>>,
     pub sinks: Vec<SinkNode<'a>>,
+    pub sinkgroups: Vec<SinkGroupNode<'a>>,
     /// Warnings about the layout (the components' own come from their [`Keys`]).
     pub warnings: Vec<ConfigWarning>,
 }
@@ -263,15 +277,6 @@ pub(crate) fn read<'a>(
     }
 
     // Features we do not have.
-    if let Some(v) = lists.get("sinkgroups") {
-        return Err(ConfigError::Unsupported {
-            file: file.to_string(),
-            line: v.line,
-            key: format!("{agent}.sinkgroups"),
-            feature: "sink groups (failover, load_balance)".into(),
-            hint: "Remove the sink groups: each sink then drains its channel on its own".into(),
-        });
-    }
     if let Some(v) = lists.get("configfilters") {
         return Err(ConfigError::Unsupported {
             file: file.to_string(),
@@ -305,7 +310,26 @@ pub(crate) fn read<'a>(
         };
     let (source_names, sources_line) = listed("sources", &mut warnings);
     let (channel_names, _) = listed("channels", &mut warnings);
-    let (sink_names, sinks_line) = listed("sinks", &mut warnings);
+    let (mut sink_names, sinks_line) = listed("sinks", &mut warnings);
+    let (group_names, _) = listed("sinkgroups", &mut warnings);
+    // A group's name in the sinks list, with no sink keys: Flume drops that "sink" with a
+    // warning and runs the group; so does flumen.
+    sink_names.retain(|l| {
+        let configured = comps
+            .get("sinks")
+            .is_some_and(|c| c.keys.contains_key(&l.name));
+        if configured || !group_names.iter().any(|g| g.name == l.name) {
+            return true;
+        }
+        let kind = WarningKind::Surprise {
+            advice: format!(
+                "`{}` is a sink group, not a sink, and has no sink settings: ignored here (as Flume does); list it only in `{agent}.sinkgroups`",
+                l.name
+            ),
+        };
+        warn(&mut warnings, file, l.line, &format!("{agent}.sinks"), kind);
+        false
+    });
 
     if source_names.is_empty() && sink_names.is_empty() {
         return Err(ConfigError::MissingKey {
@@ -331,6 +355,7 @@ pub(crate) fn read<'a>(
     let mut src_comps = comps.remove("sources").unwrap_or_default();
     let mut ch_comps = comps.remove("channels").unwrap_or_default();
     let mut sink_comps = comps.remove("sinks").unwrap_or_default();
+    let mut group_comps = comps.remove("sinkgroups").unwrap_or_default();
 
     let channels: Vec<Node<'a>> = channel_names
         .iter()
@@ -454,16 +479,48 @@ pub(crate) fn read<'a>(
         });
     }
 
+    let sink_list: Vec<String> = sink_names.iter().map(|l| l.name.clone()).collect();
+    let mut sinkgroups: Vec<SinkGroupNode<'a>> = Vec::new();
+    for l in &group_names {
+        let keys = Keys::new(
+            file,
+            format!("{agent}.sinkgroups.{}.", l.name),
+            &l.name,
+            l.line,
+            group_comps.take(&l.name),
+            env,
+        );
+        let group = sink_group(keys, &sink_list, &sinkgroups, env, &mut warnings)?;
+        sinkgroups.push(group);
+    }
+    for l in &group_names {
+        let grouped = sinkgroups.iter().any(|g| g.sinks.contains(&l.name));
+        if sink_list.contains(&l.name) && !grouped {
+            let kind = WarningKind::Surprise {
+                advice: format!(
+                    "this sink group has the name of sink `{}`, which is in no group: flumen runs both, but Flume would run only one of them (it keys its sink runners by name); rename the group",
+                    l.name
+                ),
+            };
+            warn(
+                &mut warnings,
+                file,
+                l.line,
+                &format!("{agent}.sinkgroups.{}", l.name),
+                kind,
+            );
+        }
+    }
+
     // Components configured but not listed; channels nobody uses.
     let mut leftovers = vec![
         ("sources", &src_comps),
         ("channels", &ch_comps),
         ("sinks", &sink_comps),
+        ("sinkgroups", &group_comps),
     ];
-    for kind in ["sinkgroups", "configfilters"] {
-        if let Some(c) = comps.get(kind) {
-            leftovers.push((kind, c));
-        }
+    if let Some(c) = comps.get("configfilters") {
+        leftovers.push(("configfilters", c));
     }
     for (kind, comps) in leftovers {
         for name in &comps.order {
@@ -501,7 +558,87 @@ pub(crate) fn read<'a>(
         sources,
         channels,
         sinks,
+        sinkgroups,
         warnings,
+    })
+}
+
+/// One listed sink group, read as Flume's FlumeConfiguration and SinkGroupConfiguration read
+/// it, but strict where Flume quietly runs something else than written: Flume drops a group
+/// without `sinks`, and drops from a group a sink that is not listed in `<agent>.sinks` or
+/// that an earlier group already has (logging a warning), so a failover group may run
+/// without its backup; flumen refuses each of these with the key to fix.
+fn sink_group<'a>(
+    mut keys: Keys<'a>,
+    sink_list: &[String],
+    earlier: &[SinkGroupNode<'a>],
+    env: &'a dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<SinkGroupNode<'a>, ConfigError> {
+    let name = keys.name().to_string();
+    let v = keys.required(
+        "sinks",
+        "name the sinks this group drives, separated by spaces (each one listed in the agent's `sinks`); Flume would drop the group",
+    )?;
+    let mut sinks: Vec<String> = Vec::new();
+    for sink in v.value.split_whitespace() {
+        if sinks.iter().any(|s| s == sink) {
+            let kind = WarningKind::DuplicateName {
+                name: sink.to_string(),
+            };
+            keys.warn(v.line, "sinks", kind);
+            continue;
+        }
+        if !sink_list.iter().any(|s| s == sink) {
+            let near = nearest(sink, sink_list.iter().map(String::as_str))
+                .map(|n| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            return Err(keys.bad(
+                "sinks",
+                &v,
+                format!(
+                    "sinks listed in the agent's `sinks` ({}); `{sink}` is not{near}. Flume would drop it from the group with only a log warning",
+                    sink_list.join(", ")
+                ),
+            ));
+        }
+        if let Some(other) = earlier.iter().find(|g| g.sinks.iter().any(|s| s == sink)) {
+            return Err(keys.bad(
+                "sinks",
+                &v,
+                format!(
+                    "sinks in no other group: `{sink}` is already in group `{}` (a sink runs under one group's runner; Flume would leave it out of this group)",
+                    other.name
+                ),
+            ));
+        }
+        sinks.push(sink.to_string());
+    }
+    let entries = keys
+        .take_prefixed("processor.")
+        .into_iter()
+        .map(|(key, val)| Entry {
+            key: key["processor.".len()..].to_string(),
+            value: val.value,
+            line: val.line,
+        })
+        .collect();
+    let mut processor = Keys::new(
+        keys.file(),
+        keys.full("processor."),
+        &name,
+        v.line,
+        entries,
+        env,
+    );
+    if let Some(line) = processor.has("type") {
+        processor.set_home_line(line);
+    }
+    keys.finish(warnings);
+    Ok(SinkGroupNode {
+        name,
+        sinks,
+        processor,
     })
 }
 

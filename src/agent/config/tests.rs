@@ -1022,13 +1022,6 @@ a1.sources.r1.selector.type = random
     assert!(e.to_string().contains("replicating, multiplexing"), "{e}");
 
     let e = err(&format!(
-        "{}a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1\na1.sinkgroups.g1.processor.type = failover\n",
-        with_channel("a1.channels.c1.type = memory\n")
-    ));
-    names(&e, 11, "a1.sinkgroups");
-    assert!(e.to_string().contains("sink groups"), "{e}");
-
-    let e = err(&format!(
         "{}a1.configfilters = f1\n",
         with_channel("a1.channels.c1.type = memory\n")
     ));
@@ -2503,4 +2496,161 @@ fn avro_sink_tls_keys() {
     let e = crate::avro::tls::client_config(&sink_tls(&cfg)).expect_err("missing");
     assert_eq!(e.key(), "truststore");
     assert!(e.to_string().contains("/nonexistent/ts.p12"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sink groups
+
+/// Sinks k1, k2, k3 (null) on c1 and the group lines the test adds (from line 12).
+fn with_sinks(group_lines: &str) -> String {
+    format!(
+        "a1.sources = r1\n\
+         a1.channels = c1\n\
+         a1.sinks = k1 k2 k3\n\
+         a1.sources.r1.type = seq\n\
+         a1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = memory\n\
+         a1.sinks.k1.type = null\n\
+         a1.sinks.k1.channel = c1\n\
+         a1.sinks.k2.type = null\n\
+         a1.sinks.k2.channel = c1\n\
+         a1.sinks.k3.type = null\n\
+         a1.sinks.k3.channel = c1\n\
+         {group_lines}"
+    )
+}
+
+#[test]
+fn sink_groups_name_their_sinks_and_processor() {
+    use crate::sink::group::failover::FailoverConfig;
+    use crate::sink::group::load_balance::{LoadBalanceConfig, Selector};
+    let (cfg, warnings) = ok(&with_sinks(
+        "a1.sinkgroups = g1 g2\n\
+         a1.sinkgroups.g1.sinks = k2 k1\n\
+         a1.sinkgroups.g1.processor.type = failover\n\
+         a1.sinkgroups.g1.processor.priority.k1 = 10\n\
+         a1.sinkgroups.g1.processor.priority.k2 = 5\n\
+         a1.sinkgroups.g1.processor.maxpenalty = 10000\n\
+         a1.sinkgroups.g2.sinks = k3\n",
+    ));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(cfg.sinkgroups.len(), 2);
+    let g1 = &cfg.sinkgroups[0];
+    assert_eq!((g1.name.as_str(), g1.type_name), ("g1", "failover"));
+    assert_eq!(g1.sinks, ["k2", "k1"]);
+    let f = g1.settings::<FailoverConfig>().expect("failover");
+    assert_eq!(f.max_penalty, Duration::from_secs(10));
+    assert_eq!(f.priorities.len(), 2);
+    // No processor.type: Flume's default processor, for one sink.
+    assert_eq!(cfg.sinkgroups[1].type_name, "default");
+    // Every sink is still built; the agent runs grouped ones on their group's thread.
+    assert_eq!(cfg.sinks.len(), 3);
+
+    let (cfg, _) = ok(&with_sinks(
+        "a1.sinkgroups = g2\n\
+         a1.sinkgroups.g2.sinks = k3 k1\n\
+         a1.sinkgroups.g2.processor.type = org.apache.flume.sink.LoadBalancingSinkProcessor\n\
+         a1.sinkgroups.g2.processor.selector = random\n",
+    ));
+    let g2 = &cfg.sinkgroups[0];
+    assert_eq!(g2.type_name, "load_balance");
+    let lb = g2.settings::<LoadBalanceConfig>().expect("load_balance");
+    assert_eq!(lb.selector, Selector::Random);
+}
+
+#[test]
+fn sink_group_mistakes_flume_would_run_differently_are_errors() {
+    // A sink not listed in the agent's sinks (Flume drops it from the group).
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k9\na1.sinkgroups.g1.processor.type = failover\n",
+    ));
+    names(&e, 14, "a1.sinkgroups.g1.sinks");
+    assert!(e.to_string().contains("k9"), "{e}");
+    // A sink in two groups (Flume leaves it out of the second).
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1 g2\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = failover\n\
+         a1.sinkgroups.g2.sinks = k2 k3\na1.sinkgroups.g2.processor.type = load_balance\n",
+    ));
+    names(&e, 16, "a1.sinkgroups.g2.sinks");
+    assert!(e.to_string().contains("already in group `g1`"), "{e}");
+    // A listed group without sinks (Flume drops the group).
+    let e = err(&with_sinks("a1.sinkgroups = g1\n"));
+    names(&e, 13, "a1.sinkgroups.g1.sinks");
+    // The default processor with several sinks (Flume drops the group and its sinks).
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\n",
+    ));
+    assert!(
+        e.to_string().contains("a1.sinkgroups.g1.processor.type"),
+        "{e}"
+    );
+    // A Java class as processor or selector cannot be loaded.
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = com.example.MyProcessor\n",
+    ));
+    names(&e, 15, "a1.sinkgroups.g1.processor.type");
+    assert!(e.to_string().contains("Java class"), "{e}");
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = load_balance\n\
+         a1.sinkgroups.g1.processor.selector = com.example.Sel\n",
+    ));
+    names(&e, 16, "a1.sinkgroups.g1.processor.selector");
+    // load_balance with one sink (Flume refuses the group, and the sink does not run).
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1\na1.sinkgroups.g1.processor.type = load_balance\n",
+    ));
+    names(&e, 15, "a1.sinkgroups.g1.processor.type");
+    assert!(e.to_string().contains("two sinks or more"), "{e}");
+    // Two sinks with one priority (Flume drops the second).
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = failover\n\
+         a1.sinkgroups.g1.processor.priority.k1 = 3\na1.sinkgroups.g1.processor.priority.k2 = 3\n",
+    ));
+    names(&e, 17, "a1.sinkgroups.g1.processor.priority.k2");
+}
+
+#[test]
+fn sink_group_warnings() {
+    let (cfg, warnings) = ok(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = failover\n\
+         a1.sinkgroups.g1.processor.priority.k3 = 3\n\
+         a1.sinkgroups.g1.processor.maxpenality = 3\n\
+         a1.sinkgroups.g1.sink = k1\n\
+         a1.sinkgroups.g9.sinks = k3\n",
+    ));
+    assert_eq!(cfg.sinkgroups.len(), 1);
+    let keys: Vec<&str> = warnings.iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "a1.sinkgroups.g1.processor.priority.k3",
+            "a1.sinkgroups.g1.processor.maxpenality",
+            "a1.sinkgroups.g1.sink",
+            "a1.sinkgroups.g9",
+        ],
+        "{warnings:#?}"
+    );
+
+    // A group's name listed among the sinks, without sink keys: ignored there, as in Flume.
+    let text = with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = failover\n",
+    )
+    .replace("a1.sinks = k1 k2 k3\n", "a1.sinks = k1 k2 k3 g1\n");
+    let (cfg, warnings) = ok(&text);
+    assert_eq!(cfg.sinks.len(), 3);
+    assert_eq!(cfg.sinkgroups[0].sinks, ["k1", "k2"]);
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(
+        (warnings[0].line, warnings[0].key.as_str()),
+        (3, "a1.sinks")
+    );
+    assert!(warnings[0].to_string().contains("is a sink group"));
+
+    // A group named like a sink that runs on its own: Flume would run only one of them.
+    let (_, warnings) = ok(&with_sinks(
+        "a1.sinkgroups = k3\na1.sinkgroups.k3.sinks = k1 k2\na1.sinkgroups.k3.processor.type = failover\n",
+    ));
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(warnings[0].key, "a1.sinkgroups.k3");
+    assert!(warnings[0].to_string().contains("Flume would run only one"));
 }
