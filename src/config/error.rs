@@ -114,6 +114,19 @@ pub enum ConfigError {
         key: String,
         name: String,
     },
+    /// A `${...}` reference that cannot be resolved: a system property not given with `-D`,
+    /// a nested reference naming an unset variable, a reference loop, or a plain `${NAME}`
+    /// left as it is in a value a component cannot use. `reference` is quoted whole.
+    #[error(
+        "{file}:{line}: `{key}` holds the reference `{reference}`, which is not resolved: {why}"
+    )]
+    Unresolved {
+        file: String,
+        line: usize,
+        key: String,
+        reference: String,
+        why: String,
+    },
 }
 
 impl ConfigError {
@@ -128,7 +141,8 @@ impl ConfigError {
             | ConfigError::UnknownType { line, .. }
             | ConfigError::Unsupported { line, .. }
             | ConfigError::BatchOverTransactionCapacity { line, .. }
-            | ConfigError::EnvVar { line, .. } => Some(*line),
+            | ConfigError::EnvVar { line, .. }
+            | ConfigError::Unresolved { line, .. } => Some(*line),
         }
     }
 }
@@ -162,7 +176,7 @@ pub enum WarningKind {
     DuplicateName { name: String },
     /// A channel no source or sink is bound to.
     UnusedChannel,
-    /// A `${NAME}` reference left as it is (only `${env:NAME}` is substituted).
+    /// A plain `${NAME}` reference nothing resolves, left as it is (Flume leaves it too).
     NotSubstituted { reference: String },
     /// A key that is not of the form `<agent>.<...>`; Flume ignores it too.
     NoAgentPrefix,
@@ -198,7 +212,7 @@ impl fmt::Display for ConfigWarning {
             }
             WarningKind::NotSubstituted { reference } => write!(
                 f,
-                "`{reference}` is left as it is: only ${{env:NAME}} is substituted (write $${{...}} to silence this)"
+                "`{reference}` is left as it is: no property of the file has that name (Flume resolves a plain ${{NAME}} to the environment only with -DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties; or write ${{env:NAME}}, or $${{...}} to keep it literally)"
             ),
             WarningKind::NoAgentPrefix => write!(
                 f,

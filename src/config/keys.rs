@@ -43,6 +43,29 @@ pub struct KnownKey {
     pub default: Option<String>,
 }
 
+/// The first `${...}` reference (nested ones whole) a substituted value still holds.
+fn unresolved_reference(value: &str) -> Option<&str> {
+    let start = value.find("${")?;
+    let mut depth = 0usize;
+    let bytes = value.as_bytes();
+    let mut i = start;
+    while i < bytes.len() {
+        if bytes[i] == b'$' && bytes.get(i + 1) == Some(&b'{') {
+            depth += 1;
+            i += 2;
+            continue;
+        }
+        if bytes[i] == b'}' {
+            depth -= 1;
+            if depth == 0 {
+                return Some(&value[start..=i]);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
 fn no_env(_: &str) -> Option<String> {
     None
 }
@@ -250,6 +273,23 @@ impl<'a> Keys<'a> {
 
     /// The error for a value that cannot be used; `expected` says what is accepted.
     pub fn bad(&self, key: &str, v: &Val, expected: impl Into<String>) -> ConfigError {
+        if let Some(reference) = unresolved_reference(&v.value) {
+            // The value is wrong because a reference was left in it: say that, not "bad value".
+            return ConfigError::Unresolved {
+                file: self.file.to_string(),
+                line: v.line,
+                key: self.full(key),
+                reference: reference.to_string(),
+                why: format!(
+                    "the value `{}` is not {}. No property of the file has that name: write \
+                     ${{env:NAME}} for an environment variable (or pass \
+                     -DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties \
+                     as Flume needs for a plain ${{NAME}}), or ${{sys:NAME}} with -DNAME=value",
+                    v.value,
+                    expected.into()
+                ),
+            };
+        }
         ConfigError::BadValue {
             file: self.file.to_string(),
             line: v.line,

@@ -34,7 +34,7 @@ mod error;
 pub mod java_regex;
 mod keys;
 mod properties;
-mod subst;
+pub mod subst;
 mod topology;
 pub mod values;
 

@@ -168,13 +168,24 @@ pub(crate) fn read<'a>(
         }
     }
 
-    // Substitute, trim, and sort keys into lists and components.
+    // Substitute, trim, and sort keys into lists and components. A plain `${key}` names any
+    // property of the file (the last definition, as java.util.Properties keeps).
+    let raw: HashMap<&str, &str> = props
+        .entries
+        .iter()
+        .map(|p| (p.key.trim(), p.value.as_str()))
+        .collect();
+    let property = |k: &str| raw.get(k).map(|v| (*v).to_string());
+    let lookups = subst::Lookups {
+        env,
+        property: &property,
+    };
     let mut lists: HashMap<&'static str, Val> = HashMap::new();
     let mut comps: HashMap<&'static str, Components> = HashMap::new();
     for p in mine {
         let key = p.key.trim();
         let rest = &key[agent_prefix.len()..];
-        let value = match subst::substitute(&p.value, env) {
+        let value = match subst::substitute(&p.value, &lookups) {
             Ok(s) => {
                 for reference in s.untouched {
                     let kind = WarningKind::NotSubstituted { reference };
@@ -188,6 +199,15 @@ pub(crate) fn read<'a>(
                     line: p.line,
                     key: key.to_string(),
                     name,
+                })
+            }
+            Err(Problem::Unresolved { reference, why }) => {
+                return Err(ConfigError::Unresolved {
+                    file: file.to_string(),
+                    line: p.line,
+                    key: key.to_string(),
+                    reference,
+                    why,
                 })
             }
             Err(Problem::Unsupported { reference, why }) => {
