@@ -180,6 +180,13 @@ pub enum WarningKind {
     NotSubstituted { reference: String },
     /// A key that is not of the form `<agent>.<...>`; Flume ignores it too.
     NoAgentPrefix,
+    /// Keys whose agent prefix (`agnet`) is no agent of the file but close to `agent`, which
+    /// is: `count` keys Flume (and flumen) ignore, most likely a typo.
+    NearAgent {
+        prefix: String,
+        agent: String,
+        count: usize,
+    },
 }
 
 impl fmt::Display for ConfigWarning {
@@ -213,6 +220,16 @@ impl fmt::Display for ConfigWarning {
             WarningKind::NotSubstituted { reference } => write!(
                 f,
                 "`{reference}` is left as it is: no property of the file has that name (Flume resolves a plain ${{NAME}} to the environment only with -DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties; or write ${{env:NAME}}, or $${{...}} to keep it literally)"
+            ),
+            WarningKind::NearAgent {
+                prefix,
+                agent,
+                count,
+            } => write!(
+                f,
+                "`{prefix}` is not an agent of this file (it has no `{prefix}.sources`, `{prefix}.channels` or `{prefix}.sinks`), so this key{} {} ignored; did you mean `{agent}`?",
+                if *count > 1 { format!(" and {} more with that prefix", count - 1) } else { String::new() },
+                if *count > 1 { "are" } else { "is" },
             ),
             WarningKind::NoAgentPrefix => write!(
                 f,

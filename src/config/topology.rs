@@ -17,7 +17,7 @@ use super::error::{ConfigError, ConfigWarning, WarningKind};
 use super::keys::{Entry, Keys, Val};
 use super::properties::Properties;
 use super::subst::{self, Problem};
-use super::values::nearest;
+use super::values::{edit_distance, nearest};
 
 /// The agent-level keys (`<agent>.<key>`).
 const AGENT_KEYS: [&str; 5] = [
@@ -123,6 +123,51 @@ pub(crate) fn agents(props: &Properties) -> Vec<String> {
     out
 }
 
+/// Warns about keys whose agent prefix is no agent of the file but is nearest to `agent` and
+/// close to it (`agnet.sources.r1.type` beside `agent`): Flume ignores them silently. A
+/// prefix is close when its edit distance to `agent`, ignoring case, is at most 2 and less
+/// than the name's length (`a1` is not close to `b2`).
+fn near_agent_typos(
+    props: &Properties,
+    file: &str,
+    agent: &str,
+    warnings: &mut Vec<ConfigWarning>,
+) {
+    let defined = agents(props);
+    if !defined.iter().any(|a| a == agent) {
+        return;
+    }
+    // Each prefix once: its first key and line, and how many keys it has.
+    let mut seen: Vec<(String, String, usize, usize)> = Vec::new();
+    for p in &props.entries {
+        let key = p.key.trim();
+        let Some((prefix, _)) = key.split_once('.') else {
+            continue;
+        };
+        if prefix.is_empty() || defined.iter().any(|a| a == prefix) {
+            continue;
+        }
+        match seen.iter_mut().find(|s| s.0 == prefix) {
+            Some(s) => s.3 += 1,
+            None => seen.push((prefix.to_string(), key.to_string(), p.line, 1)),
+        }
+    }
+    for (prefix, key, line, count) in seen {
+        if nearest(&prefix, defined.iter().map(String::as_str)) != Some(agent) {
+            continue;
+        }
+        let d = edit_distance(&prefix.to_lowercase(), &agent.to_lowercase());
+        if d <= 2 && d < agent.chars().count() {
+            let kind = WarningKind::NearAgent {
+                prefix,
+                agent: agent.to_string(),
+                count,
+            };
+            warn(warnings, file, line, &key, kind);
+        }
+    }
+}
+
 /// Reads agent `agent`'s layout from `props` (read from `file`). `env` resolves
 /// `${env:NAME}` and Flume's global SSL variables.
 pub(crate) fn read<'a>(
@@ -150,6 +195,7 @@ pub(crate) fn read<'a>(
             _ => warn(&mut warnings, file, p.line, key, WarningKind::NoAgentPrefix),
         }
     }
+    near_agent_typos(props, file, agent, &mut warnings);
     if mine.is_empty() {
         return Err(ConfigError::UnknownAgent {
             file: file.to_string(),

@@ -323,3 +323,20 @@ fn config_check_takes_flumes_dash_d_properties() {
         "{out}"
     );
 }
+
+/// A key whose agent prefix is a near miss of an agent of the file is reported with the agent
+/// it most likely meant (Flume ignores such keys without a word).
+#[test]
+fn config_check_suggests_the_agent_for_a_misspelt_prefix() {
+    let text = format!("{TWO_AGENTS}a11.sinks.k1.batchSize = 5\n");
+    let (code, out, err) = config_check(&text, None);
+    assert_eq!(code, 0, "{out}{err}");
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 1, "{out}");
+    assert!(
+        warnings[0].contains("check.conf:21:")
+            && warnings[0].contains("`a11` is not an agent of this file")
+            && warnings[0].contains("did you mean `a1`?"),
+        "{out}"
+    );
+}

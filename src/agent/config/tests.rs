@@ -1664,6 +1664,59 @@ fn system_properties_property_references_and_the_env_var_resolver() {
     assert!(e.to_string().contains("`${env:${sys:nope}}`"), "{e}");
 }
 
+/// A key prefix close to the agent's name but no agent of the file (`agnet` beside `agent`)
+/// is a warning with the suggestion, once per prefix; real agents, hyphens and capitals
+/// included, are never taken for typos of each other.
+#[test]
+fn a_prefix_close_to_an_agent_is_a_warning_naming_it() {
+    let file = |agent: &str, typo: &str| {
+        format!(
+            "{agent}.sources = r1\n\
+             {agent}.channels = c1\n\
+             {agent}.sinks = k1\n\
+             {agent}.sources.r1.type = seq\n\
+             {agent}.sources.r1.channels = c1\n\
+             {agent}.channels.c1.type = memory\n\
+             {agent}.sinks.k1.type = null\n\
+             {agent}.sinks.k1.channel = c1\n\
+             {typo}.sources.r1.batchSize = 5\n\
+             {typo}.sinks.k1.batchSize = 5\n"
+        )
+    };
+    for (agent, typo) in [
+        ("agent", "agnet"),
+        ("Web-Tier", "Web-Teir"),
+        ("collector", "Collector"),
+    ] {
+        let (_, warnings) = parse_with_env(&file(agent, typo), F, agent, &env).expect("parses");
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        let w = &warnings[0];
+        assert_eq!(
+            (w.line, w.key.as_str()),
+            (9, format!("{typo}.sources.r1.batchSize").as_str())
+        );
+        assert_eq!(
+            w.kind,
+            WarningKind::NearAgent {
+                prefix: typo.into(),
+                agent: agent.into(),
+                count: 2
+            }
+        );
+        let msg = w.to_string();
+        assert!(msg.contains(&format!("did you mean `{agent}`")), "{msg}");
+    }
+    // Two real agents close to each other, and a far prefix: no warning.
+    let two = format!("{}{}", file("web-1", "zzz"), file("web-2", "zzz"));
+    for agent in ["web-1", "web-2"] {
+        let (_, warnings) = parse_with_env(&two, F, agent, &env).expect("parses");
+        assert!(warnings.is_empty(), "{agent}: {warnings:#?}");
+    }
+    // A one-letter prefix is not a typo of a one-letter agent.
+    let (_, warnings) = parse_with_env(&file("a", "b"), F, "a", &env).expect("parses");
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Files and syntax errors
 
