@@ -178,6 +178,12 @@ pub enum WarningKind {
     UnusedChannel,
     /// A plain `${NAME}` reference nothing resolves, left as it is (Flume leaves it too).
     NotSubstituted { reference: String },
+    /// A key Flume 1.11 reads for this component's type and flumen does not; `note` says what
+    /// flumen does instead and what to do (`config::flume_keys`).
+    FlumeKeyNotImplemented { note: String },
+    /// A key Flume reads only for another type (`other`) of this `kind`: Flume ignores it
+    /// here too (a leftover of a changed `type`?).
+    FlumeKeyOfOtherType { other: String, kind: String },
     /// A key that is not of the form `<agent>.<...>`; Flume ignores it too.
     NoAgentPrefix,
     /// Keys whose agent prefix (`agnet`) is no agent of the file but close to `agent`, which
@@ -230,6 +236,13 @@ impl fmt::Display for ConfigWarning {
                 "`{prefix}` is not an agent of this file (it has no `{prefix}.sources`, `{prefix}.channels` or `{prefix}.sinks`), so this key{} {} ignored; did you mean `{agent}`?",
                 if *count > 1 { format!(" and {} more with that prefix", count - 1) } else { String::new() },
                 if *count > 1 { "are" } else { "is" },
+            ),
+            WarningKind::FlumeKeyNotImplemented { note } => {
+                write!(f, "Flume's key, not implemented by flumen: {note}")
+            }
+            WarningKind::FlumeKeyOfOtherType { other, kind } => write!(
+                f,
+                "a key of Flume's `{other}` {kind}, which this {kind}'s type does not read (in Flume either), so it is ignored; remove it (left over from an earlier `type`?)"
             ),
             WarningKind::NoAgentPrefix => write!(
                 f,

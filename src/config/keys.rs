@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use super::error::{ConfigError, ConfigWarning, WarningKind};
+use super::flume_keys::{self, FlumeKnows};
 use super::values::{nearest, parse_bool, parse_u64};
 
 /// One key of a component, its value substituted and trimmed.
@@ -532,6 +533,20 @@ impl<'a> Keys<'a> {
 
     /// Reports the keys nobody read as unknown, naming the nearest known key, and hands over
     /// every warning.
+    /// Which kind of Flume component the prefix names: `a1.sources.r1.interceptors.i1.` an
+    /// interceptor, `a1.channels.c1.` a channel, ...
+    fn flume_kind(&self) -> Option<flume_keys::Kind> {
+        if self.prefix.contains(".interceptors.") {
+            return Some(flume_keys::Kind::Interceptor);
+        }
+        match self.prefix.split('.').nth(1)? {
+            "sources" => Some(flume_keys::Kind::Source),
+            "channels" => Some(flume_keys::Kind::Channel),
+            "sinks" => Some(flume_keys::Kind::Sink),
+            _ => None,
+        }
+    }
+
     pub fn finish(mut self, warnings: &mut Vec<ConfigWarning>) {
         let unknown: Vec<(String, usize)> = self
             .entries
@@ -540,9 +555,29 @@ impl<'a> Keys<'a> {
             .filter(|(_, used)| !**used)
             .map(|(e, _)| (e.key.clone(), e.line))
             .collect();
+        let kind = self.flume_kind();
+        let type_name = self.peek("type").map(str::to_string);
         for (key, line) in unknown {
-            let near = nearest(&key, self.known.iter().map(|k| k.key)).map(|k| self.full(k));
-            self.warn(line, &key, WarningKind::UnknownKey { nearest: near });
+            // A key Flume reads says so, rather than guessing at a typo of an unrelated key.
+            let flume = match (kind, &type_name) {
+                (Some(kind), Some(t)) => flume_keys::lookup(kind, t, &key),
+                _ => None,
+            };
+            let warning = match flume {
+                Some(FlumeKnows::ThisType { note }) => WarningKind::FlumeKeyNotImplemented {
+                    note: note.to_string(),
+                },
+                Some(FlumeKnows::OtherType { other, kind }) => WarningKind::FlumeKeyOfOtherType {
+                    other: other.to_string(),
+                    kind: kind.to_string(),
+                },
+                None => {
+                    let near =
+                        nearest(&key, self.known.iter().map(|k| k.key)).map(|k| self.full(k));
+                    WarningKind::UnknownKey { nearest: near }
+                }
+            };
+            self.warn(line, &key, warning);
         }
         warnings.append(&mut self.warnings);
     }

@@ -31,6 +31,7 @@ use std::path::Path;
 
 mod component;
 mod error;
+pub mod flume_keys;
 pub mod java_regex;
 mod keys;
 mod properties;

@@ -340,3 +340,40 @@ fn config_check_suggests_the_agent_for_a_misspelt_prefix() {
         "{out}"
     );
 }
+
+/// A key Flume reads but flumen does not says exactly that, with what to do, instead of a
+/// nearest-key guess; a key of another Flume type (kafka.* left on a memory channel) says
+/// whose key it is.
+#[test]
+fn config_check_names_flumes_keys_flumen_does_not_implement() {
+    let text = TWO_AGENTS
+        .replace(
+            "a1.sinks.k1.type = null",
+            "a1.sinks.k1.type = hdfs\na1.sinks.k1.hdfs.path = file:///tmp/flumen-check\n\
+             a1.sinks.k1.hdfs.txnEventMax = 100",
+        )
+        .replace(
+            "a1.channels.c1.type = memory",
+            "a1.channels.c1.type = memory\na1.channels.c1.kafka.topic = events",
+        );
+    let (code, out, err) = config_check(&text, Some("a1"));
+    assert_eq!(code, 0, "{out}{err}");
+    let warning = |key: &str| {
+        out.lines()
+            .find(|l| l.starts_with("warning: ") && l.contains(key))
+            .unwrap_or_else(|| panic!("no warning about {key} in:\n{out}"))
+            .to_string()
+    };
+    let txn = warning("a1.sinks.k1.hdfs.txnEventMax");
+    assert!(
+        txn.contains("Flume's key, not implemented by flumen")
+            && txn.contains("hdfs.batchSize")
+            && !txn.contains("nearest"),
+        "{txn}"
+    );
+    let kafka = warning("a1.channels.c1.kafka.topic");
+    assert!(
+        kafka.contains("a key of Flume's `kafka` channel") && !kafka.contains("nearest"),
+        "{kafka}"
+    );
+}
