@@ -184,6 +184,10 @@ pub enum WarningKind {
     /// A key Flume reads only for another type (`other`) of this `kind`: Flume ignores it
     /// here too (a leftover of a changed `type`?).
     FlumeKeyOfOtherType { other: String, kind: String },
+    /// A value whose trailing whitespace (`removed`, escaped) is trimmed away, as Flume trims
+    /// it, on a key where that can change its meaning (a pattern, a path, text put into
+    /// events or file names).
+    TrailingWhitespace { removed: String },
     /// A key that is not of the form `<agent>.<...>`; Flume ignores it too.
     NoAgentPrefix,
     /// Keys whose agent prefix (`agnet`) is no agent of the file but close to `agent`, which
@@ -243,6 +247,10 @@ impl fmt::Display for ConfigWarning {
             WarningKind::FlumeKeyOfOtherType { other, kind } => write!(
                 f,
                 "a key of Flume's `{other}` {kind}, which this {kind}'s type does not read (in Flume either), so it is ignored; remove it (left over from an earlier `type`?)"
+            ),
+            WarningKind::TrailingWhitespace { removed } => write!(
+                f,
+                "the value ends with whitespace (\"{removed}\"), which is removed (Flume removes it too), so the value used ends before it; if a path or pattern was meant without it, delete it; if it was meant, no properties escape keeps it: in a pattern write `[ ]` or `\\s` instead"
             ),
             WarningKind::NoAgentPrefix => write!(
                 f,

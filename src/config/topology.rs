@@ -123,6 +123,33 @@ pub(crate) fn agents(props: &Properties) -> Vec<String> {
     out
 }
 
+/// The last parts of key names whose values are patterns, text put into events or file
+/// names, or paths: there a trailing space may have been meant, and trimming it (as Flume
+/// does) changes what the value says. Elsewhere (a type, a number, a list) it cannot matter.
+const WHITESPACE_MATTERS: [&str; 14] = [
+    "regex",
+    "pattern",
+    "matching",
+    "replacestring",
+    "value",
+    "prefix",
+    "suffix",
+    "separator",
+    "path",
+    "dir",
+    "dirs",
+    "directory",
+    "command",
+    "file",
+];
+
+/// Whether `key`'s last part (`searchPattern` in `a1.sources.r1.interceptors.i1.searchPattern`)
+/// ends with one of [`WHITESPACE_MATTERS`], in any case.
+fn whitespace_may_matter(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
+    WHITESPACE_MATTERS.iter().any(|w| last.ends_with(w))
+}
+
 /// Warns about keys whose agent prefix is no agent of the file but is nearest to `agent` and
 /// close to it (`agnet.sources.r1.type` beside `agent`): Flume ignores them silently. A
 /// prefix is close when its edit distance to `agent`, ignoring case, is at most 2 and less
@@ -267,11 +294,23 @@ pub(crate) fn read<'a>(
             }
         };
         // Flume trims every value (and ignores empty ones) after substitution.
-        let value = value.trim().to_string();
-        if value.is_empty() {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
             warn(&mut warnings, file, p.line, key, WarningKind::EmptyValue);
             continue;
         }
+        let trailing = &value[value.trim_end().len()..];
+        // A number or a boolean reads the same either way (`hdfs.roundValue = 10 `).
+        let plain = trimmed.parse::<f64>().is_ok()
+            || trimmed.eq_ignore_ascii_case("true")
+            || trimmed.eq_ignore_ascii_case("false");
+        if !trailing.is_empty() && !plain && whitespace_may_matter(key) {
+            let kind = WarningKind::TrailingWhitespace {
+                removed: trailing.escape_default().to_string(),
+            };
+            warn(&mut warnings, file, p.line, key, kind);
+        }
+        let value = trimmed.to_string();
         if let Some(list) = AGENT_KEYS.iter().find(|k| **k == rest) {
             lists.insert(
                 list,

@@ -1717,6 +1717,51 @@ fn a_prefix_close_to_an_agent_is_a_warning_naming_it() {
     assert!(warnings.is_empty(), "{warnings:#?}");
 }
 
+/// Trailing whitespace is trimmed, as Flume trims it; where that can change what a value says
+/// (a pattern, a path, text put into events) it is a warning, elsewhere it is not.
+#[test]
+fn trailing_whitespace_that_may_matter_is_a_warning() {
+    let text = with_source(
+        "a1.sources.r1.type = seq \n\
+         a1.sources.r1.channels = c1\n\
+         a1.sources.r1.interceptors = i1\n\
+         a1.sources.r1.interceptors.i1.type = search_replace\n\
+         a1.sources.r1.interceptors.i1.searchPattern = foo \n\
+         a1.sources.r1.interceptors.i1.replaceString = bar\t\n\
+         a1.channels.c1.capacity = 100 \n",
+    );
+    let (_, warnings) = ok(&text);
+    let got: Vec<(usize, &str, &WarningKind)> = warnings
+        .iter()
+        .map(|w| (w.line, w.key.as_str(), &w.kind))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                11,
+                "a1.sources.r1.interceptors.i1.searchPattern",
+                &WarningKind::TrailingWhitespace {
+                    removed: " ".into()
+                }
+            ),
+            (
+                12,
+                "a1.sources.r1.interceptors.i1.replaceString",
+                &WarningKind::TrailingWhitespace {
+                    removed: "\\t".into()
+                }
+            ),
+        ],
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings[0].to_string().contains("ends with whitespace"),
+        "{}",
+        warnings[0]
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Files and syntax errors
 
