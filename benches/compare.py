@@ -11,6 +11,13 @@ Workloads (1 KiB events, batch 100, durable commits on both sides):
                  (CHANNEL.c1.EventTakeSuccessCount)
   agent_hdfs     the same with an hdfs sink (DataStream) into a MiniDFSCluster this script
                  starts (tests/hdfs)
+  routed         one properties file both agents run unchanged: StressSource -> timestamp,
+                 host and regex_extractor interceptors -> multiplexing selector over two file
+                 channels -> a null sink each; timed as agent_null until both channels'
+                 takes add up to every event. (flumen's stress bodies split half and half
+                 between the channels; Flume's StressSource bodies are all one byte value, so
+                 the regex never matches and Flume sends everything to the default channel:
+                 the same work per event, one channel instead of two.)
   taildir        one properties file both agents run unchanged: TAILDIR on one log of
                  --taildir-events lines of 200 bytes (written and synced once per run, read by
                  every agent from the start through its own fresh positionFile) -> file
@@ -41,13 +48,14 @@ from peerlib import (ROOT, PEER, log, sh, maven_classpath, flumen_bin, free_port
                      flume_agent_cmd, stop_group)
 
 HDFS_PROJECT = os.path.join(ROOT, "tests", "hdfs")
-WORKLOADS = ["channel", "channel_mem", "agent_null", "agent_hdfs", "taildir"]
+WORKLOADS = ["channel", "channel_mem", "agent_null", "agent_hdfs", "taildir", "routed"]
 TARGETS = {
     "channel_ratio": 10.0,
     "file_vs_flume_memory_ratio": 1.0,
     "agent_null_ratio": 5.0,
     "agent_hdfs_ratio": 3.0,
     "taildir_ratio": 10.0,
+    "routed_ratio": 8.0,
     "rss_ratio": 0.25,  # at most
 }
 
@@ -115,6 +123,40 @@ a1.sinks.k1.channel = c1
 {sink}"""
 
 
+def routed_properties(d, n):
+    channels = "".join(f"""a1.channels.{c}.type = file
+a1.channels.{c}.checkpointDir = {d}/{c}/checkpoint
+a1.channels.{c}.dataDirs = {d}/{c}/data
+a1.channels.{c}.capacity = {max(n, 1000000)}
+a1.channels.{c}.transactionCapacity = 1000
+a1.channels.{c}.minimumRequiredSpace = 1048576
+a1.sinks.k{c[1]}.type = null
+a1.sinks.k{c[1]}.batchSize = 100
+a1.sinks.k{c[1]}.channel = {c}
+""" for c in ["c1", "c2"])
+    return f"""# Run unchanged by flumen (flumen agent) and Flume (org.apache.flume.node.Application).
+a1.sources = r1
+a1.channels = c1 c2
+a1.sinks = k1 k2
+a1.sources.r1.type = org.apache.flume.source.StressSource
+a1.sources.r1.size = 1024
+a1.sources.r1.maxTotalEvents = {n}
+a1.sources.r1.batchSize = 100
+a1.sources.r1.channels = c1 c2
+a1.sources.r1.interceptors = ts host rx
+a1.sources.r1.interceptors.ts.type = timestamp
+a1.sources.r1.interceptors.host.type = host
+a1.sources.r1.interceptors.rx.type = regex_extractor
+a1.sources.r1.interceptors.rx.regex = ^[\\\\x00-\\\\x7f][\\\\s\\\\S]{{64}}(ABCD)
+a1.sources.r1.interceptors.rx.serializers = s1
+a1.sources.r1.interceptors.rx.serializers.s1.name = half
+a1.sources.r1.selector.type = multiplexing
+a1.sources.r1.selector.header = half
+a1.sources.r1.selector.mapping.ABCD = c1
+a1.sources.r1.selector.default = c2
+{channels}"""
+
+
 def taildir_properties(d, log_dir, n):
     return f"""# Run unchanged by flumen (flumen agent) and Flume (org.apache.flume.node.Application).
 a1.sources = r1
@@ -167,7 +209,7 @@ def hdfs_sink(url, path):
             f"a1.sinks.k1.hdfs.rollInterval = 0\n")
 
 
-def run_agent(cmd, n, port, what, deadline_s, env=None):
+def run_agent(cmd, n, port, what, deadline_s, env=None, channels=("c1",)):
     """Starts an agent and waits until takes of n events committed. Returns (seconds from the
     channel's start, as the agent reports it, to the first poll showing n; peak RSS in KiB):
     JVM start-up is not counted against Flume."""
@@ -178,7 +220,7 @@ def run_agent(cmd, n, port, what, deadline_s, env=None):
     last_report = start
     try:
         while True:
-            done, source_start_ms = drain_state(port)
+            done, source_start_ms = drain_state(port, channels)
             if done >= n:
                 if source_start_ms <= 0:
                     raise RuntimeError(f"{what}: no CHANNEL.c1.StartTime in /metrics")
@@ -200,15 +242,16 @@ def run_agent(cmd, n, port, what, deadline_s, env=None):
     return elapsed, rss
 
 
-def flumen_agent(props, n, what, deadline_s):
+def flumen_agent(props, n, what, deadline_s, channels=("c1",)):
     port = free_port()
     return run_agent(flumen_agent_cmd(props, port), n, port, what, deadline_s,
-                     flumen_agent_env())
+                     flumen_agent_env(), channels)
 
 
-def flume_agent(props, n, cp, what, deadline_s):
+def flume_agent(props, n, cp, what, deadline_s, channels=("c1",)):
     port = free_port()
-    return run_agent(flume_agent_cmd(props, port, cp), n, port, what, deadline_s)
+    return run_agent(flume_agent_cmd(props, port, cp), n, port, what, deadline_s,
+                     channels=channels)
 
 
 class MiniHdfs:
@@ -317,6 +360,25 @@ def main():
                 record("taildir", runs["flumen"][0], runs["flumen"][1], runs["flume"][0],
                        runs["flume"][1])
 
+            if "routed" in chosen:
+                runs = {}
+                for who in ["flumen", "flume"]:
+                    wd = os.path.join(d, f"routed-{who}")
+                    os.makedirs(wd, exist_ok=True)
+                    props = os.path.join(wd, "agent.properties")
+                    with open(props, "w") as f:
+                        f.write(routed_properties(wd, n))
+                    what = f"routed {who}"
+                    if who == "flumen":
+                        secs, rss = flumen_agent(props, n, what, deadline, ("c1", "c2"))
+                    else:
+                        secs, rss = flume_agent(props, n, peer_cp, what, deadline,
+                                                ("c1", "c2"))
+                    runs[who] = (n / secs, rss)
+                    shutil.rmtree(wd, ignore_errors=True)
+                record("routed", runs["flumen"][0], runs["flumen"][1], runs["flume"][0],
+                       runs["flume"][1])
+
             for key, sink in [("agent_null", lambda who: null_sink()),
                               ("agent_hdfs",
                                lambda who: hdfs_sink(hdfs.url, f"/compare/r{rnd}/{who}"))]:
@@ -347,7 +409,7 @@ def main():
                     if med[k]["rss_flume"])
     ratio_names = {"channel": "channel_ratio", "channel_mem": "file_vs_flume_memory_ratio",
                    "agent_null": "agent_null_ratio", "agent_hdfs": "agent_hdfs_ratio",
-                   "taildir": "taildir_ratio"}
+                   "taildir": "taildir_ratio", "routed": "routed_ratio"}
     summary = {
         "rounds": a.rounds,
         "workloads": chosen,
@@ -365,6 +427,7 @@ def main():
         "agent_null": "agent: stress -> file -> null",
         "agent_hdfs": "agent: stress -> file -> hdfs (DataStream)",
         "taildir": "agent: TAILDIR -> file -> null",
+        "routed": "agent: stress -> 3 icpt -> mux -> 2 file -> null",
     }
     print(f"{'workload':<46} {'Flume ev/s':>12} {'flumen ev/s':>12} {'ratio':>7} "
           f"{'Flume RSS MiB':>14} {'flumen RSS MiB':>15}")

@@ -76,15 +76,17 @@ def metrics(port):
         return None
 
 
-def drain_state(port):
-    """(events whose take committed, the channel's start time in ms) from /metrics. Both agents
-    serve CHANNEL.c1.EventTakeSuccessCount (Flume's null sink has no sink counter) and
-    CHANNEL.c1.StartTime (Flume's StressSource has no source counter)."""
+def drain_state(port, channels=("c1",)):
+    """(events whose take committed, the first channel's start time in ms) from /metrics,
+    summed over `channels`. Both agents serve CHANNEL.<c>.EventTakeSuccessCount (Flume's null
+    sink has no sink counter) and CHANNEL.<c>.StartTime (Flume's StressSource has no source
+    counter)."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
             m = json.loads(r.read().decode())
-        taken = int(m.get("CHANNEL.c1", {}).get("EventTakeSuccessCount", "0"))
-        started = int(m.get("CHANNEL.c1", {}).get("StartTime", "0"))
+        taken = sum(int(m.get(f"CHANNEL.{c}", {}).get("EventTakeSuccessCount", "0"))
+                    for c in channels)
+        started = int(m.get(f"CHANNEL.{channels[0]}", {}).get("StartTime", "0"))
         return taken, started
     except (OSError, ValueError):
         return -1, 0

@@ -16,6 +16,7 @@ pub mod io;
 pub mod metrics;
 pub(crate) mod net;
 pub mod report;
+pub mod route;
 pub mod sink;
 pub mod source;
 pub(crate) mod stop;

@@ -12,10 +12,12 @@ use std::path::{Path, PathBuf};
 use super::registry;
 use crate::channel::ChannelSpec;
 use crate::config::{
-    self, resolve, AsAny, ConfigError, ConfigWarning, Keys, Registered, Topology,
+    self, resolve, AsAny, ConfigError, ConfigWarning, Keys, Node, Registered, Topology,
     EMBEDDED_DEFAULT_PROPERTIES,
 };
 use crate::interceptor::InterceptorSpec;
+use crate::route::replicating::ReplicatingConfig;
+use crate::route::SelectorSpec;
 use crate::sink::SinkSpec;
 use crate::source::SourceSpec;
 
@@ -41,10 +43,12 @@ pub struct SourceConfig {
     pub name: String,
     /// The type's alias (`netcat`), for logs.
     pub type_name: &'static str,
-    /// `channels`: where every event goes (the replicating selector), in the order written.
+    /// `channels`: every channel it may put into, in the order written.
     pub channels: Vec<String>,
     /// `interceptors`, applied to every event in list order (empty when there are none).
     pub interceptors: Vec<InterceptorConfig>,
+    /// `selector.*`: which of `channels` each event goes to.
+    pub selector: SelectorConfig,
     /// The source's own keys, parsed by its module.
     pub spec: Box<dyn SourceSpec>,
 }
@@ -55,6 +59,20 @@ pub struct InterceptorConfig {
     pub name: String,
     pub type_name: &'static str,
     pub spec: Box<dyn InterceptorSpec>,
+}
+
+/// A source's channel selector (`<agent>.sources.<source>.selector.*`).
+#[derive(Debug)]
+pub struct SelectorConfig {
+    pub type_name: &'static str,
+    pub spec: Box<dyn SelectorSpec>,
+}
+
+impl SelectorConfig {
+    /// The selector's settings as its module's type `T` (e.g. `MultiplexingConfig`).
+    pub fn settings<T: 'static>(&self) -> Option<&T> {
+        downcast(self.spec.as_ref())
+    }
 }
 
 /// A channel (`<agent>.channels.<name>.*`).
@@ -266,6 +284,7 @@ fn resolve_topology(topo: Topology<'_>) -> Result<(AgentConfig, Vec<ConfigWarnin
         })
     };
 
+    let channel_names: Vec<String> = channels.iter().map(|c| c.config.name.clone()).collect();
     let mut sources = Vec::new();
     for node in source_nodes {
         let mut keys = node.keys;
@@ -279,6 +298,7 @@ fn resolve_topology(topo: Topology<'_>) -> Result<(AgentConfig, Vec<ConfigWarnin
         for i in node.interceptors {
             interceptors.push(interceptor(i.name, i.keys, &mut warnings)?);
         }
+        let selector = selector(node.selector, &node.channels, &channel_names, &mut warnings)?;
         let spec = (t.parse)(&mut keys)?;
         for ch in &node.channels {
             over_capacity(&keys, spec.batch_size(), ch)?;
@@ -289,6 +309,7 @@ fn resolve_topology(topo: Topology<'_>) -> Result<(AgentConfig, Vec<ConfigWarnin
             type_name: t.alias,
             channels: node.channels,
             interceptors,
+            selector,
             spec,
         });
     }
@@ -323,6 +344,70 @@ fn resolve_topology(topo: Topology<'_>) -> Result<(AgentConfig, Vec<ConfigWarnin
         },
         warnings,
     ))
+}
+
+/// A source's channel selector: `replicating` (every channel required) when it has no
+/// `selector.*` keys or no `selector.type`. Every channel the selector names must be one the
+/// source puts into (`bound`), as Flume requires.
+fn selector(
+    node: Option<Node<'_>>,
+    bound: &[String],
+    agent_channels: &[String],
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<SelectorConfig, ConfigError> {
+    let Some(node) = node else {
+        return Ok(SelectorConfig {
+            type_name: crate::route::replicating::TYPE.alias,
+            spec: Box::new(ReplicatingConfig::default()),
+        });
+    };
+    let mut keys = node.keys;
+    let aliases: Vec<&str> = registry::SELECTORS.iter().map(|t| t.alias).collect();
+    let ty = match keys.get("type") {
+        None => &crate::route::replicating::TYPE,
+        Some(t) => {
+            keys.set_home_line(t.line);
+            let value = t.value.as_str();
+            if value.contains('.') && !value.starts_with("org.apache.flume.") {
+                return Err(keys.unsupported(
+                    "type",
+                    t.line,
+                    format!("the custom channel selector class `{value}`"),
+                    format!(
+                        "flumen cannot load Java classes; its selectors are: {} (multiplexing routes by a header's value). Remove `selector.type` to replicate every event to every channel",
+                        aliases.join(", ")
+                    ),
+                ));
+            }
+            resolve(registry::SELECTORS, &[], &keys, &t, "channel selector")?
+        }
+    };
+    let spec = (ty.parse)(&mut keys)?;
+    let channels_key = keys
+        .full("channels")
+        .replace(".selector.channels", ".channels");
+    for n in spec.named_channels() {
+        if bound.contains(&n.channel) {
+            continue;
+        }
+        let why = if agent_channels.contains(&n.channel) {
+            "it is a channel of the agent but this source does not put into it: add it to"
+        } else {
+            "no such channel; a selector can only name channels listed in"
+        };
+        return Err(ConfigError::BadValue {
+            file: keys.file().to_string(),
+            line: n.line,
+            key: keys.full(n.key.trim_start_matches("selector.")),
+            value: n.channel,
+            expected: format!("{why} `{channels_key}` ({})", bound.join(" ")),
+        });
+    }
+    keys.finish(warnings);
+    Ok(SelectorConfig {
+        type_name: ty.alias,
+        spec,
+    })
 }
 
 /// One listed interceptor, read as Flume's ChannelProcessor reads it: a listed interceptor

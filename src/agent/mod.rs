@@ -10,8 +10,8 @@
 //! in flight), then stops the sinks (each finishes the batch in hand), then closes the
 //! channels (the file channel writes its final checkpoint). Nothing committed to a file
 //! channel is lost at any point, shutdown or crash; what a sink had not taken yet is
-//! delivered after the next start. A source with interceptors is handed its channels wrapped
-//! in [`InterceptingChannel`]s, which set the headers on each event as it is put.
+//! delivered after the next start. Each source puts through a [`ChannelProcessor`] holding
+//! its interceptors, its channel selector and its channels (see [`crate::route`]).
 //!
 //! Monitoring: every agent keeps a [`Registry`] of its components' counters (Flume's names,
 //! see [`crate::metrics`]) with their StartTime/StopTime; with [`AgentOptions::monitoring`]
@@ -27,8 +27,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::channel::{Channel, ChannelError};
-use crate::interceptor::{InterceptingChannel, InterceptorChain};
+use crate::interceptor::InterceptorChain;
 use crate::metrics::{ChannelTimes, ComponentCounters, ComponentType, MetricsServer, Registry};
+use crate::route::ChannelProcessor;
 use crate::sink::{SinkError, SinkRunner};
 use crate::source::{SourceContext, SourceError};
 
@@ -170,14 +171,9 @@ impl Agent {
                 .iter()
                 .map(|c| self.channel(&s.name, c))
                 .collect::<Result<Vec<_>, _>>()?;
-            // The source puts through wrappers that intercept; the agent keeps (and closes)
-            // the real channels.
-            let chans = if s.interceptors.is_empty() {
-                chans
-            } else {
-                let chain = Arc::new(InterceptorChain::new(
-                    s.interceptors.iter().map(|i| i.spec.build()).collect(),
-                ));
+            let chain =
+                InterceptorChain::new(s.interceptors.iter().map(|i| i.spec.build()).collect());
+            if !s.interceptors.is_empty() {
                 let names: Vec<String> = s
                     .interceptors
                     .iter()
@@ -189,8 +185,17 @@ impl Agent {
                     s.name,
                     names.join(", ")
                 );
-                InterceptingChannel::wrap_all(chans, &chain)
-            };
+            }
+            let selector = s.selector.spec.build(&s.channels);
+            if s.selector.type_name != crate::route::replicating::TYPE.alias {
+                tracing::info!(
+                    source = %s.name,
+                    "source `{}`: {}",
+                    s.name,
+                    s.selector.spec.describe(&s.channels)
+                );
+            }
+            let chans = Arc::new(ChannelProcessor::new(&s.name, chans, chain, selector));
             let counters = self.metrics.component(&s.name, ComponentType::Source);
             let src = s.spec.build(SourceContext {
                 name: s.name.clone(),
@@ -404,6 +409,10 @@ mod tests {
                 type_name: "seq",
                 channels: vec!["c1".into()],
                 interceptors: Vec::new(),
+                selector: config::SelectorConfig {
+                    type_name: "replicating",
+                    spec: Box::new(crate::route::replicating::ReplicatingConfig::default()),
+                },
                 spec: Box::new(SeqConfig {
                     total_events: Some(1000),
                     batch_size: 7,

@@ -4,9 +4,10 @@
 
 use crate::channel::ChannelType;
 use crate::interceptor::InterceptorType;
+use crate::route::SelectorType;
 use crate::sink::SinkType;
 use crate::source::SourceType;
-use crate::{channel, interceptor, sink, source};
+use crate::{channel, interceptor, route, sink, source};
 
 /// Channel types.
 pub const CHANNELS: &[ChannelType] = &[channel::file::TYPE, channel::memory::TYPE];
@@ -43,6 +44,9 @@ pub const INTERCEPTORS: &[InterceptorType] = &[
     interceptor::regex_extractor::TYPE,
     interceptor::uuid::TYPE,
 ];
+
+/// Channel selector types (a source's `selector.type`; replicating when absent).
+pub const SELECTORS: &[SelectorType] = &[route::replicating::TYPE, route::multiplexing::TYPE];
 
 /// Flume's channel types flumen does not have (alias, class; an empty alias: none).
 pub const FLUME_ONLY_CHANNELS: &[(&str, &str)] = &[

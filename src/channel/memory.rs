@@ -155,6 +155,10 @@ struct State {
     queue: VecDeque<Event>,
     held: u64,
     held_bytes: u64,
+    /// Room reserved by put transactions that have not committed yet (see
+    /// `PutTransaction::reserve`): charged against the limits, not counted as held.
+    reserved: u64,
+    reserved_bytes: u64,
     closed: bool,
     /// Putters waiting in commit for room.
     blocked_putters: usize,
@@ -189,6 +193,8 @@ impl MemoryChannel {
                     queue: VecDeque::new(),
                     held: 0,
                     held_bytes: 0,
+                    reserved: 0,
+                    reserved_bytes: 0,
                     closed: false,
                     blocked_putters: 0,
                     commits: 0,
@@ -218,10 +224,9 @@ impl MemoryChannel {
         }
     }
 
-    /// Appends a committed put's events to the tail, waiting up to `keep_alive` for room.
-    fn commit_put(&self, events: Vec<Event>, bytes: u64) -> Result<(), ChannelError> {
+    /// Checks that a put of `bytes` body bytes could ever fit.
+    fn check_fits_ever(&self, bytes: u64) -> Result<(), ChannelError> {
         let inner = &*self.inner;
-        let n = events.len() as u64;
         if let Some(limit) = inner.cfg.byte_capacity {
             // It could never fit: waiting out keep-alive would only delay the same answer.
             if bytes > limit {
@@ -233,11 +238,61 @@ impl MemoryChannel {
                 });
             }
         }
-        let mut st = inner.state.lock();
-        if !st.closed && !inner.fits(&st, n, bytes) {
+        Ok(())
+    }
+
+    /// Waits up to `keep_alive` for room for `n` events of `bytes` and holds it.
+    fn reserve(&self, n: u64, bytes: u64) -> Result<(), ChannelError> {
+        self.check_fits_ever(bytes)?;
+        let mut st = self.inner.state.lock();
+        if !st.closed && !self.inner.fits(&st, n, bytes) {
             self.wait_for_room(&mut st, n, bytes)?;
         }
         if st.closed {
+            return Err(self.closed_error());
+        }
+        st.reserved += n;
+        st.reserved_bytes += bytes;
+        Ok(())
+    }
+
+    /// Gives back room [`MemoryChannel::reserve`] held.
+    fn release(&self, n: u64, bytes: u64) {
+        let mut st = self.inner.state.lock();
+        st.reserved -= n;
+        st.reserved_bytes -= bytes;
+        drop(st);
+        self.inner.room.notify_all();
+    }
+
+    /// Appends a committed put's events to the tail, waiting up to `keep_alive` for room
+    /// beyond what the transaction `reserved` (events, bytes) already.
+    fn commit_put(
+        &self,
+        events: Vec<Event>,
+        bytes: u64,
+        reserved: (u64, u64),
+    ) -> Result<(), ChannelError> {
+        let inner = &*self.inner;
+        let n = events.len() as u64;
+        if reserved == (0, 0) {
+            self.check_fits_ever(bytes)?;
+        }
+        let mut st = inner.state.lock();
+        st.reserved -= reserved.0;
+        st.reserved_bytes -= reserved.1;
+        if !st.closed && !inner.fits(&st, n, bytes) {
+            // Only events put after `reserve` (not how route uses it) can need more room.
+            let waited = self.wait_for_room(&mut st, n, bytes);
+            if let Err(e) = waited {
+                drop(st);
+                inner.room.notify_all();
+                return Err(e);
+            }
+        }
+        if st.closed {
+            drop(st);
+            inner.room.notify_all();
             return Err(self.closed_error());
         }
         if n == 0 {
@@ -281,7 +336,7 @@ impl MemoryChannel {
             return Ok(());
         }
         let limit = match inner.cfg.byte_capacity {
-            Some(limit) if st.held + n <= inner.cfg.capacity => {
+            Some(limit) if st.held + st.reserved + n <= inner.cfg.capacity => {
                 format!("byteCapacity of {limit} bytes")
             }
             _ => format!("capacity of {} events", inner.cfg.capacity),
@@ -328,11 +383,11 @@ impl MemoryChannel {
 impl Inner {
     /// Whether `n` more events of `bytes` body bytes fit under both limits.
     fn fits(&self, st: &State, n: u64, bytes: u64) -> bool {
-        st.held + n <= self.cfg.capacity
+        st.held + st.reserved + n <= self.cfg.capacity
             && self
                 .cfg
                 .byte_capacity
-                .is_none_or(|limit| st.held_bytes + bytes <= limit)
+                .is_none_or(|limit| st.held_bytes + st.reserved_bytes + bytes <= limit)
     }
 }
 
@@ -346,6 +401,7 @@ impl Channel for MemoryChannel {
             ch: self.clone(),
             events: Vec::new(),
             bytes: 0,
+            reserved: (0, 0),
         })
     }
 
@@ -410,6 +466,16 @@ struct MemoryPut {
     ch: MemoryChannel,
     events: Vec<Event>,
     bytes: u64,
+    /// Room held by `reserve` (events, bytes); given back on drop unless committed.
+    reserved: (u64, u64),
+}
+
+impl Drop for MemoryPut {
+    fn drop(&mut self) {
+        if self.reserved != (0, 0) {
+            self.ch.release(self.reserved.0, self.reserved.1);
+        }
+    }
 }
 
 impl PutTransaction for MemoryPut {
@@ -432,11 +498,29 @@ impl PutTransaction for MemoryPut {
         self.events.len()
     }
 
-    fn commit(self: Box<Self>) -> Result<(), ChannelError> {
-        let MemoryPut { ch, events, bytes } = *self;
-        let res = ch.commit_put(events, bytes);
+    fn reserve(&mut self) -> Result<(), ChannelError> {
+        let want = (self.events.len() as u64, self.bytes);
+        let (more, more_bytes) = (want.0 - self.reserved.0, want.1 - self.reserved.1);
+        if (more, more_bytes) == (0, 0) {
+            return Ok(());
+        }
+        let r = self.ch.reserve(more, more_bytes);
+        match &r {
+            Ok(()) => self.reserved = want,
+            Err(_) => {
+                self.ch.inner.put_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
+    fn commit(mut self: Box<Self>) -> Result<(), ChannelError> {
+        // Taken out so that Drop has no reservation left to give back: commit_put spends it.
+        let reserved = std::mem::take(&mut self.reserved);
+        let events = std::mem::take(&mut self.events);
+        let res = self.ch.commit_put(events, self.bytes, reserved);
         if res.is_err() {
-            ch.inner.put_errors.fetch_add(1, Ordering::Relaxed);
+            self.ch.inner.put_errors.fetch_add(1, Ordering::Relaxed);
         }
         res
     }

@@ -246,6 +246,15 @@ pub trait PutTransaction: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Waits (up to the channel's keep-alive) for room for the events put so far and holds
+    /// it for this transaction, so that a later `commit` cannot fail for want of room
+    /// (`ChannelFull`); only an I/O failure or a closed channel can then fail it. A put to
+    /// several channels reserves on every one before committing any (see `crate::route`).
+    /// No more events may be put afterwards. Rolling back or dropping gives the room back.
+    /// The default (for channels with no limit to reserve against) does nothing.
+    fn reserve(&mut self) -> Result<(), ChannelError> {
+        Ok(())
+    }
     /// Makes the events visible to takers. For the file channel with `fsync = every-commit`
     /// this returns only once they are durable. On `Err` nothing was made visible and the
     /// transaction is rolled back; the caller may retry with a new transaction.

@@ -5,7 +5,10 @@
 //! * shape A: stress source (N events of B bytes, batch K) -> file channel -> null sink;
 //! * baseline: `run_workload` on a fresh file channel, 1 producer, 1 consumer, batch K;
 //! * shape B: netcat source (a client streaming lines of B-1 bytes, `ack-every-event =
-//!   false`) -> file channel -> file_roll sink.
+//!   false`) -> file channel -> file_roll sink;
+//! * routed: shape A with 3 interceptors (timestamp, host, regex_extractor) and a multiplexing
+//!   selector over 2 file channels, each drained by a null sink; compared with shape A (the
+//!   same events reach the disk, split between two channels instead of one).
 //!
 //! Every file channel is fresh, in its own subdirectory of the run directory, with the
 //! default fsync (every commit). A shape is done when the channel's stats show every event
@@ -34,6 +37,12 @@ const DEFAULT_MIN_SPACE: u64 = 524_288_000;
 
 /// The issue's target: the agent within 0.7x of the bare channel.
 const TARGET_RATIO: f64 = 0.7;
+
+/// The routed shape's target: at least 0.8x shape A.
+const ROUTED_TARGET_RATIO: f64 = 0.8;
+
+/// The routed shape reads the stress body up to this byte (its regex captures bytes 65..69).
+const ROUTED_MIN_EVENT_SIZE: usize = 69;
 
 /// `flumen bench agent` options.
 #[derive(Debug, Args)]
@@ -84,6 +93,16 @@ pub struct AgentBenchReport {
     pub netcat_file_roll_mb_per_sec: f64,
     pub netcat_file_roll_lines: u64,
     pub netcat_file_roll_verified: bool,
+    pub routed_seconds: f64,
+    pub routed_events_per_sec: f64,
+    pub routed_mb_per_sec: f64,
+    /// Events the selector sent to each of the two channels.
+    pub routed_split: [u64; 2],
+    pub routed_verified: bool,
+    /// Routed events/s over shape A's.
+    pub routed_vs_unrouted_ratio: f64,
+    pub routed_target_ratio: f64,
+    pub routed_meets_target: bool,
     pub verified: bool,
 }
 
@@ -106,8 +125,10 @@ fn validate(a: &AgentBenchArgs) -> Result<(), CliError> {
             "--events, --netcat-events and --batch must be at least 1".into(),
         ));
     }
-    if a.event_size < 16 {
-        return Err(CliError::Usage("--event-size must be at least 16".into()));
+    if a.event_size < ROUTED_MIN_EVENT_SIZE {
+        return Err(CliError::Usage(format!(
+            "--event-size must be at least {ROUTED_MIN_EVENT_SIZE} (the routed shape reads that far into each body)"
+        )));
     }
     if a.events.checked_mul(a.event_size as u64).is_none() {
         return Err(CliError::Usage("--events × --event-size overflows".into()));
@@ -165,6 +186,61 @@ pub fn stress_props(a: &AgentBenchArgs, dir: &Path) -> String {
          a1.sinks.k1.batchSize = {k}\n\
          a1.sinks.k1.channel = c1\n",
         channel = channel_props(a, dir),
+        size = a.event_size,
+        n = a.events,
+        k = a.batch,
+    )
+}
+
+/// A file channel `name` of the routed shape, in `dir/name`.
+fn routed_channel(a: &AgentBenchArgs, dir: &Path, name: &str) -> String {
+    channel_props(a, &dir.join(name))
+        .lines()
+        .filter(|l| !l.starts_with("a1.channels ="))
+        .map(|l| {
+            format!(
+                "{}\n",
+                l.replace("a1.channels.c1.", &format!("a1.channels.{name}."))
+            )
+        })
+        .collect()
+}
+
+/// The routed shape's properties: stress -> timestamp, host, regex_extractor -> multiplexing
+/// over c1 and c2 (file) -> a null sink each. The stress body holds the event's number in its
+/// first 8 bytes, then byte `j` is `j % 251`: bytes 65..69 read `ABCD`. The regex captures
+/// them when the first byte is ASCII (every other 128 events), so `half = ABCD` sends those to
+/// c1 and the rest, without the header, go to the default c2.
+pub fn routed_props(a: &AgentBenchArgs, dir: &Path) -> String {
+    format!(
+        "a1.sources = r1\n\
+         a1.channels = c1 c2\n\
+         a1.sinks = k1 k2\n\
+         {c1}{c2}\
+         a1.sources.r1.type = stress\n\
+         a1.sources.r1.size = {size}\n\
+         a1.sources.r1.maxTotalEvents = {n}\n\
+         a1.sources.r1.batchSize = {k}\n\
+         a1.sources.r1.channels = c1 c2\n\
+         a1.sources.r1.interceptors = ts host rx\n\
+         a1.sources.r1.interceptors.ts.type = timestamp\n\
+         a1.sources.r1.interceptors.host.type = host\n\
+         a1.sources.r1.interceptors.rx.type = regex_extractor\n\
+         a1.sources.r1.interceptors.rx.regex = ^[\\\\x00-\\\\x7f][\\\\s\\\\S]{{64}}(ABCD)\n\
+         a1.sources.r1.interceptors.rx.serializers = s1\n\
+         a1.sources.r1.interceptors.rx.serializers.s1.name = half\n\
+         a1.sources.r1.selector.type = multiplexing\n\
+         a1.sources.r1.selector.header = half\n\
+         a1.sources.r1.selector.mapping.ABCD = c1\n\
+         a1.sources.r1.selector.default = c2\n\
+         a1.sinks.k1.type = null\n\
+         a1.sinks.k1.batchSize = {k}\n\
+         a1.sinks.k1.channel = c1\n\
+         a1.sinks.k2.type = null\n\
+         a1.sinks.k2.batchSize = {k}\n\
+         a1.sinks.k2.channel = c2\n",
+        c1 = routed_channel(a, dir, "c1"),
+        c2 = routed_channel(a, dir, "c2"),
         size = a.event_size,
         n = a.events,
         k = a.batch,
@@ -277,6 +353,54 @@ fn shape_a(a: &AgentBenchArgs, dir: &Path) -> Result<Shape, CliError> {
         delivered: ok && s.put_successes == n && s.take_successes == n && s.size == 0,
         lines: 0,
     })
+}
+
+/// The routed shape: stress -> 3 interceptors -> multiplexing -> 2 file channels -> 2 null.
+/// Returns the shape and how many events each channel got.
+fn shape_routed(a: &AgentBenchArgs, dir: &Path) -> Result<(Shape, [u64; 2]), CliError> {
+    std::fs::create_dir_all(dir).map_err(|e| CliError::io("creating", dir, e))?;
+    let props = routed_props(a, dir);
+    progress!("routed: stress -> 3 interceptors -> multiplexing -> 2 file channels -> null ...");
+    let started = Instant::now();
+    let agent = start_agent(&props, "bench-agent-routed.properties")?;
+    let chans = [agent.channels()[0].clone(), agent.channels()[1].clone()];
+    let n = a.events;
+    let totals = |chans: &[std::sync::Arc<dyn crate::channel::Channel>; 2]| {
+        let (s1, s2) = (chans[0].stats(), chans[1].stats());
+        (
+            s1.put_successes + s2.put_successes,
+            s1.take_successes + s2.take_successes,
+            s1.size + s2.size,
+        )
+    };
+    let ok = wait_for(
+        "routed",
+        deadline(a),
+        || {
+            let (put, taken, _) = totals(&chans);
+            format!("{put} put, {taken} taken of {n}")
+        },
+        || {
+            let (put, taken, size) = totals(&chans);
+            put >= n && taken >= n && size == 0
+        },
+    );
+    let elapsed = started.elapsed();
+    let (put, taken, size) = totals(&chans);
+    let split = [
+        chans[0].stats().put_successes,
+        chans[1].stats().put_successes,
+    ];
+    drop(chans);
+    agent.shutdown()?;
+    Ok((
+        Shape {
+            elapsed,
+            delivered: ok && put == n && taken == n && size == 0,
+            lines: 0,
+        },
+        split,
+    ))
 }
 
 /// The baseline: `run_workload` on a fresh file channel, same shape.
@@ -456,13 +580,16 @@ pub fn measure(a: &AgentBenchArgs) -> Result<AgentBenchReport, CliError> {
     let sa = shape_a(a, &run_dir.0.join("stress"))?;
     let (base, base_ok) = baseline(a, &run_dir.0.join("channel"))?;
     let sb = shape_b(a, &run_dir.0.join("netcat"))?;
+    let (sr, split) = shape_routed(a, &run_dir.0.join("routed"))?;
 
     let n = a.events as f64;
     let mb = n * a.event_size as f64 / 1e6;
     let a_eps = per_sec(n, sa.elapsed);
     let c_eps = per_sec(n, base.elapsed);
     let ratio = if c_eps > 0.0 { a_eps / c_eps } else { 0.0 };
-    let verified = sa.delivered && base_ok && sb.delivered;
+    let verified = sa.delivered && base_ok && sb.delivered && sr.delivered;
+    let r_eps = per_sec(n, sr.elapsed);
+    let routed_ratio = if a_eps > 0.0 { r_eps / a_eps } else { 0.0 };
     Ok(AgentBenchReport {
         events: a.events,
         event_size: a.event_size,
@@ -488,6 +615,14 @@ pub fn measure(a: &AgentBenchArgs) -> Result<AgentBenchReport, CliError> {
         )),
         netcat_file_roll_lines: sb.lines,
         netcat_file_roll_verified: sb.delivered,
+        routed_seconds: round3(sr.elapsed.as_secs_f64()),
+        routed_events_per_sec: round3(r_eps),
+        routed_mb_per_sec: round3(per_sec(mb, sr.elapsed)),
+        routed_split: split,
+        routed_verified: sr.delivered,
+        routed_vs_unrouted_ratio: round3(routed_ratio),
+        routed_target_ratio: ROUTED_TARGET_RATIO,
+        routed_meets_target: routed_ratio >= ROUTED_TARGET_RATIO,
         verified,
     })
 }
@@ -533,12 +668,33 @@ fn write_table(out: &mut impl Write, r: &AgentBenchReport) -> std::io::Result<()
         r.netcat_file_roll_seconds,
         r.netcat_file_roll_verified,
     )?;
+    row(
+        out,
+        "stress -> 3 icpt -> mux -> 2 file -> null",
+        r.routed_events_per_sec,
+        r.routed_mb_per_sec,
+        r.routed_seconds,
+        r.routed_verified,
+    )?;
     writeln!(
         out,
         "  agent / channel: {:.3} (target >= {}: {})",
         r.agent_vs_channel_ratio,
         r.target_ratio,
         if r.meets_target { "met" } else { "not met" }
+    )?;
+    writeln!(
+        out,
+        "  routed / unrouted agent: {:.3} (target >= {}: {}); split {} / {}",
+        r.routed_vs_unrouted_ratio,
+        r.routed_target_ratio,
+        if r.routed_meets_target {
+            "met"
+        } else {
+            "not met"
+        },
+        r.routed_split[0],
+        r.routed_split[1]
     )
 }
 
@@ -553,10 +709,11 @@ pub fn run(a: &AgentBenchArgs) -> Result<ExitCode, CliError> {
     out.flush().map_err(CliError::Output)?;
     if !report.verified {
         progress!(
-            "error: a shape did not deliver every event (stress: {}, channel: {}, netcat: {})",
+            "error: a shape did not deliver every event (stress: {}, channel: {}, netcat: {}, routed: {})",
             report.seq_file_null_verified,
             report.channel_verified,
-            report.netcat_file_roll_verified
+            report.netcat_file_roll_verified,
+            report.routed_verified
         );
         return Ok(ExitCode::from(1));
     }
@@ -598,6 +755,10 @@ mod tests {
         assert_eq!(v["verified"], true, "{v}");
         assert_eq!(v["netcat_file_roll_lines"], 300);
         assert_eq!(v["netcat_events"], 300);
+        // The selector split the events between both channels: events 0..127 of every 256
+        // have an ASCII first byte and go to c1.
+        assert_eq!(v["routed_split"], serde_json::json!([1024, 976]), "{v}");
+        assert_eq!(v["routed_verified"], true, "{v}");
     }
 
     #[test]
@@ -615,5 +776,11 @@ mod tests {
                 .expect("valid properties");
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(cfg.sources[0].type_name, "stress");
+        let (cfg, warnings) =
+            agent::config::parse(&routed_props(&a, Path::new("/tmp/x")), "t", "a1")
+                .expect("valid routed properties");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(cfg.channels.len(), 2);
+        assert_eq!(cfg.sources[0].selector.type_name, "multiplexing");
     }
 }

@@ -20,6 +20,7 @@ use clap::{Args, Subcommand};
 use super::CliError;
 use crate::agent::config::{AgentConfig, SourceConfig};
 use crate::config::ConfigError;
+use crate::route::replicating::ReplicatingConfig;
 
 /// `flumen config ...`
 #[derive(Debug, Subcommand)]
@@ -148,6 +149,14 @@ fn topology_lines(cfg: &AgentConfig) -> Vec<String> {
     };
     let mut lines = Vec::new();
     for source in &cfg.sources {
+        if source_routes(source) {
+            lines.push(format!(
+                "agent {}: source {} routes by selector: {}",
+                cfg.name,
+                source.name,
+                source.selector.spec.describe(&source.channels)
+            ));
+        }
         for ch in &source.channels {
             lines.push(format!(
                 "agent {}: {} -> channel {}{}",
@@ -186,7 +195,19 @@ fn source_part(source: &SourceConfig) -> String {
             .collect();
         s.push_str(&format!(" -> interceptors {}", list.join(", ")));
     }
+    if source_routes(source) {
+        s.push_str(&format!(" -> selector {}", source.selector.type_name));
+    }
     s
+}
+
+/// Whether `source`'s selector does more than send every event to every channel.
+fn source_routes(source: &SourceConfig) -> bool {
+    let plain = source
+        .selector
+        .settings::<ReplicatingConfig>()
+        .is_some_and(|r| r.optional.is_empty());
+    !plain
 }
 
 /// ` -> sink k1 (hdfs)`, ` -> sinks k1 (hdfs), k2 (null)`, or ` -> no sink` for channel `ch`.

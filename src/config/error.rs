@@ -197,6 +197,8 @@ pub enum WarningKind {
         agent: String,
         count: usize,
     },
+    /// A setting that works but probably not as meant; `advice` says why and what to do.
+    Surprise { advice: String },
 }
 
 impl fmt::Display for ConfigWarning {
@@ -256,6 +258,7 @@ impl fmt::Display for ConfigWarning {
                 f,
                 "not of the form <agent>.<sources|channels|sinks>...; ignored"
             ),
+            WarningKind::Surprise { advice } => f.write_str(advice),
         }
     }
 }

@@ -86,8 +86,9 @@ fn translate(p: &str) -> Result<String, String> {
     let chars: Vec<char> = p.chars().collect();
     let mut out = String::with_capacity(p.len() + 16);
     let mut i = 0;
-    // Depth of `[...]`, Java classes nest.
+    // Depth of `[...]`, Java classes nest; whether each open one is negated (`[^`).
     let mut class = 0usize;
+    let mut negated: Vec<bool> = Vec::new();
     // Whether the previous token was a quantifier (`*`, `+`, `?`, `{n,m}`): a `+` after one
     // makes it possessive in Java, which the crate would read as a repetition of a repetition.
     let mut after_quantifier = false;
@@ -126,12 +127,20 @@ fn translate(p: &str) -> Result<String, String> {
                         'w' => "0-9A-Za-z_",
                         _ => r" \t\n\x0B\f\r",
                     }),
-                    'D' | 'W' | 'S' if class > 0 => {
+                    // In a class that is not negated, a negated class is a union with
+                    // a nested class in both (`[\s\S]`: anything). Under a `[^`, Java 8
+                    // and Java 9+ disagree on what the `^` applies to (JDK-6609854).
+                    'D' | 'W' | 'S' if class > 0 && negated.contains(&true) => {
                         return refuse(
                             &format!("\\{e}"),
-                            "a negated class inside [...]: write the class out",
+                            "a negated class inside [^...]: Java 8 and 9 read it differently; write the class out",
                         )
                     }
+                    'D' | 'W' | 'S' if class > 0 => out.push_str(match e {
+                        'D' => "[^0-9]",
+                        'W' => "[^0-9A-Za-z_]",
+                        _ => r"[^ \t\n\x0B\f\r]",
+                    }),
                     // Classes written out: the crate's ASCII forms of the negated ones
                     // (`(?-u:\S)`) match bytes, which a pattern run on text may not.
                     'd' => out.push_str("[0-9]"),
@@ -175,7 +184,9 @@ fn translate(p: &str) -> Result<String, String> {
                 class += 1;
                 out.push('[');
                 // A `]` right after `[` or `[^` is a literal in both.
-                if chars.get(i + 1) == Some(&'^') {
+                let negates = chars.get(i + 1) == Some(&'^');
+                negated.push(negates);
+                if negates {
                     out.push('^');
                     i += 1;
                 }
@@ -186,6 +197,7 @@ fn translate(p: &str) -> Result<String, String> {
             }
             ']' if class > 0 => {
                 class -= 1;
+                negated.pop();
                 out.push(']');
             }
             '.' if class == 0 => out.push_str(JAVA_DOT),
@@ -234,6 +246,16 @@ mod tests {
         let c = r.find.captures("héllo ab-é +é").expect("a match");
         assert_eq!((&c[1], &c[2], &c[3]), ("héllo", "ab-é", "+é"));
         assert!(!compile(r"\S").expect("compiles").find.is_match(" \t"));
+    }
+
+    #[test]
+    fn a_negated_class_inside_a_class_is_a_union_as_in_java() {
+        let r = compile(r"^[\s\S]{3}$").expect("compiles");
+        assert!(r.find.is_match("a\nü"));
+        let r = compile(r"^[a\D]+$").expect("compiles");
+        assert!(r.find.is_match("ax-") && !r.find.is_match("a1"));
+        let r = compile(r"^[\W_]+$").expect("compiles");
+        assert!(r.find.is_match("-_ ") && !r.find.is_match("x"));
     }
 
     #[test]

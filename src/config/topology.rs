@@ -45,6 +45,8 @@ pub struct SourceNode<'a> {
     pub channels: Vec<String>,
     /// `interceptors` with each one's `interceptors.<name>.*` keys, in list order.
     pub interceptors: Vec<Node<'a>>,
+    /// The `selector.*` keys (`type` among them), when there are any.
+    pub selector: Option<Node<'a>>,
 }
 
 /// A listed sink and the one channel it drains.
@@ -506,7 +508,7 @@ pub(crate) fn read<'a>(
             }
             bound.push(name.to_string());
         }
-        selector(&mut keys)?;
+        let selector = selector(&mut keys, env);
         let interceptors = interceptors(&mut keys, env);
         used.extend(bound.iter().cloned());
         sources.push(SourceNode {
@@ -514,6 +516,7 @@ pub(crate) fn read<'a>(
             keys,
             channels: bound,
             interceptors,
+            selector,
         });
     }
 
@@ -607,42 +610,30 @@ pub(crate) fn read<'a>(
     })
 }
 
-/// `selector.type` and `selector.optional`: only the replicating selector, every channel
-/// required, exists so far.
-fn selector(keys: &mut Keys<'_>) -> Result<(), ConfigError> {
-    if let Some(v) = keys.get("selector.type") {
-        let t = v.value.as_str();
-        let replicating = t.eq_ignore_ascii_case("replicating")
-            || t == "org.apache.flume.channel.ReplicatingChannelSelector";
-        if !replicating {
-            let flume = ["multiplexing", "load_balancing"]
-                .iter()
-                .any(|k| k.eq_ignore_ascii_case(t))
-                || t.starts_with("org.apache.flume.");
-            if flume {
-                return Err(keys.unsupported(
-                    "selector.type",
-                    v.line,
-                    format!("the `{t}` channel selector"),
-                    "Only `replicating` (every event to every channel, the default) exists. Use one source per destination channel instead",
-                ));
-            }
-            return Err(keys.bad(
-                "selector.type",
-                &v,
-                "replicating (the default and the only selector flumen has)",
-            ));
-        }
-    }
-    if let Some(v) = keys.get("selector.optional") {
-        return Err(keys.unsupported(
-            "selector.optional",
-            v.line,
-            "optional channels of the replicating selector",
-            "Every bound channel is required: a put fails unless every channel accepts it. Remove the key, or give the optional channel its own source",
-        ));
-    }
-    Ok(())
+/// The source's `selector.*` keys, handed on whole to the selector's own parser (the agent
+/// resolves its `type`, replicating when absent).
+fn selector<'a>(keys: &mut Keys<'a>, env: &'a dyn Fn(&str) -> Option<String>) -> Option<Node<'a>> {
+    let taken = keys.take_prefixed("selector.");
+    let line = taken.first().map(|(_, v)| v.line)?;
+    let entries = taken
+        .into_iter()
+        .map(|(key, v)| Entry {
+            key: key["selector.".len()..].to_string(),
+            value: v.value,
+            line: v.line,
+        })
+        .collect();
+    Some(Node {
+        name: "selector".to_string(),
+        keys: Keys::new(
+            keys.file(),
+            keys.full("selector."),
+            "selector",
+            line,
+            entries,
+            env,
+        ),
+    })
 }
 
 /// `interceptors` (names separated by spaces, run in that order) and each listed

@@ -3,26 +3,22 @@
 //! the agent's registry lists them (`crate::agent::registry::INTERCEPTORS`).
 //!
 //! A source's interceptors form an [`InterceptorChain`], applied in the order of the source's
-//! `interceptors` list. The chain is applied by [`InterceptingChannel`], a [`Channel`] wrapper
-//! the agent hands to a source that has interceptors: its put transactions run the chain on
-//! each event and then delegate; everything else (the name, takes, stats, close) is the inner
-//! channel's, so metrics and logs are unchanged and sources need not know about interceptors.
+//! `interceptors` list, once per batch, by the source's channel processor
+//! (`crate::route::ChannelProcessor`) before its channel selector sees the events, so sources
+//! need not know about interceptors.
 //!
 //! Invariants and consequences:
 //! - An interceptor may change an event's headers or body, or (returning `false`) drop it
 //!   (`regex_filter` does). Events are never reordered.
-//! - With several channels, each channel's copy of an event is intercepted separately, so the
-//!   `timestamp` header may differ by a millisecond between channels. A put retried after a
-//!   full channel is intercepted again, as in Flume, where the source re-submits the batch to
-//!   the channel processor.
+//! - Every channel gets the same intercepted copy of an event. A put retried after a full
+//!   channel is intercepted again, as in Flume, where the source re-submits the batch to the
+//!   channel processor.
 //! - `preserveExisting` that keeps a header costs a map lookup and no allocation.
 //! - Building an interceptor may do I/O once (the `host` lookup); intercepting does none.
 
 use std::fmt;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::channel::{Channel, ChannelError, ChannelStats, PutTransaction, TakeTransaction};
 use crate::config::{AsAny, Registered};
 use crate::event::Event;
 
@@ -71,92 +67,6 @@ impl InterceptorChain {
     /// one set, as in Flume); `false` as soon as one drops it.
     pub fn intercept(&self, event: &mut Event) -> bool {
         self.interceptors.iter().all(|i| i.intercept(event))
-    }
-}
-
-/// A channel whose puts run an [`InterceptorChain`] on each event first. Everything else is
-/// the inner channel's, including [`Channel::name`].
-pub struct InterceptingChannel {
-    inner: Arc<dyn Channel>,
-    chain: Arc<InterceptorChain>,
-}
-
-impl InterceptingChannel {
-    /// Wraps `inner` so that events put through the wrapper pass through `chain`.
-    pub fn new(inner: Arc<dyn Channel>, chain: Arc<InterceptorChain>) -> Self {
-        InterceptingChannel { inner, chain }
-    }
-
-    /// `channels` wrapped with `chain`, or unchanged when the chain is empty (no per-event
-    /// indirection for sources without interceptors).
-    pub fn wrap_all(
-        channels: Vec<Arc<dyn Channel>>,
-        chain: &Arc<InterceptorChain>,
-    ) -> Vec<Arc<dyn Channel>> {
-        if chain.is_empty() {
-            return channels;
-        }
-        channels
-            .into_iter()
-            .map(|c| Arc::new(InterceptingChannel::new(c, Arc::clone(chain))) as Arc<dyn Channel>)
-            .collect()
-    }
-}
-
-impl Channel for InterceptingChannel {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn put_transaction(&self) -> Box<dyn PutTransaction> {
-        Box::new(InterceptingPut {
-            inner: self.inner.put_transaction(),
-            chain: Arc::clone(&self.chain),
-        })
-    }
-
-    fn take_transaction(&self) -> Box<dyn TakeTransaction> {
-        self.inner.take_transaction()
-    }
-
-    fn wait_available(&self, timeout: Duration) -> bool {
-        self.inner.wait_available(timeout)
-    }
-
-    fn stats(&self) -> ChannelStats {
-        self.inner.stats()
-    }
-
-    fn close(&self) -> Result<(), ChannelError> {
-        self.inner.close()
-    }
-}
-
-/// A put transaction of an [`InterceptingChannel`].
-struct InterceptingPut {
-    inner: Box<dyn PutTransaction>,
-    chain: Arc<InterceptorChain>,
-}
-
-impl PutTransaction for InterceptingPut {
-    fn put(&mut self, mut event: Event) -> Result<(), ChannelError> {
-        if self.chain.intercept(&mut event) {
-            self.inner.put(event)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.inner.len()
-    }
-
-    fn commit(self: Box<Self>) -> Result<(), ChannelError> {
-        self.inner.commit()
-    }
-
-    fn rollback(self: Box<Self>) {
-        self.inner.rollback()
     }
 }
 
@@ -219,7 +129,6 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::event_with;
     use super::*;
-    use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
     use crate::interceptor::static_header::StaticConfig;
     use crate::interceptor::timestamp::TimestampConfig;
 
@@ -233,58 +142,24 @@ mod tests {
     }
 
     #[test]
-    fn chain_applies_in_order_and_channel_wrapper_delegates() {
-        let chain = Arc::new(InterceptorChain::new(vec![
+    fn chain_applies_in_order_and_leaves_the_callers_copy_alone() {
+        let chain = InterceptorChain::new(vec![
             static_header("k", "first", false),
             static_header("k", "second", true),
             TimestampConfig::default().build(),
-        ]));
-        let inner: Arc<dyn Channel> =
-            Arc::new(MemoryChannel::new("c1", MemoryChannelConfig::default()).expect("channel"));
-        let wrapped = InterceptingChannel::wrap_all(vec![Arc::clone(&inner)], &chain);
-        assert_eq!(wrapped[0].name(), "c1");
+        ]);
         let shared = Event::new("body");
-        let mut tx = wrapped[0].put_transaction();
-        tx.put(shared.clone()).expect("put");
-        tx.put(event_with("k", "mine")).expect("put");
-        assert_eq!(tx.len(), 2);
-        tx.commit().expect("commit");
+        let mut a = shared.clone();
+        let mut b = event_with("k", "mine");
+        assert!(chain.intercept(&mut a));
+        assert!(chain.intercept(&mut b));
         // The caller's copy is untouched (copy-on-write headers).
         assert!(shared.headers().is_empty());
-        assert_eq!(wrapped[0].stats().size, 2);
-
-        let mut tx = inner.take_transaction();
-        let mut got = Vec::new();
-        tx.take_batch(10, &mut got).expect("take");
-        tx.commit().expect("commit");
-        assert_eq!(got.len(), 2);
-        assert_eq!(got[0].header("k"), Some("first"));
-        assert_eq!(got[1].header("k"), Some("first"));
-        assert!(got.iter().all(|e| e.header("timestamp").is_some()));
-        assert_eq!(&got[0].body()[..], b"body");
-    }
-
-    #[test]
-    fn empty_chain_leaves_channels_unwrapped() {
-        let inner: Arc<dyn Channel> =
-            Arc::new(MemoryChannel::new("c1", MemoryChannelConfig::default()).expect("channel"));
-        let out = InterceptingChannel::wrap_all(
-            vec![Arc::clone(&inner)],
-            &Arc::new(InterceptorChain::default()),
-        );
-        assert!(Arc::ptr_eq(&out[0], &inner));
-    }
-
-    #[test]
-    fn rollback_discards_intercepted_events() {
-        let chain = Arc::new(InterceptorChain::new(vec![static_header("k", "v", true)]));
-        let inner: Arc<dyn Channel> =
-            Arc::new(MemoryChannel::new("c1", MemoryChannelConfig::default()).expect("channel"));
-        let wrapped = InterceptingChannel::new(Arc::clone(&inner), chain);
-        let mut tx = wrapped.put_transaction();
-        tx.put(Event::new("x")).expect("put");
-        tx.rollback();
-        assert_eq!(inner.stats().size, 0);
+        for e in [&a, &b] {
+            assert_eq!(e.header("k"), Some("first"));
+            assert!(e.header("timestamp").is_some());
+        }
+        assert_eq!(&a.body()[..], b"body");
     }
 
     /// Drops every event: stands in for a filtering interceptor.
@@ -298,18 +173,13 @@ mod tests {
     }
 
     #[test]
-    fn a_dropped_event_is_not_put() {
-        let chain = Arc::new(InterceptorChain::new(vec![
+    fn a_dropped_event_goes_no_further_down_the_chain() {
+        let chain = InterceptorChain::new(vec![
             Box::new(DropAll),
             static_header("never", "set", false),
-        ]));
-        let inner: Arc<dyn Channel> =
-            Arc::new(MemoryChannel::new("c1", MemoryChannelConfig::default()).expect("channel"));
-        let wrapped = InterceptingChannel::new(Arc::clone(&inner), chain);
-        let mut tx = wrapped.put_transaction();
-        tx.put(Event::new("x")).expect("put");
-        assert_eq!(tx.len(), 0);
-        tx.commit().expect("commit");
-        assert_eq!(inner.stats().size, 0);
+        ]);
+        let mut e = Event::new("x");
+        assert!(!chain.intercept(&mut e));
+        assert_eq!(e.header("never"), None);
     }
 }

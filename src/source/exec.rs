@@ -31,9 +31,9 @@ use std::time::Duration;
 
 use super::lines::{spawn_line_reader, trim_line_end, LinePump, Pumped};
 use super::{Source, SourceContext, SourceError, SourceSpec, SourceType};
-use crate::channel::Channel;
 use crate::config::{ConfigError, Keys, Registered};
 use crate::metrics::ComponentCounters;
+use crate::route::ChannelProcessor;
 use crate::stop::sleep_unless_stopped;
 
 /// Longest the pump waits for a line before looking at the stop flag again.
@@ -123,7 +123,7 @@ impl SourceSpec for ExecConfig {
 /// See the module docs.
 pub struct ExecSource {
     name: String,
-    channels: Vec<Arc<dyn Channel>>,
+    channels: Arc<ChannelProcessor>,
     /// The command line: the program and its arguments, the command last when a shell runs it.
     argv: Vec<String>,
     restart: bool,
@@ -356,6 +356,7 @@ mod tests {
     use std::thread::JoinHandle;
 
     use super::*;
+    use crate::channel::Channel;
     use crate::source::lines::testing::{collect_until, drain, memory};
 
     fn exec(

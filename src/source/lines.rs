@@ -7,14 +7,13 @@
 use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{put_batch_counted, PutError};
-use crate::channel::Channel;
 use crate::event::Event;
 use crate::metrics::ComponentCounters;
+use crate::route::ChannelProcessor;
 
 /// Longest the pump waits for a line before looking at the stop flag again.
 const STOP_POLL: Duration = Duration::from_millis(50);
@@ -78,7 +77,7 @@ pub(crate) struct LinePump<'a> {
     pub source: &'a str,
     /// The source type, for logs.
     pub kind: &'static str,
-    pub channels: &'a [Arc<dyn Channel>],
+    pub channels: &'a ChannelProcessor,
     /// Events per transaction.
     pub batch_size: usize,
     /// Longest a partial batch waits, counted from its first line.

@@ -18,6 +18,7 @@ use crate::config::{AsAny, Registered};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
 use crate::report::ReportPolicy;
+use crate::route::ChannelProcessor;
 use crate::stop::sleep_unless_stopped;
 
 pub mod avro;
@@ -80,18 +81,19 @@ pub type SourceType = Registered<dyn SourceSpec>;
 pub struct SourceContext {
     /// The source's name (`r1`), for logs and errors.
     pub name: String,
-    /// The channels it puts into (through interceptors, when it has any).
-    pub channels: Vec<Arc<dyn Channel>>,
+    /// Where it puts: its interceptors, channel selector and channels.
+    pub channels: Arc<ChannelProcessor>,
     /// Where it counts (Flume's SourceCounter).
     pub counters: Arc<ComponentCounters>,
 }
 
 impl SourceContext {
     /// A context whose counters belong to no agent (tests, tools).
+    /// Its events go to every one of `channels`, unchanged.
     pub fn detached(name: &str, channels: Vec<Arc<dyn Channel>>) -> SourceContext {
         SourceContext {
             name: name.to_string(),
-            channels,
+            channels: Arc::new(ChannelProcessor::replicating(name, channels)),
             counters: ComponentCounters::detached(name, crate::metrics::ComponentType::Source),
         }
     }
@@ -123,18 +125,19 @@ pub(crate) fn bind_listener(
 const PUT_BACKOFF_START: Duration = Duration::from_millis(10);
 const PUT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// Puts `events` into every channel, each channel in one transaction, retrying a channel
-/// that is full (or below its free-space floor) with a growing backoff until it has room or
-/// `stop` is set. Returns only once every channel's commit has returned `Ok` (so the caller
-/// may acknowledge the events), or with the reason it gave up. `source` names the caller
-/// in logs.
+/// Puts `events` through `channels` (the source's interceptors, selector and channels; see
+/// [`crate::route`]: every required channel commits the batch, or none does), retrying while
+/// a channel is full (or below its free-space floor) with a growing backoff until it has room
+/// or `stop` is set. Returns only once every required channel's commit has returned `Ok` (so
+/// the caller may acknowledge the events), or with the reason it gave up. `source` names the
+/// caller in logs.
 ///
 /// A channel that keeps refusing is logged once per episode (per source and channel, across
 /// every thread of the source), with a reminder and a count every minute and one line once
 /// it accepts puts again (see the `refusals` module below).
 pub fn put_all(
     source: &str,
-    channels: &[Arc<dyn Channel>],
+    channels: &ChannelProcessor,
     events: &[Event],
     stop: &AtomicBool,
 ) -> Result<(), PutError> {
@@ -152,7 +155,7 @@ pub fn put_all(
 /// source's own key, such as spooldir's `maxBackoff`) instead of the usual second.
 pub fn put_all_backoff(
     source: &str,
-    channels: &[Arc<dyn Channel>],
+    channels: &ChannelProcessor,
     events: &[Event],
     stop: &AtomicBool,
     max_backoff: Duration,
@@ -169,37 +172,42 @@ pub fn put_all_backoff(
 
 fn put_all_with(
     source: &str,
-    channels: &[Arc<dyn Channel>],
+    channels: &ChannelProcessor,
     events: &[Event],
     stop: &AtomicBool,
     policy: ReportPolicy,
     max_backoff: Duration,
 ) -> Result<(), PutError> {
-    for ch in channels {
-        let mut backoff = PUT_BACKOFF_START.min(max_backoff);
-        loop {
-            match put_once(ch.as_ref(), events) {
-                Ok(()) => {
-                    refusals::accepted(source, ch);
-                    break;
-                }
-                Err(e) if e.is_retryable() => {
-                    refusals::refused(source, ch, &e, policy);
-                    if stop.load(Ordering::Acquire) {
-                        refusals::forget(source, ch);
-                        return Err(PutError::Stopped);
-                    }
-                    sleep_unless_stopped(backoff, stop);
-                    backoff = (backoff * 2).min(max_backoff);
-                }
-                Err(e) => {
-                    refusals::forget(source, ch);
-                    return Err(PutError::Failed(e));
-                }
+    let mut backoff = PUT_BACKOFF_START.min(max_backoff);
+    let mut stopped = false;
+    let put = channels.put(events, &mut |ch, e| {
+        refusals::refused(source, ch, e, policy);
+        if stop.load(Ordering::Acquire) {
+            stopped = true;
+            return false;
+        }
+        sleep_unless_stopped(backoff, stop);
+        backoff = (backoff * 2).min(max_backoff);
+        true
+    });
+    match put {
+        Ok(()) => {
+            for ch in channels.channels() {
+                refusals::accepted(source, ch);
+            }
+            Ok(())
+        }
+        Err(e) => {
+            for ch in channels.channels() {
+                refusals::forget(source, ch);
+            }
+            if stopped {
+                Err(PutError::Stopped)
+            } else {
+                Err(PutError::Failed(e.error))
             }
         }
     }
-    Ok(())
 }
 
 /// The refusal episodes of [`put_all`], one per (source, channel) pair that is being refused
@@ -357,7 +365,7 @@ mod refusals {
 pub(crate) fn put_batch_counted(
     source: &str,
     kind: &str,
-    channels: &[Arc<dyn Channel>],
+    channels: &ChannelProcessor,
     batch: &[Event],
     stop: &AtomicBool,
     counters: &ComponentCounters,
@@ -380,14 +388,6 @@ pub(crate) fn put_batch_counted(
     r
 }
 
-fn put_once(ch: &dyn Channel, events: &[Event]) -> Result<(), ChannelError> {
-    let mut tx = ch.put_transaction();
-    for e in events {
-        tx.put(e.clone())?;
-    }
-    tx.commit()
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
@@ -397,6 +397,14 @@ mod tests {
     use crate::report::capture::{with_captured, Captured};
 
     const DEADLINE: Duration = Duration::from_secs(30);
+
+    fn put_once(ch: &dyn Channel, events: &[Event]) -> Result<(), ChannelError> {
+        let mut tx = ch.put_transaction();
+        for e in events {
+            tx.put(e.clone())?;
+        }
+        tx.commit()
+    }
 
     /// A memory channel of 10 events that refuses at once when full (keep-alive 0), filled.
     fn full_channel() -> Arc<dyn Channel> {
@@ -456,7 +464,7 @@ mod tests {
                 for _ in 0..batches {
                     let r = put_all_with(
                         "r1",
-                        &[Arc::clone(&ch)],
+                        &ChannelProcessor::replicating("r1", vec![Arc::clone(&ch)]),
                         &events(5),
                         &stop,
                         policy,
@@ -529,7 +537,12 @@ mod tests {
         };
         let ch: Arc<dyn Channel> = Arc::new(MemoryChannel::new("c1", cfg).expect("channel"));
         let stop = AtomicBool::new(false);
-        match put_all("r1", &[ch], &events(3), &stop) {
+        match put_all(
+            "r1",
+            &ChannelProcessor::replicating("r1", vec![ch]),
+            &events(3),
+            &stop,
+        ) {
             Err(PutError::Failed(e @ ChannelError::TransactionFull { .. })) => {
                 assert!(!e.is_retryable());
             }

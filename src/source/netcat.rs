@@ -22,10 +22,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{put_all, PutError, Source, SourceContext, SourceError, SourceSpec, SourceType};
-use crate::channel::Channel;
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
+use crate::route::ChannelProcessor;
 
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -90,7 +90,7 @@ impl SourceSpec for NetcatConfig {
 /// See the module docs.
 pub struct NetcatSource {
     name: String,
-    channels: Vec<Arc<dyn Channel>>,
+    channels: Arc<ChannelProcessor>,
     listener: TcpListener,
     addr: SocketAddr,
     max_line_length: usize,
@@ -165,7 +165,7 @@ impl Source for NetcatSource {
 /// What a connection thread needs.
 struct ConnSettings {
     source: String,
-    channels: Vec<Arc<dyn Channel>>,
+    channels: Arc<ChannelProcessor>,
     max_line_length: usize,
     ack_every_event: bool,
     counters: Arc<ComponentCounters>,
@@ -316,6 +316,7 @@ mod tests {
 
     use super::*;
     use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+    use crate::channel::Channel;
 
     #[test]
     fn netcat_waits_for_room_instead_of_dropping() {

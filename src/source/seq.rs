@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use super::SourceType;
 use super::{put_batch_counted, PutError, Source, SourceContext, SourceError, SourceSpec};
-use crate::channel::Channel;
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
 use crate::metrics::ComponentCounters;
+use crate::route::ChannelProcessor;
 
 /// `seq` / Flume's SequenceGeneratorSource.
 pub const TYPE: SourceType = Registered {
@@ -66,7 +66,7 @@ impl SourceSpec for SeqConfig {
 /// See the module docs.
 pub struct SeqSource {
     name: String,
-    channels: Vec<Arc<dyn Channel>>,
+    channels: Arc<ChannelProcessor>,
     total_events: Option<u64>,
     batch_size: usize,
     counters: Arc<ComponentCounters>,

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use super::lines::{spawn_line_reader, LinePump, Pumped};
 use super::{Source, SourceContext, SourceError, SourceSpec, SourceType};
-use crate::channel::Channel;
 use crate::config::{ConfigError, Keys, Registered};
 use crate::metrics::{ComponentCounters, ComponentType};
+use crate::route::ChannelProcessor;
 
 /// How long a partial batch waits for more lines.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(1);
@@ -67,7 +67,7 @@ impl SourceSpec for StdinConfig {
 /// See the module docs.
 pub struct StdinSource {
     name: String,
-    channels: Vec<Arc<dyn Channel>>,
+    channels: Arc<ChannelProcessor>,
     batch_size: usize,
     input: Box<dyn BufRead + Send>,
     counters: Arc<ComponentCounters>,
@@ -75,7 +75,7 @@ pub struct StdinSource {
 
 impl StdinSource {
     /// A source called `name` reading the process's stdin into `channels`.
-    pub fn new(name: &str, channels: Vec<Arc<dyn Channel>>, batch_size: usize) -> StdinSource {
+    pub fn new(name: &str, channels: Arc<ChannelProcessor>, batch_size: usize) -> StdinSource {
         StdinSource::with_reader(
             name,
             channels,
@@ -87,7 +87,7 @@ impl StdinSource {
     /// A source called `name` reading `input` into `channels`.
     pub fn with_reader(
         name: &str,
-        channels: Vec<Arc<dyn Channel>>,
+        channels: Arc<ChannelProcessor>,
         batch_size: usize,
         input: Box<dyn BufRead + Send>,
     ) -> StdinSource {
@@ -176,7 +176,7 @@ mod tests {
         let text: String = (0..250).map(|i| format!("l{i}\n")).collect::<String>() + "last\r\n";
         let src = StdinSource::with_reader(
             "r1",
-            vec![Arc::clone(&ch)],
+            Arc::new(ChannelProcessor::replicating("r1", vec![Arc::clone(&ch)])),
             7,
             Box::new(Cursor::new(text.into_bytes())),
         );
@@ -194,7 +194,7 @@ mod tests {
         let (r, mut w) = std::io::pipe().expect("pipe");
         let src = StdinSource::with_reader(
             "r1",
-            vec![Arc::clone(&ch)],
+            Arc::new(ChannelProcessor::replicating("r1", vec![Arc::clone(&ch)])),
             100,
             Box::new(BufReader::new(r)),
         );
@@ -217,7 +217,7 @@ mod tests {
         let (r, mut w) = std::io::pipe().expect("pipe");
         let src = StdinSource::with_reader(
             "r1",
-            vec![Arc::clone(&ch)],
+            Arc::new(ChannelProcessor::replicating("r1", vec![Arc::clone(&ch)])),
             100,
             Box::new(BufReader::new(r)),
         );

@@ -17,10 +17,10 @@ use bytes::Bytes;
 use super::{
     put_batch_counted, PutError, Source, SourceContext, SourceError, SourceSpec, SourceType,
 };
-use crate::channel::Channel;
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
 use crate::metrics::ComponentCounters;
+use crate::route::ChannelProcessor;
 use crate::stop::sleep_unless_stopped;
 
 /// Flume's StressSource (Flume has no alias for it; `stress` is ours).
@@ -102,7 +102,7 @@ impl SourceSpec for StressConfig {
 /// See the module docs.
 pub struct StressSource {
     name: String,
-    channels: Vec<Arc<dyn Channel>>,
+    channels: Arc<ChannelProcessor>,
     size: usize,
     max_total_events: Option<u64>,
     batch_size: usize,
@@ -194,6 +194,7 @@ impl Source for StressSource {
 mod tests {
     use super::*;
     use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+    use crate::channel::Channel;
     use crate::metrics::Counter;
 
     #[test]

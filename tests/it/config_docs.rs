@@ -63,8 +63,8 @@ fn read_docs() -> Docs {
             continue;
         }
         if let Some(h) = line.strip_prefix("### ") {
-            part = if h.trim() == "Interceptors" {
-                "Interceptors".to_string()
+            part = if ["Interceptors", "Channel selectors"].contains(&h.trim()) {
+                h.trim().to_string()
             } else {
                 top.clone()
             };
@@ -139,7 +139,13 @@ fn check<S: ?Sized>(docs: &Docs, part: &str, kind: &str, types: &[Registered<S>]
             continue;
         };
         for k in known(t, kind) {
-            match table.get(k.key) {
+            // A selector's keys are written below `selector.` in a source's keys.
+            let documented = if part == "Channel selectors" {
+                table.get(&format!("selector.{}", k.key))
+            } else {
+                table.get(k.key)
+            };
+            match documented {
                 None if docs.ignored.iter().any(|i| i == k.key) => {}
                 None => problems.push(format!(
                     "{part} `{}`: key `{}` is read by the code but not in its docs table",
@@ -173,6 +179,12 @@ fn every_component_key_and_default_is_documented() {
         "Interceptors",
         "sources",
         registry::INTERCEPTORS,
+    ));
+    problems.extend(check(
+        &docs,
+        "Channel selectors",
+        "sources",
+        registry::SELECTORS,
     ));
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

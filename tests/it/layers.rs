@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["channel"],
     &["metrics"],
     &["interceptor"],
+    &["route"],
     &["source", "sink"],
     &["agent"],
     &["cli"],

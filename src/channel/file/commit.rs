@@ -222,14 +222,29 @@ impl Inner {
         Ok(())
     }
 
-    pub(super) fn commit_put(&self, mut enc: PutBatchEncoder) -> Result<(), ChannelError> {
+    /// Commits a put whose transaction already holds room for `reserved` (events, bytes)
+    /// (see `PutTransaction::reserve`): the reservation is spent here, on success or failure.
+    pub(super) fn commit_put(
+        &self,
+        mut enc: PutBatchEncoder,
+        reserved: (u64, u64),
+    ) -> Result<(), ChannelError> {
         let n = u64::from(enc.count());
+        let body_bytes = enc.body_bytes();
         if n == 0 {
             return Ok(());
         }
-        self.check_open()?;
-        let body_bytes = enc.body_bytes();
-        self.reserve_room(n, body_bytes)?;
+        if let Err(e) = self.check_open() {
+            self.release_room(reserved.0, reserved.1);
+            return Err(e);
+        }
+        let more = (n - reserved.0, body_bytes - reserved.1);
+        if more != (0, 0) {
+            if let Err(e) = self.reserve_room(more.0, more.1) {
+                self.release_room(reserved.0, reserved.1);
+                return Err(e);
+            }
+        }
         let len = enc.record_len() as u64;
         let written = (|| {
             let mut log = self.log.lock();
@@ -396,6 +411,16 @@ impl Inner {
 pub(super) struct FilePut {
     pub(super) inner: Arc<Inner>,
     pub(super) enc: PutBatchEncoder,
+    /// Room held by `reserve` (events, body bytes); given back on drop unless committed.
+    pub(super) reserved: (u64, u64),
+}
+
+impl Drop for FilePut {
+    fn drop(&mut self) {
+        if self.reserved != (0, 0) {
+            self.inner.release_room(self.reserved.0, self.reserved.1);
+        }
+    }
 }
 
 impl PutTransaction for FilePut {
@@ -431,9 +456,33 @@ impl PutTransaction for FilePut {
         self.enc.count() as usize
     }
 
+    fn reserve(&mut self) -> Result<(), ChannelError> {
+        let want = (u64::from(self.enc.count()), self.enc.body_bytes());
+        let more = (want.0 - self.reserved.0, want.1 - self.reserved.1);
+        if more == (0, 0) {
+            return Ok(());
+        }
+        let r = self
+            .inner
+            .check_open()
+            .and_then(|()| self.inner.reserve_room(more.0, more.1));
+        match &r {
+            Ok(()) => self.reserved = want,
+            Err(_) => {
+                self.inner
+                    .counters
+                    .put_errors
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        r
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), ChannelError> {
         let enc = std::mem::take(&mut self.enc);
-        let r = self.inner.commit_put(enc);
+        // Taken out so that Drop has no reservation left to give back: commit_put spends it.
+        let reserved = std::mem::take(&mut self.reserved);
+        let r = self.inner.commit_put(enc, reserved);
         if r.is_err() {
             self.inner
                 .counters

@@ -239,6 +239,7 @@ impl Channel for FileChannel {
         Box::new(FilePut {
             enc: PutBatchEncoder::with_buffer(self.inner.bufs.get()),
             inner: self.inner.clone(),
+            reserved: (0, 0),
         })
     }
 

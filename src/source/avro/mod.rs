@@ -45,9 +45,9 @@ use super::{Source, SourceContext, SourceError};
 use crate::avro::transport::{into_zlib_error, tls_error, Transport, Wire};
 use crate::avro::zlib::ZlibError;
 use crate::avro::{AnswerReason, AvroError, FrameLimits, Message, ServerConn, ServerItem, Status};
-use crate::channel::{Channel, ChannelError};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
+use crate::route::{ChannelProcessor, RouteError};
 use crate::source::ip_filter::IpFilter;
 
 mod config;
@@ -114,7 +114,7 @@ fn tls_hint(e: &rustls::Error) -> &'static str {
 /// See the module docs.
 pub struct AvroSource {
     name: String,
-    channels: Vec<Arc<dyn Channel>>,
+    channels: Arc<ChannelProcessor>,
     listener: TcpListener,
     addr: SocketAddr,
     max_connections: usize,
@@ -281,7 +281,7 @@ impl Drop for OpenGuard {
 /// What a connection thread needs.
 struct ConnSettings {
     source: String,
-    channels: Vec<Arc<dyn Channel>>,
+    channels: Arc<ChannelProcessor>,
     limits: FrameLimits,
     counters: Arc<ComponentCounters>,
     deflate: Option<u32>,
@@ -446,18 +446,12 @@ impl ConnSettings {
         }
     }
 
-    /// Puts `events` into every channel, one transaction each, without retrying: the channel
-    /// already waited its keep-alive for room, and the client resends on FAILED (retrying here
-    /// would only hold the client past its request timeout).
-    fn put(&self, events: &[Event]) -> Result<(), ChannelError> {
-        for ch in &self.channels {
-            let mut tx = ch.put_transaction();
-            for e in events {
-                tx.put(e.clone())?;
-            }
-            tx.commit()?;
-        }
-        Ok(())
+    /// Puts `events` through the source's channels (all required channels or none, see
+    /// [`crate::route`]) without retrying: the channels already waited their keep-alive for
+    /// room, and the client resends on FAILED (retrying here would only hold the client past
+    /// its request timeout).
+    fn put(&self, events: &[Event]) -> Result<(), RouteError> {
+        self.channels.put(events, &mut |_, _| false)
     }
 }
 
@@ -502,6 +496,7 @@ mod tests {
     use super::*;
     use crate::avro::{ClientConn, ClientItem};
     use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+    use crate::channel::Channel;
 
     /// A running source on an ephemeral port with one memory channel.
     struct Running {

@@ -32,9 +32,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::channel::{Channel, ChannelError};
+use crate::channel::ChannelError;
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
+use crate::route::ChannelProcessor;
 use crate::source::{put_all_backoff, PutError, Source, SourceContext, SourceError};
 use crate::stop::sleep_unless_stopped;
 
@@ -99,7 +100,7 @@ pub enum SpoolError {
 /// See the module docs.
 pub struct SpoolDirSource {
     name: String,
-    channels: Vec<Arc<dyn Channel>>,
+    channels: Arc<ChannelProcessor>,
     counters: Arc<ComponentCounters>,
     cfg: SpoolDirConfig,
     /// `spoolDir`, absolute (as Java's `getAbsolutePath`: links are not resolved).

@@ -9,6 +9,7 @@ use super::charset::{Charset, DecodeErrorPolicy};
 use super::deserializer::{BlobReader, Body, LineReader, ReadError, Split, WINDOW};
 use super::tracker::{Identity, Tracker, TrackerFile, VERSION};
 use super::*;
+use crate::channel::Channel;
 use crate::source::lines::testing::{collect_until, memory};
 
 fn lines(

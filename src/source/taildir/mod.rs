@@ -47,9 +47,9 @@ use self::journal::Journal;
 use self::position::{Fingerprint, Saved};
 use self::watch::Wakeups;
 use super::{put_batch_counted, PutError, Source, SourceContext, SourceError};
-use crate::channel::Channel;
 use crate::event::Event;
 use crate::metrics::ComponentCounters;
+use crate::route::ChannelProcessor;
 
 /// Shortest time between two looks woken by inotify while nothing was read.
 const MIN_WAKE_GAP: Duration = Duration::from_millis(5);
@@ -82,7 +82,7 @@ struct Listing {
 /// See the module docs.
 pub struct TaildirSource {
     name: String,
-    channels: Vec<Arc<dyn Channel>>,
+    channels: Arc<ChannelProcessor>,
     counters: Arc<ComponentCounters>,
     cfg: TaildirConfig,
     files: BTreeMap<FileKey, TailFile>,

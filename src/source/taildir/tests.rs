@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::position::{self, Fingerprint, Identity, Saved};
 use super::*;
+use crate::channel::Channel;
 use crate::config::java_regex;
 use crate::event::Headers;
 use crate::source::lines::testing::memory;
