@@ -165,7 +165,8 @@ fn origin(cfg: &HdfsSinkConfig) -> String {
 }
 
 /// The HDFS URL the sink's files go to (`hdfs://nn:8020`, `hdfs://` for hdfs-native's own
-/// default filesystem), or `None` for the local filesystem. A plain absolute path goes where
+/// default filesystem), or `None` for the local filesystem, with a warning where that may
+/// surprise. A plain absolute path goes where
 /// Hadoop would send it ([`default_fs`]); a relative one stays local (the built-in
 /// configuration writes `./flumen-data/out`).
 fn filesystem_of(
@@ -173,25 +174,27 @@ fn filesystem_of(
     cfg: &HdfsSinkConfig,
     target: &Target,
     hadoop: &HadoopEnv,
-) -> Result<Option<String>, SinkError> {
+) -> Result<Placement, SinkError> {
+    let placed = |url: Option<String>, note: Option<String>| Placement { url, note };
     if target.hdfs_url.is_some() || cfg.path.starts_with("file://") {
-        return Ok(target.hdfs_url.clone());
+        return Ok(placed(target.hdfs_url.clone(), None));
     }
     let err = |m: String| SinkError::new(name, m);
     let found = default_fs::resolve(hadoop, &cfg.hadoop_config)
         .map_err(|e| err(format!("{}: reading fs.defaultFS: {e}", origin(cfg))))?;
     let Some(default) = &found.default_fs else {
-        if cfg.path.starts_with('/') {
-            tracing::warn!(
-                sink = %name,
-                "sink `{name}`: {} is a plain path and no default filesystem is configured                  ({}), so it is written to the local filesystem, as Hadoop would; set                  HADOOP_CONF_DIR, or write hdfs://namenode:8020{} or file://{} to say which",
+        let note = cfg.path.starts_with('/').then(|| {
+            format!(
+                "sink `{name}`: {} is a plain path and no default filesystem is configured \
+                 ({}), so it is written to the local filesystem, as Hadoop would; set \
+                 HADOOP_CONF_DIR, or write hdfs://namenode:8020{} or file://{} to say which",
                 origin(cfg),
                 found.looked_at,
                 cfg.path,
                 cfg.path
-            );
-        }
-        return Ok(None);
+            )
+        });
+        return Ok(placed(None, note));
     };
     let url = split_target(default)
         .map_err(|m| {
@@ -202,27 +205,38 @@ fn filesystem_of(
             ))
         })?
         .hdfs_url;
-    match &url {
+    Ok(match url {
         Some(url) if !cfg.path.starts_with('/') => {
-            tracing::warn!(
-                sink = %name,
-                "sink `{name}`: {} is a relative path: flumen writes it to the local                  filesystem, Flume to the default filesystem {url} ({}); write an absolute path                  to use {url}",
+            let note = format!(
+                "sink `{name}`: {} is a relative path: flumen writes it to the local \
+                 filesystem, Flume to the default filesystem {url} ({}); write an absolute path \
+                 to use {url}",
                 origin(cfg),
                 found.looked_at
             );
-            Ok(None)
+            placed(None, Some(note))
         }
-        Some(_) => {
+        Some(url) => {
             tracing::info!(
                 sink = %name,
                 "sink `{name}`: hdfs.path `{}` is on the default filesystem ({})",
                 cfg.path,
                 found.looked_at
             );
-            Ok(url)
+            placed(Some(url), None)
         }
-        None => Ok(None),
-    }
+        None => placed(None, None),
+    })
+}
+
+/// Where the sink's files go ([`filesystem_of`]).
+#[derive(Debug, PartialEq, Eq)]
+struct Placement {
+    /// The HDFS URL, `None` for the local filesystem.
+    url: Option<String>,
+    /// A warning for the operator: the files go somewhere Flume would not send them, or
+    /// Hadoop's default was used for lack of a configuration.
+    note: Option<String>,
 }
 
 fn now_ms() -> i64 {
@@ -249,7 +263,11 @@ impl HdfsSink {
         };
         let call_timeout = Duration::from_millis(cfg.call_timeout_ms.max(1));
         let hadoop = HadoopEnv::from_process();
-        let fs: Box<dyn SinkFs> = match filesystem_of(name, cfg, &target, &hadoop)? {
+        let placement = filesystem_of(name, cfg, &target, &hadoop)?;
+        if let Some(note) = &placement.note {
+            tracing::warn!(sink = %name, "{note}");
+        }
+        let fs: Box<dyn SinkFs> = match placement.url {
             Some(url) => Box::new(
                 HdfsFs::connect(&url, call_timeout, &cfg.hadoop_config).map_err(|e| {
                     err(format!(

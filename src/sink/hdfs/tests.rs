@@ -483,11 +483,12 @@ fn hadoop_conf(default_fs: &str) -> (tempfile::TempDir, default_fs::HadoopEnv) {
 /// configuration, else the local filesystem; a relative one stays local.
 #[test]
 fn a_plain_path_goes_to_the_default_filesystem() {
-    let place = |path: &str, env: &default_fs::HadoopEnv| {
+    let placement = |path: &str, env: &default_fs::HadoopEnv| {
         let cfg = HdfsSinkConfig::new(path);
         let target = split_target(path).unwrap();
         filesystem_of("k1", &cfg, &target, env)
     };
+    let place = |path: &str, env: &default_fs::HadoopEnv| placement(path, env).map(|p| p.url);
     let (_d, hdfs) = hadoop_conf("hdfs://nn.example:8020/");
     assert_eq!(
         place("/user/flume/%Y", &hdfs).unwrap().as_deref(),
@@ -500,10 +501,32 @@ fn a_plain_path_goes_to_the_default_filesystem() {
         Some("hdfs://other:9000")
     );
     let (_d, local) = hadoop_conf("file:///");
-    assert_eq!(place("/user/flume", &local).unwrap(), None);
+    let p = placement("/user/flume", &local).unwrap();
     assert_eq!(
-        place("/user/flume", &default_fs::HadoopEnv::default()).unwrap(),
-        None
+        p,
+        Placement {
+            url: None,
+            note: None
+        },
+        "Hadoop's own answer: local, silently"
+    );
+
+    // No Hadoop configuration: local, with a warning naming what was looked at.
+    let p = placement("/user/flume", &default_fs::HadoopEnv::default()).unwrap();
+    assert_eq!(p.url, None);
+    let note = p.note.unwrap();
+    assert!(
+        note.contains("hdfs.path `/user/flume`")
+            && note.contains("$HADOOP_CONF_DIR and $HADOOP_HOME are not set")
+            && note.contains("file:///user/flume to say which")
+            && !note.contains("  "),
+        "{note}"
+    );
+    // A relative path with an HDFS default: local, and the warning says Flume differs.
+    let note = placement("./out", &hdfs).unwrap().note.unwrap();
+    assert!(
+        note.contains("relative path") && note.contains("hdfs://nn.example:8020"),
+        "{note}"
     );
 
     let (_d, s3) = hadoop_conf("s3a://bucket");
@@ -519,7 +542,7 @@ fn a_client_that_cannot_be_built_names_the_key_and_the_hadoop_files() {
     cfg.path_origin = "flume.conf:7: `a1.sinks.k1.hdfs.path`".into();
     // hdfs:// with no authority is not a usable default filesystem.
     let target = split_target(&cfg.path).unwrap();
-    let url = filesystem_of("k1", &cfg, &target, &env).unwrap();
+    let url = filesystem_of("k1", &cfg, &target, &env).unwrap().url;
     assert_eq!(url.as_deref(), Some("hdfs://"));
     assert!(
         env.files_read().contains("core-site.xml"),
