@@ -512,7 +512,8 @@ fn matches(k: &FlumeKey, key: &str) -> bool {
 }
 
 /// What Flume 1.11 makes of `key` on a `kind` component whose `type` is `type_name` (alias or
-/// class, any case for an alias); `None` when Flume does not read it either.
+/// class, any case for an alias); `None` when Flume does not read it either, or has no such
+/// type.
 pub fn lookup(kind: Kind, type_name: &str, key: &str) -> Option<FlumeKnows> {
     let is = |c: &FlumeComponent| {
         c.names
@@ -520,11 +521,11 @@ pub fn lookup(kind: Kind, type_name: &str, key: &str) -> Option<FlumeKnows> {
             .any(|n| n.eq_ignore_ascii_case(type_name) || *n == type_name)
     };
     let of_kind = || COMPONENTS.iter().filter(|c| c.kind == kind);
-    if let Some(c) = of_kind().find(|c| is(c)) {
-        if let Some(fk) = c.keys.iter().find(|fk| matches(fk, key)) {
-            let note = if fk.note.is_empty() { IGNORED } else { fk.note };
-            return Some(FlumeKnows::ThisType { note });
-        }
+    // A type Flume does not have (flumen's own `stress`) has no Flume keys to compare with.
+    let c = of_kind().find(|c| is(c))?;
+    if let Some(fk) = c.keys.iter().find(|fk| matches(fk, key)) {
+        let note = if fk.note.is_empty() { IGNORED } else { fk.note };
+        return Some(FlumeKnows::ThisType { note });
     }
     of_kind()
         .filter(|c| !is(c))
@@ -577,6 +578,8 @@ mod tests {
         assert_eq!(lookup(Kind::Channel, "memory", "capacty"), None);
         // Kinds do not mix: `hdfs.path` is no source's key.
         assert_eq!(lookup(Kind::Source, "exec", "hdfs.path"), None);
+        // A type Flume lacks is compared with nothing.
+        assert_eq!(lookup(Kind::Source, "stress", "bind"), None);
     }
 
     #[test]
