@@ -44,8 +44,10 @@ pub struct AgentArgs {
         default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     )]
     pub monitoring_bind: IpAddr,
-    /// Flume-style properties, e.g. `-Dflume.monitoring.type=http
-    /// -Dflume.monitoring.port=41414`.
+    /// Flume-style system properties, e.g. `-Dflume.monitoring.type=http
+    /// -Dflume.monitoring.port=41414`; the file reads any of them as `${sys:KEY}`, and
+    /// `-DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties` makes a plain
+    /// `${NAME}` read the environment, as in Flume.
     #[arg(short = 'D', value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
     pub defines: Vec<String>,
 }
