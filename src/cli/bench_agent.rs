@@ -41,8 +41,8 @@ const TARGET_RATIO: f64 = 0.7;
 /// The routed shape's target: at least 0.8x shape A.
 const ROUTED_TARGET_RATIO: f64 = 0.8;
 
-/// The routed shape reads the stress body up to this byte (its regex captures bytes 65..69).
-const ROUTED_MIN_EVENT_SIZE: usize = 69;
+/// The routed shape reads the stress body up to this byte (its regex captures bytes 33..37).
+const ROUTED_MIN_EVENT_SIZE: usize = 37;
 
 /// `flumen bench agent` options.
 #[derive(Debug, Args)]
@@ -208,9 +208,9 @@ fn routed_channel(a: &AgentBenchArgs, dir: &Path, name: &str) -> String {
 
 /// The routed shape's properties: stress -> timestamp, host, regex_extractor -> multiplexing
 /// over c1 and c2 (file) -> a null sink each. The stress body holds the event's number in its
-/// first 8 bytes, then byte `j` is `j % 251`: bytes 65..69 read `ABCD`. The regex captures
-/// them when the first byte is ASCII (every other 128 events), so `half = ABCD` sends those to
-/// c1 and the rest, without the header, go to the default c2.
+/// first 8 bytes, 7 bits a byte, then byte `j` is `' ' + j % 95`: bytes 33..37 read `ABCD`.
+/// The regex captures them when the first byte is below 0x40 (64 events of every 128), so
+/// `half = ABCD` sends those to c1 and the rest, without the header, go to the default c2.
 pub fn routed_props(a: &AgentBenchArgs, dir: &Path) -> String {
     format!(
         "a1.sources = r1\n\
@@ -226,7 +226,7 @@ pub fn routed_props(a: &AgentBenchArgs, dir: &Path) -> String {
          a1.sources.r1.interceptors.ts.type = timestamp\n\
          a1.sources.r1.interceptors.host.type = host\n\
          a1.sources.r1.interceptors.rx.type = regex_extractor\n\
-         a1.sources.r1.interceptors.rx.regex = ^[\\\\x00-\\\\x7f][\\\\s\\\\S]{{64}}(ABCD)\n\
+         a1.sources.r1.interceptors.rx.regex = ^[\\\\x00-\\\\x3f][\\\\s\\\\S]{{32}}(ABCD)\n\
          a1.sources.r1.interceptors.rx.serializers = s1\n\
          a1.sources.r1.interceptors.rx.serializers.s1.name = half\n\
          a1.sources.r1.selector.type = multiplexing\n\
@@ -755,8 +755,8 @@ mod tests {
         assert_eq!(v["verified"], true, "{v}");
         assert_eq!(v["netcat_file_roll_lines"], 300);
         assert_eq!(v["netcat_events"], 300);
-        // The selector split the events between both channels: events 0..127 of every 256
-        // have an ASCII first byte and go to c1.
+        // The selector split the events between both channels: events 0..63 of every 128
+        // have a first byte below 0x40 and go to c1.
         assert_eq!(v["routed_split"], serde_json::json!([1024, 976]), "{v}");
         assert_eq!(v["routed_verified"], true, "{v}");
     }

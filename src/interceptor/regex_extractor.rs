@@ -303,7 +303,7 @@ impl Interceptor for RegexExtractor {
 
 impl RegexExtractor {
     fn extract<'s>(&'s self, event: &mut Event) {
-        let body = String::from_utf8_lossy(event.body());
+        let body = super::body_text(event.body());
         let Some(caps) = self.config.regex.find.captures(&body) else {
             return;
         };

@@ -55,7 +55,7 @@ impl InterceptorSpec for RegexFilterConfig {
 
 impl Interceptor for RegexFilterConfig {
     fn intercept(&self, event: &mut Event) -> bool {
-        let text: Cow<'_, str> = String::from_utf8_lossy(event.body());
+        let text: Cow<'_, str> = super::body_text(event.body());
         self.regex.find.is_match(&text) != self.exclude_events
     }
 }

@@ -217,7 +217,7 @@ impl InterceptorSpec for SearchReplaceConfig {
 
 impl Interceptor for SearchReplaceConfig {
     fn intercept(&self, event: &mut Event) -> bool {
-        let body = String::from_utf8_lossy(event.body());
+        let body = super::body_text(event.body());
         match self.replace_all(&body) {
             Some(replaced) => event.set_body(replaced),
             // Flume writes back what it decoded, so bad bytes become U+FFFD even here.

@@ -1,5 +1,6 @@
-//! The `file_roll` sink (Flume's RollingFileSink): writes each event's body followed by a
-//! newline (the TEXT serializer) into files in `sink.directory`.
+//! The `file_roll` sink (Flume's RollingFileSink): writes events into files in
+//! `sink.directory` through the serializer `sink.serializer` names (TEXT, each body followed
+//! by a newline, by default; see [`super::serializer`]), flushed at the end of every batch.
 //!
 //! Files are named as Flume's default path manager names them:
 //! `<prefix><startTimeMillis>-<counter>[.<extension>]`, where the time is when the sink
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::error::io_retry;
+use super::serializer::{self, Serializer, SerializerSpec};
 use super::{Retry, Sink, SinkCause, SinkError, SinkSpec, SinkType};
 use crate::config::{ConfigError, Keys, Registered, WarningKind};
 use crate::event::Event;
@@ -53,6 +55,8 @@ pub struct FileRollConfig {
     pub batch_size: usize,
     /// The key the batch size was read from, for messages.
     pub batch_key: &'static str,
+    /// `sink.serializer` and `sink.serializer.*` (default TEXT).
+    pub serializer: SerializerSpec,
 }
 
 impl FileRollConfig {
@@ -65,6 +69,7 @@ impl FileRollConfig {
             extension: String::new(),
             batch_size: 100,
             batch_key: "sink.batchSize",
+            serializer: SerializerSpec::default(),
         }
     }
 }
@@ -112,44 +117,14 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SinkSpec>, ConfigError> {
     keys.know("sink.batchSize");
     keys.know("batchSize");
     let batch_size = keys.size(batch_key, d.batch_size, 1, "events")?;
-    keys.document_default("sink.serializer", "TEXT");
-    if let Some(v) = keys.get("sink.serializer") {
-        let s = v.value.as_str();
-        let text = s.eq_ignore_ascii_case("text")
-            || s == "org.apache.flume.serialization.BodyTextEventSerializer$Builder";
-        if !text {
-            if s.eq_ignore_ascii_case("header_and_text")
-                || s.eq_ignore_ascii_case("avro_event")
-                || s.starts_with("org.apache.flume.")
-            {
-                return Err(keys.unsupported(
-                    "sink.serializer",
-                    v.line,
-                    format!("the `{s}` serializer"),
-                    "Only TEXT (each body followed by a newline) exists; remove the key or set it to TEXT",
-                ));
-            }
-            return Err(keys.bad("sink.serializer", &v, "TEXT"));
-        }
-    }
-    let append = keys.parsed(
-        "sink.serializer.appendNewline",
-        crate::config::values::parse_bool,
-    )?;
-    if let Some((false, v)) = append {
-        return Err(keys.unsupported(
-            "sink.serializer.appendNewline",
-            v.line,
-            "appendNewline = false",
-            "The TEXT serializer always ends each body with a newline; remove the key",
-        ));
-    }
+    let serializer = serializer::parse(keys, &serializer::FILE_ROLL_KEYS)?;
     Ok(Box::new(FileRollConfig {
         roll_interval,
         prefix,
         extension,
         batch_size,
         batch_key,
+        serializer,
         ..d
     }))
 }
@@ -160,13 +135,16 @@ impl SinkSpec for FileRollConfig {
     }
 
     fn build(&self, name: &str) -> Result<Box<dyn Sink>, SinkError> {
-        Ok(Box::new(FileRollSink::new(
-            name,
-            &self.directory,
-            self.roll_interval,
-            &self.prefix,
-            &self.extension,
-        )?))
+        Ok(Box::new(
+            FileRollSink::new(
+                name,
+                &self.directory,
+                self.roll_interval,
+                &self.prefix,
+                &self.extension,
+            )?
+            .with_serializer(self.serializer),
+        ))
     }
 }
 
@@ -177,6 +155,8 @@ struct Current {
     opened: Instant,
     /// Bytes known to be synced.
     len: u64,
+    /// This file's serializer; its opening bytes go out with the first batch.
+    serializer: Box<dyn Serializer>,
 }
 
 /// See the module docs.
@@ -190,6 +170,7 @@ pub struct FileRollSink {
     counter: u64,
     current: Option<Current>,
     buf: Vec<u8>,
+    serializer: SerializerSpec,
 }
 
 impl FileRollSink {
@@ -220,7 +201,14 @@ impl FileRollSink {
             counter: 0,
             current: None,
             buf: Vec::new(),
+            serializer: SerializerSpec::default(),
         })
+    }
+
+    /// Writes with `spec` instead of TEXT.
+    pub fn with_serializer(mut self, spec: SerializerSpec) -> FileRollSink {
+        self.serializer = spec;
+        self
     }
 
     fn err(&self, op: &'static str, path: &Path, source: std::io::Error) -> SinkError {
@@ -259,6 +247,7 @@ impl FileRollSink {
                         path,
                         opened: Instant::now(),
                         len: 0,
+                        serializer: self.serializer.build(),
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -267,8 +256,23 @@ impl FileRollSink {
         }
     }
 
+    /// Ends the current file with its serializer's closing bytes (nothing for the
+    /// serializers here, which flush every batch) and forgets it.
     fn close_current(&mut self) {
-        if let Some(cur) = self.current.take() {
+        if let Some(mut cur) = self.current.take() {
+            self.buf.clear();
+            let closing = cur.serializer.finish(&mut self.buf);
+            if closing.is_ok() && !self.buf.is_empty() {
+                // Only reachable by a serializer that buffers past a flush (none here does):
+                // its closing bytes hold no event, so a failure loses none.
+                if let Err(e) = cur
+                    .file
+                    .write_all(&self.buf)
+                    .and_then(|()| cur.file.sync_data())
+                {
+                    tracing::warn!(sink = %self.name, "sink `{}` (file_roll): writing the closing bytes of {}: {e}", self.name, cur.path.display());
+                }
+            }
             tracing::info!(sink = %self.name, "sink `{}` (file_roll) closed {}", self.name, cur.path.display());
         }
     }
@@ -297,9 +301,25 @@ impl Sink for FileRollSink {
             None => self.open_next()?,
         };
         self.buf.clear();
-        for e in events {
-            self.buf.extend_from_slice(e.body());
-            self.buf.push(b'\n');
+        if cur.len == 0 {
+            // A file's opening bytes (the Avro header) go out with its first batch and are
+            // written again if that batch fails, since the failure cuts the file back to 0.
+            cur.serializer.begin(&mut self.buf);
+        }
+        let encoded = events
+            .iter()
+            .try_for_each(|e| cur.serializer.append(e, &mut self.buf))
+            .and_then(|()| cur.serializer.flush(&mut self.buf));
+        if let Err(e) = encoded {
+            cur.serializer.discard();
+            // Only an in-memory compressor fails here; the retry encodes the batch afresh.
+            let err = SinkError::with_retry(
+                &self.name,
+                Retry::Retryable,
+                SinkCause::Other(format!("encoding a batch for {}: {e}", cur.path.display())),
+            );
+            self.current = Some(cur);
+            return Err(err);
         }
         let written = cur
             .file
@@ -313,6 +333,7 @@ impl Sink for FileRollSink {
                 Ok(())
             }
             Err(e) => {
+                cur.serializer.discard();
                 let err = self.err("writing", &cur.path, e);
                 // Undo a partial write so the retried batch appears once; if even that fails,
                 // start a new file next time rather than append after garbage.
@@ -363,6 +384,50 @@ mod tests {
             "{name}"
         );
         assert_eq!(std::fs::read_to_string(&f[0]).expect("read"), "a\nb\nc\n");
+    }
+
+    #[test]
+    fn writes_through_the_configured_serializer_and_each_file_is_complete() {
+        use crate::event::Headers;
+        use crate::sink::serializer::avro_event::tests::read_container;
+        use crate::sink::serializer::{AvroCodec, AvroEventConfig};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut h = Headers::new();
+        h.insert("host".into(), "web1".into());
+        let e = Event::with_headers(h, "body");
+        let mut s = FileRollSink::new("k1", dir.path(), Duration::ZERO, "", "")
+            .expect("new")
+            .with_serializer(SerializerSpec::AvroEvent(AvroEventConfig {
+                codec: AvroCodec::Deflate,
+                ..AvroEventConfig::default()
+            }));
+        s.process(&[e.clone(), Event::new("b")]).expect("process");
+        let f = files(dir.path());
+        let (codec, events) = read_container(&std::fs::read(&f[0]).expect("read"));
+        assert_eq!(codec, "deflate");
+        assert_eq!(
+            events,
+            [e.clone(), Event::new("b")],
+            "readable after a batch"
+        );
+        s.process(&[Event::new("c")]).expect("process");
+        s.stop().expect("stop");
+        let (_, events) = read_container(&std::fs::read(&f[0]).expect("read"));
+        assert_eq!(events.len(), 3);
+
+        let text = tempfile::tempdir().expect("tempdir");
+        let mut s = FileRollSink::new("k1", text.path(), Duration::ZERO, "", "")
+            .expect("new")
+            .with_serializer(SerializerSpec::HeaderAndText {
+                append_newline: true,
+            });
+        s.process(&[e]).expect("process");
+        s.stop().expect("stop");
+        let f = files(text.path());
+        assert_eq!(
+            std::fs::read_to_string(&f[0]).expect("read"),
+            "{host=web1} body\n"
+        );
     }
 
     #[test]

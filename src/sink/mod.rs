@@ -49,6 +49,7 @@ pub mod hdfs;
 pub mod logger;
 pub mod null;
 pub mod retry;
+pub mod serializer;
 
 pub use error::{CauseKey, Retry, SinkCause, SinkError};
 

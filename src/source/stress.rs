@@ -3,7 +3,9 @@
 //! at most `maxEventsPerSecond` a second (if set).
 //!
 //! Each body is a fresh copy of a fixed pattern whose first bytes (up to 8) hold the event's
-//! number, little-endian, so every event is distinct. As with `seq`, a batch is counted only
+//! number, 7 bits a byte, little-endian, so every event is distinct; the rest is printable
+//! ASCII. So a body is valid UTF-8 text, as the log lines interceptors usually see are (and as
+//! Flume's StressSource bodies are: every byte 0x7F). As with `seq`, a batch is counted only
 //! once every bound channel has committed it: a full channel slows the source down (with
 //! backoff) but never makes it drop or repeat events. Flume's StressSource instead counts a
 //! failed batch towards `maxTotalEvents` and moves on; see docs/CONFIG.md.
@@ -124,11 +126,13 @@ impl StressSource {
         }
     }
 
-    /// Event `i`'s body: the pattern with `i` in its first bytes.
+    /// Event `i`'s body: the pattern with `i` in its first bytes, 7 bits a byte (so each
+    /// stays ASCII), lowest first.
     fn body(&self, template: &[u8], i: u64) -> Bytes {
         let mut b = template.to_vec();
-        let n = b.len().min(8);
-        b[..n].copy_from_slice(&i.to_le_bytes()[..n]);
+        for (k, byte) in b.iter_mut().take(8).enumerate() {
+            *byte = ((i >> (7 * k)) & 0x7f) as u8;
+        }
         Bytes::from(b)
     }
 
@@ -146,8 +150,9 @@ impl StressSource {
 
 impl Source for StressSource {
     fn run(self: Box<Self>, stop: Arc<AtomicBool>) {
-        // Not all zeros, so nothing downstream gains from zero pages.
-        let template: Vec<u8> = (0..self.size).map(|i| (i % 251) as u8).collect();
+        // Printable ASCII, from ' ' to '~' and again: not all zeros, so nothing downstream
+        // gains from zero pages, and text, as a regex interceptor expects.
+        let template: Vec<u8> = (0..self.size).map(|i| b' ' + (i % 95) as u8).collect();
         let mut next = 0u64;
         let mut batch = Vec::with_capacity(self.batch_size);
         let started = Instant::now();
@@ -226,9 +231,12 @@ mod tests {
         for _ in 0..100 {
             let e = tx.take().expect("take").expect("an event");
             assert_eq!(e.body().len(), 100);
-            seen.push(u64::from_le_bytes(
-                e.body()[..8].try_into().expect("8 bytes"),
-            ));
+            assert!(std::str::from_utf8(e.body()).is_ok(), "text");
+            let number = e.body()[..8]
+                .iter()
+                .rev()
+                .fold(0u64, |n, b| (n << 7) | u64::from(*b));
+            seen.push(number);
         }
         tx.commit().expect("commit");
         assert_eq!(seen, (0..100).collect::<Vec<_>>());

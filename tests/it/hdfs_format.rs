@@ -200,6 +200,7 @@ fn seq(write_format: WriteFormat, codec: Option<Codec>, compression: SeqCompress
         write_format,
         codec,
         seq_compression: compression,
+        ..FormatSpec::default()
     }
 }
 

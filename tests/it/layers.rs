@@ -31,7 +31,7 @@ const ROOT_FILES: &[&str] = &["lib.rs", "main.rs"];
 /// components: every other module there is one component.
 const SHARED: &[(&str, &[&str])] = &[
     ("source", &["mod", "lines", "ip_filter"]),
-    ("sink", &["mod", "error", "retry"]),
+    ("sink", &["mod", "error", "retry", "serializer"]),
     ("interceptor", &["mod"]),
 ];
 

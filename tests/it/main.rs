@@ -34,6 +34,7 @@ mod metrics;
 mod model;
 mod routing_flume;
 mod scan_agreement;
+mod serializers;
 mod sink_errors;
 mod spooldir;
 mod taildir_bad_input;

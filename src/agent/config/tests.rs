@@ -17,6 +17,7 @@ use crate::sink::file_roll::FileRollConfig;
 use crate::sink::hdfs::HdfsSinkConfig;
 use crate::sink::logger::LoggerConfig;
 use crate::sink::null::NullConfig;
+use crate::sink::serializer::SerializerSpec;
 use crate::source::avro::AvroSourceConfig;
 use crate::source::exec::ExecConfig;
 use crate::source::netcat::NetcatConfig;
@@ -841,6 +842,7 @@ fn sink_keys_and_defaults() {
             extension: "log".into(),
             batch_size: 50,
             batch_key: "sink.batchSize",
+            serializer: SerializerSpec::default(),
         }
     );
     // `batchSize` is accepted too; `sink.batchSize` wins when both are set.
@@ -1038,12 +1040,12 @@ a1.sources.r1.selector.type = random
 
     for (line, key) in [
         (
-            "a1.sinks.k1.sink.serializer = avro_event",
+            "a1.sinks.k1.sink.serializer = com.example.Custom$Builder",
             "a1.sinks.k1.sink.serializer",
         ),
         (
-            "a1.sinks.k1.sink.serializer.appendNewline = false",
-            "a1.sinks.k1.sink.serializer.appendNewline",
+            "a1.sinks.k1.sink.serializer.compressionCodec = xz\na1.sinks.k1.sink.serializer = avro_event",
+            "a1.sinks.k1.sink.serializer.compressionCodec",
         ),
         (
             "a1.sinks.k1.sink.pathManager = ROLLTIME",
@@ -1964,7 +1966,7 @@ fn hdfs_sink_mistakes_stop_start_up_naming_the_key() {
             "a1.sinks.k1.hdfs.timeZone",
         ),
         (
-            "a1.sinks.k1.serializer = avro_event",
+            "a1.sinks.k1.serializer = com.example.Custom$Builder",
             "a1.sinks.k1.serializer",
         ),
         (

@@ -5,8 +5,8 @@
 
 use super::format::FormatSpec;
 use super::{path, HdfsSink};
-use crate::config::values::parse_bool;
-use crate::config::{ConfigError, Keys, Registered};
+use crate::config::{ConfigError, Keys, Registered, WarningKind};
+use crate::sink::serializer;
 use crate::sink::{Sink, SinkError, SinkSpec, SinkType};
 
 /// `hdfs` / Flume's HDFSEventSink.
@@ -301,6 +301,7 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SinkSpec>, ConfigError> {
         write_format,
         codec,
         seq_compression,
+        serializer: d.format.serializer,
     };
     if let Err(e) = cfg.format.validate() {
         let key = if keys.has("hdfs.codeC").is_some() {
@@ -311,26 +312,20 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SinkSpec>, ConfigError> {
         let line = keys.line_of(key);
         return Err(keys.unsupported(key, line, e.to_string(), "See docs/CONFIG.md, hdfs sink"));
     }
-    // Flume reads the serializer keys without the `hdfs.` prefix.
-    if let Some(v) = keys.get("serializer") {
-        if !(v.value.eq_ignore_ascii_case("text")
-            || v.value == "org.apache.flume.serialization.BodyTextEventSerializer$Builder")
-        {
-            return Err(keys.unsupported(
+    // Flume reads the serializer keys without the `hdfs.` prefix, and only for streams.
+    cfg.format.serializer = serializer::parse(keys, &serializer::HDFS_KEYS)?;
+    if file_type == FileType::SequenceFile {
+        if let Some(line) = keys.has("serializer") {
+            keys.warn(
+                line,
                 "serializer",
-                v.line,
-                format!("the `{}` serializer", v.value),
-                "Only TEXT (each body followed by a newline) exists; remove the key",
-            ));
+                WarningKind::IgnoredKey {
+                    reason: "hdfs.fileType = SequenceFile writes hdfs.writeFormat records; the \
+                             serializer is used by DataStream and CompressedStream"
+                        .into(),
+                },
+            );
         }
-    }
-    if let Some((false, v)) = keys.parsed("serializer.appendNewline", parse_bool)? {
-        return Err(keys.unsupported(
-            "serializer.appendNewline",
-            v.line,
-            "appendNewline = false",
-            "The TEXT serializer always ends each body with a newline; remove the key",
-        ));
     }
 
     if keys.boolean("hdfs.round", false)? {

@@ -29,8 +29,9 @@
 //!   before the take commits: events written since a file's last close can be lost in a crash
 //!   of the agent or the DataNode. That is the documented price of the option.
 //! - Memory: at most about 1 MiB of encoded bytes is buffered per open file before it is
-//!   written, and at most `hdfs.maxOpenFiles` files are open (the least recently used one is
-//!   closed to make room).
+//!   written (plus, with `serializer = avro_event`, one Avro block of at most
+//!   `serializer.syncIntervalBytes`), and at most `hdfs.maxOpenFiles` files are open (the
+//!   least recently used one is closed to make room).
 //! - Header values can never move a write outside the configured base path: the path module
 //!   escapes `/`, `..` and friends in substituted values, and every rendered directory is
 //!   checked to lie under the template's static prefix.

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::format::{Codec, FileType};
 use super::*;
 use crate::event::Headers;
+use crate::sink::serializer::SerializerSpec;
 
 fn local(dir: &Path, template: &str) -> HdfsSinkConfig {
     // file:// so that a HADOOP_CONF_DIR in the test's environment cannot move the files.
@@ -351,8 +352,21 @@ fn numbered(range: std::ops::Range<u32>) -> Vec<Event> {
 /// Runs `first` (committed), then `failing` with `faults` (it must fail), then `failing`
 /// again (the retry, which succeeds), then stops; returns the files left and their text.
 fn batch_fails_midway(first: u32, faults: Faults) -> (Vec<String>, String) {
+    let (dir, names) = batch_fails_midway_with(first, faults, SerializerSpec::default());
+    let text = read_all(dir.path(), &names);
+    (names, text)
+}
+
+/// [`batch_fails_midway`] writing with `serializer`; returns the directory and the files.
+fn batch_fails_midway_with(
+    first: u32,
+    faults: Faults,
+    serializer: SerializerSpec,
+) -> (tempfile::TempDir, Vec<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut sink = HdfsSink::new("k1", &local(dir.path(), "out")).unwrap();
+    let mut cfg = local(dir.path(), "out");
+    cfg.format.serializer = serializer;
+    let mut sink = HdfsSink::new("k1", &cfg).unwrap();
     let plan = Arc::new(parking_lot::Mutex::new(Faults::default()));
     sink.fs = Box::new(FaultyFs(plan.clone()));
     if first > 0 {
@@ -368,8 +382,42 @@ fn batch_fails_midway(first: u32, faults: Faults) -> (Vec<String>, String) {
     sink.process(&failing).unwrap();
     sink.stop().unwrap();
     let names = files(dir.path());
-    let text = read_all(dir.path(), &names);
-    (names, text)
+    (dir, names)
+}
+
+/// With AVRO_EVENT, a file cut back after a failed batch is still a complete container file
+/// (the cut falls after the last committed batch's block), and the retried batch's events
+/// are the only copy.
+#[test]
+fn a_failed_batch_leaves_complete_avro_container_files() {
+    use crate::sink::serializer::avro_event::tests::read_container;
+    use crate::sink::serializer::{AvroCodec, AvroEventConfig};
+    for (first, failing_close) in [(30, false), (30, true), (0, false)] {
+        let faults = Faults {
+            torn_write: true,
+            failing_close,
+        };
+        let spec = SerializerSpec::AvroEvent(AvroEventConfig {
+            codec: AvroCodec::Deflate,
+            ..AvroEventConfig::default()
+        });
+        let (dir, names) = batch_fails_midway_with(first, faults, spec);
+        let mut bodies = Vec::new();
+        for n in &names {
+            assert!(!n.ends_with(".tmp"), "{names:?}");
+            let (_, events) = read_container(&std::fs::read(dir.path().join(n)).unwrap());
+            bodies.extend(events.into_iter().map(|e| e.body().clone()));
+        }
+        bodies.sort();
+        let expected: Vec<Bytes> = numbered(0..first + 50)
+            .into_iter()
+            .map(|e| e.body().clone())
+            .collect();
+        assert_eq!(
+            bodies, expected,
+            "first {first}, failing close {failing_close}"
+        );
+    }
 }
 
 /// A batch whose write reached a file only in part (a DataNode outage mid-write) leaves

@@ -1,6 +1,7 @@
 //! Sans-IO encoders for the file formats Flume's `hdfs` sink writes (`hdfs.fileType`):
-//! Hadoop SequenceFile v6 (`SequenceFile`, the default), the body-per-line text stream
-//! (`DataStream`) and the same stream through a compression codec (`CompressedStream`).
+//! Hadoop SequenceFile v6 (`SequenceFile`, the default), the stream of the events as the
+//! `serializer` writes them (`DataStream`; TEXT, body-per-line, by default) and the same
+//! stream through a compression codec (`CompressedStream`).
 //!
 //! The sink opens a file, calls [`Encoder::begin`], then [`Encoder::append`] per event,
 //! [`Encoder::flush`] before each hsync, and [`Encoder::finish`] before close; every call
@@ -25,6 +26,7 @@ pub use seqfile::{write_vint, SequenceFileEncoder, SYNC_INTERVAL};
 pub use stream::{CompressedStreamEncoder, DataStreamEncoder};
 
 use crate::event::Event;
+use crate::sink::serializer::{SerializerError, SerializerSpec};
 
 /// Flume's `hdfs.fileType`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,6 +108,9 @@ pub struct FormatSpec {
     pub write_format: WriteFormat,
     pub codec: Option<Codec>,
     pub seq_compression: SeqCompression,
+    /// `serializer` and `serializer.*`: how the streams turn an event into bytes (a
+    /// SequenceFile ignores it, as Flume's does).
+    pub serializer: SerializerSpec,
 }
 
 impl FormatSpec {
@@ -130,11 +135,11 @@ impl FormatSpec {
                 self.write_format,
                 codec.map(|c| (c, self.seq_compression)),
             )),
-            (FileType::CompressedStream, Some(codec)) => {
-                Box::new(CompressedStreamEncoder::new(codec))
-            }
+            (FileType::CompressedStream, Some(codec)) => Box::new(
+                CompressedStreamEncoder::with_serializer(codec, self.serializer.build()),
+            ),
             (FileType::DataStream, _) | (FileType::CompressedStream, None) => {
-                Box::new(DataStreamEncoder::new())
+                Box::new(DataStreamEncoder::with_serializer(self.serializer.build()))
             }
         }
     }
@@ -212,6 +217,9 @@ pub enum FormatError {
          is {limit} bytes): split such events upstream or use hdfs.fileType = DataStream"
     )]
     EventTooLarge { len: usize, limit: usize },
+    /// A stream's serializer failed (compressing an Avro block in memory).
+    #[error(transparent)]
+    Serializer(#[from] SerializerError),
     /// The compressor failed; with in-memory buffers this means a bug or memory exhaustion.
     #[error("{codec} compression failed: {source}")]
     Compression {
@@ -231,7 +239,7 @@ impl FormatError {
             FormatError::EventTooLarge { .. } => Retry::Permanent,
             // In-memory compression fails only from memory exhaustion or a fault in that
             // compressor's state; the retry starts a new file with a new compressor.
-            FormatError::Compression { .. } => Retry::Retryable,
+            FormatError::Compression { .. } | FormatError::Serializer(_) => Retry::Retryable,
             // Settings: checked at start-up, so they cannot change by retrying.
             FormatError::UnknownFileType { .. }
             | FormatError::UnknownWriteFormat { .. }

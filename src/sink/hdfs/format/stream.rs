@@ -1,6 +1,7 @@
-//! Text streams: Flume's `DataStream` and `CompressedStream` with the default `TEXT`
-//! serializer (`BodyTextEventSerializer`, `appendNewline = true`): each event's body followed
-//! by `\n`, headers dropped.
+//! Streams: Flume's `DataStream` and `CompressedStream`: the events as the sink's
+//! `serializer` writes them (`crate::sink::serializer`; by default `TEXT`, each event's body
+//! followed by `\n`, headers dropped), plain or through a codec. The serializer is flushed
+//! with every batch, so an Avro container ends in a whole block at each flush.
 //!
 //! A compressed file is a concatenation of complete members (gzip members, zlib or bzip2
 //! streams, runs of Snappy blocks; see the codec module): Flume's
@@ -14,19 +15,34 @@
 use super::codec::{Codec, Member};
 use super::{Encoder, FormatError};
 use crate::event::Event;
+use crate::sink::serializer::{Serializer, SerializerSpec};
 
-/// Uncompressed body-per-line text. Holds no state and buffers nothing.
-#[derive(Debug, Default)]
-pub struct DataStreamEncoder;
+/// The serializer's bytes, uncompressed; buffers only what the serializer does.
+pub struct DataStreamEncoder {
+    serializer: Box<dyn Serializer>,
+}
 
 impl DataStreamEncoder {
+    /// Body-per-line text (TEXT).
     pub fn new() -> Self {
-        DataStreamEncoder
+        Self::with_serializer(SerializerSpec::default().build())
+    }
+
+    pub fn with_serializer(serializer: Box<dyn Serializer>) -> Self {
+        DataStreamEncoder { serializer }
+    }
+}
+
+impl Default for DataStreamEncoder {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
 impl Encoder for DataStreamEncoder {
-    fn begin(&mut self, _out: &mut Vec<u8>) {}
+    fn begin(&mut self, out: &mut Vec<u8>) {
+        self.serializer.begin(out);
+    }
 
     fn append(
         &mut self,
@@ -34,22 +50,24 @@ impl Encoder for DataStreamEncoder {
         _now_ms: i64,
         out: &mut Vec<u8>,
     ) -> Result<(), FormatError> {
-        out.extend_from_slice(event.body());
-        out.push(b'\n');
-        Ok(())
+        Ok(self.serializer.append(event, out)?)
     }
 
-    fn flush(&mut self, _out: &mut Vec<u8>) -> Result<(), FormatError> {
-        Ok(())
+    fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), FormatError> {
+        Ok(self.serializer.flush(out)?)
     }
 
-    fn finish(&mut self, _out: &mut Vec<u8>) -> Result<(), FormatError> {
-        Ok(())
+    fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), FormatError> {
+        Ok(self.serializer.finish(out)?)
     }
 }
 
-/// Body-per-line text through a codec, one member per flushed batch.
+/// The serializer's bytes through a codec, one member per flushed batch.
 pub struct CompressedStreamEncoder {
+    serializer: Box<dyn Serializer>,
+    /// The serializer's output not yet compressed (its opening bytes wait here for the
+    /// first member).
+    pending: Vec<u8>,
     codec: Codec,
     /// The member being written; `None` between a flush and the next event.
     member: Option<Member>,
@@ -58,15 +76,35 @@ pub struct CompressedStreamEncoder {
 }
 
 impl CompressedStreamEncoder {
+    /// Body-per-line text (TEXT) through `codec`.
     pub fn new(codec: Codec) -> Self {
+        Self::with_serializer(codec, SerializerSpec::default().build())
+    }
+
+    pub fn with_serializer(codec: Codec, serializer: Box<dyn Serializer>) -> Self {
         CompressedStreamEncoder {
+            serializer,
+            pending: Vec::new(),
             codec,
             member: None,
             wrote_member: false,
         }
     }
 
+    /// Compresses what the serializer emitted into the current member (started if need
+    /// be); nothing when it emitted nothing.
+    fn compress_pending(&mut self, out: &mut Vec<u8>) -> Result<(), FormatError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let member = self.member.get_or_insert_with(|| self.codec.member());
+        member.write(&self.pending, out)?;
+        self.pending.clear();
+        Ok(())
+    }
+
     fn end_member(&mut self, out: &mut Vec<u8>) -> Result<(), FormatError> {
+        self.compress_pending(out)?;
         if let Some(member) = self.member.take() {
             member.finish(out)?;
             self.wrote_member = true;
@@ -80,6 +118,8 @@ impl Encoder for CompressedStreamEncoder {
         // A new file: whatever a previous file left unfinished is not part of this one.
         self.member = None;
         self.wrote_member = false;
+        self.pending.clear();
+        self.serializer.begin(&mut self.pending);
     }
 
     fn append(
@@ -88,16 +128,24 @@ impl Encoder for CompressedStreamEncoder {
         _now_ms: i64,
         out: &mut Vec<u8>,
     ) -> Result<(), FormatError> {
-        let member = self.member.get_or_insert_with(|| self.codec.member());
-        member.write(event.body(), out)?;
-        member.write(b"\n", out)
+        self.serializer.append(event, &mut self.pending)?;
+        // The member must exist once an event went in, even one that wrote no bytes (an
+        // empty body without newline): a flush then ends a member, as Flume's finish() does.
+        self.member.get_or_insert_with(|| self.codec.member());
+        self.compress_pending(out)
     }
 
     fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), FormatError> {
+        self.serializer.flush(&mut self.pending)?;
+        if self.member.is_none() && !self.pending.is_empty() && !self.wrote_member {
+            // The serializer's opening bytes with no event yet wait for the first member.
+            return Ok(());
+        }
         self.end_member(out)
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), FormatError> {
+        self.serializer.finish(&mut self.pending)?;
         if self.member.is_none() && !self.wrote_member {
             self.member = Some(self.codec.member());
         }
@@ -259,5 +307,36 @@ mod tests {
             );
             assert!(decode(codec, &empty).is_empty());
         }
+    }
+
+    #[test]
+    fn avro_events_through_a_codec_read_back_after_every_flush() {
+        use crate::sink::serializer::avro_event::tests::read_container;
+        use crate::sink::serializer::AvroEventConfig;
+        let spec = SerializerSpec::AvroEvent(AvroEventConfig::default());
+        let mut enc = CompressedStreamEncoder::with_serializer(Codec::Gzip, spec.build());
+        let mut file = Vec::new();
+        enc.begin(&mut file);
+        let mut expected = Vec::new();
+        for batch in 0..3 {
+            for i in 0..10 {
+                let e = Event::new(format!("batch {batch} event {i}"));
+                enc.append(&e, 0, &mut file).expect("append to memory");
+                expected.push(e);
+            }
+            enc.flush(&mut file).expect("flush to memory");
+            assert_eq!(read_container(&gunzip(&file)).1, expected, "batch {batch}");
+        }
+        enc.finish(&mut file).expect("finish to memory");
+        assert_eq!(read_container(&gunzip(&file)).1, expected);
+
+        let mut plain = DataStreamEncoder::with_serializer(spec.build());
+        let mut file = Vec::new();
+        plain.begin(&mut file);
+        plain
+            .append(&Event::new("x"), 0, &mut file)
+            .expect("append");
+        plain.flush(&mut file).expect("flush");
+        assert_eq!(read_container(&file).1, [Event::new("x")]);
     }
 }

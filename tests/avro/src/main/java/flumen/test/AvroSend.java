@@ -25,6 +25,8 @@ import org.apache.flume.event.EventBuilder;
  * Flume's {@code ssl = true}, and {@code -Dflumen.truststore=F}, {@code
  * -Dflumen.truststore-password=P}, {@code -Dflumen.truststore-type=T} or {@code
  * -Dflumen.trust-all-certs=true} are passed on as the client properties of the same names.
+ * With {@code -Dflumen.headers=a,b,...} event i also has headers {@code a = a-i}, {@code b = b-i},
+ * ..., put in that order after {@code seq} and {@code k}.
  */
 public final class AvroSend {
   private AvroSend() {}
@@ -37,6 +39,8 @@ public final class AvroSend {
     int first = args.length > 4 ? Integer.parseInt(args[4]) : 0;
     String compression = System.getProperty("flumen.compression", "none");
     boolean ssl = Boolean.parseBoolean(System.getProperty("flumen.ssl", "false"));
+    String headerList = System.getProperty("flumen.headers", "");
+    String[] extraHeaders = headerList.isEmpty() ? new String[0] : headerList.split(",");
     RpcClient client;
     if (compression.equals("none") && !ssl) {
       client = RpcClientFactory.getDefaultInstance(host, port, batch);
@@ -71,6 +75,9 @@ public final class AvroSend {
         Map<String, String> headers = new HashMap<>();
         headers.put("seq", Integer.toString(i));
         headers.put("k", "v");
+        for (String name : extraHeaders) {
+          headers.put(name, name + "-" + i);
+        }
         events.add(
             EventBuilder.withBody(Integer.toString(i).getBytes(StandardCharsets.UTF_8), headers));
         if (events.size() == batch || i == first + count - 1) {
