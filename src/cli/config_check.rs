@@ -4,9 +4,10 @@
 //!
 //! Without `-n` every agent the file defines (each `<agent>.sources|channels|sinks` key names
 //! one) is checked; with it, only that one. The file is read once and each agent goes through
-//! the agent's own parser (`agent::config::parse_with_env`, the process environment), so what
-//! this prints is what `flumen agent` would run or refuse. Everything, errors included, goes to
-//! stdout in order, so the report reads top to bottom. Exit 0 when every checked agent parsed,
+//! the agent's own parser (`agent::config::parse_with_env`, the process environment and the
+//! `-D` properties, as `flumen agent` reads them), so what this prints is what `flumen agent`
+//! would run or refuse. Everything, errors included, goes to stdout in order, so the report
+//! reads top to bottom. Exit 0 when every checked agent parsed,
 //! 1 when any did not (or the file could not be read). The parser stops at an agent's first
 //! error, so one run shows at most one error per agent.
 
@@ -38,6 +39,10 @@ pub struct CheckArgs {
     /// Check only this agent (default: every agent the file defines).
     #[arg(short = 'n', long = "name", value_name = "NAME")]
     pub name: Option<String>,
+    /// System properties, as `flumen agent` takes them: `${sys:KEY}` references, and
+    /// `-DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties`.
+    #[arg(short = 'D', value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
+    pub defines: Vec<String>,
 }
 
 /// Runs `flumen config ...`.
@@ -48,7 +53,7 @@ pub fn run(cmd: ConfigCommand) -> Result<ExitCode, CliError> {
 }
 
 fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
-    let env = |name: &str| std::env::var(name).ok();
+    let env = super::agent::defines_env(&args.defines);
     let mut out = std::io::stdout().lock();
     let lines = report(&args.conf_file, args.name.as_deref(), &env);
     for line in &lines.lines {

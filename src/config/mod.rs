@@ -31,10 +31,11 @@ use std::path::Path;
 
 mod component;
 mod error;
+pub mod flume_keys;
 pub mod java_regex;
 mod keys;
 mod properties;
-mod subst;
+pub mod subst;
 mod topology;
 pub mod values;
 

@@ -18,7 +18,7 @@ use super::error::{ConfigError, ConfigWarning, WarningKind};
 use super::keys::{Entry, Keys, Val};
 use super::properties::Properties;
 use super::subst::{self, Problem};
-use super::values::nearest;
+use super::values::{edit_distance, nearest};
 
 /// The agent-level keys (`<agent>.<key>`).
 const AGENT_KEYS: [&str; 5] = [
@@ -139,6 +139,78 @@ pub(crate) fn agents(props: &Properties) -> Vec<String> {
     out
 }
 
+/// The last parts of key names whose values are patterns, text put into events or file
+/// names, or paths: there a trailing space may have been meant, and trimming it (as Flume
+/// does) changes what the value says. Elsewhere (a type, a number, a list) it cannot matter.
+const WHITESPACE_MATTERS: [&str; 14] = [
+    "regex",
+    "pattern",
+    "matching",
+    "replacestring",
+    "value",
+    "prefix",
+    "suffix",
+    "separator",
+    "path",
+    "dir",
+    "dirs",
+    "directory",
+    "command",
+    "file",
+];
+
+/// Whether `key`'s last part (`searchPattern` in `a1.sources.r1.interceptors.i1.searchPattern`)
+/// ends with one of [`WHITESPACE_MATTERS`], in any case.
+fn whitespace_may_matter(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
+    WHITESPACE_MATTERS.iter().any(|w| last.ends_with(w))
+}
+
+/// Warns about keys whose agent prefix is no agent of the file but is nearest to `agent` and
+/// close to it (`agnet.sources.r1.type` beside `agent`): Flume ignores them silently. A
+/// prefix is close when its edit distance to `agent`, ignoring case, is at most 2 and less
+/// than the name's length (`a1` is not close to `b2`).
+fn near_agent_typos(
+    props: &Properties,
+    file: &str,
+    agent: &str,
+    warnings: &mut Vec<ConfigWarning>,
+) {
+    let defined = agents(props);
+    if !defined.iter().any(|a| a == agent) {
+        return;
+    }
+    // Each prefix once: its first key and line, and how many keys it has.
+    let mut seen: Vec<(String, String, usize, usize)> = Vec::new();
+    for p in &props.entries {
+        let key = p.key.trim();
+        let Some((prefix, _)) = key.split_once('.') else {
+            continue;
+        };
+        if prefix.is_empty() || defined.iter().any(|a| a == prefix) {
+            continue;
+        }
+        match seen.iter_mut().find(|s| s.0 == prefix) {
+            Some(s) => s.3 += 1,
+            None => seen.push((prefix.to_string(), key.to_string(), p.line, 1)),
+        }
+    }
+    for (prefix, key, line, count) in seen {
+        if nearest(&prefix, defined.iter().map(String::as_str)) != Some(agent) {
+            continue;
+        }
+        let d = edit_distance(&prefix.to_lowercase(), &agent.to_lowercase());
+        if d <= 2 && d < agent.chars().count() {
+            let kind = WarningKind::NearAgent {
+                prefix,
+                agent: agent.to_string(),
+                count,
+            };
+            warn(warnings, file, line, &key, kind);
+        }
+    }
+}
+
 /// Reads agent `agent`'s layout from `props` (read from `file`). `env` resolves
 /// `${env:NAME}` and Flume's global SSL variables.
 pub(crate) fn read<'a>(
@@ -166,6 +238,7 @@ pub(crate) fn read<'a>(
             _ => warn(&mut warnings, file, p.line, key, WarningKind::NoAgentPrefix),
         }
     }
+    near_agent_typos(props, file, agent, &mut warnings);
     if mine.is_empty() {
         return Err(ConfigError::UnknownAgent {
             file: file.to_string(),
@@ -184,13 +257,24 @@ pub(crate) fn read<'a>(
         }
     }
 
-    // Substitute, trim, and sort keys into lists and components.
+    // Substitute, trim, and sort keys into lists and components. A plain `${key}` names any
+    // property of the file (the last definition, as java.util.Properties keeps).
+    let raw: HashMap<&str, &str> = props
+        .entries
+        .iter()
+        .map(|p| (p.key.trim(), p.value.as_str()))
+        .collect();
+    let property = |k: &str| raw.get(k).map(|v| (*v).to_string());
+    let lookups = subst::Lookups {
+        env,
+        property: &property,
+    };
     let mut lists: HashMap<&'static str, Val> = HashMap::new();
     let mut comps: HashMap<&'static str, Components> = HashMap::new();
     for p in mine {
         let key = p.key.trim();
         let rest = &key[agent_prefix.len()..];
-        let value = match subst::substitute(&p.value, env) {
+        let value = match subst::substitute(&p.value, &lookups) {
             Ok(s) => {
                 for reference in s.untouched {
                     let kind = WarningKind::NotSubstituted { reference };
@@ -206,6 +290,15 @@ pub(crate) fn read<'a>(
                     name,
                 })
             }
+            Err(Problem::Unresolved { reference, why }) => {
+                return Err(ConfigError::Unresolved {
+                    file: file.to_string(),
+                    line: p.line,
+                    key: key.to_string(),
+                    reference,
+                    why,
+                })
+            }
             Err(Problem::Unsupported { reference, why }) => {
                 return Err(ConfigError::Unsupported {
                     file: file.to_string(),
@@ -217,11 +310,23 @@ pub(crate) fn read<'a>(
             }
         };
         // Flume trims every value (and ignores empty ones) after substitution.
-        let value = value.trim().to_string();
-        if value.is_empty() {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
             warn(&mut warnings, file, p.line, key, WarningKind::EmptyValue);
             continue;
         }
+        let trailing = &value[value.trim_end().len()..];
+        // A number or a boolean reads the same either way (`hdfs.roundValue = 10 `).
+        let plain = trimmed.parse::<f64>().is_ok()
+            || trimmed.eq_ignore_ascii_case("true")
+            || trimmed.eq_ignore_ascii_case("false");
+        if !trailing.is_empty() && !plain && whitespace_may_matter(key) {
+            let kind = WarningKind::TrailingWhitespace {
+                removed: trailing.escape_default().to_string(),
+            };
+            warn(&mut warnings, file, p.line, key, kind);
+        }
+        let value = trimmed.to_string();
         if let Some(list) = AGENT_KEYS.iter().find(|k| **k == rest) {
             lists.insert(
                 list,

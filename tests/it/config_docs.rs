@@ -233,3 +233,51 @@ fn the_docs_check_catches_a_missing_key_and_a_wrong_default() {
         "{problems:?}"
     );
 }
+
+/// Every key Flume 1.11 reads for a type flumen implements is either read by flumen's parser
+/// or has its own note in `config::flume_keys` saying what flumen does instead: a user who
+/// brings such a key gets that note, never the generic one.
+#[test]
+fn every_flume_key_flumen_does_not_read_has_a_note() {
+    use flumen::config::flume_keys::{Kind, COMPONENTS};
+
+    fn missing<S: ?Sized>(kind: Kind, word: &str, types: &[Registered<S>]) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in types {
+            let names: Vec<&str> = std::iter::once(t.alias).chain(t.class).collect();
+            let Some(c) = COMPONENTS.iter().find(|c| {
+                c.kind == kind
+                    && c.names
+                        .iter()
+                        .any(|n| names.iter().any(|m| m.eq_ignore_ascii_case(n)))
+            }) else {
+                continue;
+            };
+            let known: Vec<&str> = known(t, word).iter().map(|k| k.key).collect();
+            for fk in c.keys {
+                let read = if fk.key.ends_with('.') {
+                    known.iter().any(|k| k.starts_with(fk.key))
+                } else {
+                    known.contains(&fk.key)
+                };
+                if !read && fk.note.is_empty() {
+                    out.push(format!("{word} `{}`: Flume's `{}`", t.alias, fk.key));
+                }
+            }
+        }
+        out
+    }
+    let mut problems = missing(Kind::Channel, "channels", registry::CHANNELS);
+    problems.extend(missing(Kind::Source, "sources", registry::SOURCES));
+    problems.extend(missing(Kind::Sink, "sinks", registry::SINKS));
+    problems.extend(missing(
+        Kind::Interceptor,
+        "sources",
+        registry::INTERCEPTORS,
+    ));
+    assert!(
+        problems.is_empty(),
+        "not read and without a note in config::flume_keys:\n{}",
+        problems.join("\n")
+    );
+}

@@ -153,7 +153,11 @@ fn embedded_default_properties_parse_to_embedded_default() {
     let (cfg, warnings) = ok(EMBEDDED_DEFAULT_PROPERTIES);
     assert!(warnings.is_empty(), "{warnings:?}");
     let built = embedded_default().expect("the built-in configuration");
-    assert_eq!(format!("{cfg:?}"), format!("{built:?}"));
+    // The same but for where each value came from.
+    assert_eq!(
+        format!("{cfg:?}"),
+        format!("{built:?}").replace("(built-in configuration)", F)
+    );
     assert_eq!(
         source::<NetcatConfig>(&cfg, 0),
         NetcatConfig::new("127.0.0.1", 44444)
@@ -1593,9 +1597,167 @@ fn plain_references_and_other_lookups() {
         matches!(&source::<ExecConfig>(&cfg, 0), ExecConfig { command, .. } if command == "tail -F ${HOME}/app.log")
     );
 
+    // A system property that is not given (the test's environment has no -D).
     let e = err(&text.replace("${HOME}", "${sys:user.home}"));
+    assert!(
+        matches!(&e, ConfigError::Unresolved { reference, .. } if reference == "${sys:user.home}"),
+        "{e:?}"
+    );
+    names(&e, 8, "a1.sources.r1.command");
+    let e = err(&text.replace("${HOME}", "${java:version}"));
     assert!(matches!(e, ConfigError::Unsupported { .. }), "{e:?}");
     names(&e, 8, "a1.sources.r1.command");
+}
+
+/// Flume 1.11's lookups through `-D`: `${sys:NAME}`, a plain `${NAME}` naming another
+/// property, and `-DpropertiesImplementation=...EnvVarResolverProperties` making a plain
+/// `${NAME}` read the environment; a value a component refuses because it still holds a
+/// reference says so, naming the key and the reference.
+#[test]
+fn system_properties_property_references_and_the_env_var_resolver() {
+    let text = with_source(
+        "a1.sources.r1.type = netcat\n\
+         a1.sources.r1.bind = ${sys:bind.host}\n\
+         a1.sources.r1.port = ${PORT}\n\
+         a1.sources.r1.channels = c1\n\
+         collector.port = 4545\n",
+    );
+    let sys_only = |name: &str| (name == "sys:bind.host").then(|| "127.0.0.2".to_string());
+    let e = parse_with_env(&text, F, "a1", &sys_only).expect_err("${PORT} unresolved");
+    assert!(
+        matches!(&e, ConfigError::Unresolved { reference, key, .. }
+            if reference == "${PORT}" && key == "a1.sources.r1.port"),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains("EnvVarResolverProperties"), "{msg}");
+    assert!(!msg.starts_with("bad value"), "{msg}");
+
+    let resolver = |name: &str| match name {
+        "sys:bind.host" => Some("127.0.0.2".to_string()),
+        "sys:propertiesImplementation" => {
+            Some("org.apache.flume.node.EnvVarResolverProperties".to_string())
+        }
+        "PORT" => Some("4141".to_string()),
+        _ => None,
+    };
+    let (cfg, warnings) = parse_with_env(&text, F, "a1", &resolver).expect("parses");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        source::<NetcatConfig>(&cfg, 0),
+        NetcatConfig::new("127.0.0.2", 4141)
+    );
+
+    // A plain reference to another property of the file, nested in a lookup's fallback.
+    let text = text.replace("${PORT}", "${env:NOPE:-${collector.port}}");
+    let (cfg, _) = parse_with_env(&text, F, "a1", &sys_only).expect("parses");
+    assert_eq!(
+        source::<NetcatConfig>(&cfg, 0),
+        NetcatConfig::new("127.0.0.2", 4545)
+    );
+
+    // A nested reference that does not resolve is quoted whole.
+    let text = text.replace("${env:NOPE:-${collector.port}}", "${env:${sys:nope}}");
+    let e = parse_with_env(&text, F, "a1", &sys_only).expect_err("unresolved");
+    assert!(e.to_string().contains("`${env:${sys:nope}}`"), "{e}");
+}
+
+/// A key prefix close to the agent's name but no agent of the file (`agnet` beside `agent`)
+/// is a warning with the suggestion, once per prefix; real agents, hyphens and capitals
+/// included, are never taken for typos of each other.
+#[test]
+fn a_prefix_close_to_an_agent_is_a_warning_naming_it() {
+    let file = |agent: &str, typo: &str| {
+        format!(
+            "{agent}.sources = r1\n\
+             {agent}.channels = c1\n\
+             {agent}.sinks = k1\n\
+             {agent}.sources.r1.type = seq\n\
+             {agent}.sources.r1.channels = c1\n\
+             {agent}.channels.c1.type = memory\n\
+             {agent}.sinks.k1.type = null\n\
+             {agent}.sinks.k1.channel = c1\n\
+             {typo}.sources.r1.batchSize = 5\n\
+             {typo}.sinks.k1.batchSize = 5\n"
+        )
+    };
+    for (agent, typo) in [
+        ("agent", "agnet"),
+        ("Web-Tier", "Web-Teir"),
+        ("collector", "Collector"),
+    ] {
+        let (_, warnings) = parse_with_env(&file(agent, typo), F, agent, &env).expect("parses");
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        let w = &warnings[0];
+        assert_eq!(
+            (w.line, w.key.as_str()),
+            (9, format!("{typo}.sources.r1.batchSize").as_str())
+        );
+        assert_eq!(
+            w.kind,
+            WarningKind::NearAgent {
+                prefix: typo.into(),
+                agent: agent.into(),
+                count: 2
+            }
+        );
+        let msg = w.to_string();
+        assert!(msg.contains(&format!("did you mean `{agent}`")), "{msg}");
+    }
+    // Two real agents close to each other, and a far prefix: no warning.
+    let two = format!("{}{}", file("web-1", "zzz"), file("web-2", "zzz"));
+    for agent in ["web-1", "web-2"] {
+        let (_, warnings) = parse_with_env(&two, F, agent, &env).expect("parses");
+        assert!(warnings.is_empty(), "{agent}: {warnings:#?}");
+    }
+    // A one-letter prefix is not a typo of a one-letter agent.
+    let (_, warnings) = parse_with_env(&file("a", "b"), F, "a", &env).expect("parses");
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
+
+/// Trailing whitespace is trimmed, as Flume trims it; where that can change what a value says
+/// (a pattern, a path, text put into events) it is a warning, elsewhere it is not.
+#[test]
+fn trailing_whitespace_that_may_matter_is_a_warning() {
+    let text = with_source(
+        "a1.sources.r1.type = seq \n\
+         a1.sources.r1.channels = c1\n\
+         a1.sources.r1.interceptors = i1\n\
+         a1.sources.r1.interceptors.i1.type = search_replace\n\
+         a1.sources.r1.interceptors.i1.searchPattern = foo \n\
+         a1.sources.r1.interceptors.i1.replaceString = bar\t\n\
+         a1.channels.c1.capacity = 100 \n",
+    );
+    let (_, warnings) = ok(&text);
+    let got: Vec<(usize, &str, &WarningKind)> = warnings
+        .iter()
+        .map(|w| (w.line, w.key.as_str(), &w.kind))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                11,
+                "a1.sources.r1.interceptors.i1.searchPattern",
+                &WarningKind::TrailingWhitespace {
+                    removed: " ".into()
+                }
+            ),
+            (
+                12,
+                "a1.sources.r1.interceptors.i1.replaceString",
+                &WarningKind::TrailingWhitespace {
+                    removed: "\\t".into()
+                }
+            ),
+        ],
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings[0].to_string().contains("ends with whitespace"),
+        "{}",
+        warnings[0]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1608,7 +1770,10 @@ fn load_reads_a_file() {
     std::fs::write(&path, EMBEDDED_DEFAULT_PROPERTIES).expect("write");
     let (cfg, warnings) = load(&path, "a1").expect("loads");
     let built = embedded_default().expect("the built-in configuration");
-    assert_eq!(format!("{cfg:?}"), format!("{built:?}"));
+    assert_eq!(
+        format!("{cfg:?}"),
+        format!("{built:?}").replace("(built-in configuration)", &path.display().to_string())
+    );
     assert!(warnings.is_empty());
 
     let e = load(&dir.path().join("missing.conf"), "a1").expect_err("missing file");
