@@ -180,11 +180,13 @@ pub fn run(args: &AgentArgs) -> Result<ExitCode, CliError> {
     let cfg = match &args.conf_file {
         Some(path) => {
             let env = args.config_env();
-            let (cfg, warnings) =
-                crate::agent::config::load_with_env(path, &args.name, &env).map_err(Box::new)?;
-            for w in &warnings {
+            // Every warning, then every error, of the whole file in one run.
+            let checked =
+                crate::agent::config::load_checked(path, &args.name, &env).map_err(Box::new)?;
+            for w in &checked.warnings {
                 tracing::warn!("{w}");
             }
+            let (cfg, _) = checked.into_result().map_err(Box::new)?;
             tracing::info!(
                 "configuration {} loaded for agent `{}`",
                 path.display(),
