@@ -70,6 +70,54 @@ const EXPECTED: &[Expect] = &[
         warnings: &[],
     },
     Expect {
+        file: "cn-avro-hdfs.conf",
+        env: &[],
+        exit: 0,
+        // A tab before `=` (`keep-alive	= 1`) is accepted, as Java properties do.
+        agents: &[(
+            "agent",
+            Clean(&["agent agent: source avroSource (avro) -> channel memoryChannel (memory) -> sink hdfsSink (hdfs)"]),
+        )],
+        // flumen today: the first warning is about a key given twice with the same value
+        // (`memoryChannel` both times); Flume keeps the last value silently.
+        warnings: &[
+            "cn-avro-hdfs.conf:13: `agent.sources.avroSource.channels`: defined again",
+            "cn-avro-hdfs.conf:30: `agent.channels.memoryChannel.byteCapacityBufferPercentage`: accepted for Flume compatibility but not acted on",
+        ],
+    },
+    Expect {
+        file: "cn-taildir-avro-load-balance.conf",
+        env: &[],
+        exit: 1,
+        agents: &[(
+            "agent",
+            Refused(47, &["`agent.sinkgroups`", NOT_SUPPORTED, "sink groups"]),
+        )],
+        warnings: &[],
+    },
+    Expect {
+        file: "cn-taildir-hdfs.conf",
+        env: &[],
+        exit: 0,
+        // Comments in Chinese (non-ASCII), a sink group, two sinks and a source configured
+        // but never listed (Flume ignores them too), and r1 configured twice.
+        agents: &[(
+            "a",
+            Clean(&["agent a: source taildirSource (TAILDIR) -> interceptors i1 (regex_filter), i2 (regex_extractor) -> channel memoryChannel (memory) -> sink hdfsSink (hdfs)"]),
+        )],
+        warnings: &[
+            "cn-taildir-hdfs.conf:38: `a.channels.memoryChannel.byteCapacityBufferPercentage`: accepted for Flume compatibility but not acted on",
+            "cn-taildir-hdfs.conf:83: `a.sinkgroups.g1`: configured but not listed in `a.sinkgroups`",
+            "cn-taildir-hdfs.conf:89: `a.sinks.k1`: configured but not listed in `a.sinks`",
+            "cn-taildir-hdfs.conf:95: `a.sinks.k2`: configured but not listed in `a.sinks`",
+            "cn-taildir-hdfs.conf:108: `a.sources.r1.type`: defined again; this value replaces the one on line 103",
+            "cn-taildir-hdfs.conf:108: `a.sources.r1`: configured but not listed in `a.sources`",
+            "cn-taildir-hdfs.conf:109: `a.sources.r1.bind`: defined again; this value replaces the one on line 104",
+            "cn-taildir-hdfs.conf:110: `a.sources.r1.port`: defined again; this value replaces the one on line 105",
+            "cn-taildir-hdfs.conf:111: `a.sources.r1.channels`: defined again; this value replaces the one on line 106",
+        ],
+    },
+    Expect {
         file: "flume-bench-thrift-http.conf",
         env: &[],
         exit: 1,
@@ -91,6 +139,21 @@ const EXPECTED: &[Expect] = &[
             Clean(&["agent test: source source1 (seq) -> channel channel1 (memory) -> sink sink1 (null)"]),
         )],
         warnings: &[],
+    },
+    Expect {
+        file: "flume-node-envlookup.conf",
+        env: &[("NC_PORT", "44444")],
+        exit: 0,
+        agents: &[(
+            "a1",
+            Clean(&["agent a1: source r1 (netcat) -> channel c1 (memory) -> sink k1 (logger)"]),
+        )],
+        // flumen today: `a1.channels = c1` appears twice with the same value (lines 25 and
+        // 32) and is warned about; Flume keeps the last value silently.
+        warnings: &[
+            "flume-node-envlookup.conf:29: `a1.channels.c1.byteCapacityBufferPercentage`: accepted for Flume compatibility but not acted on",
+            "flume-node-envlookup.conf:32: `a1.channels`: defined again; this value replaces the one on line 25",
+        ],
     },
     Expect {
         file: "flume-node-envvars.conf",
@@ -153,12 +216,55 @@ const EXPECTED: &[Expect] = &[
         warnings: &[],
     },
     Expect {
+        file: "flume-node-recursive-lookup.conf",
+        env: &[],
+        exit: 1,
+        // flumen today: Flume 1.10 resolves `${${sys:env}_BIND}` (a system property naming
+        // one of the file's own PROD_BIND/DEV_BIND keys); flumen refuses nested references.
+        agents: &[(
+            "a1",
+            Refused(
+                23,
+                &["`a1.sources.r1.bind`", NOT_SUPPORTED, "Nested references"],
+            ),
+        )],
+        warnings: &[],
+    },
+    Expect {
         file: "flume-template.conf",
         env: &[],
         exit: 0,
         agents: &[(
             "agent",
             Clean(&["agent agent: source seqGenSrc (seq) -> channel memoryChannel (memory) -> sink loggerSink (logger)"]),
+        )],
+        warnings: &[],
+    },
+    Expect {
+        file: "flume-rpc-client-test.conf",
+        env: &[],
+        exit: 1,
+        // An avro source without a port and an agent without sinks: Flume's AvroSource
+        // refuses a missing port too.
+        agents: &[(
+            "rpccagent",
+            Refused(21, &["missing required key `rpccagent.sources.src1.port`"]),
+        )],
+        warnings: &[],
+    },
+    Expect {
+        file: "flume-twitter-solr.conf",
+        env: &[],
+        exit: 1,
+        agents: &[(
+            "agent",
+            Refused(
+                27,
+                &[
+                    NOT_SUPPORTED,
+                    "Flume's source type `org.apache.flume.source.twitter.TwitterSource`",
+                ],
+            ),
         )],
         warnings: &[],
     },
@@ -176,6 +282,16 @@ const EXPECTED: &[Expect] = &[
                     "`example.sinks.sink1.type`",
                 ],
             ),
+        )],
+        warnings: &[],
+    },
+    Expect {
+        file: "hdfs-audit-exec.conf",
+        env: &[],
+        exit: 0,
+        agents: &[(
+            "audit",
+            Clean(&["agent audit: source log (exec) -> interceptors timestamp (timestamp) -> channel memory (memory) -> sink hdfs (hdfs)"]),
         )],
         warnings: &[],
     },
@@ -208,6 +324,23 @@ const EXPECTED: &[Expect] = &[
                     NOT_SUPPORTED,
                     "Flume's source type `org.apache.flume.source.kafka.KafkaSource`",
                     "`flume1.sources.kafka-source-1.type`",
+                ],
+            ),
+        )],
+        warnings: &[],
+    },
+    Expect {
+        file: "keedio-sql-kafka.conf",
+        env: &[],
+        exit: 1,
+        // The type value ends in two spaces; it is trimmed, as Flume trims it.
+        agents: &[(
+            "agent",
+            Refused(
+                8,
+                &[
+                    NOT_SUPPORTED,
+                    "Flume's source type `org.apache.flume.source.SQLSource`",
                 ],
             ),
         )],
