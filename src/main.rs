@@ -24,6 +24,8 @@ fn main() -> ExitCode {
         // Its report of a failed write goes through eprintln!, which panics when stderr is
         // gone (`2>&1 | head`); a log line that cannot be written is dropped instead.
         .log_internal_errors(false)
+        // With the tracing-log feature this also forwards `log` records (hdfs-native's) into
+        // the same subscriber and filter.
         .init();
 
     let args = Cli::parse();

@@ -18,6 +18,7 @@ use crate::config::{
 use crate::interceptor::InterceptorSpec;
 use crate::route::replicating::ReplicatingConfig;
 use crate::route::SelectorSpec;
+use crate::sink::group::SinkProcessorSpec;
 use crate::sink::SinkSpec;
 use crate::source::SourceSpec;
 
@@ -28,6 +29,9 @@ pub struct AgentConfig {
     pub sources: Vec<SourceConfig>,
     pub channels: Vec<ChannelConfig>,
     pub sinks: Vec<SinkConfig>,
+    /// `<agent>.sinkgroups`: sinks driven together by one runner; a sink in no group runs on
+    /// its own.
+    pub sinkgroups: Vec<SinkGroupConfig>,
 }
 
 impl AgentConfig {
@@ -91,6 +95,25 @@ pub struct SinkConfig {
     /// `channel` (singular): the one channel this sink drains.
     pub channel: String,
     pub spec: Box<dyn SinkSpec>,
+}
+
+/// A sink group (`<agent>.sinkgroups.<name>.*`).
+#[derive(Debug)]
+pub struct SinkGroupConfig {
+    pub name: String,
+    /// `sinks`: listed sinks, each in this group only, in the order written.
+    pub sinks: Vec<String>,
+    /// The processor type's alias (`failover`), for logs.
+    pub type_name: &'static str,
+    /// The `processor.*` keys, parsed by the processor's module.
+    pub spec: Box<dyn SinkProcessorSpec>,
+}
+
+impl SinkGroupConfig {
+    /// The processor's settings as its module's type `T` (e.g. `FailoverConfig`).
+    pub fn settings<T: 'static>(&self) -> Option<&T> {
+        downcast(self.spec.as_ref())
+    }
 }
 
 /// The parsed configuration of type `T`, if the spec is one (tests and tools look inside).
@@ -202,6 +225,7 @@ fn resolve_topology(topo: Topology<'_>) -> Result<(AgentConfig, Vec<ConfigWarnin
         sources: source_nodes,
         channels: channel_nodes,
         sinks: sink_nodes,
+        sinkgroups: group_nodes,
         mut warnings,
     } = topo;
 
@@ -334,6 +358,16 @@ fn resolve_topology(topo: Topology<'_>) -> Result<(AgentConfig, Vec<ConfigWarnin
         });
     }
 
+    let mut sinkgroups = Vec::new();
+    for node in group_nodes {
+        sinkgroups.push(sink_group(
+            node.name,
+            node.sinks,
+            node.processor,
+            &mut warnings,
+        )?);
+    }
+
     warnings.sort_by_key(|w| w.line);
     Ok((
         AgentConfig {
@@ -341,6 +375,7 @@ fn resolve_topology(topo: Topology<'_>) -> Result<(AgentConfig, Vec<ConfigWarnin
             sources,
             channels: channels.into_iter().map(|c| c.config).collect(),
             sinks,
+            sinkgroups,
         },
         warnings,
     ))
@@ -450,6 +485,44 @@ fn interceptor(
     Ok(InterceptorConfig {
         name,
         type_name: ty.alias,
+        spec,
+    })
+}
+
+/// One sink group's processor: `processor.type` (Flume's `default` when unset) resolved
+/// through the registry, its keys parsed and checked against the group's sinks.
+fn sink_group(
+    name: String,
+    sinks: Vec<String>,
+    mut keys: Keys<'_>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<SinkGroupConfig, ConfigError> {
+    let aliases: Vec<&str> = registry::SINK_PROCESSORS.iter().map(|t| t.alias).collect();
+    let t = match keys.get("type") {
+        None => &crate::sink::group::default::TYPE,
+        Some(v) => {
+            let value = v.value.as_str();
+            if value.contains('.') && !value.starts_with("org.apache.flume.") {
+                return Err(keys.unsupported(
+                    "type",
+                    v.line,
+                    format!("the custom sink processor class `{value}`"),
+                    format!(
+                        "it is a Java class, and flumen cannot load Java classes; its sink processors are: {}",
+                        aliases.join(", ")
+                    ),
+                ));
+            }
+            resolve(registry::SINK_PROCESSORS, &[], &keys, &v, "sink processor")?
+        }
+    };
+    let spec = (t.parse)(&mut keys)?;
+    spec.check(&mut keys, &sinks)?;
+    keys.finish(warnings);
+    Ok(SinkGroupConfig {
+        name,
+        sinks,
+        type_name: t.alias,
         spec,
     })
 }

@@ -2,8 +2,9 @@
 //! through the component [`registry`]), then into running components, and stops them in
 //! order. This is the only layer that knows every component type.
 //!
-//! This is a minimal runtime on std threads: one thread per source and per sink (plus one per
-//! netcat connection); there is no async runtime yet (tokio may come later). [`Agent::start`]
+//! This is a minimal runtime on std threads: one thread per source, per sink group (its
+//! sinks run on it, see [`GroupRunner`]) and per sink in no group (plus one per netcat
+//! connection); there is no async runtime yet (tokio may come later). [`Agent::start`]
 //! opens every channel (the file channel recovers its queue here), builds the sinks and
 //! sources (binding ports), then starts the sink threads before the source threads.
 //! [`Agent::shutdown`] reverses that: it stops the sources (and waits for them, so no put is
@@ -30,6 +31,7 @@ use crate::channel::{Channel, ChannelError};
 use crate::interceptor::InterceptorChain;
 use crate::metrics::{ChannelTimes, ComponentCounters, ComponentType, MetricsServer, Registry};
 use crate::route::ChannelProcessor;
+use crate::sink::group::GroupRunner;
 use crate::sink::{SinkError, SinkRunner};
 use crate::source::{SourceContext, SourceError};
 
@@ -52,6 +54,10 @@ pub enum AgentError {
     /// this, so it means a programming error).
     #[error("{component}: channel `{channel}` is not defined")]
     UnknownChannel { component: String, channel: String },
+    /// A sink group names a sink that was not built (the configuration layer checks this,
+    /// so it means a programming error).
+    #[error("sink group `{group}`: sink `{sink}` is not defined")]
+    UnknownSink { group: String, sink: String },
     /// A thread could not be started or setting up signal handling failed.
     #[error("{what}: {cause}")]
     Os { what: String, cause: std::io::Error },
@@ -62,10 +68,13 @@ pub enum AgentError {
 
 /// A running component.
 struct Running {
+    /// `source`, `sink` or `sink group`, for log lines.
+    role: &'static str,
     name: String,
     kind: &'static str,
     thread: JoinHandle<()>,
-    counters: Arc<ComponentCounters>,
+    /// The counters of what the thread runs: one source or sink, or a sink group's sinks.
+    counters: Vec<Arc<ComponentCounters>>,
 }
 
 /// How to run an agent beyond its configuration.
@@ -204,6 +213,38 @@ impl Agent {
             })?;
             sources.push((s.name.clone(), s.type_name, src, counters));
         }
+        // A sink group's sinks run on the group's thread; every other sink on its own.
+        let mut groups = Vec::new();
+        for g in &cfg.sinkgroups {
+            let mut members = Vec::new();
+            for sink in &g.sinks {
+                match runners.iter().position(|(_, r)| r.name == *sink) {
+                    Some(i) => members.push(runners.remove(i).1),
+                    None => {
+                        return Err(AgentError::UnknownSink {
+                            group: g.name.clone(),
+                            sink: sink.clone(),
+                        })
+                    }
+                }
+            }
+            let processor = g.spec.build(&g.name, &g.sinks);
+            tracing::info!(
+                group = %g.name,
+                "sink group `{}` drives sinks {} with processor {}",
+                g.name,
+                g.sinks.join(", "),
+                processor.describe()
+            );
+            groups.push((
+                g.type_name,
+                GroupRunner {
+                    name: g.name.clone(),
+                    processor,
+                    sinks: members,
+                },
+            ));
+        }
         for (kind, runner) in runners {
             let name = runner.name.clone();
             let counters = Arc::clone(&runner.counters);
@@ -212,6 +253,28 @@ impl Agent {
             counters.times().started();
             tracing::info!(sink = %name, "sink `{name}` ({kind}) started");
             self.sinks.push(Running {
+                role: "sink",
+                name,
+                kind,
+                thread,
+                counters: vec![counters],
+            });
+        }
+        for (kind, group) in groups {
+            let name = group.name.clone();
+            let counters: Vec<_> = group
+                .sinks
+                .iter()
+                .map(|s| Arc::clone(&s.counters))
+                .collect();
+            let stop = Arc::clone(&self.sink_stop);
+            let thread = spawn(&format!("sinkgroup-{name}"), move || group.run(stop))?;
+            for c in &counters {
+                c.times().started();
+            }
+            tracing::info!(group = %name, "sink group `{name}` ({kind}) started");
+            self.sinks.push(Running {
+                role: "sink group",
                 name,
                 kind,
                 thread,
@@ -224,10 +287,11 @@ impl Agent {
             counters.times().started();
             tracing::info!(source = %name, "source `{name}` ({kind}) started");
             self.sources.push(Running {
+                role: "source",
                 name,
                 kind,
                 thread,
-                counters,
+                counters: vec![counters],
             });
         }
         Ok(())
@@ -286,11 +350,11 @@ impl Agent {
         let mut errors = Vec::new();
         self.source_stop.store(true, Ordering::Release);
         for s in self.sources.drain(..) {
-            join(s, "source", &mut errors);
+            join(s, &mut errors);
         }
         self.sink_stop.store(true, Ordering::Release);
         for s in self.sinks.drain(..) {
-            join(s, "sink", &mut errors);
+            join(s, &mut errors);
         }
         for t in self.channel_times.drain(..) {
             t.times().stopped();
@@ -327,9 +391,12 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         })
 }
 
-fn join(r: Running, role: &str, errors: &mut Vec<String>) {
+fn join(r: Running, errors: &mut Vec<String>) {
+    let role = r.role;
     let joined = r.thread.join();
-    r.counters.times().stopped();
+    for c in &r.counters {
+        c.times().stopped();
+    }
     match joined {
         Ok(()) => tracing::info!("{role} `{}` ({}) stopped", r.name, r.kind),
         Err(_) => errors.push(format!("{role} `{}` ({}) panicked", r.name, r.kind)),
@@ -433,6 +500,7 @@ mod tests {
                     ..FileRollConfig::new(&out)
                 }),
             }],
+            sinkgroups: Vec::new(),
         };
         let agent = Agent::start(&cfg).expect("start");
         wait_until("1000 lines", || read_lines(&out).len() >= 1000);

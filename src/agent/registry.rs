@@ -5,6 +5,7 @@
 use crate::channel::ChannelType;
 use crate::interceptor::InterceptorType;
 use crate::route::SelectorType;
+use crate::sink::group::SinkProcessorType;
 use crate::sink::SinkType;
 use crate::source::SourceType;
 use crate::{channel, interceptor, route, sink, source};
@@ -31,6 +32,13 @@ pub const SINKS: &[SinkType] = &[
     sink::file_roll::TYPE,
     sink::hdfs::TYPE,
     sink::avro::TYPE,
+];
+
+/// Sink processor types (a sink group's `processor.type`).
+pub const SINK_PROCESSORS: &[SinkProcessorType] = &[
+    sink::group::default::TYPE,
+    sink::group::failover::TYPE,
+    sink::group::load_balance::TYPE,
 ];
 
 /// Interceptor types.

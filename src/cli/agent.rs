@@ -8,8 +8,10 @@
 //! own form is accepted too: `-Dflume.monitoring.type=http -Dflume.monitoring.port=P` (the
 //! port defaults to 41414, as in Flume). Flume's global SSL system properties
 //! (`-Djavax.net.ssl.keyStore=...`, see `avro::keys::GLOBAL_SSL`) are read as Flume reads them,
-//! before the matching `FLUME_SSL_*` environment variables; other `-D` properties are logged
-//! and ignored.
+//! before the matching `FLUME_SSL_*` environment variables;
+//! `-DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties` makes a plain
+//! `${NAME}` in the file read the environment, as in Flume; any `-D` property can be referred
+//! to as `${sys:NAME}` (`config::subst`).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -42,29 +44,18 @@ pub struct AgentArgs {
         default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED)
     )]
     pub monitoring_bind: IpAddr,
-    /// Flume-style properties, e.g. `-Dflume.monitoring.type=http
-    /// -Dflume.monitoring.port=41414`.
+    /// Flume-style system properties, e.g. `-Dflume.monitoring.type=http
+    /// -Dflume.monitoring.port=41414`; the file reads any of them as `${sys:KEY}`, and
+    /// `-DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties` makes a plain
+    /// `${NAME}` read the environment, as in Flume.
     #[arg(short = 'D', value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
     pub defines: Vec<String>,
 }
 
 impl AgentArgs {
-    /// The environment the configuration sees: Flume's global SSL system properties given as
-    /// `-D`, under their `FLUME_SSL_*` names (a system property wins over the variable, as in
-    /// Flume), then the process environment.
+    /// The environment the configuration sees; see [`defines_env`].
     pub fn config_env(&self) -> impl Fn(&str) -> Option<String> + '_ {
-        move |name: &str| {
-            let from_define = crate::avro::keys::GLOBAL_SSL
-                .iter()
-                .filter(|(_, var)| *var == name)
-                .find_map(|(prop, _)| {
-                    self.defines.iter().rev().find_map(|d| {
-                        let (k, v) = d.split_once('=')?;
-                        (k.trim() == *prop).then(|| v.to_string())
-                    })
-                });
-            from_define.or_else(|| std::env::var(name).ok())
-        }
+        defines_env(&self.defines)
     }
 
     /// The monitoring port asked for, by `--monitoring-port` or by Flume's `-D` properties.
@@ -85,7 +76,20 @@ impl AgentArgs {
                     })?)
                 }
                 k if crate::avro::keys::GLOBAL_SSL.iter().any(|(p, _)| *p == k) => {}
-                _ => tracing::warn!("-D{d}: property not used by flumen; ignored"),
+                crate::config::subst::PROPERTIES_IMPLEMENTATION => {
+                    if value.trim() != crate::config::subst::ENV_VAR_RESOLVER {
+                        tracing::warn!(
+                            "-D{d}: only {} is understood (plain ${{NAME}} references then \
+                             read the environment); ignored",
+                            crate::config::subst::ENV_VAR_RESOLVER
+                        );
+                    }
+                }
+                _ => tracing::info!(
+                    "-D{d}: a system property flumen reads only where the file refers to it \
+                     as ${{sys:{}}}",
+                    key.trim()
+                ),
             }
         }
         if let Some(p) = self.monitoring_port {
@@ -107,6 +111,62 @@ impl AgentArgs {
                 Ok(None)
             }
         }
+    }
+}
+
+/// The JVM system properties that mean something without a JVM, from the environment `env`
+/// and the process (`user.dir`). `None` for any other name.
+fn derived_system_property(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    match name {
+        "user.home" => env("HOME"),
+        "user.name" => env("USER").or_else(|| env("LOGNAME")),
+        "user.dir" => std::env::current_dir()
+            .ok()
+            .map(|d| d.display().to_string()),
+        "java.io.tmpdir" => Some("/tmp".into()),
+        "file.separator" => Some("/".into()),
+        "path.separator" => Some(":".into()),
+        "line.separator" => Some("\n".into()),
+        "os.name" => Some(
+            match std::env::consts::OS {
+                "linux" => "Linux",
+                "macos" => "Mac OS X",
+                other => other,
+            }
+            .into(),
+        ),
+        _ => None,
+    }
+}
+
+/// The value of the last `-Dkey=value` for `key`.
+fn define<'a>(defines: &'a [String], key: &str) -> Option<&'a str> {
+    defines.iter().rev().find_map(|d| {
+        let (k, v) = d.split_once('=')?;
+        (k.trim() == key).then_some(v)
+    })
+}
+
+/// The environment a configuration sees, given the `-D` properties `defines` (`flumen agent`
+/// and `flumen config check` share it): a name `sys:<prop>` is the system property
+/// `-Dprop=...` (`${sys:prop}`, `propertiesImplementation`), else
+/// [`derived_system_property`]; Flume's global SSL system properties are
+/// also answered under their `FLUME_SSL_*` variable names (a system property wins over the
+/// variable, as in Flume); anything else is the process environment.
+pub fn defines_env(defines: &[String]) -> impl Fn(&str) -> Option<String> + '_ {
+    move |name: &str| {
+        if let Some(prop) = name.strip_prefix("sys:") {
+            return define(defines, prop)
+                .map(str::to_string)
+                .or_else(|| derived_system_property(prop, &|v| std::env::var(v).ok()));
+        }
+        let from_define = crate::avro::keys::GLOBAL_SSL
+            .iter()
+            .filter(|(_, var)| *var == name)
+            .find_map(|(prop, _)| define(defines, prop));
+        from_define
+            .map(str::to_string)
+            .or_else(|| std::env::var(name).ok())
     }
 }
 

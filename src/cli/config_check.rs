@@ -4,9 +4,10 @@
 //!
 //! Without `-n` every agent the file defines (each `<agent>.sources|channels|sinks` key names
 //! one) is checked; with it, only that one. The file is read once and each agent goes through
-//! the agent's own parser (`agent::config::parse_with_env`, the process environment), so what
-//! this prints is what `flumen agent` would run or refuse. Everything, errors included, goes to
-//! stdout in order, so the report reads top to bottom. Exit 0 when every checked agent parsed,
+//! the agent's own parser (`agent::config::parse_with_env`, the process environment and the
+//! `-D` properties, as `flumen agent` reads them), so what this prints is what `flumen agent`
+//! would run or refuse. Everything, errors included, goes to stdout in order, so the report
+//! reads top to bottom. Exit 0 when every checked agent parsed,
 //! 1 when any did not (or the file could not be read). The parser stops at an agent's first
 //! error, so one run shows at most one error per agent.
 
@@ -38,6 +39,10 @@ pub struct CheckArgs {
     /// Check only this agent (default: every agent the file defines).
     #[arg(short = 'n', long = "name", value_name = "NAME")]
     pub name: Option<String>,
+    /// System properties, as `flumen agent` takes them: `${sys:KEY}` references, and
+    /// `-DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties`.
+    #[arg(short = 'D', value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
+    pub defines: Vec<String>,
 }
 
 /// Runs `flumen config ...`.
@@ -48,7 +53,7 @@ pub fn run(cmd: ConfigCommand) -> Result<ExitCode, CliError> {
 }
 
 fn check(args: &CheckArgs) -> Result<ExitCode, CliError> {
-    let env = |name: &str| std::env::var(name).ok();
+    let env = super::agent::defines_env(&args.defines);
     let mut out = std::io::stdout().lock();
     let lines = report(&args.conf_file, args.name.as_deref(), &env);
     for line in &lines.lines {
@@ -205,18 +210,50 @@ fn source_routes(source: &SourceConfig) -> bool {
     !plain
 }
 
-/// ` -> sink k1 (hdfs)`, ` -> sinks k1 (hdfs), k2 (null)`, or ` -> no sink` for channel `ch`.
+/// ` -> sink k1 (hdfs)`, ` -> sinks k1 (hdfs), k2 (null)`, or ` -> no sink` for channel `ch`;
+/// sinks of a sink group come after their group: ` -> sink group g1 (failover) -> sinks k1
+/// (avro), k2 (avro)`, and further sinks after a `;`.
 fn sinks_part(cfg: &AgentConfig, ch: &str) -> String {
-    let sinks: Vec<String> = cfg
+    let mut parts: Vec<String> = Vec::new();
+    let on_channel = |k: &&crate::agent::config::SinkConfig| k.channel == ch;
+    for g in &cfg.sinkgroups {
+        let members: Vec<String> = cfg
+            .sinks
+            .iter()
+            .filter(on_channel)
+            .filter(|k| g.sinks.contains(&k.name))
+            .map(|k| named(&k.name, k.type_name))
+            .collect();
+        if !members.is_empty() {
+            parts.push(format!(
+                "sink group {} -> {}",
+                named(&g.name, g.type_name),
+                sinks_list(&members)
+            ));
+        }
+    }
+    let alone: Vec<String> = cfg
         .sinks
         .iter()
-        .filter(|k| k.channel == ch)
+        .filter(on_channel)
+        .filter(|k| !cfg.sinkgroups.iter().any(|g| g.sinks.contains(&k.name)))
         .map(|k| named(&k.name, k.type_name))
         .collect();
-    match sinks.len() {
-        0 => " -> no sink".to_string(),
-        1 => format!(" -> sink {}", sinks[0]),
-        _ => format!(" -> sinks {}", sinks.join(", ")),
+    if !alone.is_empty() {
+        parts.push(sinks_list(&alone));
+    }
+    if parts.is_empty() {
+        " -> no sink".to_string()
+    } else {
+        format!(" -> {}", parts.join("; "))
+    }
+}
+
+/// `sink k1 (hdfs)` or `sinks k1 (hdfs), k2 (null)`.
+fn sinks_list(sinks: &[String]) -> String {
+    match sinks {
+        [one] => format!("sink {one}"),
+        _ => format!("sinks {}", sinks.join(", ")),
     }
 }
 
@@ -266,6 +303,29 @@ mod tests {
                 "agent a1: source r1 (seq) -> channel c1 (memory) -> sinks k1 (null), k2 (logger)",
                 "agent a1: source r1 (seq) -> channel c2 (memory) -> no sink",
                 "agent a1: no source -> channel c3 (memory) -> sink k3 (null)",
+            ]
+        );
+    }
+
+    #[test]
+    fn sink_groups_come_between_the_channel_and_their_sinks() {
+        let lines = lines_of(
+            "a1.sources = r1\na1.channels = c1 c2\na1.sinks = k1 k2 k3 k4\n\
+             a1.sinkgroups = g1\n\
+             a1.sources.r1.type = seq\na1.sources.r1.channels = c1 c2\n\
+             a1.channels.c1.type = memory\na1.channels.c2.type = memory\n\
+             a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n\
+             a1.sinks.k2.type = logger\na1.sinks.k2.channel = c1\n\
+             a1.sinks.k3.type = null\na1.sinks.k3.channel = c1\n\
+             a1.sinks.k4.type = null\na1.sinks.k4.channel = c2\n\
+             a1.sinkgroups.g1.sinks = k1 k2\n\
+             a1.sinkgroups.g1.processor.type = failover\n",
+        );
+        assert_eq!(
+            lines,
+            [
+                "agent a1: source r1 (seq) -> channel c1 (memory) -> sink group g1 (failover) -> sinks k1 (null), k2 (logger); sink k3 (null)",
+                "agent a1: source r1 (seq) -> channel c2 (memory) -> sink k4 (null)",
             ]
         );
     }

@@ -114,6 +114,19 @@ pub enum ConfigError {
         key: String,
         name: String,
     },
+    /// A `${...}` reference that cannot be resolved: a system property not given with `-D`,
+    /// a nested reference naming an unset variable, a reference loop, or a plain `${NAME}`
+    /// left as it is in a value a component cannot use. `reference` is quoted whole.
+    #[error(
+        "{file}:{line}: `{key}` holds the reference `{reference}`, which is not resolved: {why}"
+    )]
+    Unresolved {
+        file: String,
+        line: usize,
+        key: String,
+        reference: String,
+        why: String,
+    },
 }
 
 impl ConfigError {
@@ -128,7 +141,8 @@ impl ConfigError {
             | ConfigError::UnknownType { line, .. }
             | ConfigError::Unsupported { line, .. }
             | ConfigError::BatchOverTransactionCapacity { line, .. }
-            | ConfigError::EnvVar { line, .. } => Some(*line),
+            | ConfigError::EnvVar { line, .. }
+            | ConfigError::Unresolved { line, .. } => Some(*line),
         }
     }
 }
@@ -162,10 +176,27 @@ pub enum WarningKind {
     DuplicateName { name: String },
     /// A channel no source or sink is bound to.
     UnusedChannel,
-    /// A `${NAME}` reference left as it is (only `${env:NAME}` is substituted).
+    /// A plain `${NAME}` reference nothing resolves, left as it is (Flume leaves it too).
     NotSubstituted { reference: String },
+    /// A key Flume 1.11 reads for this component's type and flumen does not; `note` says what
+    /// flumen does instead and what to do (`config::flume_keys`).
+    FlumeKeyNotImplemented { note: String },
+    /// A key Flume reads only for another type (`other`) of this `kind`: Flume ignores it
+    /// here too (a leftover of a changed `type`?).
+    FlumeKeyOfOtherType { other: String, kind: String },
+    /// A value whose trailing whitespace (`removed`, escaped) is trimmed away, as Flume trims
+    /// it, on a key where that can change its meaning (a pattern, a path, text put into
+    /// events or file names).
+    TrailingWhitespace { removed: String },
     /// A key that is not of the form `<agent>.<...>`; Flume ignores it too.
     NoAgentPrefix,
+    /// Keys whose agent prefix (`agnet`) is no agent of the file but close to `agent`, which
+    /// is: `count` keys Flume (and flumen) ignore, most likely a typo.
+    NearAgent {
+        prefix: String,
+        agent: String,
+        count: usize,
+    },
     /// A setting that works but probably not as meant; `advice` says why and what to do.
     Surprise { advice: String },
 }
@@ -200,7 +231,28 @@ impl fmt::Display for ConfigWarning {
             }
             WarningKind::NotSubstituted { reference } => write!(
                 f,
-                "`{reference}` is left as it is: only ${{env:NAME}} is substituted (write $${{...}} to silence this)"
+                "`{reference}` is left as it is: no property of the file has that name (Flume resolves a plain ${{NAME}} to the environment only with -DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties; or write ${{env:NAME}}, or $${{...}} to keep it literally)"
+            ),
+            WarningKind::NearAgent {
+                prefix,
+                agent,
+                count,
+            } => write!(
+                f,
+                "`{prefix}` is not an agent of this file (it has no `{prefix}.sources`, `{prefix}.channels` or `{prefix}.sinks`), so this key{} {} ignored; did you mean `{agent}`?",
+                if *count > 1 { format!(" and {} more with that prefix", count - 1) } else { String::new() },
+                if *count > 1 { "are" } else { "is" },
+            ),
+            WarningKind::FlumeKeyNotImplemented { note } => {
+                write!(f, "Flume's key, not implemented by flumen: {note}")
+            }
+            WarningKind::FlumeKeyOfOtherType { other, kind } => write!(
+                f,
+                "a key of Flume's `{other}` {kind}, which this {kind}'s type does not read (in Flume either), so it is ignored; remove it (left over from an earlier `type`?)"
+            ),
+            WarningKind::TrailingWhitespace { removed } => write!(
+                f,
+                "the value ends with whitespace (\"{removed}\"), which is removed (Flume removes it too), so the value used ends before it; if a path or pattern was meant without it, delete it; if it was meant, no properties escape keeps it: in a pattern write `[ ]` or `\\s` instead"
             ),
             WarningKind::NoAgentPrefix => write!(
                 f,

@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use super::error::{ConfigError, ConfigWarning, WarningKind};
+use super::flume_keys::{self, FlumeKnows};
 use super::values::{nearest, parse_bool, parse_u64};
 
 /// One key of a component, its value substituted and trimmed.
@@ -41,6 +42,29 @@ pub struct Val {
 pub struct KnownKey {
     pub key: &'static str,
     pub default: Option<String>,
+}
+
+/// The first `${...}` reference (nested ones whole) a substituted value still holds.
+fn unresolved_reference(value: &str) -> Option<&str> {
+    let start = value.find("${")?;
+    let mut depth = 0usize;
+    let bytes = value.as_bytes();
+    let mut i = start;
+    while i < bytes.len() {
+        if bytes[i] == b'$' && bytes.get(i + 1) == Some(&b'{') {
+            depth += 1;
+            i += 2;
+            continue;
+        }
+        if bytes[i] == b'}' {
+            depth -= 1;
+            if depth == 0 {
+                return Some(&value[start..=i]);
+            }
+        }
+        i += 1;
+    }
+    None
 }
 
 fn no_env(_: &str) -> Option<String> {
@@ -250,6 +274,23 @@ impl<'a> Keys<'a> {
 
     /// The error for a value that cannot be used; `expected` says what is accepted.
     pub fn bad(&self, key: &str, v: &Val, expected: impl Into<String>) -> ConfigError {
+        if let Some(reference) = unresolved_reference(&v.value) {
+            // The value is wrong because a reference was left in it: say that, not "bad value".
+            return ConfigError::Unresolved {
+                file: self.file.to_string(),
+                line: v.line,
+                key: self.full(key),
+                reference: reference.to_string(),
+                why: format!(
+                    "the value `{}` is not {}. No property of the file has that name: write \
+                     ${{env:NAME}} for an environment variable (or pass \
+                     -DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties \
+                     as Flume needs for a plain ${{NAME}}), or ${{sys:NAME}} with -DNAME=value",
+                    v.value,
+                    expected.into()
+                ),
+            };
+        }
         ConfigError::BadValue {
             file: self.file.to_string(),
             line: v.line,
@@ -492,6 +533,20 @@ impl<'a> Keys<'a> {
 
     /// Reports the keys nobody read as unknown, naming the nearest known key, and hands over
     /// every warning.
+    /// Which kind of Flume component the prefix names: `a1.sources.r1.interceptors.i1.` an
+    /// interceptor, `a1.channels.c1.` a channel, ...
+    fn flume_kind(&self) -> Option<flume_keys::Kind> {
+        if self.prefix.contains(".interceptors.") {
+            return Some(flume_keys::Kind::Interceptor);
+        }
+        match self.prefix.split('.').nth(1)? {
+            "sources" => Some(flume_keys::Kind::Source),
+            "channels" => Some(flume_keys::Kind::Channel),
+            "sinks" => Some(flume_keys::Kind::Sink),
+            _ => None,
+        }
+    }
+
     pub fn finish(mut self, warnings: &mut Vec<ConfigWarning>) {
         let unknown: Vec<(String, usize)> = self
             .entries
@@ -500,9 +555,29 @@ impl<'a> Keys<'a> {
             .filter(|(_, used)| !**used)
             .map(|(e, _)| (e.key.clone(), e.line))
             .collect();
+        let kind = self.flume_kind();
+        let type_name = self.peek("type").map(str::to_string);
         for (key, line) in unknown {
-            let near = nearest(&key, self.known.iter().map(|k| k.key)).map(|k| self.full(k));
-            self.warn(line, &key, WarningKind::UnknownKey { nearest: near });
+            // A key Flume reads says so, rather than guessing at a typo of an unrelated key.
+            let flume = match (kind, &type_name) {
+                (Some(kind), Some(t)) => flume_keys::lookup(kind, t, &key),
+                _ => None,
+            };
+            let warning = match flume {
+                Some(FlumeKnows::ThisType { note }) => WarningKind::FlumeKeyNotImplemented {
+                    note: note.to_string(),
+                },
+                Some(FlumeKnows::OtherType { other, kind }) => WarningKind::FlumeKeyOfOtherType {
+                    other: other.to_string(),
+                    kind: kind.to_string(),
+                },
+                None => {
+                    let near =
+                        nearest(&key, self.known.iter().map(|k| k.key)).map(|k| self.full(k));
+                    WarningKind::UnknownKey { nearest: near }
+                }
+            };
+            self.warn(line, &key, warning);
         }
         warnings.append(&mut self.warnings);
     }

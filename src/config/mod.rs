@@ -31,17 +31,18 @@ use std::path::Path;
 
 mod component;
 mod error;
+pub mod flume_keys;
 pub mod java_regex;
 mod keys;
 mod properties;
-mod subst;
+pub mod subst;
 mod topology;
 pub mod values;
 
 pub use component::{resolve, AsAny, ParseFn, Registered};
 pub use error::{ConfigError, ConfigWarning, WarningKind};
 pub use keys::{Entry, Keys, KnownKey, Val};
-pub use topology::{Node, SinkNode, SourceNode, Topology};
+pub use topology::{Node, SinkGroupNode, SinkNode, SourceNode, Topology};
 
 /// Where channel directories go when `checkpointDir`/`dataDirs` are unset:
 /// `./flumen-data/<channel>/checkpoint` and `./flumen-data/<channel>/data` (Flume uses

@@ -1,6 +1,7 @@
 //! The shape of one agent: which sources, channels and sinks it lists, how they are bound
 //! (`<source>.channels`, `<sink>.channel`), each source's channel selector and interceptor
-//! list, and each component's own keys, handed on untouched in a [`Keys`].
+//! list, its sink groups (`<agent>.sinkgroups`: each group's sinks and its processor's keys),
+//! and each component's own keys, handed on untouched in a [`Keys`].
 //!
 //! This is Flume's key layout (`<agent>.<sources|channels|sinks>.<name>.<key>`) and the checks
 //! that need only names: the agent exists, something is listed, every binding names a listed
@@ -17,7 +18,7 @@ use super::error::{ConfigError, ConfigWarning, WarningKind};
 use super::keys::{Entry, Keys, Val};
 use super::properties::Properties;
 use super::subst::{self, Problem};
-use super::values::nearest;
+use super::values::{edit_distance, nearest};
 
 /// The agent-level keys (`<agent>.<key>`).
 const AGENT_KEYS: [&str; 5] = [
@@ -57,8 +58,20 @@ pub struct SinkNode<'a> {
     pub channel: String,
 }
 
+/// A listed sink group (`<agent>.sinkgroups.<name>.*`): the sinks its one runner drives and
+/// its processor's keys.
+#[derive(Debug)]
+pub struct SinkGroupNode<'a> {
+    pub name: String,
+    /// `sinks`, in the order written; each a listed sink, in no other group.
+    pub sinks: Vec<String>,
+    /// The `processor.*` keys (`type`, `priority.k1`, `maxpenalty`, ...), `processor.`
+    /// stripped: the processor's own parser reads them.
+    pub processor: Keys<'a>,
+}
+
 /// One agent's components and bindings. Each list is in the order of `<agent>.sources`,
-/// `.channels`, `.sinks`.
+/// `.channels`, `.sinks`, `.sinkgroups`.
 #[derive(Debug)]
 pub struct Topology<'a> {
     pub agent: String,
@@ -66,6 +79,7 @@ pub struct Topology<'a> {
     pub sources: Vec<SourceNode<'a>>,
     pub channels: Vec<Node<'a>>,
     pub sinks: Vec<SinkNode<'a>>,
+    pub sinkgroups: Vec<SinkGroupNode<'a>>,
     /// Warnings about the layout (the components' own come from their [`Keys`]).
     pub warnings: Vec<ConfigWarning>,
 }
@@ -125,6 +139,78 @@ pub(crate) fn agents(props: &Properties) -> Vec<String> {
     out
 }
 
+/// The last parts of key names whose values are patterns, text put into events or file
+/// names, or paths: there a trailing space may have been meant, and trimming it (as Flume
+/// does) changes what the value says. Elsewhere (a type, a number, a list) it cannot matter.
+const WHITESPACE_MATTERS: [&str; 14] = [
+    "regex",
+    "pattern",
+    "matching",
+    "replacestring",
+    "value",
+    "prefix",
+    "suffix",
+    "separator",
+    "path",
+    "dir",
+    "dirs",
+    "directory",
+    "command",
+    "file",
+];
+
+/// Whether `key`'s last part (`searchPattern` in `a1.sources.r1.interceptors.i1.searchPattern`)
+/// ends with one of [`WHITESPACE_MATTERS`], in any case.
+fn whitespace_may_matter(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
+    WHITESPACE_MATTERS.iter().any(|w| last.ends_with(w))
+}
+
+/// Warns about keys whose agent prefix is no agent of the file but is nearest to `agent` and
+/// close to it (`agnet.sources.r1.type` beside `agent`): Flume ignores them silently. A
+/// prefix is close when its edit distance to `agent`, ignoring case, is at most 2 and less
+/// than the name's length (`a1` is not close to `b2`).
+fn near_agent_typos(
+    props: &Properties,
+    file: &str,
+    agent: &str,
+    warnings: &mut Vec<ConfigWarning>,
+) {
+    let defined = agents(props);
+    if !defined.iter().any(|a| a == agent) {
+        return;
+    }
+    // Each prefix once: its first key and line, and how many keys it has.
+    let mut seen: Vec<(String, String, usize, usize)> = Vec::new();
+    for p in &props.entries {
+        let key = p.key.trim();
+        let Some((prefix, _)) = key.split_once('.') else {
+            continue;
+        };
+        if prefix.is_empty() || defined.iter().any(|a| a == prefix) {
+            continue;
+        }
+        match seen.iter_mut().find(|s| s.0 == prefix) {
+            Some(s) => s.3 += 1,
+            None => seen.push((prefix.to_string(), key.to_string(), p.line, 1)),
+        }
+    }
+    for (prefix, key, line, count) in seen {
+        if nearest(&prefix, defined.iter().map(String::as_str)) != Some(agent) {
+            continue;
+        }
+        let d = edit_distance(&prefix.to_lowercase(), &agent.to_lowercase());
+        if d <= 2 && d < agent.chars().count() {
+            let kind = WarningKind::NearAgent {
+                prefix,
+                agent: agent.to_string(),
+                count,
+            };
+            warn(warnings, file, line, &key, kind);
+        }
+    }
+}
+
 /// Reads agent `agent`'s layout from `props` (read from `file`). `env` resolves
 /// `${env:NAME}` and Flume's global SSL variables.
 pub(crate) fn read<'a>(
@@ -152,6 +238,7 @@ pub(crate) fn read<'a>(
             _ => warn(&mut warnings, file, p.line, key, WarningKind::NoAgentPrefix),
         }
     }
+    near_agent_typos(props, file, agent, &mut warnings);
     if mine.is_empty() {
         return Err(ConfigError::UnknownAgent {
             file: file.to_string(),
@@ -170,13 +257,24 @@ pub(crate) fn read<'a>(
         }
     }
 
-    // Substitute, trim, and sort keys into lists and components.
+    // Substitute, trim, and sort keys into lists and components. A plain `${key}` names any
+    // property of the file (the last definition, as java.util.Properties keeps).
+    let raw: HashMap<&str, &str> = props
+        .entries
+        .iter()
+        .map(|p| (p.key.trim(), p.value.as_str()))
+        .collect();
+    let property = |k: &str| raw.get(k).map(|v| (*v).to_string());
+    let lookups = subst::Lookups {
+        env,
+        property: &property,
+    };
     let mut lists: HashMap<&'static str, Val> = HashMap::new();
     let mut comps: HashMap<&'static str, Components> = HashMap::new();
     for p in mine {
         let key = p.key.trim();
         let rest = &key[agent_prefix.len()..];
-        let value = match subst::substitute(&p.value, env) {
+        let value = match subst::substitute(&p.value, &lookups) {
             Ok(s) => {
                 for reference in s.untouched {
                     let kind = WarningKind::NotSubstituted { reference };
@@ -192,6 +290,15 @@ pub(crate) fn read<'a>(
                     name,
                 })
             }
+            Err(Problem::Unresolved { reference, why }) => {
+                return Err(ConfigError::Unresolved {
+                    file: file.to_string(),
+                    line: p.line,
+                    key: key.to_string(),
+                    reference,
+                    why,
+                })
+            }
             Err(Problem::Unsupported { reference, why }) => {
                 return Err(ConfigError::Unsupported {
                     file: file.to_string(),
@@ -203,11 +310,23 @@ pub(crate) fn read<'a>(
             }
         };
         // Flume trims every value (and ignores empty ones) after substitution.
-        let value = value.trim().to_string();
-        if value.is_empty() {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
             warn(&mut warnings, file, p.line, key, WarningKind::EmptyValue);
             continue;
         }
+        let trailing = &value[value.trim_end().len()..];
+        // A number or a boolean reads the same either way (`hdfs.roundValue = 10 `).
+        let plain = trimmed.parse::<f64>().is_ok()
+            || trimmed.eq_ignore_ascii_case("true")
+            || trimmed.eq_ignore_ascii_case("false");
+        if !trailing.is_empty() && !plain && whitespace_may_matter(key) {
+            let kind = WarningKind::TrailingWhitespace {
+                removed: trailing.escape_default().to_string(),
+            };
+            warn(&mut warnings, file, p.line, key, kind);
+        }
+        let value = trimmed.to_string();
         if let Some(list) = AGENT_KEYS.iter().find(|k| **k == rest) {
             lists.insert(
                 list,
@@ -263,15 +382,6 @@ pub(crate) fn read<'a>(
     }
 
     // Features we do not have.
-    if let Some(v) = lists.get("sinkgroups") {
-        return Err(ConfigError::Unsupported {
-            file: file.to_string(),
-            line: v.line,
-            key: format!("{agent}.sinkgroups"),
-            feature: "sink groups (failover, load_balance)".into(),
-            hint: "Remove the sink groups: each sink then drains its channel on its own".into(),
-        });
-    }
     if let Some(v) = lists.get("configfilters") {
         return Err(ConfigError::Unsupported {
             file: file.to_string(),
@@ -305,7 +415,26 @@ pub(crate) fn read<'a>(
         };
     let (source_names, sources_line) = listed("sources", &mut warnings);
     let (channel_names, _) = listed("channels", &mut warnings);
-    let (sink_names, sinks_line) = listed("sinks", &mut warnings);
+    let (mut sink_names, sinks_line) = listed("sinks", &mut warnings);
+    let (group_names, _) = listed("sinkgroups", &mut warnings);
+    // A group's name in the sinks list, with no sink keys: Flume drops that "sink" with a
+    // warning and runs the group; so does flumen.
+    sink_names.retain(|l| {
+        let configured = comps
+            .get("sinks")
+            .is_some_and(|c| c.keys.contains_key(&l.name));
+        if configured || !group_names.iter().any(|g| g.name == l.name) {
+            return true;
+        }
+        let kind = WarningKind::Surprise {
+            advice: format!(
+                "`{}` is a sink group, not a sink, and has no sink settings: ignored here (as Flume does); list it only in `{agent}.sinkgroups`",
+                l.name
+            ),
+        };
+        warn(&mut warnings, file, l.line, &format!("{agent}.sinks"), kind);
+        false
+    });
 
     if source_names.is_empty() && sink_names.is_empty() {
         return Err(ConfigError::MissingKey {
@@ -331,6 +460,7 @@ pub(crate) fn read<'a>(
     let mut src_comps = comps.remove("sources").unwrap_or_default();
     let mut ch_comps = comps.remove("channels").unwrap_or_default();
     let mut sink_comps = comps.remove("sinks").unwrap_or_default();
+    let mut group_comps = comps.remove("sinkgroups").unwrap_or_default();
 
     let channels: Vec<Node<'a>> = channel_names
         .iter()
@@ -454,16 +584,48 @@ pub(crate) fn read<'a>(
         });
     }
 
+    let sink_list: Vec<String> = sink_names.iter().map(|l| l.name.clone()).collect();
+    let mut sinkgroups: Vec<SinkGroupNode<'a>> = Vec::new();
+    for l in &group_names {
+        let keys = Keys::new(
+            file,
+            format!("{agent}.sinkgroups.{}.", l.name),
+            &l.name,
+            l.line,
+            group_comps.take(&l.name),
+            env,
+        );
+        let group = sink_group(keys, &sink_list, &sinkgroups, env, &mut warnings)?;
+        sinkgroups.push(group);
+    }
+    for l in &group_names {
+        let grouped = sinkgroups.iter().any(|g| g.sinks.contains(&l.name));
+        if sink_list.contains(&l.name) && !grouped {
+            let kind = WarningKind::Surprise {
+                advice: format!(
+                    "this sink group has the name of sink `{}`, which is in no group: flumen runs both, but Flume would run only one of them (it keys its sink runners by name); rename the group",
+                    l.name
+                ),
+            };
+            warn(
+                &mut warnings,
+                file,
+                l.line,
+                &format!("{agent}.sinkgroups.{}", l.name),
+                kind,
+            );
+        }
+    }
+
     // Components configured but not listed; channels nobody uses.
     let mut leftovers = vec![
         ("sources", &src_comps),
         ("channels", &ch_comps),
         ("sinks", &sink_comps),
+        ("sinkgroups", &group_comps),
     ];
-    for kind in ["sinkgroups", "configfilters"] {
-        if let Some(c) = comps.get(kind) {
-            leftovers.push((kind, c));
-        }
+    if let Some(c) = comps.get("configfilters") {
+        leftovers.push(("configfilters", c));
     }
     for (kind, comps) in leftovers {
         for name in &comps.order {
@@ -501,7 +663,87 @@ pub(crate) fn read<'a>(
         sources,
         channels,
         sinks,
+        sinkgroups,
         warnings,
+    })
+}
+
+/// One listed sink group, read as Flume's FlumeConfiguration and SinkGroupConfiguration read
+/// it, but strict where Flume quietly runs something else than written: Flume drops a group
+/// without `sinks`, and drops from a group a sink that is not listed in `<agent>.sinks` or
+/// that an earlier group already has (logging a warning), so a failover group may run
+/// without its backup; flumen refuses each of these with the key to fix.
+fn sink_group<'a>(
+    mut keys: Keys<'a>,
+    sink_list: &[String],
+    earlier: &[SinkGroupNode<'a>],
+    env: &'a dyn Fn(&str) -> Option<String>,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<SinkGroupNode<'a>, ConfigError> {
+    let name = keys.name().to_string();
+    let v = keys.required(
+        "sinks",
+        "name the sinks this group drives, separated by spaces (each one listed in the agent's `sinks`); Flume would drop the group",
+    )?;
+    let mut sinks: Vec<String> = Vec::new();
+    for sink in v.value.split_whitespace() {
+        if sinks.iter().any(|s| s == sink) {
+            let kind = WarningKind::DuplicateName {
+                name: sink.to_string(),
+            };
+            keys.warn(v.line, "sinks", kind);
+            continue;
+        }
+        if !sink_list.iter().any(|s| s == sink) {
+            let near = nearest(sink, sink_list.iter().map(String::as_str))
+                .map(|n| format!(" (did you mean `{n}`?)"))
+                .unwrap_or_default();
+            return Err(keys.bad(
+                "sinks",
+                &v,
+                format!(
+                    "sinks listed in the agent's `sinks` ({}); `{sink}` is not{near}. Flume would drop it from the group with only a log warning",
+                    sink_list.join(", ")
+                ),
+            ));
+        }
+        if let Some(other) = earlier.iter().find(|g| g.sinks.iter().any(|s| s == sink)) {
+            return Err(keys.bad(
+                "sinks",
+                &v,
+                format!(
+                    "sinks in no other group: `{sink}` is already in group `{}` (a sink runs under one group's runner; Flume would leave it out of this group)",
+                    other.name
+                ),
+            ));
+        }
+        sinks.push(sink.to_string());
+    }
+    let entries = keys
+        .take_prefixed("processor.")
+        .into_iter()
+        .map(|(key, val)| Entry {
+            key: key["processor.".len()..].to_string(),
+            value: val.value,
+            line: val.line,
+        })
+        .collect();
+    let mut processor = Keys::new(
+        keys.file(),
+        keys.full("processor."),
+        &name,
+        v.line,
+        entries,
+        env,
+    );
+    if let Some(line) = processor.has("type") {
+        processor.set_home_line(line);
+    }
+    keys.finish(warnings);
+    Ok(SinkGroupNode {
+        name,
+        sinks,
+        processor,
     })
 }
 

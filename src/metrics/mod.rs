@@ -156,9 +156,11 @@ pub enum Counter {
     EventDrainSuccessCount,
     EventWriteFail,
     ChannelReadFail,
+    /// flumen's: whether the sink is one its sink group sends to.
+    Active,
 }
 
-const COUNTER_SLOTS: usize = 19;
+const COUNTER_SLOTS: usize = 20;
 
 /// A source's counters, in the order they are rendered.
 pub const SOURCE_COUNTERS: &[Counter] = &[
@@ -185,6 +187,7 @@ pub const SINK_COUNTERS: &[Counter] = &[
     Counter::EventDrainSuccessCount,
     Counter::EventWriteFail,
     Counter::ChannelReadFail,
+    Counter::Active,
 ];
 
 impl Counter {
@@ -296,6 +299,13 @@ impl Counter {
                 kind: Kind::Counter,
                 help: "Failed takes from the channel, or failed commits of a take.",
             },
+            Counter::Active => &Field {
+                name: "Active",
+                kind: Kind::Gauge,
+                help: "1 while the sink is one its runner sends batches to (a sink on its own: \
+                       while it runs; in a failover group: the sink in use; in a load_balance \
+                       group: while not backed off), else 0.",
+            },
         }
     }
 }
@@ -392,6 +402,11 @@ impl ComponentCounters {
         let _ = self.values[c.slot()].fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
             Some(v.saturating_sub(1))
         });
+    }
+
+    /// Sets a gauge (such as Active).
+    pub fn set(&self, c: Counter, v: u64) {
+        self.values[c.slot()].store(v, Ordering::Relaxed);
     }
 
     /// The current value.

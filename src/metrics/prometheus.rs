@@ -149,13 +149,13 @@ mod tests {
         let text = reg.render_prometheus();
         let parsed = openmetrics_parser::prometheus::parse_prometheus(&text)
             .unwrap_or_else(|e| panic!("does not parse ({e:?}):\n{text}"));
-        // 2 sources x 9 + 1 sink x 10 + channel c1 10 + channel c2 13 + 2 times x 5 components.
+        // 2 sources x 9 + 1 sink x 11 + channel c1 10 + channel c2 13 + 2 times x 5 components.
         let samples: usize = parsed
             .families
             .values()
             .map(|f| f.iter_samples().count())
             .sum();
-        assert_eq!(samples, 18 + 10 + 10 + 13 + 10, "{text}");
+        assert_eq!(samples, 18 + 11 + 10 + 13 + 10, "{text}");
         for (name, family) in &parsed.families {
             assert!(
                 !family.help.trim().is_empty(),

@@ -1,8 +1,9 @@
 //! Sinks: the components that drain one channel each, and the [`SinkRunner`] loop that drives
 //! them.
 //!
-//! Each sink runs on its own std thread (the agent has no async runtime yet; tokio may replace
-//! these threads later). The runner takes up to the sink's batch size in one take
+//! Each sink runs on its own std thread, or on its sink group's (see [`group`]: the group's
+//! runner picks the sink for each batch; both runners share the one-batch step, `Drain`).
+//! The agent has no async runtime yet; tokio may replace these threads later. The runner takes up to the sink's batch size in one take
 //! transaction, hands the events to [`Sink::process`], and commits the take only when
 //! processing succeeded, so a committed take's events have been handled (for file_roll:
 //! written and fsynced). A processing error rolls the take back (the events return to the
@@ -45,6 +46,7 @@ use crate::stop::sleep_unless_stopped;
 pub mod avro;
 pub mod error;
 pub mod file_roll;
+pub mod group;
 pub mod hdfs;
 pub mod logger;
 pub mod null;
@@ -139,6 +141,15 @@ impl Backoff {
         wait
     }
 
+    /// The wait [`Backoff::after_failure`] would return, without counting a failure.
+    fn peek(&self, retryable: bool) -> Duration {
+        if retryable {
+            self.next
+        } else {
+            self.policy.backoff_max
+        }
+    }
+
     fn reset(&mut self) {
         self.next = self.policy.backoff_start;
     }
@@ -163,84 +174,161 @@ impl SinkRunner {
     }
 
     /// [`SinkRunner::run`] with other waits and report intervals than the agent's.
-    pub fn run_with(mut self, stop: Arc<AtomicBool>, policy: RunnerPolicy) {
+    pub fn run_with(self, stop: Arc<AtomicBool>, policy: RunnerPolicy) {
         let mut idle = IDLE_BACKOFF_START;
         let mut backoff = Backoff::new(policy);
-        let mut log = RunnerLog {
-            sink: self.name.clone(),
-            kind: self.type_name,
-            channel: self.channel.name().to_string(),
+        let mut drain = Drain::new(self, policy);
+        drain.counters().set(Counter::Active, 1);
+        while !stop.load(Ordering::Acquire) {
+            drain.between_batches(Instant::now());
+            let mut wait = Duration::ZERO;
+            let outcome = drain.once(&mut |retryable| {
+                wait = backoff.after_failure(retryable);
+                wait
+            });
+            match outcome {
+                Outcome::Closed => break,
+                Outcome::Failed => sleep_unless_stopped(wait, &stop),
+                Outcome::Delivered => {
+                    idle = IDLE_BACKOFF_START;
+                    backoff.reset();
+                }
+                Outcome::Empty => idle = drain.wait_for_events(idle),
+            }
+        }
+        drain.finish();
+    }
+}
+
+/// What one batch of a [`Drain`] came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The channel had no event.
+    Empty,
+    /// A batch was processed and its take committed.
+    Delivered,
+    /// The sink failed the batch (its events went back to the channel), or taking from the
+    /// channel or committing the take failed.
+    Failed,
+    /// The channel is closed: the agent is stopping.
+    Closed,
+}
+
+/// One sink bound to its channel, driven one batch at a time by a runner: the lone
+/// [`SinkRunner`] or a sink group's runner ([`group::GroupRunner`]), which decide when to
+/// retry and which sink goes next. Counts and logs each batch as the module docs say.
+pub(crate) struct Drain {
+    r: SinkRunner,
+    log: RunnerLog,
+    events: Vec<Event>,
+}
+
+impl Drain {
+    pub(crate) fn new(r: SinkRunner, policy: RunnerPolicy) -> Drain {
+        let log = RunnerLog {
+            sink: r.name.clone(),
+            kind: r.type_name,
+            channel: r.channel.name().to_string(),
             policy,
             sink_failures: FailureReporter::new(policy.report),
             channel_failures: FailureReporter::new(policy.report),
         };
-        let mut events = Vec::with_capacity(self.batch_size);
-        while !stop.load(Ordering::Acquire) {
-            log.quiet(Instant::now());
-            self.sink.tick();
-            events.clear();
-            let mut tx = self.channel.take_transaction();
-            let taken = take_up_to(tx.as_mut(), self.batch_size, &mut events);
-            let counters = &self.counters;
-            if let Err(e) = taken {
-                tx.rollback();
-                counters.inc(Counter::ChannelReadFail);
-                if matches!(e, ChannelError::Closed { .. }) {
-                    break;
+        let events = Vec::with_capacity(r.batch_size);
+        Drain { r, log, events }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.r.name
+    }
+
+    pub(crate) fn counters(&self) -> &ComponentCounters {
+        &self.r.counters
+    }
+
+    /// Time-based work of the sink and of its failure log; called before each batch of the
+    /// runner, whichever sink the batch goes to.
+    pub(crate) fn between_batches(&mut self, now: Instant) {
+        self.log.quiet(now);
+        self.r.sink.tick();
+    }
+
+    /// Waits up to `idle` for events in the channel; returns the next idle wait (doubled when
+    /// none came).
+    pub(crate) fn wait_for_events(&self, idle: Duration) -> Duration {
+        if self.r.channel.wait_available(idle) {
+            // Events arrived (or another taker holds them: a short pause keeps two sinks on
+            // one channel from spinning).
+            std::thread::sleep(Duration::from_millis(1));
+            idle
+        } else {
+            (idle * 2).min(IDLE_BACKOFF_MAX)
+        }
+    }
+
+    /// Takes one batch and processes it. On a failure `on_failure(retryable)` says how long
+    /// until this sink is tried again, for the log line.
+    pub(crate) fn once(&mut self, on_failure: &mut dyn FnMut(bool) -> Duration) -> Outcome {
+        let events = &mut self.events;
+        events.clear();
+        let mut tx = self.r.channel.take_transaction();
+        let taken = take_up_to(tx.as_mut(), self.r.batch_size, events);
+        let counters = &self.r.counters;
+        if let Err(e) = taken {
+            tx.rollback();
+            counters.inc(Counter::ChannelReadFail);
+            if matches!(e, ChannelError::Closed { .. }) {
+                return Outcome::Closed;
+            }
+            let wait = on_failure(e.is_retryable());
+            self.log
+                .channel_failed(&e, "taking from", wait, Instant::now());
+            return Outcome::Failed;
+        }
+        let n = events.len();
+        if n == 0 {
+            counters.inc(Counter::BatchEmptyCount);
+        } else if n < self.r.batch_size {
+            counters.inc(Counter::BatchUnderflowCount);
+        } else {
+            counters.inc(Counter::BatchCompleteCount);
+        }
+        if events.is_empty() {
+            tx.rollback();
+            return Outcome::Empty;
+        }
+        counters.add(Counter::EventDrainAttemptCount, n as u64);
+        match self.r.sink.process(events) {
+            Ok(()) => match tx.commit() {
+                Ok(()) => {
+                    counters.add(Counter::EventDrainSuccessCount, n as u64);
+                    self.log.delivered(Instant::now());
+                    Outcome::Delivered
                 }
-                let wait = backoff.after_failure(e.is_retryable());
-                log.channel_failed(&e, "taking from", wait, Instant::now());
-                sleep_unless_stopped(wait, &stop);
-                continue;
-            }
-            let n = events.len();
-            if n == 0 {
-                counters.inc(Counter::BatchEmptyCount);
-            } else if n < self.batch_size {
-                counters.inc(Counter::BatchUnderflowCount);
-            } else {
-                counters.inc(Counter::BatchCompleteCount);
-            }
-            if events.is_empty() {
-                tx.rollback();
-                if self.channel.wait_available(idle) {
-                    // Events arrived (or another taker holds them: a short pause keeps two
-                    // sinks on one channel from spinning).
-                    std::thread::sleep(Duration::from_millis(1));
-                } else {
-                    idle = (idle * 2).min(IDLE_BACKOFF_MAX);
-                }
-                continue;
-            }
-            idle = IDLE_BACKOFF_START;
-            counters.add(Counter::EventDrainAttemptCount, n as u64);
-            match self.sink.process(&events) {
-                Ok(()) => match tx.commit() {
-                    Ok(()) => {
-                        counters.add(Counter::EventDrainSuccessCount, n as u64);
-                        backoff.reset();
-                        log.delivered(Instant::now());
-                    }
-                    Err(e) => {
-                        counters.inc(Counter::ChannelReadFail);
-                        // The events stay in the channel and will be processed again.
-                        let wait = backoff.after_failure(e.is_retryable());
-                        log.channel_failed(&e, "committing the take of", wait, Instant::now());
-                        sleep_unless_stopped(wait, &stop);
-                    }
-                },
                 Err(e) => {
-                    tx.rollback();
-                    counters.inc(Counter::EventWriteFail);
-                    let wait = backoff.after_failure(e.is_retryable());
-                    log.sink_failed(&e, n, wait, Instant::now());
-                    sleep_unless_stopped(wait, &stop);
+                    counters.inc(Counter::ChannelReadFail);
+                    // The events stay in the channel and will be processed again.
+                    let wait = on_failure(e.is_retryable());
+                    self.log
+                        .channel_failed(&e, "committing the take of", wait, Instant::now());
+                    Outcome::Failed
                 }
+            },
+            Err(e) => {
+                tx.rollback();
+                counters.inc(Counter::EventWriteFail);
+                let wait = on_failure(e.is_retryable());
+                self.log.sink_failed(&e, n, wait, Instant::now());
+                Outcome::Failed
             }
         }
-        log.finish();
-        if let Err(e) = self.sink.stop() {
-            tracing::error!(sink = %self.name, "{e}");
+    }
+
+    /// The runner stops: reports a recovery still settling and stops the sink.
+    pub(crate) fn finish(mut self) {
+        self.r.counters.set(Counter::Active, 0);
+        self.log.finish();
+        if let Err(e) = self.r.sink.stop() {
+            tracing::error!(sink = %self.r.name, "{e}");
         }
     }
 }

@@ -389,7 +389,7 @@ fn downstream_killed_and_restarted_loses_no_acknowledged_event() {
 /// at every kill: a port from [`free_port`] is an ephemeral one, which any outgoing connection
 /// (another test's, or the upstream sink's own reconnect, which would then connect to itself)
 /// could be handed while the downstream is down, so its restart could not bind.
-fn fixed_port() -> u16 {
+pub fn fixed_port() -> u16 {
     let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|r| r.split_whitespace().next()?.parse().ok())

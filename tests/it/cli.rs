@@ -136,14 +136,18 @@ fn a_bench_with_its_stderr_closed_still_prints_its_result() {
 
 /// `flumen config check -f FILE [-n AGENT]` on `text`, with the process's own environment.
 fn config_check(text: &str, name: Option<&str>) -> (i32, String, String) {
+    let args: Vec<&str> = name.map_or(Vec::new(), |n| vec!["-n", n]);
+    config_check_with(text, &args, &[])
+}
+
+/// `flumen config check -f <text's file> ARGS` with extra environment variables `vars`.
+fn config_check_with(text: &str, args: &[&str], vars: &[(&str, &str)]) -> (i32, String, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("check.conf");
     std::fs::write(&file, text).expect("write the config file");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flumen"));
-    cmd.args(["config", "check", "-f"]).arg(&file);
-    if let Some(n) = name {
-        cmd.args(["-n", n]);
-    }
+    cmd.args(["config", "check", "-f"]).arg(&file).args(args);
+    cmd.envs(vars.iter().copied());
     let out = cmd
         .env("RUST_LOG", "off")
         .output()
@@ -277,5 +281,99 @@ fn config_check_of_a_missing_file() {
     assert!(
         stdout.starts_with("error: ") && stdout.contains("nope.conf"),
         "{stdout}"
+    );
+}
+
+/// Flume's `-D` switches reach the file as they do in Flume: a plain `${CAP}` is not an
+/// environment variable until `-DpropertiesImplementation=...EnvVarResolverProperties` says so
+/// (until then the error names the key and the reference, not "bad value"), and `${sys:KEY}`
+/// reads `-DKEY=value`.
+#[test]
+fn config_check_takes_flumes_dash_d_properties() {
+    let text = TWO_AGENTS.replace(
+        "a1.channels.c1.type = memory",
+        "a1.channels.c1.type = memory\na1.channels.c1.capacity = ${CAP}\n\
+         a1.channels.c1.transactionCapacity = ${sys:tx}",
+    );
+    let vars = [("CAP", "500")];
+    let (code, out, err) = config_check_with(&text, &["-n", "a1", "-Dtx=100"], &vars);
+    assert_eq!(code, 1, "{out}{err}");
+    let error = out
+        .lines()
+        .find(|l| l.starts_with("agent a1: error: "))
+        .unwrap_or_else(|| panic!("no error in:\n{out}"));
+    assert!(
+        error.contains("check.conf:")
+            && error.contains("`a1.channels.c1.capacity`")
+            && error.contains("`${CAP}`")
+            && error.contains("not resolved"),
+        "{error}"
+    );
+
+    let resolver = "-DpropertiesImplementation=org.apache.flume.node.EnvVarResolverProperties";
+    let (code, out, err) = config_check_with(&text, &["-n", "a1", "-Dtx=100", resolver], &vars);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("agent a1: ok"), "{out}");
+
+    // Without -Dtx the system property is missing: the error says how to give it.
+    let (code, out, _) = config_check_with(&text, &["-n", "a1", resolver], &vars);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("`${sys:tx}`") && out.contains("-Dtx=VALUE"),
+        "{out}"
+    );
+}
+
+/// A key whose agent prefix is a near miss of an agent of the file is reported with the agent
+/// it most likely meant (Flume ignores such keys without a word).
+#[test]
+fn config_check_suggests_the_agent_for_a_misspelt_prefix() {
+    let text = format!("{TWO_AGENTS}a11.sinks.k1.batchSize = 5\n");
+    let (code, out, err) = config_check(&text, None);
+    assert_eq!(code, 0, "{out}{err}");
+    let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 1, "{out}");
+    assert!(
+        warnings[0].contains("check.conf:21:")
+            && warnings[0].contains("`a11` is not an agent of this file")
+            && warnings[0].contains("did you mean `a1`?"),
+        "{out}"
+    );
+}
+
+/// A key Flume reads but flumen does not says exactly that, with what to do, instead of a
+/// nearest-key guess; a key of another Flume type (kafka.* left on a memory channel) says
+/// whose key it is.
+#[test]
+fn config_check_names_flumes_keys_flumen_does_not_implement() {
+    let text = TWO_AGENTS
+        .replace(
+            "a1.sinks.k1.type = null",
+            "a1.sinks.k1.type = hdfs\na1.sinks.k1.hdfs.path = file:///tmp/flumen-check\n\
+             a1.sinks.k1.hdfs.txnEventMax = 100",
+        )
+        .replace(
+            "a1.channels.c1.type = memory",
+            "a1.channels.c1.type = memory\na1.channels.c1.kafka.topic = events",
+        );
+    let (code, out, err) = config_check(&text, Some("a1"));
+    assert_eq!(code, 0, "{out}{err}");
+    let warning = |key: &str| {
+        out.lines()
+            .find(|l| l.starts_with("warning: ") && l.contains(key))
+            .unwrap_or_else(|| panic!("no warning about {key} in:\n{out}"))
+            .to_string()
+    };
+    let txn = warning("a1.sinks.k1.hdfs.txnEventMax");
+    assert!(
+        txn.contains("Flume's key, not implemented by flumen")
+            && txn.contains("hdfs.batchSize")
+            && !txn.contains("nearest"),
+        "{txn}"
+    );
+    let kafka = warning("a1.channels.c1.kafka.topic");
+    assert!(
+        kafka.contains("a key of Flume's `kafka` channel") && !kafka.contains("nearest"),
+        "{kafka}"
     );
 }

@@ -390,9 +390,24 @@ fn files_roll_by_count_by_size_and_by_interval() {
 
 #[test]
 fn hdfs_without_a_host_means_the_default_filesystem_of_hadoop_conf_dir() {
+    default_filesystem("hdfs://", "HADOOP_CONF_DIR", "hadoop-conf", "defaultfs");
+}
+
+/// A plain `hdfs.path` goes where Hadoop sends it: with only `HADOOP_HOME` set, to the
+/// `fs.defaultFS` of `$HADOOP_HOME/etc/hadoop/core-site.xml` (it used to be written locally
+/// without a word).
+#[test]
+fn a_plain_path_means_the_default_filesystem_of_hadoop_home() {
+    default_filesystem("", "HADOOP_HOME", "hadoop-home/etc/hadoop", "plainpath");
+}
+
+/// Runs 1000 events into `<scheme><base>` with a core-site.xml naming the test cluster in
+/// `<dir>/<conf_sub>`, found through the environment variable `var` (set to `conf_sub`'s
+/// first component), and checks each arrived once on the cluster.
+fn default_filesystem(scheme: &str, var: &str, conf_sub: &str, name: &str) {
     let hdfs = MiniHdfs::shared();
     let dir = tempfile::tempdir().expect("tempdir");
-    let conf_dir = dir.path().join("hadoop-conf");
+    let conf_dir = dir.path().join(conf_sub);
     std::fs::create_dir_all(&conf_dir).expect("mkdir");
     std::fs::write(
         conf_dir.join("core-site.xml"),
@@ -404,7 +419,7 @@ fn hdfs_without_a_host_means_the_default_filesystem_of_hadoop_conf_dir() {
         ),
     )
     .expect("write core-site.xml");
-    let base = test_dir("defaultfs");
+    let base = test_dir(name);
     let n: u64 = 1000;
     let props = format!(
         "a1.sources = r1\n\
@@ -417,20 +432,16 @@ fn hdfs_without_a_host_means_the_default_filesystem_of_hadoop_conf_dir() {
          {channel}\
          a1.sinks.k1.type = hdfs\n\
          a1.sinks.k1.channel = c1\n\
-         a1.sinks.k1.hdfs.path = hdfs://{base}\n\
+         a1.sinks.k1.hdfs.path = {scheme}{base}\n\
          a1.sinks.k1.hdfs.fileType = DataStream\n\
          a1.sinks.k1.hdfs.rollCount = 0\n\
          a1.sinks.k1.hdfs.rollSize = 0\n\
          a1.sinks.k1.hdfs.rollInterval = 0\n",
         channel = file_channel("c1", dir.path()),
     );
-    let conf_dir_s = conf_dir.display().to_string();
-    let (mut run, mport) = start_env(
-        dir.path(),
-        &props,
-        "defaultfs",
-        &[("HADOOP_CONF_DIR", conf_dir_s.as_str())],
-    );
+    let top = conf_sub.split('/').next().unwrap_or(conf_sub);
+    let var_value = dir.path().join(top).display().to_string();
+    let (mut run, mport) = start_env(dir.path(), &props, name, &[(var, var_value.as_str())]);
     wait_drained(&mut run, mport, &["k1"], n);
     stop(run);
     let mut counts = BTreeMap::new();
@@ -438,5 +449,5 @@ fn hdfs_without_a_host_means_the_default_filesystem_of_hadoop_conf_dir() {
         let text = String::from_utf8(hdfs.hadoop_read(&f.path)).expect("utf-8");
         count_lines(&text, &mut counts);
     }
-    assert_exactly_once("hdfs:/// with HADOOP_CONF_DIR", &counts, n);
+    assert_exactly_once(&format!("`{scheme}{base}` with {var}"), &counts, n);
 }

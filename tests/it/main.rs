@@ -37,6 +37,7 @@ mod routing_flume;
 mod scan_agreement;
 mod serializers;
 mod sink_errors;
+mod sink_groups;
 mod spooldir;
 mod taildir_bad_input;
 mod taildir_crash;

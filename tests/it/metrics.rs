@@ -100,6 +100,7 @@ const GAUGES: &[&str] = &[
     "StartTime",
     "StopTime",
     "OpenConnectionCount",
+    "Active",
 ];
 
 /// The Prometheus family of the JSON's `<TYPE>.<name>` component's value `field` (the naming

@@ -219,3 +219,105 @@ fn interceptors_and_multiplexing_match_apache_flume_event_by_event() {
     let (st, log) = flumen.terminate();
     assert_eq!(st.code(), Some(0), "{log}");
 }
+
+/// Replicating with an optional channel that fills up: c1 and c2 (required, room for every
+/// event: Flume's sinks back off for seconds when they find a channel empty) drain into
+/// collectors, c3 (optional, 100 events, no sink, keep-alive 0) fills after two batches of 40.
+/// Both agents accept every batch, deliver every event to c1 and c2, and hold the same 80 in
+/// c3: a full optional channel is logged, not a failed put.
+#[test]
+fn a_full_optional_channel_is_skipped_as_in_apache_flume() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::flume_agent::classpath();
+    let sent: Vec<Event> = (0..200).map(|n| Event::new(format!("event {n}"))).collect();
+    let props = |port: u16, k1: u16, k2: u16| {
+        format!(
+            "a1.sources = r1\n\
+             a1.channels = c1 c2 c3\n\
+             a1.sinks = k1 k2\n\
+             a1.sources.r1.type = avro\n\
+             a1.sources.r1.bind = 127.0.0.1\n\
+             a1.sources.r1.port = {port}\n\
+             a1.sources.r1.channels = c1 c2 c3\n\
+             a1.sources.r1.selector.type = replicating\n\
+             a1.sources.r1.selector.optional = c3\n\
+             a1.channels.c1.type = memory\n\
+             a1.channels.c1.capacity = 1000\n\
+             a1.channels.c2.type = memory\n\
+             a1.channels.c2.capacity = 1000\n\
+             a1.channels.c3.type = memory\n\
+             a1.channels.c3.capacity = 100\n\
+             a1.channels.c3.transactionCapacity = 100\n\
+             a1.channels.c3.keep-alive = 0\n\
+             a1.sinks.k1.type = avro\n\
+             a1.sinks.k1.hostname = 127.0.0.1\n\
+             a1.sinks.k1.port = {k1}\n\
+             a1.sinks.k1.channel = c1\n\
+             a1.sinks.k2.type = avro\n\
+             a1.sinks.k2.hostname = 127.0.0.1\n\
+             a1.sinks.k2.port = {k2}\n\
+             a1.sinks.k2.channel = c2\n"
+        )
+    };
+    let ours = [Capture::start(), Capture::start()];
+    let theirs = [Capture::start(), Capture::start()];
+    let (our_port, their_port, monitoring) = (free_port(), free_port(), free_port());
+    let conf = dir.path().join("flumen.properties");
+    std::fs::write(&conf, props(our_port, ours[0].port, ours[1].port)).expect("write config");
+    let mon = format!("-Dflume.monitoring.port={monitoring}");
+    let mut flumen = AgentProcess::start_with(
+        dir.path(),
+        &conf,
+        "a1",
+        "flumen",
+        &["-Dflume.monitoring.type=http", &mon],
+    );
+    flumen.poll("waiting for flumen's avro source", |_| {
+        std::net::TcpStream::connect(("127.0.0.1", our_port)).ok()
+    });
+    let mut flume = FlumeAgent::start(
+        dir.path(),
+        "optional",
+        &props(their_port, theirs[0].port, theirs[1].port),
+    );
+    flume.wait_ready(&["SOURCE.r1", "SINK.k1"], Some(their_port));
+
+    // Every batch is acknowledged by both (send_all fails the test on a FAILED answer).
+    send_all(our_port, &sent);
+    send_all(their_port, &sent);
+    let all = |caps: &[Capture; 2]| caps.iter().all(|c| c.len() >= sent.len());
+    flumen.poll("waiting for flumen to deliver to c1 and c2", |_| {
+        all(&ours).then_some(())
+    });
+    flume.poll("waiting for Flume to deliver to c1 and c2", |_| {
+        all(&theirs).then_some(())
+    });
+    let bodies = |c: &Capture| {
+        c.events()
+            .iter()
+            .map(|e| String::from_utf8_lossy(e.body()).into_owned())
+            .collect::<Vec<_>>()
+    };
+    let expected: Vec<String> = (0..200).map(|n| format!("event {n}")).collect();
+    for c in ours.iter().chain(&theirs) {
+        assert_eq!(bodies(c), expected);
+    }
+    let ours_c3: u64 = crate::agent_proc::json(&mut flumen, monitoring)["CHANNEL.c3"]
+        ["ChannelSize"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("flumen's CHANNEL.c3 ChannelSize");
+    let theirs_c3 = flume.counter("CHANNEL.c3", "ChannelSize");
+    assert_eq!((ours_c3, theirs_c3), (80, 80), "flumen, Flume");
+    assert!(
+        flumen
+            .log()
+            .contains("optional channel `c3` did not take a batch"),
+        "{}",
+        flumen.log()
+    );
+
+    let _ = flume.stop();
+    let (st, log) = flumen.terminate();
+    assert_eq!(st.code(), Some(0), "{log}");
+}

@@ -153,7 +153,11 @@ fn embedded_default_properties_parse_to_embedded_default() {
     let (cfg, warnings) = ok(EMBEDDED_DEFAULT_PROPERTIES);
     assert!(warnings.is_empty(), "{warnings:?}");
     let built = embedded_default().expect("the built-in configuration");
-    assert_eq!(format!("{cfg:?}"), format!("{built:?}"));
+    // The same but for where each value came from.
+    assert_eq!(
+        format!("{cfg:?}"),
+        format!("{built:?}").replace("(built-in configuration)", F)
+    );
     assert_eq!(
         source::<NetcatConfig>(&cfg, 0),
         NetcatConfig::new("127.0.0.1", 44444)
@@ -1022,13 +1026,6 @@ a1.sources.r1.selector.type = random
     assert!(e.to_string().contains("replicating, multiplexing"), "{e}");
 
     let e = err(&format!(
-        "{}a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1\na1.sinkgroups.g1.processor.type = failover\n",
-        with_channel("a1.channels.c1.type = memory\n")
-    ));
-    names(&e, 11, "a1.sinkgroups");
-    assert!(e.to_string().contains("sink groups"), "{e}");
-
-    let e = err(&format!(
         "{}a1.configfilters = f1\n",
         with_channel("a1.channels.c1.type = memory\n")
     ));
@@ -1600,9 +1597,167 @@ fn plain_references_and_other_lookups() {
         matches!(&source::<ExecConfig>(&cfg, 0), ExecConfig { command, .. } if command == "tail -F ${HOME}/app.log")
     );
 
+    // A system property that is not given (the test's environment has no -D).
     let e = err(&text.replace("${HOME}", "${sys:user.home}"));
+    assert!(
+        matches!(&e, ConfigError::Unresolved { reference, .. } if reference == "${sys:user.home}"),
+        "{e:?}"
+    );
+    names(&e, 8, "a1.sources.r1.command");
+    let e = err(&text.replace("${HOME}", "${java:version}"));
     assert!(matches!(e, ConfigError::Unsupported { .. }), "{e:?}");
     names(&e, 8, "a1.sources.r1.command");
+}
+
+/// Flume 1.11's lookups through `-D`: `${sys:NAME}`, a plain `${NAME}` naming another
+/// property, and `-DpropertiesImplementation=...EnvVarResolverProperties` making a plain
+/// `${NAME}` read the environment; a value a component refuses because it still holds a
+/// reference says so, naming the key and the reference.
+#[test]
+fn system_properties_property_references_and_the_env_var_resolver() {
+    let text = with_source(
+        "a1.sources.r1.type = netcat\n\
+         a1.sources.r1.bind = ${sys:bind.host}\n\
+         a1.sources.r1.port = ${PORT}\n\
+         a1.sources.r1.channels = c1\n\
+         collector.port = 4545\n",
+    );
+    let sys_only = |name: &str| (name == "sys:bind.host").then(|| "127.0.0.2".to_string());
+    let e = parse_with_env(&text, F, "a1", &sys_only).expect_err("${PORT} unresolved");
+    assert!(
+        matches!(&e, ConfigError::Unresolved { reference, key, .. }
+            if reference == "${PORT}" && key == "a1.sources.r1.port"),
+        "{e:?}"
+    );
+    let msg = e.to_string();
+    assert!(msg.contains("EnvVarResolverProperties"), "{msg}");
+    assert!(!msg.starts_with("bad value"), "{msg}");
+
+    let resolver = |name: &str| match name {
+        "sys:bind.host" => Some("127.0.0.2".to_string()),
+        "sys:propertiesImplementation" => {
+            Some("org.apache.flume.node.EnvVarResolverProperties".to_string())
+        }
+        "PORT" => Some("4141".to_string()),
+        _ => None,
+    };
+    let (cfg, warnings) = parse_with_env(&text, F, "a1", &resolver).expect("parses");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(
+        source::<NetcatConfig>(&cfg, 0),
+        NetcatConfig::new("127.0.0.2", 4141)
+    );
+
+    // A plain reference to another property of the file, nested in a lookup's fallback.
+    let text = text.replace("${PORT}", "${env:NOPE:-${collector.port}}");
+    let (cfg, _) = parse_with_env(&text, F, "a1", &sys_only).expect("parses");
+    assert_eq!(
+        source::<NetcatConfig>(&cfg, 0),
+        NetcatConfig::new("127.0.0.2", 4545)
+    );
+
+    // A nested reference that does not resolve is quoted whole.
+    let text = text.replace("${env:NOPE:-${collector.port}}", "${env:${sys:nope}}");
+    let e = parse_with_env(&text, F, "a1", &sys_only).expect_err("unresolved");
+    assert!(e.to_string().contains("`${env:${sys:nope}}`"), "{e}");
+}
+
+/// A key prefix close to the agent's name but no agent of the file (`agnet` beside `agent`)
+/// is a warning with the suggestion, once per prefix; real agents, hyphens and capitals
+/// included, are never taken for typos of each other.
+#[test]
+fn a_prefix_close_to_an_agent_is_a_warning_naming_it() {
+    let file = |agent: &str, typo: &str| {
+        format!(
+            "{agent}.sources = r1\n\
+             {agent}.channels = c1\n\
+             {agent}.sinks = k1\n\
+             {agent}.sources.r1.type = seq\n\
+             {agent}.sources.r1.channels = c1\n\
+             {agent}.channels.c1.type = memory\n\
+             {agent}.sinks.k1.type = null\n\
+             {agent}.sinks.k1.channel = c1\n\
+             {typo}.sources.r1.batchSize = 5\n\
+             {typo}.sinks.k1.batchSize = 5\n"
+        )
+    };
+    for (agent, typo) in [
+        ("agent", "agnet"),
+        ("Web-Tier", "Web-Teir"),
+        ("collector", "Collector"),
+    ] {
+        let (_, warnings) = parse_with_env(&file(agent, typo), F, agent, &env).expect("parses");
+        assert_eq!(warnings.len(), 1, "{warnings:#?}");
+        let w = &warnings[0];
+        assert_eq!(
+            (w.line, w.key.as_str()),
+            (9, format!("{typo}.sources.r1.batchSize").as_str())
+        );
+        assert_eq!(
+            w.kind,
+            WarningKind::NearAgent {
+                prefix: typo.into(),
+                agent: agent.into(),
+                count: 2
+            }
+        );
+        let msg = w.to_string();
+        assert!(msg.contains(&format!("did you mean `{agent}`")), "{msg}");
+    }
+    // Two real agents close to each other, and a far prefix: no warning.
+    let two = format!("{}{}", file("web-1", "zzz"), file("web-2", "zzz"));
+    for agent in ["web-1", "web-2"] {
+        let (_, warnings) = parse_with_env(&two, F, agent, &env).expect("parses");
+        assert!(warnings.is_empty(), "{agent}: {warnings:#?}");
+    }
+    // A one-letter prefix is not a typo of a one-letter agent.
+    let (_, warnings) = parse_with_env(&file("a", "b"), F, "a", &env).expect("parses");
+    assert!(warnings.is_empty(), "{warnings:#?}");
+}
+
+/// Trailing whitespace is trimmed, as Flume trims it; where that can change what a value says
+/// (a pattern, a path, text put into events) it is a warning, elsewhere it is not.
+#[test]
+fn trailing_whitespace_that_may_matter_is_a_warning() {
+    let text = with_source(
+        "a1.sources.r1.type = seq \n\
+         a1.sources.r1.channels = c1\n\
+         a1.sources.r1.interceptors = i1\n\
+         a1.sources.r1.interceptors.i1.type = search_replace\n\
+         a1.sources.r1.interceptors.i1.searchPattern = foo \n\
+         a1.sources.r1.interceptors.i1.replaceString = bar\t\n\
+         a1.channels.c1.capacity = 100 \n",
+    );
+    let (_, warnings) = ok(&text);
+    let got: Vec<(usize, &str, &WarningKind)> = warnings
+        .iter()
+        .map(|w| (w.line, w.key.as_str(), &w.kind))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                11,
+                "a1.sources.r1.interceptors.i1.searchPattern",
+                &WarningKind::TrailingWhitespace {
+                    removed: " ".into()
+                }
+            ),
+            (
+                12,
+                "a1.sources.r1.interceptors.i1.replaceString",
+                &WarningKind::TrailingWhitespace {
+                    removed: "\\t".into()
+                }
+            ),
+        ],
+        "{warnings:#?}"
+    );
+    assert!(
+        warnings[0].to_string().contains("ends with whitespace"),
+        "{}",
+        warnings[0]
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1615,7 +1770,10 @@ fn load_reads_a_file() {
     std::fs::write(&path, EMBEDDED_DEFAULT_PROPERTIES).expect("write");
     let (cfg, warnings) = load(&path, "a1").expect("loads");
     let built = embedded_default().expect("the built-in configuration");
-    assert_eq!(format!("{cfg:?}"), format!("{built:?}"));
+    assert_eq!(
+        format!("{cfg:?}"),
+        format!("{built:?}").replace("(built-in configuration)", &path.display().to_string())
+    );
     assert!(warnings.is_empty());
 
     let e = load(&dir.path().join("missing.conf"), "a1").expect_err("missing file");
@@ -2503,4 +2661,161 @@ fn avro_sink_tls_keys() {
     let e = crate::avro::tls::client_config(&sink_tls(&cfg)).expect_err("missing");
     assert_eq!(e.key(), "truststore");
     assert!(e.to_string().contains("/nonexistent/ts.p12"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sink groups
+
+/// Sinks k1, k2, k3 (null) on c1 and the group lines the test adds (from line 12).
+fn with_sinks(group_lines: &str) -> String {
+    format!(
+        "a1.sources = r1\n\
+         a1.channels = c1\n\
+         a1.sinks = k1 k2 k3\n\
+         a1.sources.r1.type = seq\n\
+         a1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = memory\n\
+         a1.sinks.k1.type = null\n\
+         a1.sinks.k1.channel = c1\n\
+         a1.sinks.k2.type = null\n\
+         a1.sinks.k2.channel = c1\n\
+         a1.sinks.k3.type = null\n\
+         a1.sinks.k3.channel = c1\n\
+         {group_lines}"
+    )
+}
+
+#[test]
+fn sink_groups_name_their_sinks_and_processor() {
+    use crate::sink::group::failover::FailoverConfig;
+    use crate::sink::group::load_balance::{LoadBalanceConfig, Selector};
+    let (cfg, warnings) = ok(&with_sinks(
+        "a1.sinkgroups = g1 g2\n\
+         a1.sinkgroups.g1.sinks = k2 k1\n\
+         a1.sinkgroups.g1.processor.type = failover\n\
+         a1.sinkgroups.g1.processor.priority.k1 = 10\n\
+         a1.sinkgroups.g1.processor.priority.k2 = 5\n\
+         a1.sinkgroups.g1.processor.maxpenalty = 10000\n\
+         a1.sinkgroups.g2.sinks = k3\n",
+    ));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(cfg.sinkgroups.len(), 2);
+    let g1 = &cfg.sinkgroups[0];
+    assert_eq!((g1.name.as_str(), g1.type_name), ("g1", "failover"));
+    assert_eq!(g1.sinks, ["k2", "k1"]);
+    let f = g1.settings::<FailoverConfig>().expect("failover");
+    assert_eq!(f.max_penalty, Duration::from_secs(10));
+    assert_eq!(f.priorities.len(), 2);
+    // No processor.type: Flume's default processor, for one sink.
+    assert_eq!(cfg.sinkgroups[1].type_name, "default");
+    // Every sink is still built; the agent runs grouped ones on their group's thread.
+    assert_eq!(cfg.sinks.len(), 3);
+
+    let (cfg, _) = ok(&with_sinks(
+        "a1.sinkgroups = g2\n\
+         a1.sinkgroups.g2.sinks = k3 k1\n\
+         a1.sinkgroups.g2.processor.type = org.apache.flume.sink.LoadBalancingSinkProcessor\n\
+         a1.sinkgroups.g2.processor.selector = random\n",
+    ));
+    let g2 = &cfg.sinkgroups[0];
+    assert_eq!(g2.type_name, "load_balance");
+    let lb = g2.settings::<LoadBalanceConfig>().expect("load_balance");
+    assert_eq!(lb.selector, Selector::Random);
+}
+
+#[test]
+fn sink_group_mistakes_flume_would_run_differently_are_errors() {
+    // A sink not listed in the agent's sinks (Flume drops it from the group).
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k9\na1.sinkgroups.g1.processor.type = failover\n",
+    ));
+    names(&e, 14, "a1.sinkgroups.g1.sinks");
+    assert!(e.to_string().contains("k9"), "{e}");
+    // A sink in two groups (Flume leaves it out of the second).
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1 g2\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = failover\n\
+         a1.sinkgroups.g2.sinks = k2 k3\na1.sinkgroups.g2.processor.type = load_balance\n",
+    ));
+    names(&e, 16, "a1.sinkgroups.g2.sinks");
+    assert!(e.to_string().contains("already in group `g1`"), "{e}");
+    // A listed group without sinks (Flume drops the group).
+    let e = err(&with_sinks("a1.sinkgroups = g1\n"));
+    names(&e, 13, "a1.sinkgroups.g1.sinks");
+    // The default processor with several sinks (Flume drops the group and its sinks).
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\n",
+    ));
+    assert!(
+        e.to_string().contains("a1.sinkgroups.g1.processor.type"),
+        "{e}"
+    );
+    // A Java class as processor or selector cannot be loaded.
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = com.example.MyProcessor\n",
+    ));
+    names(&e, 15, "a1.sinkgroups.g1.processor.type");
+    assert!(e.to_string().contains("Java class"), "{e}");
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = load_balance\n\
+         a1.sinkgroups.g1.processor.selector = com.example.Sel\n",
+    ));
+    names(&e, 16, "a1.sinkgroups.g1.processor.selector");
+    // load_balance with one sink (Flume refuses the group, and the sink does not run).
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1\na1.sinkgroups.g1.processor.type = load_balance\n",
+    ));
+    names(&e, 15, "a1.sinkgroups.g1.processor.type");
+    assert!(e.to_string().contains("two sinks or more"), "{e}");
+    // Two sinks with one priority (Flume drops the second).
+    let e = err(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = failover\n\
+         a1.sinkgroups.g1.processor.priority.k1 = 3\na1.sinkgroups.g1.processor.priority.k2 = 3\n",
+    ));
+    names(&e, 17, "a1.sinkgroups.g1.processor.priority.k2");
+}
+
+#[test]
+fn sink_group_warnings() {
+    let (cfg, warnings) = ok(&with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = failover\n\
+         a1.sinkgroups.g1.processor.priority.k3 = 3\n\
+         a1.sinkgroups.g1.processor.maxpenality = 3\n\
+         a1.sinkgroups.g1.sink = k1\n\
+         a1.sinkgroups.g9.sinks = k3\n",
+    ));
+    assert_eq!(cfg.sinkgroups.len(), 1);
+    let keys: Vec<&str> = warnings.iter().map(|w| w.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "a1.sinkgroups.g1.processor.priority.k3",
+            "a1.sinkgroups.g1.processor.maxpenality",
+            "a1.sinkgroups.g1.sink",
+            "a1.sinkgroups.g9",
+        ],
+        "{warnings:#?}"
+    );
+
+    // A group's name listed among the sinks, without sink keys: ignored there, as in Flume.
+    let text = with_sinks(
+        "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = failover\n",
+    )
+    .replace("a1.sinks = k1 k2 k3\n", "a1.sinks = k1 k2 k3 g1\n");
+    let (cfg, warnings) = ok(&text);
+    assert_eq!(cfg.sinks.len(), 3);
+    assert_eq!(cfg.sinkgroups[0].sinks, ["k1", "k2"]);
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(
+        (warnings[0].line, warnings[0].key.as_str()),
+        (3, "a1.sinks")
+    );
+    assert!(warnings[0].to_string().contains("is a sink group"));
+
+    // A group named like a sink that runs on its own: Flume would run only one of them.
+    let (_, warnings) = ok(&with_sinks(
+        "a1.sinkgroups = k3\na1.sinkgroups.k3.sinks = k1 k2\na1.sinkgroups.k3.processor.type = failover\n",
+    ));
+    assert_eq!(warnings.len(), 1, "{warnings:#?}");
+    assert_eq!(warnings[0].key, "a1.sinkgroups.k3");
+    assert!(warnings[0].to_string().contains("Flume would run only one"));
 }

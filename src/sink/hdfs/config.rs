@@ -31,8 +31,12 @@ pub enum SyncMode {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HdfsSinkConfig {
     /// `hdfs.path` (required): `hdfs://host:port/dir`, `hdfs:///dir` (the default filesystem
-    /// from `HADOOP_CONF_DIR`), `file:///dir` or a plain local path, with Flume's escapes.
+    /// from `HADOOP_CONF_DIR`), `file:///dir`, an absolute plain path (on `fs.defaultFS`, as in
+    /// Hadoop; see `default_fs`) or a relative (local) one, with Flume's escapes.
     pub path: String,
+    /// Where `hdfs.path` was set (`flume.conf:12: `a1.sinks.k1.hdfs.path``), for errors met
+    /// when the sink is built; empty for a configuration not read from a file.
+    pub path_origin: String,
     /// `hdfs.filePrefix` (FlumeData), escapes allowed.
     pub file_prefix: String,
     /// `hdfs.fileSuffix` (none; then the codec's extension, as Flume).
@@ -79,6 +83,7 @@ impl HdfsSinkConfig {
     pub fn new(path: &str) -> HdfsSinkConfig {
         HdfsSinkConfig {
             path: path.to_string(),
+            path_origin: String::new(),
             file_prefix: "FlumeData".into(),
             file_suffix: String::new(),
             in_use_prefix: String::new(),
@@ -183,6 +188,12 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SinkSpec>, ConfigError> {
         return Err(keys.bad("hdfs.path", &path, format!("a valid template: {e}")));
     }
     let mut cfg = HdfsSinkConfig::new(&path.value);
+    cfg.path_origin = format!(
+        "{}:{}: `{}`",
+        keys.file(),
+        path.line,
+        keys.full("hdfs.path")
+    );
     let d = HdfsSinkConfig::new(&path.value);
     cfg.file_prefix = keys.text("hdfs.filePrefix", &d.file_prefix);
     if let Err(e) = PathTemplate::parse(&cfg.file_prefix) {

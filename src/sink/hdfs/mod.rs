@@ -45,6 +45,7 @@
 
 mod closing;
 mod config;
+pub mod default_fs;
 pub mod format;
 pub mod fs;
 pub mod path;
@@ -58,6 +59,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use self::closing::Unclosed;
+use self::default_fs::HadoopEnv;
 use self::format::{Encoder, FormatError};
 use self::fs::{FsError, HdfsFs, LocalFs, SinkFile, SinkFs};
 use self::path::{HostNames, PathTemplate, RenderContext};
@@ -154,6 +156,90 @@ pub struct HdfsSink {
     static_templates: bool,
 }
 
+/// Where `hdfs.path` was set, for messages.
+fn origin(cfg: &HdfsSinkConfig) -> String {
+    if cfg.path_origin.is_empty() {
+        format!("hdfs.path `{}`", cfg.path)
+    } else {
+        format!("{} = {}", cfg.path_origin, cfg.path)
+    }
+}
+
+/// The HDFS URL the sink's files go to (`hdfs://nn:8020`, `hdfs://` for hdfs-native's own
+/// default filesystem), or `None` for the local filesystem, with a warning where that may
+/// surprise. A plain absolute path goes where
+/// Hadoop would send it ([`default_fs`]); a relative one stays local (the built-in
+/// configuration writes `./flumen-data/out`).
+fn filesystem_of(
+    name: &str,
+    cfg: &HdfsSinkConfig,
+    target: &Target,
+    hadoop: &HadoopEnv,
+) -> Result<Placement, SinkError> {
+    let placed = |url: Option<String>, note: Option<String>| Placement { url, note };
+    if target.hdfs_url.is_some() || cfg.path.starts_with("file://") {
+        return Ok(placed(target.hdfs_url.clone(), None));
+    }
+    let err = |m: String| SinkError::new(name, m);
+    let found = default_fs::resolve(hadoop, &cfg.hadoop_config)
+        .map_err(|e| err(format!("{}: reading fs.defaultFS: {e}", origin(cfg))))?;
+    let Some(default) = &found.default_fs else {
+        let note = cfg.path.starts_with('/').then(|| {
+            format!(
+                "sink `{name}`: {} is a plain path and no default filesystem is configured \
+                 ({}), so it is written to the local filesystem, as Hadoop would; set \
+                 HADOOP_CONF_DIR, or write hdfs://namenode:8020{} or file://{} to say which",
+                origin(cfg),
+                found.looked_at,
+                cfg.path,
+                cfg.path
+            )
+        });
+        return Ok(placed(None, note));
+    };
+    let url = split_target(default)
+        .map_err(|m| {
+            err(format!(
+                "{}: the default filesystem ({}) is not usable: {m}",
+                origin(cfg),
+                found.looked_at
+            ))
+        })?
+        .hdfs_url;
+    Ok(match url {
+        Some(url) if !cfg.path.starts_with('/') => {
+            let note = format!(
+                "sink `{name}`: {} is a relative path: flumen writes it to the local \
+                 filesystem, Flume to the default filesystem {url} ({}); write an absolute path \
+                 to use {url}",
+                origin(cfg),
+                found.looked_at
+            );
+            placed(None, Some(note))
+        }
+        Some(url) => {
+            tracing::info!(
+                sink = %name,
+                "sink `{name}`: hdfs.path `{}` is on the default filesystem ({})",
+                cfg.path,
+                found.looked_at
+            );
+            placed(Some(url), None)
+        }
+        None => placed(None, None),
+    })
+}
+
+/// Where the sink's files go ([`filesystem_of`]).
+#[derive(Debug, PartialEq, Eq)]
+struct Placement {
+    /// The HDFS URL, `None` for the local filesystem.
+    url: Option<String>,
+    /// A warning for the operator: the files go somewhere Flume would not send them, or
+    /// Hadoop's default was used for lack of a configuration.
+    note: Option<String>,
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -177,28 +263,22 @@ impl HdfsSink {
             None => path::local_time_zone(),
         };
         let call_timeout = Duration::from_millis(cfg.call_timeout_ms.max(1));
-        let fs: Box<dyn SinkFs> = match &target.hdfs_url {
+        let hadoop = HadoopEnv::from_process();
+        let placement = filesystem_of(name, cfg, &target, &hadoop)?;
+        if let Some(note) = &placement.note {
+            tracing::warn!(sink = %name, "{note}");
+        }
+        let fs: Box<dyn SinkFs> = match placement.url {
             Some(url) => Box::new(
-                HdfsFs::connect(url, call_timeout, &cfg.hadoop_config)
-                    .map_err(|e| err(e.to_string()))?,
+                HdfsFs::connect(&url, call_timeout, &cfg.hadoop_config).map_err(|e| {
+                    err(format!(
+                        "{}: {e}; Hadoop configuration read: {}",
+                        origin(cfg),
+                        hadoop.files_read()
+                    ))
+                })?,
             ),
-            None => {
-                // In Flume a plain path means the default filesystem; here it means the local
-                // one (the embedded default relies on that). Say so where it may surprise.
-                if !cfg.path.starts_with("file://") && std::env::var_os("HADOOP_CONF_DIR").is_some()
-                {
-                    tracing::warn!(
-                        sink = %name,
-                        "sink `{name}`: hdfs.path `{}` is a local path (flumen writes plain paths \
-                         to the local filesystem, Flume to fs.defaultFS); HADOOP_CONF_DIR is set: \
-                         write hdfs://{}{} to use its default filesystem",
-                        cfg.path,
-                        if cfg.path.starts_with('/') { "" } else { "/" },
-                        cfg.path
-                    );
-                }
-                Box::new(LocalFs)
-            }
+            None => Box::new(LocalFs),
         };
         let suffix = if cfg.file_suffix.is_empty() {
             cfg.format.default_extension().to_string()

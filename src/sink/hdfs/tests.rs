@@ -11,7 +11,8 @@ use crate::event::Headers;
 use crate::sink::serializer::SerializerSpec;
 
 fn local(dir: &Path, template: &str) -> HdfsSinkConfig {
-    let mut cfg = HdfsSinkConfig::new(&format!("{}/{template}", dir.display()));
+    // file:// so that a HADOOP_CONF_DIR in the test's environment cannot move the files.
+    let mut cfg = HdfsSinkConfig::new(&format!("file://{}/{template}", dir.display()));
     cfg.format.file_type = FileType::DataStream;
     cfg.time_zone = Some("UTC".into());
     cfg.roll_size = 0;
@@ -507,4 +508,106 @@ fn targets_split_into_filesystem_and_path() {
     assert!(split_target("hdfs://%{host}:8020/x").is_err());
     assert!(split_target("s3a://bucket/x").is_err());
     assert!(split_target("file://relative").is_err());
+}
+
+fn hadoop_conf(default_fs: &str) -> (tempfile::TempDir, default_fs::HadoopEnv) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("core-site.xml"),
+        format!(
+            "<configuration><property><name>fs.defaultFS</name><value>{default_fs}</value>\
+             </property></configuration>"
+        ),
+    )
+    .unwrap();
+    let env = default_fs::HadoopEnv {
+        conf_dir: Some(dir.path().to_path_buf()),
+        home: None,
+    };
+    (dir, env)
+}
+
+/// A plain absolute hdfs.path goes where Hadoop would send it: fs.defaultFS of the Hadoop
+/// configuration, else the local filesystem; a relative one stays local.
+#[test]
+fn a_plain_path_goes_to_the_default_filesystem() {
+    let placement = |path: &str, env: &default_fs::HadoopEnv| {
+        let cfg = HdfsSinkConfig::new(path);
+        let target = split_target(path).unwrap();
+        filesystem_of("k1", &cfg, &target, env)
+    };
+    let place = |path: &str, env: &default_fs::HadoopEnv| placement(path, env).map(|p| p.url);
+    let (_d, hdfs) = hadoop_conf("hdfs://nn.example:8020/");
+    assert_eq!(
+        place("/user/flume/%Y", &hdfs).unwrap().as_deref(),
+        Some("hdfs://nn.example:8020")
+    );
+    assert_eq!(place("./out", &hdfs).unwrap(), None, "relative stays local");
+    assert_eq!(place("file:///out", &hdfs).unwrap(), None);
+    assert_eq!(
+        place("hdfs://other:9000/x", &hdfs).unwrap().as_deref(),
+        Some("hdfs://other:9000")
+    );
+    let (_d, local) = hadoop_conf("file:///");
+    let p = placement("/user/flume", &local).unwrap();
+    assert_eq!(
+        p,
+        Placement {
+            url: None,
+            note: None
+        },
+        "Hadoop's own answer: local, silently"
+    );
+
+    // No Hadoop configuration: local, with a warning naming what was looked at.
+    let p = placement("/user/flume", &default_fs::HadoopEnv::default()).unwrap();
+    assert_eq!(p.url, None);
+    let note = p.note.unwrap();
+    assert!(
+        note.contains("hdfs.path `/user/flume`")
+            && note.contains("$HADOOP_CONF_DIR and $HADOOP_HOME are not set")
+            && note.contains("file:///user/flume to say which")
+            && !note.contains("  "),
+        "{note}"
+    );
+    // A relative path with an HDFS default: local, and the warning says Flume differs.
+    let note = placement("./out", &hdfs).unwrap().note.unwrap();
+    assert!(
+        note.contains("relative path") && note.contains("hdfs://nn.example:8020"),
+        "{note}"
+    );
+
+    let (_d, s3) = hadoop_conf("s3a://bucket");
+    let e = place("/user/flume", &s3).unwrap_err().to_string();
+    assert!(e.contains("s3a") && e.contains("core-site.xml"), "{e}");
+}
+
+/// An HDFS client that cannot be built names where hdfs.path was set and the Hadoop files read.
+#[test]
+fn a_client_that_cannot_be_built_names_the_key_and_the_hadoop_files() {
+    let (_d, env) = hadoop_conf("hdfs://");
+    let mut cfg = HdfsSinkConfig::new("/user/flume");
+    cfg.path_origin = "flume.conf:7: `a1.sinks.k1.hdfs.path`".into();
+    // hdfs:// with no authority is not a usable default filesystem.
+    let target = split_target(&cfg.path).unwrap();
+    let url = filesystem_of("k1", &cfg, &target, &env).unwrap().url;
+    assert_eq!(url.as_deref(), Some("hdfs://"));
+    assert!(
+        env.files_read().contains("core-site.xml"),
+        "{}",
+        env.files_read()
+    );
+
+    // The same through the sink, with the setting given as hdfs.config (the process's own
+    // HADOOP_CONF_DIR is not touched).
+    cfg.hadoop_config = vec![("fs.defaultFS".into(), "hdfs://".into())];
+    let e = match HdfsSink::new("k1", &cfg) {
+        Ok(_) => panic!("built a client for hdfs:// without a host"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("flume.conf:7: `a1.sinks.k1.hdfs.path` = /user/flume"),
+        "{e}"
+    );
+    assert!(e.contains("Hadoop configuration read:"), "{e}");
 }
