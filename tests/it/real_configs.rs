@@ -36,7 +36,8 @@ struct Expect {
 
 use Outcome::{Clean, Refused};
 
-/// Fragments of the two ways a type flumen does not run is refused.
+/// Fragments of the refusals of a type flumen does not run: a Flume type it does not have yet,
+/// or a class name it does not know.
 const NOT_SUPPORTED: &str = "not supported yet";
 const UNKNOWN_SOURCE: &str = "unknown source type";
 const UNKNOWN_SINK: &str = "unknown sink type";
