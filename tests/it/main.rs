@@ -32,6 +32,7 @@ mod limits;
 mod memory;
 mod metrics;
 mod model;
+mod real_configs;
 mod routing_flume;
 mod scan_agreement;
 mod serializers;
