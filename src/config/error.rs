@@ -288,7 +288,7 @@ impl fmt::Display for ConfigWarning {
             ),
             WarningKind::NoAgentPrefix => write!(
                 f,
-                "not of the form <agent>.<sources|channels|sinks>...; ignored"
+                "not of the form <agent>.<sources|channels|sinks>...: no component reads it (a `${{...}}` reference in a value may)"
             ),
             WarningKind::Surprise { advice } => f.write_str(advice),
         }
