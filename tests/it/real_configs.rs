@@ -71,8 +71,9 @@ const EXPECTED: &[Expect] = &[
         args: &[],
         exit: 1,
         // The HDFS sink takes batches of 1000 from a memory channel whose transactions hold
-        // 100: Flume starts the agent and then fails every take ("Take list for
-        // MemoryTransaction, capacity 100 full"); flumen refuses it up front.
+        // 100: Flume drops that sink when it loads the file ("sink's batch size is greater
+        // than the channels transaction capacity"; before that check, every take failed with
+        // "Take list for MemoryTransaction, capacity 100 full"); flumen refuses the agent.
         agents: &[(
             "TwitterAgent",
             Refused(&[
