@@ -19,8 +19,16 @@
 //! set, an HTTP server serves it (`GET /metrics`, `GET /metrics/prometheus`) from just after
 //! the components start until the end of shutdown.
 //!
-//! [`run_until_signal`] is what `flumen agent` runs: start, wait for SIGTERM or SIGINT, shut
-//! down; a second signal during shutdown exits at once with code 130.
+//! Reload: [`Agent::reload`] compares what runs with a new file ([`reload::Plan`]), stops
+//! what changed or went away (sources, sinks, channels, as shutdown does; every thread has
+//! its own stop flag) and starts what changed or is new (channels, sinks, sources, as start
+//! does); the rest keeps running untouched. A component that fails to start is logged and
+//! left out, never taking the others down; the next reload tries it again.
+//!
+//! [`run_reloading`] is what `flumen agent -f FILE` runs: start, reload on SIGHUP and when
+//! the periodic check finds the file changed ([`watch::ConfigFile`]), shut down on SIGTERM or
+//! SIGINT; a second stop signal during shutdown exits at once with code 130.
+//! [`run_until_signal`] is the same for the built-in configuration, which has no file.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -173,7 +181,7 @@ impl Agent {
         Agent::start_fingerprinted(cfg, Fingerprints::unknown(cfg), opts)
     }
 
-    /// [`Agent::start_with`] a configuration read by [`reload::load`], so that a reload
+    /// [`Agent::start_with`] a configuration read by [`ConfigFile::load`], so that a reload
     /// restarts only what changed.
     pub fn start_loaded(loaded: &Loaded, opts: &AgentOptions) -> Result<Agent, AgentError> {
         Agent::start_fingerprinted(&loaded.config, loaded.fingerprints.clone(), opts)
