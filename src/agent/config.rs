@@ -182,7 +182,7 @@ pub fn parse_with_env(
     agent: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<(AgentConfig, Vec<ConfigWarning>), ConfigError> {
-    resolve_topology(config::topology(text, file, agent, env)?)
+    check_with_env(text, file, agent, env).into_result()
 }
 
 /// The configuration `flumen agent` runs when given no file: [`EMBEDDED_DEFAULT_PROPERTIES`]
@@ -217,8 +217,88 @@ fn component_type<'t, S: ?Sized>(
     resolve(types, flume_only, keys, &t, kind)
 }
 
-/// The checks between components, then the components' own parsers.
-fn resolve_topology(topo: Topology<'_>) -> Result<(AgentConfig, Vec<ConfigWarning>), ConfigError> {
+/// What checking one agent of a file found: its configuration when nothing stops it, and
+/// every error and warning, each list in line order. Nothing stops at the first error: each
+/// component is read on its own, so one run of `flumen agent` or `flumen config check` shows
+/// everything to fix.
+#[derive(Debug)]
+pub struct Checked {
+    pub config: Option<AgentConfig>,
+    pub errors: Vec<ConfigError>,
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl Checked {
+    /// The configuration, or the error (several as [`ConfigError::Many`]); the warnings are
+    /// dropped on an error.
+    pub fn into_result(self) -> Result<(AgentConfig, Vec<ConfigWarning>), ConfigError> {
+        let mut errors = self.errors;
+        match (self.config, errors.len()) {
+            (Some(cfg), 0) => Ok((cfg, self.warnings)),
+            (_, 1) => Err(errors.remove(0)),
+            (_, _) => Err(ConfigError::Many { errors }),
+        }
+    }
+}
+
+/// [`parse_with_env`] without stopping at the first error.
+pub fn check_with_env(
+    text: &str,
+    file: &str,
+    agent: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Checked {
+    match config::topology(text, file, agent, env) {
+        Ok(topo) => resolve_topology(topo),
+        Err(e) => Checked {
+            config: None,
+            errors: vec![e],
+            warnings: Vec::new(),
+        },
+    }
+}
+
+/// [`load_with_env`] without stopping at the first error; `Err` only when the file cannot be
+/// read.
+pub fn load_checked(
+    path: &Path,
+    agent: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Checked, ConfigError> {
+    let text = config::read_file(path)?;
+    Ok(check_with_env(
+        &text,
+        &path.display().to_string(),
+        agent,
+        env,
+    ))
+}
+
+/// Runs `parse` on `keys`: on success hands over the component's warnings (unread keys
+/// included) and returns what it built; on an error records it, hands over the warnings
+/// gathered before it, and returns `None`.
+fn component<'a, T>(
+    mut keys: Keys<'a>,
+    warnings: &mut Vec<ConfigWarning>,
+    errors: &mut Vec<ConfigError>,
+    parse: impl FnOnce(&mut Keys<'a>) -> Result<T, ConfigError>,
+) -> Option<T> {
+    match parse(&mut keys) {
+        Ok(t) => {
+            keys.finish(warnings);
+            Some(t)
+        }
+        Err(e) => {
+            keys.abandon(warnings);
+            errors.push(e);
+            None
+        }
+    }
+}
+
+/// The checks between components, then the components' own parsers. A component with an
+/// error is left out and the rest are still read, so that every error is found.
+fn resolve_topology(topo: Topology<'_>) -> Checked {
     let Topology {
         agent,
         file,
@@ -227,6 +307,8 @@ fn resolve_topology(topo: Topology<'_>) -> Result<(AgentConfig, Vec<ConfigWarnin
         sinks: sink_nodes,
         sinkgroups: group_nodes,
         mut warnings,
+        mut errors,
+        unsubstituted,
     } = topo;
 
     // Channels, with the lines their capacity and directories came from.
@@ -236,31 +318,37 @@ fn resolve_topology(topo: Topology<'_>) -> Result<(AgentConfig, Vec<ConfigWarnin
         dirs: Vec<(&'static str, PathBuf, usize)>,
     }
     let mut channels: Vec<Built> = Vec::new();
+    // Channels that failed to parse: bindings to them are not errors of their own.
+    let mut broken_channels: Vec<String> = Vec::new();
     for node in channel_nodes {
-        let mut keys = node.keys;
-        let t = component_type(
-            &mut keys,
-            registry::CHANNELS,
-            registry::FLUME_ONLY_CHANNELS,
-            "channel",
-        )?;
-        let spec = (t.parse)(&mut keys)?;
-        let dirs = spec
-            .directories()
-            .into_iter()
-            .map(|(key, dir)| (key, dir, keys.line_of(key)))
-            .collect();
-        let tc_line = keys.line_of("transactionCapacity");
-        keys.finish(&mut warnings);
-        channels.push(Built {
-            config: ChannelConfig {
-                name: node.name,
-                type_name: t.alias,
-                spec,
-            },
-            tc_line,
-            dirs,
+        let built = component(node.keys, &mut warnings, &mut errors, |keys| {
+            let t = component_type(
+                keys,
+                registry::CHANNELS,
+                registry::FLUME_ONLY_CHANNELS,
+                "channel",
+            )?;
+            let spec = (t.parse)(keys)?;
+            let dirs = spec
+                .directories()
+                .into_iter()
+                .map(|(key, dir)| (key, dir, keys.line_of(key)))
+                .collect();
+            let tc_line = keys.line_of("transactionCapacity");
+            Ok((t.alias, spec, dirs, tc_line))
         });
+        match built {
+            Some((type_name, spec, dirs, tc_line)) => channels.push(Built {
+                config: ChannelConfig {
+                    name: node.name,
+                    type_name,
+                    spec,
+                },
+                tc_line,
+                dirs,
+            }),
+            None => broken_channels.push(node.name),
+        }
     }
 
     // No two channels may share a directory (each holds its own lock and segments).
@@ -268,7 +356,7 @@ fn resolve_topology(topo: Topology<'_>) -> Result<(AgentConfig, Vec<ConfigWarnin
     for c in &channels {
         for (key, dir, line) in &c.dirs {
             if let Some((_, other)) = seen.iter().find(|(p, _)| *p == dir.as_path()) {
-                return Err(ConfigError::BadValue {
+                errors.push(ConfigError::BadValue {
                     file: file.to_string(),
                     line: *line,
                     key: format!("{agent}.channels.{}.{key}", c.config.name),
@@ -308,77 +396,111 @@ fn resolve_topology(topo: Topology<'_>) -> Result<(AgentConfig, Vec<ConfigWarnin
         })
     };
 
-    let channel_names: Vec<String> = channels.iter().map(|c| c.config.name.clone()).collect();
+    let channel_names: Vec<String> = channels
+        .iter()
+        .map(|c| c.config.name.clone())
+        .chain(broken_channels.iter().cloned())
+        .collect();
     let mut sources = Vec::new();
     for node in source_nodes {
-        let mut keys = node.keys;
-        let t = component_type(
-            &mut keys,
-            registry::SOURCES,
-            registry::FLUME_ONLY_SOURCES,
-            "source",
-        )?;
         let mut interceptors = Vec::new();
+        let mut broken = false;
         for i in node.interceptors {
-            interceptors.push(interceptor(i.name, i.keys, &mut warnings)?);
+            match interceptor(i.name, i.keys, &mut warnings) {
+                Ok(i) => interceptors.push(i),
+                Err(e) => {
+                    errors.push(e);
+                    broken = true;
+                }
+            }
         }
-        let selector = selector(node.selector, &node.channels, &channel_names, &mut warnings)?;
-        let spec = (t.parse)(&mut keys)?;
-        for ch in &node.channels {
-            over_capacity(&keys, spec.batch_size(), ch)?;
-        }
-        keys.finish(&mut warnings);
-        sources.push(SourceConfig {
-            name: node.name,
-            type_name: t.alias,
-            channels: node.channels,
-            interceptors,
-            selector,
-            spec,
+        let selector = match selector(node.selector, &node.channels, &channel_names, &mut warnings)
+        {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        let parsed = component(node.keys, &mut warnings, &mut errors, |keys| {
+            let t = component_type(
+                keys,
+                registry::SOURCES,
+                registry::FLUME_ONLY_SOURCES,
+                "source",
+            )?;
+            let spec = (t.parse)(keys)?;
+            for ch in &node.channels {
+                over_capacity(keys, spec.batch_size(), ch)?;
+            }
+            Ok((t.alias, spec))
         });
+        if let (Some((type_name, spec)), Some(selector), false) = (parsed, selector, broken) {
+            sources.push(SourceConfig {
+                name: node.name,
+                type_name,
+                channels: node.channels,
+                interceptors,
+                selector,
+                spec,
+            });
+        }
     }
 
     let mut sinks = Vec::new();
     for node in sink_nodes {
-        let mut keys = node.keys;
-        let t = component_type(
-            &mut keys,
-            registry::SINKS,
-            registry::FLUME_ONLY_SINKS,
-            "sink",
-        )?;
-        let spec = (t.parse)(&mut keys)?;
-        over_capacity(&keys, spec.batch_size(), &node.channel)?;
-        keys.finish(&mut warnings);
-        sinks.push(SinkConfig {
-            name: node.name,
-            type_name: t.alias,
-            channel: node.channel,
-            spec,
+        let parsed = component(node.keys, &mut warnings, &mut errors, |keys| {
+            let t = component_type(keys, registry::SINKS, registry::FLUME_ONLY_SINKS, "sink")?;
+            let spec = (t.parse)(keys)?;
+            over_capacity(keys, spec.batch_size(), &node.channel)?;
+            Ok((t.alias, spec))
         });
+        if let Some((type_name, spec)) = parsed {
+            sinks.push(SinkConfig {
+                name: node.name,
+                type_name,
+                channel: node.channel,
+                spec,
+            });
+        }
     }
 
     let mut sinkgroups = Vec::new();
     for node in group_nodes {
-        sinkgroups.push(sink_group(
-            node.name,
-            node.sinks,
-            node.processor,
-            &mut warnings,
-        )?);
+        match sink_group(node.name, node.sinks, node.processor, &mut warnings) {
+            Ok(g) => sinkgroups.push(g),
+            Err(e) => errors.push(e),
+        }
     }
 
+    // A key whose value could not be substituted was left out, so its component may report
+    // it missing or wrong as well: the substitution error alone says what to fix.
+    // The substitution errors come first (the topology's), so the first error per key is kept.
+    let mut reported: Vec<String> = Vec::new();
+    errors.retain(|e| {
+        let Some(k) = e.key().filter(|k| unsubstituted.iter().any(|u| u == k)) else {
+            return true;
+        };
+        let first = !reported.iter().any(|r| r == k);
+        if first {
+            reported.push(k.to_string());
+        }
+        first
+    });
     warnings.sort_by_key(|w| w.line);
-    Ok((
-        AgentConfig {
-            name: agent,
-            sources,
-            channels: channels.into_iter().map(|c| c.config).collect(),
-            sinks,
-            sinkgroups,
-        },
+    errors.sort_by_key(|e| e.line().unwrap_or(0));
+    let config = errors.is_empty().then(|| AgentConfig {
+        name: agent,
+        sources,
+        channels: channels.into_iter().map(|c| c.config).collect(),
+        sinks,
+        sinkgroups,
+    });
+    Checked {
+        config,
+        errors,
         warnings,
-    ))
+    }
 }
 
 /// A source's channel selector: `replicating` (every channel required) when it has no

@@ -54,7 +54,7 @@ pub mod watch;
 pub use config::AgentConfig;
 use config::SourceConfig;
 use reload::{Fingerprints, Plan, Unit};
-pub use watch::{ConfigFile, Loaded};
+pub use watch::{ConfigFile, Loaded, Rejected};
 
 /// Why the agent could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -869,10 +869,15 @@ pub fn run_reloading(
 /// logged, and the running configuration stays.
 fn reload_from(agent: &mut Agent, read: Result<String, ConfigError>, file: &ConfigFile) {
     let path = file.path().display();
-    let loaded = read.and_then(|text| file.parse(&text));
+    let loaded = read
+        .map_err(Rejected::from)
+        .and_then(|text| file.parse(&text));
     let loaded = match loaded {
         Ok(l) => l,
-        Err(e) => {
+        Err(Rejected { error: e, warnings }) => {
+            for w in &warnings {
+                tracing::warn!("{w}");
+            }
             tracing::error!(
                 "reload: {path} not applied, the running configuration stays (fix the file; \
                  the next change or SIGHUP reads it again): {e}"

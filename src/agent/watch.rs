@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::config::{parse_with_env, AgentConfig};
+use super::config::{check_with_env, AgentConfig};
 use super::reload::Fingerprints;
 use crate::config::{self, ConfigError, ConfigWarning};
 
@@ -20,6 +20,29 @@ pub struct Loaded {
     pub config: AgentConfig,
     pub fingerprints: Fingerprints,
     pub warnings: Vec<ConfigWarning>,
+}
+
+/// A file that cannot be run: why (every error found, see [`ConfigError::Many`]), and the
+/// warnings found with it, which say more about what to fix.
+#[derive(Debug)]
+pub struct Rejected {
+    pub error: Box<ConfigError>,
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl From<ConfigError> for Rejected {
+    fn from(error: ConfigError) -> Rejected {
+        Rejected {
+            error: Box::new(error),
+            warnings: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
 }
 
 /// The environment `${...}` references read (see `config::subst`).
@@ -39,7 +62,7 @@ pub struct ConfigFile {
 
 impl ConfigFile {
     /// Reads and parses agent `agent` of `path` (`env` resolves references).
-    pub fn load(path: &Path, agent: &str, env: Env) -> Result<(ConfigFile, Loaded), ConfigError> {
+    pub fn load(path: &Path, agent: &str, env: Env) -> Result<(ConfigFile, Loaded), Rejected> {
         let mut file = ConfigFile {
             path: path.to_path_buf(),
             agent: agent.to_string(),
@@ -93,12 +116,26 @@ impl ConfigFile {
         Some(Ok(text))
     }
 
-    /// Parses `text` as this file's agent.
-    pub fn parse(&self, text: &str) -> Result<Loaded, ConfigError> {
+    /// Parses `text` as this file's agent: the configuration, or every error found.
+    pub fn parse(&self, text: &str) -> Result<Loaded, Rejected> {
         let file = self.path.display().to_string();
         let env = |name: &str| (self.env)(name);
-        let (config, warnings) = parse_with_env(text, &file, &self.agent, &env)?;
-        let fingerprints = Fingerprints::read(text, &file, &self.agent, &env)?;
+        let checked = check_with_env(text, &file, &self.agent, &env);
+        let warnings = checked.warnings.clone();
+        let (config, warnings) = match checked.into_result() {
+            Ok(ok) => ok,
+            Err(error) => {
+                return Err(Rejected {
+                    error: Box::new(error),
+                    warnings,
+                })
+            }
+        };
+        let fingerprints =
+            Fingerprints::read(text, &file, &self.agent, &env).map_err(|error| Rejected {
+                error: Box::new(error),
+                warnings: warnings.clone(),
+            })?;
         Ok(Loaded {
             config,
             fingerprints,

@@ -33,7 +33,7 @@ use super::{
     channel_check, Channel, ChannelError, ChannelSpec, ChannelStats, ChannelType, PutTransaction,
     TakeTransaction,
 };
-use crate::config::{ConfigError, Keys, Registered};
+use crate::config::{ConfigError, Keys, Registered, WarningKind};
 use crate::event::Event;
 
 /// `memory` / Flume's MemoryChannel.
@@ -43,6 +43,10 @@ pub const TYPE: ChannelType = Registered {
     parse,
     minimal: &[],
 };
+
+/// A `byteCapacity` below this is no limit in Flume (fewer than one 100-byte slot once
+/// Flume's 20% header buffer is taken off).
+const FLUME_UNLIMITED_BELOW: u64 = 125;
 
 fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn ChannelSpec>, ConfigError> {
     let d = MemoryChannelConfig::default();
@@ -57,7 +61,19 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn ChannelSpec>, ConfigError> {
         keep_alive: keys.secs("keep-alive", d.keep_alive, 0, "seconds")?,
         byte_capacity: {
             keys.document_default("byteCapacity", "unlimited");
-            keys.opt_number("byteCapacity", 1, "bytes")?
+            match keys.opt_number("byteCapacity", 0, "bytes")? {
+                // Flume counts 100-byte slots of 80% of the value and treats fewer than one
+                // as no limit at all (files use `byteCapacity = 0` for that).
+                Some(b) if b < FLUME_UNLIMITED_BELOW => {
+                    let line = keys.line_of("byteCapacity");
+                    let advice = format!(
+                        "{b} bytes is under {FLUME_UNLIMITED_BELOW}, which Flume reads as no byte limit; so does flumen. Remove the key to say so"
+                    );
+                    keys.warn(line, "byteCapacity", WarningKind::Surprise { advice });
+                    None
+                }
+                b => b,
+            }
         },
     };
     keys.ignore(
@@ -671,6 +687,26 @@ mod tests {
         let got = take_seqs(&mut *tx, max);
         tx.commit().expect("take commit");
         got
+    }
+
+    #[test]
+    fn a_byte_capacity_flume_reads_as_no_limit_is_no_limit() {
+        let mut keys = Keys::from_pairs("channels", "c1", &[("byteCapacity", "0")]);
+        let spec = parse(&mut keys).expect("parses");
+        let cfg = (*spec)
+            .as_any()
+            .downcast_ref::<MemoryChannelConfig>()
+            .expect("memory")
+            .clone();
+        assert_eq!(cfg.byte_capacity, None);
+        let mut warnings = Vec::new();
+        keys.finish(&mut warnings);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].to_string().contains("no byte limit"),
+            "{}",
+            warnings[0]
+        );
     }
 
     #[test]

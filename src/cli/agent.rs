@@ -202,8 +202,16 @@ pub fn run(args: &AgentArgs) -> Result<ExitCode, CliError> {
             let defines = args.defines.clone();
             let env: crate::agent::watch::Env =
                 Box::new(move |name: &str| defines_env(&defines)(name));
-            let (file, loaded) =
-                crate::agent::ConfigFile::load(path, &args.name, env).map_err(Box::new)?;
+            // Every warning, then every error, of the whole file in one run.
+            let (file, loaded) = match crate::agent::ConfigFile::load(path, &args.name, env) {
+                Ok(l) => l,
+                Err(rejected) => {
+                    for w in &rejected.warnings {
+                        tracing::warn!("{w}");
+                    }
+                    return Err(rejected.error.into());
+                }
+            };
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }

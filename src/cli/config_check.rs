@@ -109,26 +109,27 @@ fn report(
         ok: true,
     };
     for agent in &agents {
-        match crate::agent::config::parse_with_env(&text, &file, agent, env) {
-            Ok((cfg, warnings)) => {
-                rep.lines.extend(topology_lines(&cfg));
-                rep.lines
-                    .extend(warnings.iter().map(|w| format!("warning: {w}")));
-                rep.lines.push(format!("agent {agent}: ok"));
-            }
-            Err(e) => {
-                // The parser lists every prefix it saw; name only the agents the file defines.
-                let e = match e {
-                    ConfigError::UnknownAgent { file, agent, .. } => ConfigError::UnknownAgent {
-                        file,
-                        agent,
-                        found: defined.clone(),
-                    },
-                    e => e,
-                };
-                rep.lines.push(format!("agent {agent}: error: {e}"));
-                rep.ok = false;
-            }
+        let checked = crate::agent::config::check_with_env(&text, &file, agent, env);
+        if let Some(cfg) = &checked.config {
+            rep.lines.extend(topology_lines(cfg));
+        }
+        rep.lines
+            .extend(checked.warnings.iter().map(|w| format!("warning: {w}")));
+        for e in checked.errors {
+            // The parser lists every prefix it saw; name only the agents the file defines.
+            let e = match e {
+                ConfigError::UnknownAgent { file, agent, .. } => ConfigError::UnknownAgent {
+                    file,
+                    agent,
+                    found: defined.clone(),
+                },
+                e => e,
+            };
+            rep.lines.push(format!("agent {agent}: error: {e}"));
+            rep.ok = false;
+        }
+        if checked.config.is_some() {
+            rep.lines.push(format!("agent {agent}: ok"));
         }
     }
     rep

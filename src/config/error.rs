@@ -127,6 +127,9 @@ pub enum ConfigError {
         reference: String,
         why: String,
     },
+    /// Several problems, each stopping the agent on its own; one run reports them all.
+    #[error("{} problems, each below; flumen starts nothing until every one is fixed:{}", .errors.len(), each_line(.errors))]
+    Many { errors: Vec<ConfigError> },
 }
 
 impl ConfigError {
@@ -143,8 +146,37 @@ impl ConfigError {
             | ConfigError::BatchOverTransactionCapacity { line, .. }
             | ConfigError::EnvVar { line, .. }
             | ConfigError::Unresolved { line, .. } => Some(*line),
+            ConfigError::Many { errors } => errors.first().and_then(ConfigError::line),
         }
     }
+
+    /// The full key the error is about, when it names one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::MissingKey { key, .. }
+            | ConfigError::BadValue { key, .. }
+            | ConfigError::UnknownChannel { key, .. }
+            | ConfigError::UnknownType { key, .. }
+            | ConfigError::Unsupported { key, .. }
+            | ConfigError::BatchOverTransactionCapacity { key, .. }
+            | ConfigError::EnvVar { key, .. }
+            | ConfigError::Unresolved { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// The single problems this error stands for: itself, or each of [`ConfigError::Many`].
+    pub fn each(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Many { errors } => errors.iter().flat_map(ConfigError::each).collect(),
+            e => vec![e],
+        }
+    }
+}
+
+/// `errors`, each on a line of its own.
+fn each_line(errors: &[ConfigError]) -> String {
+    errors.iter().map(|e| format!("\n  {e}")).collect()
 }
 
 /// Something worth telling the operator that does not stop start-up.
@@ -256,7 +288,7 @@ impl fmt::Display for ConfigWarning {
             ),
             WarningKind::NoAgentPrefix => write!(
                 f,
-                "not of the form <agent>.<sources|channels|sinks>...; ignored"
+                "not of the form <agent>.<sources|channels|sinks>...: no component reads it (a `${{...}}` reference in a value may)"
             ),
             WarningKind::Surprise { advice } => f.write_str(advice),
         }

@@ -547,6 +547,12 @@ impl<'a> Keys<'a> {
         }
     }
 
+    /// Hands over the warnings gathered so far, after the component's parser failed: its
+    /// unread keys are not reported, since the parser stopped before reading them.
+    pub fn abandon(mut self, warnings: &mut Vec<ConfigWarning>) {
+        warnings.append(&mut self.warnings);
+    }
+
     pub fn finish(mut self, warnings: &mut Vec<ConfigWarning>) {
         let unknown: Vec<(String, usize)> = self
             .entries

@@ -276,11 +276,14 @@ pub(crate) fn parse(text: &str) -> Result<Properties, SyntaxError> {
         match index.get(&key) {
             Some(&i) => {
                 let entry = &mut props.entries[i];
-                props.duplicates.push(Duplicate {
-                    key: key.clone(),
-                    line,
-                    previous_line: entry.line,
-                });
+                // The same value again changes nothing (files repeat `a1.channels = c1`).
+                if entry.value != value {
+                    props.duplicates.push(Duplicate {
+                        key: key.clone(),
+                        line,
+                        previous_line: entry.line,
+                    });
+                }
                 entry.value = value;
                 entry.line = line;
             }
@@ -442,6 +445,13 @@ mod tests {
             assert_eq!(err.line, 2, "{text:?}");
             assert!(err.message.contains("\\uHHHH"), "{}", err.message);
         }
+    }
+
+    #[test]
+    fn a_key_repeated_with_the_same_value_is_no_duplicate() {
+        let p = parse("k = 1\nk = 1\n").expect("parses");
+        assert_eq!(p.get("k"), Some("1"));
+        assert!(p.duplicates.is_empty());
     }
 
     #[test]

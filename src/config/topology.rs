@@ -82,6 +82,13 @@ pub struct Topology<'a> {
     pub sinkgroups: Vec<SinkGroupNode<'a>>,
     /// Warnings about the layout (the components' own come from their [`Keys`]).
     pub warnings: Vec<ConfigWarning>,
+    /// Errors in the layout that did not stop the reading of the rest (a binding naming no
+    /// channel, a value whose reference cannot be resolved, ...): the component concerned is
+    /// left out, and the agent layer reports these with its own, all at once.
+    pub errors: Vec<ConfigError>,
+    /// Full keys left out because their value's references could not be substituted (their
+    /// component may report them missing: the substitution error already says what to fix).
+    pub unsubstituted: Vec<String>,
 }
 
 /// A name listed in an agent-level list.
@@ -271,6 +278,8 @@ pub(crate) fn read<'a>(
     };
     let mut lists: HashMap<&'static str, Val> = HashMap::new();
     let mut comps: HashMap<&'static str, Components> = HashMap::new();
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let mut unsubstituted: Vec<String> = Vec::new();
     for p in mine {
         let key = p.key.trim();
         let rest = &key[agent_prefix.len()..];
@@ -282,31 +291,39 @@ pub(crate) fn read<'a>(
                 }
                 s.value
             }
+            // The key is left out; the component's parser may then report it missing, which
+            // says the same from the component's side.
             Err(Problem::Unset { name }) => {
-                return Err(ConfigError::EnvVar {
+                unsubstituted.push(key.to_string());
+                errors.push(ConfigError::EnvVar {
                     file: file.to_string(),
                     line: p.line,
                     key: key.to_string(),
                     name,
-                })
+                });
+                continue;
             }
             Err(Problem::Unresolved { reference, why }) => {
-                return Err(ConfigError::Unresolved {
+                unsubstituted.push(key.to_string());
+                errors.push(ConfigError::Unresolved {
                     file: file.to_string(),
                     line: p.line,
                     key: key.to_string(),
                     reference,
                     why,
-                })
+                });
+                continue;
             }
             Err(Problem::Unsupported { reference, why }) => {
-                return Err(ConfigError::Unsupported {
+                unsubstituted.push(key.to_string());
+                errors.push(ConfigError::Unsupported {
                     file: file.to_string(),
                     line: p.line,
                     key: key.to_string(),
                     feature: format!("the reference `{reference}`"),
                     hint: why.to_string(),
-                })
+                });
+                continue;
             }
         };
         // Flume trims every value (and ignores empty ones) after substitution.
@@ -383,7 +400,7 @@ pub(crate) fn read<'a>(
 
     // Features we do not have.
     if let Some(v) = lists.get("configfilters") {
-        return Err(ConfigError::Unsupported {
+        errors.push(ConfigError::Unsupported {
             file: file.to_string(),
             line: v.line,
             key: format!("{agent}.configfilters"),
@@ -437,7 +454,7 @@ pub(crate) fn read<'a>(
     });
 
     if source_names.is_empty() && sink_names.is_empty() {
-        return Err(ConfigError::MissingKey {
+        errors.push(ConfigError::MissingKey {
             file: file.to_string(),
             line: first_line,
             key: format!("{agent}.sources"),
@@ -446,8 +463,8 @@ pub(crate) fn read<'a>(
             ),
         });
     }
-    if channel_names.is_empty() {
-        return Err(ConfigError::MissingKey {
+    if channel_names.is_empty() && !(source_names.is_empty() && sink_names.is_empty()) {
+        errors.push(ConfigError::MissingKey {
             file: file.to_string(),
             line: sources_line.or(sinks_line).unwrap_or(first_line),
             key: format!("{agent}.channels"),
@@ -518,7 +535,13 @@ pub(crate) fn read<'a>(
             ),
             None => "name the channels this source puts into, separated by spaces".to_string(),
         };
-        let ch = keys.required("channels", &hint)?;
+        let ch = match keys.required("channels", &hint) {
+            Ok(ch) => ch,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
         let mut bound: Vec<String> = Vec::new();
         for name in ch.value.split_whitespace() {
             if bound.iter().any(|b| b == name) {
@@ -529,7 +552,11 @@ pub(crate) fn read<'a>(
                 continue;
             }
             if !channel_list.iter().any(|c| c == name) {
-                return Err(unknown_channel(keys.full("channels"), ch.line, name));
+                // With no channels listed at all, that one error says it.
+                if !channel_list.is_empty() {
+                    errors.push(unknown_channel(keys.full("channels"), ch.line, name));
+                }
+                continue;
             }
             bound.push(name.to_string());
         }
@@ -565,16 +592,26 @@ pub(crate) fn read<'a>(
             }
             None => "name the one channel this sink drains".to_string(),
         };
-        let ch = keys.required("channel", &hint)?;
+        let ch = match keys.required("channel", &hint) {
+            Ok(ch) => ch,
+            Err(e) => {
+                errors.push(e);
+                continue;
+            }
+        };
         if ch.value.split_whitespace().count() > 1 {
-            return Err(keys.bad(
+            errors.push(keys.bad(
                 "channel",
                 &ch,
                 "one channel name: a sink drains exactly one channel (bind more sinks to drain more channels)",
             ));
+            continue;
         }
         if !channel_list.contains(&ch.value) {
-            return Err(unknown_channel(keys.full("channel"), ch.line, &ch.value));
+            if !channel_list.is_empty() {
+                errors.push(unknown_channel(keys.full("channel"), ch.line, &ch.value));
+            }
+            continue;
         }
         used.push(ch.value.clone());
         sinks.push(SinkNode {
@@ -595,8 +632,10 @@ pub(crate) fn read<'a>(
             group_comps.take(&l.name),
             env,
         );
-        let group = sink_group(keys, &sink_list, &sinkgroups, env, &mut warnings)?;
-        sinkgroups.push(group);
+        match sink_group(keys, &sink_list, &sinkgroups, env, &mut warnings) {
+            Ok(group) => sinkgroups.push(group),
+            Err(e) => errors.push(e),
+        }
     }
     for l in &group_names {
         let grouped = sinkgroups.iter().any(|g| g.sinks.contains(&l.name));
@@ -665,6 +704,8 @@ pub(crate) fn read<'a>(
         sinks,
         sinkgroups,
         warnings,
+        errors,
+        unsubstituted,
     })
 }
 

@@ -18,11 +18,14 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// The candidate closest to `word` (the first of equals), if any.
+/// The candidate closest to `word` (the first of equals), if it is close enough to be a
+/// likely typo: at most 2 edits, or a third of the longer word's length. Further than that a
+/// suggestion points at an unrelated key (`batchSiz` is not a typo of `type`).
 pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))
+        .filter(|(d, c)| *d <= 2.max(word.chars().count().max(c.chars().count()) / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }

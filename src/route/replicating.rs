@@ -3,7 +3,7 @@
 //! there is logged and does not fail the put; every other channel is required.
 
 use super::{indexes, ChannelSelector, NamedChannel, SelectorSpec, SelectorType, Targets};
-use crate::config::{ConfigError, Keys, Registered};
+use crate::config::{ConfigError, Keys, Registered, WarningKind};
 use crate::event::Event;
 
 /// `replicating` / Flume's ReplicatingChannelSelector.
@@ -23,6 +23,24 @@ pub struct ReplicatingConfig {
 }
 
 fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SelectorSpec>, ConfigError> {
+    // The multiplexing selector's keys under a replicating one (often a forgotten
+    // `selector.type`) would route nothing: say so, rather than guess at a typo.
+    let mut theirs = keys.take_prefixed("mapping.");
+    theirs.extend(keys.take_prefixed("optional."));
+    for k in ["header", "default"] {
+        if keys.has(k).is_some() {
+            // Read as a prefix, so a longer key starting with the same word goes too (it is
+            // unknown here either way).
+            theirs.extend(keys.take_prefixed(k));
+        }
+    }
+    for (key, v) in theirs {
+        let advice = "a key of the `multiplexing` selector, ignored: this source's selector is \
+                      `replicating` (every event to every channel). Set `selector.type = \
+                      multiplexing` to route by a header"
+            .to_string();
+        keys.warn(v.line, &key, WarningKind::Surprise { advice });
+    }
     keys.document_default("optional", "");
     let mut cfg = ReplicatingConfig::default();
     if let Some(v) = keys.get("optional") {

@@ -377,3 +377,89 @@ fn config_check_names_flumes_keys_flumen_does_not_implement() {
         "{kafka}"
     );
 }
+
+/// A file with a problem in every kind of component (and a warning): one run of `config check`
+/// and one of `agent` each report every one, in line order, and the agent starts nothing.
+const EVERY_PROBLEM: &str = "\
+a1.sources = r1 r2 r3
+a1.channels = c1 c2
+a1.sinks = k1 k2 k3
+a1.sources.r1.type = netcat
+a1.sources.r1.bind = 127.0.0.1
+a1.sources.r1.port = 99999
+a1.sources.r1.channels = c1
+a1.sources.r2.type = org.apache.flume.source.kafka.KafkaSource
+a1.sources.r2.channels = c1 c9
+a1.sources.r3.type = seq
+a1.sources.r3.channels = c2
+a1.sources.r3.interceptors = i1
+a1.sources.r3.interceptors.i1.type = com.example.MyInterceptor$Builder
+a1.channels.c1.type = memory
+a1.channels.c1.capacity = abc
+a1.channels.c2.type = memory
+a1.sinks.k1.type = hive
+a1.sinks.k1.channel = c1
+a1.sinks.k2.type = elasticsearch
+a1.sinks.k2.channel = c2
+a1.sinks.k3.type = logger
+a1.sinks.k3.channel = c2
+a1.sinks.k3.maxBytesToLg = 5
+";
+
+/// The `file:line` of every error line of `text` (as `config check` or `agent` print them).
+fn error_lines(text: &str) -> Vec<usize> {
+    text.lines()
+        .filter_map(|l| {
+            let at = l.find("check.conf:")? + "check.conf:".len();
+            let rest = &l[at..];
+            let n: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            (l.contains("error: ") || l.starts_with("  ")).then(|| n.parse().ok())?
+        })
+        .collect()
+}
+
+#[test]
+fn config_check_reports_every_error_of_the_file_in_one_run() {
+    let (code, out, err) = config_check(EVERY_PROBLEM, None);
+    assert_eq!(code, 1, "{out}{err}");
+    assert_eq!(error_lines(&out), [6, 8, 9, 13, 15, 17, 19], "{out}");
+    for says in [
+        "`a1.sources.r1.port`",
+        "Flume's source type `org.apache.flume.source.kafka.KafkaSource`",
+        "names channel `c9`",
+        "the custom interceptor class `com.example.MyInterceptor$Builder`",
+        "`a1.channels.c1.capacity`",
+        "Flume's sink type `hive`",
+        "Flume's sink type `elasticsearch`",
+    ] {
+        assert!(out.contains(says), "missing `{says}` in:\n{out}");
+    }
+    assert!(
+        out.contains("warning: ") && out.contains("maxBytesToLog"),
+        "the warning comes in the same run:\n{out}"
+    );
+    assert!(!out.contains("agent a1: ok"), "{out}");
+}
+
+#[test]
+fn the_agent_reports_every_error_and_warning_in_one_run_and_starts_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("check.conf");
+    std::fs::write(&file, EVERY_PROBLEM).expect("write the config file");
+    let out = Command::new(env!("CARGO_BIN_EXE_flumen"))
+        .args(["agent", "-n", "a1", "-f"])
+        .arg(&file)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run the flumen binary");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("7 problems"), "{err}");
+    assert_eq!(error_lines(&err), [6, 8, 9, 13, 15, 17, 19], "{err}");
+    assert!(
+        err.contains("maxBytesToLog"),
+        "the warning is printed too:\n{err}"
+    );
+    assert!(!err.contains("started"), "nothing starts:\n{err}");
+}

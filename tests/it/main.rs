@@ -32,6 +32,7 @@ mod limits;
 mod memory;
 mod metrics;
 mod model;
+mod real_configs;
 mod reload;
 mod routing_flume;
 mod scan_agreement;

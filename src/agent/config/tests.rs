@@ -1192,10 +1192,19 @@ fn unknown_keys_name_the_nearest_known_key() {
             ),
         ]
     );
-    let got = nearest_of(&with_channel(
-        "a1.channels.c1.type = memory\na1.sources.r1.selector.header = h\n",
-    ));
-    assert_eq!(got[0].1.as_deref(), Some("a1.sources.r1.selector.type"));
+    // A multiplexing key under the default replicating selector says what it is, rather
+    // than suggesting an unrelated key.
+    let (_, warnings) = parse(
+        &with_channel("a1.channels.c1.type = memory\na1.sources.r1.selector.header = h\n"),
+        "flume.conf",
+        "a1",
+    )
+    .expect("parses");
+    let w = warnings
+        .iter()
+        .find(|w| w.key == "a1.sources.r1.selector.header")
+        .expect("a warning about selector.header");
+    assert!(w.to_string().contains("`multiplexing` selector"), "{w}");
 }
 
 #[test]
