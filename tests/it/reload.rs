@@ -299,13 +299,15 @@ fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| (*s).to_string()).collect()
 }
 
-/// A new source whose port is taken does not start; everything else does, the report and the
-/// error name it, and the next reload of the same file starts it once the port is free.
+/// A new source that cannot start (its spool directory is missing) does not; everything
+/// else does, and the report names it with the reason. Once the directory exists, the next
+/// reload of the same file starts it.
 #[test]
 fn a_component_that_cannot_start_is_reported_and_retried_at_the_next_reload() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (p1, p2) = (free_port(), free_port());
+    let p1 = free_port();
     let (out1, out2) = (dir.path().join("out1"), dir.path().join("out2"));
+    let spool = dir.path().join("spool");
     let head = "a1.channels = c1\na1.sinks = k1\na1.channels.c1.type = memory\n";
     let first = format!(
         "a1.sources = r1\n{head}{}{}",
@@ -317,11 +319,13 @@ fn a_component_that_cannot_start_is_reported_and_retried_at_the_next_reload() {
     let (mut file, loaded) = ConfigFile::load(&path, "a1", Box::new(|_| None)).expect("loads");
     let mut agent = Agent::start_loaded(&loaded, &AgentOptions::default()).expect("starts");
 
-    let taken = std::net::TcpListener::bind(("127.0.0.1", p2)).expect("hold p2");
     let second = format!(
-        "a1.sources = r1 r2\n{head}{}{}{}",
+        "a1.sources = r1 r2\n{head}{}\
+         a1.sources.r2.type = spooldir\n\
+         a1.sources.r2.spoolDir = {}\n\
+         a1.sources.r2.channels = c1\n{}",
         netcat("r1", p1),
-        netcat("r2", p2),
+        spool.display(),
         file_roll("k1", &out2)
     );
     let report = agent.reload(&reread(&mut file, &second)).expect("reloads");
@@ -334,6 +338,7 @@ fn a_component_that_cannot_start_is_reported_and_retried_at_the_next_reload() {
         "{:?}",
         report.failed
     );
+    assert!(report.failed[0].contains("spool"), "{:?}", report.failed);
     let mut c = Client::new(TcpStream::connect(("127.0.0.1", p1)).expect("r1 still listens"));
     c.send(lines("a", 3));
     crate::agent_proc::poll_process(
@@ -344,7 +349,7 @@ fn a_component_that_cannot_start_is_reported_and_retried_at_the_next_reload() {
         |_| {},
     );
 
-    drop(taken);
+    std::fs::create_dir(&spool).expect("mkdir spool");
     let text = file.read().expect("read");
     let report = agent
         .reload(&file.parse(&text).expect("parses"))
@@ -357,11 +362,19 @@ fn a_component_that_cannot_start_is_reported_and_retried_at_the_next_reload() {
     );
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(report.plan.sinks.kept, names(&["k1"]));
-    let mut c2 = Client::new(TcpStream::connect(("127.0.0.1", p2)).expect("r2 listens"));
-    c2.send(lines("b", 2));
-    drop((c, c2));
+    // Complete before it appears in the spool directory, as spooldir requires.
+    let staged = dir.path().join("f.txt");
+    std::fs::write(&staged, "b-000\nb-001\n").expect("write a file");
+    std::fs::rename(&staged, spool.join("f.txt")).expect("spool it");
+    crate::agent_proc::poll_process(
+        &mut (),
+        "waiting for the spooled lines in out2",
+        |_| (output_counts(&out2).len() == 5).then_some(()),
+        |_, _| {},
+        |_| {},
+    );
+    drop(c);
     agent.shutdown().expect("shutdown");
-    assert_eq!(output_counts(&out2).len(), 5);
 }
 
 /// A memory channel whose keys change keeps running with its events; a reload that would need
