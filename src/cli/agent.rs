@@ -302,6 +302,30 @@ mod tests {
         assert!(!help.contains("file_roll"), "{help}");
     }
 
+    /// The file is checked every 30 s unless `--no-reload-conf` (Flume's flag);
+    /// `--reload-interval` takes whole seconds, at least 1.
+    #[test]
+    fn reload_flags() {
+        let a = agent_args(&["flumen", "agent", "-f", "x.conf"]);
+        assert_eq!((a.no_reload_conf, a.reload_interval), (false, 30));
+        let a = agent_args(&[
+            "flumen",
+            "agent",
+            "-f",
+            "x.conf",
+            "--no-reload-conf",
+            "--reload-interval",
+            "5",
+        ]);
+        assert_eq!((a.no_reload_conf, a.reload_interval), (true, 5));
+        for bad in ["0", "-1", "1.5", "x"] {
+            assert!(
+                Cli::try_parse_from(["flumen", "agent", "--reload-interval", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
     fn agent_args(args: &[&str]) -> super::AgentArgs {
         let cli = Cli::try_parse_from(args).expect("parses");
         let Command::Agent(a) = cli.command else {
