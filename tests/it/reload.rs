@@ -446,3 +446,59 @@ fn a_changed_memory_channel_keeps_its_events_and_its_old_settings() {
     drop(c);
     agent.shutdown().expect("shutdown");
 }
+
+/// A file channel whose keys change is closed and reopened: its events stay on disk and
+/// reach the sink after the reload; the source and sink bound to it restart with it.
+#[test]
+fn a_changed_file_channel_is_reopened_with_its_events() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (port, dead) = (free_port(), free_port());
+    let out = dir.path().join("out");
+    let channel: String = file_channel_to_file_roll(dir.path(), 7)
+        .lines()
+        .filter(|l| l.starts_with("a1.channels."))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let text = |extra: &str, sink: &str| {
+        format!(
+            "a1.sources = r1\na1.channels = c1\na1.sinks = k1\n{}{channel}{extra}{sink}",
+            netcat("r1", port)
+        )
+    };
+    let avro = format!(
+        "a1.sinks.k1.type = avro\na1.sinks.k1.channel = c1\na1.sinks.k1.hostname = 127.0.0.1\n\
+         a1.sinks.k1.port = {dead}\na1.sinks.k1.batch-size = 7\n"
+    );
+    let path = dir.path().join("f.conf");
+    std::fs::write(&path, text("", &avro)).expect("write");
+    let (mut file, loaded) = ConfigFile::load(&path, "a1", Box::new(|_| None)).expect("loads");
+    let mut agent = Agent::start_loaded(&loaded, &AgentOptions::default()).expect("starts");
+    let mut c = Client::new(TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+    c.send(lines("a", 5));
+    drop(c);
+
+    let report = agent
+        .reload(&reread(
+            &mut file,
+            &text("a1.channels.c1.capacity = 50000\n", &file_roll("k1", &out)),
+        ))
+        .expect("reloads");
+    assert_eq!(report.plan.channels.restarted, names(&["c1"]));
+    assert_eq!(report.plan.sources.restarted, names(&["r1"]));
+    assert_eq!(report.plan.sinks.restarted, names(&["k1"]));
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(agent.channels()[0].stats().capacity, 50000);
+    let mut c = Client::new(TcpStream::connect(("127.0.0.1", port)).expect("r1 listens again"));
+    c.send(lines("b", 5));
+    crate::agent_proc::poll_process(
+        &mut (),
+        "waiting for the 10 events in out",
+        |_| (output_counts(&out).len() == 10).then_some(()),
+        |_, _| {},
+        |_| {},
+    );
+    drop(c);
+    agent.shutdown().expect("shutdown");
+    let want: Vec<String> = lines("a", 5).chain(lines("b", 5)).collect();
+    assert_exactly_once(&output_counts(&out), &want, "");
+}
