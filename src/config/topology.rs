@@ -535,11 +535,16 @@ pub(crate) fn read<'a>(
             ),
             None => "name the channels this source puts into, separated by spaces".to_string(),
         };
+        // A binding error is recorded and the source still goes on to its parser (with the
+        // channels that do exist), so that its own errors are reported in the same run.
         let ch = match keys.required("channels", &hint) {
             Ok(ch) => ch,
             Err(e) => {
                 errors.push(e);
-                continue;
+                Val {
+                    value: String::new(),
+                    line: keys.home_line(),
+                }
             }
         };
         let mut bound: Vec<String> = Vec::new();
@@ -592,32 +597,35 @@ pub(crate) fn read<'a>(
             }
             None => "name the one channel this sink drains".to_string(),
         };
-        let ch = match keys.required("channel", &hint) {
-            Ok(ch) => ch,
+        // As for sources, a binding error still lets the sink's parser report its own.
+        let channel = match keys.required("channel", &hint) {
             Err(e) => {
                 errors.push(e);
-                continue;
+                String::new()
             }
+            Ok(ch) if ch.value.split_whitespace().count() > 1 => {
+                errors.push(keys.bad(
+                    "channel",
+                    &ch,
+                    "one channel name: a sink drains exactly one channel (bind more sinks to drain more channels)",
+                ));
+                String::new()
+            }
+            Ok(ch) if !channel_list.contains(&ch.value) => {
+                if !channel_list.is_empty() {
+                    errors.push(unknown_channel(keys.full("channel"), ch.line, &ch.value));
+                }
+                String::new()
+            }
+            Ok(ch) => ch.value,
         };
-        if ch.value.split_whitespace().count() > 1 {
-            errors.push(keys.bad(
-                "channel",
-                &ch,
-                "one channel name: a sink drains exactly one channel (bind more sinks to drain more channels)",
-            ));
-            continue;
+        if !channel.is_empty() {
+            used.push(channel.clone());
         }
-        if !channel_list.contains(&ch.value) {
-            if !channel_list.is_empty() {
-                errors.push(unknown_channel(keys.full("channel"), ch.line, &ch.value));
-            }
-            continue;
-        }
-        used.push(ch.value.clone());
         sinks.push(SinkNode {
             name: l.name.clone(),
             keys,
-            channel: ch.value,
+            channel,
         });
     }
 

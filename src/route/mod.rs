@@ -14,7 +14,9 @@
 //!   channel's keep-alive for room) before any commits; a refusal at that stage rolls every
 //!   transaction back, so a retry starts clean. Once reserved, a commit can fail only for an
 //!   I/O error (a file channel that cannot write or sync poisons itself) or a channel
-//!   closing; then the channels committed before it keep the batch and the error says which.
+//!   closing; then the channels that committed keep the batch and the error says which. The
+//!   commits run at once, one thread per extra channel, so that the channels' syncs overlap
+//!   (two file channels cost about one fdatasync of latency per batch, not two).
 //!   A commit refused for room despite the reservation (the disk below
 //!   `minimumRequiredSpace`) is retried on that channel alone, never on the committed ones.
 //! - Optional channels get their share after every required channel committed; their
@@ -148,6 +150,38 @@ impl fmt::Debug for ChannelProcessor {
     }
 }
 
+/// Commits every prepared transaction, the first on this thread and each other on a thread
+/// of its own, and returns each channel's result in the same order. A commit that panics
+/// panics here.
+fn commit_all(
+    prepared: Vec<(usize, Box<dyn PutTransaction>)>,
+) -> Vec<(usize, Result<(), ChannelError>)> {
+    if prepared.len() <= 1 {
+        return prepared
+            .into_iter()
+            .map(|(ch, tx)| (ch, tx.commit()))
+            .collect();
+    }
+    std::thread::scope(|scope| {
+        let mut each = prepared.into_iter();
+        let first = each.next();
+        let others: Vec<_> = each
+            .map(|(ch, tx)| (ch, scope.spawn(move || tx.commit())))
+            .collect();
+        let mut out: Vec<(usize, Result<(), ChannelError>)> = first
+            .into_iter()
+            .map(|(ch, tx)| (ch, tx.commit()))
+            .collect();
+        for (ch, handle) in others {
+            match handle.join() {
+                Ok(r) => out.push((ch, r)),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
+}
+
 /// One channel's share of a batch: all of it, or the events at these indexes.
 enum Share {
     All,
@@ -218,12 +252,11 @@ impl ChannelProcessor {
             // Fill and reserve on every required channel before committing any.
             let mut prepared: Vec<(usize, Box<dyn PutTransaction>)> = Vec::new();
             let mut refused = None;
-            for (ch, share) in &required {
-                match self.prepare(*ch, share, &batch) {
-                    Ok(tx) => prepared.push((*ch, tx)),
+            for (ch, r) in self.prepare_all(&required, &batch) {
+                match r {
+                    Ok(tx) => prepared.push((ch, tx)),
                     Err(e) => {
-                        refused = Some((*ch, e));
-                        break;
+                        refused.get_or_insert((ch, e));
                     }
                 }
             }
@@ -234,10 +267,16 @@ impl ChannelProcessor {
                 }
                 return fail(e, Vec::new());
             }
-            let mut committed: Vec<String> = Vec::new();
-            for (ch, tx) in prepared {
-                let mut result = tx.commit();
-                // Only this channel is retried: the ones before it hold the batch already.
+            // Every commit at once: each waits for its channel's sync, and the syncs of
+            // different channels overlap instead of adding up.
+            let results = commit_all(prepared);
+            let mut committed: Vec<String> = results
+                .iter()
+                .filter(|(_, r)| r.is_ok())
+                .map(|(ch, _)| self.channels[*ch].name().to_string())
+                .collect();
+            for (ch, mut result) in results {
+                // Only this channel is retried: the others hold the batch already.
                 while let Err(e) = result {
                     if !(e.is_retryable() && retry(&self.channels[ch], &e)) {
                         if !committed.is_empty() {
@@ -253,8 +292,10 @@ impl ChannelProcessor {
                     }
                     let share = &required.iter().find(|(c, _)| *c == ch).expect("routed").1;
                     result = self.prepare(ch, share, &batch).and_then(|tx| tx.commit());
+                    if result.is_ok() {
+                        committed.push(self.channels[ch].name().to_string());
+                    }
                 }
-                committed.push(self.channels[ch].name().to_string());
             }
             for (ch, share) in &optional {
                 self.put_optional(*ch, share, &batch);
@@ -316,6 +357,28 @@ impl ChannelProcessor {
                 .collect()
         };
         (shares(req), shares(opt))
+    }
+
+    /// [`Self::prepare`] on every channel of `shares`, in their order, on this thread: filling
+    /// on a thread per channel measured no faster (a fresh thread per batch costs about what
+    /// encoding half a batch does).
+    #[allow(clippy::type_complexity)]
+    fn prepare_all(
+        &self,
+        shares: &[(usize, Share)],
+        batch: &[Event],
+    ) -> Vec<(usize, Result<Box<dyn PutTransaction>, ChannelError>)> {
+        let mut out = Vec::with_capacity(shares.len());
+        for (ch, share) in shares {
+            let r = self.prepare(*ch, share, batch);
+            let failed = r.is_err();
+            out.push((*ch, r));
+            if failed {
+                // The rest would be rolled back anyway.
+                break;
+            }
+        }
+        out
     }
 
     /// A transaction on channel `ch` holding its share, with room reserved.

@@ -225,22 +225,24 @@ const EXPECTED: &[Expect] = &[
                 "host1",
                 Clean(&["agent host1: source source1 (seq) -> channel channel1 (memory) -> sink sink1 (null)"]),
             ),
-            // flumen today: src1's type `foo` (line 50) and sink1's type `bar` (line 53) are
-            // not reported: a source or sink without its channel binding is not read further.
+            // A source or sink whose binding is wrong is still read, so its own errors (a
+            // type flumen does not know) come in the same run.
             (
                 "host2",
                 Refused(&[
                     (47, &["missing required key `host2.channels`"]),
                     (50, &["missing required key `host2.sources.src1.channels`"]),
+                    (50, &[UNKNOWN_SOURCE, "`foo`", "`host2.sources.src1.type`"]),
                     (53, &["missing required key `host2.sinks.sink1.channel`"]),
+                    (53, &[UNKNOWN_SINK, "`bar`", "`host2.sinks.sink1.type`"]),
                 ]),
             ),
-            // flumen today: src2 (listed, nothing configured) has no type either, which is
-            // not reported, for the same reason as in host2.
+            // src2 is listed with nothing configured: no channels and no type.
             (
                 "host3",
                 Refused(&[
                     (62, &["missing required key `host3.sources.src2.channels`"]),
+                    (62, &["missing required key `host3.sources.src2.type`"]),
                     (63, &["missing required key `host3.channels.ch1.type`"]),
                     (63, &["missing required key `host3.channels.ch2.type`"]),
                     (
@@ -260,11 +262,11 @@ const EXPECTED: &[Expect] = &[
                     ),
                 ]),
             ),
-            // flumen today: src2 has no type either (not reported, as in host3).
             (
                 "host4",
                 Refused(&[
                     (78, &["missing required key `host4.sources.src2.channels`"]),
+                    (78, &["missing required key `host4.sources.src2.type`"]),
                     (79, &["missing required key `host4.channels.ch1.type`"]),
                     (
                         86,
@@ -275,12 +277,12 @@ const EXPECTED: &[Expect] = &[
             // flumen today: sink3 is listed (and in the sink group) but has no channel or
             // type, and the whole agent is refused; Flume logs an error, drops sink3 (from
             // the group too) and goes on with the rest (which here fails later anyway: its
-            // types are classes that do not exist). sink3's missing type is not reported
-            // (as in host2).
+            // types are classes that do not exist).
             (
                 "host5",
                 Refused(&[
                     (98, &["missing required key `host5.sinks.sink3.channel`"]),
+                    (98, &["missing required key `host5.sinks.sink3.type`"]),
                     (
                         101,
                         &[UNKNOWN_CHANNEL, "`abc`", "`host5.channels.ch1.type`"],
