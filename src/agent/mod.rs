@@ -19,26 +19,42 @@
 //! set, an HTTP server serves it (`GET /metrics`, `GET /metrics/prometheus`) from just after
 //! the components start until the end of shutdown.
 //!
-//! [`run_until_signal`] is what `flumen agent` runs: start, wait for SIGTERM or SIGINT, shut
-//! down; a second signal during shutdown exits at once with code 130.
+//! Reload: [`Agent::reload`] compares what runs with a new file ([`reload::Plan`]), stops
+//! what changed or went away (sources, sinks, channels, as shutdown does; every thread has
+//! its own stop flag) and starts what changed or is new (channels, sinks, sources, as start
+//! does); the rest keeps running untouched. A component that fails to start is logged and
+//! left out, never taking the others down; the next reload tries it again.
+//!
+//! [`run_reloading`] is what `flumen agent -f FILE` runs: start, reload on SIGHUP and when
+//! the periodic check finds the file changed ([`watch::ConfigFile`]), shut down on SIGTERM or
+//! SIGINT; a second stop signal during shutdown exits at once with code 130.
+//! [`run_until_signal`] is the same for the built-in configuration, which has no file.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, ChannelError};
+use crate::config::ConfigError;
 use crate::interceptor::InterceptorChain;
 use crate::metrics::{ChannelTimes, ComponentCounters, ComponentType, MetricsServer, Registry};
 use crate::route::ChannelProcessor;
 use crate::sink::group::GroupRunner;
 use crate::sink::{SinkError, SinkRunner};
-use crate::source::{SourceContext, SourceError};
+use crate::source::{Source, SourceContext, SourceError};
 
 pub mod config;
 pub mod registry;
+pub mod reload;
+pub mod watch;
 
 pub use config::AgentConfig;
+use config::SourceConfig;
+use reload::{Fingerprints, Plan, Unit};
+pub use watch::{ConfigFile, Loaded, Rejected};
 
 /// Why the agent could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +74,13 @@ pub enum AgentError {
     /// so it means a programming error).
     #[error("sink group `{group}`: sink `{sink}` is not defined")]
     UnknownSink { group: String, sink: String },
+    /// A component's channel is configured but not open: it failed to open in the same
+    /// reload (logged before).
+    #[error("{component}: channel `{channel}` is not open (it failed to open, see above)")]
+    ChannelNotOpen { component: String, channel: String },
+    /// A reload asked for what cannot be done without a restart; nothing was changed.
+    #[error("{}", .0.join("; "))]
+    Reload(Vec<String>),
     /// A thread could not be started or setting up signal handling failed.
     #[error("{what}: {cause}")]
     Os { what: String, cause: std::io::Error },
@@ -73,8 +96,34 @@ struct Running {
     name: String,
     kind: &'static str,
     thread: JoinHandle<()>,
+    /// Set to stop this thread alone (a reload stops some components and keeps others).
+    stop: Arc<AtomicBool>,
     /// The counters of what the thread runs: one source or sink, or a sink group's sinks.
     counters: Vec<Arc<ComponentCounters>>,
+}
+
+impl Running {
+    /// The sink thread unit this runs, if it is one.
+    fn unit(&self) -> Option<Unit> {
+        match self.role {
+            "sink" => Some(Unit::Sink(self.name.clone())),
+            "sink group" => Some(Unit::Group(self.name.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// An open channel and what the agent keeps about it.
+struct OpenChannel {
+    channel: Arc<dyn Channel>,
+    times: Arc<ChannelTimes>,
+    type_name: &'static str,
+    /// A memory channel: a reload never reopens it for a change of its keys (its events
+    /// would be lost), see [`reload`].
+    keep_open: bool,
+    /// Its `transactionCapacity` when opened, which a reload checks new batch sizes against
+    /// while it keeps the channel with its old settings.
+    transaction_capacity: usize,
 }
 
 /// How to run an agent beyond its configuration.
@@ -88,14 +137,34 @@ pub struct AgentOptions {
 /// A started agent. Dropping it without [`Agent::shutdown`] leaves its threads running.
 pub struct Agent {
     name: String,
+    /// Open channels, in configuration order; `channel_state` runs in parallel.
     channels: Vec<Arc<dyn Channel>>,
+    channel_state: Vec<OpenChannel>,
     sources: Vec<Running>,
     sinks: Vec<Running>,
-    source_stop: Arc<AtomicBool>,
-    sink_stop: Arc<AtomicBool>,
     metrics: Arc<Registry>,
-    channel_times: Vec<Arc<ChannelTimes>>,
     server: Option<MetricsServer>,
+    /// What runs, as a reload compares it with a new file.
+    fingerprints: Fingerprints,
+}
+
+/// A part of a configuration that [`Agent::start_components`] may start.
+enum Part<'a> {
+    Channel(&'a str),
+    Source(&'a str),
+    Unit(&'a Unit),
+}
+
+/// A component that did not start, and why.
+struct Failure {
+    part: Failed,
+    error: AgentError,
+}
+
+enum Failed {
+    Channel(String),
+    Source(String),
+    Unit(Unit),
 }
 
 impl Agent {
@@ -106,22 +175,41 @@ impl Agent {
     }
 
     /// [`Agent::start`], then the monitoring server if `opts` asks for it (a port in use
-    /// stops the agent again and fails).
+    /// stops the agent again and fails). A later [`Agent::reload`] restarts every component,
+    /// since what `cfg` was read from is unknown; [`Agent::start_loaded`] knows it.
     pub fn start_with(cfg: &AgentConfig, opts: &AgentOptions) -> Result<Agent, AgentError> {
+        Agent::start_fingerprinted(cfg, Fingerprints::unknown(cfg), opts)
+    }
+
+    /// [`Agent::start_with`] a configuration read by [`ConfigFile::load`], so that a reload
+    /// restarts only what changed.
+    pub fn start_loaded(loaded: &Loaded, opts: &AgentOptions) -> Result<Agent, AgentError> {
+        Agent::start_fingerprinted(&loaded.config, loaded.fingerprints.clone(), opts)
+    }
+
+    fn start_fingerprinted(
+        cfg: &AgentConfig,
+        fingerprints: Fingerprints,
+        opts: &AgentOptions,
+    ) -> Result<Agent, AgentError> {
         let mut agent = Agent {
             name: cfg.name.clone(),
             channels: Vec::new(),
+            channel_state: Vec::new(),
             sources: Vec::new(),
             sinks: Vec::new(),
-            source_stop: Arc::new(AtomicBool::new(false)),
-            sink_stop: Arc::new(AtomicBool::new(false)),
             metrics: Registry::new(),
-            channel_times: Vec::new(),
             server: None,
+            fingerprints,
         };
-        let started = agent
-            .start_components(cfg)
-            .and_then(|()| agent.start_monitoring(opts));
+        let started = match agent
+            .start_components(cfg, &|_| true, true)
+            .into_iter()
+            .next()
+        {
+            Some(f) => Err(f.error),
+            None => agent.start_monitoring(opts),
+        };
         match started {
             Ok(()) => {
                 tracing::info!(agent = %agent.name, "agent `{}` started", agent.name);
@@ -136,9 +224,34 @@ impl Agent {
         }
     }
 
-    fn start_components(&mut self, cfg: &AgentConfig) -> Result<(), AgentError> {
+    /// Opens the channels and starts the sinks and sources of `cfg` for which `want` holds
+    /// (a sink as part of its thread unit: a sink group or the sink alone). With
+    /// `all_or_nothing` (start-up) the first failure ends it before any thread starts; else
+    /// (a reload) a failed component is skipped and what does not depend on it starts.
+    fn start_components(
+        &mut self,
+        cfg: &AgentConfig,
+        want: &dyn Fn(Part<'_>) -> bool,
+        all_or_nothing: bool,
+    ) -> Vec<Failure> {
+        let mut failures = Vec::new();
         for c in &cfg.channels {
-            let ch = c.spec.open(&c.name)?;
+            if !want(Part::Channel(&c.name)) {
+                continue;
+            }
+            let ch = match c.spec.open(&c.name) {
+                Ok(ch) => ch,
+                Err(e) => {
+                    failures.push(Failure {
+                        part: Failed::Channel(c.name.clone()),
+                        error: e.into(),
+                    });
+                    if all_or_nothing {
+                        return failures;
+                    }
+                    continue;
+                }
+            };
             tracing::info!(
                 channel = %c.name,
                 "channel `{}` ({}) opened with {} events",
@@ -150,16 +263,48 @@ impl Agent {
                 .metrics
                 .channel(Arc::clone(&ch), c.spec.has_file_counters());
             times.times().started();
-            self.channel_times.push(times);
             self.channels.push(ch);
+            self.channel_state.push(OpenChannel {
+                channel: Arc::clone(self.channels.last().expect("just pushed")),
+                times,
+                type_name: c.type_name,
+                keep_open: c.type_name == crate::channel::memory::TYPE.alias,
+                transaction_capacity: c.spec.transaction_capacity(),
+            });
         }
+        let unit_of = |sink: &str| {
+            cfg.sinkgroups
+                .iter()
+                .find(|g| g.sinks.iter().any(|s| s == sink))
+                .map_or_else(
+                    || Unit::Sink(sink.to_string()),
+                    |g| Unit::Group(g.name.clone()),
+                )
+        };
         // Build everything that can fail before starting any thread.
         let mut runners = Vec::new();
+        let mut failed_units: Vec<Unit> = Vec::new();
         for s in &cfg.sinks {
-            let channel = self.channel(&s.name, &s.channel)?;
-            let mut sink = s.spec.build(&s.name)?;
+            let unit = unit_of(&s.name);
+            if !want(Part::Unit(&unit)) || failed_units.contains(&unit) {
+                continue;
+            }
+            let built = self
+                .channel(cfg, &s.name, &s.channel)
+                .and_then(|channel| Ok((channel, s.spec.build(&s.name)?)));
+            let (channel, mut sink) = match built {
+                Ok(b) => b,
+                Err(error) => {
+                    failed_units.push(unit.clone());
+                    failures.push(Failure {
+                        part: Failed::Unit(unit),
+                        error,
+                    });
+                    continue;
+                }
+            };
             let batch_size = s.spec.batch_size().map_or(1, |(n, _)| n.max(1));
-            let counters = self.metrics.component(&s.name, ComponentType::Sink);
+            let counters = ComponentCounters::detached(&s.name, ComponentType::Sink);
             sink.attach_counters(Arc::clone(&counters));
             runners.push((
                 s.type_name,
@@ -173,58 +318,52 @@ impl Agent {
                 },
             ));
         }
+        // A unit whose sink failed starts none of its sinks.
+        runners.retain(|(_, r)| !failed_units.contains(&unit_of(&r.name)));
+        if all_or_nothing && !failures.is_empty() {
+            return failures;
+        }
         let mut sources = Vec::new();
         for s in &cfg.sources {
-            let chans = s
-                .channels
-                .iter()
-                .map(|c| self.channel(&s.name, c))
-                .collect::<Result<Vec<_>, _>>()?;
-            let chain =
-                InterceptorChain::new(s.interceptors.iter().map(|i| i.spec.build()).collect());
-            if !s.interceptors.is_empty() {
-                let names: Vec<String> = s
-                    .interceptors
-                    .iter()
-                    .map(|i| format!("{} ({})", i.name, i.type_name))
-                    .collect();
-                tracing::info!(
-                    source = %s.name,
-                    "source `{}` intercepts with {}",
-                    s.name,
-                    names.join(", ")
-                );
+            if !want(Part::Source(&s.name)) {
+                continue;
             }
-            let selector = s.selector.spec.build(&s.channels);
-            if s.selector.type_name != crate::route::replicating::TYPE.alias {
-                tracing::info!(
-                    source = %s.name,
-                    "source `{}`: {}",
-                    s.name,
-                    s.selector.spec.describe(&s.channels)
-                );
+            match self.build_source(cfg, s) {
+                Ok(src) => sources.push((s.name.clone(), s.type_name, src.0, src.1)),
+                Err(error) => {
+                    failures.push(Failure {
+                        part: Failed::Source(s.name.clone()),
+                        error,
+                    });
+                    if all_or_nothing {
+                        return failures;
+                    }
+                }
             }
-            let chans = Arc::new(ChannelProcessor::new(&s.name, chans, chain, selector));
-            let counters = self.metrics.component(&s.name, ComponentType::Source);
-            let src = s.spec.build(SourceContext {
-                name: s.name.clone(),
-                channels: chans,
-                counters: Arc::clone(&counters),
-            })?;
-            sources.push((s.name.clone(), s.type_name, src, counters));
         }
         // A sink group's sinks run on the group's thread; every other sink on its own.
         let mut groups = Vec::new();
-        for g in &cfg.sinkgroups {
+        'groups: for g in &cfg.sinkgroups {
+            let unit = Unit::Group(g.name.clone());
+            if !want(Part::Unit(&unit)) || failed_units.contains(&unit) {
+                continue;
+            }
             let mut members = Vec::new();
             for sink in &g.sinks {
                 match runners.iter().position(|(_, r)| r.name == *sink) {
                     Some(i) => members.push(runners.remove(i).1),
                     None => {
-                        return Err(AgentError::UnknownSink {
-                            group: g.name.clone(),
-                            sink: sink.clone(),
-                        })
+                        failures.push(Failure {
+                            part: Failed::Unit(unit.clone()),
+                            error: AgentError::UnknownSink {
+                                group: g.name.clone(),
+                                sink: sink.clone(),
+                            },
+                        });
+                        if all_or_nothing {
+                            return failures;
+                        }
+                        continue 'groups;
                     }
                 }
             }
@@ -248,8 +387,19 @@ impl Agent {
         for (kind, runner) in runners {
             let name = runner.name.clone();
             let counters = Arc::clone(&runner.counters);
-            let stop = Arc::clone(&self.sink_stop);
-            let thread = spawn(&format!("sink-{name}"), move || runner.run(stop))?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&stop);
+            let thread = match spawn(&format!("sink-{name}"), move || runner.run(flag)) {
+                Ok(t) => t,
+                Err(error) => {
+                    failures.push(Failure {
+                        part: Failed::Unit(Unit::Sink(name)),
+                        error,
+                    });
+                    continue;
+                }
+            };
+            self.metrics.register(Arc::clone(&counters));
             counters.times().started();
             tracing::info!(sink = %name, "sink `{name}` ({kind}) started");
             self.sinks.push(Running {
@@ -257,6 +407,7 @@ impl Agent {
                 name,
                 kind,
                 thread,
+                stop,
                 counters: vec![counters],
             });
         }
@@ -267,9 +418,20 @@ impl Agent {
                 .iter()
                 .map(|s| Arc::clone(&s.counters))
                 .collect();
-            let stop = Arc::clone(&self.sink_stop);
-            let thread = spawn(&format!("sinkgroup-{name}"), move || group.run(stop))?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&stop);
+            let thread = match spawn(&format!("sinkgroup-{name}"), move || group.run(flag)) {
+                Ok(t) => t,
+                Err(error) => {
+                    failures.push(Failure {
+                        part: Failed::Unit(Unit::Group(name)),
+                        error,
+                    });
+                    continue;
+                }
+            };
             for c in &counters {
+                self.metrics.register(Arc::clone(c));
                 c.times().started();
             }
             tracing::info!(group = %name, "sink group `{name}` ({kind}) started");
@@ -278,12 +440,24 @@ impl Agent {
                 name,
                 kind,
                 thread,
+                stop,
                 counters,
             });
         }
         for (name, kind, src, counters) in sources {
-            let stop = Arc::clone(&self.source_stop);
-            let thread = spawn(&format!("source-{name}"), move || src.run(stop))?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&stop);
+            let thread = match spawn(&format!("source-{name}"), move || src.run(flag)) {
+                Ok(t) => t,
+                Err(error) => {
+                    failures.push(Failure {
+                        part: Failed::Source(name),
+                        error,
+                    });
+                    continue;
+                }
+            };
+            self.metrics.register(Arc::clone(&counters));
             counters.times().started();
             tracing::info!(source = %name, "source `{name}` ({kind}) started");
             self.sources.push(Running {
@@ -291,10 +465,55 @@ impl Agent {
                 name,
                 kind,
                 thread,
+                stop,
                 counters: vec![counters],
             });
         }
-        Ok(())
+        failures
+    }
+
+    /// Builds source `s` (binding its port) with its channel processor and counters.
+    fn build_source(
+        &self,
+        cfg: &AgentConfig,
+        s: &SourceConfig,
+    ) -> Result<(Box<dyn Source>, Arc<ComponentCounters>), AgentError> {
+        let chans = s
+            .channels
+            .iter()
+            .map(|c| self.channel(cfg, &s.name, c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let chain = InterceptorChain::new(s.interceptors.iter().map(|i| i.spec.build()).collect());
+        if !s.interceptors.is_empty() {
+            let names: Vec<String> = s
+                .interceptors
+                .iter()
+                .map(|i| format!("{} ({})", i.name, i.type_name))
+                .collect();
+            tracing::info!(
+                source = %s.name,
+                "source `{}` intercepts with {}",
+                s.name,
+                names.join(", ")
+            );
+        }
+        let selector = s.selector.spec.build(&s.channels);
+        if s.selector.type_name != crate::route::replicating::TYPE.alias {
+            tracing::info!(
+                source = %s.name,
+                "source `{}`: {}",
+                s.name,
+                s.selector.spec.describe(&s.channels)
+            );
+        }
+        let chans = Arc::new(ChannelProcessor::new(&s.name, chans, chain, selector));
+        let counters = ComponentCounters::detached(&s.name, ComponentType::Source);
+        let src = s.spec.build(SourceContext {
+            name: s.name.clone(),
+            channels: chans,
+            counters: Arc::clone(&counters),
+        })?;
+        Ok((src, counters))
     }
 
     fn start_monitoring(&mut self, opts: &AgentOptions) -> Result<(), AgentError> {
@@ -321,15 +540,23 @@ impl Agent {
         self.server.as_ref().map(MetricsServer::local_addr)
     }
 
-    fn channel(&self, component: &str, name: &str) -> Result<Arc<dyn Channel>, AgentError> {
-        self.channels
-            .iter()
-            .find(|c| c.name() == name)
-            .cloned()
-            .ok_or_else(|| AgentError::UnknownChannel {
-                component: component.to_string(),
-                channel: name.to_string(),
-            })
+    /// The open channel `name`, for `component`; a channel `cfg` has but that is not open
+    /// failed to open (a reload goes on without what needs it).
+    fn channel(
+        &self,
+        cfg: &AgentConfig,
+        component: &str,
+        name: &str,
+    ) -> Result<Arc<dyn Channel>, AgentError> {
+        if let Some(c) = self.channels.iter().find(|c| c.name() == name) {
+            return Ok(Arc::clone(c));
+        }
+        let (component, channel) = (component.to_string(), name.to_string());
+        Err(if cfg.channel(name).is_some() {
+            AgentError::ChannelNotOpen { component, channel }
+        } else {
+            AgentError::UnknownChannel { component, channel }
+        })
     }
 
     /// The agent's channels, in configuration order.
@@ -348,27 +575,13 @@ impl Agent {
 
     fn shutdown_inner(&mut self) -> Result<(), AgentError> {
         let mut errors = Vec::new();
-        self.source_stop.store(true, Ordering::Release);
-        for s in self.sources.drain(..) {
-            join(s, &mut errors);
-        }
-        self.sink_stop.store(true, Ordering::Release);
-        for s in self.sinks.drain(..) {
-            join(s, &mut errors);
-        }
-        for t in self.channel_times.drain(..) {
-            t.times().stopped();
-        }
-        for c in self.channels.drain(..) {
-            let size = c.stats().size;
-            match c.close() {
-                Ok(()) => tracing::info!(
-                    channel = c.name(),
-                    "channel `{}` closed with {size} events left",
-                    c.name()
-                ),
-                Err(e) => errors.push(e.to_string()),
-            }
+        let sources: Vec<Running> = self.sources.drain(..).collect();
+        stop_all(sources, &mut errors);
+        let sinks: Vec<Running> = self.sinks.drain(..).collect();
+        stop_all(sinks, &mut errors);
+        let channels: Vec<String> = self.channels.iter().map(|c| c.name().to_string()).collect();
+        for c in channels {
+            self.close_channel(&c, &mut errors);
         }
         if let Some(server) = self.server.take() {
             server.stop();
@@ -377,6 +590,28 @@ impl Agent {
             Ok(())
         } else {
             Err(AgentError::Shutdown(errors))
+        }
+    }
+
+    /// Closes channel `name` (a file channel writes its final checkpoint) and takes it out
+    /// of the agent and its metrics. Nothing may use it any more.
+    fn close_channel(&mut self, name: &str, errors: &mut Vec<String>) {
+        let Some(i) = self.channels.iter().position(|c| c.name() == name) else {
+            return;
+        };
+        self.channels.remove(i);
+        let state = self.channel_state.remove(i);
+        state.times.times().stopped();
+        self.metrics.unregister_channel(&state.times);
+        let c = state.channel;
+        let size = c.stats().size;
+        match c.close() {
+            Ok(()) => tracing::info!(
+                channel = c.name(),
+                "channel `{}` closed with {size} events left",
+                c.name()
+            ),
+            Err(e) => errors.push(e.to_string()),
         }
     }
 }
@@ -391,6 +626,16 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         })
 }
 
+/// Tells every thread of `running` to stop, then waits for each: they stop in parallel.
+fn stop_all(running: Vec<Running>, errors: &mut Vec<String>) {
+    for r in &running {
+        r.stop.store(true, Ordering::Release);
+    }
+    for r in running {
+        join(r, errors);
+    }
+}
+
 fn join(r: Running, errors: &mut Vec<String>) {
     let role = r.role;
     let joined = r.thread.join();
@@ -403,36 +648,285 @@ fn join(r: Running, errors: &mut Vec<String>) {
     }
 }
 
-/// Starts the agent, runs it until SIGTERM or SIGINT, then shuts it down. A second signal
-/// while shutting down exits the process at once with code 130 (committed events are safe
-/// in a file channel either way). `opts` may start the monitoring server.
+impl Agent {
+    /// Applies a new configuration: stops what changed or went away (sources, then sinks,
+    /// then channels, as [`Agent::shutdown`] does), then opens and starts what changed or is
+    /// new (channels, then sinks, then sources, as [`Agent::start`] does), leaving the rest
+    /// running. The rules of what "changed" means are [`reload`]'s. A component that fails
+    /// to start is logged and left out (the next reload tries it again) while everything
+    /// else runs. Logs one INFO line naming what was restarted, added, removed and kept.
+    ///
+    /// Fails, changing nothing, when the new file needs what a reload cannot do: a batch
+    /// larger than the `transactionCapacity` of a memory channel kept with its old settings.
+    pub fn reload(&mut self, loaded: &Loaded) -> Result<ReloadReport, AgentError> {
+        let cfg = &loaded.config;
+        let keep_open = |name: &str| {
+            self.channel_state
+                .iter()
+                .any(|c| c.channel.name() == name && c.keep_open)
+        };
+        let plan = Plan::new(&self.fingerprints, &loaded.fingerprints, &keep_open);
+        let mut problems = Vec::new();
+        for name in &plan.stale_channels {
+            let Some(state) = self.channel_state.iter().find(|c| c.channel.name() == name) else {
+                continue;
+            };
+            tracing::warn!(
+                channel = %name,
+                "channel `{name}` ({}): its settings changed, but a memory channel keeps its old \
+                 settings until the agent restarts (reopening it would lose the {} events it holds)",
+                state.type_name,
+                state.channel.stats().size
+            );
+            let tc = state.transaction_capacity;
+            let batches = cfg
+                .sources
+                .iter()
+                .filter(|s| s.channels.contains(name))
+                .map(|s| (format!("source `{}`", s.name), s.spec.batch_size()))
+                .chain(
+                    cfg.sinks
+                        .iter()
+                        .filter(|s| s.channel == *name)
+                        .map(|s| (format!("sink `{}`", s.name), s.spec.batch_size())),
+                );
+            for (who, batch) in batches {
+                if let Some((n, key)) = batch.filter(|(n, _)| *n > tc) {
+                    problems.push(format!(
+                        "{who}: {key} = {n} is above the transactionCapacity ({tc}) that \
+                         channel `{name}` keeps until the agent restarts"
+                    ));
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(AgentError::Reload(problems));
+        }
+        let mut errors = Vec::new();
+        let stop = |list: &mut Vec<Running>, pick: &dyn Fn(&Running) -> bool| {
+            let (gone, kept): (Vec<Running>, Vec<Running>) = list.drain(..).partition(pick);
+            *list = kept;
+            gone
+        };
+        let sources = stop(&mut self.sources, &|r| {
+            plan.sources.to_stop().any(|n| *n == r.name)
+        });
+        let sinks = stop(&mut self.sinks, &|r| {
+            r.unit().is_some_and(|u| plan.units.stop.contains(&u))
+        });
+        for r in sources.iter().chain(&sinks) {
+            for c in &r.counters {
+                self.metrics.unregister(c);
+            }
+        }
+        stop_all(sources, &mut errors);
+        stop_all(sinks, &mut errors);
+        for name in plan.channels.to_stop() {
+            if let Some(state) = self.channel_state.iter().find(|c| c.channel.name() == name) {
+                let size = state.channel.stats().size;
+                if state.keep_open && size > 0 && plan.channels.removed.contains(name) {
+                    tracing::warn!(
+                        channel = %name,
+                        "channel `{name}` ({}) removed from the configuration: its {size} \
+                         events are lost",
+                        state.type_name
+                    );
+                }
+            }
+            self.close_channel(name, &mut errors);
+        }
+        let want = |part: Part<'_>| match part {
+            Part::Channel(c) => plan.channels.to_start().any(|n| n == c),
+            Part::Source(s) => plan.sources.to_start().any(|n| n == s),
+            Part::Unit(u) => plan.units.start.contains(u),
+        };
+        let failures = self.start_components(cfg, &want, false);
+        // Channels in the file's order, as after a start.
+        let order = |c: &Arc<dyn Channel>| {
+            cfg.channels
+                .iter()
+                .position(|k| k.name == c.name())
+                .unwrap_or(usize::MAX)
+        };
+        self.channel_state.sort_by_key(|s| order(&s.channel));
+        self.channels.sort_by_key(order);
+        let mut fingerprints = loaded.fingerprints.clone();
+        for c in &plan.stale_channels {
+            fingerprints.keep_channel_from(&self.fingerprints, c);
+        }
+        let mut failed = Vec::new();
+        for f in failures {
+            let what = match &f.part {
+                Failed::Channel(c) => {
+                    fingerprints.forget_channel(c);
+                    format!("channel `{c}`")
+                }
+                Failed::Source(s) => {
+                    fingerprints.forget_source(s);
+                    format!("source `{s}`")
+                }
+                Failed::Unit(u) => {
+                    fingerprints.forget_unit(u);
+                    match u {
+                        Unit::Sink(s) => format!("sink `{s}`"),
+                        Unit::Group(g) => format!("sink group `{g}`"),
+                    }
+                }
+            };
+            tracing::error!(
+                agent = %self.name,
+                "reload: {what} did not start and is not running (the next reload tries again): {}",
+                f.error
+            );
+            failed.push(format!("{what}: {}", f.error));
+        }
+        // A component also goes down with a channel of its that did not open; forgetting
+        // its fingerprint above makes the next reload start it.
+        self.fingerprints = fingerprints;
+        for e in &errors {
+            tracing::error!(agent = %self.name, "reload: while stopping: {e}");
+        }
+        tracing::info!(agent = %self.name, "configuration reloaded: {plan}");
+        Ok(ReloadReport {
+            plan,
+            failed,
+            stop_errors: errors,
+        })
+    }
+}
+
+/// What one [`Agent::reload`] did.
+#[derive(Debug)]
+pub struct ReloadReport {
+    pub plan: Plan,
+    /// Components that did not start (each with why); they are not running.
+    pub failed: Vec<String>,
+    /// What went wrong while stopping components (e.g. a channel's final checkpoint).
+    pub stop_errors: Vec<String>,
+}
+
+/// What the signal-handling thread tells the agent's thread.
+enum Signal {
+    /// SIGTERM or SIGINT: shut down.
+    Stop,
+    /// SIGHUP: reload the configuration file now.
+    Reload,
+}
+
+/// Starts the agent, runs it until SIGTERM or SIGINT, then shuts it down. A second stop
+/// signal while shutting down exits the process at once with code 130 (committed events are
+/// safe in a file channel either way). `opts` may start the monitoring server. There is no
+/// file to reload: SIGHUP only says so.
 pub fn run_until_signal(cfg: &AgentConfig, opts: &AgentOptions) -> Result<(), AgentError> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    // Install the handlers before starting, so an early signal is not lost to the default
-    // action.
+    let rx = signals()?;
+    let agent = Agent::start_with(cfg, opts)?;
+    // Err only if the signal thread died, which it does not; shut down either way.
+    while let Ok(Signal::Reload) = rx.recv() {
+        tracing::info!(
+            "received SIGHUP: the agent runs the built-in configuration, there is no file to \
+             reload"
+        );
+    }
+    agent.shutdown()
+}
+
+/// [`run_until_signal`] for a configuration read from `file` (already loaded as
+/// `loaded`): SIGHUP reloads it at once, and with `poll` set the file is checked that often
+/// and reloaded when its contents change (Flume's default provider checks every 30 s).
+pub fn run_reloading(
+    mut file: ConfigFile,
+    loaded: &Loaded,
+    opts: &AgentOptions,
+    poll: Option<Duration>,
+) -> Result<(), AgentError> {
+    let rx = signals()?;
+    let mut agent = Agent::start_loaded(loaded, opts)?;
+    let mut next_poll = poll.map(|p| Instant::now() + p);
+    loop {
+        let msg = match next_poll {
+            Some(at) => rx.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match msg {
+            Ok(Signal::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Ok(Signal::Reload) => {
+                tracing::info!("received SIGHUP: reloading {}", file.path().display());
+                reload_from(&mut agent, file.read(), &file);
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let Some(text) = file.changed() {
+                    tracing::info!("{} changed: reloading", file.path().display());
+                    reload_from(&mut agent, text, &file);
+                }
+                next_poll = poll.map(|p| Instant::now() + p);
+            }
+        }
+    }
+    agent.shutdown()
+}
+
+/// Parses the new text `read` of `file` and reloads `agent` with it; anything wrong is
+/// logged, and the running configuration stays.
+fn reload_from(agent: &mut Agent, read: Result<String, ConfigError>, file: &ConfigFile) {
+    let path = file.path().display();
+    let loaded = read
+        .map_err(Rejected::from)
+        .and_then(|text| file.parse(&text));
+    let loaded = match loaded {
+        Ok(l) => l,
+        Err(Rejected { error: e, warnings }) => {
+            for w in &warnings {
+                tracing::warn!("{w}");
+            }
+            tracing::error!(
+                "reload: {path} not applied, the running configuration stays (fix the file; \
+                 the next change or SIGHUP reads it again): {e}"
+            );
+            return;
+        }
+    };
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    if let Err(e) = agent.reload(&loaded) {
+        tracing::error!(
+            "reload: {path} not applied, the running configuration stays (fix the file; the \
+             next change or SIGHUP reads it again): {e}"
+        );
+    }
+}
+
+/// Installs the SIGTERM, SIGINT and SIGHUP handlers (before anything starts, so an early
+/// signal is not lost to its default action) on a thread of their own; a second stop signal
+/// exits at once.
+fn signals() -> Result<mpsc::Receiver<Signal>, AgentError> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals =
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT]).map_err(|cause| AgentError::Os {
-            what: "installing SIGTERM/SIGINT handlers".into(),
-            cause,
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(|cause| {
+            AgentError::Os {
+                what: "installing SIGTERM/SIGINT/SIGHUP handlers".into(),
+                cause,
+            }
         })?;
-    let (tx, rx) = std::sync::mpsc::channel::<i32>();
+    let (tx, rx) = mpsc::channel::<Signal>();
     spawn("signals", move || {
-        let mut seen = 0;
+        let mut stops = 0;
         for sig in signals.forever() {
-            seen += 1;
-            if seen == 1 {
+            if sig == SIGHUP {
+                let _ = tx.send(Signal::Reload);
+                continue;
+            }
+            stops += 1;
+            if stops == 1 {
                 tracing::info!("received signal {sig}; shutting down (send again to exit at once)");
-                let _ = tx.send(sig);
+                let _ = tx.send(Signal::Stop);
             } else {
                 tracing::warn!("received signal {sig} again; exiting at once");
                 std::process::exit(130);
             }
         }
     })?;
-    let agent = Agent::start_with(cfg, opts)?;
-    // Err only if the signal thread died, which it does not; shut down either way.
-    let _ = rx.recv();
-    agent.shutdown()
+    Ok(rx)
 }
 
 #[cfg(test)]

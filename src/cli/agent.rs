@@ -3,6 +3,11 @@
 //! no file is given) until SIGTERM or SIGINT. Configuration warnings are logged; a
 //! configuration error stops start-up (exit code 2, via `CliError`).
 //!
+//! Reload: the file is checked every `--reload-interval` seconds (30, as Flume) unless
+//! `--no-reload-conf`, and read at once on SIGHUP; what changed is restarted
+//! (`agent::reload`). A file that no longer parses is logged and the running configuration
+//! stays.
+//!
 //! Monitoring: `--monitoring-port P` serves `GET /metrics` (Flume's JSON) and
 //! `GET /metrics/prometheus` on `--monitoring-bind` (default 0.0.0.0, as Flume binds). Flume's
 //! own form is accepted too: `-Dflume.monitoring.type=http -Dflume.monitoring.port=P` (the
@@ -16,6 +21,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Args;
 
@@ -50,7 +56,21 @@ pub struct AgentArgs {
     /// `${NAME}` read the environment, as in Flume.
     #[arg(short = 'D', value_name = "KEY=VALUE", action = clap::ArgAction::Append)]
     pub defines: Vec<String>,
+    /// Do not check the file for changes (Flume's flag); SIGHUP still reloads it.
+    #[arg(long = "no-reload-conf")]
+    pub no_reload_conf: bool,
+    /// How often to check the file for changes, in seconds (Flume checks every 30).
+    #[arg(
+        long = "reload-interval",
+        value_name = "SECONDS",
+        default_value_t = DEFAULT_RELOAD_INTERVAL_SECS,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub reload_interval: u64,
 }
+
+/// Flume's PollingPropertiesFileConfigurationProvider checks its file every 30 s.
+pub const DEFAULT_RELOAD_INTERVAL_SECS: u64 = 30;
 
 impl AgentArgs {
     /// The environment the configuration sees; see [`defines_env`].
@@ -177,29 +197,48 @@ pub fn run(args: &AgentArgs) -> Result<ExitCode, CliError> {
             .monitoring_port()?
             .map(|p| SocketAddr::new(args.monitoring_bind, p)),
     };
-    let cfg = match &args.conf_file {
+    match &args.conf_file {
         Some(path) => {
-            let env = args.config_env();
+            let defines = args.defines.clone();
+            let env: crate::agent::watch::Env =
+                Box::new(move |name: &str| defines_env(&defines)(name));
             // Every warning, then every error, of the whole file in one run.
-            let checked =
-                crate::agent::config::load_checked(path, &args.name, &env).map_err(Box::new)?;
-            for w in &checked.warnings {
+            let (file, loaded) = match crate::agent::ConfigFile::load(path, &args.name, env) {
+                Ok(l) => l,
+                Err(rejected) => {
+                    for w in &rejected.warnings {
+                        tracing::warn!("{w}");
+                    }
+                    return Err(rejected.error.into());
+                }
+            };
+            for w in &loaded.warnings {
                 tracing::warn!("{w}");
             }
-            let (cfg, _) = checked.into_result().map_err(Box::new)?;
-            tracing::info!(
-                "configuration {} loaded for agent `{}`",
-                path.display(),
-                args.name
-            );
-            cfg
+            let poll = (!args.no_reload_conf).then(|| Duration::from_secs(args.reload_interval));
+            match poll {
+                Some(p) => tracing::info!(
+                    "configuration {} loaded for agent `{}`; checked for changes every {}s \
+                     (SIGHUP reloads it at once)",
+                    path.display(),
+                    args.name,
+                    p.as_secs()
+                ),
+                None => tracing::info!(
+                    "configuration {} loaded for agent `{}`; not checked for changes \
+                     (--no-reload-conf; SIGHUP reloads it)",
+                    path.display(),
+                    args.name
+                ),
+            }
+            crate::agent::run_reloading(file, &loaded, &opts, poll)?;
         }
         None => {
             tracing::info!("no --conf-file given: running the built-in configuration");
-            crate::agent::config::embedded_default().map_err(Box::new)?
+            let cfg = crate::agent::config::embedded_default().map_err(Box::new)?;
+            crate::agent::run_until_signal(&cfg, &opts)?;
         }
-    };
-    crate::agent::run_until_signal(&cfg, &opts)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -261,6 +300,30 @@ mod tests {
         assert!(help.contains(&hdfs.path), "no {:?} in:\n{help}", hdfs.path);
         assert!(help.contains("DataStream"), "{help}");
         assert!(!help.contains("file_roll"), "{help}");
+    }
+
+    /// The file is checked every 30 s unless `--no-reload-conf` (Flume's flag);
+    /// `--reload-interval` takes whole seconds, at least 1.
+    #[test]
+    fn reload_flags() {
+        let a = agent_args(&["flumen", "agent", "-f", "x.conf"]);
+        assert_eq!((a.no_reload_conf, a.reload_interval), (false, 30));
+        let a = agent_args(&[
+            "flumen",
+            "agent",
+            "-f",
+            "x.conf",
+            "--no-reload-conf",
+            "--reload-interval",
+            "5",
+        ]);
+        assert_eq!((a.no_reload_conf, a.reload_interval), (true, 5));
+        for bad in ["0", "-1", "1.5", "x"] {
+            assert!(
+                Cli::try_parse_from(["flumen", "agent", "--reload-interval", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     fn agent_args(args: &[&str]) -> super::AgentArgs {

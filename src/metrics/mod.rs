@@ -500,6 +500,24 @@ impl Registry {
         Arc::new(ChannelTimes(e))
     }
 
+    /// Registers counters made with [`ComponentCounters::detached`] (the agent registers a
+    /// component's counters once its thread runs).
+    pub fn register(&self, counters: Arc<ComponentCounters>) {
+        lock(&self.components).push(counters);
+    }
+
+    /// Removes a source's or sink's counters (the component was removed or is being
+    /// replaced by a configuration reload).
+    pub fn unregister(&self, counters: &Arc<ComponentCounters>) {
+        lock(&self.components).retain(|c| !Arc::ptr_eq(c, counters));
+    }
+
+    /// Removes a channel registered by [`Registry::channel`] (closed by a reload). Drops the
+    /// registry's reference to the channel, so a reopened one can take its place.
+    pub fn unregister_channel(&self, times: &ChannelTimes) {
+        lock(&self.channels).retain(|e| !Arc::ptr_eq(e, &times.0));
+    }
+
     fn rows(&self) -> Vec<Row> {
         let mut rows = Vec::new();
         for e in lock(&self.channels).iter() {

@@ -33,6 +33,7 @@ mod memory;
 mod metrics;
 mod model;
 mod real_configs;
+mod reload;
 mod routing_flume;
 mod scan_agreement;
 mod serializers;
