@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::registry;
 use crate::channel::ChannelSpec;
 use crate::config::{
-    self, resolve, AsAny, ConfigError, ConfigWarning, Keys, Node, Registered, Topology,
+    self, resolve, AsAny, ConfigError, ConfigWarning, Keys, Node, Registered, Topology, Val,
     EMBEDDED_DEFAULT_PROPERTIES,
 };
 use crate::interceptor::InterceptorSpec;
@@ -503,6 +503,34 @@ fn resolve_topology(topo: Topology<'_>) -> Checked {
     }
 }
 
+/// The type `v` (a `type` key of `keys`) names among `types`. A dotted name outside
+/// `org.apache.flume.` is a Java class of the user's own, which flumen cannot load: refused,
+/// listing the aliases `kind` has, then `instead` (what to do).
+fn class_or_type<'t, S: ?Sized>(
+    keys: &mut Keys<'_>,
+    v: &Val,
+    types: &'t [Registered<S>],
+    flume_only: &[(&str, &str)],
+    kind: &'static str,
+    instead: &str,
+) -> Result<&'t Registered<S>, ConfigError> {
+    keys.set_home_line(v.line);
+    let value = v.value.as_str();
+    if value.contains('.') && !value.starts_with("org.apache.flume.") {
+        let aliases: Vec<&str> = types.iter().map(|t| t.alias).collect();
+        return Err(keys.unsupported(
+            "type",
+            v.line,
+            format!("the custom {kind} class `{value}`"),
+            format!(
+                "flumen cannot load Java classes; its {kind} types are: {}. {instead}",
+                aliases.join(", ")
+            ),
+        ));
+    }
+    resolve(types, flume_only, keys, v, kind)
+}
+
 /// A source's channel selector: `replicating` (every channel required) when it has no
 /// `selector.*` keys or no `selector.type`. Every channel the selector names must be one the
 /// source puts into (`bound`), as Flume requires.
@@ -519,25 +547,16 @@ fn selector(
         });
     };
     let mut keys = node.keys;
-    let aliases: Vec<&str> = registry::SELECTORS.iter().map(|t| t.alias).collect();
     let ty = match keys.get("type") {
         None => &crate::route::replicating::TYPE,
-        Some(t) => {
-            keys.set_home_line(t.line);
-            let value = t.value.as_str();
-            if value.contains('.') && !value.starts_with("org.apache.flume.") {
-                return Err(keys.unsupported(
-                    "type",
-                    t.line,
-                    format!("the custom channel selector class `{value}`"),
-                    format!(
-                        "flumen cannot load Java classes; its selectors are: {} (multiplexing routes by a header's value). Remove `selector.type` to replicate every event to every channel",
-                        aliases.join(", ")
-                    ),
-                ));
-            }
-            resolve(registry::SELECTORS, &[], &keys, &t, "channel selector")?
-        }
+        Some(t) => class_or_type(
+            &mut keys,
+            &t,
+            registry::SELECTORS,
+            &[],
+            "channel selector",
+            "multiplexing routes by a header's value; remove `selector.type` to replicate every event to every channel",
+        )?,
     };
     let spec = (ty.parse)(&mut keys)?;
     let channels_key = keys
@@ -582,25 +601,13 @@ fn interceptor(
             aliases.join(", ")
         ),
     )?;
-    keys.set_home_line(t.line);
-    let value = t.value.as_str();
-    if value.contains('.') && !value.starts_with("org.apache.flume.") {
-        return Err(keys.unsupported(
-            "type",
-            t.line,
-            format!("the custom interceptor class `{value}`"),
-            format!(
-                "flumen cannot load Java classes; its interceptor types are: {}. Remove interceptor `{name}` from the list",
-                aliases.join(", ")
-            ),
-        ));
-    }
-    let ty = resolve(
+    let ty = class_or_type(
+        &mut keys,
+        &t,
         registry::INTERCEPTORS,
         registry::FLUME_ONLY_INTERCEPTORS,
-        &keys,
-        &t,
         "interceptor",
+        &format!("Remove interceptor `{name}` from the list"),
     )?;
     let spec = (ty.parse)(&mut keys)?;
     keys.finish(warnings);
@@ -619,24 +626,16 @@ fn sink_group(
     mut keys: Keys<'_>,
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<SinkGroupConfig, ConfigError> {
-    let aliases: Vec<&str> = registry::SINK_PROCESSORS.iter().map(|t| t.alias).collect();
     let t = match keys.get("type") {
         None => &crate::sink::group::default::TYPE,
-        Some(v) => {
-            let value = v.value.as_str();
-            if value.contains('.') && !value.starts_with("org.apache.flume.") {
-                return Err(keys.unsupported(
-                    "type",
-                    v.line,
-                    format!("the custom sink processor class `{value}`"),
-                    format!(
-                        "it is a Java class, and flumen cannot load Java classes; its sink processors are: {}",
-                        aliases.join(", ")
-                    ),
-                ));
-            }
-            resolve(registry::SINK_PROCESSORS, &[], &keys, &v, "sink processor")?
-        }
+        Some(v) => class_or_type(
+            &mut keys,
+            &v,
+            registry::SINK_PROCESSORS,
+            &[],
+            "sink processor",
+            "Remove `processor.type` for the default processor",
+        )?,
     };
     let spec = (t.parse)(&mut keys)?;
     spec.check(&mut keys, &sinks)?;
