@@ -300,17 +300,17 @@ mod tests {
         }
     }
 
-    impl Captured {
-        fn count(&self, needle: &str) -> usize {
-            String::from_utf8_lossy(&self.0.lock().expect("lock"))
-                .matches(needle)
-                .count()
-        }
+    /// A memory channel `c1` drained by two recording sinks `k1` and `k2` (batch 10), with
+    /// what each got, a switch that makes each fail, and their counters.
+    struct Fixture {
+        ch: Arc<dyn Channel>,
+        got: Vec<Arc<Mutex<Vec<String>>>>,
+        fail: Vec<Arc<AtomicBool>>,
+        counters: Vec<Arc<ComponentCounters>>,
+        sinks: Vec<SinkRunner>,
     }
 
-    #[test]
-    fn failover_switches_to_the_backup_and_back_logging_each_once() {
-        use super::failover::Failover;
+    fn two_recording_sinks() -> Fixture {
         let ch: Arc<dyn Channel> =
             Arc::new(MemoryChannel::new("c1", MemoryChannelConfig::default()).expect("channel"));
         let got: Vec<Arc<Mutex<Vec<String>>>> = (0..2).map(|_| Arc::default()).collect();
@@ -332,6 +332,33 @@ mod tests {
                 counters: Arc::clone(&counters[i]),
             })
             .collect();
+        Fixture {
+            ch,
+            got,
+            fail,
+            counters,
+            sinks,
+        }
+    }
+
+    impl Captured {
+        fn count(&self, needle: &str) -> usize {
+            String::from_utf8_lossy(&self.0.lock().expect("lock"))
+                .matches(needle)
+                .count()
+        }
+    }
+
+    #[test]
+    fn failover_switches_to_the_backup_and_back_logging_each_once() {
+        use super::failover::Failover;
+        let Fixture {
+            ch,
+            got,
+            fail,
+            counters,
+            sinks,
+        } = two_recording_sinks();
         let runner = GroupRunner {
             name: "g1".into(),
             processor: Box::new(Failover::new(&[10, 5], Duration::from_secs(30))),
@@ -386,27 +413,13 @@ mod tests {
 
     #[test]
     fn load_balance_spreads_batches_and_moves_a_failed_sinks_share() {
-        let ch: Arc<dyn Channel> =
-            Arc::new(MemoryChannel::new("c1", MemoryChannelConfig::default()).expect("channel"));
-        let got: Vec<Arc<Mutex<Vec<String>>>> = (0..2).map(|_| Arc::default()).collect();
-        let fail: Vec<Arc<AtomicBool>> = (0..2).map(|_| Arc::default()).collect();
-        let counters: Vec<Arc<ComponentCounters>> = ["k1", "k2"]
-            .iter()
-            .map(|n| ComponentCounters::detached(n, ComponentType::Sink))
-            .collect();
-        let sinks = (0..2)
-            .map(|i| SinkRunner {
-                name: format!("k{}", i + 1),
-                type_name: "test",
-                channel: Arc::clone(&ch),
-                sink: Box::new(Recording {
-                    got: Arc::clone(&got[i]),
-                    fail: Arc::clone(&fail[i]),
-                }),
-                batch_size: 10,
-                counters: Arc::clone(&counters[i]),
-            })
-            .collect();
+        let Fixture {
+            ch,
+            got,
+            fail,
+            counters,
+            sinks,
+        } = two_recording_sinks();
         let cfg = LoadBalanceConfig {
             selector: Selector::RoundRobin,
             backoff: true,
