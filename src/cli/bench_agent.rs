@@ -6,9 +6,12 @@
 //! * baseline: `run_workload` on a fresh file channel, 1 producer, 1 consumer, batch K;
 //! * shape B: netcat source (a client streaming lines of B-1 bytes, `ack-every-event =
 //!   false`) -> file channel -> file_roll sink;
-//! * routed: shape A with 3 interceptors (timestamp, host, regex_extractor) and a multiplexing
-//!   selector over 2 file channels, each drained by a null sink; compared with shape A (the
-//!   same events reach the disk, split between two channels instead of one).
+//! * routed: stress -> 3 interceptors (timestamp, host, regex_extractor) -> a multiplexing
+//!   selector over 2 file channels, each drained by a null sink;
+//! * unrouted: the same shape without interceptors and selector (so every event goes to both
+//!   channels, as Flume's default replicating selector sends it): the routed shape's target
+//!   is against this one. The routed shape is also compared with shape A (one channel, the
+//!   same events), which shows what the second channel's commits cost.
 //!
 //! Every file channel is fresh, in its own subdirectory of the run directory, with the
 //! default fsync (every commit). A shape is done when the channel's stats show every event
@@ -38,7 +41,7 @@ const DEFAULT_MIN_SPACE: u64 = 524_288_000;
 /// The issue's target: the agent within 0.7x of the bare channel.
 const TARGET_RATIO: f64 = 0.7;
 
-/// The routed shape's target: at least 0.8x shape A.
+/// The routed shape's target: at least 0.8x the same shape without interceptors and selector.
 const ROUTED_TARGET_RATIO: f64 = 0.8;
 
 /// The routed shape reads the stress body up to this byte (its regex captures bytes 33..37).
@@ -99,8 +102,14 @@ pub struct AgentBenchReport {
     /// Events the selector sent to each of the two channels.
     pub routed_split: [u64; 2],
     pub routed_verified: bool,
-    /// Routed events/s over shape A's.
+    pub unrouted_seconds: f64,
+    pub unrouted_events_per_sec: f64,
+    pub unrouted_verified: bool,
+    /// Routed events/s over the unrouted shape's (same channels and sinks, every event to
+    /// both channels).
     pub routed_vs_unrouted_ratio: f64,
+    /// Routed events/s over shape A's (one channel, no interceptors).
+    pub routed_vs_one_channel_ratio: f64,
     pub routed_target_ratio: f64,
     pub routed_meets_target: bool,
     pub verified: bool,
@@ -206,13 +215,14 @@ fn routed_channel(a: &AgentBenchArgs, dir: &Path, name: &str) -> String {
         .collect()
 }
 
-/// The routed shape's properties: stress -> timestamp, host, regex_extractor -> multiplexing
-/// over c1 and c2 (file) -> a null sink each. The stress body holds the event's number in its
+/// The routed shape's properties (the unrouted shape's without `routed`: no interceptors and
+/// no selector): stress -> timestamp, host, regex_extractor -> multiplexing over c1 and c2
+/// (file) -> a null sink each. The stress body holds the event's number in its
 /// first 8 bytes, 7 bits a byte, then byte `j` is `' ' + j % 95`: bytes 33..37 read `ABCD`.
 /// The regex captures them when the first byte is below 0x40 (64 events of every 128), so
 /// `half = ABCD` sends those to c1 and the rest, without the header, go to the default c2.
-pub fn routed_props(a: &AgentBenchArgs, dir: &Path) -> String {
-    format!(
+pub fn routed_props(a: &AgentBenchArgs, dir: &Path, routed: bool) -> String {
+    let text = format!(
         "a1.sources = r1\n\
          a1.channels = c1 c2\n\
          a1.sinks = k1 k2\n\
@@ -244,7 +254,14 @@ pub fn routed_props(a: &AgentBenchArgs, dir: &Path) -> String {
         size = a.event_size,
         n = a.events,
         k = a.batch,
-    )
+    );
+    if routed {
+        return text;
+    }
+    text.lines()
+        .filter(|l| !l.contains(".interceptors") && !l.contains(".selector."))
+        .map(|l| format!("{l}\n"))
+        .collect()
 }
 
 /// Shape B's properties: netcat on 127.0.0.1:`port` -> file -> file_roll into `out`.
@@ -355,16 +372,29 @@ fn shape_a(a: &AgentBenchArgs, dir: &Path) -> Result<Shape, CliError> {
     })
 }
 
-/// The routed shape: stress -> 3 interceptors -> multiplexing -> 2 file channels -> 2 null.
-/// Returns the shape and how many events each channel got.
-fn shape_routed(a: &AgentBenchArgs, dir: &Path) -> Result<(Shape, [u64; 2]), CliError> {
+/// The routed shape (stress -> 3 interceptors -> multiplexing -> 2 file channels -> 2 null),
+/// or without `routed` the unrouted one (every event to both channels). Returns the shape and
+/// how many events each channel got.
+fn shape_routed(
+    a: &AgentBenchArgs,
+    dir: &Path,
+    routed: bool,
+) -> Result<(Shape, [u64; 2]), CliError> {
     std::fs::create_dir_all(dir).map_err(|e| CliError::io("creating", dir, e))?;
-    let props = routed_props(a, dir);
-    progress!("routed: stress -> 3 interceptors -> multiplexing -> 2 file channels -> null ...");
+    let props = routed_props(a, dir, routed);
+    let what = if routed { "routed" } else { "unrouted" };
+    if routed {
+        progress!(
+            "routed: stress -> 3 interceptors -> multiplexing -> 2 file channels -> null ..."
+        );
+    } else {
+        progress!("unrouted: stress -> 2 file channels (every event to both) -> null ...");
+    }
     let started = Instant::now();
-    let agent = start_agent(&props, "bench-agent-routed.properties")?;
+    let agent = start_agent(&props, &format!("bench-agent-{what}.properties"))?;
     let chans = [agent.channels()[0].clone(), agent.channels()[1].clone()];
-    let n = a.events;
+    // Unrouted, each channel holds every event.
+    let n = if routed { a.events } else { 2 * a.events };
     let totals = |chans: &[std::sync::Arc<dyn crate::channel::Channel>; 2]| {
         let (s1, s2) = (chans[0].stats(), chans[1].stats());
         (
@@ -374,7 +404,7 @@ fn shape_routed(a: &AgentBenchArgs, dir: &Path) -> Result<(Shape, [u64; 2]), Cli
         )
     };
     let ok = wait_for(
-        "routed",
+        what,
         deadline(a),
         || {
             let (put, taken, _) = totals(&chans);
@@ -580,16 +610,19 @@ pub fn measure(a: &AgentBenchArgs) -> Result<AgentBenchReport, CliError> {
     let sa = shape_a(a, &run_dir.0.join("stress"))?;
     let (base, base_ok) = baseline(a, &run_dir.0.join("channel"))?;
     let sb = shape_b(a, &run_dir.0.join("netcat"))?;
-    let (sr, split) = shape_routed(a, &run_dir.0.join("routed"))?;
+    let (sr, split) = shape_routed(a, &run_dir.0.join("routed"), true)?;
+    let (su, _) = shape_routed(a, &run_dir.0.join("unrouted"), false)?;
 
     let n = a.events as f64;
     let mb = n * a.event_size as f64 / 1e6;
     let a_eps = per_sec(n, sa.elapsed);
     let c_eps = per_sec(n, base.elapsed);
     let ratio = if c_eps > 0.0 { a_eps / c_eps } else { 0.0 };
-    let verified = sa.delivered && base_ok && sb.delivered && sr.delivered;
+    let verified = sa.delivered && base_ok && sb.delivered && sr.delivered && su.delivered;
     let r_eps = per_sec(n, sr.elapsed);
-    let routed_ratio = if a_eps > 0.0 { r_eps / a_eps } else { 0.0 };
+    let u_eps = per_sec(n, su.elapsed);
+    let routed_ratio = if u_eps > 0.0 { r_eps / u_eps } else { 0.0 };
+    let one_channel_ratio = if a_eps > 0.0 { r_eps / a_eps } else { 0.0 };
     Ok(AgentBenchReport {
         events: a.events,
         event_size: a.event_size,
@@ -620,7 +653,11 @@ pub fn measure(a: &AgentBenchArgs) -> Result<AgentBenchReport, CliError> {
         routed_mb_per_sec: round3(per_sec(mb, sr.elapsed)),
         routed_split: split,
         routed_verified: sr.delivered,
+        unrouted_seconds: round3(su.elapsed.as_secs_f64()),
+        unrouted_events_per_sec: round3(u_eps),
+        unrouted_verified: su.delivered,
         routed_vs_unrouted_ratio: round3(routed_ratio),
+        routed_vs_one_channel_ratio: round3(one_channel_ratio),
         routed_target_ratio: ROUTED_TARGET_RATIO,
         routed_meets_target: routed_ratio >= ROUTED_TARGET_RATIO,
         verified,
@@ -676,6 +713,14 @@ fn write_table(out: &mut impl Write, r: &AgentBenchReport) -> std::io::Result<()
         r.routed_seconds,
         r.routed_verified,
     )?;
+    row(
+        out,
+        "stress -> 2 file (both) -> null",
+        r.unrouted_events_per_sec,
+        r.unrouted_events_per_sec * r.event_size as f64 / 1e6,
+        r.unrouted_seconds,
+        r.unrouted_verified,
+    )?;
     writeln!(
         out,
         "  agent / channel: {:.3} (target >= {}: {})",
@@ -685,7 +730,7 @@ fn write_table(out: &mut impl Write, r: &AgentBenchReport) -> std::io::Result<()
     )?;
     writeln!(
         out,
-        "  routed / unrouted agent: {:.3} (target >= {}: {}); split {} / {}",
+        "  routed / unrouted: {:.3} (target >= {}: {}); routed / one channel: {:.3}; split {} / {}",
         r.routed_vs_unrouted_ratio,
         r.routed_target_ratio,
         if r.routed_meets_target {
@@ -693,6 +738,7 @@ fn write_table(out: &mut impl Write, r: &AgentBenchReport) -> std::io::Result<()
         } else {
             "not met"
         },
+        r.routed_vs_one_channel_ratio,
         r.routed_split[0],
         r.routed_split[1]
     )
@@ -709,11 +755,12 @@ pub fn run(a: &AgentBenchArgs) -> Result<ExitCode, CliError> {
     out.flush().map_err(CliError::Output)?;
     if !report.verified {
         progress!(
-            "error: a shape did not deliver every event (stress: {}, channel: {}, netcat: {}, routed: {})",
+            "error: a shape did not deliver every event (stress: {}, channel: {}, netcat: {}, routed: {}, unrouted: {})",
             report.seq_file_null_verified,
             report.channel_verified,
             report.netcat_file_roll_verified,
-            report.routed_verified
+            report.routed_verified,
+            report.unrouted_verified
         );
         return Ok(ExitCode::from(1));
     }
@@ -759,6 +806,7 @@ mod tests {
         // have a first byte below 0x40 and go to c1.
         assert_eq!(v["routed_split"], serde_json::json!([1024, 976]), "{v}");
         assert_eq!(v["routed_verified"], true, "{v}");
+        assert_eq!(v["unrouted_verified"], true, "{v}");
     }
 
     #[test]
@@ -777,10 +825,16 @@ mod tests {
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(cfg.sources[0].type_name, "stress");
         let (cfg, warnings) =
-            agent::config::parse(&routed_props(&a, Path::new("/tmp/x")), "t", "a1")
+            agent::config::parse(&routed_props(&a, Path::new("/tmp/x"), true), "t", "a1")
                 .expect("valid routed properties");
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(cfg.channels.len(), 2);
         assert_eq!(cfg.sources[0].selector.type_name, "multiplexing");
+        let (cfg, warnings) =
+            agent::config::parse(&routed_props(&a, Path::new("/tmp/x"), false), "t", "a1")
+                .expect("valid unrouted properties");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(cfg.sources[0].interceptors.is_empty());
+        assert_eq!(cfg.sources[0].selector.type_name, "replicating");
     }
 }
