@@ -14,9 +14,7 @@
 //!   channel's keep-alive for room) before any commits; a refusal at that stage rolls every
 //!   transaction back, so a retry starts clean. Once reserved, a commit can fail only for an
 //!   I/O error (a file channel that cannot write or sync poisons itself) or a channel
-//!   closing; then the channels that committed keep the batch and the error says which. The
-//!   commits run at once, one thread per extra channel, so that the channels' syncs overlap
-//!   (two file channels cost about one fdatasync of latency per batch, not two).
+//!   closing; then the channels that committed keep the batch and the error says which.
 //!   A commit refused for room despite the reservation (the disk below
 //!   `minimumRequiredSpace`) is retried on that channel alone, never on the committed ones.
 //! - Optional channels get their share after every required channel committed; their
@@ -150,36 +148,16 @@ impl fmt::Debug for ChannelProcessor {
     }
 }
 
-/// Commits every prepared transaction, the first on this thread and each other on a thread
-/// of its own, and returns each channel's result in the same order. A commit that panics
-/// panics here.
+/// Commits every prepared transaction, in order, and returns each channel's result. (The
+/// commits were also tried at once, one thread per extra channel: no faster at batches of 100
+/// or 1,000 events, measured with `flumen bench agent` and benches/compare.py.)
 fn commit_all(
     prepared: Vec<(usize, Box<dyn PutTransaction>)>,
 ) -> Vec<(usize, Result<(), ChannelError>)> {
-    if prepared.len() <= 1 {
-        return prepared
-            .into_iter()
-            .map(|(ch, tx)| (ch, tx.commit()))
-            .collect();
-    }
-    std::thread::scope(|scope| {
-        let mut each = prepared.into_iter();
-        let first = each.next();
-        let others: Vec<_> = each
-            .map(|(ch, tx)| (ch, scope.spawn(move || tx.commit())))
-            .collect();
-        let mut out: Vec<(usize, Result<(), ChannelError>)> = first
-            .into_iter()
-            .map(|(ch, tx)| (ch, tx.commit()))
-            .collect();
-        for (ch, handle) in others {
-            match handle.join() {
-                Ok(r) => out.push((ch, r)),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        out
-    })
+    prepared
+        .into_iter()
+        .map(|(ch, tx)| (ch, tx.commit()))
+        .collect()
 }
 
 /// One channel's share of a batch: all of it, or the events at these indexes.
@@ -267,8 +245,6 @@ impl ChannelProcessor {
                 }
                 return fail(e, Vec::new());
             }
-            // Every commit at once: each waits for its channel's sync, and the syncs of
-            // different channels overlap instead of adding up.
             let results = commit_all(prepared);
             let mut committed: Vec<String> = results
                 .iter()

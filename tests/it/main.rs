@@ -39,6 +39,7 @@ mod scan_agreement;
 mod serializers;
 mod sink_errors;
 mod sink_groups;
+mod sink_groups_flume;
 mod spooldir;
 mod taildir_bad_input;
 mod taildir_crash;

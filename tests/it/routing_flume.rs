@@ -103,7 +103,7 @@ fn events() -> Vec<Event> {
     out
 }
 
-fn send_all(port: u16, events: &[Event]) {
+pub(crate) fn send_all(port: u16, events: &[Event]) {
     let timeouts = Timeouts {
         connect: Duration::from_secs(20),
         request: Duration::from_secs(20),
