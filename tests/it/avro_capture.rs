@@ -19,6 +19,8 @@ pub struct Capture {
     pub port: u16,
     events: Arc<Mutex<Vec<Event>>>,
     stop: Arc<AtomicBool>,
+    /// The listener's thread and each connection's, while they run.
+    running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Capture {
@@ -29,19 +31,45 @@ impl Capture {
         let port = listener.local_addr().expect("addr").port();
         let events = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (ev, st) = (Arc::clone(&events), Arc::clone(&stop));
+        let running = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+        let (ev, st, run) = (Arc::clone(&events), Arc::clone(&stop), Arc::clone(&running));
         std::thread::spawn(move || {
             while !st.load(Ordering::Acquire) {
                 match listener.accept() {
                     Ok((stream, peer)) => {
-                        let (ev, st) = (Arc::clone(&ev), Arc::clone(&st));
-                        std::thread::spawn(move || serve(stream, peer, &ev, &st));
+                        let (ev, st, run) = (Arc::clone(&ev), Arc::clone(&st), Arc::clone(&run));
+                        run.fetch_add(1, Ordering::AcqRel);
+                        std::thread::spawn(move || {
+                            serve(stream, peer, &ev, &st);
+                            run.fetch_sub(1, Ordering::AcqRel);
+                        });
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
+            drop(listener);
+            run.fetch_sub(1, Ordering::AcqRel);
         });
-        Capture { port, events, stop }
+        Capture {
+            port,
+            events,
+            stop,
+            running,
+        }
+    }
+
+    /// Stops listening and closes every connection, and returns once they are closed, so
+    /// that nothing reaches this collector afterwards (what it got stays readable).
+    pub fn close(&self) {
+        self.stop.store(true, Ordering::Release);
+        let end = std::time::Instant::now() + Duration::from_secs(30);
+        while self.running.load(Ordering::Acquire) > 0 {
+            assert!(
+                std::time::Instant::now() < end,
+                "the collector did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Every event received so far.

@@ -52,7 +52,9 @@ fn properties(port: u16, k1: u16, k2: u16, processor: &str) -> String {
 }
 
 fn events(from: usize, to: usize) -> Vec<Event> {
-    (from..to).map(|n| Event::new(format!("event {n}"))).collect()
+    (from..to)
+        .map(|n| Event::new(format!("event {n}")))
+        .collect()
 }
 
 fn bodies(c: &Capture) -> BTreeSet<String> {
@@ -69,7 +71,7 @@ fn names(from: usize, to: usize) -> BTreeSet<String> {
 /// One agent (flumen or Flume) with its two collectors.
 struct Side {
     port: u16,
-    k1: Option<Capture>,
+    k1: Capture,
     k2: Capture,
 }
 
@@ -77,26 +79,29 @@ impl Side {
     fn new() -> Side {
         Side {
             port: free_port(),
-            k1: Some(Capture::start()),
+            k1: Capture::start(),
             k2: Capture::start(),
         }
     }
 
     fn props(&self, processor: &str) -> String {
-        let k1 = self.k1.as_ref().expect("k1's collector").port;
-        properties(self.port, k1, self.k2.port, processor)
+        properties(self.port, self.k1.port, self.k2.port, processor)
     }
 }
 
 /// Runs `processor` on both agents: `first` events while both collectors run (checked by
 /// `while_both`), then k1's collector is stopped and `second` more are sent, every one of which
 /// must reach k2.
-fn compare(tag: &str, processor: &str, while_both: impl Fn(&str, &BTreeSet<String>, &BTreeSet<String>)) {
+fn compare(
+    tag: &str,
+    processor: &str,
+    while_both: impl Fn(&str, &BTreeSet<String>, &BTreeSet<String>),
+) {
     let dir = tempfile::tempdir().expect("tempdir");
     crate::flume_agent::classpath();
     let (first, second) = (200, 200);
-    let mut ours = Side::new();
-    let mut theirs = Side::new();
+    let ours = Side::new();
+    let theirs = Side::new();
 
     let conf = dir.path().join("flumen.properties");
     std::fs::write(&conf, ours.props(processor)).expect("write config");
@@ -112,7 +117,7 @@ fn compare(tag: &str, processor: &str, while_both: impl Fn(&str, &BTreeSet<Strin
     send_all(theirs.port, &events(0, first));
     let all_first = names(0, first);
     let delivered = |s: &Side, want: &BTreeSet<String>| {
-        let mut got = bodies(s.k1.as_ref().expect("k1"));
+        let mut got = bodies(&s.k1);
         got.extend(bodies(&s.k2));
         want.is_subset(&got)
     };
@@ -123,12 +128,13 @@ fn compare(tag: &str, processor: &str, while_both: impl Fn(&str, &BTreeSet<Strin
         delivered(&theirs, &all_first).then_some(())
     });
     for (who, s) in [("flumen", &ours), ("Flume", &theirs)] {
-        while_both(who, &bodies(s.k1.as_ref().expect("k1")), &bodies(&s.k2));
+        while_both(who, &bodies(&s.k1), &bodies(&s.k2));
     }
 
-    // k1's collector goes away: every later event must reach k2.
-    drop(ours.k1.take());
-    drop(theirs.k1.take());
+    // k1's collector goes away (every connection to it closed): every later event must reach
+    // k2.
+    ours.k1.close();
+    theirs.k1.close();
     send_all(ours.port, &events(first, first + second));
     send_all(theirs.port, &events(first, first + second));
     let all_second = names(first, first + second);
@@ -167,7 +173,10 @@ fn load_balance_routes_like_apache_flume() {
          a1.sinkgroups.g1.processor.selector = round_robin\n\
          a1.sinkgroups.g1.processor.backoff = true\n",
         |who, k1, k2| {
-            assert!(!k1.is_empty() && !k2.is_empty(), "{who}: both sinks get a share");
+            assert!(
+                !k1.is_empty() && !k2.is_empty(),
+                "{who}: both sinks get a share"
+            );
             assert!(k1.is_disjoint(k2), "{who}: no event through both");
         },
     );
