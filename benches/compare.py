@@ -14,10 +14,10 @@ Workloads (1 KiB events, batch 100, durable commits on both sides):
   routed         one properties file both agents run unchanged: StressSource -> timestamp,
                  host and regex_extractor interceptors -> multiplexing selector over two file
                  channels -> a null sink each; timed as agent_null until both channels'
-                 takes add up to every event. (flumen's stress bodies split half and half
-                 between the channels; Flume's StressSource bodies are all one byte value, so
-                 the regex never matches and Flume sends everything to the default channel:
-                 the same work per event, one channel instead of two.)
+                 takes add up to every event. The regex captures body byte 8, which the
+                 mapping sends to c1 in both agents (Flume's StressSource bodies are every
+                 byte 0x7F, so no header of theirs can split them; routing both the same way
+                 keeps the work equal). `flumen bench agent` measures a split routing.
   taildir        one properties file both agents run unchanged: TAILDIR on one log of
                  --taildir-events lines of 200 bytes (written and synced once per run, read by
                  every agent from the start through its own fresh positionFile) -> file
@@ -147,12 +147,14 @@ a1.sources.r1.interceptors = ts host rx
 a1.sources.r1.interceptors.ts.type = timestamp
 a1.sources.r1.interceptors.host.type = host
 a1.sources.r1.interceptors.rx.type = regex_extractor
-a1.sources.r1.interceptors.rx.regex = ^[\\\\x00-\\\\x3f][\\\\s\\\\S]{{32}}(ABCD)
+a1.sources.r1.interceptors.rx.regex = ^[\\\\s\\\\S]{{8}}([\\\\s\\\\S])
 a1.sources.r1.interceptors.rx.serializers = s1
-a1.sources.r1.interceptors.rx.serializers.s1.name = half
+a1.sources.r1.interceptors.rx.serializers.s1.name = b8
 a1.sources.r1.selector.type = multiplexing
-a1.sources.r1.selector.header = half
-a1.sources.r1.selector.mapping.ABCD = c1
+a1.sources.r1.selector.header = b8
+# Body byte 8: `(` in flumen's stress bodies, 0x7F in Flume's: both go to c1.
+a1.sources.r1.selector.mapping.( = c1
+a1.sources.r1.selector.mapping.\\u007F = c1
 a1.sources.r1.selector.default = c2
 {channels}"""
 

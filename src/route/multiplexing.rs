@@ -166,11 +166,15 @@ impl SelectorSpec for MultiplexingConfig {
         let mut parts = Vec::new();
         for m in &self.mapping {
             let names: Vec<&str> = m.channels.iter().map(String::as_str).collect();
-            parts.push(format!("`{}` -> {}", m.value, list(&names)));
+            parts.push(format!("`{}` -> {}", m.value.escape_debug(), list(&names)));
         }
         for o in &self.optional {
             let names: Vec<&str> = o.channels.iter().map(String::as_str).collect();
-            parts.push(format!("`{}` -> optional {}", o.value, list(&names)));
+            parts.push(format!(
+                "`{}` -> optional {}",
+                o.value.escape_debug(),
+                list(&names)
+            ));
         }
         let names: Vec<&str> = self.default.iter().map(String::as_str).collect();
         parts.push(format!("otherwise -> {}", list(&names)));
