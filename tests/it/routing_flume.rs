@@ -3,11 +3,10 @@
 //! (an avro source fed by the test), and every event's headers, body and channel compared.
 //!
 //! The file chains regex_filter, regex_extractor (with the millis serializer), search_replace,
-//! static, remove_header, host and timestamp, then a multiplexing selector with a mapping, an
-//! optional channel and a default; each channel drains through an avro sink into its own
-//! collector (`avro_capture.rs`), so what reached which channel is known exactly. The `uuid`
-//! interceptor is not in the comparison: Flume ships it in the morphline sink's jar, which
-//! pulls in the Kite SDK; its unit tests cover it.
+//! static, remove_header, host, timestamp and uuid (by Flume's class name, from the morphline
+//! sink's jar), then a multiplexing selector with a mapping, an optional channel and a default;
+//! each channel drains through an avro sink into its own collector (`avro_capture.rs`), so what
+//! reached which channel is known exactly.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -29,7 +28,7 @@ fn properties(port: u16, sinks: [u16; 3]) -> String {
          a1.sources.r1.bind = 127.0.0.1\n\
          a1.sources.r1.port = {port}\n\
          a1.sources.r1.channels = c1 c2 c3\n\
-         a1.sources.r1.interceptors = drop extract mask dc rm host ts\n\
+         a1.sources.r1.interceptors = drop extract mask dc rm host ts id\n\
          a1.sources.r1.interceptors.drop.type = regex_filter\n\
          a1.sources.r1.interceptors.drop.regex = ^drop\n\
          a1.sources.r1.interceptors.drop.excludeEvents = true\n\
@@ -52,6 +51,9 @@ fn properties(port: u16, sinks: [u16; 3]) -> String {
          a1.sources.r1.interceptors.host.type = host\n\
          a1.sources.r1.interceptors.ts.type = timestamp\n\
          a1.sources.r1.interceptors.ts.preserveExisting = true\n\
+         a1.sources.r1.interceptors.id.type = org.apache.flume.sink.solr.morphline.UUIDInterceptor$Builder\n\
+         a1.sources.r1.interceptors.id.headerName = eventId\n\
+         a1.sources.r1.interceptors.id.prefix = ev-\n\
          a1.sources.r1.selector.type = multiplexing\n\
          a1.sources.r1.selector.header = state\n\
          a1.sources.r1.selector.mapping.CA = c1\n\
@@ -139,6 +141,18 @@ fn seen(events: &[Event], sent_timestamp: &BTreeMap<String, String>) -> Vec<Seen
                     *ts = "<now>".into();
                 }
             }
+            // A random UUID (version 4, Java's `UUID.toString` form) after the prefix.
+            if let Some(id) = headers.get_mut("eventId") {
+                let uuid = id.strip_prefix("ev-").unwrap_or_default();
+                let groups: Vec<usize> = uuid.split('-').map(str::len).collect();
+                assert_eq!(groups, [8, 4, 4, 4, 12], "eventId `{id}` of `{body}`");
+                assert!(
+                    uuid.chars().all(|c| c == '-' || c.is_ascii_hexdigit())
+                        && uuid.as_bytes()[14] == b'4',
+                    "eventId `{id}` of `{body}`"
+                );
+                *id = "ev-<uuid>".into();
+            }
             (body, headers)
         })
         .collect();
@@ -214,6 +228,7 @@ fn interceptors_and_multiplexing_match_apache_flume_event_by_event() {
     assert!(e.header("host").is_some());
     assert!(e.header("when").is_some_and(|w| w.parse::<i64>().is_ok()));
     assert!(String::from_utf8_lossy(e.body()).contains("secret=*** rest"));
+    assert!(e.header("eventId").is_some_and(|id| id.starts_with("ev-")));
 
     let _ = flume.stop();
     let (st, log) = flumen.terminate();
