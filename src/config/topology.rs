@@ -271,7 +271,15 @@ pub(crate) fn read<'a>(
         .iter()
         .map(|p| (p.key.trim(), p.value.as_str()))
         .collect();
-    let property = |k: &str| raw.get(k).map(|v| (*v).to_string());
+    // Keys read through a reference: a key outside any agent that a value reads is used.
+    let read: std::cell::RefCell<Vec<String>> = std::cell::RefCell::new(Vec::new());
+    let property = |k: &str| {
+        let v = raw.get(k).map(|v| (*v).to_string());
+        if v.is_some() {
+            read.borrow_mut().push(k.to_string());
+        }
+        v
+    };
     let lookups = subst::Lookups {
         env,
         property: &property,
@@ -397,6 +405,10 @@ pub(crate) fn read<'a>(
             }
         }
     }
+
+    // A key outside any agent that a reference read is no stray key.
+    let read = read.into_inner();
+    warnings.retain(|w| !(w.kind == WarningKind::NoAgentPrefix && read.contains(&w.key)));
 
     // Features we do not have.
     if let Some(v) = lists.get("configfilters") {

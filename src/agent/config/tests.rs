@@ -1577,6 +1577,28 @@ fn the_process_environment_is_read() {
 }
 
 #[test]
+fn a_key_outside_the_agents_that_a_reference_reads_is_not_a_stray_key() {
+    let text = format!(
+        "PROD_DIR = /var/log/prod\nSTRAY = 1\n{}",
+        with_source(
+            "a1.sources.r1.type = exec\n\
+             a1.sources.r1.command = tail -F ${PROD_DIR}/app.log\n\
+             a1.sources.r1.channels = c1\n",
+        )
+    );
+    let (cfg, warnings) = ok(&text);
+    assert!(
+        matches!(&source::<ExecConfig>(&cfg, 0), ExecConfig { command, .. } if command == "tail -F /var/log/prod/app.log")
+    );
+    let stray: Vec<&str> = warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::NoAgentPrefix)
+        .map(|w| w.key.as_str())
+        .collect();
+    assert_eq!(stray, ["STRAY"], "{warnings:#?}");
+}
+
+#[test]
 fn plain_references_and_other_lookups() {
     let text = with_source(
         "a1.sources.r1.type = exec\n\
