@@ -553,6 +553,19 @@ impl<'a> Keys<'a> {
         warnings.append(&mut self.warnings);
     }
 
+    /// For a dotted key no known key is near as a whole (`intercepts.i1.type`): the key with
+    /// its first segment replaced by the nearest first segment of a known key, when that is
+    /// a likely typo (`interceptors.i1.type`).
+    fn nearest_head(&self, key: &str) -> Option<String> {
+        let (head, tail) = key.split_once('.')?;
+        let heads = self
+            .known
+            .iter()
+            .map(|k| k.key.split('.').next().unwrap_or(k.key));
+        let near = nearest(head, heads).filter(|n| *n != head)?;
+        Some(self.full(&format!("{near}.{tail}")))
+    }
+
     pub fn finish(mut self, warnings: &mut Vec<ConfigWarning>) {
         let unknown: Vec<(String, usize)> = self
             .entries
@@ -578,8 +591,9 @@ impl<'a> Keys<'a> {
                     kind: kind.to_string(),
                 },
                 None => {
-                    let near =
-                        nearest(&key, self.known.iter().map(|k| k.key)).map(|k| self.full(k));
+                    let near = nearest(&key, self.known.iter().map(|k| k.key))
+                        .map(|k| self.full(k))
+                        .or_else(|| self.nearest_head(&key));
                     WarningKind::UnknownKey { nearest: near }
                 }
             };
@@ -607,6 +621,20 @@ mod tests {
             w[0].kind,
             WarningKind::UnknownKey {
                 nearest: Some("a1.channels.c1.capacity".into())
+            }
+        );
+    }
+
+    #[test]
+    fn a_misspelt_first_segment_is_suggested_with_the_rest_kept() {
+        let mut k = Keys::from_pairs("sources", "r1", &[("intercepts.i1.type", "host")]);
+        k.know("interceptors");
+        let mut w = Vec::new();
+        k.finish(&mut w);
+        assert_eq!(
+            w[0].kind,
+            WarningKind::UnknownKey {
+                nearest: Some("a1.sources.r1.interceptors.i1.type".into())
             }
         );
     }

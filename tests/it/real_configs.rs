@@ -881,10 +881,8 @@ const EXPECTED: &[Expect] = &[
         env: &[],
         args: &[],
         exit: 1,
-        // flumen today: the misspelt `intercepts.morphline.morphlineId` (line 18) is an
-        // unknown key with no hint, although it is two edits from
-        // `interceptors.morphline.morphlineId`, a key of the interceptor on line 16: the
-        // nearest-key guess only looks at the source's own keys.
+        // The misspelt `intercepts.morphline.morphlineId` (line 18) gets the key with its
+        // first segment fixed: `interceptors.morphline.morphlineId`.
         agents: &[(
             "agent1",
             Refused(&[
@@ -914,7 +912,7 @@ const EXPECTED: &[Expect] = &[
                 ),
             ]),
         )],
-        warnings: &["stratio-multiplexing.conf:18: `agent1.sources.source1.intercepts.morphline.morphlineId`: unknown key, ignored"],
+        warnings: &["stratio-multiplexing.conf:18: `agent1.sources.source1.intercepts.morphline.morphlineId`: unknown key, ignored; the nearest known key is `agent1.sources.source1.interceptors.morphline.morphlineId`"],
     },
     Expect {
         file: "stratio-orders-agent1.conf",
