@@ -14,7 +14,7 @@ use std::time::Duration;
 use flumen::avro::blocking::{BlockingClient, Timeouts};
 use flumen::event::Event;
 
-use crate::agent_proc::{free_port, AgentProcess, POLL};
+use crate::agent_proc::{free_port, AgentProcess};
 use crate::avro_capture::Capture;
 use crate::flume_agent::FlumeAgent;
 
@@ -205,8 +205,11 @@ fn interceptors_and_multiplexing_match_apache_flume_event_by_event() {
     flume.poll("waiting for Flume to deliver every routed event", |_| {
         full(flume_caps).then_some(())
     });
-    // Nothing more than expected arrives in either (a duplicate would show here or below).
-    std::thread::sleep(POLL);
+    // Both stopped, nothing more can arrive: the counts below are final, so a duplicate in
+    // either shows.
+    let _ = flume.stop();
+    let (st, log) = flumen.terminate();
+    assert_eq!(st.code(), Some(0), "{log}");
 
     for (i, n) in expected.iter().enumerate() {
         let ours = flumen_caps[i].events();
@@ -229,10 +232,6 @@ fn interceptors_and_multiplexing_match_apache_flume_event_by_event() {
     assert!(e.header("when").is_some_and(|w| w.parse::<i64>().is_ok()));
     assert!(String::from_utf8_lossy(e.body()).contains("secret=*** rest"));
     assert!(e.header("eventId").is_some_and(|id| id.starts_with("ev-")));
-
-    let _ = flume.stop();
-    let (st, log) = flumen.terminate();
-    assert_eq!(st.code(), Some(0), "{log}");
 }
 
 /// Replicating with an optional channel that fills up: c1 and c2 (required, room for every
