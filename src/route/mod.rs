@@ -148,18 +148,6 @@ impl fmt::Debug for ChannelProcessor {
     }
 }
 
-/// Commits every prepared transaction, in order, and returns each channel's result. (The
-/// commits were also tried at once, one thread per extra channel: no faster at batches of 100
-/// or 1,000 events, measured with `flumen bench agent` and benches/compare.py.)
-fn commit_all(
-    prepared: Vec<(usize, Box<dyn PutTransaction>)>,
-) -> Vec<(usize, Result<(), ChannelError>)> {
-    prepared
-        .into_iter()
-        .map(|(ch, tx)| (ch, tx.commit()))
-        .collect()
-}
-
 /// One channel's share of a batch: all of it, or the events at these indexes.
 enum Share {
     All,
@@ -228,13 +216,14 @@ impl ChannelProcessor {
             let batch = self.intercept(events);
             let (required, optional) = self.route(&batch);
             // Fill and reserve on every required channel before committing any.
-            let mut prepared: Vec<(usize, Box<dyn PutTransaction>)> = Vec::new();
+            let mut prepared = Vec::with_capacity(required.len());
             let mut refused = None;
-            for (ch, r) in self.prepare_all(&required, &batch) {
-                match r {
-                    Ok(tx) => prepared.push((ch, tx)),
+            for (ch, share) in &required {
+                match self.prepare(*ch, share, &batch) {
+                    Ok(tx) => prepared.push((*ch, share, tx)),
                     Err(e) => {
-                        refused.get_or_insert((ch, e));
+                        refused = Some((*ch, e));
+                        break;
                     }
                 }
             }
@@ -245,14 +234,13 @@ impl ChannelProcessor {
                 }
                 return fail(e, Vec::new());
             }
-            let results = commit_all(prepared);
-            let mut committed: Vec<String> = results
-                .iter()
-                .filter(|(_, r)| r.is_ok())
-                .map(|(ch, _)| self.channels[*ch].name().to_string())
-                .collect();
-            for (ch, mut result) in results {
-                // Only this channel is retried: the others hold the batch already.
+            // Commits one after the other: one thread per extra channel measured no faster at
+            // batches of 100 or 1,000 events (`flumen bench agent`, benches/compare.py). A
+            // failure leaves the channels after it uncommitted (their transactions roll back).
+            let mut committed: Vec<String> = Vec::new();
+            for (ch, share, tx) in prepared {
+                let mut result = tx.commit();
+                // Only this channel is retried: the ones before it hold the batch already.
                 while let Err(e) = result {
                     if !(e.is_retryable() && retry(&self.channels[ch], &e)) {
                         if !committed.is_empty() {
@@ -266,12 +254,9 @@ impl ChannelProcessor {
                         }
                         return fail(e, committed);
                     }
-                    let share = &required.iter().find(|(c, _)| *c == ch).expect("routed").1;
                     result = self.prepare(ch, share, &batch).and_then(|tx| tx.commit());
-                    if result.is_ok() {
-                        committed.push(self.channels[ch].name().to_string());
-                    }
                 }
+                committed.push(self.channels[ch].name().to_string());
             }
             for (ch, share) in &optional {
                 self.put_optional(*ch, share, &batch);
@@ -333,28 +318,6 @@ impl ChannelProcessor {
                 .collect()
         };
         (shares(req), shares(opt))
-    }
-
-    /// [`Self::prepare`] on every channel of `shares`, in their order, on this thread: filling
-    /// on a thread per channel measured no faster (a fresh thread per batch costs about what
-    /// encoding half a batch does).
-    #[allow(clippy::type_complexity)]
-    fn prepare_all(
-        &self,
-        shares: &[(usize, Share)],
-        batch: &[Event],
-    ) -> Vec<(usize, Result<Box<dyn PutTransaction>, ChannelError>)> {
-        let mut out = Vec::with_capacity(shares.len());
-        for (ch, share) in shares {
-            let r = self.prepare(*ch, share, batch);
-            let failed = r.is_err();
-            out.push((*ch, r));
-            if failed {
-                // The rest would be rolled back anyway.
-                break;
-            }
-        }
-        out
     }
 
     /// A transaction on channel `ch` holding its share, with room reserved.
