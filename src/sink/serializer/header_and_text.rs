@@ -5,24 +5,26 @@
 //! are, unescaped (so a value holding `, ` or `=` reads ambiguously, as in Flume). Holds no
 //! state and buffers nothing.
 
+use super::text::Text;
 use super::{java_hash_map_order, Serializer, SerializerError};
 use crate::event::Event;
 
 /// See the module docs.
 #[derive(Debug)]
 pub struct HeaderAndText {
-    append_newline: bool,
+    /// The body and its newline, as `TEXT` writes them.
+    text: Text,
 }
 
 impl HeaderAndText {
     pub fn new(append_newline: bool) -> Self {
-        HeaderAndText { append_newline }
+        HeaderAndText {
+            text: Text::new(append_newline),
+        }
     }
 }
 
 impl Serializer for HeaderAndText {
-    fn begin(&mut self, _out: &mut Vec<u8>) {}
-
     fn append(&mut self, event: &Event, out: &mut Vec<u8>) -> Result<(), SerializerError> {
         out.push(b'{');
         for (i, (k, v)) in java_hash_map_order(event.headers()).into_iter().enumerate() {
@@ -34,15 +36,7 @@ impl Serializer for HeaderAndText {
             out.extend_from_slice(v.as_bytes());
         }
         out.extend_from_slice(b"} ");
-        out.extend_from_slice(event.body());
-        if self.append_newline {
-            out.push(b'\n');
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self, _out: &mut Vec<u8>) -> Result<(), SerializerError> {
-        Ok(())
+        self.text.append(event, out)
     }
 }
 

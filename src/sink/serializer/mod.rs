@@ -220,14 +220,17 @@ pub fn parse(keys: &mut Keys<'_>, k: &SerializerKeys) -> Result<SerializerSpec, 
 pub trait Serializer: Send {
     /// The bytes that open a file (the Avro container header; nothing for text). Calling it
     /// again starts another file.
-    fn begin(&mut self, out: &mut Vec<u8>);
+    fn begin(&mut self, _out: &mut Vec<u8>) {}
 
     /// One event. Some bytes may stay buffered until the next `flush`.
     fn append(&mut self, event: &Event, out: &mut Vec<u8>) -> Result<(), SerializerError>;
 
     /// Everything buffered, so that `out` then holds every event appended so far in a form
     /// a reader reads (Flume's `EventSerializer.flush()`: an Avro block and sync marker).
-    fn flush(&mut self, out: &mut Vec<u8>) -> Result<(), SerializerError>;
+    /// Nothing for the text serializers, which write each event whole.
+    fn flush(&mut self, _out: &mut Vec<u8>) -> Result<(), SerializerError> {
+        Ok(())
+    }
 
     /// The file's closing bytes (Flume's `beforeClose()`): for every serializer here, what
     /// `flush` emits.

@@ -17,17 +17,11 @@ impl Text {
 }
 
 impl Serializer for Text {
-    fn begin(&mut self, _out: &mut Vec<u8>) {}
-
     fn append(&mut self, event: &Event, out: &mut Vec<u8>) -> Result<(), SerializerError> {
         out.extend_from_slice(event.body());
         if self.append_newline {
             out.push(b'\n');
         }
-        Ok(())
-    }
-
-    fn flush(&mut self, _out: &mut Vec<u8>) -> Result<(), SerializerError> {
         Ok(())
     }
 }
