@@ -103,6 +103,17 @@ def flume_channel(a, cp, channel, d):
 # Agent workloads
 
 
+def file_channel(name, d, n):
+    """File channel `name` with its directories under d and room for n events."""
+    return f"""a1.channels.{name}.type = file
+a1.channels.{name}.checkpointDir = {d}/checkpoint
+a1.channels.{name}.dataDirs = {d}/data
+a1.channels.{name}.capacity = {max(n, 1000000)}
+a1.channels.{name}.transactionCapacity = 1000
+a1.channels.{name}.minimumRequiredSpace = 1048576
+"""
+
+
 def agent_properties(d, n, sink):
     return f"""# Run unchanged by flumen (flumen agent) and Flume (org.apache.flume.node.Application).
 a1.sources = r1
@@ -113,24 +124,12 @@ a1.sources.r1.size = 1024
 a1.sources.r1.maxTotalEvents = {n}
 a1.sources.r1.batchSize = 100
 a1.sources.r1.channels = c1
-a1.channels.c1.type = file
-a1.channels.c1.checkpointDir = {d}/checkpoint
-a1.channels.c1.dataDirs = {d}/data
-a1.channels.c1.capacity = {max(n, 1000000)}
-a1.channels.c1.transactionCapacity = 1000
-a1.channels.c1.minimumRequiredSpace = 1048576
-a1.sinks.k1.channel = c1
+{file_channel('c1', d, n)}a1.sinks.k1.channel = c1
 {sink}"""
 
 
 def routed_properties(d, n):
-    channels = "".join(f"""a1.channels.{c}.type = file
-a1.channels.{c}.checkpointDir = {d}/{c}/checkpoint
-a1.channels.{c}.dataDirs = {d}/{c}/data
-a1.channels.{c}.capacity = {max(n, 1000000)}
-a1.channels.{c}.transactionCapacity = 1000
-a1.channels.{c}.minimumRequiredSpace = 1048576
-a1.sinks.k{c[1]}.type = null
+    channels = "".join(file_channel(c, f"{d}/{c}", n) + f"""a1.sinks.k{c[1]}.type = null
 a1.sinks.k{c[1]}.batchSize = 100
 a1.sinks.k{c[1]}.channel = {c}
 """ for c in ["c1", "c2"])
@@ -170,13 +169,7 @@ a1.sources.r1.filegroups.f1 = {log_dir}/bench[.]log
 a1.sources.r1.positionFile = {d}/taildir_position.json
 a1.sources.r1.batchSize = 100
 a1.sources.r1.channels = c1
-a1.channels.c1.type = file
-a1.channels.c1.checkpointDir = {d}/checkpoint
-a1.channels.c1.dataDirs = {d}/data
-a1.channels.c1.capacity = {max(n, 1000000)}
-a1.channels.c1.transactionCapacity = 1000
-a1.channels.c1.minimumRequiredSpace = 1048576
-a1.sinks.k1.channel = c1
+{file_channel('c1', d, n)}a1.sinks.k1.channel = c1
 a1.sinks.k1.type = null
 a1.sinks.k1.batchSize = 100
 """
