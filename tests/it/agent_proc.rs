@@ -20,6 +20,33 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// Writes `props` to `dir/<tag>.properties` and starts agent `a1` on it with monitoring on a
+/// free port of 127.0.0.1 and the extra environment `env`; returns the agent and that port.
+pub fn start_monitored(
+    dir: &Path,
+    props: &str,
+    tag: &str,
+    env: &[(&str, &str)],
+) -> (AgentProcess, u16) {
+    let conf = dir.join(format!("{tag}.properties"));
+    std::fs::write(&conf, props).expect("write config");
+    let mport = free_port().to_string();
+    let run = AgentProcess::start_with_env(
+        dir,
+        &conf,
+        "a1",
+        tag,
+        &[
+            "--monitoring-bind",
+            "127.0.0.1",
+            "--monitoring-port",
+            &mport,
+        ],
+        env,
+    );
+    (run, mport.parse().expect("port"))
+}
+
 /// netcat on 127.0.0.1:`port` -> file channel under `dir` -> file_roll into `dir/out`.
 pub fn netcat_file_roll_config(dir: &Path, port: u16) -> PathBuf {
     tcp_file_roll_config(dir, "netcat", port, 7)

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use crate::agent_proc::{free_port, json, AgentProcess};
+use crate::agent_proc::{json, AgentProcess};
 use crate::hdfs_cluster::{run_java, HdfsEntry, MiniHdfs};
 
 /// A directory of its own for one test.
@@ -39,23 +39,7 @@ fn start(dir: &Path, props: &str, tag: &str) -> (AgentProcess, u16) {
 
 /// [`start`] with extra environment variables.
 fn start_env(dir: &Path, props: &str, tag: &str, env: &[(&str, &str)]) -> (AgentProcess, u16) {
-    let conf = dir.join(format!("{tag}.properties"));
-    std::fs::write(&conf, props).expect("write config");
-    let mport = free_port().to_string();
-    let run = AgentProcess::start_with_env(
-        dir,
-        &conf,
-        "a1",
-        tag,
-        &[
-            "--monitoring-bind",
-            "127.0.0.1",
-            "--monitoring-port",
-            &mport,
-        ],
-        env,
-    );
-    (run, mport.parse().expect("port"))
+    crate::agent_proc::start_monitored(dir, props, tag, env)
 }
 
 /// Waits until each sink in `sinks` has committed takes of `n` events.

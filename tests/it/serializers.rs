@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::agent_proc::{free_port, json, AgentProcess};
+use crate::agent_proc::{free_port, json, start_monitored, AgentProcess};
 use crate::avro_source::avro_send_with;
 use crate::flume_agent::FlumeAgent;
 use crate::hdfs_cluster::MiniHdfs;
@@ -97,25 +97,6 @@ fn wait_drained(run: &mut AgentProcess, mport: u16, sinks: &[&str], n: usize) {
     );
 }
 
-fn start_flumen(dir: &Path, props: &str, tag: &str) -> (AgentProcess, u16) {
-    let conf = dir.join(format!("{tag}.properties"));
-    std::fs::write(&conf, props).expect("write config");
-    let mport = free_port().to_string();
-    let run = AgentProcess::start_with(
-        dir,
-        &conf,
-        "a1",
-        tag,
-        &[
-            "--monitoring-bind",
-            "127.0.0.1",
-            "--monitoring-port",
-            &mport,
-        ],
-    );
-    (run, mport.parse().expect("port"))
-}
-
 #[test]
 fn avro_event_files_read_by_avro_and_header_and_text_as_flume_writes_it() {
     crate::flume_agent::classpath();
@@ -161,7 +142,7 @@ fn avro_event_files_read_by_avro_and_header_and_text_as_flume_writes_it() {
             out(sink_dir).display()
         ));
     }
-    let (mut run, mport) = start_flumen(dir.path(), &props, "serializers");
+    let (mut run, mport) = start_monitored(dir.path(), &props, "serializers", &[]);
 
     // Apache Flume: the same source into its own file_roll with HEADER_AND_TEXT.
     let flume_port = free_port();
@@ -289,7 +270,7 @@ fn hdfs_avro_event_files_read_by_avro_while_open_and_once_closed() {
             url = hdfs.url(),
         ));
     }
-    let (mut run, mport) = start_flumen(dir.path(), &props, "hdfs-avro");
+    let (mut run, mport) = start_monitored(dir.path(), &props, "hdfs-avro", &[]);
     wait_drained(&mut run, mport, &["k1", "k2"], n);
     let want: Vec<String> = (0..n)
         .map(|i| format!("\t{}", hex(i.to_string().as_bytes())))
