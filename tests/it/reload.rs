@@ -116,6 +116,18 @@ fn assert_exactly_once(counts: &BTreeMap<String, usize>, want: &[String], log: &
 /// in the channel), then to file_roll in a new directory, which receives the waiting events
 /// and the new ones. The client's connection stays open throughout, and the source's counters
 /// keep counting.
+/// Waits (bounded) until the files in `out` hold `n` distinct lines (library tests: no
+/// process to watch).
+fn wait_distinct(what: &str, out: &Path, n: usize) {
+    crate::agent_proc::poll_process(
+        &mut (),
+        what,
+        |_| (output_counts(out).len() == n).then_some(()),
+        |_, _| {},
+        |_| {},
+    );
+}
+
 #[test]
 fn sighup_restarts_only_the_changed_sink_and_the_channel_keeps_its_events() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -341,13 +353,7 @@ fn a_component_that_cannot_start_is_reported_and_retried_at_the_next_reload() {
     assert!(report.failed[0].contains("spool"), "{:?}", report.failed);
     let mut c = Client::new(TcpStream::connect(("127.0.0.1", p1)).expect("r1 still listens"));
     c.send(lines("a", 3));
-    crate::agent_proc::poll_process(
-        &mut (),
-        "waiting for 3 lines in out2",
-        |_| (output_counts(&out2).len() == 3).then_some(()),
-        |_, _| {},
-        |_| {},
-    );
+    wait_distinct("waiting for 3 lines in out2", &out2, 3);
 
     std::fs::create_dir(&spool).expect("mkdir spool");
     let text = file.read().expect("read");
@@ -366,13 +372,7 @@ fn a_component_that_cannot_start_is_reported_and_retried_at_the_next_reload() {
     let staged = dir.path().join("f.txt");
     std::fs::write(&staged, "b-000\nb-001\n").expect("write a file");
     std::fs::rename(&staged, spool.join("f.txt")).expect("spool it");
-    crate::agent_proc::poll_process(
-        &mut (),
-        "waiting for the spooled lines in out2",
-        |_| (output_counts(&out2).len() == 5).then_some(()),
-        |_, _| {},
-        |_| {},
-    );
+    wait_distinct("waiting for the spooled lines in out2", &out2, 5);
     drop(c);
     agent.shutdown().expect("shutdown");
 }
@@ -436,13 +436,7 @@ fn a_changed_memory_channel_keeps_its_events_and_its_old_settings() {
         .expect("reloads");
     assert_eq!(report.plan.sinks.restarted, names(&["k1"]));
     assert_eq!(report.plan.sources.kept, names(&["r1"]));
-    crate::agent_proc::poll_process(
-        &mut (),
-        "waiting for the 10 waiting events in out",
-        |_| (output_counts(&out).len() == 10).then_some(()),
-        |_, _| {},
-        |_| {},
-    );
+    wait_distinct("waiting for the 10 waiting events in out", &out, 10);
     drop(c);
     agent.shutdown().expect("shutdown");
 }
@@ -490,13 +484,7 @@ fn a_changed_file_channel_is_reopened_with_its_events() {
     assert_eq!(agent.channels()[0].stats().capacity, 50000);
     let mut c = Client::new(TcpStream::connect(("127.0.0.1", port)).expect("r1 listens again"));
     c.send(lines("b", 5));
-    crate::agent_proc::poll_process(
-        &mut (),
-        "waiting for the 10 events in out",
-        |_| (output_counts(&out).len() == 10).then_some(()),
-        |_, _| {},
-        |_| {},
-    );
+    wait_distinct("waiting for the 10 events in out", &out, 10);
     drop(c);
     agent.shutdown().expect("shutdown");
     let want: Vec<String> = lines("a", 5).chain(lines("b", 5)).collect();

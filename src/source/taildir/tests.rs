@@ -162,6 +162,16 @@ fn want(prefix: &str, from: usize, to: usize) -> Vec<String> {
 }
 
 /// Polls the position file until `cond` holds on it.
+/// Empties `f` in place, as copy-truncate rotation does.
+fn truncate(f: &Path) {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(f)
+        .expect("open")
+        .set_len(0)
+        .expect("truncate");
+}
+
 fn wait_positions(pos_file: &Path, what: &str, cond: impl Fn(&[Saved]) -> bool) -> Vec<Saved> {
     let end = Instant::now() + Duration::from_secs(20);
     loop {
@@ -279,12 +289,7 @@ fn copy_truncate_reads_the_file_again_from_its_start() {
     append(&f, &lines("a", 0, 20));
     let run = start(cfg(dir.path(), r"app\.log"));
     take_n(&run, 20);
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&f)
-        .expect("open")
-        .set_len(0)
-        .expect("truncate");
+    truncate(&f);
     // Wait until the source saw the shrink (its position went back to 0)...
     let pos_file = dir.path().join("pos").join("taildir_position.json");
     append(&f, "b-0\n");
@@ -305,12 +310,7 @@ fn a_position_saved_before_a_copy_truncate_is_not_applied_after_a_restart() {
     run.stop();
     // While the agent is down: copy-truncate, then the application writes more than the old
     // position's worth of new lines. Flume would resume at the old offset, mid-way into them.
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&f)
-        .expect("open")
-        .set_len(0)
-        .expect("truncate");
+    truncate(&f);
     append(&f, &lines("b", 0, 30));
     let run = start(c);
     assert_eq!(bodies(&take_n(&run, 30)), want("b", 0, 30));
