@@ -13,6 +13,7 @@ pub mod format;
 pub mod host;
 pub mod interceptor;
 pub mod io;
+pub mod kafka;
 pub mod metrics;
 pub(crate) mod net;
 pub mod report;

@@ -352,6 +352,23 @@ fn read_event(r: &mut Reader<'_>) -> Result<AvroFlumeEvent, AvroError> {
     Ok(AvroFlumeEvent { headers, body })
 }
 
+/// Appends one `AvroFlumeEvent` as Avro's binary encoding writes it on its own (no container,
+/// no schema): what Flume's Kafka sink writes with `useFlumeEventFormat` and its Kafka channel
+/// with `parseAsFlumeEvent`, so a Flume agent reads what flumen writes and back.
+pub fn encode_flume_event(out: &mut Vec<u8>, event: &Event) {
+    out.reserve(event.body().len() + 16);
+    write_event(out, event.headers(), event.body());
+}
+
+/// Reads one `AvroFlumeEvent` that must fill `bytes` exactly (a Kafka record's value written by
+/// Flume with `useFlumeEventFormat` / `parseAsFlumeEvent`). Never allocates more than `bytes`.
+pub fn decode_flume_event(bytes: &Bytes) -> Result<Event, AvroError> {
+    let mut r = Reader::new(bytes);
+    let e = read_event(&mut r)?;
+    r.finish("AvroFlumeEvent")?;
+    Ok(e.into())
+}
+
 /// Appends a message's parameters (the part after its name).
 pub fn encode_params(out: &mut Vec<u8>, m: &Message) {
     match m {

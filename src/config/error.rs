@@ -231,6 +231,9 @@ pub enum WarningKind {
     },
     /// A setting that works but probably not as meant; `advice` says why and what to do.
     Surprise { advice: String },
+    /// A key Flume renamed (`brokerList`): its value is used for `replacement`, as Flume does,
+    /// with a warning naming the new key.
+    Deprecated { replacement: String },
 }
 
 impl fmt::Display for ConfigWarning {
@@ -291,6 +294,10 @@ impl fmt::Display for ConfigWarning {
                 "not of the form <agent>.<sources|channels|sinks>...: no component reads it (a `${{...}}` reference in a value may)"
             ),
             WarningKind::Surprise { advice } => f.write_str(advice),
+            WarningKind::Deprecated { replacement } => write!(
+                f,
+                "deprecated (Flume 1.7 renamed it); its value is used for `{replacement}`: rename the key"
+            ),
         }
     }
 }

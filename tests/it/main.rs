@@ -27,6 +27,7 @@ mod hdfs_ha;
 mod hdfs_sink;
 mod hdfs_smoke;
 mod java;
+mod kafka_broker;
 mod layers;
 mod limits;
 mod memory;
