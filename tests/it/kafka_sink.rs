@@ -77,7 +77,9 @@ fn send(run: &mut Option<&mut AgentProcess>, port: u16, events: &[Event]) {
         }
     };
     for batch in events.chunks(50) {
-        client.append_batch(batch, "the test's events").expect("append");
+        client
+            .append_batch(batch, "the test's events")
+            .expect("append");
     }
     client.close();
 }
@@ -123,7 +125,11 @@ fn records_carry_keys_headers_topics_and_partitions_as_flume_sends_them() {
     let got = broker.read_all(&main, 4, READ);
     let by_body: BTreeMap<String, &Record> = got.iter().map(|r| (text(&r.value), r)).collect();
     let keyed = by_body["keyed"];
-    assert_eq!(keyed.key.as_deref(), Some(&b"k-1"[..]), "the key header is the record key");
+    assert_eq!(
+        keyed.key.as_deref(),
+        Some(&b"k-1"[..]),
+        "the key header is the record key"
+    );
     assert_eq!(
         keyed.headers,
         vec![("kafkaH1".to_string(), b"v1".to_vec())],
@@ -145,7 +151,11 @@ fn records_carry_keys_headers_topics_and_partitions_as_flume_sends_them() {
     assert_eq!(p2.timestamp, Some(1_700_000_000_123), "timestampHeader");
     assert!(by_body["plain"].headers.is_empty());
     let o = broker.read_all(&other, 1, READ);
-    assert_eq!(text(&o[0].value), "to the other topic", "the topic header overrides");
+    assert_eq!(
+        text(&o[0].value),
+        "to the other topic",
+        "the topic header overrides"
+    );
     run.terminate();
 }
 
@@ -179,12 +189,19 @@ fn topic_escapes_default_partition_and_disabled_override() {
         ],
     );
     let ra = broker.read_all(&a, 1, READ);
-    assert_eq!(text(&ra[0].value), "to a", "%{{dest}} picks the topic; override off");
+    assert_eq!(
+        text(&ra[0].value),
+        "to a",
+        "%{{dest}} picks the topic; override off"
+    );
     assert_eq!(ra[0].partition, 3, "defaultPartitionId");
     let rb = broker.read_all(&b, 2, READ);
     let parts: BTreeMap<String, i32> = rb.iter().map(|r| (text(&r.value), r.partition)).collect();
     assert_eq!(parts["to b"], 3);
-    assert_eq!(parts["to b, partition 1"], 1, "the header wins over defaultPartitionId");
+    assert_eq!(
+        parts["to b, partition 1"], 1,
+        "the header wins over defaultPartitionId"
+    );
     run.terminate();
 }
 
@@ -227,7 +244,11 @@ fn flume_event_format_on_and_off() {
 }
 
 /// Every record of `topic` that has arrived within `wait` of the last new one.
-fn read_available(broker: &KafkaBroker, topic: &str, until: impl Fn(&[Record]) -> bool) -> Vec<Record> {
+fn read_available(
+    broker: &KafkaBroker,
+    topic: &str,
+    until: impl Fn(&[Record]) -> bool,
+) -> Vec<Record> {
     let consumer: BaseConsumer = broker
         .client_config()
         .set("group.id", topic_name("reader"))
@@ -358,7 +379,11 @@ fn assert_logged_and_backing_off(run: &mut AgentProcess, mport: u16, needles: &[
         .lines()
         .filter(|l| needles.iter().all(|n| l.contains(n)))
         .count();
-    assert!(lines <= 2, "the cause is logged once, not per attempt ({lines} lines):\n{}", run.log());
+    assert!(
+        lines <= 2,
+        "the cause is logged once, not per attempt ({lines} lines):\n{}",
+        run.log()
+    );
 }
 
 #[test]
@@ -372,7 +397,10 @@ fn a_missing_topic_is_named_and_its_events_arrive_once_it_exists() {
         &[
             ("kafka.bootstrap.servers", broker.bootstrap()),
             ("kafka.topic", topic.clone()),
-            ("kafka.producer.topic.metadata.propagation.max.ms", "1000".into()),
+            (
+                "kafka.producer.topic.metadata.propagation.max.ms",
+                "1000".into(),
+            ),
         ],
     );
     let (mut run, mport) = start_agent(dir.path(), &props, "missing");
@@ -499,7 +527,10 @@ fn keyed_records_land_on_the_partition_flumes_sink_picks() {
     };
     let flume_placed = placement(&theirs);
     let ours_placed = placement(&ours);
-    assert_eq!(ours_placed, flume_placed, "each key on the same partition as Flume's");
+    assert_eq!(
+        ours_placed, flume_placed,
+        "each key on the same partition as Flume's"
+    );
     let used: BTreeSet<i32> = ours_placed.values().copied().collect();
     assert!(used.len() > 1, "the keys spread over partitions: {used:?}");
     run.terminate();
@@ -517,7 +548,11 @@ fn flumes_kafka_source_reads_what_the_sink_sends() {
             .map(|i| {
                 event(
                     &format!("event {i} ✓"),
-                    &[("n", &i.to_string()), ("h1", &format!("v{i}")), ("key", &format!("k{i}"))],
+                    &[
+                        ("n", &i.to_string()),
+                        ("h1", &format!("v{i}")),
+                        ("key", &format!("k{i}")),
+                    ],
                 )
             })
             .collect();
