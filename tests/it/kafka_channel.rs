@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use flumen::channel::kafka::KafkaChannelConfig;
 use flumen::channel::{Channel, ChannelError};
-use flumen::config::ConfigError;
 use flumen::Event;
 
 use crate::agent_proc::{free_port, AgentProcess, DEADLINE};
@@ -21,13 +20,15 @@ use crate::kafka_broker::{topic_name, KafkaBroker};
 // ---- Configuration. ----
 
 /// Parses a file holding one kafka channel `c1` with `lines` (below `a1.channels.c1.`).
-fn parse(lines: &[(&str, &str)]) -> Result<(KafkaChannelConfig, Vec<String>), ConfigError> {
+/// Errors as their messages (what the tests check).
+fn parse(lines: &[(&str, &str)]) -> Result<(KafkaChannelConfig, Vec<String>), String> {
     let mut text = String::from("a1.channels = c1\na1.channels.c1.type = kafka\n");
     for (k, v) in lines {
         text.push_str(&format!("a1.channels.c1.{k} = {v}\n"));
     }
     text.push_str("a1.sinks = k1\na1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n");
-    let (cfg, warnings) = flumen::agent::config::parse(&text, "kafka.conf", "a1")?;
+    let (cfg, warnings) =
+        flumen::agent::config::parse(&text, "kafka.conf", "a1").map_err(|e| e.to_string())?;
     let spec = cfg.channels[0].spec.as_ref().as_any();
     let cfg = spec
         .downcast_ref::<KafkaChannelConfig>()
@@ -282,7 +283,12 @@ fn without_parse_as_flume_event_only_bodies_travel() {
     let (tx, got) = take_open(&*ch, 2);
     tx.commit().expect("take commit");
     assert_eq!(body(&got[0]), "event-0");
-    assert_eq!(got[0].headers().len(), 1, "only the key header: {:?}", got[0]);
+    assert_eq!(
+        got[0].headers().len(),
+        1,
+        "only the key header: {:?}",
+        got[0]
+    );
     assert_eq!(got[0].header("key"), Some("k0"));
     assert!(got[1].headers().is_empty());
     ch.close().expect("close");
@@ -334,7 +340,10 @@ fn a_put_rollback_produces_nothing() {
     put_all(&*ch, &[event(3)]);
     let records = broker.read_all(&topic, 1, DEADLINE);
     assert_eq!(records.len(), 1);
-    assert_eq!(records[0].offset, 0, "the first record is the committed one");
+    assert_eq!(
+        records[0].offset, 0,
+        "the first record is the committed one"
+    );
     let got = take_until(&*ch, |t| !t.is_empty());
     assert_eq!(got, vec![event(3)]);
     ch.close().expect("close");
@@ -360,7 +369,11 @@ fn concurrent_takes_never_hand_out_the_same_event_and_commit_safely() {
     let rest = take_until(&*ch, |t| t.len() >= 200);
     let mut all = bodies(&got_b);
     all.extend(bodies(&rest));
-    assert_eq!(all, bodies(&events), "every event, once the rollback's are taken again");
+    assert_eq!(
+        all,
+        bodies(&events),
+        "every event, once the rollback's are taken again"
+    );
     assert_eq!(rest.len(), 200, "nothing taken twice");
     let committed: i64 = broker
         .committed(&group, &topic)
@@ -414,7 +427,16 @@ fn a_put_to_a_missing_topic_fails_naming_topic_and_brokers() {
         msg.contains(&topic) && msg.contains(&broker.bootstrap()) && msg.contains("create it"),
         "{msg}"
     );
-    assert!(matches!(e, ChannelError::Kafka { retryable: false, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            ChannelError::Kafka {
+                retryable: false,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert_eq!(ch.stats().put_successes, 0);
     // Takes find nothing and do not spin: wait_available returns after its timeout.
     let start = Instant::now();
@@ -549,9 +571,10 @@ fn flumen_agent(dir: &std::path::Path, tag: &str, properties: &str) -> AgentProc
 
 /// Waits until `capture` holds every body of `0..n` (duplicates allowed).
 fn wait_all_bodies(agent: &mut AgentProcess, capture: &Capture, n: usize) {
-    agent.wait_for(&format!("waiting for all {n} events at the collector"), |_| {
-        body_counts(&capture.events()).len() >= n
-    });
+    agent.wait_for(
+        &format!("waiting for all {n} events at the collector"),
+        |_| body_counts(&capture.events()).len() >= n,
+    );
 }
 
 #[test]
@@ -585,7 +608,10 @@ fn an_agent_delivers_every_event_through_the_channel() {
     capture.close();
     let counts = body_counts(&capture.events());
     assert_eq!(counts.len(), n, "{log}");
-    assert!(counts.values().all(|c| *c == 1), "no duplicates without a failure");
+    assert!(
+        counts.values().all(|c| *c == 1),
+        "no duplicates without a failure"
+    );
 }
 
 #[test]
@@ -615,7 +641,10 @@ fn a_channel_topic_written_by_flume_is_drained_by_flumen() {
     capture.close();
     let events = capture.events();
     let expected: BTreeSet<String> = (0..n).map(|i| i.to_string()).collect();
-    assert_eq!(body_counts(&events).into_keys().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(
+        body_counts(&events).into_keys().collect::<BTreeSet<_>>(),
+        expected
+    );
     for e in &events {
         assert_eq!(e.header("origin"), Some("flume"), "{e:?}");
         assert_eq!(e.headers().len(), 1, "{e:?}");
@@ -651,7 +680,10 @@ fn a_channel_topic_written_by_flumen_is_drained_by_flume() {
     capture.close();
     let events = capture.events();
     let expected: BTreeSet<String> = (0..n).map(|i| i.to_string()).collect();
-    assert_eq!(body_counts(&events).into_keys().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(
+        body_counts(&events).into_keys().collect::<BTreeSet<_>>(),
+        expected
+    );
     for e in &events {
         assert_eq!(e.header("origin"), Some("flumen"), "{e:?}");
         assert_eq!(e.headers().len(), 1, "{e:?}");

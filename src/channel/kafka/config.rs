@@ -87,7 +87,10 @@ impl KafkaChannelConfig {
             },
         };
 
-        keys.document_default("kafka.consumer.auto.offset.reset", DEFAULT_AUTO_OFFSET_RESET);
+        keys.document_default(
+            "kafka.consumer.auto.offset.reset",
+            DEFAULT_AUTO_OFFSET_RESET,
+        );
         let mut reset = DEFAULT_AUTO_OFFSET_RESET;
         if let Some((smallest, v)) = keys.parsed("readSmallestOffset", parse_bool)? {
             if keys.has("kafka.consumer.auto.offset.reset").is_some() {

@@ -39,8 +39,7 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, T
 
 pub use self::config::KafkaChannelConfig;
 use super::{
-    Channel, ChannelError, ChannelSpec, ChannelStats, ChannelType, PutTransaction,
-    TakeTransaction,
+    Channel, ChannelError, ChannelSpec, ChannelStats, ChannelType, PutTransaction, TakeTransaction,
 };
 use crate::avro::protocol::encode_flume_event;
 use crate::config::{ConfigError, Keys, Registered};

@@ -165,7 +165,9 @@ impl Inner {
                 .consumer
                 .client_config()
                 .create_with_context(ctx)
-                .map_err(|e| kafka_error(&self.name, &self.cfg, "cannot start the Kafka consumer", &e))?;
+                .map_err(|e| {
+                    kafka_error(&self.name, &self.cfg, "cannot start the Kafka consumer", &e)
+                })?;
             consumer
                 .subscribe(&[self.cfg.topic.as_str()])
                 .map_err(|e| kafka_error(&self.name, &self.cfg, "cannot subscribe", &e))?;
@@ -317,7 +319,9 @@ impl Inner {
             }
             for (p, offsets) in &mut mine {
                 offsets.sort_unstable();
-                let Some(part) = st.parts.get(p) else { continue };
+                let Some(part) = st.parts.get(p) else {
+                    continue;
+                };
                 let to = part
                     .undone
                     .iter()
@@ -338,7 +342,9 @@ impl Inner {
         }
         let mut st = shared.state.lock();
         for (p, offsets) in &mine {
-            let Some(part) = st.parts.get_mut(p) else { continue };
+            let Some(part) = st.parts.get_mut(p) else {
+                continue;
+            };
             for o in offsets {
                 part.undone.remove(o);
             }
@@ -509,7 +515,9 @@ impl TakeTransaction for KafkaTake {
         let mut st = shared.state.lock();
         let mut n = 0;
         while n < room {
-            let Some(front) = st.buffer.front() else { break };
+            let Some(front) = st.buffer.front() else {
+                break;
+            };
             if let Err(why) = &front.event {
                 if n > 0 {
                     break;
@@ -519,7 +527,9 @@ impl TakeTransaction for KafkaTake {
                 ch.counters.take_errors.fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
-            let Some(r) = st.buffer.pop_front() else { break };
+            let Some(r) = st.buffer.pop_front() else {
+                break;
+            };
             if let Ok(e) = &r.event {
                 out.push(e.clone());
             }
