@@ -737,3 +737,60 @@ fn kill_9_with_takes_in_flight_loses_nothing() {
     let expected: BTreeSet<String> = (0..n).map(|i| i.to_string()).collect();
     assert_eq!(counts.into_keys().collect::<BTreeSet<_>>(), expected);
 }
+
+#[test]
+fn a_put_without_authorization_fails_saying_so() {
+    let broker = KafkaBroker::shared();
+    let topic = topic_name("kc-denied");
+    broker.create_topic(&topic, 1);
+    let sasl = broker.sasl_bootstrap();
+    let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="alice-secret";"#;
+    let (cfg, _) = parse(&[
+        ("kafka.bootstrap.servers", sasl.as_str()),
+        ("kafka.topic", topic.as_str()),
+        ("kafka.producer.security.protocol", "SASL_PLAINTEXT"),
+        ("kafka.producer.sasl.mechanism", "PLAIN"),
+        ("kafka.producer.sasl.jaas.config", jaas),
+    ])
+    .expect("parses");
+    let ch = flumen::channel::ChannelSpec::open(&cfg, "c1").expect("open");
+    let mut tx = ch.put_transaction();
+    tx.put(event(0)).expect("put");
+    let e = tx.commit().expect_err("alice may not write");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("not authorized") && msg.contains(&topic) && msg.contains(&sasl),
+        "{msg}"
+    );
+    assert!(!e.is_retryable(), "{e:?}");
+    ch.close().expect("close");
+}
+
+#[test]
+fn takes_from_a_missing_topic_log_once_back_off_and_recover() {
+    let broker = KafkaBroker::shared();
+    let topic = topic_name("kc-late");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = Capture::start();
+    let props = channel_to_avro(&broker.bootstrap(), &topic, "late", capture.port);
+    let mut agent = flumen_agent(dir.path(), "late", &props);
+    let said = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains(&topic) && l.contains("does not exist"))
+            .count()
+    };
+    agent.wait_for("waiting for the missing topic to be logged", |a| {
+        said(&a.log()) > 0
+    });
+    broker.create_topic(&topic, 1);
+    let writer = open(&topic, "nobody", &[]);
+    let events: Vec<Event> = (0..100).map(|i| Event::new(i.to_string())).collect();
+    put_all(&*writer, &events);
+    writer.close().expect("close");
+    wait_all_bodies(&mut agent, &capture, 100);
+    let (_, log) = agent.terminate();
+    capture.close();
+    // One line per kind of failure, again at most every 30 s: not one per poll or reconnect.
+    assert!(said(&log) <= 2, "{log}");
+    assert!(log.contains(&broker.bootstrap()), "{log}");
+}

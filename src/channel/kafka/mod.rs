@@ -27,6 +27,7 @@
 mod config;
 mod take;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -380,13 +381,18 @@ fn client_log(level: RDKafkaLogLevel, fac: &str, message: &str) {
     }
 }
 
-/// Logs each distinct failure once, and again only after [`RELOG_AFTER`].
+/// Logs each distinct failure once, and again only after [`RELOG_AFTER`]: a broker that stays
+/// down gives a line every 30 s, not one per reconnect or poll.
 struct Throttle {
     channel: String,
     bootstrap: String,
     topic: String,
-    last: Mutex<Option<(String, Instant)>>,
+    /// When each message was last logged; a handful at most (one per kind of failure).
+    logged: Mutex<HashMap<String, Instant>>,
 }
+
+/// More distinct messages than this and the oldest are forgotten (bounds the map).
+const THROTTLE_KEEP: usize = 32;
 
 impl Throttle {
     fn new(channel: &str, bootstrap: &str, topic: &str) -> Throttle {
@@ -394,35 +400,39 @@ impl Throttle {
             channel: channel.to_string(),
             bootstrap: bootstrap.to_string(),
             topic: topic.to_string(),
-            last: Mutex::new(None),
+            logged: Mutex::new(HashMap::new()),
         }
     }
 
     /// Whether `message` is due to be logged now (and records that it is).
     fn due(&self, message: &str) -> bool {
-        let mut last = self.last.lock();
+        let mut logged = self.logged.lock();
         let now = Instant::now();
-        let due = match &*last {
-            Some((m, at)) => m != message || now.duration_since(*at) >= RELOG_AFTER,
-            None => true,
-        };
-        if due {
-            *last = Some((message.to_string(), now));
+        if logged
+            .get(message)
+            .is_some_and(|at| now.duration_since(*at) < RELOG_AFTER)
+        {
+            return false;
         }
-        due
+        if logged.len() >= THROTTLE_KEEP {
+            logged.retain(|_, at| now.duration_since(*at) < RELOG_AFTER);
+        }
+        logged.insert(message.to_string(), now);
+        true
     }
 
-    /// Forgets the last failure, so that the next one is logged at once.
-    fn clear(&self) -> bool {
-        self.last.lock().take().is_some()
+    /// Forgets the failures logged, so that the next one is logged at once.
+    fn clear(&self) {
+        self.logged.lock().clear();
     }
 
     /// A librdkafka client error (a broker unreachable, a login refused).
     fn client_error(&self, error: &KafkaError, reason: &str) {
         let d = crate::kafka::describe(error, &self.bootstrap, &self.topic);
-        let message = format!("{} ({reason})", d.message);
-        if self.due(&message) {
-            tracing::warn!(channel = %self.channel, "channel `{}`: {message}", self.channel);
+        // Keyed by the description alone, so that the same failure met by a poll or a put
+        // is not logged again with librdkafka's wording.
+        if self.due(&d.message) {
+            tracing::warn!(channel = %self.channel, "channel `{}`: {} ({reason})", self.channel, d.message);
         }
     }
 }

@@ -213,32 +213,37 @@ impl Inner {
             Ok(Ok(got)) => {
                 if got > 0 {
                     let mut st = shared.state.lock();
+                    let was_failing = st.backoff != Duration::ZERO;
                     st.backoff = Duration::ZERO;
                     st.backoff_until = None;
                     drop(st);
-                    if shared.log.clear() {
+                    if was_failing {
+                        shared.log.clear();
                         tracing::info!(channel = %self.name, "channel `{}` takes from Kafka again", self.name);
                     }
                     shared.available.notify_all();
                 }
             }
-            Ok(Err(e)) => self.poll_failed(&kafka_error(&self.name, &self.cfg, "cannot take", &e)),
+            Ok(Err(e)) => {
+                let d = crate::kafka::describe(&e, &self.cfg.bootstrap, &self.cfg.topic);
+                self.poll_failed(&d.message);
+            }
             Err(ChannelError::Closed { .. }) => {}
-            Err(e) => self.poll_failed(&e),
+            Err(e) => self.poll_failed(&e.to_string()),
         }
     }
 
-    /// Logs a failed poll (once per distinct failure) and backs off.
-    fn poll_failed(&self, e: &ChannelError) {
+    /// Logs a failed poll (once per distinct failure: the client's error callback often
+    /// reports the same one, and says it only if it came first) and backs off.
+    fn poll_failed(&self, message: &str) {
         let shared = &self.takes.shared;
         let mut st = shared.state.lock();
         st.backoff = (st.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
         st.backoff_until = Instant::now().checked_add(st.backoff);
         let backoff = st.backoff;
         drop(st);
-        let message = e.to_string();
-        if shared.log.due(&message) {
-            tracing::warn!(channel = %self.name, "{message}; takes find nothing until it is fixed (retrying, at most every {BACKOFF_MAX:?})");
+        if shared.log.due(message) {
+            tracing::warn!(channel = %self.name, "channel `{}` cannot take: {message}; takes find nothing until it is fixed (retrying, at most every {BACKOFF_MAX:?})", self.name);
         } else {
             tracing::debug!(channel = %self.name, "{message}; retrying in {backoff:?}");
         }
