@@ -794,3 +794,51 @@ fn takes_from_a_missing_topic_log_once_back_off_and_recover() {
     assert!(said(&log) <= 2, "{log}");
     assert!(log.contains(&broker.bootstrap()), "{log}");
 }
+
+#[test]
+fn a_rebalance_loses_no_event() {
+    let broker = KafkaBroker::shared();
+    let topic = topic_name("kc-rebalance");
+    let group = topic_name("g");
+    broker.create_topic(&topic, 4);
+    let writer = open(&topic, "nobody", &[]);
+    let events: Vec<Event> = (0..400).map(|i| Event::new(i.to_string())).collect();
+    put_all(&*writer, &events);
+    writer.close().expect("close");
+
+    let a = open(&topic, &group, &[]);
+    let (open_take, held) = take_open(&*a, 50);
+    // A second member joins: the group rebalances while the first holds an open take.
+    let b = open(&topic, &group, &[]);
+    let end = Instant::now() + DEADLINE;
+    loop {
+        assert!(Instant::now() < end, "the second member got no partition");
+        // The first member keeps polling (serving the rebalance), taking nothing.
+        a.wait_available(Duration::from_millis(100));
+        if b.wait_available(Duration::from_millis(100)) {
+            break;
+        }
+    }
+    // Delivered by the sink whose take it was; records of partitions it lost come again.
+    open_take.commit().expect("commit the open take");
+    let mut delivered: BTreeSet<String> = held.iter().map(body).collect();
+    let expected: BTreeSet<String> = events.iter().map(body).collect();
+    while delivered != expected {
+        assert!(
+            Instant::now() < end,
+            "{} of 400 events delivered after the rebalance",
+            delivered.len()
+        );
+        for ch in [&a, &b] {
+            if ch.wait_available(Duration::from_millis(100)) {
+                let mut tx = ch.take_transaction();
+                let mut out = Vec::new();
+                tx.take_batch(50, &mut out).expect("take");
+                tx.commit().expect("take commit");
+                delivered.extend(out.iter().map(body));
+            }
+        }
+    }
+    a.close().expect("close");
+    b.close().expect("close");
+}

@@ -15,9 +15,11 @@
 //!   dropped and its `epoch` ends, so open takes neither commit its offsets nor return its
 //!   records; its new owner reads from the last committed offset (duplicates, never loss).
 //! - Only one thread polls at a time (`poller`); the others wait on `available`. Polling
-//!   happens in `wait_available` (blocking up to `pollTimeout` per poll) and, without
-//!   blocking, in `take_batch` when the buffer is empty. After a failure the channel polls
-//!   again only after a backoff (100 ms doubling to 5 s), and logs once per distinct failure.
+//!   happens in `wait_available` (blocking up to `pollTimeout` per poll while the buffer is
+//!   empty) and, without blocking, in `take_batch`, and also while records are buffered
+//!   (every 100 ms, up to 4,000 buffered), because the consumer serves rebalances only when
+//!   polled. After a failure the channel polls again only after a backoff (100 ms doubling to
+//!   5 s), and logs once per distinct failure.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -42,6 +44,11 @@ use crate::event::Event;
 
 /// Most records one poll round moves into the buffer.
 const POLL_BATCH: usize = 1000;
+/// Above this many buffered records the channel polls only once the buffer is empty (a
+/// bound on memory; a rebalance then waits until the sinks drain it, as in Flume).
+const BUFFER_LIMIT: usize = 4 * POLL_BATCH;
+/// How often a channel with buffered records still polls.
+const REPOLL_AFTER: Duration = Duration::from_millis(100);
 /// The first and the longest wait after a failed poll.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
@@ -80,6 +87,8 @@ struct State {
     /// No poll before this instant (after a failure).
     backoff_until: Option<Instant>,
     backoff: Duration,
+    /// When a poll last started.
+    last_poll: Instant,
     closed: bool,
 }
 
@@ -116,6 +125,7 @@ impl Takes {
                     next_epoch: 0,
                     backoff_until: None,
                     backoff: Duration::ZERO,
+                    last_poll: Instant::now(),
                     closed: false,
                 }),
                 available: Condvar::new(),
@@ -193,6 +203,7 @@ impl Inner {
     /// record. The caller holds `poller`.
     fn poll_into_buffer(&self, timeout: Duration) {
         let shared = &self.takes.shared;
+        shared.state.lock().last_poll = Instant::now();
         let polled = self.with_consumer(|c| {
             let mut got = 0;
             let mut wait = timeout;
@@ -249,10 +260,20 @@ impl Inner {
         }
     }
 
-    /// Polls without blocking when the buffer is empty and no other thread polls.
+    /// Polls without blocking, when no other thread polls, if the buffer is empty, or if it
+    /// is below [`BUFFER_LIMIT`] and the last poll is older than [`REPOLL_AFTER`]: the
+    /// consumer serves rebalances and keeps its group membership only while it is polled, so
+    /// a buffer that drains slowly (a sink rolling back) must not stop the polls.
     fn poll_now(&self) {
-        if self.takes.shared.state.lock().in_backoff(Instant::now()) {
-            return;
+        {
+            let st = self.takes.shared.state.lock();
+            let now = Instant::now();
+            let due = st.buffer.is_empty()
+                || (st.buffer.len() < BUFFER_LIMIT
+                    && now.duration_since(st.last_poll) >= REPOLL_AFTER);
+            if !due || st.in_backoff(now) {
+                return;
+            }
         }
         if let Some(_p) = self.takes.poller.try_lock() {
             self.poll_into_buffer(Duration::ZERO);
@@ -271,6 +292,8 @@ impl Inner {
                 return false;
             }
             if !st.buffer.is_empty() {
+                drop(st);
+                self.poll_now();
                 return true;
             }
             if deadline.is_some_and(|d| now >= d) {
@@ -514,9 +537,7 @@ impl TakeTransaction for KafkaTake {
         }
         ch.counters.take_attempts.fetch_add(1, Ordering::Relaxed);
         let shared = &ch.takes.shared;
-        if shared.state.lock().buffer.is_empty() {
-            ch.poll_now();
-        }
+        ch.poll_now();
         let mut st = shared.state.lock();
         let mut n = 0;
         while n < room {
