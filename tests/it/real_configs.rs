@@ -595,12 +595,13 @@ const EXPECTED: &[Expect] = &[
                         "`agent.sources.sql-source.type`",
                     ],
                 ),
+                // Pre-0.9 producer keys only (`metadata.broker.list`): Flume 1.11 stops too
+                // ("Bootstrap Servers must be specified").
                 (
                     37,
                     &[
-                        NOT_SUPPORTED,
-                        "Flume's sink type `org.apache.flume.sink.kafka.KafkaSink`",
-                        "`agent.sinks.kafka-sink.type`",
+                        "missing required key `agent.sinks.kafka-sink.kafka.bootstrap.servers`",
+                        "the Kafka brokers to connect to",
                     ],
                 ),
             ]),
