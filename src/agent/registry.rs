@@ -11,7 +11,11 @@ use crate::source::SourceType;
 use crate::{channel, interceptor, route, sink, source};
 
 /// Channel types.
-pub const CHANNELS: &[ChannelType] = &[channel::file::TYPE, channel::memory::TYPE];
+pub const CHANNELS: &[ChannelType] = &[
+    channel::file::TYPE,
+    channel::memory::TYPE,
+    channel::kafka::TYPE,
+];
 
 /// Source types.
 pub const SOURCES: &[SourceType] = &[
@@ -64,7 +68,6 @@ pub const FLUME_ONLY_CHANNELS: &[(&str, &str)] = &[
         "spillablememory",
         "org.apache.flume.channel.SpillableMemoryChannel",
     ),
-    ("", "org.apache.flume.channel.kafka.KafkaChannel"),
     ("", "org.apache.flume.channel.PseudoTxnMemoryChannel"),
 ];
 

@@ -28,6 +28,7 @@ mod hdfs_sink;
 mod hdfs_smoke;
 mod java;
 mod kafka_broker;
+mod kafka_channel;
 mod kafka_sink;
 mod layers;
 mod limits;
