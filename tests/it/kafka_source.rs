@@ -25,7 +25,13 @@ const DEADLINE: Duration = Duration::from_secs(120);
 
 /// Source `r1` lines: kafka on `bootstrap`, reading `topics_line` (a full `kafka.topics...`
 /// line) as group `group` from the earliest offset, small batches.
-fn source_lines(name: &str, bootstrap: &str, topics_line: &str, group: &str, extra: &str) -> String {
+fn source_lines(
+    name: &str,
+    bootstrap: &str,
+    topics_line: &str,
+    group: &str,
+    extra: &str,
+) -> String {
     format!(
         "a1.sources.{name}.type = kafka\n\
          a1.sources.{name}.kafka.bootstrap.servers = {bootstrap}\n\
@@ -81,7 +87,13 @@ fn end_offsets(records: &[Record]) -> Vec<(i32, Option<i64>)> {
 }
 
 /// Waits until group `group` has committed exactly `want` on `topic`.
-fn wait_committed(agent: &mut AgentProcess, broker: &KafkaBroker, group: &str, topic: &str, want: &[(i32, Option<i64>)]) {
+fn wait_committed(
+    agent: &mut AgentProcess,
+    broker: &KafkaBroker,
+    group: &str,
+    topic: &str,
+    want: &[(i32, Option<i64>)],
+) {
     let mut last = Vec::new();
     let end = Instant::now() + DEADLINE;
     loop {
@@ -110,8 +122,10 @@ fn header<'a>(e: &'a Event, k: &str) -> &'a str {
 /// Matches each event to its record by the `partition`/`offset` headers and checks the
 /// headers Flume sets; returns how often each record arrived.
 fn check_against(events: &[Event], records: &[Record], topic: &str) -> BTreeMap<(i32, i64), usize> {
-    let by_pos: BTreeMap<(i32, i64), &Record> =
-        records.iter().map(|r| ((r.partition, r.offset), r)).collect();
+    let by_pos: BTreeMap<(i32, i64), &Record> = records
+        .iter()
+        .map(|r| ((r.partition, r.offset), r))
+        .collect();
     let mut seen = BTreeMap::new();
     for e in events {
         let p: i32 = header(e, "partition").parse().expect("partition header");
@@ -154,7 +168,13 @@ fn every_record_arrives_once_with_the_headers_flume_sets() {
     let dir = tempfile::tempdir().expect("tempdir");
     let capture = Capture::start();
     let group = topic_name("g-once");
-    let src = source_lines("r1", &broker.bootstrap(), &format!("kafka.topics = {topic}"), &group, "");
+    let src = source_lines(
+        "r1",
+        &broker.bootstrap(),
+        &format!("kafka.topics = {topic}"),
+        &group,
+        "",
+    );
     let mut agent = start(dir.path(), "once", &to_capture(&src, &capture));
     wait_captured(&mut agent, &capture, 300);
     wait_committed(&mut agent, broker, &group, &topic, &end_offsets(&written));
@@ -171,7 +191,11 @@ fn every_record_arrives_once_with_the_headers_flume_sets() {
 fn topic_lists_and_patterns_choose_the_topics_read() {
     let broker = KafkaBroker::shared();
     let base = topic_name("src-sub");
-    let (a, b, c) = (format!("{base}-a"), format!("{base}-b"), format!("{base}-c"));
+    let (a, b, c) = (
+        format!("{base}-a"),
+        format!("{base}-b"),
+        format!("{base}-c"),
+    );
     for t in [&a, &b, &c] {
         broker.create_topic(t, 1);
         broker.produce(t, &[(None, t.as_bytes())]);
@@ -186,7 +210,11 @@ fn topic_lists_and_patterns_choose_the_topics_read() {
          a1.sources.r1.channels = c1\n\
          a1.sources.r2.channels = c2\n\
          a1.channels.c1.type = memory\n\
+         a1.channels.c1.capacity = 1000\n\
+         a1.channels.c1.transactionCapacity = 1000\n\
          a1.channels.c2.type = memory\n\
+         a1.channels.c2.capacity = 1000\n\
+         a1.channels.c2.transactionCapacity = 1000\n\
          a1.sinks.k1.type = avro\n\
          a1.sinks.k1.hostname = 127.0.0.1\n\
          a1.sinks.k1.port = {p1}\n\
@@ -404,7 +432,7 @@ fn to_file_roll(dir: &Path, bootstrap: &str, topic: &str, group: &str) -> String
             bootstrap,
             &format!("kafka.topics = {topic}"),
             group,
-            "a1.sources.r1.batchSize = 500\n"
+            ""
         ),
         tail = file_channel_to_file_roll(dir, 500),
     )
@@ -443,7 +471,10 @@ fn kill_9_mid_stream_loses_no_record_and_offsets_end_at_the_topics_end() {
     });
     let (_, log) = first.kill_9();
     let before = newline_count(&out);
-    assert!(before < n, "the kill came too late to test anything:\n{log}");
+    assert!(
+        before < n,
+        "the kill came too late to test anything:\n{log}"
+    );
 
     let mut second = start(dir.path(), "second", &props);
     second.wait_for("waiting for every record after the restart", |_| {
@@ -555,7 +586,10 @@ fn a_missing_topic_is_reported_and_read_once_it_exists() {
     wait_captured(&mut agent, &capture, 1);
     let (_, log) = agent.terminate();
     let reports = log.matches("does not exist").count();
-    assert_eq!(reports, 1, "one line per episode, not one per retry:\n{log}");
+    assert_eq!(
+        reports, 1,
+        "one line per episode, not one per retry:\n{log}"
+    );
 }
 
 #[test]
@@ -566,7 +600,8 @@ fn unreachable_brokers_are_reported_once_and_stop_is_prompt() {
     let src = source_lines("r1", &bootstrap, "kafka.topics = nowhere", "g", "");
     let mut agent = start(dir.path(), "down", &to_capture(&src, &capture));
     agent.wait_for("waiting for the unreachable brokers' report", |a| {
-        a.log().contains(&format!("cannot reach the Kafka brokers {bootstrap}"))
+        a.log()
+            .contains(&format!("cannot reach the Kafka brokers {bootstrap}"))
     });
     let asked = Instant::now();
     let (st, log) = agent.terminate();

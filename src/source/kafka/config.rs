@@ -134,7 +134,10 @@ pub fn parse_config(keys: &mut Keys<'_>) -> Result<KafkaSourceConfig, ConfigErro
     // ...except these, which Flume forces too: offsets move only when the channel committed.
     client.set("enable.auto.commit", "false");
     client.set("enable.auto.offset.store", "false");
-    let group_id = client.get("group.id").unwrap_or(DEFAULT_GROUP_ID).to_string();
+    let group_id = client
+        .get("group.id")
+        .unwrap_or(DEFAULT_GROUP_ID)
+        .to_string();
     client.check(keys)?;
 
     Ok(KafkaSourceConfig {
@@ -221,12 +224,10 @@ fn subscription(keys: &mut Keys<'_>) -> Result<Subscription, ConfigError> {
     let (key, v) = match (list, old) {
         (Some(l), _) => ("kafka.topics", l),
         (None, Some(o)) => ("topic", o),
-        (None, None) => {
-            return Err(keys.missing(
-                "kafka.topics",
-                "the topics to read, comma separated (or kafka.topics.regex, a pattern of topic names)",
-            ))
-        }
+        (None, None) => return Err(keys.missing(
+            "kafka.topics",
+            "the topics to read, comma separated (or kafka.topics.regex, a pattern of topic names)",
+        )),
     };
     let topics: Vec<String> = v
         .value
@@ -361,7 +362,8 @@ mod tests {
         let c = c.expect("accepted");
         assert_eq!(c.subscription.rdkafka_topics(), vec!["^(logs-[0-9]+)$"]);
         assert!(
-            w.iter().any(|w| w.contains("kafka.topics") && w.contains("wins")),
+            w.iter()
+                .any(|w| w.contains("kafka.topics") && w.contains("wins")),
             "{w:?}"
         );
     }
@@ -370,7 +372,10 @@ mod tests {
     fn java_only_pattern_syntax_is_refused_naming_the_key_and_line() {
         let (c, _) = parsed(&[BOOT, ("kafka.topics.regex", "logs-\\d+")]);
         let e = c.expect_err("refused").to_string();
-        assert!(e.contains("kafka.topics.regex") && e.contains("[0-9]"), "{e}");
+        assert!(
+            e.contains("kafka.topics.regex") && e.contains("[0-9]"),
+            "{e}"
+        );
         assert!(e.contains("test.conf:2"), "{e}");
     }
 
@@ -382,7 +387,8 @@ mod tests {
         assert_eq!(c.group_id, "g-old");
         assert_eq!(c.client.get("group.id"), Some("g-old"));
         assert!(
-            w.iter().any(|w| w.contains("r1.topic`") && w.contains("kafka.topics")),
+            w.iter()
+                .any(|w| w.contains("r1.topic`") && w.contains("kafka.topics")),
             "{w:?}"
         );
         assert!(
@@ -417,10 +423,7 @@ mod tests {
         let c = c.expect("accepted");
         assert_eq!(c.client.get("enable.auto.commit"), Some("false"));
         assert_eq!(c.client.get("auto.offset.reset"), Some("earliest"));
-        assert!(
-            w.iter().any(|w| w.contains("enable.auto.commit")),
-            "{w:?}"
-        );
+        assert!(w.iter().any(|w| w.contains("enable.auto.commit")), "{w:?}");
     }
 
     #[test]
@@ -465,11 +468,7 @@ mod tests {
 
     #[test]
     fn kafka_headers_map_to_event_headers() {
-        let (c, _) = parsed(&[
-            BOOT,
-            ("kafka.topics", "a"),
-            ("header.trace", "trace-id"),
-        ]);
+        let (c, _) = parsed(&[BOOT, ("kafka.topics", "a"), ("header.trace", "trace-id")]);
         assert_eq!(
             c.expect("accepted").header_map,
             vec![("trace".to_string(), "trace-id".to_string())]

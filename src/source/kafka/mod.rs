@@ -210,12 +210,9 @@ impl Shared {
     /// channel did not take are fetched again.
     fn seek_back(&self, consumer: &BaseConsumer<Shared>, batch: &Batch) {
         for p in &batch.parts {
-            if let Err(e) = consumer.seek(
-                &p.topic,
-                p.partition,
-                Offset::Offset(p.first),
-                SEEK_TIMEOUT,
-            ) {
+            if let Err(e) =
+                consumer.seek(&p.topic, p.partition, Offset::Offset(p.first), SEEK_TIMEOUT)
+            {
                 // Not assigned any more (a rebalance took it): its next owner starts from
                 // the committed offset, which is at most `first`.
                 tracing::debug!(
@@ -464,8 +461,7 @@ impl Poller<'_> {
                 return None;
             }
             let now = Instant::now();
-            if now >= deadline || self.shared().batch.lock().events.len() >= self.cfg.batch_size
-            {
+            if now >= deadline || self.shared().batch.lock().events.len() >= self.cfg.batch_size {
                 return None;
             }
             match self.consumer.poll((deadline - now).min(POLL_SLICE)) {
@@ -508,7 +504,11 @@ impl Poller<'_> {
                 msg.partition(),
                 msg.offset()
             ),
-            Report::Reminder { failures, total, since } => tracing::error!(
+            Report::Reminder {
+                failures,
+                total,
+                since,
+            } => tracing::error!(
                 source = %s.name,
                 "source `{}` (kafka): {} more records skipped that are no AvroFlumeEvent ({total} in {}); latest {}[{}]@{}: {e}",
                 s.name,
@@ -531,7 +531,10 @@ impl Poller<'_> {
             .increment
             .saturating_mul(self.backoff.failures.saturating_add(1))
             .min(self.backoff.max);
-        match self.failures.failure(e.rdkafka_error_code(), Instant::now()) {
+        match self
+            .failures
+            .failure(e.rdkafka_error_code(), Instant::now())
+        {
             Report::First { .. } | Report::Changed { .. } => tracing::warn!(
                 source = %s.name,
                 "source `{}` (kafka, group `{}`): {}; retrying with backoff (next in {}, at \
@@ -568,7 +571,13 @@ mod tests {
     #[test]
     fn a_batch_commits_the_offset_after_each_partitions_last_record() {
         let mut b = Batch::default();
-        for (t, p, o) in [("a", 0, 5), ("a", 0, 6), ("a", 1, 9), ("b", 0, 1), ("a", 0, 7)] {
+        for (t, p, o) in [
+            ("a", 0, 5),
+            ("a", 0, 6),
+            ("a", 1, 9),
+            ("b", 0, 1),
+            ("a", 0, 7),
+        ] {
             b.note(t, p, o);
         }
         let got: Vec<(String, i32, i64, i64)> = b

@@ -43,10 +43,11 @@ pub fn to_event(cfg: &KafkaSourceConfig, msg: &BorrowedMessage<'_>) -> Result<Ev
             .map(|v| String::from_utf8_lossy(v).into_owned())
     };
     if cfg.use_flume_event_format {
-        let mut event = decode_flume_event(&Bytes::copy_from_slice(value)).map_err(|e| BadRecord {
-            len: value.len(),
-            why: e.to_string(),
-        })?;
+        let mut event =
+            decode_flume_event(&Bytes::copy_from_slice(value)).map_err(|e| BadRecord {
+                len: value.len(),
+                why: e.to_string(),
+            })?;
         let has = |e: &Event, k: &str| e.header(k).is_some();
         if !has(&event, "timestamp") {
             event.set_header("timestamp", timestamp.to_string());
