@@ -112,6 +112,7 @@ pub fn parse_config(keys: &mut Keys<'_>) -> Result<KafkaSourceConfig, ConfigErro
     let use_flume_event_format = keys.boolean("useFlumeEventFormat", false)?;
     let set_topic_header = keys.boolean("setTopicHeader", true)?;
     let topic_header = keys.text("topicHeader", "topic");
+    keys.document_default("header.<name>", "none");
     let header_map = keys
         .take_prefixed("header.")
         .into_iter()
