@@ -18,13 +18,25 @@ Workloads (1 KiB events, batch 100, durable commits on both sides):
                  mapping sends to c1 in both agents (Flume's StressSource bodies are every
                  byte 0x7F, so no header of theirs can split them; routing both the same way
                  keeps the work equal). `flumen bench agent` measures a split routing.
+  kafka_sink     one properties file both agents run unchanged: StressSource -> file channel
+                 -> Kafka sink (acks=all, flumeBatchSize 100) into a fresh 4-partition topic
+                 on a single-node KRaft broker this script starts (tests/kafka, Apache
+                 Kafka 3.9); timed as agent_null (a take commits only once Kafka acknowledged
+                 every record of the batch)
+  kafka_producer flumen's kafka_sink run of the round against Kafka's own Java producer
+                 (ProducerPerformance from kafka-tools, same broker, acks=all, 1 KiB records,
+                 the same count), timed by the tool from its first send
+  kafka_source   one properties file both agents run unchanged: Kafka source (a new consumer
+                 group per run, from the earliest offset, batchSize 1000) on a topic filled
+                 once with the run's events by Kafka's producer -> file channel -> null sink;
+                 timed as agent_null
   taildir        one properties file both agents run unchanged: TAILDIR on one log of
                  --taildir-events lines of 200 bytes (written and synced once per run, read by
                  every agent from the start through its own fresh positionFile) -> file
                  channel -> null sink, batch 100; timed as agent_null
 
 --workloads picks some of them (comma-separated; default all); the MiniDFSCluster only starts
-for agent_hdfs.
+for agent_hdfs, the Kafka broker only for the kafka workloads.
 
 Every pair runs alternately, flumen then Flume, for --rounds rounds; medians are reported and
 ratios are taken within a round. Peak RSS is each process's VmHWM (/proc) at the end of the
@@ -33,12 +45,14 @@ stderr; a table and, as the last stdout line, one JSON object go to stdout.
 """
 
 import argparse
+import base64
 import json
 import os
 import statistics
 import subprocess
 import sys
 import shutil
+import socket
 import tempfile
 import time
 
@@ -48,7 +62,10 @@ from peerlib import (ROOT, PEER, log, sh, maven_classpath, flumen_bin, free_port
                      flume_agent_cmd, stop_group)
 
 HDFS_PROJECT = os.path.join(ROOT, "tests", "hdfs")
-WORKLOADS = ["channel", "channel_mem", "agent_null", "agent_hdfs", "taildir", "routed"]
+KAFKA_PROJECT = os.path.join(ROOT, "tests", "kafka")
+WORKLOADS = ["channel", "channel_mem", "agent_null", "agent_hdfs", "taildir", "routed",
+             "kafka_sink", "kafka_producer", "kafka_source"]
+KAFKA_WORKLOADS = {"kafka_sink", "kafka_producer", "kafka_source"}
 TARGETS = {
     "channel_ratio": 10.0,
     "file_vs_flume_memory_ratio": 1.0,
@@ -56,6 +73,9 @@ TARGETS = {
     "agent_hdfs_ratio": 3.0,
     "taildir_ratio": 10.0,
     "routed_ratio": 8.0,
+    "kafka_sink_ratio": 3.0,
+    "kafka_sink_vs_java_producer_ratio": 1.0,
+    "kafka_source_ratio": 3.0,
     "rss_ratio": 0.25,  # at most
 }
 
@@ -249,6 +269,95 @@ def flume_agent(props, n, cp, what, deadline_s, channels=("c1",)):
                      channels=channels)
 
 
+def kafka_sink(bootstrap, topic):
+    return (f"a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink\n"
+            f"a1.sinks.k1.kafka.bootstrap.servers = {bootstrap}\n"
+            f"a1.sinks.k1.kafka.topic = {topic}\n"
+            f"a1.sinks.k1.flumeBatchSize = 100\n"
+            f"a1.sinks.k1.kafka.producer.acks = all\n")
+
+
+def kafka_source_properties(d, n, bootstrap, topic, group):
+    return f"""# Run unchanged by flumen (flumen agent) and Flume (org.apache.flume.node.Application).
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = org.apache.flume.source.kafka.KafkaSource
+a1.sources.r1.kafka.bootstrap.servers = {bootstrap}
+a1.sources.r1.kafka.topics = {topic}
+a1.sources.r1.kafka.consumer.group.id = {group}
+a1.sources.r1.kafka.consumer.auto.offset.reset = earliest
+a1.sources.r1.batchSize = 1000
+a1.sources.r1.channels = c1
+{file_channel('c1', d, n)}a1.sinks.k1.channel = c1
+a1.sinks.k1.type = null
+a1.sinks.k1.batchSize = 1000
+"""
+
+
+def java_producer(cp, bootstrap, topic, n, acks="all"):
+    """Kafka's own producer benchmark: (events/s as it reports them, peak RSS in KiB)."""
+    out, rss = timed(["java", "-Xmx1g", "-cp", cp, "org.apache.kafka.tools.ProducerPerformance",
+                      "--topic", topic, "--num-records", str(n), "--record-size", "1024",
+                      "--throughput", "-1", "--producer-props", f"bootstrap.servers={bootstrap}",
+                      f"acks={acks}"])
+    # The summary line: "N records sent, R records/sec (M MB/sec), ...".
+    for line in reversed(out.strip().splitlines()):
+        if "records sent," in line:
+            return float(line.split(",")[1].split()[0]), rss
+    raise RuntimeError(f"ProducerPerformance printed no summary:\n{out[-2000:]}")
+
+
+class KafkaBroker:
+    """A single-node KRaft broker from tests/kafka (Apache Kafka 3.9), halted when its stdin
+    closes. Topics are created on first use with 4 partitions."""
+
+    def __init__(self, cp, base):
+        d = os.path.join(base, "kafka")
+        os.makedirs(d)
+        port, controller = free_port(), free_port()
+        props = os.path.join(d, "server.properties")
+        with open(props, "w") as f:
+            f.write(f"""process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+log.dirs={d}/logs
+num.partitions=4
+auto.create.topics.enable=true
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+""")
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        self.log = open(os.path.join(d, "broker.log"), "w")
+        self.p = subprocess.Popen(
+            ["java", "-Xmx1g", "-cp", cp, "flumen.test.KafkaBroker", props, cluster_id],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log)
+        self.bootstrap = f"127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            if self.p.poll() is not None:
+                raise RuntimeError(f"the Kafka broker exited; see {d}/broker.log")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the Kafka broker did not listen in 90 s; {d}/broker.log")
+                time.sleep(0.2)
+
+    def close(self):
+        self.p.stdin.close()
+        self.p.wait(timeout=60)
+        self.log.close()
+
+
 class MiniHdfs:
     """A MiniDFSCluster from tests/hdfs, shut down when its stdin closes."""
 
@@ -289,12 +398,15 @@ def main():
     unknown = set(chosen) - set(WORKLOADS)
     if unknown or not chosen:
         ap.error(f"--workloads: unknown {sorted(unknown)}; choose from {','.join(WORKLOADS)}")
+    if "kafka_producer" in chosen and "kafka_sink" not in chosen:
+        chosen.append("kafka_sink")  # the producer is compared with the kafka_sink run
 
     if not a.skip_build:
         log("building flumen (release) and the Java peers ...")
         sh(["cargo", "build", "--release", "--quiet"], stdout=sys.stderr)
     peer_cp = maven_classpath(PEER)
     hdfs_cp = maven_classpath(HDFS_PROJECT) if "agent_hdfs" in chosen else None
+    kafka_cp = maven_classpath(KAFKA_PROJECT) if KAFKA_WORKLOADS & set(chosen) else None
 
     base = tempfile.mkdtemp(prefix="flumen-compare-", dir=a.dir)
     results = {k: {"flumen": [], "flume": [], "ratio": [], "rss_flumen": [], "rss_flume": []}
@@ -314,6 +426,14 @@ def main():
     if "agent_hdfs" in chosen:
         hdfs = MiniHdfs(hdfs_cp, base)
         log(f"MiniDFSCluster at {hdfs.url}")
+    kafka = None
+    if kafka_cp:
+        kafka = KafkaBroker(kafka_cp, base)
+        log(f"Kafka broker at {kafka.bootstrap}; warming it up with Kafka's producer ...")
+        java_producer(kafka_cp, kafka.bootstrap, "warmup", a.agent_events)
+        if "kafka_source" in chosen:
+            log(f"filling topic source-fill with {a.agent_events} records ...")
+            java_producer(kafka_cp, kafka.bootstrap, "source-fill", a.agent_events, acks="1")
     taildir_logs = os.path.join(base, "taildir-logs")
     if "taildir" in chosen:
         log(f"writing the taildir log ({a.taildir_events} lines of 200 bytes) ...")
@@ -374,9 +494,30 @@ def main():
                 record("routed", runs["flumen"][0], runs["flumen"][1], runs["flume"][0],
                        runs["flume"][1])
 
+            if "kafka_source" in chosen:
+                runs = {}
+                for who in ["flumen", "flume"]:
+                    wd = os.path.join(d, f"kafka_source-{who}")
+                    os.makedirs(wd, exist_ok=True)
+                    props = os.path.join(wd, "agent.properties")
+                    with open(props, "w") as f:
+                        f.write(kafka_source_properties(wd, n, kafka.bootstrap, "source-fill",
+                                                        f"g-r{rnd}-{who}"))
+                    what = f"kafka_source {who}"
+                    if who == "flumen":
+                        secs, rss = flumen_agent(props, n, what, deadline)
+                    else:
+                        secs, rss = flume_agent(props, n, peer_cp, what, deadline)
+                    runs[who] = (n / secs, rss)
+                    shutil.rmtree(wd, ignore_errors=True)
+                record("kafka_source", runs["flumen"][0], runs["flumen"][1], runs["flume"][0],
+                       runs["flume"][1])
+
             for key, sink in [("agent_null", lambda who: null_sink()),
                               ("agent_hdfs",
-                               lambda who: hdfs_sink(hdfs.url, f"/compare/r{rnd}/{who}"))]:
+                               lambda who: hdfs_sink(hdfs.url, f"/compare/r{rnd}/{who}")),
+                              ("kafka_sink",
+                               lambda who: kafka_sink(kafka.bootstrap, f"sink-r{rnd}-{who}"))]:
                 if key not in chosen:
                     continue
                 runs = {}
@@ -394,17 +535,26 @@ def main():
                     runs[who] = (n / secs, rss)
                 record(key, runs["flumen"][0], runs["flumen"][1], runs["flume"][0],
                        runs["flume"][1])
+                if key == "kafka_sink" and "kafka_producer" in chosen:
+                    j_eps, j_rss = java_producer(kafka_cp, kafka.bootstrap, f"java-r{rnd}", n)
+                    record("kafka_producer", runs["flumen"][0], runs["flumen"][1], j_eps, j_rss)
     finally:
         if hdfs:
             hdfs.close()
+        if kafka:
+            kafka.close()
         shutil.rmtree(taildir_logs, ignore_errors=True)
 
     med = {k: {m: statistics.median(v[m]) for m in v} for k, v in results.items()}
+    # Against Flume only: kafka_producer's other side is Kafka's producer, not an agent.
     rss_ratio = max(med[k]["rss_flumen"] / med[k]["rss_flume"] for k in med
-                    if med[k]["rss_flume"])
+                    if med[k]["rss_flume"] and k != "kafka_producer")
     ratio_names = {"channel": "channel_ratio", "channel_mem": "file_vs_flume_memory_ratio",
                    "agent_null": "agent_null_ratio", "agent_hdfs": "agent_hdfs_ratio",
-                   "taildir": "taildir_ratio", "routed": "routed_ratio"}
+                   "taildir": "taildir_ratio", "routed": "routed_ratio",
+                   "kafka_sink": "kafka_sink_ratio",
+                   "kafka_producer": "kafka_sink_vs_java_producer_ratio",
+                   "kafka_source": "kafka_source_ratio"}
     summary = {
         "rounds": a.rounds,
         "workloads": chosen,
@@ -423,6 +573,9 @@ def main():
         "agent_hdfs": "agent: stress -> file -> hdfs (DataStream)",
         "taildir": "agent: TAILDIR -> file -> null",
         "routed": "agent: stress -> 3 icpt -> mux -> 2 file -> null",
+        "kafka_sink": "agent: stress -> file -> kafka (acks=all)",
+        "kafka_producer": "kafka sink vs Kafka's Java producer (in Flume col)",
+        "kafka_source": "agent: kafka -> file -> null",
     }
     print(f"{'workload':<46} {'Flume ev/s':>12} {'flumen ev/s':>12} {'ratio':>7} "
           f"{'Flume RSS MiB':>14} {'flumen RSS MiB':>15}")

@@ -123,7 +123,7 @@ fn validate(a: &TaildirBenchArgs) -> Result<u64, CliError> {
 }
 
 /// Whole-process CPU time (user + system) so far.
-fn process_cpu() -> Result<Duration, CliError> {
+pub(super) fn process_cpu() -> Result<Duration, CliError> {
     let path = Path::new("/proc/self/stat");
     let text = std::fs::read_to_string(path).map_err(|e| CliError::io("reading", path, e))?;
     // The command name (field 2) may hold spaces and parentheses; the fields after its last

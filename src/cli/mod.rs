@@ -29,6 +29,7 @@ pub mod avro_client;
 pub mod bench;
 pub mod bench_agent;
 pub mod bench_hdfs;
+pub mod bench_kafka;
 pub mod bench_reopen;
 pub mod bench_taildir;
 pub mod channel_cmd;
@@ -76,6 +77,10 @@ pub enum BenchCommand {
     /// The HDFS sink (stress -> file channel -> hdfs sink) against Hadoop's own Java client
     /// writing the same bytes to the same HDFS (see benches/hdfs_vs_java.sh).
     Hdfs(bench_hdfs::HdfsBenchArgs),
+    /// The Kafka sink (stress -> file channel -> kafka) and source (kafka -> file channel ->
+    /// null) on a running broker, beside Kafka's own Java producer (see benches/compare.py for
+    /// Flume's Kafka components on the same shapes).
+    Kafka(bench_kafka::KafkaBenchArgs),
     /// The TAILDIR source on a log it writes first: TAILDIR -> file channel -> null and
     /// TAILDIR -> memory channel -> null, next to the bare file channel on the same events.
     Taildir(bench_taildir::TaildirBenchArgs),
@@ -134,6 +139,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Bench(BenchCommand::Reopen(args)) => bench_reopen::run(&args),
         Command::Bench(BenchCommand::Agent(args)) => bench_agent::run(&args),
         Command::Bench(BenchCommand::Hdfs(args)) => bench_hdfs::run(&args),
+        Command::Bench(BenchCommand::Kafka(args)) => bench_kafka::run(&args),
         Command::Bench(BenchCommand::Taildir(args)) => bench_taildir::run(&args),
         Command::Channel(cmd) => channel_cmd::run(cmd),
         Command::Config(cmd) => config_check::run(cmd),
