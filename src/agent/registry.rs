@@ -33,6 +33,7 @@ pub const SINKS: &[SinkType] = &[
     sink::file_roll::TYPE,
     sink::hdfs::TYPE,
     sink::avro::TYPE,
+    sink::kafka::TYPE,
 ];
 
 /// Sink processor types (a sink group's `processor.type`).
@@ -99,7 +100,6 @@ pub const FLUME_ONLY_SINKS: &[(&str, &str)] = &[
     ),
     ("hive", "org.apache.flume.sink.hive.HiveSink"),
     ("http", "org.apache.flume.sink.http.HttpSink"),
-    ("", "org.apache.flume.sink.kafka.KafkaSink"),
 ];
 
 /// Flume's interceptor types flumen does not have.

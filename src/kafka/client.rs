@@ -63,6 +63,17 @@ impl ClientSettings {
         self.put(key, value.into(), None);
     }
 
+    /// Sets librdkafka's `key` from the component's key `from` (a pre-1.7 key such as
+    /// `requiredAcks`, or a component key that derives a setting), so that a value librdkafka
+    /// refuses is reported at that key and line, and [`ClientSettings::user_set`] holds.
+    pub fn set_from(&mut self, key: &str, value: impl Into<String>, from: &str, val: &Val) {
+        let origin = Origin {
+            key: from.to_string(),
+            value: val.clone(),
+        };
+        self.put(key, value.into(), Some(origin));
+    }
+
     fn put(&mut self, key: &str, value: String, origin: Option<Origin>) {
         self.settings.retain(|(k, _, _)| k != key);
         self.settings.push((key.to_string(), value, origin));

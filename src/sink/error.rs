@@ -151,6 +151,10 @@ pub enum SinkCause {
         #[source]
         source: io::Error,
     },
+    /// The kafka sink's records were not acknowledged: `message` names the brokers, the
+    /// topic and what to do; `key` the failure's kind and topic, for reporting.
+    #[error("{message}")]
+    Kafka { message: String, key: String },
     /// Anything else, as text: settings refused at start-up, an internal inconsistency.
     #[error("{0}")]
     Other(String),
@@ -170,6 +174,7 @@ impl SinkCause {
             }
             SinkCause::Rpc { stage, source } => format!("rpc {stage:?} {}", rpc_key(source)),
             SinkCause::File { source, .. } => format!("file {}", io_key(source)),
+            SinkCause::Kafka { key, .. } => format!("kafka {key}"),
             SinkCause::Other(m) => format!("other {m}"),
         }
     }

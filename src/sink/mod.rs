@@ -48,6 +48,7 @@ pub mod error;
 pub mod file_roll;
 pub mod group;
 pub mod hdfs;
+pub mod kafka;
 pub mod logger;
 pub mod null;
 pub mod retry;

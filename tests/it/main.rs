@@ -28,6 +28,7 @@ mod hdfs_sink;
 mod hdfs_smoke;
 mod java;
 mod kafka_broker;
+mod kafka_sink;
 mod kafka_source;
 mod layers;
 mod limits;

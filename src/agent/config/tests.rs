@@ -474,7 +474,7 @@ fn flume_types_we_do_not_have_are_unsupported() {
         ),
         (
             with_channel("a1.channels.c1.type = memory\n")
-                .replace("= logger", "= org.apache.flume.sink.kafka.KafkaSink"),
+                .replace("= logger", "= org.apache.flume.sink.hbase.HBaseSink"),
             8,
             "a1.sinks.k1.type",
         ),
