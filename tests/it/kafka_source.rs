@@ -640,3 +640,38 @@ fn an_unauthorized_consumer_is_reported_with_what_to_grant() {
     assert!(log.contains(&broker.sasl_bootstrap()), "{log}");
     assert_eq!(capture.len(), 0);
 }
+
+#[test]
+fn a_batch_the_channel_refuses_is_not_committed_and_is_read_again() {
+    let broker = KafkaBroker::shared();
+    let topic = topic_name("src-refused");
+    broker.create_topic(&topic, 1);
+    let big = vec![b'x'; 5000];
+    broker.produce(&topic, &[(None, b"small"), (None, big.as_slice())]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = Capture::start();
+    let group = topic_name("g-refused");
+    let src = source_lines(
+        "r1",
+        &broker.bootstrap(),
+        &format!("kafka.topics = {topic}"),
+        &group,
+        "a1.sources.r1.backoffSleepIncrement = 50\n\
+         a1.sources.r1.maxBackoffSleep = 100\n",
+    );
+    // A channel whose byteCapacity the batch can never fit: a refusal retrying cannot cure.
+    let props = to_capture(&src, &capture).replace(
+        "a1.channels.c1.type = memory\n",
+        "a1.channels.c1.type = memory\na1.channels.c1.byteCapacity = 2000\n",
+    );
+    let mut agent = start(dir.path(), "refused", &props);
+    agent.wait_for(
+        "waiting for the batch to be refused, read again and refused again",
+        |a| a.log().matches("the channel refused a batch").count() >= 3,
+    );
+    let committed = broker.committed(&group, &topic);
+    let (_, log) = agent.terminate();
+    assert_eq!(committed, vec![(0, None)], "nothing committed:\n{log}");
+    assert_eq!(capture.len(), 0);
+    assert!(log.contains("will be read again"), "{log}");
+}
