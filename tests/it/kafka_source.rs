@@ -15,7 +15,8 @@ use flumen::avro::protocol::encode_flume_event;
 use flumen::event::{Event, Headers};
 
 use crate::agent_proc::{
-    complete_lines, file_channel_to_file_roll, free_port, newline_count, AgentProcess,
+    complete_lines, file_channel_to_file_roll, free_port, json, newline_count, start_monitored,
+    AgentProcess,
 };
 use crate::avro_capture::Capture;
 use crate::flume_agent::FlumeAgent;
@@ -664,13 +665,24 @@ fn a_batch_the_channel_refuses_is_not_committed_and_is_read_again() {
         "a1.channels.c1.type = memory\n",
         "a1.channels.c1.type = memory\na1.channels.c1.byteCapacity = 2000\n",
     );
-    let mut agent = start(dir.path(), "refused", &props);
-    agent.wait_for(
-        "waiting for the batch to be refused, read again and refused again",
-        |a| a.log().matches("the channel refused a batch").count() >= 3,
-    );
+    let (mut agent, port) = start_monitored(dir.path(), &props, "refused", &[]);
+    // Refused, read again (the seek back) and refused again: the source's channel failures
+    // grow while nothing is committed.
+    agent.poll("waiting for the batch to be refused three times", |a| {
+        let m = json(a, port);
+        let fails = &m["SOURCE.r1"]["ChannelWriteFail"];
+        let fails = fails
+            .as_u64()
+            .or_else(|| fails.as_str().and_then(|v| v.parse().ok()))?;
+        (fails >= 3).then_some(())
+    });
     let committed = broker.committed(&group, &topic);
     let (_, log) = agent.terminate();
+    assert_eq!(
+        log.matches("the channel refused a batch").count(),
+        1,
+        "reported once per episode:\n{log}"
+    );
     assert_eq!(committed, vec![(0, None)], "nothing committed:\n{log}");
     assert_eq!(capture.len(), 0);
     assert!(log.contains("will be read again"), "{log}");

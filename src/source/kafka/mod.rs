@@ -151,6 +151,8 @@ struct Shared {
     /// The latest client-level failure librdkafka reported (brokers down, login refused),
     /// for the polling loop to report and back off on.
     client_error: Mutex<Option<KafkaError>>,
+    /// Batches the channel refused for good, reported once per episode.
+    refusals: Mutex<FailureReporter<()>>,
 }
 
 impl Shared {
@@ -168,19 +170,48 @@ impl Shared {
         if n > 0 {
             self.counters.add(Counter::EventReceivedCount, n as u64);
             match put_all(&self.name, &self.channels, &batch.events, &self.stop) {
-                Ok(()) => self.counters.add(Counter::EventAcceptedCount, n as u64),
+                Ok(()) => {
+                    self.counters.add(Counter::EventAcceptedCount, n as u64);
+                    if let Some(r) = self.refusals.lock().success(Instant::now()) {
+                        tracing::info!(
+                            source = %self.name,
+                            "source `{}` (kafka): the channel accepts its batches again after {} \
+                             over {}",
+                            self.name,
+                            count(r.failures, "refusal", "refusals"),
+                            human(r.lasted)
+                        );
+                    }
+                }
                 Err(PutError::Stopped) => {
                     batch.clear();
                     return Err(Undelivered::Stopped);
                 }
                 Err(PutError::Failed(e)) => {
                     self.counters.inc(Counter::ChannelWriteFail);
-                    tracing::error!(
-                        source = %self.name,
-                        "source `{}` (kafka): the channel refused a batch of {n} records: {e}; \
-                         their offsets are not committed and they will be read again",
-                        self.name
-                    );
+                    // The same batch is refused again after every backoff: said once, then
+                    // a count every minute.
+                    match self.refusals.lock().failure((), Instant::now()) {
+                        Report::Quiet => {}
+                        Report::Reminder {
+                            failures,
+                            total,
+                            since,
+                        } => tracing::error!(
+                            source = %self.name,
+                            "source `{}` (kafka): the channel still refuses the batch: {} more \
+                             since the last report, {total} in {}; latest: {e}",
+                            self.name,
+                            count(failures, "refusal", "refusals"),
+                            human(since)
+                        ),
+                        _ => tracing::error!(
+                            source = %self.name,
+                            "source `{}` (kafka): the channel refused a batch of {n} records: \
+                             {e}; their offsets are not committed and they will be read again",
+                            self.name
+                        ),
+                    }
                     self.seek_back(consumer, batch);
                     batch.clear();
                     return Err(Undelivered::Refused);
@@ -351,6 +382,7 @@ impl Source for KafkaSource {
             stop: Arc::clone(&stop),
             batch: Mutex::new(Batch::default()),
             client_error: Mutex::new(None),
+            refusals: Mutex::new(FailureReporter::new(ReportPolicy::default())),
         };
         let consumer: BaseConsumer<Shared> =
             match cfg.client.client_config().create_with_context(shared) {
