@@ -27,6 +27,7 @@ pub const SOURCES: &[SourceType] = &[
     source::stdin::TYPE,
     source::taildir::TYPE,
     source::spooldir::TYPE,
+    source::kafka::TYPE,
 ];
 
 /// Sink types.
@@ -83,7 +84,6 @@ pub const FLUME_ONLY_SOURCES: &[(&str, &str)] = &[
     ("http", "org.apache.flume.source.http.HTTPSource"),
     ("jms", "org.apache.flume.source.jms.JMSSource"),
     ("netcatudp", "org.apache.flume.source.NetcatUdpSource"),
-    ("", "org.apache.flume.source.kafka.KafkaSource"),
 ];
 
 /// Flume's sink types flumen does not have.

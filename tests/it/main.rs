@@ -30,6 +30,7 @@ mod java;
 mod kafka_broker;
 mod kafka_channel;
 mod kafka_sink;
+mod kafka_source;
 mod layers;
 mod limits;
 mod memory;
