@@ -35,6 +35,10 @@ impl Role {
     }
 }
 
+/// Kafka's Java producer's `delivery.timeout.ms` default: how long a record may wait for its
+/// acknowledgement before it fails.
+pub const JAVA_DELIVERY_TIMEOUT_MS: u64 = 120_000;
+
 /// Where a setting came from, for errors: the full key and line, or none for a default.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Origin {
@@ -54,6 +58,22 @@ impl ClientSettings {
     pub fn new(bootstrap: &str) -> ClientSettings {
         let mut s = ClientSettings::default();
         s.set("bootstrap.servers", bootstrap);
+        s
+    }
+
+    /// A producer's settings starting from the Java client's defaults where librdkafka's
+    /// differ in ways a Flume user would notice, so a file behaves as under Flume: Kafka's
+    /// Java partitioner for keyed records (murmur2 of the key; librdkafka's default hashes
+    /// with CRC32 and would place keys elsewhere), no lingering (librdkafka's 5 ms would be
+    /// added to every batch a sink or channel commit waits for), two minutes to deliver
+    /// (librdkafka: five) and Java's largest request (`max.request.size`). `acks` is the
+    /// component's.
+    pub fn java_producer(bootstrap: &str) -> ClientSettings {
+        let mut s = ClientSettings::new(bootstrap);
+        s.set("partitioner", "murmur2_random");
+        s.set("linger.ms", "0");
+        s.set("delivery.timeout.ms", JAVA_DELIVERY_TIMEOUT_MS.to_string());
+        s.set("message.max.bytes", "1048576");
         s
     }
 

@@ -134,12 +134,8 @@ impl KafkaChannelConfig {
         };
 
         keys.document_default("kafka.producer.acks", DEFAULT_ACKS);
-        let mut producer = ClientSettings::new(&bootstrap);
+        let mut producer = ClientSettings::java_producer(&bootstrap);
         producer.set("acks", DEFAULT_ACKS);
-        // The Java client's defaults, which Flume's users get: no lingering (a commit waits
-        // for its own records, so lingering only adds latency) and two minutes to deliver.
-        producer.set("linger.ms", "0");
-        producer.set("delivery.timeout.ms", "120000");
         client::read_client_keys(keys, Role::Producer, &mut producer)?;
         if producer.user_set("transactional.id") {
             let key = "kafka.producer.transactional.id";

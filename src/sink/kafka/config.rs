@@ -17,9 +17,6 @@ use crate::kafka::client::{bootstrap_servers, read_client_keys, ClientSettings, 
 pub const DEFAULT_TOPIC: &str = "default-flume-topic";
 /// The header whose value is the record key (Flume's `KEY_HEADER`).
 pub const KEY_HEADER: &str = "key";
-/// Java's `delivery.timeout.ms` default: how long a batch may wait for its acknowledgements
-/// (librdkafka's own default, five minutes, would hide a dead broker longer than Flume does).
-pub const DELIVERY_TIMEOUT_MS: u64 = 120_000;
 
 /// One piece of `kafka.topic`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,18 +121,9 @@ pub struct KafkaSinkConfig {
 /// The producer settings Flume's Java client starts from, as librdkafka settings: what the
 /// user does not set behaves as it would under Flume.
 fn producer_defaults(bootstrap: &str) -> ClientSettings {
-    let mut s = ClientSettings::new(bootstrap);
+    let mut s = ClientSettings::java_producer(bootstrap);
     // Flume's own default (Kafka's Java default is all).
     s.set("acks", "1");
-    // Kafka's Java default partitioner for keyed records (murmur2 of the key), so a key lands
-    // on the partition it would under Flume; librdkafka's default is a CRC32 hash.
-    s.set("partitioner", "murmur2_random");
-    // Java sends at once (linger.ms 0); librdkafka's 5 ms would be added to every batch,
-    // since each batch waits for its acknowledgements before the next is taken.
-    s.set("linger.ms", "0");
-    s.set("delivery.timeout.ms", DELIVERY_TIMEOUT_MS.to_string());
-    // Java's max.request.size.
-    s.set("message.max.bytes", "1048576");
     s
 }
 
@@ -229,7 +217,7 @@ pub(super) fn parse(keys: &mut Keys<'_>) -> Result<KafkaSinkConfig, ConfigError>
         .get("delivery.timeout.ms")
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(
-            Duration::from_millis(DELIVERY_TIMEOUT_MS),
+            Duration::from_millis(crate::kafka::client::JAVA_DELIVERY_TIMEOUT_MS),
             Duration::from_millis,
         );
 
