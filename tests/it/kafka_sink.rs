@@ -319,6 +319,7 @@ fn a_broker_killed_and_restarted_mid_stream_loses_nothing() {
          a1.channels.c1.type = file\n\
          a1.channels.c1.checkpointDir = {d}/cp\n\
          a1.channels.c1.dataDirs = {d}/data\n\
+         a1.channels.c1.minimumRequiredSpace = 1048576\n\
          a1.sinks.k1.type = kafka\n\
          a1.sinks.k1.channel = c1\n\
          a1.sinks.k1.kafka.bootstrap.servers = {b}\n\

@@ -134,6 +134,9 @@ fn producer_defaults(bootstrap: &str) -> ClientSettings {
     // since each batch waits for its acknowledgements before the next is taken.
     s.set("linger.ms", "0");
     s.set("delivery.timeout.ms", DELIVERY_TIMEOUT_MS.to_string());
+    // Java's: a restarted broker is reconnected to within a second; librdkafka's 10 s would
+    // hold every batch that long after the broker is back.
+    s.set("reconnect.backoff.max.ms", "1000");
     // Java's max.request.size.
     s.set("message.max.bytes", "1048576");
     s

@@ -90,7 +90,7 @@ struct Delivery {
     all_done: Condvar,
     /// librdkafka's last client-wide error (a broker refusing connections), to explain a
     /// timeout.
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<(Instant, String)>>,
 }
 
 impl Delivery {
@@ -114,7 +114,8 @@ impl ClientContext for Delivery {
         *self
             .last_error
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason.to_string());
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), reason.to_string()));
     }
 }
 
@@ -363,10 +364,31 @@ impl KafkaSink {
         // librdkafka times each record out after delivery.timeout.ms itself; the margin only
         // guards against a callback that never comes.
         let deadline = Instant::now() + self.config.delivery_timeout + Duration::from_secs(10);
+        let mut warn_at = Some(Instant::now() + SLOW_BATCH);
         let mut p = ctx.lock();
         p.target = sent;
         while p.done < sent {
             let now = Instant::now();
+            if warn_at.is_some_and(|w| now >= w) {
+                warn_at = None;
+                let waiting = sent - p.done;
+                drop(p);
+                // The failure itself is reported by the runner once librdkafka gives up
+                // (after delivery.timeout.ms); this says early why nothing moves.
+                tracing::warn!(
+                    sink = %self.name,
+                    "sink `{}`: {waiting} of {sent} records to topic `{}` not acknowledged by the Kafka brokers {} after {}s{}; waiting up to delivery.timeout.ms ({}s) before the batch goes back to the channel",
+                    self.name,
+                    self.last_topic,
+                    self.config.bootstrap,
+                    SLOW_BATCH.as_secs(),
+                    last_error_note(&ctx),
+                    self.config.delivery_timeout.as_secs()
+                );
+                p = ctx.lock();
+                continue;
+            }
+            let wake = warn_at.map_or(deadline, |w| w.min(deadline));
             if now >= deadline {
                 let outstanding = sent - p.done;
                 drop(p);
@@ -381,7 +403,7 @@ impl KafkaSink {
             }
             p = ctx
                 .all_done
-                .wait_timeout(p, deadline - now)
+                .wait_timeout(p, wake.saturating_duration_since(now))
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
@@ -395,17 +417,27 @@ impl KafkaSink {
             e.rdkafka_error_code(),
             Some(RDKafkaErrorCode::MessageTimedOut)
         ) {
-            if let Some(last) = ctx
-                .last_error
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .as_deref()
-            {
-                note.push_str(&format!("; the client's last error: {last}"));
-            }
+            note.push_str(&last_error_note(&ctx));
         }
         Err(self.kafka_error(&e, &topic, &note))
     }
+}
+
+/// How long a batch waits for its acknowledgements before the sink says so in the log.
+const SLOW_BATCH: Duration = Duration::from_secs(10);
+
+/// `; the client's last error: ...` when librdkafka reported one, else empty.
+fn last_error_note(ctx: &Delivery) -> String {
+    ctx.last_error
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .map_or_else(String::new, |(at, last)| {
+            format!(
+                "; the client's last error ({}s ago): {last}",
+                at.elapsed().as_secs()
+            )
+        })
 }
 
 impl Sink for KafkaSink {
