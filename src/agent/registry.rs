@@ -11,7 +11,11 @@ use crate::source::SourceType;
 use crate::{channel, interceptor, route, sink, source};
 
 /// Channel types.
-pub const CHANNELS: &[ChannelType] = &[channel::file::TYPE, channel::memory::TYPE];
+pub const CHANNELS: &[ChannelType] = &[
+    channel::file::TYPE,
+    channel::memory::TYPE,
+    channel::kafka::TYPE,
+];
 
 /// Source types.
 pub const SOURCES: &[SourceType] = &[
@@ -23,6 +27,7 @@ pub const SOURCES: &[SourceType] = &[
     source::stdin::TYPE,
     source::taildir::TYPE,
     source::spooldir::TYPE,
+    source::kafka::TYPE,
 ];
 
 /// Sink types.
@@ -64,7 +69,6 @@ pub const FLUME_ONLY_CHANNELS: &[(&str, &str)] = &[
         "spillablememory",
         "org.apache.flume.channel.SpillableMemoryChannel",
     ),
-    ("", "org.apache.flume.channel.kafka.KafkaChannel"),
     ("", "org.apache.flume.channel.PseudoTxnMemoryChannel"),
 ];
 
@@ -80,7 +84,6 @@ pub const FLUME_ONLY_SOURCES: &[(&str, &str)] = &[
     ("http", "org.apache.flume.source.http.HTTPSource"),
     ("jms", "org.apache.flume.source.jms.JMSSource"),
     ("netcatudp", "org.apache.flume.source.NetcatUdpSource"),
-    ("", "org.apache.flume.source.kafka.KafkaSource"),
 ];
 
 /// Flume's sink types flumen does not have.

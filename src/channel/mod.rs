@@ -20,6 +20,7 @@ use crate::config::{AsAny, ConfigError, Keys, Registered};
 use crate::event::Event;
 
 pub mod file;
+pub mod kafka;
 pub mod memory;
 
 /// Everything a channel operation can fail with. Messages name the channel, and the file,
@@ -109,6 +110,19 @@ pub enum ChannelError {
     /// The channel was closed.
     #[error("channel `{channel}` is closed")]
     Closed { channel: String },
+    /// A Kafka channel's brokers refused or did not acknowledge a put, or failed a take's
+    /// offset commit. `message` names the brokers and the topic and says what to do
+    /// (`crate::kafka::describe`). Nothing of the failed commit is reported committed: a put's
+    /// records may still have landed (the retry then writes them twice: at-least-once), a
+    /// take's events stay in the channel.
+    #[error("channel `{channel}`: {message}")]
+    Kafka {
+        channel: String,
+        message: String,
+        /// Whether retrying later can succeed without anyone acting (a broker down or
+        /// slow), as opposed to a missing topic, missing ACLs or a record that never fits.
+        retryable: bool,
+    },
 }
 
 /// A file channel's directories, as an error names them in the commands it suggests.
@@ -129,16 +143,18 @@ fn join_dirs(dirs: &[PathBuf], sep: &str) -> String {
 impl ChannelError {
     /// Whether retrying the same operation later can succeed without anyone acting: only
     /// backpressure (`ChannelFull`, and `DiskFull`, which sinks relieve by draining the
-    /// channel). Everything else needs an operator or a restart: a poisoned channel is reopened
-    /// by restarting, a batch over `transactionCapacity` or the size limits never fits,
+    /// channel), and a Kafka channel's brokers being unreachable or slow (`Kafka` with
+    /// `retryable`). Everything else needs an operator or a restart: a poisoned channel is
+    /// reopened by restarting, a batch over `transactionCapacity` or the size limits never fits,
     /// corrupt data and a held lock stay until someone acts, a closed channel stays closed.
     /// Sources retry the retryable errors with backoff and give up on the rest; sinks retry
     /// both, the rest at their longest backoff.
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            ChannelError::ChannelFull { .. } | ChannelError::DiskFull { .. }
-        )
+        match self {
+            ChannelError::ChannelFull { .. } | ChannelError::DiskFull { .. } => true,
+            ChannelError::Kafka { retryable, .. } => *retryable,
+            _ => false,
+        }
     }
 }
 

@@ -235,6 +235,9 @@ const KAFKA_SOURCE: &[FlumeKey] = &[
     k("topic"),
     k("groupId"),
     k("zookeeperConnect"),
+    k("header."),
+    k("backoffSleepIncrement"),
+    k("maxBackoffSleep"),
 ];
 
 const HDFS_SINK: &[FlumeKey] = &[

@@ -329,6 +329,13 @@ pub fn translate(role: Role, key: &str, value: &str) -> Translation {
         },
         "partition.assignment.strategy" if role == Role::Consumer => assignors(value),
         "sasl.jaas.config" => jaas(value),
+        // Flume's own key among the client's (KafkaSSLUtil): `true` turns off the host name
+        // check, as an empty ssl.endpoint.identification.algorithm does.
+        "ssl.disableTLSHostnameVerification" => match value {
+            "true" => set("ssl.endpoint.identification.algorithm", "none"),
+            "false" => set("ssl.endpoint.identification.algorithm", "https"),
+            _ => Translation::Refuse("true or false".into()),
+        },
         "ssl.keystore.type" | "ssl.truststore.type" => match value {
             "PKCS12" | "pkcs12" | "PEM" | "pem" => Translation::Ignore(
                 "the store's format is read from the file itself".into(),
@@ -504,6 +511,7 @@ mod tests {
             ("kafka.producer.receive.buffer.bytes", "-1"),
             ("kafka.producer.buffer.memory", "33554432"),
             ("kafka.producer.queue.buffering.max.messages", "1000"),
+            ("kafka.producer.ssl.disableTLSHostnameVerification", "true"),
             (
                 "kafka.producer.sasl.jaas.config",
                 r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="alice" password="a\"b";"#,
@@ -516,6 +524,7 @@ mod tests {
         assert_eq!(s.get("socket.receive.buffer.bytes"), Some("0"));
         assert_eq!(s.get("queue.buffering.max.kbytes"), Some("32768"));
         assert_eq!(s.get("queue.buffering.max.messages"), Some("1000"));
+        assert_eq!(s.get("ssl.endpoint.identification.algorithm"), Some("none"));
         assert_eq!(s.get("sasl.username"), Some("alice"));
         assert_eq!(s.get("sasl.password"), Some("a\"b"));
         assert!(s.user_set("acks"));

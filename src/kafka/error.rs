@@ -32,6 +32,9 @@ pub fn describe(err: &KafkaError, bootstrap: &str, topic: &str) -> Described {
                 "topic `{topic}` does not exist on the Kafka brokers {bootstrap}: create it (kafka-topics.sh --create --topic {topic}), or enable auto.create.topics.enable on the brokers"
             ))
         }
+        Some(RDKafkaErrorCode::UnknownPartition) => permanent(format!(
+            "topic `{topic}` on the Kafka brokers {bootstrap} has no such partition: partitionIdHeader or defaultPartitionId names a partition beyond the topic's partition count; fix the header or the key, or add partitions to the topic"
+        )),
         Some(RDKafkaErrorCode::TopicAuthorizationFailed) => permanent(format!(
             "not authorized to use topic `{topic}` on the Kafka brokers {bootstrap}: grant this client's principal the ACL it needs (WRITE for a producer, READ for a consumer)"
         )),

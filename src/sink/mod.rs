@@ -51,6 +51,7 @@ pub mod hdfs;
 pub mod kafka;
 pub mod logger;
 pub mod null;
+mod pipeline;
 pub mod retry;
 pub mod serializer;
 
@@ -62,6 +63,26 @@ pub trait Sink: Send {
     /// the runner may commit the take; `Err` makes it roll back and retry later, soon if the
     /// error is [`Retry::Retryable`], at the longest backoff if it is permanent.
     fn process(&mut self, events: &[Event]) -> Result<(), SinkError>;
+    /// How many batches the sink can have handed over and not yet done. With more than one,
+    /// the lone runner uses [`Sink::send`] and [`Sink::finish_oldest`] instead of `process`
+    /// (see [`pipeline`]): it keeps each batch's take open until the sink reports it done, and
+    /// takes the next batch meanwhile, so waiting for a peer's acknowledgement overlaps the
+    /// next batch. Sink groups always use `process`. Default 1.
+    fn max_in_flight(&self) -> usize {
+        1
+    }
+    /// Hands a batch over without waiting for it to be done; `Err` fails this batch alone
+    /// (batches handed over before it are still finished with `finish_oldest`). The events
+    /// are not kept past the call. Default: `process`.
+    fn send(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        self.process(events)
+    }
+    /// Waits for the oldest batch handed over with `send` and not yet finished: `Ok` means it
+    /// is done (its take may commit), `Err` that it failed (its take rolls back). Batches
+    /// finish in the order they were sent. Default: `Ok` (`send` did the work).
+    fn finish_oldest(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
     /// Hands the sink its counters, for the ones only the sink can move (Flume's
     /// ConnectionCreated/Closed/FailedCount: files opened, closed, failed for the hdfs sink).
     fn attach_counters(&mut self, _counters: Arc<ComponentCounters>) {}
@@ -176,6 +197,10 @@ impl SinkRunner {
 
     /// [`SinkRunner::run`] with other waits and report intervals than the agent's.
     pub fn run_with(self, stop: Arc<AtomicBool>, policy: RunnerPolicy) {
+        if self.sink.max_in_flight() > 1 {
+            pipeline::run(self, &stop, policy);
+            return;
+        }
         let mut idle = IDLE_BACKOFF_START;
         let mut backoff = Backoff::new(policy);
         let mut drain = Drain::new(self, policy);
@@ -213,6 +238,12 @@ pub(crate) enum Outcome {
     Failed,
     /// The channel is closed: the agent is stopping.
     Closed,
+}
+
+/// A batch taken from the channel and not yet settled: its open take transaction and size.
+struct Taken {
+    tx: Box<dyn crate::channel::TakeTransaction>,
+    n: usize,
 }
 
 /// One sink bound to its channel, driven one batch at a time by a runner: the lone
@@ -269,6 +300,17 @@ impl Drain {
     /// Takes one batch and processes it. On a failure `on_failure(retryable)` says how long
     /// until this sink is tried again, for the log line.
     pub(crate) fn once(&mut self, on_failure: &mut dyn FnMut(bool) -> Duration) -> Outcome {
+        let taken = match self.take(on_failure) {
+            Ok(t) => t,
+            Err(outcome) => return outcome,
+        };
+        let result = self.r.sink.process(&self.events);
+        self.settle(taken, result, on_failure)
+    }
+
+    /// Takes up to a batch into `self.events` and counts it. `Err` is the outcome when there
+    /// is nothing to process (an empty channel, a failed take, a closed channel).
+    fn take(&mut self, on_failure: &mut dyn FnMut(bool) -> Duration) -> Result<Taken, Outcome> {
         let events = &mut self.events;
         events.clear();
         let mut tx = self.r.channel.take_transaction();
@@ -278,12 +320,12 @@ impl Drain {
             tx.rollback();
             counters.inc(Counter::ChannelReadFail);
             if matches!(e, ChannelError::Closed { .. }) {
-                return Outcome::Closed;
+                return Err(Outcome::Closed);
             }
             let wait = on_failure(e.is_retryable());
             self.log
                 .channel_failed(&e, "taking from", wait, Instant::now());
-            return Outcome::Failed;
+            return Err(Outcome::Failed);
         }
         let n = events.len();
         if n == 0 {
@@ -295,10 +337,22 @@ impl Drain {
         }
         if events.is_empty() {
             tx.rollback();
-            return Outcome::Empty;
+            return Err(Outcome::Empty);
         }
         counters.add(Counter::EventDrainAttemptCount, n as u64);
-        match self.r.sink.process(events) {
+        Ok(Taken { tx, n })
+    }
+
+    /// Commits a taken batch the sink is done with, or rolls it back when the sink failed it.
+    fn settle(
+        &mut self,
+        taken: Taken,
+        result: Result<(), SinkError>,
+        on_failure: &mut dyn FnMut(bool) -> Duration,
+    ) -> Outcome {
+        let Taken { tx, n } = taken;
+        let counters = &self.r.counters;
+        match result {
             Ok(()) => match tx.commit() {
                 Ok(()) => {
                     counters.add(Counter::EventDrainSuccessCount, n as u64);

@@ -553,16 +553,19 @@ const EXPECTED: &[Expect] = &[
         // flumen today: the `viprfs://` path (EMC ViPR's Hadoop file system, which Flume
         // writes to through the vendor's client jar) is called a "bad value"; it is a scheme
         // flumen does not support, and the refusal should say so in the words of the other
-        // unsupported features ("not supported yet").
+        // unsupported features ("not supported yet"). The kafka source finds its brokers
+        // through ZooKeeper only (pre-1.7 keys), which Flume 1.11 still does and flumen
+        // refuses, naming the key to set instead.
         agents: &[(
             "flume1",
             Refused(&[
                 (
-                    7,
+                    8,
                     &[
                         NOT_SUPPORTED,
-                        "Flume's source type `org.apache.flume.source.kafka.KafkaSource`",
-                        "`flume1.sources.kafka-source-1.type`",
+                        "`flume1.sources.kafka-source-1.zookeeperConnect`",
+                        "finding the Kafka brokers through ZooKeeper",
+                        "set kafka.bootstrap.servers",
                     ],
                 ),
                 (

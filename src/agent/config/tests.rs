@@ -458,7 +458,7 @@ fn flume_types_we_do_not_have_are_unsupported() {
             "a1.channels.c1.type",
         ),
         (
-            with_channel("a1.channels.c1.type = org.apache.flume.channel.kafka.KafkaChannel\n"),
+            with_channel("a1.channels.c1.type = org.apache.flume.channel.jdbc.JdbcChannel\n"),
             10,
             "a1.channels.c1.type",
         ),
