@@ -66,7 +66,8 @@ impl ClientSettings {
     /// Java partitioner for keyed records (murmur2 of the key; librdkafka's default hashes
     /// with CRC32 and would place keys elsewhere), no lingering (librdkafka's 5 ms would be
     /// added to every batch a sink or channel commit waits for), two minutes to deliver
-    /// (librdkafka: five) and Java's largest request (`max.request.size`). `acks` is the
+    /// (librdkafka: five), Java's largest request (`max.request.size`) and reconnect backoff
+    /// (one second at most; librdkafka: ten). `acks` is the
     /// component's.
     pub fn java_producer(bootstrap: &str) -> ClientSettings {
         let mut s = ClientSettings::new(bootstrap);
@@ -74,6 +75,9 @@ impl ClientSettings {
         s.set("linger.ms", "0");
         s.set("delivery.timeout.ms", JAVA_DELIVERY_TIMEOUT_MS.to_string());
         s.set("message.max.bytes", "1048576");
+        // Java's: a restarted broker is reconnected to within a second; librdkafka's 10 s
+        // would hold every batch that long after the broker is back.
+        s.set("reconnect.backoff.max.ms", "1000");
         s
     }
 

@@ -10,20 +10,25 @@
 //! choice; its value the body, or with `useFlumeEventFormat` the AvroFlumeEvent encoding of
 //! headers and body; its headers the `header.*` ones; its timestamp `timestampHeader`'s.
 //!
-//! Delivery: `process` hands every record of the batch to librdkafka without waiting, then
-//! waits once (on a condition variable the delivery callbacks signal, from librdkafka's polling
-//! thread) until each has been acknowledged or has failed. Each batch is a generation: a
-//! callback for a record of an earlier, abandoned batch is ignored. Any failed record fails
-//! the batch with the first failure, described by [`crate::kafka::describe`] (naming the
-//! brokers and the topic; retryable or not), so the runner rolls the take back and backs off:
-//! at-least-once, as in Flume. librdkafka fails a record it could not deliver within
-//! `delivery.timeout.ms` (Java's 120 s by default), so the wait is bounded; a dead broker
-//! gives a clear error after that, never a hang.
+//! Delivery: `send` hands every record of a batch to librdkafka without waiting;
+//! `finish_oldest` waits (on a condition variable the delivery callbacks signal, from
+//! librdkafka's polling thread) until each record of the oldest batch in flight has been
+//! acknowledged or has failed. The runner keeps up to `MAX_IN_FLIGHT` batches in flight, each
+//! with its take still open, so the wait for one batch's acknowledgements overlaps taking and
+//! sending the next (`process` is `send` then `finish_oldest`, for sink groups). A callback
+//! for a record of a batch given up on is ignored. Any failed record fails its batch with the
+//! first failure, described by [`crate::kafka::describe`] (naming the brokers and the topic;
+//! retryable or not), so the runner rolls that take back and backs off: at-least-once, as in
+//! Flume. librdkafka fails a record it could not deliver within `delivery.timeout.ms` (Java's
+//! 120 s by default), so the wait is bounded; a dead broker gives a clear error after that
+//! (and a warning after 10 s), never a hang.
 //!
-//! Invariant: `Ok` from `process` means every record of the batch was acknowledged; an event
+//! Invariant: `Ok` from `process` or `finish_oldest` means every record of that batch was
+//! acknowledged; an event
 //! the sink cannot turn into a record (a partition header that is no number) fails the batch
 //! naming the header, as Flume does, and is never skipped.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -31,9 +36,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig, ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 
 use super::{Retry, Sink, SinkCause, SinkError, SinkSpec, SinkType};
 use crate::avro::protocol::encode_flume_event;
@@ -67,20 +70,31 @@ impl SinkSpec for KafkaSinkConfig {
     }
 }
 
-/// What the delivery callbacks of the current batch have reported.
-#[derive(Default)]
-struct Pending {
-    /// The current batch; records of other batches are ignored.
-    batch: usize,
-    /// Records of the batch reported (acknowledged or failed).
+/// What the delivery callbacks have reported for one batch in flight.
+struct BatchState {
+    /// The batch's id, the delivery opaque of its records.
+    id: usize,
+    /// Records reported (acknowledged or failed).
     done: usize,
-    /// Records sent in the batch, once all are handed over (`usize::MAX` until then): the
-    /// callback that makes `done` reach it wakes the sink.
+    /// Records sent, once all are handed over (`usize::MAX` until then): the callback that
+    /// makes `done` reach it wakes the sink.
     target: usize,
     /// The batch's first failure and the topic of its record.
     failure: Option<(KafkaError, String)>,
     /// Records of the batch that failed.
     failed: usize,
+}
+
+/// The batches in flight, oldest first (at most `MAX_IN_FLIGHT`).
+#[derive(Default)]
+struct Pending {
+    batches: VecDeque<BatchState>,
+}
+
+impl Pending {
+    fn get(&mut self, batch: usize) -> Option<&mut BatchState> {
+        self.batches.iter_mut().find(|b| b.id == batch)
+    }
 }
 
 /// The producer's context: delivery callbacks (run on librdkafka's polling thread) and
@@ -90,7 +104,7 @@ struct Delivery {
     all_done: Condvar,
     /// librdkafka's last client-wide error (a broker refusing connections), to explain a
     /// timeout.
-    last_error: Mutex<Option<String>>,
+    last_error: Mutex<Option<(Instant, String)>>,
 }
 
 impl Delivery {
@@ -114,7 +128,8 @@ impl ClientContext for Delivery {
         *self
             .last_error
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(reason.to_string());
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((Instant::now(), reason.to_string()));
     }
 }
 
@@ -122,10 +137,11 @@ impl ProducerContext for Delivery {
     type DeliveryOpaque = usize;
 
     fn delivery(&self, result: &DeliveryResult<'_>, batch: usize) {
-        let mut p = self.lock();
-        if p.batch != batch {
+        let mut pending = self.lock();
+        // A record of a batch already given up on (timed out, failed to send) is ignored.
+        let Some(p) = pending.get(batch) else {
             return;
-        }
+        };
         p.done += 1;
         if let Err((e, msg)) = result {
             p.failed += 1;
@@ -206,27 +222,27 @@ impl KafkaSink {
         )
     }
 
-    /// Fails the batch before every record was handed over: records already handed over are
-    /// dropped from librdkafka's queue where it still can (those in flight may still land:
-    /// duplicates after the retry, never a loss), and their callbacks are ignored.
-    fn abandon(&mut self, err: SinkError) -> SinkError {
-        self.start_batch();
-        self.producer.purge(PurgeConfig::default().queue());
-        err
+    /// Opens a batch: its records' callbacks count towards it.
+    fn begin_batch(&mut self) {
+        let mut p = self.producer.context().lock();
+        p.batches.push_back(BatchState {
+            id: self.batch,
+            done: 0,
+            target: usize::MAX,
+            failure: None,
+            failed: 0,
+        });
     }
 
-    fn start_batch(&mut self) {
-        self.batch = self.batch.wrapping_add(1);
-        let mut p = self.producer.context().lock();
-        *p = Pending {
-            batch: self.batch,
-            target: usize::MAX,
-            ..Pending::default()
-        };
+    /// Gives up on the newest batch (a record could not be handed over): the callbacks of
+    /// its records already handed over are ignored; those records may still land, so the
+    /// retry may duplicate them (at-least-once), never lose them.
+    fn drop_newest(&mut self) {
+        self.producer.context().lock().batches.pop_back();
     }
 
     /// Hands one event over to librdkafka.
-    fn send(&mut self, event: &Event) -> Result<(), SinkError> {
+    fn send_one(&mut self, event: &Event) -> Result<(), SinkError> {
         let c = &self.config;
         let headers = event.headers();
         let override_topic = if c.allow_topic_override {
@@ -357,77 +373,138 @@ impl KafkaSink {
         }
     }
 
-    /// Waits until every record of the batch (`sent` of them) is reported.
-    fn wait(&mut self, sent: usize) -> Result<(), SinkError> {
+    /// Waits until every record of the oldest batch in flight is reported, and closes it.
+    fn wait_oldest(&mut self) -> Result<(), SinkError> {
         let ctx = Arc::clone(self.producer.context());
         // librdkafka times each record out after delivery.timeout.ms itself; the margin only
         // guards against a callback that never comes.
         let deadline = Instant::now() + self.config.delivery_timeout + Duration::from_secs(10);
-        let mut p = ctx.lock();
-        p.target = sent;
-        while p.done < sent {
+        let mut warn_at = Some(Instant::now() + SLOW_BATCH);
+        let mut pending = ctx.lock();
+        loop {
+            let Some(p) = pending.batches.front() else {
+                return Ok(());
+            };
+            let (done, sent) = (p.done, p.target);
+            if done >= sent {
+                break;
+            }
             let now = Instant::now();
+            if warn_at.is_some_and(|w| now >= w) {
+                warn_at = None;
+                let waiting = sent - done;
+                drop(pending);
+                // The failure itself is reported by the runner once librdkafka gives up
+                // (after delivery.timeout.ms); this says early why nothing moves.
+                tracing::warn!(
+                    sink = %self.name,
+                    "sink `{}`: {waiting} of {sent} records to topic `{}` not acknowledged by the Kafka brokers {} after {}s{}; waiting up to delivery.timeout.ms ({}s) before the batch goes back to the channel",
+                    self.name,
+                    self.last_topic,
+                    self.config.bootstrap,
+                    SLOW_BATCH.as_secs(),
+                    last_error_note(&ctx),
+                    self.config.delivery_timeout.as_secs()
+                );
+                pending = ctx.lock();
+                continue;
+            }
+            let wake = warn_at.map_or(deadline, |w| w.min(deadline));
             if now >= deadline {
-                let outstanding = sent - p.done;
-                drop(p);
+                let outstanding = sent - done;
+                pending.batches.pop_front();
+                drop(pending);
                 let topic = self.last_topic.clone();
                 let e = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
-                let err = self.kafka_error(
+                return Err(self.kafka_error(
                     &e,
                     &topic,
                     &format!("; {outstanding} of {sent} records unanswered"),
-                );
-                return Err(self.abandon(err));
+                ));
             }
-            p = ctx
+            pending = ctx
                 .all_done
-                .wait_timeout(p, deadline - now)
+                .wait_timeout(pending, wake.saturating_duration_since(now))
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
-        let Some((e, topic)) = p.failure.take() else {
+        let Some(p) = pending.batches.pop_front() else {
+            return Ok(());
+        };
+        drop(pending);
+        let sent = p.target;
+        let Some((e, topic)) = p.failure else {
             return Ok(());
         };
         let failed = p.failed;
-        drop(p);
         let mut note = format!(" ({failed} of {sent} records failed)");
         if matches!(
             e.rdkafka_error_code(),
             Some(RDKafkaErrorCode::MessageTimedOut)
         ) {
-            if let Some(last) = ctx
-                .last_error
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .as_deref()
-            {
-                note.push_str(&format!("; the client's last error: {last}"));
-            }
+            note.push_str(&last_error_note(&ctx));
         }
         Err(self.kafka_error(&e, &topic, &note))
     }
 }
 
+/// Batches handed to librdkafka and not yet acknowledged, at most: while the oldest waits for
+/// its acknowledgements the runner takes and sends the next ones (measured: 4 keeps a broker
+/// busy; each batch's take stays open until its records are acknowledged).
+const MAX_IN_FLIGHT: usize = 4;
+
+/// How long a batch waits for its acknowledgements before the sink says so in the log.
+const SLOW_BATCH: Duration = Duration::from_secs(10);
+
+/// `; the client's last error: ...` when librdkafka reported one, else empty.
+fn last_error_note(ctx: &Delivery) -> String {
+    ctx.last_error
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .map_or_else(String::new, |(at, last)| {
+            format!(
+                "; the client's last error ({}s ago): {last}",
+                at.elapsed().as_secs()
+            )
+        })
+}
+
 impl Sink for KafkaSink {
     fn process(&mut self, events: &[Event]) -> Result<(), SinkError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        self.start_batch();
-        for (i, event) in events.iter().enumerate() {
-            if let Err(e) = self.send(event) {
-                if i == 0 {
-                    return Err(e);
-                }
-                return Err(self.abandon(e));
+        self.send(events)?;
+        self.finish_oldest()
+    }
+
+    fn max_in_flight(&self) -> usize {
+        MAX_IN_FLIGHT
+    }
+
+    fn send(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        self.batch = self.batch.wrapping_add(1);
+        self.begin_batch();
+        for event in events {
+            if let Err(e) = self.send_one(event) {
+                self.drop_newest();
+                return Err(e);
             }
         }
-        self.wait(events.len())
+        let mut p = self.producer.context().lock();
+        if let Some(b) = p.batches.back_mut() {
+            b.target = events.len();
+            if b.done >= b.target {
+                self.producer.context().all_done.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_oldest(&mut self) -> Result<(), SinkError> {
+        self.wait_oldest()
     }
 
     fn stop(&mut self) -> Result<(), SinkError> {
-        // Every batch waited for its records, so nothing of ours is queued.
-        self.start_batch();
+        // The runner finishes every batch in flight before it stops the sink.
         Ok(())
     }
 }
