@@ -4,7 +4,7 @@
 //! [`record`].
 //!
 //! IMPORTANT: offsets move only behind the channel. A batch's offsets are committed to Kafka
-//! (synchronously) only after every required channel committed the batch; a channel that
+//! only after every required channel committed the batch; a channel that
 //! refuses it for good (or stop) leaves them uncommitted and seeks every partition of the batch
 //! back to the batch's first record, so the records are read again and none is skipped. A
 //! rebalance is handled in the consumer's rebalance callback, before librdkafka gives the
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
@@ -156,12 +156,16 @@ struct Shared {
 }
 
 impl Shared {
-    /// Puts the batch into the channels and, once they committed it, commits its offsets.
-    /// Leaves the batch empty either way; a refused batch's partitions are sought back.
+    /// Puts the batch into the channels and, once they committed it, commits its offsets:
+    /// `Async` on the read loop's path (the next batch is read while the brokers store them;
+    /// a commit that fails only means duplicates after a restart or rebalance, and a later
+    /// commit covers it), `Sync` before partitions are given up in a rebalance. Leaves the
+    /// batch empty either way; a refused batch's partitions are sought back.
     fn deliver(
         &self,
         consumer: &BaseConsumer<Shared>,
         batch: &mut Batch,
+        mode: CommitMode,
     ) -> Result<usize, Undelivered> {
         if batch.is_empty() {
             return Ok(0);
@@ -220,7 +224,7 @@ impl Shared {
         }
         let tpl = batch.commit_list();
         batch.clear();
-        if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+        if let Err(e) = consumer.commit(&tpl, mode) {
             // The events are in the channel: the records will be read again by whoever owns
             // the partitions next (duplicates, never a loss), unless a later commit covers
             // them first.
@@ -288,13 +292,30 @@ impl ClientContext for Shared {
 }
 
 impl ConsumerContext for Shared {
+    /// The outcome of an asynchronous offset commit (the read loop's): a failure is logged;
+    /// the records are in the channel, so at worst they are delivered again.
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            let d = describe(&e, &self.bootstrap, &self.topics);
+            tracing::warn!(
+                source = %self.name,
+                "source `{}` (kafka): committing offsets {} failed (group `{}`): {}; the records \
+                 are in the channel and may be delivered again",
+                self.name,
+                partitions(offsets),
+                self.group,
+                d.message
+            );
+        }
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Shared>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 // IMPORTANT: the batch in hand is committed (channel, then offsets) before
                 // librdkafka gives the partitions up, so their next owner starts after it.
                 let mut batch = self.batch.lock();
-                let n = self.deliver(consumer, &mut batch);
+                let n = self.deliver(consumer, &mut batch, CommitMode::Sync);
                 tracing::info!(
                     source = %self.name,
                     "source `{}` (kafka): partitions revoked from group `{}`: {}{}",
@@ -452,7 +473,7 @@ impl Poller<'_> {
             let delivered = {
                 let shared = self.consumer.context();
                 let mut batch = shared.batch.lock();
-                shared.deliver(self.consumer, &mut batch)
+                shared.deliver(self.consumer, &mut batch, CommitMode::Async)
             };
             match delivered {
                 Ok(n) if n > 0 => {
