@@ -341,7 +341,8 @@ fn a_broker_killed_and_restarted_mid_stream_loses_nothing() {
     // Kill once records flow, well before the end.
     read_available(&broker, &topic, |r| r.len() >= 500, || run.log());
     broker.kill();
-    // While it is down the sink fails and backs off; the agent keeps running.
+    // An outage of a fixed length (not a wait for a condition): records sent meanwhile are
+    // unacknowledged and must still arrive once the broker is back.
     std::thread::sleep(Duration::from_secs(3));
     run.assert_running("the broker is down");
     broker.restart();
@@ -405,6 +406,8 @@ fn assert_logged_and_backing_off(run: &mut AgentProcess, mport: u16, needles: &[
             .any(|l| needles.iter().all(|n| l.contains(n)))
     });
     let before = write_fails(run, mport);
+    // An observation window (not a wait for a condition): the failure count over it shows
+    // whether the sink backs off or spins.
     std::thread::sleep(Duration::from_secs(4));
     let after = write_fails(run, mport);
     assert!(
