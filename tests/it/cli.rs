@@ -388,7 +388,7 @@ a1.sources.r1.type = netcat
 a1.sources.r1.bind = 127.0.0.1
 a1.sources.r1.port = 99999
 a1.sources.r1.channels = c1
-a1.sources.r2.type = org.apache.flume.source.kafka.KafkaSource
+a1.sources.r2.type = org.apache.flume.source.jms.JMSSource
 a1.sources.r2.channels = c1 c9
 a1.sources.r3.type = seq
 a1.sources.r3.channels = c2
@@ -425,7 +425,7 @@ fn config_check_reports_every_error_of_the_file_in_one_run() {
     assert_eq!(error_lines(&out), [6, 8, 9, 13, 15, 17, 19], "{out}");
     for says in [
         "`a1.sources.r1.port`",
-        "Flume's source type `org.apache.flume.source.kafka.KafkaSource`",
+        "Flume's source type `org.apache.flume.source.jms.JMSSource`",
         "names channel `c9`",
         "the custom interceptor class `com.example.MyInterceptor$Builder`",
         "`a1.channels.c1.capacity`",
