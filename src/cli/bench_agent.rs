@@ -164,8 +164,16 @@ pub(super) fn min_space(dir: &Path) -> u64 {
 
 /// The file channel `c1` of both agents, in `dir`.
 fn channel_props(a: &AgentBenchArgs, dir: &Path) -> String {
-    let capacity = a.events.max(a.batch as u64).max(1_000_000);
-    let tc = a.batch.max(10_000);
+    file_channel_props(
+        dir,
+        a.events.max(a.batch as u64).max(1_000_000),
+        a.batch.max(10_000),
+    )
+}
+
+/// A benchmark agent's one file channel `c1` in `dir` (its directories under it), with
+/// `capacity` and `transactionCapacity` `tc`.
+pub(super) fn file_channel_props(dir: &Path, capacity: u64, tc: usize) -> String {
     format!(
         "a1.channels = c1\n\
          a1.channels.c1.type = file\n\

@@ -98,7 +98,7 @@ pub struct HdfsBenchReport {
     pub detail: Vec<TypeResult>,
 }
 
-fn median(v: &[f64]) -> f64 {
+pub(super) fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
     match v.len() {
@@ -232,18 +232,23 @@ fn run_java(a: &HdfsBenchArgs, hdfs_file: &str, file_type: &str) -> Result<f64, 
         .and_then(|v| v.get("seconds").and_then(serde_json::Value::as_f64));
     match (out.status.success(), parsed) {
         (true, Some(s)) => Ok(s),
-        _ => Err(CliError::Failed(format!(
-            "the Java baseline failed ({}): {}\n{}",
-            out.status,
-            stdout.trim(),
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .rev()
-                .take(20)
-                .collect::<Vec<_>>()
-                .join("\n")
-        ))),
+        _ => Err(java_failed("the Java baseline", &out)),
     }
+}
+
+/// A Java baseline's failure: its status, stdout and the last 20 lines of its stderr.
+pub(super) fn java_failed(what: &str, out: &std::process::Output) -> CliError {
+    CliError::Failed(format!(
+        "{what} failed ({}): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    ))
 }
 
 /// `flumen bench hdfs`.

@@ -31,7 +31,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 
 use super::bench::RunDir;
-use super::bench_agent::{drained, min_space, per_sec, round3, start_agent, wait_for};
+use super::bench_agent::{drained, file_channel_props, per_sec, round3, start_agent, wait_for};
+use super::bench_hdfs::{java_failed, median};
 use super::bench_taildir::process_cpu;
 use super::CliError;
 
@@ -98,16 +99,6 @@ pub struct KafkaBenchReport {
     /// Every round delivered every event: the sink's topic held N records and the source's
     /// channel took N.
     pub verified: bool,
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 fn kafka_failed(what: &str, bootstrap: &str, e: impl std::fmt::Display) -> CliError {
@@ -188,20 +179,7 @@ fn topic_records(a: &KafkaBenchArgs, topic: &str) -> Result<u64, CliError> {
 }
 
 fn channel_props(a: &KafkaBenchArgs, dir: &Path) -> String {
-    format!(
-        "a1.channels = c1\n\
-         a1.channels.c1.type = file\n\
-         a1.channels.c1.checkpointDir = {cp}\n\
-         a1.channels.c1.dataDirs = {data}\n\
-         a1.channels.c1.capacity = {capacity}\n\
-         a1.channels.c1.transactionCapacity = {tc}\n\
-         a1.channels.c1.minimumRequiredSpace = {space}\n",
-        cp = dir.join("checkpoint").display(),
-        data = dir.join("data").display(),
-        capacity = a.events.max(1_000_000),
-        tc = a.batch.max(1000),
-        space = min_space(dir),
-    )
+    file_channel_props(dir, a.events.max(1_000_000), a.batch.max(1000))
 }
 
 /// stress -> file channel -> kafka sink into `topic`.
@@ -315,17 +293,7 @@ fn run_java(a: &KafkaBenchArgs, cp: &str, topic: &str) -> Result<f64, CliError> 
         .and_then(|r| r.parse::<f64>().ok());
     match (out.status.success(), rate) {
         (true, Some(r)) => Ok(r),
-        _ => Err(CliError::Failed(format!(
-            "Kafka's ProducerPerformance failed ({}): {}\n{}",
-            out.status,
-            stdout.trim(),
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .rev()
-                .take(20)
-                .collect::<Vec<_>>()
-                .join("\n")
-        ))),
+        _ => Err(java_failed("Kafka's ProducerPerformance", &out)),
     }
 }
 

@@ -279,10 +279,29 @@ impl KafkaBroker {
     /// Reads every record of `topic` from the start until `n` have arrived (or panics after
     /// `deadline`), ordered by partition then offset.
     pub fn read_all(&self, topic: &str, n: usize, deadline: Duration) -> Vec<Record> {
+        let mut out = self.read_until(topic, deadline, |r| r.len() >= n, String::new);
+        out.sort_by_key(|r| (r.partition, r.offset));
+        out
+    }
+
+    /// Reads `topic` from the start, in arrival order, until `until` holds of the records
+    /// read; after `deadline` fails the test with `context()` (an agent's log, say). A read
+    /// error (a broker restarting) is printed and reading goes on: the consumer reconnects
+    /// by itself.
+    pub fn read_until(
+        &self,
+        topic: &str,
+        deadline: Duration,
+        until: impl Fn(&[Record]) -> bool,
+        context: impl Fn() -> String,
+    ) -> Vec<Record> {
         let consumer: BaseConsumer = self
             .client_config()
             .set("group.id", format!("reader-{}", unique()))
             .set("enable.auto.commit", "false")
+            // Should a restarted broker answer "out of range" for a moment, start over
+            // rather than skip to the end.
+            .set("auto.offset.reset", "earliest")
             .create()
             .expect("consumer");
         let md = consumer
@@ -298,11 +317,12 @@ impl KafkaBroker {
         consumer.assign(&tpl).expect("assign partitions");
         let end = Instant::now() + deadline;
         let mut out = Vec::new();
-        while out.len() < n {
+        while !until(&out) {
             assert!(
                 Instant::now() < end,
-                "read {} of {n} records from {topic} within {deadline:?}",
-                out.len()
+                "read {} records from {topic} within {deadline:?}, condition not met; {}",
+                out.len(),
+                context()
             );
             match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => out.push(Record {
@@ -320,12 +340,31 @@ impl KafkaBroker {
                         .unwrap_or_default(),
                     timestamp: m.timestamp().to_millis(),
                 }),
-                Some(Err(e)) => panic!("reading {topic}: {e}"),
+                Some(Err(e)) => eprintln!("reading {topic}: {e}"),
                 None => {}
             }
         }
-        out.sort_by_key(|r| (r.partition, r.offset));
         out
+    }
+
+    /// How many records `topic` holds: the sum of its partitions' high watermarks (0 while
+    /// the broker does not answer).
+    pub fn record_count(&self, topic: &str) -> u64 {
+        let consumer: BaseConsumer = self.client_config().create().expect("consumer");
+        let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+            return 0;
+        };
+        let mut total = 0;
+        for t in md.topics() {
+            for p in t.partitions() {
+                if let Ok((_, high)) =
+                    consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(5))
+                {
+                    total += u64::try_from(high).unwrap_or(0);
+                }
+            }
+        }
+        total
     }
 
     /// The committed offset of consumer group `group` on each partition of `topic`

@@ -664,7 +664,7 @@ fn a_channel_topic_written_by_flumen_is_drained_by_flume() {
         &seq_to_channel(n, &broker.bootstrap(), &topic, "flumen"),
     );
     agent.wait_for("waiting for the topic to hold every event", |_| {
-        broker_records(broker, &topic) >= n
+        broker.record_count(&topic) >= n as u64
     });
     agent.terminate();
     let capture = Capture::start();
@@ -688,25 +688,6 @@ fn a_channel_topic_written_by_flumen_is_drained_by_flume() {
         assert_eq!(e.header("origin"), Some("flumen"), "{e:?}");
         assert_eq!(e.headers().len(), 1, "{e:?}");
     }
-}
-
-/// How many records `topic` holds (the sum of its partitions' high watermarks).
-fn broker_records(broker: &KafkaBroker, topic: &str) -> usize {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = broker.client_config().create().expect("consumer");
-    let Ok(md) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
-        return 0;
-    };
-    let mut total = 0;
-    for t in md.topics() {
-        for p in t.partitions() {
-            if let Ok((_, high)) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(5))
-            {
-                total += usize::try_from(high).unwrap_or(0);
-            }
-        }
-    }
-    total
 }
 
 #[test]

@@ -11,9 +11,6 @@ use std::time::{Duration, Instant};
 use flumen::avro::blocking::{BlockingClient, Timeouts};
 use flumen::avro::protocol::decode_flume_event;
 use flumen::event::Event;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::agent_proc::{free_port, json, start_monitored, AgentProcess, DEADLINE, POLL};
 use crate::avro_capture::Capture;
@@ -251,58 +248,7 @@ fn read_available(
     until: impl Fn(&[Record]) -> bool,
     context: impl Fn() -> String,
 ) -> Vec<Record> {
-    let consumer: BaseConsumer = broker
-        .client_config()
-        .set("group.id", topic_name("reader"))
-        .set("enable.auto.commit", "false")
-        // Should a restarted broker answer "out of range" for a moment, start over rather
-        // than skip to the end (records are counted by distinct bodies).
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("consumer");
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("topic metadata");
-    let mut tpl = TopicPartitionList::new();
-    for t in md.topics() {
-        for p in t.partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-                .expect("add partition");
-        }
-    }
-    consumer.assign(&tpl).expect("assign");
-    let end = Instant::now() + Duration::from_secs(180);
-    let mut out = Vec::new();
-    while !until(&out) {
-        assert!(
-            Instant::now() < end,
-            "{topic}: {} records ({} distinct) after 180 s, condition not met; {}",
-            out.len(),
-            distinct_bodies(&out).len(),
-            context()
-        );
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => out.push(Record {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().unwrap_or_default().to_vec(),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                timestamp: m.timestamp().to_millis(),
-            }),
-            // A broker just restarted: the consumer reconnects by itself; the deadline bounds it.
-            Some(Err(e)) => eprintln!("reading {topic}: {e}"),
-            None => {}
-        }
-    }
-    out
+    broker.read_until(topic, Duration::from_secs(180), until, context)
 }
 
 fn distinct_bodies(records: &[Record]) -> BTreeSet<Vec<u8>> {
@@ -351,8 +297,8 @@ fn a_broker_killed_and_restarted_mid_stream_loses_nothing() {
     // trusted to have read everything).
     let held = run.poll("the channel drained into the restarted broker", |a| {
         let (channel_size, _) = agent_state(mport, a);
-        let total: i64 = end_offsets(&broker, &topic).iter().map(|(_, h)| h).sum();
-        (channel_size == "0" && total >= N as i64).then_some(total)
+        let total = broker.record_count(&topic);
+        (channel_size == "0" && total >= N as u64).then_some(total)
     });
     let got = broker.read_all(&topic, usize::try_from(held).expect("a count"), READ);
     let distinct = distinct_bodies(&got);
@@ -375,18 +321,6 @@ fn agent_state(mport: u16, run: &AgentProcess) -> (String, String) {
         .and_then(|v| v["CHANNEL.c1"]["ChannelSize"].as_str().map(str::to_string))
         .unwrap_or_default();
     (size, run.log())
-}
-
-/// Each partition's (low, high) watermark: how many records the broker holds.
-fn end_offsets(broker: &KafkaBroker, topic: &str) -> Vec<(i64, i64)> {
-    let consumer: BaseConsumer = broker.client_config().create().expect("consumer");
-    (0..2)
-        .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .unwrap_or((-1, -1))
-        })
-        .collect()
 }
 
 /// The sink's EventWriteFail counter.
