@@ -396,6 +396,46 @@ mod tests {
     use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
     use crate::channel::Channel;
 
+    /// 64 lines in flight on one connection are committed together, not one sync per line,
+    /// and every line is answered OK in order.
+    #[test]
+    fn lines_sent_together_share_a_commit() {
+        let ch: Arc<dyn Channel> =
+            Arc::new(MemoryChannel::new("c1", MemoryChannelConfig::default()).expect("channel"));
+        let ctx = SourceContext::detached("r1", vec![Arc::clone(&ch)]);
+        let src = NetcatSource::bind(ctx, &NetcatConfig::new("127.0.0.1", 0)).expect("bind");
+        let addr = src.local_addr();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let t = std::thread::spawn(move || Box::new(src).run(stop2));
+
+        let mut w = TcpStream::connect(addr).expect("connect");
+        w.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let lines: String = (0..64).map(|i| format!("line {i}\n")).collect();
+        w.write_all(lines.as_bytes()).expect("send");
+        let mut r = BufReader::new(w.try_clone().expect("clone"));
+        for _ in 0..64 {
+            let mut reply = String::new();
+            r.read_line(&mut reply).expect("ack");
+            assert_eq!(reply, "OK\n");
+        }
+        let commits = ch.stats().commits;
+        assert!(commits < 64, "64 lines in flight took {commits} commits");
+        let mut tx = ch.take_transaction();
+        let mut got = vec![];
+        tx.take_batch(100, &mut got).expect("take");
+        tx.commit().expect("commit");
+        let bodies: Vec<String> = got
+            .iter()
+            .map(|e| String::from_utf8_lossy(e.body()).into_owned())
+            .collect();
+        let expected: Vec<String> = (0..64).map(|i| format!("line {i}")).collect();
+        assert_eq!(bodies, expected);
+        stop.store(true, Ordering::Release);
+        t.join().expect("source thread");
+    }
+
     #[test]
     fn netcat_waits_for_room_instead_of_dropping() {
         let ch: Arc<dyn Channel> = Arc::new(
