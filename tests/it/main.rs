@@ -36,6 +36,7 @@ mod limits;
 mod memory;
 mod metrics;
 mod model;
+mod netcat_crash;
 mod real_configs;
 mod reload;
 mod routing_flume;
