@@ -669,6 +669,7 @@ def main():
         "channel_events": a.channel_events,
         "agent_events": a.agent_events,
         "taildir_events": a.taildir_events,
+        "net_events": a.net_events,
         **{ratio_names[k]: round(med[k]["ratio"], 3) for k in med},
         "rss_ratio": round(rss_ratio, 3),
         "targets": TARGETS,
@@ -684,6 +685,9 @@ def main():
         "kafka_sink": "agent: stress -> file -> kafka (acks=all)",
         "kafka_producer": "kafka sink vs Kafka's Java producer (in Flume col)",
         "kafka_source": "agent: kafka -> file -> null",
+        "netcat_ack": "agent: netcat (64 in flight) -> file -> null",
+        "syslog_tcp": "agent: syslogtcp (50 conns) -> file -> null",
+        "http_json": "agent: http JSON (16 clients) -> file -> null",
     }
     print(f"{'workload':<46} {'Flume ev/s':>12} {'flumen ev/s':>12} {'ratio':>7} "
           f"{'Flume RSS MiB':>14} {'flumen RSS MiB':>15}")
