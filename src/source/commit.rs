@@ -228,26 +228,38 @@ impl Worker {
     }
 
     /// Puts the events of `group` in one transaction per channel and answers each request.
-    fn commit(&self, group: Vec<Request>, events: &mut Vec<Event>) {
-        events.clear();
-        for r in &group {
-            events.extend(r.events.iter().cloned());
+    fn commit(&self, mut group: Vec<Request>, events: &mut Vec<Event>) {
+        if group.len() == 1 {
+            if let Some(r) = group.pop() {
+                let result = self.put(&r.events);
+                let n = r.events.len();
+                self.answer(r, n, result);
+            }
+            return;
         }
-        let result = self.put(events);
+        // The events move into one batch (no copy); each request's share is its length.
         events.clear();
-        match result {
-            Err(CommitError::Failed(_)) if group.len() > 1 => {
-                for r in group {
-                    let alone = self.put(&r.events);
-                    self.answer(r, alone);
+        let mut lens = Vec::with_capacity(group.len());
+        for r in &mut group {
+            lens.push(r.events.len());
+            events.append(&mut r.events);
+        }
+        match self.put(events) {
+            Err(CommitError::Failed(_)) => {
+                let mut at = 0;
+                for (r, n) in group.into_iter().zip(lens) {
+                    let alone = self.put(&events[at..at + n]);
+                    at += n;
+                    self.answer(r, n, alone);
                 }
             }
             result => {
-                for r in group {
-                    self.answer(r, result.clone());
+                for (r, n) in group.into_iter().zip(lens) {
+                    self.answer(r, n, result.clone());
                 }
             }
         }
+        events.clear();
     }
 
     fn put(&self, events: &[Event]) -> Result<(), CommitError> {
@@ -268,11 +280,11 @@ impl Worker {
         }
     }
 
-    fn answer(&self, r: Request, outcome: Result<(), CommitError>) {
+    fn answer(&self, r: Request, events: usize, outcome: Result<(), CommitError>) {
         match &outcome {
             Ok(()) => self
                 .counters
-                .add(Counter::EventAcceptedCount, r.events.len() as u64),
+                .add(Counter::EventAcceptedCount, events as u64),
             Err(CommitError::Stopped) => {}
             Err(_) => self.counters.inc(Counter::ChannelWriteFail),
         }
