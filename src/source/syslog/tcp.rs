@@ -1,0 +1,247 @@
+//! The `syslogtcp` listener, and the connection loop it shares with `multiport_syslogtcp`:
+//! read what the peer sent (plain or TLS), frame it, shape the messages, deliver them
+//! together, and only then read again.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+
+use super::config::{TcpConfig, MAX_CONNECTIONS};
+use super::frame::{Cutter, Framer};
+use super::parse::{Raw, Shaper, Splitter};
+use super::{accept_loop, lookup, runtime, start_error, stop_watch, stopped, Shared, Undelivered};
+use crate::event::Event;
+use crate::metrics::Counter;
+use crate::source::{Source, SourceContext, SourceError};
+
+/// Bytes taken from a connection in one read.
+const READ_SIZE: usize = 64 * 1024;
+/// How long a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// See the module docs.
+pub struct SyslogTcpSource {
+    ctx: SourceContext,
+    cfg: TcpConfig,
+    listener: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+impl SyslogTcpSource {
+    /// Binds now, and reads the keystore, so a bad address or store stops start-up.
+    pub fn bind(ctx: SourceContext, cfg: &TcpConfig) -> Result<SyslogTcpSource, SourceError> {
+        let (listener, _) = crate::source::bind_listener(&ctx.name, &cfg.common.host, cfg.port)?;
+        let tls = tls_acceptor(&ctx.name, cfg.ssl.as_ref())?;
+        Ok(SyslogTcpSource {
+            ctx,
+            cfg: cfg.clone(),
+            listener,
+            tls,
+        })
+    }
+}
+
+/// The TLS acceptor for `ssl = true`.
+pub(super) fn tls_acceptor(
+    name: &str,
+    ssl: Option<&crate::avro::tls::ServerTls>,
+) -> Result<Option<TlsAcceptor>, SourceError> {
+    let Some(ssl) = ssl else {
+        return Ok(None);
+    };
+    let cfg = crate::avro::tls::server_config(ssl).map_err(|e| start_error(name, e.to_string()))?;
+    Ok(Some(TlsAcceptor::from(cfg)))
+}
+
+impl Source for SyslogTcpSource {
+    fn run(self: Box<Self>, stop: Arc<AtomicBool>) {
+        let SyslogTcpSource {
+            ctx,
+            cfg,
+            listener,
+            tls,
+        } = *self;
+        let name = ctx.name.clone();
+        let rt = match runtime(&name, None) {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(source = %name, "source `{name}`: cannot start its runtime: {e}");
+                return;
+            }
+        };
+        let addr = listener.local_addr().ok();
+        let shared = Arc::new(Shared::new(ctx, &cfg.common, stop));
+        let shaper = Arc::new(Shaper::new(cfg.common.keep.clone()));
+        let event_size = cfg.event_size;
+        rt.block_on(async move {
+            tracing::info!(source = %name, "source `{name}` (syslogtcp) listening on {}{}",
+                addr.map_or_else(|| "?".to_string(), |a| a.to_string()),
+                if tls.is_some() { " (TLS)" } else { "" });
+            let stop_rx = stop_watch(Arc::clone(&shared.stop));
+            let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+            let serve_shared = Arc::clone(&shared);
+            accept_loop(
+                Arc::clone(&shared),
+                listener,
+                slots,
+                stop_rx.clone(),
+                move |stream, peer, permit| {
+                    let shared = Arc::clone(&serve_shared);
+                    let shaper = Arc::clone(&shaper);
+                    let tls = tls.clone();
+                    let stop_rx = stop_rx.clone();
+                    async move {
+                        let framer = Framer::new(Splitter::new(event_size));
+                        let shape = move |raw: Raw, now: Timestamp| shaper.event(raw, now);
+                        serve(shared, stream, tls, peer, framer, shape, |_| {}, stop_rx).await;
+                        drop(permit);
+                    }
+                },
+            )
+            .await;
+        });
+        rt.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+/// A connection, plain or TLS.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    /// The next bytes the peer sent; `None` at its end. A plain connection holds no buffer
+    /// while it waits.
+    async fn read(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        match self {
+            Stream::Plain(s) => loop {
+                s.readable().await?;
+                let mut buf = vec![0u8; READ_SIZE];
+                match s.try_read(&mut buf) {
+                    Ok(0) => return Ok(None),
+                    Ok(n) => {
+                        buf.truncate(n);
+                        return Ok(Some(buf));
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
+                    Err(e) => return Err(e),
+                }
+            },
+            Stream::Tls(s) => {
+                let mut buf = vec![0u8; 16 * 1024];
+                let n = s.read(&mut buf).await?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                buf.truncate(n);
+                Ok(Some(buf))
+            }
+        }
+    }
+}
+
+/// Serves one connection until its end, a framing error, or stop (see the module docs).
+/// `extra` adds a listener's own headers to each event (multiport's `portHeader`).
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn serve<C, S, X>(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    peer: SocketAddr,
+    mut framer: Framer<C>,
+    shape: S,
+    extra: X,
+    mut stop_rx: watch::Receiver<bool>,
+) where
+    C: Cutter,
+    S: Fn(Raw, Timestamp) -> Event,
+    X: Fn(&mut Event),
+{
+    let name = shared.name.clone();
+    let mut stream = match tls {
+        None => Stream::Plain(stream),
+        Some(acceptor) => {
+            let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let done = tokio::select! {
+                r = hs => r,
+                () = stopped(&mut stop_rx) => return,
+            };
+            match done {
+                Ok(Ok(s)) => Stream::Tls(Box::new(s)),
+                Ok(Err(e)) => {
+                    tracing::warn!(source = %name, "source `{name}`: TLS handshake with {peer} failed: {e}");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(source = %name, "source `{name}`: {peer} did not finish its TLS handshake in {}s; closed", HANDSHAKE_TIMEOUT.as_secs());
+                    return;
+                }
+            }
+        }
+    };
+    shared.counters.inc(Counter::OpenConnectionCount);
+    tracing::debug!(source = %name, "source `{name}`: connection from {peer}");
+    let mut hostname: Option<String> = None;
+    let mut warned_size = false;
+    let mut raws: Vec<Raw> = Vec::new();
+    loop {
+        let read = tokio::select! {
+            r = stream.read() => r,
+            () = stopped(&mut stop_rx) => break,
+        };
+        let mut last = false;
+        match read {
+            Ok(Some(bytes)) => {
+                if let Err(e) = framer.feed(&bytes, &mut raws) {
+                    tracing::warn!(source = %name, "source `{name}`: {peer}: {e}; closing the connection");
+                    framer.finish(&mut raws);
+                    last = true;
+                }
+            }
+            Ok(None) => {
+                framer.finish(&mut raws);
+                last = true;
+            }
+            Err(e) => {
+                tracing::debug!(source = %name, "source `{name}`: connection from {peer}: {e}");
+                framer.finish(&mut raws);
+                last = true;
+            }
+        }
+        if !raws.is_empty() {
+            if shared.client_hostname_header.is_some() && hostname.is_none() {
+                hostname = Some(lookup(peer.ip()).await);
+            }
+            let now = Timestamp::now();
+            let mut events = Vec::with_capacity(raws.len());
+            for raw in raws.drain(..) {
+                if raw.incomplete && !warned_size {
+                    warned_size = true;
+                    tracing::warn!(source = %name, "source `{name}`: {peer} sent a message over eventSize; it is cut and marked Incomplete (not logged again for this connection)");
+                }
+                let mut e = shape(raw, now);
+                shared.peer_headers(&mut e, peer.ip(), hostname.as_deref());
+                extra(&mut e);
+                events.push(e);
+            }
+            if shared.deliver(events).await == Err(Undelivered::Stopped) {
+                break;
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    shared.counters.dec(Counter::OpenConnectionCount);
+    tracing::debug!(source = %name, "source `{name}`: connection from {peer} closed");
+}
