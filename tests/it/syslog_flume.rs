@@ -1,0 +1,364 @@
+//! The syslog sources against Apache Flume 1.11's own, event by event: the same messages go
+//! to Flume's `syslogtcp` / `multiport_syslogtcp` / `syslogudp` and to flumen's, each agent
+//! delivering through an avro sink into its own collector (`avro_capture`), and the events
+//! (headers and bodies) must be equal, except where flumen deliberately differs
+//! (docs/CONFIG.md; those inputs are pinned by unit tests and left out here, or checked for
+//! the documented difference).
+//!
+//! The messages: the corpus in `tests/syslog/corpus.txt` (device formats, malformed lines,
+//! invalid UTF-8), what `logger` (util-linux) sends with `--rfc3164`, `--rfc5424`, over TCP
+//! (`-T`) and UDP (`-d`), captured from a listener of ours and replayed to both, and a message
+//! over `eventSize`. Each message goes on its own connection (or datagram), because Flume
+//! carries headers from one message into the next on a connection (a deliberate difference,
+//! pinned by a unit test), so the comparison is of the sorted events.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use flumen::event::Event;
+
+use crate::agent_proc::{free_port, AgentProcess, DEADLINE, POLL};
+use crate::avro_capture::Capture;
+use crate::flume_agent::FlumeAgent;
+
+/// A `flumen agent` killed when the test ends early.
+pub struct Flumen(pub Option<AgentProcess>);
+
+impl Flumen {
+    pub fn get(&mut self) -> &mut AgentProcess {
+        self.0.as_mut().expect("flumen runs")
+    }
+}
+
+impl Drop for Flumen {
+    fn drop(&mut self) {
+        if let Some(a) = self.0.as_mut() {
+            let _ = a.child.kill();
+            let _ = a.child.wait();
+        }
+    }
+}
+
+/// How messages reach a source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    Tcp,
+    Udp,
+}
+
+/// Properties of agent `a1`: a syslog source `source_type` with `source_keys` (its port keys
+/// among them) -> memory channel -> avro sink to 127.0.0.1:`capture_port`.
+pub fn properties(source_type: &str, source_keys: &str, capture_port: u16) -> String {
+    format!(
+        "a1.sources = r1\n\
+         a1.channels = c1\n\
+         a1.sinks = k1\n\
+         a1.sources.r1.type = {source_type}\n\
+         a1.sources.r1.host = 127.0.0.1\n\
+         {source_keys}\
+         a1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = memory\n\
+         a1.channels.c1.capacity = 10000\n\
+         a1.channels.c1.transactionCapacity = 1000\n\
+         a1.sinks.k1.type = avro\n\
+         a1.sinks.k1.hostname = 127.0.0.1\n\
+         a1.sinks.k1.port = {capture_port}\n\
+         a1.sinks.k1.batch-size = 100\n\
+         a1.sinks.k1.channel = c1\n"
+    )
+}
+
+/// Starts `flumen agent` on `props` in `dir`.
+pub fn start_flumen(dir: &Path, tag: &str, props: &str) -> Flumen {
+    let conf = dir.join(format!("{tag}.properties"));
+    std::fs::write(&conf, props).expect("write config");
+    Flumen(Some(AgentProcess::start(dir, &conf, "a1", tag)))
+}
+
+/// Waits until a TCP listener answers on `port`.
+pub fn wait_listening(flumen: &mut Flumen, port: u16) {
+    flumen
+        .get()
+        .connect(port)
+        .shutdown(std::net::Shutdown::Both)
+        .ok();
+}
+
+/// Sends each message on its own connection (or as its own datagram) to 127.0.0.1:`port`.
+pub fn send_each(port: u16, via: Via, messages: &[Vec<u8>]) {
+    match via {
+        Via::Tcp => {
+            for m in messages {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                s.write_all(m).expect("send");
+                s.write_all(b"\n").expect("send");
+            }
+        }
+        Via::Udp => {
+            let s = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP client");
+            for m in messages {
+                s.send_to(m, ("127.0.0.1", port)).expect("send a datagram");
+                // Flume's UDP receive buffer is the kernel's: pace the datagrams a little so
+                // neither agent's socket overflows (the comparison is about content).
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+}
+
+/// Checks that `logger` (util-linux) is installed; the tests that replay its output need it.
+pub fn require_logger() {
+    let ok = Command::new("logger")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "these tests replay what util-linux `logger` sends: install it (Debian: bsdutils)"
+    );
+}
+
+/// The bytes `logger <args> <message>` sends over TCP (`-T`) or UDP (`-d`), caught by a
+/// listener of ours.
+pub fn logger_bytes(via: Via, args: &[&str], message: &str) -> Vec<u8> {
+    require_logger();
+    match via {
+        Via::Tcp => {
+            let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = l.local_addr().expect("addr").port().to_string();
+            let mut child = Command::new("logger")
+                .args(["-n", "127.0.0.1", "-P", &port, "-T"])
+                .args(args)
+                .arg(message)
+                .spawn()
+                .expect("run logger");
+            let (mut s, _) = l.accept().expect("logger connects");
+            s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).expect("read what logger sent");
+            assert!(child.wait().expect("logger exits").success());
+            out
+        }
+        Via::Udp => {
+            let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+            s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+            let port = s.local_addr().expect("addr").port().to_string();
+            let st = Command::new("logger")
+                .args(["-n", "127.0.0.1", "-P", &port, "-d"])
+                .args(args)
+                .arg(message)
+                .status()
+                .expect("run logger");
+            assert!(st.success());
+            let mut buf = vec![0u8; 65536];
+            let (n, _) = s.recv_from(&mut buf).expect("logger's datagram");
+            buf.truncate(n);
+            buf
+        }
+    }
+}
+
+/// The corpus with its placeholders filled in (see the file).
+pub fn corpus() -> Vec<Vec<u8>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/syslog/corpus.txt");
+    let text = std::fs::read_to_string(&path).expect("tests/syslog/corpus.txt");
+    let zone = jiff::tz::TimeZone::system();
+    let then = jiff::Timestamp::now()
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .expect("an hour ago")
+        .to_zoned(zone);
+    let s3164 = then.strftime("%b %e %H:%M:%S").to_string();
+    let s5424 = then.strftime("%Y-%m-%dT%H:%M:%S%.6f%:z").to_string();
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| unescape(&l.replace("{3164}", &s3164).replace("{5424}", &s5424)))
+        .collect()
+}
+
+/// `\xNN` and `\r` escapes to bytes.
+fn unescape(line: &str) -> Vec<u8> {
+    let b = line.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') && i + 3 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 2..i + 4]).expect("hex");
+            out.push(u8::from_str_radix(hex, 16).expect("a \\xNN escape"));
+            i += 4;
+        } else if b[i] == b'\\' && b.get(i + 1) == Some(&b'r') {
+            out.push(b'\r');
+            i += 2;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// An event as compared: headers (the receive-time stamp of a `-` blurred) and body.
+///
+/// Flume's syslogtcp and syslogudp carry `priority` and `version` from one message into the
+/// next one that matches no pattern (on a connection; on a UDP source, across all senders): a
+/// deliberate difference (docs/CONFIG.md, unit test `no_header_is_carried_into_the_next_message`).
+/// So those two headers are not compared on events of unmatched messages: invalid ones, and
+/// those whose body is the raw message (`<pri>...`).
+fn key(e: &Event, now_ms: i64) -> (Vec<u8>, Vec<(String, String)>) {
+    let unmatched =
+        e.header("flume.syslog.status") == Some("Invalid") || e.body().starts_with(b"<");
+    let headers = e
+        .headers()
+        .iter()
+        .filter(|(k, _)| !(unmatched && (k.as_str() == "priority" || k.as_str() == "version")))
+        .map(|(k, v)| {
+            let v = match (k.as_str(), v.parse::<i64>()) {
+                // multiport's `-` stamp is the receive time: equal within the test's span.
+                ("timestamp", Ok(ms)) if (ms - now_ms).abs() < 600_000 => "recent".to_string(),
+                _ => v.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    (e.body().to_vec(), headers)
+}
+
+fn show(events: &[(Vec<u8>, Vec<(String, String)>)]) -> String {
+    events
+        .iter()
+        .map(|(b, h)| format!("{h:?} {:?}\n", String::from_utf8_lossy(b)))
+        .collect()
+}
+
+/// Sends `messages` to Flume's and flumen's `source_type` and compares the events.
+pub fn compare(source_type: &str, via: Via, messages: &[Vec<u8>], expected_events: usize) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap_flume = Capture::start();
+    let cap_flumen = Capture::start();
+    let (pf, pn) = (free_port(), free_port());
+    let port_keys = |p: u16| {
+        if source_type == "multiport_syslogtcp" {
+            format!("a1.sources.r1.ports = {p}\n")
+        } else {
+            format!("a1.sources.r1.port = {p}\n")
+        }
+    };
+    let mut flume = FlumeAgent::start(
+        dir.path(),
+        source_type,
+        &properties(source_type, &port_keys(pf), cap_flume.port),
+    );
+    let mut flumen = start_flumen(
+        dir.path(),
+        source_type,
+        &properties(source_type, &port_keys(pn), cap_flumen.port),
+    );
+    if via == Via::Tcp {
+        flume.wait_ready(&["SOURCE.r1", "SINK.k1"], Some(pf));
+        wait_listening(&mut flumen, pn);
+    } else {
+        flume.wait_ready(&["SOURCE.r1", "SINK.k1"], None);
+        flumen.get().wait_for("flumen's UDP source to listen", |a| {
+            a.log().contains("listening on UDP")
+        });
+    }
+    send_each(pf, via, messages);
+    send_each(pn, via, messages);
+    let end = Instant::now() + DEADLINE;
+    while cap_flume.len() < expected_events || cap_flumen.len() < expected_events {
+        flume.assert_running("waiting for the events");
+        flumen.get().assert_running("waiting for the events");
+        if Instant::now() > end {
+            flume.fail(&format!(
+                "timed out: Flume delivered {}, flumen {} of {expected_events}\nflumen's log:\n{}",
+                cap_flume.len(),
+                cap_flumen.len(),
+                flumen.get().log()
+            ));
+        }
+        std::thread::sleep(POLL);
+    }
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let mut a: Vec<_> = cap_flume.events().iter().map(|e| key(e, now_ms)).collect();
+    let mut b: Vec<_> = cap_flumen.events().iter().map(|e| key(e, now_ms)).collect();
+    a.sort();
+    b.sort();
+    if a != b {
+        let only_flume: Vec<_> = a.iter().filter(|e| !b.contains(e)).cloned().collect();
+        let only_flumen: Vec<_> = b.iter().filter(|e| !a.contains(e)).cloned().collect();
+        flume.fail(&format!(
+            "{source_type}: the events differ\n--- only Flume's:\n{}--- only flumen's:\n{}",
+            show(&only_flume),
+            show(&only_flumen)
+        ));
+    }
+}
+
+/// A message of 3000 bytes: over the default `eventSize` (2500).
+fn long_message() -> Vec<u8> {
+    let stamp = jiff::Zoned::now().strftime("%b %e %H:%M:%S").to_string();
+    let mut m = format!("<13>{stamp} host ").into_bytes();
+    m.resize(3000, b'x');
+    m
+}
+
+/// What logger sends for a few messages of each RFC, over `via`.
+fn logger_messages(via: Via) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for (args, msg) in [
+        (&["--rfc3164"][..], "logger rfc3164 message"),
+        (&["--rfc5424"][..], "logger rfc5424 message"),
+        (
+            &["--rfc5424", "-t", "myapp", "-p", "local3.warning"][..],
+            "tagged",
+        ),
+        (&["--rfc5424=notq,nohost"][..], "no time quality, no host"),
+        (
+            &["--rfc3164", "-p", "auth.crit", "--id=4242"][..],
+            "with a pid",
+        ),
+    ] {
+        let bytes = logger_bytes(via, args, msg);
+        // Newline framing: one message per line, without its newline.
+        for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            out.push(line.to_vec());
+        }
+    }
+    out
+}
+
+#[test]
+fn syslogtcp_events_equal_flumes_for_the_corpus_logger_and_a_long_message() {
+    let mut messages = corpus();
+    messages.extend(logger_messages(Via::Tcp));
+    let n = messages.len();
+    messages.push(long_message());
+    // The long message is cut at 2500 bytes (Incomplete) and its rest is a second event.
+    compare("syslogtcp", Via::Tcp, &messages, n + 2);
+}
+
+#[test]
+fn multiport_events_equal_flumes_for_the_corpus_logger_and_a_long_message() {
+    // Inputs on which Flume's multiport parser throws and loses the read are a deliberate
+    // difference (parse_multiport's unit tests), so they are not sent here.
+    let mut messages: Vec<Vec<u8>> = corpus()
+        .into_iter()
+        .filter(|m| !String::from_utf8_lossy(m).contains("lenient date"))
+        .collect();
+    messages.extend(logger_messages(Via::Tcp));
+    let n = messages.len();
+    messages.push(long_message());
+    compare("multiport_syslogtcp", Via::Tcp, &messages, n + 2);
+}
+
+#[test]
+fn syslogudp_events_equal_flumes_for_the_corpus_and_logger() {
+    let mut messages = corpus();
+    messages.extend(logger_messages(Via::Udp));
+    let n = messages.len();
+    compare("syslogudp", Via::Udp, &messages, n);
+}
