@@ -201,6 +201,9 @@ fn unescape(line: &str) -> Vec<u8> {
     out
 }
 
+/// An event as compared: body and headers.
+type Key = (Vec<u8>, Vec<(String, String)>);
+
 /// An event as compared: headers (the receive-time stamp of a `-` blurred) and body.
 ///
 /// Flume's syslogtcp and syslogudp carry `priority` and `version` from one message into the
@@ -208,7 +211,7 @@ fn unescape(line: &str) -> Vec<u8> {
 /// deliberate difference (docs/CONFIG.md, unit test `no_header_is_carried_into_the_next_message`).
 /// So those two headers are not compared on events of unmatched messages: invalid ones, and
 /// those whose body is the raw message (`<pri>...`).
-fn key(e: &Event, now_ms: i64) -> (Vec<u8>, Vec<(String, String)>) {
+fn key(e: &Event, now_ms: i64) -> Key {
     let unmatched =
         e.header("flume.syslog.status") == Some("Invalid") || e.body().starts_with(b"<");
     let headers = e
@@ -227,7 +230,7 @@ fn key(e: &Event, now_ms: i64) -> (Vec<u8>, Vec<(String, String)>) {
     (e.body().to_vec(), headers)
 }
 
-fn show(events: &[(Vec<u8>, Vec<(String, String)>)]) -> String {
+fn show(events: &[Key]) -> String {
     events
         .iter()
         .map(|(b, h)| format!("{h:?} {:?}\n", String::from_utf8_lossy(b)))

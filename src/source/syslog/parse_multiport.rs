@@ -256,23 +256,20 @@ fn rfc5424(ts: &str) -> Option<i64> {
         ms += scaled;
         cur += 1 + digits;
     }
-    match b.get(cur) {
-        Some(&sign @ (b'+' | b'-')) => {
-            let z = b.get(cur + 1..cur + 6)?;
-            if !(z[0].is_ascii_digit()
-                && z[1].is_ascii_digit()
-                && z[2] == b':'
-                && z[3].is_ascii_digit()
-                && z[4].is_ascii_digit())
-            {
-                return None;
-            }
-            let h = i64::from((z[0] - b'0') * 10 + (z[1] - b'0'));
-            let m = i64::from((z[3] - b'0') * 10 + (z[4] - b'0'));
-            let pol = if sign == b'+' { 1 } else { -1 };
-            ms -= pol * (h * 60 + m) * 60_000;
+    if let Some(&sign @ (b'+' | b'-')) = b.get(cur) {
+        let z = b.get(cur + 1..cur + 6)?;
+        if !(z[0].is_ascii_digit()
+            && z[1].is_ascii_digit()
+            && z[2] == b':'
+            && z[3].is_ascii_digit()
+            && z[4].is_ascii_digit())
+        {
+            return None;
         }
-        _ => {}
+        let h = i64::from((z[0] - b'0') * 10 + (z[1] - b'0'));
+        let m = i64::from((z[3] - b'0') * 10 + (z[4] - b'0'));
+        let pol = if sign == b'+' { 1 } else { -1 };
+        ms -= pol * (h * 60 + m) * 60_000;
     }
     Some(ms)
 }
