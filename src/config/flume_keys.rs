@@ -182,7 +182,11 @@ const SYSLOG_TCP_SOURCE: &[FlumeKey] = &[
     k("keepFields"),
     k("clientIPHeader"),
     k("clientHostnameHeader"),
-    k("format."),
+    n(
+        "format.",
+        "Flume's custom syslog formats (a Java regex and a SimpleDateFormat) are refused: flumen \
+         parses RFC 5424 and RFC 3164 as Flume's built-in formats do",
+    ),
     SSL_SOURCE[0],
     SSL_SOURCE[1],
     SSL_SOURCE[2],
@@ -199,7 +203,11 @@ const SYSLOG_UDP_SOURCE: &[FlumeKey] = &[
     k("keepFields"),
     k("clientIPHeader"),
     k("clientHostnameHeader"),
-    k("format."),
+    n(
+        "format.",
+        "Flume's custom syslog formats (a Java regex and a SimpleDateFormat) are refused: flumen \
+         parses RFC 5424 and RFC 3164 as Flume's built-in formats do",
+    ),
 ];
 
 const MULTIPORT_SYSLOG_SOURCE: &[FlumeKey] = &[
@@ -208,7 +216,10 @@ const MULTIPORT_SYSLOG_SOURCE: &[FlumeKey] = &[
     k("numProcessors"),
     k("eventSize"),
     k("charset.default"),
-    k("charset.port."),
+    n(
+        "charset.port.",
+        "read per port (`charset.port.<port>`): UTF-8, US-ASCII or ISO-8859-1",
+    ),
     k("batchSize"),
     k("portHeader"),
     k("clientIPHeader"),
