@@ -388,6 +388,13 @@ mod tests {
         }
     }
 
+    /// Deliberate difference: Flume's multiport source ends the line at a NUL byte.
+    #[test]
+    fn nul_byte_is_kept() {
+        let e = ev("<13>1 2003-10-11T22:14:15Z host app - - - a\u{0}b");
+        assert_eq!(&e.body()[..], b"app - - - a\0b");
+    }
+
     #[test]
     fn bad_rfc3164_stamp_is_zero() {
         let e = ev("<13>Foo 11 22:14:15 host x");
