@@ -25,6 +25,8 @@ use crate::source::{Source, SourceContext, SourceError};
 
 /// Bytes taken from a connection in one read.
 const READ_SIZE: usize = 64 * 1024;
+/// The most bytes taken from a connection for one delivery.
+const MAX_BURST: usize = 1024 * 1024;
 /// How long a client may take to finish its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -127,15 +129,23 @@ impl Stream {
             Stream::Plain(s) => loop {
                 s.readable().await?;
                 let mut buf = vec![0u8; READ_SIZE];
-                match s.try_read(&mut buf) {
+                let mut n = match s.try_read(&mut buf) {
                     Ok(0) => return Ok(None),
-                    Ok(n) => {
-                        buf.truncate(n);
-                        return Ok(Some(buf));
-                    }
+                    Ok(n) => n,
                     Err(e) if e.kind() == ErrorKind::WouldBlock => continue,
                     Err(e) => return Err(e),
+                };
+                // Take whatever else is already queued (up to MAX_BURST): it all goes into
+                // one delivery.
+                while n == buf.len() && buf.len() < MAX_BURST {
+                    buf.resize(buf.len() + READ_SIZE, 0);
+                    match s.try_read(&mut buf[n..]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(m) => n += m,
+                    }
                 }
+                buf.truncate(n);
+                return Ok(Some(buf));
             },
             Stream::Tls(s) => {
                 let mut buf = vec![0u8; 16 * 1024];
