@@ -36,16 +36,13 @@ use tokio::sync::watch;
 
 pub use config::{MULTIPORT_TYPE, TCP_TYPE, UDP_TYPE};
 
-use super::{put_all, PutError, SourceContext, SourceError};
+use super::commit::{CommitError, Committer, WhenFull};
+use super::{SourceContext, SourceError};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
-use crate::route::ChannelProcessor;
 
 /// How often the runtime looks at the agent's stop flag.
 const STOP_POLL: Duration = Duration::from_millis(50);
-
-/// The most events handed to the channels in one put.
-const MAX_PUT: usize = 100;
 
 /// Builds a listener's runtime: `threads` workers (the machine's cores, at most 4, when
 /// unset).
@@ -91,7 +88,7 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 /// What every listener of a source shares.
 struct Shared {
     name: String,
-    channels: Arc<ChannelProcessor>,
+    committer: Committer,
     counters: Arc<ComponentCounters>,
     stop: Arc<AtomicBool>,
     client_ip_header: Option<String>,
@@ -108,48 +105,61 @@ enum Undelivered {
 }
 
 impl Shared {
-    fn new(ctx: SourceContext, common: &config::Common, stop: Arc<AtomicBool>) -> Shared {
-        Shared {
+    /// The shared state of a source, with its committer started (a thread); `None` (logged)
+    /// when no thread can be had.
+    fn start(ctx: SourceContext, common: &config::Common, stop: Arc<AtomicBool>) -> Option<Shared> {
+        let committer = match Committer::start(
+            &ctx.name,
+            Arc::clone(&ctx.channels),
+            Arc::clone(&ctx.counters),
+            WhenFull::Wait,
+            Arc::clone(&stop),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(source = %ctx.name, "source `{}` cannot start: no thread for its commits: {e}", ctx.name);
+                return None;
+            }
+        };
+        Some(Shared {
             name: ctx.name,
-            channels: ctx.channels,
+            committer,
             counters: ctx.counters,
             stop,
             client_ip_header: common.client_ip_header.clone(),
             client_hostname_header: common.client_hostname_header.clone(),
-        }
+        })
     }
 
-    /// Commits `events` (everything one read produced), off the runtime's workers, in puts of
-    /// at most [`MAX_PUT`]; returns once they are committed or given up.
-    async fn deliver(self: &Arc<Self>, events: Vec<Event>) -> Result<(), Undelivered> {
+    /// Commits `events` (everything one read produced) through the source's committer, in
+    /// as few requests as the channels' `transactionCapacity` allows; returns once they are
+    /// committed or given up. The committer's thread does the blocking commit.
+    async fn deliver(&self, mut events: Vec<Event>) -> Result<(), Undelivered> {
         if events.is_empty() {
             return Ok(());
         }
         self.counters
             .add(Counter::EventReceivedCount, events.len() as u64);
-        let me = Arc::clone(self);
-        let put = tokio::task::spawn_blocking(move || {
-            for chunk in events.chunks(MAX_PUT) {
-                put_all(&me.name, &me.channels, chunk, &me.stop)?;
-                me.counters
-                    .add(Counter::EventAcceptedCount, chunk.len() as u64);
-            }
-            Ok::<(), PutError>(())
-        })
-        .await;
-        match put {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(PutError::Stopped)) => Err(Undelivered::Stopped),
-            Ok(Err(PutError::Failed(e))) => {
-                self.counters.inc(Counter::ChannelWriteFail);
-                tracing::error!(source = %self.name, "source `{}`: events dropped: {e}", self.name);
-                Err(Undelivered::Failed)
-            }
-            Err(e) => {
-                tracing::error!(source = %self.name, "source `{}`: the put task failed: {e}", self.name);
-                Err(Undelivered::Failed)
+        let max = self.committer.max_batch().max(1);
+        let mut tickets = Vec::new();
+        while !events.is_empty() {
+            let rest = events.split_off(max.min(events.len()));
+            tickets.push(self.committer.submit(std::mem::replace(&mut events, rest)));
+        }
+        let mut result = Ok(());
+        for t in tickets {
+            match t.await {
+                Ok(()) => {}
+                Err(CommitError::Stopped) => result = Err(Undelivered::Stopped),
+                Err(e) => {
+                    tracing::error!(source = %self.name, "source `{}`: events dropped: {e}", self.name);
+                    if result.is_ok() {
+                        result = Err(Undelivered::Failed);
+                    }
+                }
             }
         }
+        result
     }
 
     /// Sets the sender headers on `e` (after the parsed ones, so they win, as in Flume).

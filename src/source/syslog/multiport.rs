@@ -59,7 +59,11 @@ impl Source for MultiportSource {
                 return;
             }
         };
-        let shared = Arc::new(Shared::new(ctx, &cfg.common, stop));
+        let Some(shared) = Shared::start(ctx, &cfg.common, stop) else {
+            return;
+        };
+        let shared = Arc::new(shared);
+        let committer = shared.committer.clone();
         let cfg = Arc::new(cfg);
         rt.block_on(async move {
             let ports: Vec<String> = listeners.iter().map(|(p, _)| p.to_string()).collect();
@@ -105,5 +109,6 @@ impl Source for MultiportSource {
             while loops.join_next().await.is_some() {}
         });
         rt.shutdown_timeout(Duration::from_secs(1));
+        committer.finish();
     }
 }

@@ -81,7 +81,11 @@ impl Source for SyslogTcpSource {
             }
         };
         let addr = listener.local_addr().ok();
-        let shared = Arc::new(Shared::new(ctx, &cfg.common, stop));
+        let Some(shared) = Shared::start(ctx, &cfg.common, stop) else {
+            return;
+        };
+        let shared = Arc::new(shared);
+        let committer = shared.committer.clone();
         let shaper = Arc::new(Shaper::new(cfg.common.keep.clone()));
         let event_size = cfg.event_size;
         rt.block_on(async move {
@@ -112,6 +116,7 @@ impl Source for SyslogTcpSource {
             .await;
         });
         rt.shutdown_timeout(Duration::from_secs(1));
+        committer.finish();
     }
 }
 

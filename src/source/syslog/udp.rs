@@ -60,7 +60,11 @@ impl Source for SyslogUdpSource {
                 return;
             }
         };
-        let shared = Arc::new(Shared::new(ctx, &cfg.common, stop));
+        let Some(shared) = Shared::start(ctx, &cfg.common, stop) else {
+            return;
+        };
+        let shared = Arc::new(shared);
+        let committer = shared.committer.clone();
         let shaper = Shaper::new(cfg.common.keep.clone());
         rt.block_on(async move {
             let socket = match tokio::net::UdpSocket::from_std(socket) {
@@ -118,5 +122,6 @@ impl Source for SyslogUdpSource {
             }
         });
         rt.shutdown_timeout(Duration::from_secs(1));
+        committer.finish();
     }
 }
