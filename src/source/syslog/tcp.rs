@@ -52,6 +52,13 @@ impl SyslogTcpSource {
     }
 }
 
+impl SyslogTcpSource {
+    /// The address actually bound.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+}
+
 /// The TLS acceptor for `ssl = true`.
 pub(super) fn tls_acceptor(
     name: &str,
@@ -259,4 +266,134 @@ pub(super) async fn serve<C, S, X>(
     }
     shared.counters.dec(Counter::OpenConnectionCount);
     tracing::debug!(source = %name, "source `{name}`: connection from {peer} closed");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::net::TcpStream as StdStream;
+    use std::sync::atomic::Ordering;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+    use crate::channel::Channel;
+    use crate::source::syslog::config::Common;
+    use crate::source::syslog::parse::KeepFields;
+
+    fn start(ch: &Arc<dyn Channel>) -> (SocketAddr, Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+        let ctx = SourceContext::detached("r1", vec![Arc::clone(ch)]);
+        let cfg = TcpConfig {
+            common: Common {
+                host: "127.0.0.1".into(),
+                keep: KeepFields::default(),
+                client_ip_header: Some("ip".into()),
+                client_hostname_header: None,
+            },
+            port: 0,
+            event_size: 2500,
+            ssl: None,
+        };
+        let src = SyslogTcpSource::bind(ctx, &cfg).expect("bind");
+        let addr = src.local_addr().expect("addr");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        (
+            addr,
+            stop,
+            std::thread::spawn(move || Box::new(src).run(stop2)),
+        )
+    }
+
+    /// Takes events until `n` arrived (bounded wait), in order.
+    fn take(ch: &Arc<dyn Channel>, n: usize) -> Vec<Event> {
+        let end = Instant::now() + Duration::from_secs(60);
+        let mut got = Vec::new();
+        while got.len() < n {
+            assert!(
+                Instant::now() < end,
+                "only {} of {n} events arrived",
+                got.len()
+            );
+            let mut tx = ch.take_transaction();
+            tx.take_batch(n - got.len(), &mut got).expect("take");
+            tx.commit().expect("commit");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        got
+    }
+
+    /// 200 messages in one write are committed in a few transactions (split only at the
+    /// channel's transactionCapacity), not one per message.
+    #[test]
+    fn messages_read_together_share_a_commit() {
+        let ch: Arc<dyn Channel> = Arc::new(
+            MemoryChannel::new(
+                "c1",
+                MemoryChannelConfig {
+                    capacity: 1000,
+                    ..MemoryChannelConfig::default()
+                },
+            )
+            .expect("channel"),
+        );
+        let (addr, stop, t) = start(&ch);
+        let mut w = StdStream::connect(addr).expect("connect");
+        let lines: String = (0..200)
+            .map(|i| format!("<13>Oct 11 22:14:15 host line {i}\n"))
+            .collect();
+        w.write_all(lines.as_bytes()).expect("send");
+        let end = Instant::now() + Duration::from_secs(60);
+        while ch.stats().size < 200 {
+            assert!(Instant::now() < end, "the 200 messages did not arrive");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Puts of 100 (transactionCapacity): two per read burst, and the 6 KiB sent in one
+        // write are read in one burst or a few.
+        let commits = ch.stats().commits;
+        assert!(
+            commits <= 6,
+            "200 messages read together took {commits} commits"
+        );
+        let got = take(&ch, 200);
+        assert_eq!(&got[199].body()[..], b"line 199");
+        assert_eq!(got[0].header("ip"), Some("127.0.0.1"));
+        stop.store(true, Ordering::Release);
+        t.join().expect("source thread");
+    }
+
+    /// A full channel holds the connection's messages back; none is dropped, order is kept.
+    #[test]
+    fn full_channel_slows_the_reading_and_drops_nothing() {
+        let ch: Arc<dyn Channel> = Arc::new(
+            MemoryChannel::new(
+                "c1",
+                MemoryChannelConfig {
+                    capacity: 3,
+                    transaction_capacity: 3,
+                    byte_capacity: None,
+                    keep_alive: Duration::from_millis(10),
+                },
+            )
+            .expect("channel"),
+        );
+        let (addr, stop, t) = start(&ch);
+        let mut w = StdStream::connect(addr).expect("connect");
+        for i in 0..30 {
+            w.write_all(format!("<13>Oct 11 22:14:15 host m{i}\n").as_bytes())
+                .expect("send");
+        }
+        let mut got = Vec::new();
+        while got.len() < 30 {
+            got.extend(take(&ch, 1));
+        }
+        let bodies: Vec<String> = got
+            .iter()
+            .map(|e| String::from_utf8_lossy(e.body()).into_owned())
+            .collect();
+        let want: Vec<String> = (0..30).map(|i| format!("m{i}")).collect();
+        assert_eq!(bodies, want);
+        stop.store(true, Ordering::Release);
+        t.join().expect("source thread");
+    }
 }
