@@ -52,6 +52,7 @@ impl SyslogTcpSource {
     }
 }
 
+#[cfg(test)]
 impl SyslogTcpSource {
     /// The address actually bound.
     pub fn local_addr(&self) -> Option<SocketAddr> {
