@@ -295,3 +295,59 @@ impl SourceSpec for MultiportConfig {
         )?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(ty: &SourceType, pairs: &[(&str, &str)]) -> Result<Box<dyn SourceSpec>, ConfigError> {
+        let mut keys = Keys::from_pairs("sources", "r1", pairs);
+        (ty.parse)(&mut keys)
+    }
+
+    #[test]
+    fn syslogtcp_takes_flumes_keys_and_defaults() {
+        let spec = parse(
+            &TCP_TYPE,
+            &[("port", "5140"), ("keepFields", "Timestamp, HostName")],
+        )
+        .expect("parses");
+        let cfg = spec.as_any().downcast_ref::<TcpConfig>().expect("tcp");
+        assert_eq!(cfg.event_size, 2500);
+        assert_eq!(cfg.common.host, "0.0.0.0");
+        assert!(cfg.common.keep.timestamp && cfg.common.keep.hostname && !cfg.common.keep.priority);
+        assert!(parse(&TCP_TYPE, &[]).is_err(), "port is required");
+        let e = parse(&TCP_TYPE, &[("port", "5140"), ("format.regex", "(.*)")])
+            .expect_err("custom formats are refused");
+        assert!(e.to_string().contains("format.regex"), "{e}");
+    }
+
+    #[test]
+    fn multiport_reads_ports_charsets_and_batch_size() {
+        let spec = parse(
+            &MULTIPORT_TYPE,
+            &[
+                ("ports", "5140  5141 5140"),
+                ("charset.default", "iso-8859-1"),
+                ("charset.port.5141", "UTF-8"),
+                ("portHeader", "port"),
+            ],
+        )
+        .expect("parses");
+        let cfg = spec
+            .as_any()
+            .downcast_ref::<MultiportConfig>()
+            .expect("multiport");
+        assert_eq!(cfg.ports, vec![5140, 5141]);
+        assert_eq!(cfg.charset_of(5140), Charset::Latin1);
+        assert_eq!(cfg.charset_of(5141), Charset::Utf8);
+        assert_eq!(spec.batch_size(), Some((100, "batchSize")));
+        let e = parse(
+            &MULTIPORT_TYPE,
+            &[("ports", "5140"), ("charset.default", "Shift_JIS")],
+        )
+        .expect_err("an unknown charset is refused");
+        assert!(e.to_string().contains("charset.default"), "{e}");
+        assert!(parse(&MULTIPORT_TYPE, &[("ports", "51x")]).is_err());
+    }
+}

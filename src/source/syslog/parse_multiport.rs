@@ -396,6 +396,17 @@ mod tests {
     }
 
     #[test]
+    fn latin1_lines_are_decoded_and_the_body_encoded_back() {
+        let raw = Raw {
+            bytes: b"<13>1 2003-10-11T22:14:15Z h app - - - caf\xe9".to_vec(),
+            ..Raw::default()
+        };
+        let e = event(raw, Charset::Latin1, &KeepFields::default(), now());
+        assert_eq!(&e.body()[..], b"app - - - caf\xe9");
+        assert_eq!(e.header("host"), Some("h"));
+    }
+
+    #[test]
     fn bad_rfc3164_stamp_is_zero() {
         let e = ev("<13>Foo 11 22:14:15 host x");
         assert_eq!(e.header("timestamp"), Some("0"));
