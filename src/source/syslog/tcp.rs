@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::config::{TcpConfig, MAX_CONNECTIONS};
 use super::frame::{Cutter, Framer};
-use super::parse::{Raw, Shaper, Splitter};
+use super::parse::{Raw, Shaper, Splitter, INVALID, STATUS};
 use super::{accept_loop, lookup, runtime, start_error, stop_watch, stopped, Shared, Undelivered};
 use crate::event::Event;
 use crate::metrics::Counter;
@@ -216,6 +216,7 @@ pub(super) async fn serve<C, S, X>(
     tracing::debug!(source = %name, "source `{name}`: connection from {peer}");
     let mut hostname: Option<String> = None;
     let mut warned_size = false;
+    let mut warned_invalid = false;
     let mut raws: Vec<Raw> = Vec::new();
     loop {
         let read = tokio::select! {
@@ -253,6 +254,10 @@ pub(super) async fn serve<C, S, X>(
                     tracing::warn!(source = %name, "source `{name}`: {peer} sent a message over eventSize; it is cut and marked Incomplete (not logged again for this connection)");
                 }
                 let mut e = shape(raw, now);
+                if !warned_invalid && e.header(STATUS) == Some(INVALID) {
+                    warned_invalid = true;
+                    tracing::warn!(source = %name, "source `{name}`: {peer} sent a message that is not syslog; it is kept with {STATUS} = {INVALID} (not logged again for this connection)");
+                }
                 shared.peer_headers(&mut e, peer.ip(), hostname.as_deref());
                 extra(&mut e);
                 events.push(e);

@@ -13,12 +13,14 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::config::UdpConfig;
-use super::parse::{Shaper, Splitter};
+use super::parse::{Shaper, Splitter, INVALID, STATUS};
 use super::{runtime, start_error, stop_watch, stopped, NameCache, Shared, Undelivered};
 use crate::source::{Source, SourceContext, SourceError};
 
 /// The largest datagram (RFC 5426's bound, and Flume's).
 const MAX_DATAGRAM: usize = 64 * 1024;
+/// The most senders remembered as already warned about (then no more warnings).
+const MAX_WARNED: usize = 1024;
 /// The most datagrams one burst takes before delivering.
 const MAX_BURST: usize = 1024;
 
@@ -79,6 +81,7 @@ impl Source for SyslogUdpSource {
             let mut stop_rx = stop_watch(Arc::clone(&shared.stop));
             let mut buf = vec![0u8; MAX_DATAGRAM];
             let mut names = NameCache::default();
+            let mut warned = std::collections::HashSet::new();
             let mut raws = Vec::new();
             loop {
                 let first = tokio::select! {
@@ -106,6 +109,9 @@ impl Source for SyslogUdpSource {
                     };
                     for raw in raws.drain(..) {
                         let mut e = shaper.event(raw, now);
+                        if e.header(STATUS) == Some(INVALID) && warned.len() < MAX_WARNED && warned.insert(peer.ip()) {
+                            tracing::warn!(source = %name, "source `{name}`: {peer} sent a datagram that is not syslog; it is kept with {STATUS} = {INVALID} (not logged again for this sender)");
+                        }
                         shared.peer_headers(&mut e, peer.ip(), hostname.as_deref());
                         events.push(e);
                     }
