@@ -15,8 +15,9 @@
 //! that delivery returned (backpressure: a full channel stops the reading, never drops).
 //! Channel commits never run on a runtime worker. A connection holds no read buffer while
 //! idle; memory per connection is bounded by `eventSize`; connections are bounded by
-//! [`config::MAX_CONNECTIONS`]. Syslog has no acknowledgement: events read from a
-//! connection that closes or a source that stops before their commit are lost, as in Flume.
+//! [`config::MAX_CONNECTIONS`]. Syslog has no acknowledgement: a connection that closes
+//! still has what it sent committed, but events read and not yet committed when the source
+//! stops are lost (the sender cannot know), as in Flume.
 
 pub mod config;
 pub mod frame;
