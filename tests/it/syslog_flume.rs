@@ -241,6 +241,7 @@ fn show(events: &[Key]) -> String {
 /// those `set_aside` picks, which it returns (Flume's, flumen's) for the caller to check.
 pub fn compare(
     source_type: &str,
+    extra_keys: &str,
     via: Via,
     messages: &[Vec<u8>],
     expected_events: usize,
@@ -252,9 +253,9 @@ pub fn compare(
     let (pf, pn) = (free_port(), free_port());
     let port_keys = |p: u16| {
         if source_type == "multiport_syslogtcp" {
-            format!("a1.sources.r1.ports = {p}\n")
+            format!("a1.sources.r1.ports = {p}\n{extra_keys}")
         } else {
-            format!("a1.sources.r1.port = {p}\n")
+            format!("a1.sources.r1.port = {p}\n{extra_keys}")
         }
     };
     let mut flume = FlumeAgent::start(
@@ -351,7 +352,7 @@ fn syslogtcp_events_equal_flumes_for_the_corpus_logger_and_a_long_message() {
     let n = messages.len();
     messages.push(long_message());
     // The long message is cut at 2500 bytes (Incomplete) and its rest is a second event.
-    compare("syslogtcp", Via::Tcp, &messages, n + 2, |_| false);
+    compare("syslogtcp", "", Via::Tcp, &messages, n + 2, |_| false);
 }
 
 #[test]
@@ -365,7 +366,14 @@ fn multiport_events_equal_flumes_for_the_corpus_logger_and_a_long_message() {
     messages.extend(logger_messages(Via::Tcp));
     let n = messages.len();
     messages.push(long_message());
-    compare("multiport_syslogtcp", Via::Tcp, &messages, n + 2, |_| false);
+    compare(
+        "multiport_syslogtcp",
+        "",
+        Via::Tcp,
+        &messages,
+        n + 2,
+        |_| false,
+    );
 }
 
 #[test]
@@ -378,7 +386,7 @@ fn syslogudp_events_equal_flumes_for_the_corpus_and_logger() {
     // Deliberate difference: Flume reads at most 2048 bytes of a datagram (Netty's default
     // receive buffer for datagram channels) and drops the rest silently; flumen reads up to
     // 64 KiB. The parsed prefix of the message is the same.
-    let (flume, flumen) = compare("syslogudp", Via::Udp, &messages, n + 1, |(body, _)| {
+    let (flume, flumen) = compare("syslogudp", "", Via::Udp, &messages, n + 1, |(body, _)| {
         body.len() > 1000
     });
     assert_eq!(flume.len(), 1, "Flume's event of the long datagram");
@@ -391,4 +399,49 @@ fn syslogudp_events_equal_flumes_for_the_corpus_and_logger() {
         "Flume keeps 2048 bytes"
     );
     assert_eq!(flume[0].1, flumen[0].1, "the same headers");
+}
+
+#[test]
+fn keep_fields_give_flumes_bodies() {
+    let keep_list = "a1.sources.r1.keepFields = timestamp hostname priority version\n";
+    let messages = corpus();
+    let n = messages.len();
+    // Deliberate difference: Flume writes `null` for a `-` stamp or host it keeps; flumen `-`.
+    let (flume, flumen) = compare(
+        "syslogtcp",
+        keep_list,
+        Via::Tcp,
+        &messages,
+        n,
+        |(body, _)| body.starts_with(b"<14>1 null ") || body.starts_with(b"<14>1 - "),
+    );
+    assert_eq!(flume.len(), 2, "Flume's events with a kept `-`: {flume:?}");
+    let mut dashed: Vec<Key> = flume
+        .into_iter()
+        .map(|(body, h)| {
+            let text = String::from_utf8_lossy(&body).replace(" null ", " - ");
+            // Twice: `null null` overlaps.
+            (text.replace(" null ", " - ").into_bytes(), h)
+        })
+        .collect();
+    dashed.sort();
+    assert_eq!(dashed, flumen, "Flume's bodies with `null` written `-`");
+    let all = "a1.sources.r1.keepFields = all\n";
+    compare("syslogtcp", all, Via::Tcp, &messages, n, |_| false);
+    let messages: Vec<Vec<u8>> = messages
+        .into_iter()
+        .filter(|m| !String::from_utf8_lossy(m).contains("lenient date"))
+        .collect();
+    let n = messages.len();
+    compare(
+        "multiport_syslogtcp",
+        keep_list,
+        Via::Tcp,
+        &messages,
+        n,
+        |_| false,
+    );
+    compare("multiport_syslogtcp", all, Via::Tcp, &messages, n, |_| {
+        false
+    });
 }
