@@ -8,7 +8,9 @@
 //! The messages: the corpus in `tests/syslog/corpus.txt` (device formats, malformed lines,
 //! invalid UTF-8), what `logger` (util-linux) sends with `--rfc3164`, `--rfc5424`, over TCP
 //! (`-T`) and UDP (`-d`), captured from a listener of ours and replayed to both, and a message
-//! over `eventSize`. Each message goes on its own connection (or datagram), because Flume
+//! over `eventSize`; again with `keepFields` as a list and as `all`. Two documented differences
+//! are checked against Flume's own output: a kept `-` field (Flume writes `null`) and an
+//! octet-counted stream (one invalid event in Flume). Each message goes on its own connection (or datagram), because Flume
 //! carries headers from one message into the next on a connection (a deliberate difference,
 //! pinned by a unit test), so the comparison is of the sorted events.
 
@@ -237,14 +239,15 @@ fn show(events: &[Key]) -> String {
         .collect()
 }
 
-/// Sends `messages` to Flume's and flumen's `source_type` and compares the events, except
+/// Sends `messages` to Flume's and flumen's `source_type` (with `extra_keys`), waits for
+/// `flume_n` and `flumen_n` events, and compares the events, except
 /// those `set_aside` picks, which it returns (Flume's, flumen's) for the caller to check.
 pub fn compare(
     source_type: &str,
     extra_keys: &str,
     via: Via,
     messages: &[Vec<u8>],
-    expected_events: usize,
+    (flume_n, flumen_n): (usize, usize),
     set_aside: impl Fn(&Key) -> bool,
 ) -> (Vec<Key>, Vec<Key>) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -280,12 +283,12 @@ pub fn compare(
     send_each(pf, via, messages);
     send_each(pn, via, messages);
     let end = Instant::now() + DEADLINE;
-    while cap_flume.len() < expected_events || cap_flumen.len() < expected_events {
+    while cap_flume.len() < flume_n || cap_flumen.len() < flumen_n {
         flume.assert_running("waiting for the events");
         flumen.get().assert_running("waiting for the events");
         if Instant::now() > end {
             flume.fail(&format!(
-                "timed out: Flume delivered {}, flumen {} of {expected_events}\nflumen's log:\n{}",
+                "timed out: Flume delivered {} of {flume_n}, flumen {} of {flumen_n}\nflumen's log:\n{}",
                 cap_flume.len(),
                 cap_flumen.len(),
                 flumen.get().log()
@@ -352,7 +355,9 @@ fn syslogtcp_events_equal_flumes_for_the_corpus_logger_and_a_long_message() {
     let n = messages.len();
     messages.push(long_message());
     // The long message is cut at 2500 bytes (Incomplete) and its rest is a second event.
-    compare("syslogtcp", "", Via::Tcp, &messages, n + 2, |_| false);
+    compare("syslogtcp", "", Via::Tcp, &messages, (n + 2, n + 2), |_| {
+        false
+    });
 }
 
 #[test]
@@ -371,7 +376,7 @@ fn multiport_events_equal_flumes_for_the_corpus_logger_and_a_long_message() {
         "",
         Via::Tcp,
         &messages,
-        n + 2,
+        (n + 2, n + 2),
         |_| false,
     );
 }
@@ -386,9 +391,14 @@ fn syslogudp_events_equal_flumes_for_the_corpus_and_logger() {
     // Deliberate difference: Flume reads at most 2048 bytes of a datagram (Netty's default
     // receive buffer for datagram channels) and drops the rest silently; flumen reads up to
     // 64 KiB. The parsed prefix of the message is the same.
-    let (flume, flumen) = compare("syslogudp", "", Via::Udp, &messages, n + 1, |(body, _)| {
-        body.len() > 1000
-    });
+    let (flume, flumen) = compare(
+        "syslogudp",
+        "",
+        Via::Udp,
+        &messages,
+        (n + 1, n + 1),
+        |(body, _)| body.len() > 1000,
+    );
     assert_eq!(flume.len(), 1, "Flume's event of the long datagram");
     assert_eq!(flumen.len(), 1, "flumen's event of the long datagram");
     let body_at = long.len() - flumen[0].0.len();
@@ -412,7 +422,7 @@ fn keep_fields_give_flumes_bodies() {
         keep_list,
         Via::Tcp,
         &messages,
-        n,
+        (n, n),
         |(body, _)| body.starts_with(b"<14>1 null ") || body.starts_with(b"<14>1 - "),
     );
     assert_eq!(flume.len(), 2, "Flume's events with a kept `-`: {flume:?}");
@@ -427,7 +437,7 @@ fn keep_fields_give_flumes_bodies() {
     dashed.sort();
     assert_eq!(dashed, flumen, "Flume's bodies with `null` written `-`");
     let all = "a1.sources.r1.keepFields = all\n";
-    compare("syslogtcp", all, Via::Tcp, &messages, n, |_| false);
+    compare("syslogtcp", all, Via::Tcp, &messages, (n, n), |_| false);
     let messages: Vec<Vec<u8>> = messages
         .into_iter()
         .filter(|m| !String::from_utf8_lossy(m).contains("lenient date"))
@@ -438,10 +448,53 @@ fn keep_fields_give_flumes_bodies() {
         keep_list,
         Via::Tcp,
         &messages,
-        n,
+        (n, n),
         |_| false,
     );
-    compare("multiport_syslogtcp", all, Via::Tcp, &messages, n, |_| {
-        false
+    compare(
+        "multiport_syslogtcp",
+        all,
+        Via::Tcp,
+        &messages,
+        (n, n),
+        |_| false,
+    );
+}
+
+/// Deliberate difference: an octet-counted stream (rsyslog's octet-counted forwarding, here
+/// what `logger --octet-count` sends, then two frames back to back) is one invalid event in
+/// Flume (whose newline framing sees no newline until the end) and its messages in flumen.
+#[test]
+fn octet_counted_stream_is_one_invalid_event_in_flume_and_its_messages_here() {
+    let mut stream = logger_bytes(Via::Tcp, &["--octet-count", "--rfc5424"], "counted");
+    for m in [
+        "<30>1 2024-03-01T10:00:00Z web1 nginx - - - GET / 200",
+        "<30>1 2024-03-01T10:00:01Z web1 nginx - - - GET /x 404",
+    ] {
+        stream.extend_from_slice(format!("{} {m}", m.len()).as_bytes());
+    }
+    let (flume, flumen) = compare("syslogtcp", "", Via::Tcp, &[stream.clone()], (1, 3), |_| {
+        true
     });
+    assert_eq!(flume.len(), 1, "{flume:?}");
+    assert_eq!(flume[0].0, stream, "Flume: the whole stream as one body");
+    assert!(
+        flume[0]
+            .1
+            .contains(&("flume.syslog.status".to_string(), "Invalid".to_string())),
+        "{flume:?}"
+    );
+    assert_eq!(flumen.len(), 3, "{flumen:?}");
+    let bodies: Vec<&[u8]> = flumen.iter().map(|(b, _)| &b[..]).collect();
+    assert!(
+        bodies.contains(&&b"nginx - - - GET / 200"[..]),
+        "{bodies:?}"
+    );
+    assert!(
+        bodies.contains(&&b"nginx - - - GET /x 404"[..]),
+        "{bodies:?}"
+    );
+    assert!(flumen
+        .iter()
+        .all(|(_, h)| h.iter().all(|(k, _)| k != "flume.syslog.status")));
 }
