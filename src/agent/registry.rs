@@ -28,6 +28,9 @@ pub const SOURCES: &[SourceType] = &[
     source::taildir::TYPE,
     source::spooldir::TYPE,
     source::kafka::TYPE,
+    source::syslog::TCP_TYPE,
+    source::syslog::MULTIPORT_TYPE,
+    source::syslog::UDP_TYPE,
 ];
 
 /// Sink types.
@@ -75,12 +78,6 @@ pub const FLUME_ONLY_CHANNELS: &[(&str, &str)] = &[
 /// Flume's source types flumen does not have.
 pub const FLUME_ONLY_SOURCES: &[(&str, &str)] = &[
     ("thrift", "org.apache.flume.source.ThriftSource"),
-    ("syslogtcp", "org.apache.flume.source.SyslogTcpSource"),
-    (
-        "multiport_syslogtcp",
-        "org.apache.flume.source.MultiportSyslogTCPSource",
-    ),
-    ("syslogudp", "org.apache.flume.source.SyslogUDPSource"),
     ("http", "org.apache.flume.source.http.HTTPSource"),
     ("jms", "org.apache.flume.source.jms.JMSSource"),
     ("netcatudp", "org.apache.flume.source.NetcatUdpSource"),

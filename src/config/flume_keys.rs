@@ -175,6 +175,67 @@ const AVRO_SOURCE: &[FlumeKey] = &[
     SSL_SOURCE[7],
 ];
 
+const SYSLOG_TCP_SOURCE: &[FlumeKey] = &[
+    k("host"),
+    k("port"),
+    k("eventSize"),
+    k("keepFields"),
+    k("clientIPHeader"),
+    k("clientHostnameHeader"),
+    n(
+        "format.",
+        "Flume's custom syslog formats (a Java regex and a SimpleDateFormat) are refused: flumen \
+         parses RFC 5424 and RFC 3164 as Flume's built-in formats do",
+    ),
+    SSL_SOURCE[0],
+    SSL_SOURCE[1],
+    SSL_SOURCE[2],
+    SSL_SOURCE[3],
+    SSL_SOURCE[4],
+    SSL_SOURCE[5],
+    SSL_SOURCE[6],
+    SSL_SOURCE[7],
+];
+
+const SYSLOG_UDP_SOURCE: &[FlumeKey] = &[
+    k("host"),
+    k("port"),
+    k("keepFields"),
+    k("clientIPHeader"),
+    k("clientHostnameHeader"),
+    n(
+        "format.",
+        "Flume's custom syslog formats (a Java regex and a SimpleDateFormat) are refused: flumen \
+         parses RFC 5424 and RFC 3164 as Flume's built-in formats do",
+    ),
+];
+
+const MULTIPORT_SYSLOG_SOURCE: &[FlumeKey] = &[
+    k("host"),
+    k("ports"),
+    k("numProcessors"),
+    k("eventSize"),
+    k("charset.default"),
+    n(
+        "charset.port.",
+        "read per port (`charset.port.<port>`): UTF-8, US-ASCII or ISO-8859-1",
+    ),
+    k("batchSize"),
+    k("portHeader"),
+    k("clientIPHeader"),
+    k("clientHostnameHeader"),
+    k("readBufferBytes"),
+    k("keepFields"),
+    SSL_SOURCE[0],
+    SSL_SOURCE[1],
+    SSL_SOURCE[2],
+    SSL_SOURCE[3],
+    SSL_SOURCE[4],
+    SSL_SOURCE[5],
+    SSL_SOURCE[6],
+    SSL_SOURCE[7],
+];
+
 const SPOOLDIR_SOURCE: &[FlumeKey] = &[
     k("spoolDir"),
     k("fileSuffix"),
@@ -385,6 +446,24 @@ pub const COMPONENTS: &[FlumeComponent] = &[
         kind: Kind::Source,
         names: &["avro", "org.apache.flume.source.AvroSource"],
         keys: AVRO_SOURCE,
+    },
+    FlumeComponent {
+        kind: Kind::Source,
+        names: &["syslogtcp", "org.apache.flume.source.SyslogTcpSource"],
+        keys: SYSLOG_TCP_SOURCE,
+    },
+    FlumeComponent {
+        kind: Kind::Source,
+        names: &["syslogudp", "org.apache.flume.source.SyslogUDPSource"],
+        keys: SYSLOG_UDP_SOURCE,
+    },
+    FlumeComponent {
+        kind: Kind::Source,
+        names: &[
+            "multiport_syslogtcp",
+            "org.apache.flume.source.MultiportSyslogTCPSource",
+        ],
+        keys: MULTIPORT_SYSLOG_SOURCE,
     },
     FlumeComponent {
         kind: Kind::Source,

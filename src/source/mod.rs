@@ -32,6 +32,7 @@ pub mod seq;
 pub mod spooldir;
 pub mod stdin;
 pub mod stress;
+pub mod syslog;
 pub mod taildir;
 
 /// Why a source could not start or had to give up on events.

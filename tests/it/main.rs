@@ -47,6 +47,8 @@ mod sink_errors;
 mod sink_groups;
 mod sink_groups_flume;
 mod spooldir;
+mod syslog;
+mod syslog_flume;
 mod taildir_bad_input;
 mod taildir_crash;
 mod taildir_flume;
