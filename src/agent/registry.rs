@@ -28,6 +28,7 @@ pub const SOURCES: &[SourceType] = &[
     source::taildir::TYPE,
     source::spooldir::TYPE,
     source::kafka::TYPE,
+    source::http::TYPE,
 ];
 
 /// Sink types.
@@ -81,7 +82,6 @@ pub const FLUME_ONLY_SOURCES: &[(&str, &str)] = &[
         "org.apache.flume.source.MultiportSyslogTCPSource",
     ),
     ("syslogudp", "org.apache.flume.source.SyslogUDPSource"),
-    ("http", "org.apache.flume.source.http.HTTPSource"),
     ("jms", "org.apache.flume.source.jms.JMSSource"),
     ("netcatudp", "org.apache.flume.source.NetcatUdpSource"),
 ];

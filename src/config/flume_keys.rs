@@ -175,6 +175,28 @@ const AVRO_SOURCE: &[FlumeKey] = &[
     SSL_SOURCE[7],
 ];
 
+const HTTP_SOURCE: &[FlumeKey] = &[
+    k("bind"),
+    k("port"),
+    k("handler"),
+    k("handler."),
+    SSL_SOURCE[0],
+    SSL_SOURCE[1],
+    SSL_SOURCE[2],
+    SSL_SOURCE[3],
+    SSL_SOURCE[4],
+    SSL_SOURCE[5],
+    SSL_SOURCE[6],
+    SSL_SOURCE[7],
+    k("enableSSL"),
+    k("keystorePassword"),
+    k("excludeProtocols"),
+    k("QueuedThreadPool."),
+    k("HttpConfiguration."),
+    k("SslContextFactory."),
+    k("ServerConnector."),
+];
+
 const SPOOLDIR_SOURCE: &[FlumeKey] = &[
     k("spoolDir"),
     k("fileSuffix"),
@@ -385,6 +407,11 @@ pub const COMPONENTS: &[FlumeComponent] = &[
         kind: Kind::Source,
         names: &["avro", "org.apache.flume.source.AvroSource"],
         keys: AVRO_SOURCE,
+    },
+    FlumeComponent {
+        kind: Kind::Source,
+        names: &["http", "org.apache.flume.source.http.HTTPSource"],
+        keys: HTTP_SOURCE,
     },
     FlumeComponent {
         kind: Kind::Source,

@@ -1,0 +1,1 @@
+//! The http source driven over a real socket with a memory channel behind it.
