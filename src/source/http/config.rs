@@ -115,8 +115,12 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
     };
     let max_connections = keys.size("max-connections", d.max_connections, 1, "connections")?;
 
-    let max_concurrent_requests =
-        keys.size("QueuedThreadPool.maxThreads", d.max_concurrent_requests, 1, "threads")?;
+    let max_concurrent_requests = keys.size(
+        "QueuedThreadPool.maxThreads",
+        d.max_concurrent_requests,
+        1,
+        "threads",
+    )?;
     ignore_prefixed(
         keys,
         "QueuedThreadPool.",

@@ -321,9 +321,7 @@ impl<'de> Visitor<'de> for HeadersSeed {
                 )));
             };
             if headers.contains_key(&name) {
-                return Err(de::Error::custom(format!(
-                    "header `{name}` is given twice"
-                )));
+                return Err(de::Error::custom(format!("header `{name}` is given twice")));
             }
             headers.insert(name, value);
         }
@@ -367,7 +365,9 @@ mod tests {
 
     #[test]
     fn events_with_headers_and_bodies() {
-        let ev = ok(r#"[{"headers":{"a":"1","b":2.50,"c":true},"body":"hi"},{"body":"x","extra":[1]},{}]"#);
+        let ev = ok(
+            r#"[{"headers":{"a":"1","b":2.50,"c":true},"body":"hi"},{"body":"x","extra":[1]},{}]"#,
+        );
         assert_eq!(ev.len(), 3);
         assert_eq!(ev[0].header("a"), Some("1"));
         assert_eq!(ev[0].header("b"), Some("2.50"));
@@ -415,7 +415,10 @@ mod tests {
         }
         let ev = decode(&le, Charset::Utf16).expect("utf-16 le");
         assert_eq!(&ev[0].body()[..], &[0xFE, 0xFF, 0x00, 0xE9]);
-        let be32: Vec<u8> = text.chars().flat_map(|c| u32::from(c).to_be_bytes()).collect();
+        let be32: Vec<u8> = text
+            .chars()
+            .flat_map(|c| u32::from(c).to_be_bytes())
+            .collect();
         let ev = decode(&be32, Charset::Utf32).expect("utf-32");
         assert_eq!(&ev[0].body()[..], &[0, 0, 0, 0xE9]);
         assert!(err(&[0xD8, 0x00, 0x00, 0x41], Charset::Utf16).contains("surrogate"));

@@ -11,8 +11,10 @@
 //! - 200 is answered only after every required channel's commit of the request's events
 //!   returned. A request's events are one transaction: all committed or none, whatever the
 //!   answer. A request that is refused (4xx, 5xx) committed nothing.
-//! - A full channel is answered 503 with `Retry-After`, at once after the channel's own
-//!   keep-alive wait: the client retries, the source never blocks on it.
+//! - Requests go to the source's [`Committer`] with [`WhenFull::Refuse`]: concurrent requests
+//!   share channel transactions (each still all or none), the blocking commits run on its
+//!   thread, never on a runtime worker, and a full channel is answered 503 with
+//!   `Retry-After` at once after the channel's own keep-alive wait: the client retries.
 //! - Bounded: a body over `max-body-bytes` is answered 413 (before it is read when its
 //!   Content-Length says so, else as soon as it passes the limit); a request head over
 //!   `HttpConfiguration.requestHeaderSize` is answered 431 by hyper; at most
@@ -48,6 +50,7 @@ use crate::channel::ChannelError;
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
 use crate::route::ChannelProcessor;
+use crate::source::commit::{CommitError, Committer, WhenFull};
 
 pub mod blob;
 mod config;
@@ -83,12 +86,14 @@ impl HttpSource {
     /// keystore, a bad address or a port in use stops start-up.
     pub fn bind(ctx: SourceContext, cfg: &HttpSourceConfig) -> Result<HttpSource, SourceError> {
         let tls = match &cfg.ssl {
-            Some(s) => Some(crate::avro::tls::server_config(s).map_err(|e| {
-                SourceError::Start {
-                    source_name: ctx.name.clone(),
-                    message: e.to_string(),
-                }
-            })?),
+            Some(s) => {
+                Some(
+                    crate::avro::tls::server_config(s).map_err(|e| SourceError::Start {
+                        source_name: ctx.name.clone(),
+                        message: e.to_string(),
+                    })?,
+                )
+            }
             None => None,
         };
         let (listener, addr) = super::bind_listener(&ctx.name, &cfg.bind, cfg.port)?;
@@ -135,7 +140,7 @@ impl Source for HttpSource {
 /// What every connection of the source shares.
 struct Shared {
     source: String,
-    channels: Arc<ChannelProcessor>,
+    committer: Committer,
     counters: Arc<ComponentCounters>,
     handler: Handler,
     max_body_bytes: u64,
@@ -144,9 +149,6 @@ struct Shared {
     keep_alive: bool,
     /// `QueuedThreadPool.maxThreads` permits: requests decoded and committed at once.
     requests: Semaphore,
-    /// A full-channel episode is in progress (logged once when it starts and once when it
-    /// ends, not per request).
-    full: AtomicBool,
 }
 
 impl HttpSource {
@@ -165,9 +167,22 @@ impl HttpSource {
             self.addr,
             if self.tls.is_some() { " with TLS" } else { "" }
         );
+        let committer = match Committer::start(
+            &name,
+            self.channels,
+            Arc::clone(&self.counters),
+            WhenFull::Refuse,
+            Arc::clone(&stop),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(source = %name, "source `{name}`: cannot start its committer thread: {e}");
+                return;
+            }
+        };
         let shared = Arc::new(Shared {
             source: name.clone(),
-            channels: self.channels,
+            committer: committer.clone(),
             counters: self.counters,
             handler: self.cfg.handler.clone(),
             max_body_bytes: self.cfg.max_body_bytes,
@@ -175,7 +190,6 @@ impl HttpSource {
             max_header_bytes: self.cfg.max_header_bytes,
             keep_alive: self.cfg.keep_alive,
             requests: Semaphore::new(self.cfg.max_concurrent_requests),
-            full: AtomicBool::new(false),
         });
         let tls = self.tls.map(tokio_rustls::TlsAcceptor::from);
         let max_connections = self.cfg.max_connections;
@@ -236,6 +250,7 @@ impl HttpSource {
             );
             tasks.abort_all();
         }
+        committer.finish();
     }
 }
 
@@ -401,22 +416,22 @@ enum Refusal {
     TooMany(String),
     /// Anything else (a poisoned or closed channel): 500.
     Failed(String),
+    /// The source is stopping (503).
+    Stopping,
 }
 
-/// Puts `events` through the source's channels in one transaction per channel, refusing at
-/// once (after the channel's own keep-alive) when one is full. The blocking put runs off the
-/// runtime's workers.
+/// Hands `events` to the source's [`Committer`] (one transaction per channel for everything
+/// queued at that moment, refusing at once, after the channel's own keep-alive, when one is
+/// full) and waits for its answer without blocking a runtime worker.
 async fn commit(shared: &Shared, events: Vec<Event>) -> Result<(), Refusal> {
-    let channels = Arc::clone(&shared.channels);
-    let put = tokio::task::spawn_blocking(move || channels.put(&events, &mut |_, _| false)).await;
-    match put {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(match &e.error {
-            ChannelError::TransactionFull { .. } => Refusal::TooMany(e.to_string()),
-            err if err.is_retryable() => Refusal::Full(e.to_string()),
-            _ => Refusal::Failed(e.to_string()),
-        }),
-        Err(e) => Err(Refusal::Failed(format!("the put did not finish: {e}"))),
+    match shared.committer.submit(events).await {
+        Ok(()) => Ok(()),
+        Err(CommitError::Full(e)) => Err(Refusal::Full(e.to_string())),
+        Err(CommitError::Failed(e @ ChannelError::TransactionFull { .. })) => {
+            Err(Refusal::TooMany(e.to_string()))
+        }
+        Err(CommitError::Failed(e)) => Err(Refusal::Failed(e.to_string())),
+        Err(CommitError::Stopped) => Err(Refusal::Stopping),
     }
 }
 
@@ -524,27 +539,21 @@ async fn handle(shared: &Shared, peer: &Peer, req: Request<Incoming>) -> Reply {
     shared.counters.inc(Counter::AppendBatchReceivedCount);
     shared.counters.add(Counter::EventReceivedCount, n);
     let Ok(_permit) = shared.requests.acquire().await else {
-        return reply(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the source is stopping\n".into(),
+        );
     };
     let src = &shared.source;
     match commit(shared, events).await {
+        // The committer counts EventAcceptedCount and ChannelWriteFail.
         Ok(()) => {
             shared.counters.inc(Counter::AppendBatchAcceptedCount);
-            shared.counters.add(Counter::EventAcceptedCount, n);
-            if shared.full.swap(false, Ordering::Relaxed) {
-                tracing::info!(source = %src, "source `{src}`: the channels take events again; answering 200");
-            }
             reply(StatusCode::OK, String::new())
         }
         Err(Refusal::Full(reason)) => {
-            shared.counters.inc(Counter::ChannelWriteFail);
-            if !shared.full.swap(true, Ordering::Relaxed) {
-                tracing::warn!(
-                    source = %src,
-                    "source `{src}`: answering 503 (Retry-After: {RETRY_AFTER_SECS}) until the channels have room, first to {}: {reason}",
-                    peer.addr
-                );
-            }
+            // The committer reports the full channel once per episode (and when it ends).
+            tracing::debug!(source = %src, "source `{src}`: answered 503 to {}: {reason}", peer.addr);
             let mut r = reply(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("{reason}; nothing of this request was committed, retry it later\n"),
@@ -553,17 +562,17 @@ async fn handle(shared: &Shared, peer: &Peer, req: Request<Incoming>) -> Reply {
                 .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
             r
         }
-        Err(Refusal::TooMany(reason)) => {
-            shared.counters.inc(Counter::ChannelWriteFail);
-            refuse(
+        Err(Refusal::TooMany(reason)) => refuse(
                 shared,
                 peer,
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the request's {n} events are one transaction, too many for a channel: {reason}; send smaller arrays"),
-            )
-        }
+            format!("the request's {n} events are one transaction, too many for a channel: {reason}; send smaller arrays"),
+        ),
+        Err(Refusal::Stopping) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the source is stopping; nothing of this request was committed\n".into(),
+        ),
         Err(Refusal::Failed(reason)) => {
-            shared.counters.inc(Counter::ChannelWriteFail);
             tracing::error!(source = %src, "source `{src}`: answered 500 to {}: {reason}", peer.addr);
             reply(
                 StatusCode::INTERNAL_SERVER_ERROR,
