@@ -597,6 +597,3 @@ fn too_large(shared: &Shared, peer: &Peer, what: &str) -> Reply {
         .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     r
 }
-
-#[cfg(test)]
-mod tests;

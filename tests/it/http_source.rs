@@ -1,0 +1,455 @@
+//! The http source through the `flumen agent` binary, driven by `curl` as a user would (a
+//! machine without curl fails these tests, saying so), and against Apache Flume 1.11's own
+//! HTTPSource.
+//!
+//! - JSON posts (headers, numbers as header values, UTF-8 and UTF-16 bodies) and morphline
+//!   BlobHandler posts (query parameters as headers, binary bodies) arrive at an avro
+//!   collector with their headers and bodies.
+//! - Each refusal (a malformed array, an unsupported charset, a body over `max-body-bytes`,
+//!   more events than the channel's transactionCapacity, TRACE/OPTIONS, a full channel) has
+//!   its status code, reason and log line, and commits nothing: the channel holds exactly the
+//!   accepted requests' events.
+//! - Two requests on one kept-alive connection are both answered on it.
+//! - The same JSON posts to flumen and to Flume 1.11's HTTPSource (each draining through an
+//!   avro sink into a collector) give the same events.
+//!
+//! Every wait is a condition with a deadline; ports are free ports, files live in tempdirs.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use flumen::event::Event;
+
+use crate::agent_proc::{free_port, json, start_monitored, AgentProcess};
+use crate::avro_capture::Capture;
+use crate::flume_agent::FlumeAgent;
+
+/// What curl saw: the status, the response headers (lower-cased names) and the body.
+struct Answer {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+/// `curl` with `args` against `url`, its body from `data` (sent as is, `--data-binary`).
+fn curl(dir: &Path, url: &str, data: Option<&[u8]>, args: &[&str]) -> Answer {
+    let which = Command::new("which").arg("curl").output();
+    assert!(
+        which.is_ok_and(|o| o.status.success()),
+        "these tests drive the http source with curl: install it (apt-get install curl)"
+    );
+    let id = free_port();
+    let head = dir.join(format!("head-{id}"));
+    let body = dir.join(format!("body-{id}"));
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-S", "--max-time", "60", "-o"])
+        .arg(&body)
+        .arg("-D")
+        .arg(&head)
+        .args(["-w", "%{http_code}"])
+        .args(args);
+    if let Some(d) = data {
+        let file = dir.join(format!("data-{id}"));
+        std::fs::write(&file, d).expect("write the request body");
+        cmd.arg("--data-binary").arg(format!("@{}", file.display()));
+    }
+    let out = cmd.arg(url).output().expect("run curl");
+    let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Answer {
+        status: code
+            .parse()
+            .unwrap_or_else(|_| panic!("curl printed no status: {code:?} {out:?}")),
+        head: std::fs::read_to_string(&head)
+            .unwrap_or_default()
+            .to_lowercase(),
+        body: std::fs::read_to_string(&body).unwrap_or_default(),
+    }
+}
+
+fn post_json(dir: &Path, port: u16, body: &[u8], content_type: &str) -> Answer {
+    curl(
+        dir,
+        &format!("http://127.0.0.1:{port}/"),
+        Some(body),
+        &["-H", &format!("Content-Type: {content_type}")],
+    )
+}
+
+/// Waits until the agent's http source on `port` answers (a GET with no body is a 400).
+fn wait_listening(run: &mut AgentProcess, port: u16) {
+    run.poll(&format!("waiting for the http source on {port}"), |_| {
+        TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+}
+
+fn counter(run: &mut AgentProcess, mport: u16, component: &str, name: &str) -> u64 {
+    let v = json(run, mport);
+    v[component][name]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no counter {component}.{name} in {v}"))
+}
+
+fn utf16_with_bom(text: &str) -> Vec<u8> {
+    let mut out = vec![0xFE, 0xFF];
+    for u in text.encode_utf16() {
+        out.extend_from_slice(&u.to_be_bytes());
+    }
+    out
+}
+
+/// The JSON requests both agents get in the comparison, with their Content-Types.
+fn json_requests() -> Vec<(Vec<u8>, &'static str)> {
+    vec![
+        (
+            br#"[{"headers":{"host":"web1","n":"1"},"body":"GET /index.html 200"},{"headers":{},"body":"second"}]"#.to_vec(),
+            "application/json",
+        ),
+        (
+            br#"[{"headers":{"num":2.50,"flag":true,"neg":-7},"body":"numbers as header values"},{"body":"no headers"},{"headers":{"only":"headers"}}]"#.to_vec(),
+            "application/json; charset=UTF-8",
+        ),
+        (
+            r#"[{"headers":{"lang":"fr"},"body":"déjà vu ✓"},{"body":"é","extra":{"ignored":[1,2]}}]"#.as_bytes().to_vec(),
+            "application/json",
+        ),
+        (
+            utf16_with_bom(r#"[{"headers":{"cs":"utf16"},"body":"wide é"}]"#),
+            "application/json; charset=UTF-16",
+        ),
+        (br#"[]"#.to_vec(), "application/json"),
+        (
+            br#"[{"headers":{"k":"v"},"body":12.0}]"#.to_vec(),
+            "text/plain",
+        ),
+    ]
+}
+
+/// `(headers, body)` of events, for comparing agents.
+fn shape(events: &[Event]) -> Vec<(Vec<(String, String)>, Vec<u8>)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                e.headers()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+                e.body().to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// An http source of `handler` on `port` (plus `extra` source keys) -> memory channel ->
+/// avro sink into `sink_port`.
+fn http_to_avro(port: u16, sink_port: u16, extra: &str) -> String {
+    format!(
+        "a1.sources = r1\n\
+         a1.channels = c1\n\
+         a1.sinks = k1\n\
+         a1.sources.r1.type = http\n\
+         a1.sources.r1.bind = 127.0.0.1\n\
+         a1.sources.r1.port = {port}\n\
+         a1.sources.r1.channels = c1\n\
+         {extra}\
+         a1.channels.c1.type = memory\n\
+         a1.channels.c1.capacity = 1000\n\
+         a1.channels.c1.transactionCapacity = 100\n\
+         a1.sinks.k1.type = avro\n\
+         a1.sinks.k1.hostname = 127.0.0.1\n\
+         a1.sinks.k1.port = {sink_port}\n\
+         a1.sinks.k1.batch-size = 10\n\
+         a1.sinks.k1.channel = c1\n"
+    )
+}
+
+fn wait_events(run: &mut AgentProcess, cap: &Capture, n: usize) -> Vec<Event> {
+    run.poll(&format!("waiting for {n} events at the collector"), |_| {
+        (cap.len() >= n).then(|| cap.events())
+    })
+}
+
+#[test]
+fn json_and_blob_posts_arrive_with_their_headers_and_bodies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = Capture::start();
+    let port = free_port();
+    let (mut run, _) = start_monitored(dir.path(), &http_to_avro(port, cap.port, ""), "json", &[]);
+    wait_listening(&mut run, port);
+    let mut expected = 0;
+    for (body, ct) in json_requests() {
+        let a = post_json(dir.path(), port, &body, ct);
+        assert_eq!(a.status, 200, "{} {}", a.head, a.body);
+        expected += serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len))
+            .unwrap_or(1);
+    }
+    let got = wait_events(&mut run, &cap, expected);
+    assert_eq!(got.len(), expected);
+    assert_eq!(got[0].header("host"), Some("web1"));
+    assert_eq!(&got[0].body()[..], b"GET /index.html 200");
+    assert_eq!(got[2].header("num"), Some("2.50"));
+    assert_eq!(got[2].header("flag"), Some("true"));
+    assert_eq!(got[4].headers().len(), 1);
+    assert_eq!(&got[4].body()[..], b"");
+    assert_eq!(&got[5].body()[..], "déjà vu ✓".as_bytes());
+    // UTF-16 in, UTF-16 out (Java's getBytes("UTF-16"): a byte order mark, big-endian).
+    assert_eq!(&got[7].body()[..], &utf16_with_bom("wide é")[..]);
+    assert_eq!(&got[8].body()[..], b"12.0");
+    run.terminate();
+
+    // The morphline BlobHandler: the body whole, the query string and Content-Type as headers.
+    let cap = Capture::start();
+    let port = free_port();
+    let props = http_to_avro(
+        port,
+        cap.port,
+        "a1.sources.r1.handler = org.apache.flume.sink.solr.morphline.BlobHandler\n",
+    );
+    let (mut run, _) = start_monitored(dir.path(), &props, "blob", &[]);
+    wait_listening(&mut run, port);
+    let blob: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+    let a = curl(
+        dir.path(),
+        &format!("http://127.0.0.1:{port}/upload?resourceName=sample%20one.avro&n=1&n=2"),
+        Some(&blob),
+        &["-H", "Content-Type: application/octet-stream"],
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    let got = wait_events(&mut run, &cap, 1);
+    assert_eq!(got[0].body().len(), blob.len());
+    assert!(&got[0].body()[..] == &blob[..], "the blob arrived altered");
+    assert_eq!(got[0].header("resourceName"), Some("sample one.avro"));
+    assert_eq!(got[0].header("n"), Some("1"));
+    assert_eq!(
+        got[0].header("Content-Type"),
+        Some("application/octet-stream")
+    );
+    run.terminate();
+}
+
+#[test]
+fn refusals_answer_their_status_and_commit_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    // No sink: the channel keeps what was committed, so partial commits would show.
+    let props = format!(
+        "a1.sources = r1\n\
+         a1.channels = c1\n\
+         a1.sources.r1.type = http\n\
+         a1.sources.r1.bind = 127.0.0.1\n\
+         a1.sources.r1.port = {port}\n\
+         a1.sources.r1.max-body-bytes = 2048\n\
+         a1.sources.r1.channels = c1\n\
+         a1.channels.c1.type = memory\n\
+         a1.channels.c1.capacity = 6\n\
+         a1.channels.c1.transactionCapacity = 4\n\
+         a1.channels.c1.keep-alive = 1\n"
+    );
+    let (mut run, mport) = start_monitored(dir.path(), &props, "refusals", &[]);
+    wait_listening(&mut run, port);
+
+    let a = post_json(
+        dir.path(),
+        port,
+        b"[{\"body\":\"ok\"},\n {\"body\": }]",
+        "application/json",
+    );
+    assert_eq!(a.status, 400);
+    assert!(a.body.contains("line 2 column 11"), "{}", a.body);
+
+    let a = post_json(dir.path(), port, br#"{"body":"x"}"#, "application/json");
+    assert_eq!(a.status, 400);
+    assert!(a.body.contains("expected a JSON array"), "{}", a.body);
+
+    let a = post_json(
+        dir.path(),
+        port,
+        br#"[{"body":"x"}]"#,
+        "application/json; charset=ISO-8859-1",
+    );
+    assert_eq!(a.status, 415);
+    assert!(a.body.contains("ISO-8859-1"), "{}", a.body);
+
+    let a = post_json(
+        dir.path(),
+        port,
+        b"[{\"body\":\"\xFF\"}]",
+        "application/json",
+    );
+    assert_eq!(a.status, 400);
+    assert!(
+        a.body.contains("not valid UTF-8") && a.body.contains("byte 10"),
+        "{}",
+        a.body
+    );
+
+    let big = format!(r#"[{{"body":"{}"}}]"#, "x".repeat(4000));
+    let a = post_json(dir.path(), port, big.as_bytes(), "application/json");
+    assert_eq!(a.status, 413);
+    assert!(a.body.contains("2048"), "{}", a.body);
+
+    let five = br#"[{"body":"1"},{"body":"2"},{"body":"3"},{"body":"4"},{"body":"5"}]"#;
+    let a = post_json(dir.path(), port, five, "application/json");
+    assert_eq!(a.status, 413);
+    assert!(a.body.contains("transactionCapacity"), "{}", a.body);
+
+    for method in ["TRACE", "OPTIONS"] {
+        let a = curl(
+            dir.path(),
+            &format!("http://127.0.0.1:{port}/"),
+            None,
+            &["-X", method],
+        );
+        assert_eq!(a.status, 403, "{method}");
+    }
+    let a = curl(
+        dir.path(),
+        &format!("http://127.0.0.1:{port}/"),
+        None,
+        &["-X", "DELETE"],
+    );
+    assert_eq!(a.status, 405);
+    assert!(a.head.contains("allow: post, get, head"), "{}", a.head);
+
+    // Four events fit; four more do not (capacity 6): the 503 leaves the channel exactly as
+    // it was, and two more fit again.
+    let four = br#"[{"body":"a"},{"body":"b"},{"body":"c"},{"body":"d"}]"#;
+    let a = post_json(dir.path(), port, four, "application/json");
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = post_json(dir.path(), port, four, "application/json");
+    assert_eq!(a.status, 503, "{}", a.body);
+    assert!(a.head.contains("retry-after: 1"), "{}", a.head);
+    assert!(a.body.contains("full"), "{}", a.body);
+    let a = post_json(
+        dir.path(),
+        port,
+        br#"[{"body":"e"},{"body":"f"}]"#,
+        "application/json",
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+
+    assert_eq!(counter(&mut run, mport, "CHANNEL.c1", "ChannelSize"), 6);
+    assert_eq!(
+        counter(&mut run, mport, "SOURCE.r1", "EventAcceptedCount"),
+        6
+    );
+    assert_eq!(
+        counter(&mut run, mport, "SOURCE.r1", "AppendBatchAcceptedCount"),
+        2
+    );
+    let log = run.log();
+    for line in [
+        "answered 400 Bad Request to 127.0.0.1:",
+        "invalid JSON: expected value at line 2 column 11",
+        "answered 415 Unsupported Media Type to 127.0.0.1:",
+        "answered 413 Payload Too Large to 127.0.0.1:",
+        "answered 403 Forbidden to 127.0.0.1:",
+        "channel `c1` is full",
+    ] {
+        assert!(log.contains(line), "no `{line}` in the log:\n{log}");
+    }
+    run.terminate();
+}
+
+#[test]
+fn keep_alive_serves_requests_on_one_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = Capture::start();
+    let port = free_port();
+    let (mut run, mport) =
+        start_monitored(dir.path(), &http_to_avro(port, cap.port, ""), "ka", &[]);
+    wait_listening(&mut run, port);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut r = BufReader::new(s.try_clone().expect("clone"));
+    for n in 0..3 {
+        let body = format!(r#"[{{"body":"kept {n}"}}]"#);
+        let req = format!(
+            "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).expect("send");
+        let mut status = String::new();
+        r.read_line(&mut status).expect("status line");
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).expect("header");
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().expect("length");
+            }
+        }
+        let mut rest = vec![0; len];
+        r.read_exact(&mut rest).expect("body");
+    }
+    assert_eq!(
+        counter(&mut run, mport, "SOURCE.r1", "OpenConnectionCount"),
+        1
+    );
+    let got = wait_events(&mut run, &cap, 3);
+    assert_eq!(&got[2].body()[..], b"kept 2");
+    run.terminate();
+}
+
+#[test]
+fn json_posts_give_the_events_flume_gives() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flume_cap = Capture::start();
+    let flume_port = free_port();
+    let mut flume = FlumeAgent::start(
+        dir.path(),
+        "http",
+        &http_to_avro(flume_port, flume_cap.port, ""),
+    );
+    let ours_cap = Capture::start();
+    let ours_port = free_port();
+    let (mut run, _) = start_monitored(
+        dir.path(),
+        &http_to_avro(ours_port, ours_cap.port, ""),
+        "ours",
+        &[],
+    );
+    wait_listening(&mut run, ours_port);
+    flume.wait_ready(&["SOURCE.r1", "SINK.k1"], Some(flume_port));
+
+    let mut n = 0;
+    for (body, ct) in json_requests() {
+        let theirs = post_json(dir.path(), flume_port, &body, ct);
+        let ours = post_json(dir.path(), ours_port, &body, ct);
+        assert_eq!(theirs.status, 200, "Flume: {}", theirs.body);
+        assert_eq!(ours.status, 200, "flumen: {}", ours.body);
+        n += serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len))
+            .unwrap_or(1);
+    }
+    // A malformed array: both refuse it with 400 and keep nothing of it.
+    let bad = br#"[{"body":"kept?"},{"body":]"#;
+    assert_eq!(
+        post_json(dir.path(), flume_port, bad, "application/json").status,
+        400
+    );
+    assert_eq!(
+        post_json(dir.path(), ours_port, bad, "application/json").status,
+        400
+    );
+
+    let ours = wait_events(&mut run, &ours_cap, n);
+    let theirs = flume.poll("waiting for Flume's events at its collector", |_| {
+        (flume_cap.len() >= n).then(|| flume_cap.events())
+    });
+    assert_eq!(shape(&ours), shape(&theirs));
+    run.terminate();
+    flume.stop();
+}
