@@ -179,7 +179,10 @@ const HTTP_SOURCE: &[FlumeKey] = &[
     k("bind"),
     k("port"),
     k("handler"),
-    k("handler."),
+    n(
+        "handler.",
+        "read by the handler named in `handler`: handler.maxBlobLength (morphline BlobHandler), handler.mandatoryParameters (core BLOBHandler); Flume's JSONHandler reads none",
+    ),
     SSL_SOURCE[0],
     SSL_SOURCE[1],
     SSL_SOURCE[2],
@@ -193,7 +196,10 @@ const HTTP_SOURCE: &[FlumeKey] = &[
     k("excludeProtocols"),
     k("QueuedThreadPool."),
     k("HttpConfiguration."),
-    k("SslContextFactory."),
+    n(
+        "SslContextFactory.",
+        "read with `ssl = true` only: the protocol and cipher suite lists apply, other Jetty settings are ignored with a warning",
+    ),
     k("ServerConnector."),
 ];
 
