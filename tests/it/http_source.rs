@@ -128,8 +128,10 @@ fn json_requests() -> Vec<(Vec<u8>, &'static str)> {
     ]
 }
 
-/// `(headers, body)` of events, for comparing agents.
-fn shape(events: &[Event]) -> Vec<(Vec<(String, String)>, Vec<u8>)> {
+/// An event's headers and body, for comparing agents.
+type Shape = (Vec<(String, String)>, Vec<u8>);
+
+fn shape(events: &[Event]) -> Vec<Shape> {
     events
         .iter()
         .map(|e| {
@@ -223,7 +225,7 @@ fn json_and_blob_posts_arrive_with_their_headers_and_bodies() {
     assert_eq!(a.status, 200, "{}", a.body);
     let got = wait_events(&mut run, &cap, 1);
     assert_eq!(got[0].body().len(), blob.len());
-    assert!(&got[0].body()[..] == &blob[..], "the blob arrived altered");
+    assert!(got[0].body()[..] == blob[..], "the blob arrived altered");
     assert_eq!(got[0].header("resourceName"), Some("sample one.avro"));
     assert_eq!(got[0].header("n"), Some("1"));
     assert_eq!(

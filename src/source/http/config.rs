@@ -298,6 +298,8 @@ mod tests {
                 .expect("http config")
                 .clone()
         });
+        // The agent reads `type`, not the parser.
+        let _ = keys.get("type");
         let mut warnings = Vec::new();
         keys.finish(&mut warnings);
         let w = warnings
