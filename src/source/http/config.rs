@@ -124,12 +124,14 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
     ignore_prefixed(
         keys,
         "QueuedThreadPool.",
+        &["QueuedThreadPool.maxThreads"],
         "flumen serves requests on its own small async runtime; only maxThreads (requests handled at once) applies",
     );
     let idle_timeout = keys.millis("ServerConnector.idleTimeout", d.idle_timeout, 1)?;
     ignore_prefixed(
         keys,
         "ServerConnector.",
+        &["ServerConnector.idleTimeout"],
         "flumen's listener is not Jetty's; only idleTimeout applies (set `bind` and `port` for the address)",
     );
     let header = keys.number(
@@ -158,6 +160,10 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
     ignore_prefixed(
         keys,
         "HttpConfiguration.",
+        &[
+            "HttpConfiguration.requestHeaderSize",
+            "HttpConfiguration.persistentConnectionsEnabled",
+        ],
         "only requestHeaderSize and persistentConnectionsEnabled apply to flumen's HTTP server",
     );
 
@@ -188,6 +194,12 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
         ignore_prefixed(
             keys,
             "SslContextFactory.",
+            &[
+                "SslContextFactory.includeProtocols",
+                "SslContextFactory.excludeProtocols",
+                "SslContextFactory.includeCipherSuites",
+                "SslContextFactory.excludeCipherSuites",
+            ],
             "flumen's TLS is rustls, set from the keystore keys; only the protocol and cipher suite lists apply",
         );
         Some(tls)
@@ -204,7 +216,12 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
         {
             keys.ignore(key, "only used with `ssl = true`");
         }
-        ignore_prefixed(keys, "SslContextFactory.", "only used with `ssl = true`");
+        ignore_prefixed(
+            keys,
+            "SslContextFactory.",
+            &[],
+            "only used with `ssl = true`",
+        );
         None
     };
     Ok(Box::new(HttpSourceConfig {
@@ -262,14 +279,22 @@ fn handler(keys: &mut Keys<'_>) -> Result<(Handler, Option<u64>), ConfigError> {
     ignore_prefixed(
         keys,
         "handler.",
+        match &out.0 {
+            Handler::Json => &[],
+            Handler::Blob(BlobKind::Morphline) => &["handler.maxBlobLength"],
+            Handler::Blob(BlobKind::Core { .. }) => &["handler.mandatoryParameters"],
+        },
         "this handler reads no such key (Flume's JSONHandler reads none)",
     );
     Ok(out)
 }
 
-/// Warns about every remaining key under `prefix` as accepted but not acted on.
-fn ignore_prefixed(keys: &mut Keys<'_>, prefix: &str, reason: &str) {
+/// Warns about every key under `prefix` but those in `read` as accepted but not acted on.
+fn ignore_prefixed(keys: &mut Keys<'_>, prefix: &str, read: &[&str], reason: &str) {
     for (key, v) in keys.take_prefixed(prefix) {
+        if read.contains(&key.as_str()) {
+            continue;
+        }
         keys.warn(
             v.line,
             &key,
@@ -333,6 +358,14 @@ mod tests {
         assert_eq!(c.max_header_bytes, 16384);
         for k in ["minThreads", "sendServerVersion", "handler.foo"] {
             assert!(w.contains(k), "{k} not warned about: {w}");
+        }
+        for k in [
+            "QueuedThreadPool.maxThreads",
+            "ServerConnector.idleTimeout",
+            "HttpConfiguration.requestHeaderSize",
+        ] {
+            let key = format!("`a1.sources.r1.{k}`");
+            assert!(!w.contains(&key), "{k}, which applies, warned about: {w}");
         }
     }
 

@@ -198,6 +198,7 @@ impl HttpSource {
         let mut tasks = JoinSet::new();
         let mut tick = tokio::time::interval(STOP_POLL);
         let mut turning_away = false;
+        let mut accept_failing = false;
         loop {
             tokio::select! {
                 _ = tick.tick() => {
@@ -208,6 +209,7 @@ impl HttpSource {
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        accept_failing = false;
                         let Ok(permit) = Arc::clone(&conns).try_acquire_owned() else {
                             if !turning_away {
                                 tracing::warn!(
@@ -233,7 +235,11 @@ impl HttpSource {
                         ));
                     }
                     Err(e) => {
-                        tracing::warn!(source = %name, "source `{name}`: accept on {}: {e}", self.addr);
+                        // Out of file descriptors repeats until a connection closes: once.
+                        if !accept_failing {
+                            tracing::warn!(source = %name, "source `{name}`: accept on {}: {e} (retrying every {ACCEPT_BACKOFF:?}; said once until an accept succeeds)", self.addr);
+                            accept_failing = true;
+                        }
                         tokio::time::sleep(ACCEPT_BACKOFF).await;
                     }
                 }
@@ -295,6 +301,63 @@ async fn connection(
     }
 }
 
+/// A connection's socket, noting whether the client sent bytes since the last response: a
+/// connection closed for silence with such bytes was left inside a request (a slow or stuck
+/// client, worth a warning), without them it was an idle keep-alive (normal).
+struct Tracked<I> {
+    inner: I,
+    mid_request: Arc<AtomicBool>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.mid_request.store(true, Ordering::Relaxed);
+        }
+        r
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Tracked<I> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.mid_request.store(false, Ordering::Relaxed);
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.mid_request.store(false, Ordering::Relaxed);
+        std::pin::Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// One connection's state its requests share.
 struct Peer {
     addr: SocketAddr,
@@ -328,6 +391,11 @@ async fn serve_http<I>(
         .header_read_timeout(shared.idle_timeout)
         .keep_alive(shared.keep_alive)
         .max_buf_size(shared.max_header_bytes);
+    let mid_request = Arc::new(AtomicBool::new(false));
+    let io = Tracked {
+        inner: io,
+        mid_request: Arc::clone(&mid_request),
+    };
     let conn = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let result = tokio::select! {
@@ -340,9 +408,14 @@ async fn serve_http<I>(
     let src = &shared.source;
     match result {
         Ok(()) => tracing::trace!(source = %src, "source `{src}`: connection from {peer} closed"),
+        Err(e) if e.is_timeout() && mid_request.load(Ordering::Relaxed) => tracing::warn!(
+            source = %src,
+            "source `{src}`: closed the connection from {peer}: a request head unfinished after {:?} (ServerConnector.idleTimeout)",
+            shared.idle_timeout
+        ),
         Err(e) if e.is_timeout() => tracing::debug!(
             source = %src,
-            "source `{src}`: closed the connection from {peer}: nothing received for {:?} (ServerConnector.idleTimeout)",
+            "source `{src}`: closed the idle connection from {peer}: nothing received for {:?} (ServerConnector.idleTimeout)",
             shared.idle_timeout
         ),
         Err(e) => tracing::warn!(source = %src, "source `{src}`: connection from {peer}: {e}"),
