@@ -455,3 +455,188 @@ fn json_posts_give_the_events_flume_gives() {
     run.terminate();
     flume.stop();
 }
+
+/// A PKCS#12 keystore for CN=localhost (SAN localhost, 127.0.0.1) and its certificate as PEM,
+/// made with the JDK's keytool.
+fn keystore(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let ks = dir.join("http.p12");
+    let pem = dir.join("http.pem");
+    let run = |args: &[&str]| {
+        let out = Command::new("keytool")
+            .args(args)
+            .output()
+            .expect("run keytool (the JDK must be installed)");
+        assert!(out.status.success(), "keytool {args:?}: {out:?}");
+    };
+    let ks_s = ks.to_str().expect("utf-8 path");
+    run(&[
+        "-genkeypair",
+        "-alias",
+        "http",
+        "-keyalg",
+        "EC",
+        "-groupname",
+        "secp256r1",
+        "-dname",
+        "CN=localhost",
+        "-ext",
+        "san=dns:localhost,ip:127.0.0.1",
+        "-validity",
+        "2",
+        "-storetype",
+        "PKCS12",
+        "-keystore",
+        ks_s,
+        "-storepass",
+        "changeit",
+        "-keypass",
+        "changeit",
+    ]);
+    run(&[
+        "-exportcert",
+        "-rfc",
+        "-alias",
+        "http",
+        "-keystore",
+        ks_s,
+        "-storepass",
+        "changeit",
+        "-file",
+        pem.to_str().expect("utf-8 path"),
+    ]);
+    (ks, pem)
+}
+
+#[test]
+fn tls_with_flumes_deprecated_keys_and_a_plaintext_client_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ks, pem) = keystore(dir.path());
+    let cap = Capture::start();
+    let port = free_port();
+    let extra = format!(
+        "a1.sources.r1.enableSSL = true\n\
+         a1.sources.r1.keystore = {}\n\
+         a1.sources.r1.keystorePassword = changeit\n\
+         a1.sources.r1.keystore-type = PKCS12\n",
+        ks.display()
+    );
+    let (mut run, _) = start_monitored(
+        dir.path(),
+        &http_to_avro(port, cap.port, &extra),
+        "tls",
+        &[],
+    );
+    wait_listening(&mut run, port);
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let a = curl(
+        dir.path(),
+        &format!("https://localhost:{port}/"),
+        Some(br#"[{"headers":{"tls":"yes"},"body":"over TLS"}]"#),
+        &[
+            "--cacert",
+            pem.to_str().expect("utf-8 path"),
+            "--resolve",
+            &resolve,
+            "-H",
+            "Content-Type: application/json",
+        ],
+    );
+    assert_eq!(a.status, 200, "{}\n{}", a.body, run.log());
+    let got = wait_events(&mut run, &cap, 1);
+    assert_eq!(got[0].header("tls"), Some("yes"));
+    assert_eq!(&got[0].body()[..], b"over TLS");
+
+    // Plain HTTP to the TLS port: no answer, one warning naming the peer.
+    let a = curl(
+        dir.path(),
+        &format!("http://127.0.0.1:{port}/"),
+        Some(b"[]"),
+        &[],
+    );
+    assert_ne!(a.status, 200);
+    run.wait_for("the plaintext client's warning", |r| {
+        r.log().contains("TLS handshake with 127.0.0.1:")
+    });
+    run.terminate();
+}
+
+/// Reads until the server closes the connection (or resets it); returns what it sent.
+fn read_to_close(s: &mut TcpStream) -> String {
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn slow_and_surplus_clients_are_closed_and_named_while_others_are_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = Capture::start();
+    let port = free_port();
+    let extra = "a1.sources.r1.ServerConnector.idleTimeout = 1000\n\
+                 a1.sources.r1.max-connections = 3\n";
+    let (mut run, mport) = start_monitored(
+        dir.path(),
+        &http_to_avro(port, cap.port, extra),
+        "slow",
+        &[],
+    );
+    wait_listening(&mut run, port);
+
+    // A head that never ends, and a body that stops: closed after the idle timeout.
+    let mut head = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    head.write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+        .expect("send");
+    let head_peer = head.local_addr().expect("addr");
+    let mut body = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    body.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[{")
+        .expect("send");
+    let body_peer = body.local_addr().expect("addr");
+    // Meanwhile a well-behaved client is served.
+    let a = post_json(
+        dir.path(),
+        port,
+        br#"[{"body":"served"}]"#,
+        "application/json",
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(read_to_close(&mut head), "");
+    assert!(read_to_close(&mut body).starts_with("HTTP/1.1 408"));
+    run.wait_for("both slow clients named in the log", |r| {
+        let log = r.log();
+        log.contains(&format!(
+            "closed the connection from {head_peer}: a request head unfinished"
+        )) && log.contains(&format!("answered 408 Request Timeout to {body_peer}"))
+    });
+
+    // Three idle connections fill max-connections: a fourth is closed at once.
+    let idle: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    run.wait_for("three open connections", |_| {
+        crate::agent_proc::try_get(mport, "/metrics").is_some_and(|(_, b)| {
+            serde_json::from_str::<serde_json::Value>(&b)
+                .is_ok_and(|v| v["SOURCE.r1"]["OpenConnectionCount"].as_str() == Some("3"))
+        })
+    });
+    let mut surplus = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    assert_eq!(read_to_close(&mut surplus), "");
+    assert!(run
+        .log()
+        .contains("3 connections are open (max-connections)"));
+    drop(idle);
+    // The idle ones are closed after a second at most; then clients are served again.
+    run.poll("a request served after the idle connections closed", |_| {
+        let a = post_json(
+            dir.path(),
+            port,
+            br#"[{"body":"again"}]"#,
+            "application/json",
+        );
+        (a.status == 200).then_some(())
+    });
+    let got = wait_events(&mut run, &cap, 2);
+    assert_eq!(&got[1].body()[..], b"again");
+    run.terminate();
+}
