@@ -359,32 +359,39 @@ fn refusals_answer_their_status_and_commit_nothing() {
     run.terminate();
 }
 
-#[test]
-fn keep_alive_serves_requests_on_one_connection() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let cap = Capture::start();
-    let port = free_port();
-    let (mut run, mport) =
-        start_monitored(dir.path(), &http_to_avro(port, cap.port, ""), "ka", &[]);
-    wait_listening(&mut run, port);
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    let mut r = BufReader::new(s.try_clone().expect("clone"));
-    for n in 0..3 {
-        let body = format!(r#"[{{"body":"kept {n}"}}]"#);
+/// A client connection that posts JSON requests one after another on one socket.
+struct KeptAlive {
+    s: TcpStream,
+    r: BufReader<TcpStream>,
+}
+
+impl KeptAlive {
+    fn connect(port: u16) -> KeptAlive {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let r = BufReader::new(s.try_clone().expect("clone"));
+        KeptAlive { s, r }
+    }
+
+    /// Posts `body` and reads the whole response; returns its status.
+    fn post(&mut self, body: &str) -> u16 {
         let req = format!(
             "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
-        s.write_all(req.as_bytes()).expect("send");
+        self.s.write_all(req.as_bytes()).expect("send");
         let mut status = String::new();
-        r.read_line(&mut status).expect("status line");
-        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        self.r.read_line(&mut status).expect("status line");
+        let code = status
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {status:?}"));
         let mut len = 0usize;
         loop {
             let mut line = String::new();
-            r.read_line(&mut line).expect("header");
+            self.r.read_line(&mut line).expect("header");
             if line == "\r\n" {
                 break;
             }
@@ -393,7 +400,23 @@ fn keep_alive_serves_requests_on_one_connection() {
             }
         }
         let mut rest = vec![0; len];
-        r.read_exact(&mut rest).expect("body");
+        self.r.read_exact(&mut rest).expect("body");
+        code
+    }
+}
+
+#[test]
+fn keep_alive_serves_requests_on_one_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = Capture::start();
+    let port = free_port();
+    let (mut run, mport) =
+        start_monitored(dir.path(), &http_to_avro(port, cap.port, ""), "ka", &[]);
+    wait_listening(&mut run, port);
+    let mut conn = KeptAlive::connect(port);
+    for n in 0..3 {
+        let status = conn.post(&format!(r#"[{{"body":"kept {n}"}}]"#));
+        assert_eq!(status, 200);
     }
     assert_eq!(
         counter(&mut run, mport, "SOURCE.r1", "OpenConnectionCount"),
@@ -401,6 +424,49 @@ fn keep_alive_serves_requests_on_one_connection() {
     );
     let got = wait_events(&mut run, &cap, 3);
     assert_eq!(&got[2].body()[..], b"kept 2");
+    run.terminate();
+}
+
+#[test]
+fn concurrent_clients_each_event_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = Capture::start();
+    let port = free_port();
+    let (mut run, _) = start_monitored(dir.path(), &http_to_avro(port, cap.port, ""), "many", &[]);
+    wait_listening(&mut run, port);
+    const CLIENTS: usize = 8;
+    const REQUESTS: usize = 25;
+    const EVENTS: usize = 10;
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|c| {
+            std::thread::spawn(move || {
+                let mut conn = KeptAlive::connect(port);
+                for r in 0..REQUESTS {
+                    let events: Vec<String> = (0..EVENTS)
+                        .map(|e| format!(r#"{{"headers":{{"c":"{c}"}},"body":"{c}-{r}-{e}"}}"#))
+                        .collect();
+                    // A full channel (capacity 1000) is answered 503: retry, as a client should.
+                    loop {
+                        match conn.post(&format!("[{}]", events.join(","))) {
+                            200 => break,
+                            503 => std::thread::sleep(Duration::from_millis(100)),
+                            other => panic!("status {other}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let n = CLIENTS * REQUESTS * EVENTS;
+    let got = wait_events(&mut run, &cap, n);
+    let mut bodies: Vec<Vec<u8>> = got.iter().map(|e| e.body().to_vec()).collect();
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), n, "an event was lost or duplicated");
+    assert_eq!(got.len(), n);
     run.terminate();
 }
 
