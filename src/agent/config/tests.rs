@@ -237,6 +237,7 @@ fn flume_user_guide_style_file_parses() {
             port: 44444,
             max_line_length: 512,
             ack_every_event: true,
+            max_connections: 1024,
         }
     );
     assert_eq!(cfg.sinks.len(), 1);
@@ -357,6 +358,7 @@ fn every_properties_syntax_form_reaches_the_config() {
             port: 44444,
             max_line_length: 512,
             ack_every_event: true
+            max_connections: 1024,
         }
     );
     assert_eq!(cfg.sources[0].channels, ["c1"]);
@@ -781,6 +783,7 @@ fn source_keys_and_defaults() {
             port: 0,
             max_line_length: 4096,
             ack_every_event: false
+            max_connections: 1024,
         }
     );
 
