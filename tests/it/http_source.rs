@@ -636,13 +636,12 @@ fn read_to_close(s: &mut TcpStream) -> String {
 }
 
 #[test]
-fn slow_and_surplus_clients_are_closed_and_named_while_others_are_served() {
+fn slow_clients_are_closed_and_named_while_others_are_served() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cap = Capture::start();
     let port = free_port();
-    let extra = "a1.sources.r1.ServerConnector.idleTimeout = 1000\n\
-                 a1.sources.r1.max-connections = 3\n";
-    let (mut run, mport) = start_monitored(
+    let extra = "a1.sources.r1.ServerConnector.idleTimeout = 1000\n";
+    let (mut run, _) = start_monitored(
         dir.path(),
         &http_to_avro(port, cap.port, extra),
         "slow",
@@ -676,23 +675,49 @@ fn slow_and_surplus_clients_are_closed_and_named_while_others_are_served() {
         )) && log.contains(&format!("answered 408 Request Timeout to {body_peer}"))
     });
 
+    let got = wait_events(&mut run, &cap, 1);
+    assert_eq!(&got[0].body()[..], b"served");
+    run.terminate();
+}
+
+#[test]
+fn connections_over_max_connections_are_closed_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = Capture::start();
+    let port = free_port();
+    // The default idle timeout (30 s) keeps the idle connections open for the whole test.
+    let extra = "a1.sources.r1.max-connections = 3\n";
+    let (mut run, mport) = start_monitored(
+        dir.path(),
+        &http_to_avro(port, cap.port, extra),
+        "surplus",
+        &[],
+    );
+    wait_listening(&mut run, port);
+    let open = |n: &str| {
+        let n = n.to_string();
+        move |_: &AgentProcess| {
+            crate::agent_proc::try_get(mport, "/metrics").is_some_and(|(_, b)| {
+                serde_json::from_str::<serde_json::Value>(&b).is_ok_and(|v| {
+                    v["SOURCE.r1"]["OpenConnectionCount"].as_str() == Some(n.as_str())
+                })
+            })
+        }
+    };
+    // wait_listening's probe connection is gone before the slots are filled.
+    run.wait_for("no open connection", open("0"));
     // Three idle connections fill max-connections: a fourth is closed at once.
     let idle: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
         .collect();
-    run.wait_for("three open connections", |_| {
-        crate::agent_proc::try_get(mport, "/metrics").is_some_and(|(_, b)| {
-            serde_json::from_str::<serde_json::Value>(&b)
-                .is_ok_and(|v| v["SOURCE.r1"]["OpenConnectionCount"].as_str() == Some("3"))
-        })
-    });
+    run.wait_for("three open connections", open("3"));
     let mut surplus = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     assert_eq!(read_to_close(&mut surplus), "");
     assert!(run
         .log()
         .contains("3 connections are open (max-connections)"));
     drop(idle);
-    // The idle ones are closed after a second at most; then clients are served again.
+    // The server sees them close; then clients are served again.
     run.poll("a request served after the idle connections closed", |_| {
         let a = post_json(
             dir.path(),
@@ -702,7 +727,7 @@ fn slow_and_surplus_clients_are_closed_and_named_while_others_are_served() {
         );
         (a.status == 200).then_some(())
     });
-    let got = wait_events(&mut run, &cap, 2);
-    assert_eq!(&got[1].body()[..], b"again");
+    let got = wait_events(&mut run, &cap, 1);
+    assert_eq!(&got[0].body()[..], b"again");
     run.terminate();
 }
