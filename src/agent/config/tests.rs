@@ -357,7 +357,7 @@ fn every_properties_syntax_form_reaches_the_config() {
             bind: "127.0.0.1".into(),
             port: 44444,
             max_line_length: 512,
-            ack_every_event: true
+            ack_every_event: true,
             max_connections: 1024,
         }
     );
@@ -782,7 +782,7 @@ fn source_keys_and_defaults() {
             bind: "::1".into(),
             port: 0,
             max_line_length: 4096,
-            ack_every_event: false
+            ack_every_event: false,
             max_connections: 1024,
         }
     );
