@@ -731,3 +731,52 @@ fn connections_over_max_connections_are_closed_at_once() {
     assert_eq!(&got[0].body()[..], b"again");
     run.terminate();
 }
+
+#[test]
+fn ten_thousand_held_connections_and_slow_clients_leave_memory_bounded() {
+    const HELD: usize = 10_000;
+    /// The agent with every connection slot taken: hyper's per-connection state and read
+    /// buffer, the runtime, the memory channel.
+    const RSS_BOUND_KIB: u64 = 512 * 1024;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cap = Capture::start();
+    let port = free_port();
+    let (mut run, _) = start_monitored(dir.path(), &http_to_avro(port, cap.port, ""), "held", &[]);
+    wait_listening(&mut run, port);
+    // The well-behaved client connects first and keeps its connection.
+    let mut good = KeptAlive::connect(port);
+    assert_eq!(good.post(r#"[{"body":"good 0"}]"#), 200);
+
+    // Slow clients: a request head a byte at a time, never finished.
+    let mut slow: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    for b in b"POST / HTTP/1.1\r\nHost: slow\r\n" {
+        for s in &mut slow {
+            s.write_all(&[*b]).expect("a slow byte");
+        }
+    }
+    // Then every other slot, and more: the surplus is closed at once, the rest held.
+    let mut held = Vec::with_capacity(HELD);
+    for _ in 0..HELD {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => held.push(s),
+            Err(e) => panic!("connection {} refused: {e}", held.len()),
+        }
+    }
+    for n in 1..=5 {
+        assert_eq!(good.post(&format!(r#"[{{"body":"good {n}"}}]"#)), 200);
+    }
+    let got = wait_events(&mut run, &cap, 6);
+    assert_eq!(&got[5].body()[..], b"good 5");
+    let rss = crate::agent_proc::peak_rss_kib(run.child.id());
+    println!("http source: peak RSS {rss} KiB with {HELD} connections held");
+    assert!(rss < RSS_BOUND_KIB, "peak RSS {rss} KiB");
+    assert!(
+        run.log().contains("connections are open (max-connections)"),
+        "the surplus connections were not reported"
+    );
+    drop(held);
+    drop(slow);
+    run.terminate();
+}
