@@ -23,7 +23,13 @@ use std::time::Duration;
 
 use flumen::event::Event;
 
-use crate::agent_proc::{free_port, json, start_monitored, AgentProcess};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::agent_proc::{
+    complete_lines, free_port, json, start_monitored, tcp_file_roll_config, AgentProcess,
+};
 use crate::avro_capture::Capture;
 use crate::flume_agent::FlumeAgent;
 
@@ -376,32 +382,38 @@ impl KeptAlive {
 
     /// Posts `body` and reads the whole response; returns its status.
     fn post(&mut self, body: &str) -> u16 {
+        self.try_post(body)
+            .unwrap_or_else(|e| panic!("posting on a kept-alive connection: {e}"))
+    }
+
+    /// [`post`](Self::post), or the I/O error that broke the connection.
+    fn try_post(&mut self, body: &str) -> std::io::Result<u16> {
         let req = format!(
             "POST /x HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         );
-        self.s.write_all(req.as_bytes()).expect("send");
+        self.s.write_all(req.as_bytes())?;
         let mut status = String::new();
-        self.r.read_line(&mut status).expect("status line");
-        let code = status
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {status:?}"));
+        self.r.read_line(&mut status)?;
+        let Some(code) = status.split(' ').nth(1).and_then(|c| c.parse().ok()) else {
+            return Err(std::io::Error::other(format!("status line {status:?}")));
+        };
         let mut len = 0usize;
         loop {
             let mut line = String::new();
-            self.r.read_line(&mut line).expect("header");
+            if self.r.read_line(&mut line)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
             if line == "\r\n" {
                 break;
             }
             if let Some(v) = line.to_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().expect("length");
+                len = v.trim().parse().map_err(std::io::Error::other)?;
             }
         }
         let mut rest = vec![0; len];
-        self.r.read_exact(&mut rest).expect("body");
-        code
+        self.r.read_exact(&mut rest)?;
+        Ok(code)
     }
 }
 
@@ -693,7 +705,12 @@ fn connections_over_max_connections_are_closed_at_once() {
         "surplus",
         &[],
     );
-    wait_listening(&mut run, port);
+    // Not wait_listening: its probe connection could still hold a slot when the idle ones
+    // arrive. The log line is written once the listener is served.
+    run.wait_for("the http source to listen", |r| {
+        r.log()
+            .contains(&format!("(http) listening on 127.0.0.1:{port}"))
+    });
     let open = |n: &str| {
         let n = n.to_string();
         move |_: &AgentProcess| {
@@ -704,8 +721,6 @@ fn connections_over_max_connections_are_closed_at_once() {
             })
         }
     };
-    // wait_listening's probe connection is gone before the slots are filled.
-    run.wait_for("no open connection", open("0"));
     // Three idle connections fill max-connections: a fourth is closed at once.
     let idle: Vec<TcpStream> = (0..3)
         .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
@@ -779,4 +794,82 @@ fn ten_thousand_held_connections_and_slow_clients_leave_memory_bounded() {
     drop(held);
     drop(slow);
     run.terminate();
+}
+
+/// Posts requests of 10 events `y{cycle}-c{client}-{request}-{event}` until the connection
+/// breaks; returns how many requests were answered 200 (in order, so a prefix).
+fn crash_client(port: u16, client: usize, cycle: usize, acked: Arc<AtomicU64>) -> u64 {
+    let Ok(s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+    let Ok(r) = s.try_clone().map(BufReader::new) else {
+        return 0;
+    };
+    let mut conn = KeptAlive { s, r };
+    let mut done = 0u64;
+    loop {
+        let events: Vec<String> = (0..10)
+            .map(|e| format!(r#"{{"body":"y{cycle}-c{client}-{done}-{e}"}}"#))
+            .collect();
+        match conn.try_post(&format!("[{}]", events.join(","))) {
+            Ok(200) => {
+                done += 1;
+                acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(503) => std::thread::sleep(Duration::from_millis(50)),
+            Ok(other) => panic!("client {client}: status {other}"),
+            // The agent was killed: what was answered 200 is what it owes.
+            Err(_) => return done,
+        }
+    }
+}
+
+#[test]
+fn kill_minus_nine_loses_no_request_answered_200() {
+    const CLIENTS: usize = 4;
+    const CYCLES: usize = 2;
+    const ACKED_BEFORE_KILL: u64 = 300;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let conf = tcp_file_roll_config(dir.path(), "http", port, 100);
+    let mut owed: BTreeMap<String, ()> = BTreeMap::new();
+    for cycle in 0..CYCLES {
+        let mut agent = AgentProcess::start(dir.path(), &conf, "a1", &format!("run{cycle}"));
+        wait_listening(&mut agent, port);
+        let acked = Arc::new(AtomicU64::new(0));
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                let acked = Arc::clone(&acked);
+                std::thread::spawn(move || crash_client(port, c, cycle, acked))
+            })
+            .collect();
+        agent.wait_for("requests answered 200 before the kill", |_| {
+            acked.load(Ordering::Relaxed) >= ACKED_BEFORE_KILL
+        });
+        agent.kill_9();
+        for (c, t) in clients.into_iter().enumerate() {
+            let done = t.join().expect("client thread");
+            for r in 0..done {
+                for e in 0..10 {
+                    owed.insert(format!("y{cycle}-c{c}-{r}-{e}"), ());
+                }
+            }
+        }
+    }
+    let mut agent = AgentProcess::start(dir.path(), &conf, "a1", "drain");
+    let out = dir.path().join("out");
+    let mut missing: Vec<String> = Vec::new();
+    agent.poll("every event of a 200 to reach the sink", |_| {
+        let got = complete_lines(&out);
+        missing = owed
+            .keys()
+            .filter(|k| !got.contains_key(*k))
+            .take(5)
+            .cloned()
+            .collect();
+        missing.is_empty().then_some(())
+    });
+    agent.terminate();
+    assert!(owed.len() as u64 >= CYCLES as u64 * ACKED_BEFORE_KILL * 10);
 }
