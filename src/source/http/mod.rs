@@ -26,8 +26,9 @@
 //!   and what is wrong, at warn level for the first on a connection, then at debug.
 //!
 //! Shutdown: the accept loop looks at the stop flag every 50 ms; then idle connections are
-//! closed, requests in progress finish (their commits are bounded by the channels'
-//! keep-alive) and are answered, for at most [`SHUTDOWN_GRACE`].
+//! closed and requests in progress are answered, for at most [`SHUTDOWN_GRACE`]: a commit
+//! already under way finishes (bounded by the channels' keep-alive) and is answered 200, a
+//! request whose commit had not started is answered 503 (the committer stops with the flag).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
