@@ -137,6 +137,10 @@ mod tests {
             event(&kind, Some("text/plain"), Some("x=1"), Bytes::new()),
             Err(BlobError::Missing("id".into()))
         );
+        // Unset mandatoryParameters requires nothing (Flume's `"".split(",")` asks for a
+        // parameter named "" and refuses every request).
+        let none = BlobKind::Core { mandatory: vec![] };
+        assert!(event(&none, None, None, Bytes::new()).is_ok());
         let e = event(&kind, Some("text/plain"), Some("id=7"), Bytes::new()).expect("ok");
         assert_eq!(e.header("Content-Type"), None);
         assert!(matches!(

@@ -390,6 +390,10 @@ mod tests {
         assert!(err(br#"[{"body":{"x":1}}]"#, Charset::Utf8).contains("object"));
         assert!(err(br#"[null]"#, Charset::Utf8).contains("event object"));
         assert!(err(b"  ", Charset::Utf8).contains("empty"));
+        // Gson's leniency is not copied: unquoted names, single quotes, comments.
+        for lenient in [&b"[{body: \"x\"}]"[..], b"[{\"body\": 'x'}]", b"[] // c"] {
+            assert!(decode(lenient, Charset::Utf8).is_err(), "{lenient:?}");
+        }
         assert!(err(b"[] x", Charset::Utf8).contains("trailing"));
         assert!(err(b"[{\"body\":\"\xFF\"}]", Charset::Utf8).contains("at byte 10"));
     }
