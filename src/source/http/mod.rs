@@ -68,6 +68,8 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The pause after a failed accept (out of file descriptors, ...), so it does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// Bodies larger than this are decoded with the runtime told the worker blocks.
+const BLOCKING_DECODE_BYTES: usize = 256 * 1024;
 /// What a 503 asks the client to wait, in seconds.
 const RETRY_AFTER_SECS: &str = "1";
 
@@ -593,7 +595,19 @@ async fn handle(shared: &Shared, peer: &Peer, req: Request<Incoming>) -> Reply {
             };
         }
     };
+    // Decoding and committing hold one of QueuedThreadPool.maxThreads' permits.
+    let Ok(_permit) = shared.requests.acquire().await else {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the source is stopping\n".into(),
+        );
+    };
     let events = match (&shared.handler, charset) {
+        // A large body takes a while to decode: the runtime moves its other tasks off this
+        // worker meanwhile, so the other connections are not held up.
+        (Handler::Json, Some(cs)) if body.len() > BLOCKING_DECODE_BYTES => {
+            tokio::task::block_in_place(|| json::decode(&body, cs)).map_err(|e| e.to_string())
+        }
         (Handler::Json, Some(cs)) => json::decode(&body, cs).map_err(|e| e.to_string()),
         (Handler::Blob(kind), _) => {
             blob::event(kind, content_type.as_deref(), parts.uri.query(), body)
@@ -612,12 +626,6 @@ async fn handle(shared: &Shared, peer: &Peer, req: Request<Incoming>) -> Reply {
     let n = events.len() as u64;
     shared.counters.inc(Counter::AppendBatchReceivedCount);
     shared.counters.add(Counter::EventReceivedCount, n);
-    let Ok(_permit) = shared.requests.acquire().await else {
-        return reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the source is stopping\n".into(),
-        );
-    };
     let src = &shared.source;
     match commit(shared, events).await {
         // The committer counts EventAcceptedCount and ChannelWriteFail.
