@@ -31,6 +31,7 @@ pub const SOURCES: &[SourceType] = &[
     source::syslog::TCP_TYPE,
     source::syslog::MULTIPORT_TYPE,
     source::syslog::UDP_TYPE,
+    source::http::TYPE,
 ];
 
 /// Sink types.
@@ -78,7 +79,6 @@ pub const FLUME_ONLY_CHANNELS: &[(&str, &str)] = &[
 /// Flume's source types flumen does not have.
 pub const FLUME_ONLY_SOURCES: &[(&str, &str)] = &[
     ("thrift", "org.apache.flume.source.ThriftSource"),
-    ("http", "org.apache.flume.source.http.HTTPSource"),
     ("jms", "org.apache.flume.source.jms.JMSSource"),
     ("netcatudp", "org.apache.flume.source.NetcatUdpSource"),
 ];

@@ -236,6 +236,34 @@ const MULTIPORT_SYSLOG_SOURCE: &[FlumeKey] = &[
     SSL_SOURCE[7],
 ];
 
+const HTTP_SOURCE: &[FlumeKey] = &[
+    k("bind"),
+    k("port"),
+    k("handler"),
+    n(
+        "handler.",
+        "read by the handler named in `handler`: handler.maxBlobLength (morphline BlobHandler), handler.mandatoryParameters (core BLOBHandler); Flume's JSONHandler reads none",
+    ),
+    SSL_SOURCE[0],
+    SSL_SOURCE[1],
+    SSL_SOURCE[2],
+    SSL_SOURCE[3],
+    SSL_SOURCE[4],
+    SSL_SOURCE[5],
+    SSL_SOURCE[6],
+    SSL_SOURCE[7],
+    k("enableSSL"),
+    k("keystorePassword"),
+    k("excludeProtocols"),
+    k("QueuedThreadPool."),
+    k("HttpConfiguration."),
+    n(
+        "SslContextFactory.",
+        "read with `ssl = true` only: the protocol and cipher suite lists apply, other Jetty settings are ignored with a warning",
+    ),
+    k("ServerConnector."),
+];
+
 const SPOOLDIR_SOURCE: &[FlumeKey] = &[
     k("spoolDir"),
     k("fileSuffix"),
@@ -464,6 +492,11 @@ pub const COMPONENTS: &[FlumeComponent] = &[
             "org.apache.flume.source.MultiportSyslogTCPSource",
         ],
         keys: MULTIPORT_SYSLOG_SOURCE,
+    },
+    FlumeComponent {
+        kind: Kind::Source,
+        names: &["http", "org.apache.flume.source.http.HTTPSource"],
+        keys: HTTP_SOURCE,
     },
     FlumeComponent {
         kind: Kind::Source,

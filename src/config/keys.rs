@@ -236,6 +236,31 @@ impl<'a> Keys<'a> {
         })
     }
 
+    /// Reads Flume's deprecated spelling `old` as `new` when only `old` is set (Flume's
+    /// `handleDeprecatedParameter`); with both set, `new` wins and `old` is ignored with a
+    /// warning.
+    pub fn rename_deprecated(&mut self, old: &'static str, new: &'static str) {
+        self.know(old);
+        let Some(i) = self.entries.iter().position(|e| e.key == old) else {
+            return;
+        };
+        if self.has(new).is_some() {
+            self.consumed[i] = true;
+            let line = self.entries[i].line;
+            self.warn(
+                line,
+                old,
+                WarningKind::IgnoredKey {
+                    reason: format!(
+                        "`{new}` is also set and wins (as in Flume); remove this deprecated key"
+                    ),
+                },
+            );
+        } else {
+            self.entries[i].key = new.to_string();
+        }
+    }
+
     /// A text value, `default` when unset.
     pub fn text(&mut self, key: &'static str, default: &str) -> String {
         self.document_default(key, default);

@@ -24,6 +24,7 @@ use crate::stop::sleep_unless_stopped;
 pub mod avro;
 pub mod commit;
 pub mod exec;
+pub mod http;
 pub mod ip_filter;
 pub mod kafka;
 pub(crate) mod lines;

@@ -26,6 +26,7 @@ mod hdfs_format;
 mod hdfs_ha;
 mod hdfs_sink;
 mod hdfs_smoke;
+mod http_source;
 mod java;
 mod kafka_broker;
 mod kafka_channel;

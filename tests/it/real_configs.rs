@@ -159,10 +159,6 @@ const EXPECTED: &[Expect] = &[
                         "`agent.sources.thrift.type`",
                     ],
                 ),
-                (
-                    34,
-                    &[NOT_SUPPORTED, "source type `http`", "`agent.sources.http.type`"],
-                ),
             ]),
         )],
         // Configured but not listed: Flume ignores them too.
@@ -1028,15 +1024,15 @@ const EXPECTED: &[Expect] = &[
         file: "viadeo-load-balance.conf",
         env: &[],
         args: &[],
-        exit: 1,
+        exit: 0,
         // The sink group's name is also listed in `agent.sinks`: ignored there, as Flume
         // does, with a warning.
         agents: &[(
             "agent",
-            Refused(&[(
-                22,
-                &[NOT_SUPPORTED, "source type `http`", "`agent.sources.httpendpoint.type`"],
-            )]),
+            Clean(&[
+                "agent agent: source avro (avro) -> interceptors host (host), timestamp (timestamp) -> channel events (file) -> sink group collectors (load_balance) -> sinks collector0 (avro), collector1 (avro)",
+                "agent agent: source httpendpoint (http) -> interceptors host (host), timestamp (timestamp), type (static) -> channel events (file) -> sink group collectors (load_balance) -> sinks collector0 (avro), collector1 (avro)",
+            ]),
         )],
         warnings: &["viadeo-load-balance.conf:68: `agent.sinks`: `collectors` is a sink group, not a sink, and has no sink settings: ignored here (as Flume does)"],
     },
