@@ -28,6 +28,7 @@ pub const SOURCES: &[SourceType] = &[
     source::taildir::TYPE,
     source::spooldir::TYPE,
     source::kafka::TYPE,
+    source::thrift::TYPE,
 ];
 
 /// Sink types.
@@ -74,7 +75,6 @@ pub const FLUME_ONLY_CHANNELS: &[(&str, &str)] = &[
 
 /// Flume's source types flumen does not have.
 pub const FLUME_ONLY_SOURCES: &[(&str, &str)] = &[
-    ("thrift", "org.apache.flume.source.ThriftSource"),
     ("syslogtcp", "org.apache.flume.source.SyslogTcpSource"),
     (
         "multiport_syslogtcp",

@@ -32,6 +32,7 @@ pub mod spooldir;
 pub mod stdin;
 pub mod stress;
 pub mod taildir;
+pub mod thrift;
 
 /// Why a source could not start or had to give up on events.
 #[derive(Debug, thiserror::Error)]

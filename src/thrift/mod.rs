@@ -25,6 +25,7 @@
 //! [`Event`]: crate::event::Event
 
 pub mod frame;
+pub mod keys;
 pub mod message;
 pub mod protocol;
 

@@ -152,14 +152,6 @@ const EXPECTED: &[Expect] = &[
             "agent",
             Refused(&[
                 (
-                    21,
-                    &[
-                        NOT_SUPPORTED,
-                        "source type `thrift`",
-                        "`agent.sources.thrift.type`",
-                    ],
-                ),
-                (
                     34,
                     &[NOT_SUPPORTED, "source type `http`", "`agent.sources.http.type`"],
                 ),

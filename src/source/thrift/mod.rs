@@ -1,0 +1,580 @@
+//! The `thrift` source (Flume's ThriftSource): a TCP listener on `bind:port` speaking Flume's
+//! `ThriftSourceProtocol` (framed transport, compact or binary protocol), so Flume's thrift
+//! sink and the Flume SDK's `ThriftRpcClient` (and any Thrift client built from
+//! `flume.thrift`) can send to flumen unchanged. The protocol itself is the sans-I/O
+//! [`crate::thrift`]; this module only moves bytes.
+//!
+//! Connections are tasks on a small tokio runtime the source builds for itself, up to
+//! `max-connections` at once (one more is accepted and closed at once, logged at most every
+//! ten seconds); an idle connection costs a task and a few bytes of buffer.
+//!
+//! Invariants:
+//! - `Status.OK` is written only after every bound channel's commit of the call's events has
+//!   returned. Everything a connection has read and not yet answered (several pipelined
+//!   calls) is committed together, all or none, and answered in order; a channel that stays
+//!   full is waited on (backpressure: the client's request timeout decides), a channel that
+//!   fails answers `Status.FAILED` to every call of the commit, so the client resends.
+//! - Blocking channel commits never run on the runtime's workers.
+//! - Bad input never panics and never closes more than its own connection: a frame length over
+//!   `max-frame-bytes` (checked on its 4 bytes, before anything is kept for the body), a
+//!   message envelope of another protocol, an end of stream inside a frame, or no progress
+//!   for `idle-timeout` inside a frame is logged once with the peer address and the
+//!   connection is closed. A malformed call inside a good frame is answered with a Thrift
+//!   exception (as Thrift Java does) and the connection goes on.
+//! - Memory per connection is bounded by `max-frame-bytes` plus one read (64 KiB) plus the
+//!   decoded events, and the source's buffered request bytes together by
+//!   [`BUFFER_BUDGET`] (at least two frames): a frame's body is read only once its length is
+//!   reserved there, so many slow senders cannot add up past it.
+//! - With `ssl = true` every connection is TLS from its first byte; a handshake that fails is
+//!   one warning naming the peer, one not finished within `idle-timeout` is closed likewise.
+//!
+//! Shutdown: the stop flag is polled every 50 ms; then the accept loop ends and each
+//! connection returns between requests (a commit in progress is answered first).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use super::{put_all, PutError, Source, SourceContext, SourceError};
+use crate::event::Event;
+use crate::metrics::{ComponentCounters, Counter};
+use crate::route::ChannelProcessor;
+use crate::thrift::{
+    decode_call, encode_reply, FrameDecoder, FrameError, Method, Protocol, Request, Status,
+    ThriftError,
+};
+
+mod config;
+
+pub use config::{ThriftSourceConfig, TYPE};
+
+/// Most bytes read from a socket at a time.
+const READ_CHUNK: usize = 64 * 1024;
+/// Request bytes all connections of one source may hold at once (raised to two frames when
+/// `max-frame-bytes` is larger).
+pub const BUFFER_BUDGET: usize = 256 << 20;
+/// How often the stop flag is looked at.
+const STOP_POLL: Duration = Duration::from_millis(50);
+/// Least time between two log lines about refused connections (over `max-connections`).
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Why a connection was closed early. Every message names the peer.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("reading from {peer}: {source}")]
+    Read {
+        peer: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("writing the reply to {peer}: {source}")]
+    Write {
+        peer: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("bad Thrift frame from {peer}, closing the connection: {source}")]
+    Frame {
+        peer: SocketAddr,
+        source: FrameError,
+    },
+    #[error("bad Thrift message from {peer}, closing the connection: {source}")]
+    Protocol {
+        peer: SocketAddr,
+        source: ThriftError,
+    },
+    #[error(
+        "{peer} closed the connection in the middle of a request ({held} bytes of it received)"
+    )]
+    EofMidRequest { peer: SocketAddr, held: usize },
+    #[error("{peer} sent nothing for {}s in the middle of a request, closing the connection", .idle.as_secs())]
+    IdleMidRequest { peer: SocketAddr, idle: Duration },
+    #[error("TLS handshake with {peer} failed, closing the connection: {source} (is the client set with ssl = true, and does it trust this source's certificate?)")]
+    Tls {
+        peer: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{peer} did not finish the TLS handshake within {}s (idle-timeout), closing the connection; is the client set with ssl = true?", .idle.as_secs())]
+    HandshakeTimeout { peer: SocketAddr, idle: Duration },
+}
+
+/// See the module docs.
+pub struct ThriftSource {
+    name: String,
+    listener: std::net::TcpListener,
+    addr: SocketAddr,
+    threads: usize,
+    max_connections: usize,
+    conn: Arc<ConnSettings>,
+}
+
+/// What every connection task needs.
+struct ConnSettings {
+    source: String,
+    channels: Arc<ChannelProcessor>,
+    counters: Arc<ComponentCounters>,
+    protocol: Protocol,
+    max_frame_bytes: u32,
+    idle_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Request bytes held by all connections (see [`BUFFER_BUDGET`]).
+    budget: Arc<Semaphore>,
+}
+
+impl ThriftSource {
+    /// Reads the keystore (with `ssl = true`), then binds `cfg.bind:cfg.port`, so a bad
+    /// keystore, a bad address or a port in use stops start-up.
+    pub fn bind(ctx: SourceContext, cfg: &ThriftSourceConfig) -> Result<ThriftSource, SourceError> {
+        let tls = match &cfg.ssl {
+            None => None,
+            Some(settings) => {
+                let c =
+                    crate::avro::tls::server_config(settings).map_err(|e| SourceError::Start {
+                        source_name: ctx.name.clone(),
+                        message: format!("ssl: {e}"),
+                    })?;
+                Some(tokio_rustls::TlsAcceptor::from(c))
+            }
+        };
+        let (listener, addr) = super::bind_listener(&ctx.name, &cfg.bind, cfg.port)?;
+        let budget = BUFFER_BUDGET.max(2 * cfg.max_frame_bytes as usize);
+        Ok(ThriftSource {
+            name: ctx.name.clone(),
+            listener,
+            addr,
+            threads: cfg.threads,
+            max_connections: cfg.max_connections.max(1),
+            conn: Arc::new(ConnSettings {
+                source: ctx.name,
+                channels: ctx.channels,
+                counters: ctx.counters,
+                protocol: cfg.protocol,
+                max_frame_bytes: cfg.max_frame_bytes,
+                idle_timeout: cfg.idle_timeout,
+                tls,
+                budget: Arc::new(Semaphore::new(budget)),
+            }),
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Source for ThriftSource {
+    fn run(self: Box<Self>, stop: Arc<AtomicBool>) {
+        let src = self.name.clone();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = if self.threads == 0 {
+            cpus
+        } else {
+            self.threads.min(cpus)
+        };
+        let rt = match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.max(1))
+            .thread_name(format!("thrift-{src}"))
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                tracing::error!(source = %src, "source `{src}`: cannot start its runtime: {e}");
+                return;
+            }
+        };
+        rt.block_on(self.serve(stop));
+        // Connections still open (a client that never sends) are dropped with the runtime.
+        rt.shutdown_timeout(Duration::from_secs(1));
+    }
+}
+
+impl ThriftSource {
+    async fn serve(self, stop: Arc<AtomicBool>) {
+        let src = self.name.clone();
+        let listener = match tokio::net::TcpListener::from_std(self.listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(source = %src, "source `{src}`: listening on {}: {e}", self.addr);
+                return;
+            }
+        };
+        let tls = if self.conn.tls.is_some() {
+            " with TLS"
+        } else {
+            ""
+        };
+        tracing::info!(
+            source = %src,
+            "source `{src}` (thrift, {} protocol) listening on {}{tls}",
+            self.conn.protocol.name(),
+            self.addr
+        );
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let flag = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STOP_POLL);
+            while !flag.load(Ordering::Acquire) {
+                tick.tick().await;
+            }
+            let _ = stop_tx.send(true);
+        });
+        let open = Arc::new(AtomicUsize::new(0));
+        let refused = Refusals::default();
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut stopping = stop_rx.clone();
+        loop {
+            let accepted = tokio::select! {
+                _ = stopping.wait_for(|s| *s) => break,
+                a = listener.accept() => a,
+            };
+            // Reap finished connections, so the set does not grow with every connection.
+            while tasks.try_join_next().is_some() {}
+            match accepted {
+                Ok((stream, peer)) => {
+                    if open.load(Ordering::Acquire) >= self.max_connections {
+                        refused.refuse(&src, peer, self.max_connections);
+                        drop(stream);
+                        continue;
+                    }
+                    let guard = OpenGuard::new(&open, &self.conn.counters);
+                    let conn = Arc::clone(&self.conn);
+                    let stop = Arc::clone(&stop);
+                    let stop_rx = stop_rx.clone();
+                    tasks.spawn(async move {
+                        conn.serve(stream, peer, stop, stop_rx).await;
+                        drop(guard);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: say so, and do not spin.
+                    tracing::warn!(source = %src, "source `{src}`: accept on {}: {e}", self.addr);
+                    tokio::time::sleep(STOP_POLL).await;
+                }
+            }
+        }
+        drop(listener);
+        // Connections see the stop between requests; a commit in progress is answered first.
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Log lines about connections refused over `max-connections`: the first, then at most one
+/// every [`REFUSAL_LOG_EVERY`] with the count since.
+#[derive(Default)]
+struct Refusals {
+    last: Mutex<Option<Instant>>,
+    since: AtomicU64,
+}
+
+impl Refusals {
+    fn refuse(&self, src: &str, peer: SocketAddr, max: usize) {
+        let n = self.since.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut last = self.last.lock();
+        if last.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
+            *last = Some(Instant::now());
+            self.since.store(0, Ordering::Release);
+            tracing::warn!(
+                source = %src,
+                "source `{src}`: refused the connection from {peer} ({n} refused since the last such line): {max} connections are open (max-connections)"
+            );
+        }
+    }
+}
+
+/// Counts one open connection (for `max-connections` and OpenConnectionCount) until dropped.
+struct OpenGuard {
+    open: Arc<AtomicUsize>,
+    counters: Arc<ComponentCounters>,
+}
+
+impl OpenGuard {
+    fn new(open: &Arc<AtomicUsize>, counters: &Arc<ComponentCounters>) -> OpenGuard {
+        open.fetch_add(1, Ordering::AcqRel);
+        counters.inc(Counter::OpenConnectionCount);
+        OpenGuard {
+            open: Arc::clone(open),
+            counters: Arc::clone(counters),
+        }
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.counters.dec(Counter::OpenConnectionCount);
+    }
+}
+
+/// One answer owed to the client, in the order the requests came.
+enum Owed {
+    /// A call whose events are in the commit at hand: answered with its outcome.
+    Call {
+        method: Method,
+        seqid: i32,
+        oneway: bool,
+    },
+    /// A refused call: its exception reply.
+    Refused(Vec<u8>),
+}
+
+impl ConnSettings {
+    async fn serve(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        stop: Arc<AtomicBool>,
+        stop_rx: watch::Receiver<bool>,
+    ) {
+        let src = &self.source;
+        tracing::debug!(source = %src, "source `{src}`: connection from {peer}");
+        // Replies are small and the client waits for each: do not let Nagle hold them.
+        let _ = stream.set_nodelay(true);
+        let result = match &self.tls {
+            None => self.run_conn(stream, peer, &stop, stop_rx).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(self.idle_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => self.run_conn(tls, peer, &stop, stop_rx).await,
+                    // A port probe: connected and closed without a byte.
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
+                    Ok(Err(source)) => Err(ConnError::Tls { peer, source }),
+                    Err(_) => Err(ConnError::HandshakeTimeout {
+                        peer,
+                        idle: self.idle_timeout,
+                    }),
+                }
+            }
+        };
+        match result {
+            Ok(()) => {
+                tracing::debug!(source = %src, "source `{src}`: connection from {peer} closed")
+            }
+            Err(e) => tracing::warn!(source = %src, "source `{src}`: {e}"),
+        }
+    }
+
+    /// Reads requests until EOF, shutdown, or an error; answers each, in order.
+    async fn run_conn<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut stream: S,
+        peer: SocketAddr,
+        stop: &Arc<AtomicBool>,
+        mut stop_rx: watch::Receiver<bool>,
+    ) -> Result<(), ConnError> {
+        let mut decoder = FrameDecoder::new(self.max_frame_bytes);
+        let mut buf = BytesMut::new();
+        // Budget held for the bytes in `buf` and the requests not yet answered.
+        let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
+        let mut reserved_for_frame = false;
+        let mut owed = Vec::new();
+        let mut events = Vec::new();
+        loop {
+            // Every complete request read so far, decoded; a bad frame or envelope ends the
+            // connection after the requests before it are answered.
+            let mut fatal = None;
+            loop {
+                match decoder.decode(&mut buf) {
+                    Ok(Some(msg)) => {
+                        reserved_for_frame = false;
+                        match decode_call(self.protocol, msg) {
+                            Ok(Request::Call(c)) => {
+                                self.count_received(c.method, c.events.len());
+                                owed.push(Owed::Call {
+                                    method: c.method,
+                                    seqid: c.seqid,
+                                    oneway: c.oneway,
+                                });
+                                events.extend(c.events);
+                            }
+                            Ok(Request::Refused {
+                                name,
+                                seqid,
+                                error,
+                                response,
+                            }) => {
+                                tracing::warn!(
+                                    source = %self.source,
+                                    "source `{}`: refused call {name:?} (seqid {seqid}) from {peer}: {error}",
+                                    self.source
+                                );
+                                owed.push(Owed::Refused(response));
+                            }
+                            Err(source) => {
+                                fatal = Some(ConnError::Protocol { peer, source });
+                                break;
+                            }
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(source) => {
+                        fatal = Some(ConnError::Frame { peer, source });
+                        break;
+                    }
+                }
+            }
+            if !owed.is_empty() {
+                let replies = self
+                    .commit_and_answer(&mut owed, &mut events, peer, stop)
+                    .await;
+                stream
+                    .write_all(&replies)
+                    .await
+                    .map_err(|source| ConnError::Write { peer, source })?;
+                stream
+                    .flush()
+                    .await
+                    .map_err(|source| ConnError::Write { peer, source })?;
+                // Answered: only the bytes still in `buf` (a partial next frame) stay held.
+                held.clear();
+                reserved_for_frame = false;
+            }
+            if let Some(e) = fatal {
+                return Err(e);
+            }
+            if buf.is_empty() && *stop_rx.borrow() {
+                return Ok(());
+            }
+            // Read what the next frame still needs, at most one chunk; once its length is
+            // known (and checked), reserve it in the source's budget before reading the body.
+            let wanted = decoder
+                .wanted(&buf)
+                .map_err(|source| ConnError::Frame { peer, source })?;
+            if buf.len() >= 4 && !reserved_for_frame {
+                let need = u32::try_from(wanted + buf.len()).unwrap_or(u32::MAX);
+                let permit = tokio::select! {
+                    p = Arc::clone(&self.budget).acquire_many_owned(need) => p.ok(),
+                    _ = stop_rx.wait_for(|s| *s) => return Ok(()),
+                };
+                held.extend(permit);
+                reserved_for_frame = true;
+            }
+            let want = if buf.is_empty() {
+                // Between requests: a small buffer for the next length and a little more,
+                // so idle connections stay cheap and small calls need one read.
+                4096
+            } else {
+                wanted.clamp(1, READ_CHUNK)
+            };
+            buf.reserve(want);
+            let between = buf.is_empty();
+            let read = async {
+                if between {
+                    // Between requests a client may stay silent as long as it likes.
+                    Ok(stream.read_buf(&mut buf).await)
+                } else {
+                    tokio::time::timeout(self.idle_timeout, stream.read_buf(&mut buf)).await
+                }
+            };
+            let n = tokio::select! {
+                r = read => r,
+                _ = stop_rx.wait_for(|s| *s), if between => return Ok(()),
+            };
+            match n {
+                Ok(Ok(0)) if buf.is_empty() => return Ok(()),
+                Ok(Ok(0)) => {
+                    return Err(ConnError::EofMidRequest {
+                        peer,
+                        held: buf.len(),
+                    })
+                }
+                Ok(Ok(_)) => {}
+                // A TLS peer that closed without close_notify between requests.
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof && buf.is_empty() => {
+                    return Ok(())
+                }
+                Ok(Err(source)) => return Err(ConnError::Read { peer, source }),
+                Err(_) => {
+                    return Err(ConnError::IdleMidRequest {
+                        peer,
+                        idle: self.idle_timeout,
+                    })
+                }
+            }
+        }
+    }
+
+    fn count_received(&self, method: Method, n: usize) {
+        let c = match method {
+            Method::Append => Counter::AppendReceivedCount,
+            Method::AppendBatch => Counter::AppendBatchReceivedCount,
+        };
+        self.counters.inc(c);
+        self.counters.add(Counter::EventReceivedCount, n as u64);
+    }
+
+    /// Commits `events` (every call in `owed`) in one go and returns the replies, in order.
+    async fn commit_and_answer(
+        &self,
+        owed: &mut Vec<Owed>,
+        events: &mut Vec<Event>,
+        peer: SocketAddr,
+        stop: &Arc<AtomicBool>,
+    ) -> Vec<u8> {
+        let events = std::mem::take(events);
+        let n = events.len();
+        let status = if n == 0 {
+            Status::Ok
+        } else {
+            match self.commit(events, stop).await {
+                Ok(()) => {
+                    self.counters.add(Counter::EventAcceptedCount, n as u64);
+                    Status::Ok
+                }
+                Err(e) => {
+                    self.counters.inc(Counter::ChannelWriteFail);
+                    tracing::warn!(
+                        source = %self.source,
+                        "source `{}`: answered FAILED to {n} events from {peer} (the client will resend): {e}",
+                        self.source
+                    );
+                    Status::Failed
+                }
+            }
+        };
+        let mut out = Vec::new();
+        for o in owed.drain(..) {
+            match o {
+                Owed::Call {
+                    method,
+                    seqid,
+                    oneway,
+                } => {
+                    if status == Status::Ok {
+                        self.counters.inc(match method {
+                            Method::Append => Counter::AppendAcceptedCount,
+                            Method::AppendBatch => Counter::AppendBatchAcceptedCount,
+                        });
+                    }
+                    if !oneway {
+                        out.extend(encode_reply(self.protocol, method, seqid, status));
+                    }
+                }
+                Owed::Refused(reply) => out.extend(reply),
+            }
+        }
+        out
+    }
+
+    /// Puts `events` into the channels (all required channels or none), waiting while a
+    /// channel is full, off the runtime's workers.
+    async fn commit(&self, events: Vec<Event>, stop: &Arc<AtomicBool>) -> Result<(), String> {
+        let channels = Arc::clone(&self.channels);
+        let stop = Arc::clone(stop);
+        let source = self.source.clone();
+        let put = tokio::task::spawn_blocking(move || put_all(&source, &channels, &events, &stop));
+        match put.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(PutError::Stopped)) => Err("the agent is stopping".to_string()),
+            Ok(Err(PutError::Failed(e))) => Err(e.to_string()),
+            Err(e) => Err(format!("the commit task failed: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,225 @@
+//! The thrift source over real sockets with a memory channel: replies only after the commit,
+//! pipelined calls committed together and answered in order, both protocols, and bad input
+//! closing only its own connection.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::thread::JoinHandle;
+
+use bytes::BytesMut;
+
+use super::*;
+use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
+use crate::channel::Channel;
+use crate::thrift::{
+    decode_reply, encode_append, encode_append_batch, Reply, DEFAULT_MAX_FRAME_BYTES,
+};
+
+struct Running {
+    addr: SocketAddr,
+    channel: Arc<dyn Channel>,
+    counters: Arc<ComponentCounters>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    fn start(protocol: Protocol, max_frame_bytes: u32) -> Running {
+        let channel: Arc<dyn Channel> = Arc::new(
+            MemoryChannel::new(
+                "c1",
+                MemoryChannelConfig {
+                    capacity: 10_000,
+                    ..MemoryChannelConfig::default()
+                },
+            )
+            .expect("channel"),
+        );
+        let ctx = SourceContext::detached("r1", vec![Arc::clone(&channel)]);
+        let counters = Arc::clone(&ctx.counters);
+        let cfg = ThriftSourceConfig {
+            protocol,
+            max_frame_bytes,
+            threads: 2,
+            ..ThriftSourceConfig::new("127.0.0.1", 0)
+        };
+        let src = ThriftSource::bind(ctx, &cfg).expect("bind");
+        let addr = src.local_addr();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || Box::new(src).run(s));
+        Running {
+            addr,
+            channel,
+            counters,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        s
+    }
+
+    fn drain(&self) -> Vec<Event> {
+        let mut got = Vec::new();
+        let mut tx = self.channel.take_transaction();
+        tx.take_batch(100_000, &mut got).expect("take");
+        tx.commit().expect("commit");
+        got
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("source thread");
+        }
+    }
+}
+
+/// Reads `n` reply frames.
+fn replies(s: &mut TcpStream, n: usize) -> Vec<bytes::Bytes> {
+    let mut dec = FrameDecoder::new(1 << 20);
+    let mut buf = BytesMut::new();
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while out.len() < n {
+        if let Some(f) = dec.decode(&mut buf).expect("reply frame") {
+            out.push(f);
+            continue;
+        }
+        let k = s.read(&mut chunk).expect("read a reply");
+        assert!(k > 0, "the source closed the connection");
+        buf.extend_from_slice(&chunk[..k]);
+    }
+    out
+}
+
+fn ev(i: usize) -> Event {
+    Event::with_headers(
+        [("i".to_string(), i.to_string())].into_iter().collect(),
+        vec![i as u8; i % 7],
+    )
+}
+
+/// The connection ends (EOF or reset) within the read timeout.
+fn closed(s: &mut TcpStream) -> bool {
+    let mut b = [0u8; 64];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+#[test]
+fn calls_are_committed_then_answered_ok_in_both_protocols() {
+    for proto in [Protocol::Compact, Protocol::Binary] {
+        let r = Running::start(proto, DEFAULT_MAX_FRAME_BYTES);
+        let mut s = r.connect();
+        let batch: Vec<Event> = (0..50).map(ev).collect();
+        s.write_all(&encode_append_batch(proto, 1, &batch).expect("encode"))
+            .expect("send");
+        let [reply] = replies(&mut s, 1).try_into().expect("one reply");
+        assert_eq!(
+            decode_reply(proto, reply, Method::AppendBatch, 1),
+            Ok(Reply::Status(Status::Ok))
+        );
+        let single = Event::new(vec![9u8; 300_000]);
+        s.write_all(&encode_append(proto, 2, &single).expect("encode"))
+            .expect("send");
+        let [reply] = replies(&mut s, 1).try_into().expect("one reply");
+        assert_eq!(
+            decode_reply(proto, reply, Method::Append, 2),
+            Ok(Reply::Status(Status::Ok))
+        );
+        let mut want = batch.clone();
+        want.push(single);
+        assert_eq!(r.drain(), want, "{proto:?}");
+        assert_eq!(r.counters.get(Counter::EventAcceptedCount), 51);
+        assert_eq!(r.counters.get(Counter::AppendBatchAcceptedCount), 1);
+        assert_eq!(r.counters.get(Counter::AppendAcceptedCount), 1);
+    }
+}
+
+#[test]
+fn pipelined_calls_are_answered_in_order() {
+    let proto = Protocol::Compact;
+    let r = Running::start(proto, DEFAULT_MAX_FRAME_BYTES);
+    let mut s = r.connect();
+    let mut bytes = Vec::new();
+    let mut want = Vec::new();
+    for seqid in 1..=20 {
+        let batch: Vec<Event> = (0..5).map(|i| ev(seqid as usize * 10 + i)).collect();
+        bytes.extend(encode_append_batch(proto, seqid, &batch).expect("encode"));
+        want.extend(batch);
+    }
+    s.write_all(&bytes).expect("send all at once");
+    for (i, reply) in replies(&mut s, 20).into_iter().enumerate() {
+        assert_eq!(
+            decode_reply(proto, reply, Method::AppendBatch, i as i32 + 1),
+            Ok(Reply::Status(Status::Ok))
+        );
+    }
+    assert_eq!(r.drain(), want);
+}
+
+#[test]
+fn bad_input_closes_only_its_connection() {
+    let proto = Protocol::Compact;
+    let r = Running::start(proto, 4096);
+    let good = encode_append_batch(proto, 1, &[ev(1)]).expect("encode");
+
+    // Over max-frame-bytes: closed on the length alone.
+    let mut s = r.connect();
+    s.write_all(&5000u32.to_be_bytes()).expect("send");
+    assert!(closed(&mut s), "an oversized frame closes the connection");
+    // Garbage (an HTTP request).
+    let mut s = r.connect();
+    let _ = s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(closed(&mut s), "garbage closes the connection");
+    // A binary-protocol call to a compact source: answered nothing, closed.
+    let mut s = r.connect();
+    s.write_all(&encode_append_batch(Protocol::Binary, 1, &[ev(2)]).expect("encode"))
+        .expect("send");
+    assert!(closed(&mut s), "the wrong protocol closes the connection");
+    // A truncated frame, then the client goes away.
+    let mut s = r.connect();
+    s.write_all(&good[..good.len() - 3]).expect("send");
+    drop(s);
+
+    // An unknown method inside a good frame is answered with an exception; the connection
+    // goes on and the next call is served.
+    let mut s = r.connect();
+    let mut call = Vec::new();
+    let at = crate::thrift::frame::start_frame(&mut call);
+    {
+        let mut w = crate::thrift::protocol::Writer::new(proto, &mut call);
+        w.message_begin("ping", crate::thrift::protocol::CALL, 7);
+        w.struct_begin();
+        w.struct_end();
+    }
+    crate::thrift::frame::finish_frame(&mut call, at, "test").expect("frame");
+    call.extend_from_slice(&good);
+    s.write_all(&call).expect("send");
+    let got = replies(&mut s, 2);
+    let mut rd = crate::thrift::protocol::Reader::new(proto, got[0].clone());
+    let h = rd.message_begin().expect("header");
+    assert_eq!(
+        (h.name.as_str(), h.kind, h.seqid),
+        ("ping", crate::thrift::protocol::EXCEPTION, 7)
+    );
+    assert_eq!(
+        decode_reply(proto, got[1].clone(), Method::AppendBatch, 1),
+        Ok(Reply::Status(Status::Ok))
+    );
+    assert_eq!(r.drain(), vec![ev(1)]);
+}
