@@ -39,6 +39,7 @@ pub const SINKS: &[SinkType] = &[
     sink::hdfs::TYPE,
     sink::avro::TYPE,
     sink::kafka::TYPE,
+    sink::thrift::TYPE,
 ];
 
 /// Sink processor types (a sink group's `processor.type`).
@@ -89,7 +90,6 @@ pub const FLUME_ONLY_SOURCES: &[(&str, &str)] = &[
 /// Flume's sink types flumen does not have.
 pub const FLUME_ONLY_SINKS: &[(&str, &str)] = &[
     ("irc", "org.apache.flume.sink.irc.IRCSink"),
-    ("thrift", "org.apache.flume.sink.ThriftSink"),
     (
         "elasticsearch",
         "org.apache.flume.sink.elasticsearch.ElasticSearchSink",

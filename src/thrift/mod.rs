@@ -1,5 +1,5 @@
 //! Flume's Thrift RPC (`ThriftSourceProtocol` of flume-ng-sdk's `flume.thrift`: the `thrift`
-//! source and sink, and the Flume SDK's `ThriftRpcClient`), sans I/O. docs/FORMAT.md ("Flume
+//! source and sink, and the Flume SDK's `ThriftRpcClient`), sans I/O but for the sink's client connection. docs/FORMAT.md ("Flume
 //! Thrift RPC") draws the bytes.
 //!
 //! Layers, bottom up:
@@ -10,10 +10,12 @@
 //! - [`message`]: the calls `append(ThriftFlumeEvent)` and `appendBatch(list<ThriftFlumeEvent>)`
 //!   and their `Status` replies, both sides (the source decodes calls and encodes replies; the
 //!   sink encodes calls and decodes replies), and `ThriftFlumeEvent` <-> [`Event`].
+//! - [`blocking`]: the client connection the `thrift` sink uses (plain TCP or TLS).
+//! - [`keys`]: the `protocol` and `kerberos` keys the source and the sink share.
 //!
 //! Invariants:
-//! - No I/O, no async, no clocks: callers feed bytes in and write bytes out, so every path is
-//!   unit-testable and fuzzable (`fuzz/fuzz_targets/thrift_frame.rs`).
+//! - No I/O, no async, no clocks (except in [`blocking`]): callers feed bytes in and write
+//!   bytes out, so every path is unit-testable and fuzzable (`fuzz/fuzz_targets/thrift_frame.rs`).
 //! - Untrusted input never panics and never makes us allocate more than we were given: the
 //!   frame length is checked against the limit as its 4 bytes arrive, and every length and
 //!   count inside a frame is checked against the bytes left in that frame; unknown fields are
@@ -24,6 +26,7 @@
 //!
 //! [`Event`]: crate::event::Event
 
+pub mod blocking;
 pub mod frame;
 pub mod keys;
 pub mod message;
