@@ -412,6 +412,10 @@ impl Channel for MemoryChannel {
         &self.inner.name
     }
 
+    fn transaction_capacity(&self) -> usize {
+        self.inner.cfg.transaction_capacity
+    }
+
     fn put_transaction(&self) -> Box<dyn PutTransaction> {
         Box::new(MemoryPut {
             ch: self.clone(),

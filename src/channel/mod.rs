@@ -335,6 +335,9 @@ pub struct ChannelStats {
 pub trait Channel: Send + Sync + 'static {
     /// The component name (`c1`).
     fn name(&self) -> &str;
+    /// `transactionCapacity`: the most events one transaction may hold (a source that groups
+    /// its input into transactions splits there).
+    fn transaction_capacity(&self) -> usize;
     /// Starts a put transaction.
     fn put_transaction(&self) -> Box<dyn PutTransaction>;
     /// Starts a take transaction.

@@ -30,6 +30,8 @@ pub mod bench;
 pub mod bench_agent;
 pub mod bench_hdfs;
 pub mod bench_kafka;
+pub mod bench_load;
+pub mod bench_net;
 pub mod bench_reopen;
 pub mod bench_taildir;
 pub mod channel_cmd;
@@ -84,6 +86,16 @@ pub enum BenchCommand {
     /// The TAILDIR source on a log it writes first: TAILDIR -> file channel -> null and
     /// TAILDIR -> memory channel -> null, next to the bare file channel on the same events.
     Taildir(bench_taildir::TaildirBenchArgs),
+    /// A load generator for a Flume-compatible network source (flumen's or Apache Flume's):
+    /// netcat://, syslog+tcp:// or http://.
+    Load(bench_load::LoadArgs),
+    /// netcat -> file channel -> null, one connection keeping lines in flight, next to the
+    /// bare file channel.
+    Netcat(bench_net::NetBenchArgs),
+    /// syslogtcp -> file channel -> null, many connections, next to the bare file channel.
+    Syslog(bench_net::NetBenchArgs),
+    /// http (JSON arrays) -> file channel -> null, many clients, next to the bare file channel.
+    Http(bench_net::NetBenchArgs),
 }
 
 /// Why a command could not do its job. Shown as `error: <message>`.
@@ -141,6 +153,14 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Bench(BenchCommand::Hdfs(args)) => bench_hdfs::run(&args),
         Command::Bench(BenchCommand::Kafka(args)) => bench_kafka::run(&args),
         Command::Bench(BenchCommand::Taildir(args)) => bench_taildir::run(&args),
+        Command::Bench(BenchCommand::Load(args)) => bench_load::run(&args),
+        Command::Bench(BenchCommand::Netcat(args)) => {
+            bench_net::run(bench_net::Shape::Netcat, &args)
+        }
+        Command::Bench(BenchCommand::Syslog(args)) => {
+            bench_net::run(bench_net::Shape::Syslog, &args)
+        }
+        Command::Bench(BenchCommand::Http(args)) => bench_net::run(bench_net::Shape::Http, &args),
         Command::Channel(cmd) => channel_cmd::run(cmd),
         Command::Config(cmd) => config_check::run(cmd),
     }

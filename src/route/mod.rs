@@ -196,6 +196,17 @@ impl ChannelProcessor {
         )
     }
 
+    /// The most events one [`ChannelProcessor::put`] may carry: the smallest
+    /// `transactionCapacity` among the channels (a selector may send a batch to any of them).
+    pub fn max_batch(&self) -> usize {
+        self.channels
+            .iter()
+            .map(|c| c.transaction_capacity())
+            .min()
+            .unwrap_or(usize::MAX)
+            .max(1)
+    }
+
     /// The source's channels, in its `channels` order.
     pub fn channels(&self) -> &[Arc<dyn Channel>] {
         &self.channels

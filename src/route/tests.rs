@@ -198,6 +198,9 @@ impl Channel for FailingCommits {
     fn name(&self) -> &str {
         self.inner.name()
     }
+    fn transaction_capacity(&self) -> usize {
+        self.inner.transaction_capacity()
+    }
     fn put_transaction(&self) -> Box<dyn PutTransaction> {
         Box::new(FailingPut {
             inner: self.inner.put_transaction(),

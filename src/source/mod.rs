@@ -22,6 +22,7 @@ use crate::route::ChannelProcessor;
 use crate::stop::sleep_unless_stopped;
 
 pub mod avro;
+pub mod commit;
 pub mod exec;
 pub mod ip_filter;
 pub mod kafka;
@@ -180,10 +181,27 @@ fn put_all_with(
     policy: ReportPolicy,
     max_backoff: Duration,
 ) -> Result<(), PutError> {
+    put_with(source, channels, events, stop, policy, max_backoff, true)
+}
+
+/// [`put_all_with`], or (`wait` false) one attempt whose refusal by a full channel is
+/// returned as [`PutError::Failed`] with the retryable error, still reported once per episode.
+pub(crate) fn put_with(
+    source: &str,
+    channels: &ChannelProcessor,
+    events: &[Event],
+    stop: &AtomicBool,
+    policy: ReportPolicy,
+    max_backoff: Duration,
+    wait: bool,
+) -> Result<(), PutError> {
     let mut backoff = PUT_BACKOFF_START.min(max_backoff);
     let mut stopped = false;
     let put = channels.put(events, &mut |ch, e| {
-        refusals::refused(source, ch, e, policy);
+        refusals::refused(source, ch, e, policy, wait);
+        if !wait {
+            return false;
+        }
         if stop.load(Ordering::Acquire) {
             stopped = true;
             return false;
@@ -266,6 +284,7 @@ mod refusals {
         ch: &Arc<dyn Channel>,
         e: &ChannelError,
         policy: ReportPolicy,
+        waits: bool,
     ) {
         let now = Instant::now();
         let report = {
@@ -294,11 +313,15 @@ mod refusals {
                 if let Some(r) = ended {
                     recovered(source, ch, r);
                 }
+                let then = if waits {
+                    "the source waits and retries with backoff, nothing is dropped"
+                } else {
+                    "the source refuses its clients' events until there is room (they resend)"
+                };
                 tracing::warn!(
                     source,
                     channel = ch.name(),
-                    "source `{source}`: {e}; the source waits and retries with backoff, nothing \
-                     is dropped; reported again every {remind} while it lasts"
+                    "source `{source}`: {e}; {then}; reported again every {remind} while it lasts"
                 );
             }
             Report::Changed { .. } => tracing::warn!(

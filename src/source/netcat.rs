@@ -1,9 +1,13 @@
 //! The `netcat` source (Flume's NetcatSource): a TCP listener on `bind:port`; every line a
-//! client sends becomes one event, put into the bound channels in its own transaction.
+//! client sends becomes one event.
 //!
-//! Each connection runs on its own thread. With `ack-every-event` (the default) the source
-//! answers `OK\n` only after every bound channel's commit has returned, so an acknowledged
-//! line is in the channel (durable, for the file channel). A full channel is retried with a
+//! Each connection runs on its own thread. The lines of one read (everything the client has
+//! sent and not yet had answered, up to 64 KiB) are put together through the source's
+//! [`Committer`], which groups them with other connections' into one transaction per channel:
+//! one sync for all of them, where Flume syncs once per line. With `ack-every-event` (the
+//! default) the source answers `OK\n` for each line, in order, only after the commit holding
+//! it has returned, so an acknowledged line is in the channel (durable, for the file
+//! channel). A full channel is retried with a
 //! growing backoff while the client waits for its `OK`; nothing is dropped. A line longer
 //! than `max-line-length` bytes (counting its newline, as Flume counts it) is rejected with
 //! `FAILED: Event exceeds the maximum length (N chars, including newline)\n` and not put.
@@ -14,20 +18,23 @@
 //! flag promptly; a line whose put is still retrying when the flag is set is abandoned
 //! unacknowledged (the client never got `OK`).
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read as _, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{put_all, PutError, Source, SourceContext, SourceError, SourceSpec, SourceType};
+use super::commit::{CommitError, Committer, WhenFull};
+use super::{Source, SourceContext, SourceError, SourceSpec, SourceType};
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
 use crate::route::ChannelProcessor;
 
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
+/// Bytes read at a time: the lines of one read share a commit.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// `netcat` / Flume's NetcatSource.
 pub const TYPE: SourceType = Registered {
@@ -122,9 +129,22 @@ impl NetcatSource {
 impl Source for NetcatSource {
     fn run(self: Box<Self>, stop: Arc<AtomicBool>) {
         tracing::info!(source = %self.name, "source `{}` (netcat) listening on {}", self.name, self.addr);
+        let committer = match Committer::start(
+            &self.name,
+            Arc::clone(&self.channels),
+            Arc::clone(&self.counters),
+            WhenFull::Wait,
+            Arc::clone(&stop),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(source = %self.name, "source `{}` cannot start: no thread for its commits: {e}", self.name);
+                return;
+            }
+        };
         let conn = Arc::new(ConnSettings {
             source: self.name.clone(),
-            channels: self.channels.clone(),
+            committer: committer.clone(),
             max_line_length: self.max_line_length,
             ack_every_event: self.ack_every_event,
             counters: Arc::clone(&self.counters),
@@ -159,13 +179,14 @@ impl Source for NetcatSource {
                 tracing::error!(source = %self.name, "source `{}`: a connection thread panicked", self.name);
             }
         }
+        committer.finish();
     }
 }
 
 /// What a connection thread needs.
 struct ConnSettings {
     source: String,
-    channels: Arc<ChannelProcessor>,
+    committer: Committer,
     max_line_length: usize,
     ack_every_event: bool,
     counters: Arc<ComponentCounters>,
@@ -178,6 +199,9 @@ impl ConnSettings {
         if let Err(e) = stream
             .set_nonblocking(false)
             .and_then(|()| stream.set_read_timeout(Some(READ_TIMEOUT)))
+            // A batch's replies go out in one write; Nagle would hold the next batch's behind
+            // the client's delayed ACK.
+            .and_then(|()| stream.set_nodelay(true))
         {
             tracing::warn!(source = %src, "source `{src}`: setting up the connection from {peer}: {e}");
             return;
@@ -193,7 +217,8 @@ impl ConnSettings {
         }
     }
 
-    /// Reads lines until EOF, shutdown, or an error; puts and acknowledges each.
+    /// Reads lines until EOF, shutdown, or an error. The lines of each read are put together
+    /// and acknowledged after that commit, in order.
     fn read_lines(
         &self,
         stream: &mut TcpStream,
@@ -204,7 +229,8 @@ impl ConnSettings {
         let max_body = self.max_line_length.saturating_sub(1);
         let mut line: Vec<u8> = Vec::new();
         let mut too_long = false;
-        let mut chunk = vec![0u8; 8192];
+        let mut chunk = vec![0u8; READ_CHUNK];
+        let mut read = Read::default();
         loop {
             if stop.load(Ordering::Acquire) {
                 return Ok(());
@@ -213,8 +239,9 @@ impl ConnSettings {
                 Ok(0) => {
                     // A last line without a newline is still a line the client sent.
                     if !line.is_empty() && !too_long {
-                        self.deliver(stream, std::mem::take(&mut line), stop)?;
+                        read.line(std::mem::take(&mut line));
                     }
+                    self.deliver(stream, &mut read)?;
                     return Ok(());
                 }
                 Ok(n) => n,
@@ -230,7 +257,7 @@ impl ConnSettings {
             };
             let mut rest = &chunk[..n];
             while !rest.is_empty() {
-                let (part, newline) = match rest.iter().position(|&b| b == b'\n') {
+                let (part, newline) = match memchr::memchr(b'\n', rest) {
                     Some(i) => (&rest[..i], true),
                     None => (rest, false),
                 };
@@ -256,55 +283,106 @@ impl ConnSettings {
                             self.source,
                             self.max_line_length
                         );
-                        let msg = format!(
-                            "FAILED: Event exceeds the maximum length ({} chars, including newline)\n",
-                            self.max_line_length
-                        );
-                        stream
-                            .write_all(msg.as_bytes())
-                            .map_err(|e| format!("write: {e}"))?;
+                        read.replies.push(Reply::TooLong);
                     } else {
-                        let body = std::mem::take(&mut line);
-                        if !self.deliver(stream, body, stop)? {
-                            return Ok(());
-                        }
+                        read.line(std::mem::take(&mut line));
                     }
                 }
+            }
+            if !self.deliver(stream, &mut read)? {
+                return Ok(());
             }
         }
     }
 
-    /// Puts one line and acknowledges it. Returns false when shutdown abandoned it.
-    fn deliver(
-        &self,
-        stream: &mut TcpStream,
-        body: Vec<u8>,
-        stop: &AtomicBool,
-    ) -> Result<bool, String> {
-        let event = [Event::new(body)];
-        self.counters.inc(Counter::EventReceivedCount);
-        let reply: &[u8] = match put_all(&self.source, &self.channels, &event, stop) {
-            Ok(()) => {
-                self.counters.inc(Counter::EventAcceptedCount);
-                if !self.ack_every_event {
-                    return Ok(true);
+    /// Puts the lines of one read (in as few transactions as the channels allow) and writes
+    /// the replies in line order once the commits have returned. Returns false when shutdown
+    /// abandoned them (the client got no `OK` for them).
+    fn deliver(&self, stream: &mut TcpStream, read: &mut Read) -> Result<bool, String> {
+        if read.replies.is_empty() {
+            return Ok(true);
+        }
+        self.counters
+            .add(Counter::EventReceivedCount, read.events.len() as u64);
+        let mut outcomes: Vec<(usize, Result<(), CommitError>)> = Vec::new();
+        let max = self.committer.max_batch();
+        let mut tickets = Vec::new();
+        while !read.events.is_empty() {
+            let rest = read.events.split_off(max.min(read.events.len()));
+            let batch = std::mem::replace(&mut read.events, rest);
+            tickets.push((batch.len(), self.committer.submit(batch)));
+        }
+        for (n, t) in tickets {
+            outcomes.push((n, t.wait()));
+        }
+        let mut out = Vec::with_capacity(read.replies.len() * 3);
+        let mut outcomes = outcomes.into_iter();
+        let mut current: Option<(usize, Result<(), CommitError>)> = None;
+        let mut stopped = false;
+        for reply in read.replies.drain(..) {
+            match reply {
+                Reply::TooLong => {
+                    let msg = format!(
+                        "FAILED: Event exceeds the maximum length ({} chars, including newline)\n",
+                        self.max_line_length
+                    );
+                    out.extend_from_slice(msg.as_bytes());
                 }
-                b"OK\n"
+                Reply::Put => {
+                    if current.as_ref().is_none_or(|(left, _)| *left == 0) {
+                        current = outcomes.next();
+                        if let Some((
+                            _,
+                            Err(e @ CommitError::Failed(_) | e @ CommitError::Full(_)),
+                        )) = &current
+                        {
+                            tracing::error!(source = %self.source, "source `{}`: {e}", self.source);
+                        }
+                    }
+                    let Some((left, outcome)) = current.as_mut() else {
+                        break;
+                    };
+                    *left -= 1;
+                    match outcome {
+                        Ok(()) if self.ack_every_event => out.extend_from_slice(b"OK\n"),
+                        Ok(()) => {}
+                        Err(CommitError::Stopped) => {
+                            stopped = true;
+                            break;
+                        }
+                        Err(e) => out.extend_from_slice(format!("FAILED: {e}\n").as_bytes()),
+                    }
+                }
             }
-            Err(PutError::Stopped) => return Ok(false),
-            Err(PutError::Failed(e)) => {
-                self.counters.inc(Counter::ChannelWriteFail);
-                tracing::error!(source = %self.source, "source `{}`: {e}", self.source);
-                let msg = format!("FAILED: {e}\n");
-                stream
-                    .write_all(msg.as_bytes())
-                    .map_err(|e| format!("write: {e}"))?;
-                return Ok(true);
-            }
-        };
-        stream.write_all(reply).map_err(|e| format!("write: {e}"))?;
-        Ok(true)
+        }
+        read.replies.clear();
+        if !out.is_empty() {
+            stream.write_all(&out).map_err(|e| format!("write: {e}"))?;
+        }
+        Ok(!stopped)
     }
+}
+
+/// The lines of one read not yet put, and what to answer for each line in order.
+#[derive(Default)]
+struct Read {
+    events: Vec<Event>,
+    replies: Vec<Reply>,
+}
+
+impl Read {
+    fn line(&mut self, body: Vec<u8>) {
+        self.events.push(Event::new(body));
+        self.replies.push(Reply::Put);
+    }
+}
+
+/// The answer owed for one line.
+enum Reply {
+    /// Its put's outcome (`OK`, or `FAILED` with the channel's reason).
+    Put,
+    /// `FAILED`: over `max-line-length`, not put.
+    TooLong,
 }
 
 #[cfg(test)]
@@ -317,6 +395,46 @@ mod tests {
     use super::*;
     use crate::channel::memory::{MemoryChannel, MemoryChannelConfig};
     use crate::channel::Channel;
+
+    /// 64 lines in flight on one connection are committed together, not one sync per line,
+    /// and every line is answered OK in order.
+    #[test]
+    fn lines_sent_together_share_a_commit() {
+        let ch: Arc<dyn Channel> =
+            Arc::new(MemoryChannel::new("c1", MemoryChannelConfig::default()).expect("channel"));
+        let ctx = SourceContext::detached("r1", vec![Arc::clone(&ch)]);
+        let src = NetcatSource::bind(ctx, &NetcatConfig::new("127.0.0.1", 0)).expect("bind");
+        let addr = src.local_addr();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let t = std::thread::spawn(move || Box::new(src).run(stop2));
+
+        let mut w = TcpStream::connect(addr).expect("connect");
+        w.set_read_timeout(Some(Duration::from_secs(30)))
+            .expect("timeout");
+        let lines: String = (0..64).map(|i| format!("line {i}\n")).collect();
+        w.write_all(lines.as_bytes()).expect("send");
+        let mut r = BufReader::new(w.try_clone().expect("clone"));
+        for _ in 0..64 {
+            let mut reply = String::new();
+            r.read_line(&mut reply).expect("ack");
+            assert_eq!(reply, "OK\n");
+        }
+        let commits = ch.stats().commits;
+        assert!(commits < 64, "64 lines in flight took {commits} commits");
+        let mut tx = ch.take_transaction();
+        let mut got = vec![];
+        tx.take_batch(100, &mut got).expect("take");
+        tx.commit().expect("commit");
+        let bodies: Vec<String> = got
+            .iter()
+            .map(|e| String::from_utf8_lossy(e.body()).into_owned())
+            .collect();
+        let expected: Vec<String> = (0..64).map(|i| format!("line {i}")).collect();
+        assert_eq!(bodies, expected);
+        stop.store(true, Ordering::Release);
+        t.join().expect("source thread");
+    }
 
     #[test]
     fn netcat_waits_for_room_instead_of_dropping() {

@@ -235,6 +235,10 @@ impl Channel for FileChannel {
         &self.inner.name
     }
 
+    fn transaction_capacity(&self) -> usize {
+        self.inner.cfg.transaction_capacity
+    }
+
     fn put_transaction(&self) -> Box<dyn PutTransaction> {
         Box::new(FilePut {
             enc: PutBatchEncoder::with_buffer(self.inner.bufs.get()),

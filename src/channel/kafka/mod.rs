@@ -160,6 +160,10 @@ impl Channel for KafkaChannel {
         &self.inner.name
     }
 
+    fn transaction_capacity(&self) -> usize {
+        crate::channel::ChannelSpec::transaction_capacity(&self.inner.cfg)
+    }
+
     fn put_transaction(&self) -> Box<dyn PutTransaction> {
         Box::new(KafkaPut {
             ch: Arc::clone(&self.inner),

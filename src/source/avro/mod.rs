@@ -40,14 +40,17 @@ use std::time::{Duration, Instant};
 
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
+use super::commit::{CommitError, Committer, Ticket, WhenFull};
 use super::{Source, SourceContext, SourceError};
 
 use crate::avro::transport::{into_zlib_error, tls_error, Transport, Wire};
 use crate::avro::zlib::ZlibError;
-use crate::avro::{AnswerReason, AvroError, FrameLimits, Message, ServerConn, ServerItem, Status};
+use crate::avro::{
+    AnswerReason, Answered, AvroError, FrameLimits, Message, Reply, ServerConn, ServerItem, Status,
+};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
-use crate::route::{ChannelProcessor, RouteError};
+use crate::route::ChannelProcessor;
 use crate::source::ip_filter::IpFilter;
 
 mod config;
@@ -184,9 +187,24 @@ impl Source for AvroSource {
         let src = self.name.clone();
         let tls = if self.tls.is_some() { " with TLS" } else { "" };
         tracing::info!(source = %src, "source `{src}` (avro) listening on {}{tls}", self.addr);
+        // Refuse: the channels already waited their keep-alive for room, and the client
+        // resends on FAILED (waiting longer would only hold it past its request timeout).
+        let committer = match Committer::start(
+            &src,
+            Arc::clone(&self.channels),
+            Arc::clone(&self.counters),
+            WhenFull::Refuse,
+            Arc::clone(&stop),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(source = %src, "source `{src}` cannot start: no thread for its commits: {e}");
+                return;
+            }
+        };
         let conn = Arc::new(ConnSettings {
             source: src.clone(),
-            channels: self.channels.clone(),
+            committer: committer.clone(),
             limits: self.limits,
             counters: Arc::clone(&self.counters),
             deflate: self.deflate,
@@ -250,6 +268,7 @@ impl Source for AvroSource {
                 tracing::error!(source = %src, "source `{src}`: a connection thread panicked");
             }
         }
+        committer.finish();
     }
 }
 
@@ -281,7 +300,7 @@ impl Drop for OpenGuard {
 /// What a connection thread needs.
 struct ConnSettings {
     source: String,
-    channels: Arc<ChannelProcessor>,
+    committer: Committer,
     limits: FrameLimits,
     counters: Arc<ComponentCounters>,
     deflate: Option<u32>,
@@ -372,7 +391,9 @@ impl ConnSettings {
         }
     }
 
-    /// Feeds request bytes to the protocol and writes the answers.
+    /// Feeds request bytes to the protocol, puts the events of every call they complete
+    /// (together: one commit for the calls of one read, as far as the channels'
+    /// `transactionCapacity` allows), and writes the answers in request order.
     fn feed(
         &self,
         conn: &mut ServerConn,
@@ -384,75 +405,113 @@ impl ConnSettings {
         let fed = conn.feed(bytes, items);
         // Requests completed before a framing error are still answered: their bytes were
         // good, and the client may be waiting on them.
+        let mut answers = Vec::with_capacity(items.len());
+        let mut tickets = Vec::new();
+        let mut batch: Vec<Event> = Vec::new();
+        let max = self.committer.max_batch();
         for item in items.drain(..) {
-            let response = self.answer(item, peer);
+            match item {
+                ServerItem::Answered(a) => {
+                    self.log_answered(&a, peer);
+                    answers.push(Answer::Ready(a.response));
+                }
+                ServerItem::Call(call) => {
+                    let accepted = match &call.message {
+                        Message::Append(_) => {
+                            self.counters.inc(Counter::AppendReceivedCount);
+                            Counter::AppendAcceptedCount
+                        }
+                        Message::AppendBatch(_) => {
+                            self.counters.inc(Counter::AppendBatchReceivedCount);
+                            Counter::AppendBatchAcceptedCount
+                        }
+                    };
+                    let events = call.message.into_events();
+                    self.counters
+                        .add(Counter::EventReceivedCount, events.len() as u64);
+                    if !batch.is_empty() && batch.len() + events.len() > max {
+                        tickets.push(self.committer.submit(std::mem::take(&mut batch)));
+                    }
+                    answers.push(Answer::Put {
+                        reply: call.reply,
+                        ticket: tickets.len(),
+                        events: events.len(),
+                        accepted,
+                    });
+                    batch.extend(events);
+                }
+            }
+        }
+        if !batch.is_empty() {
+            tickets.push(self.committer.submit(batch));
+        }
+        let outcomes: Vec<Result<(), CommitError>> =
+            tickets.into_iter().map(Ticket::wait).collect();
+        let mut out = Vec::new();
+        for answer in answers {
+            match answer {
+                Answer::Ready(bytes) => out.extend_from_slice(&bytes),
+                Answer::Put {
+                    reply,
+                    ticket,
+                    events,
+                    accepted,
+                } => {
+                    let status = match outcomes.get(ticket) {
+                        Some(Ok(())) => {
+                            self.counters.inc(accepted);
+                            Status::Ok
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(
+                                source = %self.source,
+                                "source `{}`: answered FAILED to {events} events from {peer} (the client will resend): {e}",
+                                self.source
+                            );
+                            Status::Failed
+                        }
+                        None => Status::Failed,
+                    };
+                    out.extend_from_slice(&reply.status(status));
+                }
+            }
+        }
+        if !out.is_empty() {
             transport
-                .write_all(&response)
+                .write_all(&out)
                 .and_then(|()| transport.flush())
                 .map_err(|source| ConnError::Write { peer, source })?;
         }
         fed.map_err(|source| ConnError::Protocol { peer, source })
     }
 
-    /// The response bytes for one request, after putting its events if it has any.
-    fn answer(&self, item: ServerItem, peer: SocketAddr) -> Vec<u8> {
+    fn log_answered(&self, a: &Answered, peer: SocketAddr) {
         let src = &self.source;
-        match item {
-            ServerItem::Answered(a) => {
-                match &a.reason {
-                    AnswerReason::Refused(e) => tracing::warn!(
-                        source = %src,
-                        "source `{src}`: refused request {} from {peer}: {e}",
-                        a.serial
-                    ),
-                    other => tracing::debug!(
-                        source = %src,
-                        "source `{src}`: answered request {} from {peer} ({other:?})",
-                        a.serial
-                    ),
-                }
-                a.response
-            }
-            ServerItem::Call(call) => {
-                let (received, accepted) = match &call.message {
-                    Message::Append(_) => {
-                        (Counter::AppendReceivedCount, Counter::AppendAcceptedCount)
-                    }
-                    Message::AppendBatch(_) => (
-                        Counter::AppendBatchReceivedCount,
-                        Counter::AppendBatchAcceptedCount,
-                    ),
-                };
-                let events = call.message.into_events();
-                let n = events.len() as u64;
-                self.counters.inc(received);
-                self.counters.add(Counter::EventReceivedCount, n);
-                match self.put(&events) {
-                    Ok(()) => {
-                        self.counters.inc(accepted);
-                        self.counters.add(Counter::EventAcceptedCount, n);
-                        call.reply.status(Status::Ok)
-                    }
-                    Err(e) => {
-                        self.counters.inc(Counter::ChannelWriteFail);
-                        tracing::warn!(
-                            source = %src,
-                            "source `{src}`: answered FAILED to {n} events from {peer} (the client will resend): {e}"
-                        );
-                        call.reply.status(Status::Failed)
-                    }
-                }
-            }
+        match &a.reason {
+            AnswerReason::Refused(e) => tracing::warn!(
+                source = %src,
+                "source `{src}`: refused request {} from {peer}: {e}",
+                a.serial
+            ),
+            other => tracing::debug!(
+                source = %src,
+                "source `{src}`: answered request {} from {peer} ({other:?})",
+                a.serial
+            ),
         }
     }
+}
 
-    /// Puts `events` through the source's channels (all required channels or none, see
-    /// [`crate::route`]) without retrying: the channels already waited their keep-alive for
-    /// room, and the client resends on FAILED (retrying here would only hold the client past
-    /// its request timeout).
-    fn put(&self, events: &[Event]) -> Result<(), RouteError> {
-        self.channels.put(events, &mut |_, _| false)
-    }
+/// One request's answer, in request order: ready now, or its call's status once the commit
+/// holding its events (`tickets[ticket]`) has returned.
+enum Answer {
+    Ready(Vec<u8>),
+    Put {
+        reply: Reply,
+        ticket: usize,
+        events: usize,
+        accepted: Counter,
+    },
 }
 
 /// What the end of a connection's stream means: a normal close between requests (or before
@@ -606,6 +665,54 @@ mod tests {
         assert_eq!(c.get(Counter::EventReceivedCount), 6);
         assert_eq!(c.get(Counter::EventAcceptedCount), 6);
         assert_eq!(c.get(Counter::OpenConnectionCount), 1);
+    }
+
+    /// A client that pipelines: ten appendBatch calls in one write are committed together
+    /// (far fewer commits than calls) and each is answered OK.
+    #[test]
+    fn pipelined_calls_share_a_commit_and_are_all_answered() {
+        let r = Running::start(64 << 20);
+        let mut s = r.connect();
+        let mut client = ClientConn::default();
+        // The handshake rides on the first call; only then may calls be pipelined.
+        let first = [Event::new("first")];
+        let (_, frame) = client.append_batch(&first).expect("encode");
+        assert_eq!(call(&mut s, &mut client, &frame), Ok(Status::Ok));
+        let mut frames = Vec::new();
+        let mut sent = first.to_vec();
+        for call in 0..10 {
+            let batch: Vec<Event> = (0..5).map(|i| Event::new(format!("{call}-{i}"))).collect();
+            let (_, frame) = client.append_batch(&batch).expect("encode");
+            frames.extend_from_slice(&frame);
+            sent.extend(batch);
+        }
+        s.write_all(&frames).expect("send");
+        let mut buf = vec![0u8; 4096];
+        let mut items = Vec::new();
+        let mut answered = 0;
+        while answered < 10 {
+            let n = s.read(&mut buf).expect("read the responses");
+            assert!(n > 0, "the server closed the connection");
+            client.feed(&buf[..n], &mut items).expect("decode");
+            for item in items.drain(..) {
+                match item {
+                    ClientItem::Response { result, .. } => {
+                        assert_eq!(result, Ok(Status::Ok));
+                        answered += 1;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+        let commits = r.channel.stats().commits - 1;
+        assert!(commits < 10, "10 pipelined calls took {commits} commits");
+        let mut got = Vec::new();
+        let mut tx = r.channel.take_transaction();
+        tx.take_batch(100, &mut got).expect("take");
+        tx.commit().expect("commit");
+        assert_eq!(got, sent);
+        assert_eq!(r.counters.get(Counter::AppendBatchAcceptedCount), 11);
+        assert_eq!(r.counters.get(Counter::EventAcceptedCount), 51);
     }
 
     #[test]
