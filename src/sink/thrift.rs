@@ -357,8 +357,7 @@ mod tests {
         let port = listener.local_addr().expect("addr").port();
         // Answers FAILED, then OK, to the calls of each connection.
         let server = std::thread::spawn(move || {
-            let mut answers = [Status::Failed, Status::Ok].into_iter();
-            while let Some(status) = answers.next() {
+            for status in [Status::Failed, Status::Ok] {
                 let (mut s, _) = listener.accept().expect("accept");
                 let mut dec = FrameDecoder::new(1 << 20);
                 let mut buf = bytes::BytesMut::new();

@@ -103,7 +103,7 @@ fn round_trips_every_shape_of_event() {
     let big = vec![0xffu8; 70_000];
     let many: Vec<(String, String)> = (0..20).map(|i| (format!("k{i}"), "é".repeat(i))).collect();
     let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let events = vec![
+    let events = [
         event(&[], b""),
         event(&[("", "")], &[0, 1, 2, 0xfe]),
         event(&many, &big),

@@ -48,3 +48,4 @@ mod spooldir;
 mod taildir_bad_input;
 mod taildir_crash;
 mod taildir_flume;
+mod thrift_flume;

@@ -11,10 +11,12 @@
 //! Invariants:
 //! - `Status.OK` is written only after every bound channel's commit of the call's events has
 //!   returned. Everything a connection has read and not yet answered (several pipelined
-//!   calls) is committed together, all or none, and answered in order; a channel that stays
-//!   full is waited on (backpressure: the client's request timeout decides), a channel that
-//!   fails answers `Status.FAILED` to every call of the commit, so the client resends.
-//! - Blocking channel commits never run on the runtime's workers.
+//!   calls) goes to the source's [`Committer`] together, in as few transactions as the
+//!   channels' `transactionCapacity` allows and never splitting a call (each is all committed
+//!   or none), and is answered in order. A channel that stays full is waited on
+//!   (backpressure: the client's request timeout decides); a channel that fails answers
+//!   `Status.FAILED`, so the client resends.
+//! - Blocking channel commits run on the committer's thread, never on the runtime's workers.
 //! - Bad input never panics and never closes more than its own connection: a frame length over
 //!   `max-frame-bytes` (checked on its 4 bytes, before anything is kept for the body), a
 //!   message envelope of another protocol, an end of stream inside a frame, or no progress
@@ -41,7 +43,8 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use super::{put_all, PutError, Source, SourceContext, SourceError};
+use super::commit::{CommitError, Committer, WhenFull};
+use super::{Source, SourceContext, SourceError};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
 use crate::route::ChannelProcessor;
@@ -109,13 +112,19 @@ pub struct ThriftSource {
     addr: SocketAddr,
     threads: usize,
     max_connections: usize,
-    conn: Arc<ConnSettings>,
+    channels: Arc<ChannelProcessor>,
+    counters: Arc<ComponentCounters>,
+    protocol: Protocol,
+    max_frame_bytes: u32,
+    idle_timeout: Duration,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    budget: usize,
 }
 
 /// What every connection task needs.
 struct ConnSettings {
     source: String,
-    channels: Arc<ChannelProcessor>,
+    committer: Committer,
     counters: Arc<ComponentCounters>,
     protocol: Protocol,
     max_frame_bytes: u32,
@@ -143,21 +152,18 @@ impl ThriftSource {
         let (listener, addr) = super::bind_listener(&ctx.name, &cfg.bind, cfg.port)?;
         let budget = BUFFER_BUDGET.max(2 * cfg.max_frame_bytes as usize);
         Ok(ThriftSource {
-            name: ctx.name.clone(),
+            name: ctx.name,
             listener,
             addr,
             threads: cfg.threads,
             max_connections: cfg.max_connections.max(1),
-            conn: Arc::new(ConnSettings {
-                source: ctx.name,
-                channels: ctx.channels,
-                counters: ctx.counters,
-                protocol: cfg.protocol,
-                max_frame_bytes: cfg.max_frame_bytes,
-                idle_timeout: cfg.idle_timeout,
-                tls,
-                budget: Arc::new(Semaphore::new(budget)),
-            }),
+            channels: ctx.channels,
+            counters: ctx.counters,
+            protocol: cfg.protocol,
+            max_frame_bytes: cfg.max_frame_bytes,
+            idle_timeout: cfg.idle_timeout,
+            tls,
+            budget,
         })
     }
 
@@ -188,14 +194,40 @@ impl Source for ThriftSource {
                 return;
             }
         };
-        rt.block_on(self.serve(stop));
+        // Wait: a full channel holds the clients' replies until there is room (backpressure),
+        // rather than FAILED answers that make every client resend at once.
+        let committer = match Committer::start(
+            &src,
+            Arc::clone(&self.channels),
+            Arc::clone(&self.counters),
+            WhenFull::Wait,
+            Arc::clone(&stop),
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(source = %src, "source `{src}` cannot start: no thread for its commits: {e}");
+                return;
+            }
+        };
+        let conn = Arc::new(ConnSettings {
+            source: src.clone(),
+            committer: committer.clone(),
+            counters: Arc::clone(&self.counters),
+            protocol: self.protocol,
+            max_frame_bytes: self.max_frame_bytes,
+            idle_timeout: self.idle_timeout,
+            tls: self.tls.clone(),
+            budget: Arc::new(Semaphore::new(self.budget)),
+        });
+        rt.block_on(self.serve(conn, stop));
         // Connections still open (a client that never sends) are dropped with the runtime.
         rt.shutdown_timeout(Duration::from_secs(1));
+        committer.finish();
     }
 }
 
 impl ThriftSource {
-    async fn serve(self, stop: Arc<AtomicBool>) {
+    async fn serve(self, conn_settings: Arc<ConnSettings>, stop: Arc<AtomicBool>) {
         let src = self.name.clone();
         let listener = match tokio::net::TcpListener::from_std(self.listener) {
             Ok(l) => l,
@@ -204,15 +236,11 @@ impl ThriftSource {
                 return;
             }
         };
-        let tls = if self.conn.tls.is_some() {
-            " with TLS"
-        } else {
-            ""
-        };
+        let tls = if self.tls.is_some() { " with TLS" } else { "" };
         tracing::info!(
             source = %src,
             "source `{src}` (thrift, {} protocol) listening on {}{tls}",
-            self.conn.protocol.name(),
+            self.protocol.name(),
             self.addr
         );
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -242,12 +270,11 @@ impl ThriftSource {
                         drop(stream);
                         continue;
                     }
-                    let guard = OpenGuard::new(&open, &self.conn.counters);
-                    let conn = Arc::clone(&self.conn);
-                    let stop = Arc::clone(&stop);
+                    let guard = OpenGuard::new(&open, &self.counters);
+                    let conn = Arc::clone(&conn_settings);
                     let stop_rx = stop_rx.clone();
                     tasks.spawn(async move {
-                        conn.serve(stream, peer, stop, stop_rx).await;
+                        conn.serve(stream, peer, stop_rx).await;
                         drop(guard);
                     });
                 }
@@ -318,6 +345,8 @@ enum Owed {
         method: Method,
         seqid: i32,
         oneway: bool,
+        /// How many of the pending events are this call's.
+        events: usize,
     },
     /// A refused call: its exception reply.
     Refused(Vec<u8>),
@@ -328,7 +357,6 @@ impl ConnSettings {
         &self,
         stream: tokio::net::TcpStream,
         peer: SocketAddr,
-        stop: Arc<AtomicBool>,
         stop_rx: watch::Receiver<bool>,
     ) {
         let src = &self.source;
@@ -336,10 +364,10 @@ impl ConnSettings {
         // Replies are small and the client waits for each: do not let Nagle hold them.
         let _ = stream.set_nodelay(true);
         let result = match &self.tls {
-            None => self.run_conn(stream, peer, &stop, stop_rx).await,
+            None => self.run_conn(stream, peer, stop_rx).await,
             Some(acceptor) => {
                 match tokio::time::timeout(self.idle_timeout, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => self.run_conn(tls, peer, &stop, stop_rx).await,
+                    Ok(Ok(tls)) => self.run_conn(tls, peer, stop_rx).await,
                     // A port probe: connected and closed without a byte.
                     Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
                     Ok(Err(source)) => Err(ConnError::Tls { peer, source }),
@@ -363,7 +391,6 @@ impl ConnSettings {
         &self,
         mut stream: S,
         peer: SocketAddr,
-        stop: &Arc<AtomicBool>,
         mut stop_rx: watch::Receiver<bool>,
     ) -> Result<(), ConnError> {
         let mut decoder = FrameDecoder::new(self.max_frame_bytes);
@@ -388,6 +415,7 @@ impl ConnSettings {
                                     method: c.method,
                                     seqid: c.seqid,
                                     oneway: c.oneway,
+                                    events: c.events.len(),
                                 });
                                 events.extend(c.events);
                             }
@@ -418,9 +446,7 @@ impl ConnSettings {
                 }
             }
             if !owed.is_empty() {
-                let replies = self
-                    .commit_and_answer(&mut owed, &mut events, peer, stop)
-                    .await;
+                let replies = self.commit_and_answer(&mut owed, &mut events, peer).await;
                 stream
                     .write_all(&replies)
                     .await
@@ -507,72 +533,76 @@ impl ConnSettings {
         self.counters.add(Counter::EventReceivedCount, n as u64);
     }
 
-    /// Commits `events` (every call in `owed`) in one go and returns the replies, in order.
+    /// Commits `events` (the events of every call in `owed`, in order) through the source's
+    /// [`Committer`] and returns the replies, in request order. The calls go in requests as
+    /// large as the channels' `transactionCapacity` allows, never splitting a call, so each
+    /// call is all committed or none (one call larger than that is refused by the channel, as
+    /// in Flume, and answered FAILED).
     async fn commit_and_answer(
         &self,
         owed: &mut Vec<Owed>,
         events: &mut Vec<Event>,
         peer: SocketAddr,
-        stop: &Arc<AtomicBool>,
     ) -> Vec<u8> {
-        let events = std::mem::take(events);
-        let n = events.len();
-        let status = if n == 0 {
-            Status::Ok
-        } else {
-            match self.commit(events, stop).await {
-                Ok(()) => {
-                    self.counters.add(Counter::EventAcceptedCount, n as u64);
-                    Status::Ok
+        let max = self.committer.max_batch();
+        let mut rest = std::mem::take(events).into_iter();
+        let mut tickets = Vec::new();
+        let mut batch: Vec<Event> = Vec::new();
+        // Which ticket answers each call.
+        let mut which = Vec::with_capacity(owed.len());
+        for o in owed.iter() {
+            if let Owed::Call { events: n, .. } = o {
+                if !batch.is_empty() && batch.len() + n > max {
+                    tickets.push(self.committer.submit(std::mem::take(&mut batch)));
                 }
-                Err(e) => {
-                    self.counters.inc(Counter::ChannelWriteFail);
-                    tracing::warn!(
-                        source = %self.source,
-                        "source `{}`: answered FAILED to {n} events from {peer} (the client will resend): {e}",
-                        self.source
-                    );
-                    Status::Failed
-                }
+                which.push(tickets.len());
+                batch.extend(rest.by_ref().take(*n));
             }
-        };
+        }
+        if !batch.is_empty() {
+            tickets.push(self.committer.submit(batch));
+        }
+        let mut outcomes: Vec<Result<(), CommitError>> = Vec::with_capacity(tickets.len());
+        for t in tickets {
+            outcomes.push(t.await);
+        }
         let mut out = Vec::new();
+        let mut which = which.into_iter();
         for o in owed.drain(..) {
             match o {
+                Owed::Refused(reply) => out.extend(reply),
                 Owed::Call {
                     method,
                     seqid,
                     oneway,
+                    events: n,
                 } => {
-                    if status == Status::Ok {
-                        self.counters.inc(match method {
-                            Method::Append => Counter::AppendAcceptedCount,
-                            Method::AppendBatch => Counter::AppendBatchAcceptedCount,
-                        });
-                    }
+                    let outcome = which.next().and_then(|i| outcomes.get(i));
+                    let status = match outcome {
+                        // A call without events (an empty appendBatch) has no ticket.
+                        Some(Ok(())) | None => {
+                            self.counters.inc(match method {
+                                Method::Append => Counter::AppendAcceptedCount,
+                                Method::AppendBatch => Counter::AppendBatchAcceptedCount,
+                            });
+                            Status::Ok
+                        }
+                        Some(Err(e)) => {
+                            tracing::warn!(
+                                source = %self.source,
+                                "source `{}`: answered FAILED to {n} events from {peer} (the client will resend): {e}",
+                                self.source
+                            );
+                            Status::Failed
+                        }
+                    };
                     if !oneway {
                         out.extend(encode_reply(self.protocol, method, seqid, status));
                     }
                 }
-                Owed::Refused(reply) => out.extend(reply),
             }
         }
         out
-    }
-
-    /// Puts `events` into the channels (all required channels or none), waiting while a
-    /// channel is full, off the runtime's workers.
-    async fn commit(&self, events: Vec<Event>, stop: &Arc<AtomicBool>) -> Result<(), String> {
-        let channels = Arc::clone(&self.channels);
-        let stop = Arc::clone(stop);
-        let source = self.source.clone();
-        let put = tokio::task::spawn_blocking(move || put_all(&source, &channels, &events, &stop));
-        match put.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(PutError::Stopped)) => Err("the agent is stopping".to_string()),
-            Ok(Err(PutError::Failed(e))) => Err(e.to_string()),
-            Err(e) => Err(format!("the commit task failed: {e}")),
-        }
     }
 }
 
