@@ -4,11 +4,13 @@
 //! - The Flume SDK's `ThriftRpcClient` (`flumen.test.ThriftSend`, tests/avro) -> flumen's
 //!   thrift source -> memory channel -> avro sink -> the test's collector: every event arrives
 //!   once with its headers (UTF-8 names and values) and its binary body (bytes that are not
-//!   UTF-8), in the compact protocol (Flume's default) and the binary one.
+//!   UTF-8), in the compact protocol (Flume's default) and the binary one, and over TLS (a
+//!   PKCS#12 keystore on flumen's side, Flume's client trusting it through a truststore).
 //! - flumen's seq source -> thrift sink -> Flume's thrift source -> memory channel -> Flume's
-//!   avro sink -> the collector: every number once, with the header a static interceptor set.
+//!   avro sink -> the collector: every number once, with the header a static interceptor set;
+//!   also over TLS (Flume's source with a PKCS#12 keystore, flumen's sink with a truststore).
 //! - Flume's seq source -> Flume's thrift sink -> flumen's thrift source -> avro sink -> the
-//!   collector: every number once, with its header.
+//!   collector: every number once, with its header, in both protocols.
 //! - Bad input on flumen's thrift source (an oversized frame length, an HTTP request, a frame
 //!   of garbage, a frame cut short): each connection closed, each peer named once in the log,
 //!   and the agent keeps serving Flume's client.
@@ -26,6 +28,7 @@ use flumen::event::Event;
 
 use crate::agent_proc::{free_port, AgentProcess, DEADLINE, POLL};
 use crate::avro_capture::Capture;
+use crate::avro_tls::{make_certs, PASSWORD};
 use crate::flume_agent::FlumeAgent;
 
 /// Events per test: a few seconds of transfer with a debug flumen and a JVM on 2 cores.
@@ -84,9 +87,21 @@ fn thrift_to_capture(port: u16, capture: u16, source_extra: &str) -> String {
 
 /// Runs `ThriftSend` to completion; returns (success, stdout, stderr).
 fn thrift_send(port: u16, first: usize, count: usize, protocol: &str) -> (bool, String, String) {
+    thrift_send_with(port, first, count, protocol, &[])
+}
+
+/// [`thrift_send`] with more `-D` options (TLS).
+fn thrift_send_with(
+    port: u16,
+    first: usize,
+    count: usize,
+    protocol: &str,
+    props: &[String],
+) -> (bool, String, String) {
     let out = Command::new("java")
         .args(["-Xmx256m", "-XX:+UseSerialGC"])
         .arg(format!("-Dflumen.protocol={protocol}"))
+        .args(props)
         .args(["-cp", crate::flume_agent::classpath()])
         .arg("flumen.test.ThriftSend")
         .args([
@@ -177,21 +192,35 @@ fn assert_numbers_once(events: &[Event], n: usize) {
     );
 }
 
-fn flume_client_to_flumen(protocol: &str) {
+fn flume_client_to_flumen(protocol: &str, ssl: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     crate::flume_agent::classpath();
     let capture = Capture::start();
     let port = free_port();
+    let mut source_keys = format!("a1.sources.r1.protocol = {protocol}\n");
+    let mut props = Vec::new();
+    if ssl {
+        let certs = make_certs(dir.path());
+        source_keys.push_str(&format!(
+            "a1.sources.r1.ssl = true\n\
+             a1.sources.r1.keystore = {}\n\
+             a1.sources.r1.keystore-password = {PASSWORD}\n\
+             a1.sources.r1.keystore-type = PKCS12\n",
+            certs.keystore.display()
+        ));
+        props = vec![
+            "-Dflumen.ssl=true".to_string(),
+            format!("-Dflumen.truststore={}", certs.truststore.display()),
+            format!("-Dflumen.truststore-password={PASSWORD}"),
+            "-Dflumen.truststore-type=PKCS12".to_string(),
+        ];
+    }
     let mut flumen = Flumen::start(
         dir.path(),
-        &thrift_to_capture(
-            port,
-            capture.port,
-            &format!("a1.sources.r1.protocol = {protocol}\n"),
-        ),
+        &thrift_to_capture(port, capture.port, &source_keys),
     );
     drop(flumen.get().connect(port));
-    let (ok, out, err) = thrift_send(port, 0, EVENTS, protocol);
+    let (ok, out, err) = thrift_send_with(port, 0, EVENTS, protocol, &props);
     assert!(
         ok,
         "ThriftSend failed:\n{out}\n{err}\n{}",
@@ -212,19 +241,51 @@ fn flume_client_to_flumen(protocol: &str) {
 
 #[test]
 fn flume_thrift_rpc_client_to_flumen_compact_every_event_with_headers_and_body() {
-    flume_client_to_flumen("compact");
+    flume_client_to_flumen("compact", false);
 }
 
 #[test]
 fn flume_thrift_rpc_client_to_flumen_binary_every_event_with_headers_and_body() {
-    flume_client_to_flumen("binary");
+    flume_client_to_flumen("binary", false);
+}
+
+#[test]
+fn flume_thrift_rpc_client_over_tls_to_flumen_every_event_with_headers_and_body() {
+    flume_client_to_flumen("compact", true);
 }
 
 #[test]
 fn flumen_thrift_sink_to_flume_thrift_source_every_event_once() {
+    flumen_sink_to_flume_source(false);
+}
+
+#[test]
+fn flumen_thrift_sink_over_tls_to_flume_thrift_source_every_event_once() {
+    flumen_sink_to_flume_source(true);
+}
+
+fn flumen_sink_to_flume_source(ssl: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let capture = Capture::start();
     let port = free_port();
+    let (mut source_keys, mut sink_keys) = (String::new(), String::new());
+    if ssl {
+        let certs = make_certs(dir.path());
+        source_keys = format!(
+            "a1.sources.r1.ssl = true\n\
+             a1.sources.r1.keystore = {}\n\
+             a1.sources.r1.keystore-password = {PASSWORD}\n\
+             a1.sources.r1.keystore-type = PKCS12\n",
+            certs.keystore.display()
+        );
+        sink_keys = format!(
+            "a1.sinks.k1.ssl = true\n\
+             a1.sinks.k1.truststore = {}\n\
+             a1.sinks.k1.truststore-password = {PASSWORD}\n\
+             a1.sinks.k1.truststore-type = PKCS12\n",
+            certs.truststore.display()
+        );
+    }
     let mut flume = FlumeAgent::start(
         dir.path(),
         "thrift",
@@ -235,6 +296,7 @@ fn flumen_thrift_sink_to_flume_thrift_source_every_event_once() {
              a1.sources.r1.type = thrift\n\
              a1.sources.r1.bind = 127.0.0.1\n\
              a1.sources.r1.port = {port}\n\
+             {source_keys}\
              a1.sources.r1.channels = c1\n\
              a1.channels.c1.type = memory\n\
              a1.channels.c1.capacity = 100000\n\
@@ -269,6 +331,7 @@ fn flumen_thrift_sink_to_flume_thrift_source_every_event_once() {
              a1.sinks.k1.hostname = 127.0.0.1\n\
              a1.sinks.k1.port = {port}\n\
              a1.sinks.k1.batch-size = 100\n\
+             {sink_keys}\
              a1.sinks.k1.channel = c1\n"
         ),
     );
@@ -300,11 +363,27 @@ fn flumen_thrift_sink_to_flume_thrift_source_every_event_once() {
 
 #[test]
 fn flume_thrift_sink_to_flumen_thrift_source_every_event_once() {
+    flume_sink_to_flumen_source("compact");
+}
+
+#[test]
+fn flume_thrift_sink_binary_to_flumen_thrift_source_every_event_once() {
+    flume_sink_to_flumen_source("binary");
+}
+
+fn flume_sink_to_flumen_source(protocol: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     crate::flume_agent::classpath();
     let capture = Capture::start();
     let port = free_port();
-    let mut flumen = Flumen::start(dir.path(), &thrift_to_capture(port, capture.port, ""));
+    let mut flumen = Flumen::start(
+        dir.path(),
+        &thrift_to_capture(
+            port,
+            capture.port,
+            &format!("a1.sources.r1.protocol = {protocol}\n"),
+        ),
+    );
     drop(flumen.get().connect(port));
     let mut flume = FlumeAgent::start(
         dir.path(),
@@ -328,6 +407,7 @@ fn flume_thrift_sink_to_flumen_thrift_source_every_event_once() {
              a1.sinks.k1.hostname = 127.0.0.1\n\
              a1.sinks.k1.port = {port}\n\
              a1.sinks.k1.batch-size = 100\n\
+             a1.sinks.k1.protocol = {protocol}\n\
              a1.sinks.k1.channel = c1\n"
         ),
     );

@@ -22,7 +22,10 @@ import org.apache.flume.event.EventBuilder;
  * body: the decimal i, then the bytes {@code 00 FF FE 80} (not UTF-8). Prints {@code SENT n} once
  * every batch was acknowledged; exits 1 on the first batch the server did not accept
  * (EventDeliveryException), printing {@code FAILED <message>}. {@code -Dflumen.protocol=binary}
- * sets the client's {@code protocol} (compact, Flume's default, otherwise).
+ * sets the client's {@code protocol} (compact, Flume's default, otherwise). With {@code
+ * -Dflumen.ssl=true} the client is built with Flume's {@code ssl = true}, and {@code
+ * -Dflumen.truststore=F}, {@code -Dflumen.truststore-password=P} and {@code
+ * -Dflumen.truststore-type=T} are passed on as the client properties of the same names.
  */
 public final class ThriftSend {
   private ThriftSend() {}
@@ -51,6 +54,15 @@ public final class ThriftSend {
     p.setProperty("hosts.h1", host + ":" + port);
     p.setProperty("batch-size", Integer.toString(batch));
     p.setProperty("protocol", System.getProperty("flumen.protocol", "compact"));
+    if (Boolean.parseBoolean(System.getProperty("flumen.ssl", "false"))) {
+      p.setProperty("ssl", "true");
+      for (String key : new String[] {"truststore", "truststore-password", "truststore-type"}) {
+        String v = System.getProperty("flumen." + key);
+        if (v != null) {
+          p.setProperty(key, v);
+        }
+      }
+    }
     RpcClient client = RpcClientFactory.getInstance(p);
     int sent = 0;
     try {
