@@ -523,3 +523,84 @@ fn bad_input_closes_its_connection_names_the_peer_once_and_the_agent_keeps_servi
     capture.close();
     assert_thrift_send_events(&capture.events(), 0, 1000);
 }
+
+/// Connections the abuse test holds open at once (the figure).
+const HELD: usize = 10_000;
+/// Slow senders: each declares a frame of 16,000,000 bytes and sends 1,000 of them.
+const SLOW: usize = 100;
+
+#[test]
+fn ten_thousand_held_connections_and_slow_senders_leave_memory_bounded_and_a_client_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let capture = Capture::start();
+    let port = free_port();
+    let mut flumen = Flumen::start(
+        dir.path(),
+        &thrift_to_capture(
+            port,
+            capture.port,
+            &format!("a1.sources.r1.max-connections = {}\n", HELD + SLOW + 10),
+        ),
+    );
+    drop(flumen.get().connect(port));
+    let pid = flumen.get().child.id();
+
+    let mut held = Vec::with_capacity(HELD + SLOW);
+    for _ in 0..HELD {
+        held.push(TcpStream::connect(("127.0.0.1", port)).expect("hold a connection"));
+    }
+    for _ in 0..SLOW {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect a slow sender");
+        let mut part = 16_000_000u32.to_be_bytes().to_vec();
+        part.extend_from_slice(&[0x82; 1000]);
+        s.write_all(&part).expect("send part of a frame");
+        held.push(s);
+    }
+    // Every connection accepted: the agent holds a descriptor for each.
+    flumen
+        .get()
+        .wait_for("the agent to accept every connection", |_| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count()) > HELD + SLOW
+        });
+
+    // A well-behaved client is served while they are all held.
+    let mut client = flumen::thrift::blocking::BlockingClient::connect(
+        "127.0.0.1",
+        port,
+        flumen::thrift::Protocol::Compact,
+        Duration::from_secs(10),
+        Duration::from_secs(30),
+        None,
+    )
+    .expect("the good client connects");
+    let mut sent = Vec::new();
+    for b in 0..10 {
+        let batch: Vec<Event> = (b * 100..(b + 1) * 100)
+            .map(|i| Event::new(i.to_string().into_bytes()))
+            .collect();
+        client
+            .append_batch(&batch, "a batch of the good client")
+            .expect("the good client's batch is answered OK");
+        sent.extend(batch);
+    }
+    wait_captured(
+        &capture,
+        sent.len(),
+        flumen.get(),
+        "waiting for the good client's events",
+    );
+
+    let rss_mib = crate::agent_proc::peak_rss_kib(pid) / 1024;
+    eprintln!("thrift source: peak RSS {rss_mib} MiB with {HELD} idle connections and {SLOW} slow senders");
+    assert!(
+        rss_mib < 300,
+        "peak RSS {rss_mib} MiB with {HELD} held connections"
+    );
+    client.close();
+    drop(held);
+    let (st, log) = flumen.terminate();
+    assert_eq!(st.code(), Some(0), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    capture.close();
+    assert_eq!(capture.events(), sent);
+}

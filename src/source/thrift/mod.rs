@@ -24,9 +24,11 @@
 //!   connection is closed. A malformed call inside a good frame is answered with a Thrift
 //!   exception (as Thrift Java does) and the connection goes on.
 //! - Memory per connection is bounded by `max-frame-bytes` plus one read (64 KiB) plus the
-//!   decoded events, and the source's buffered request bytes together by
-//!   [`BUFFER_BUDGET`] (at least two frames): a frame's body is read only once its length is
-//!   reserved there, so many slow senders cannot add up past it.
+//!   decoded events, and the request bytes of all connections together by [`BUFFER_BUDGET`]
+//!   (at least two frames): a read is done only once the budget has room for it, and keeps
+//!   only the room of the bytes that came, so slow senders hold only what they sent. A
+//!   connection in the middle of a request that waits `idle-timeout` for room is closed (so
+//!   connections that all wait for room cannot wait on each other for ever).
 //! - With `ssl = true` every connection is TLS from its first byte; a handshake that fails is
 //!   one warning naming the peer, one not finished within `idle-timeout` is closed likewise.
 //!
@@ -96,6 +98,8 @@ pub enum ConnError {
     EofMidRequest { peer: SocketAddr, held: usize },
     #[error("{peer} sent nothing for {}s in the middle of a request, closing the connection", .idle.as_secs())]
     IdleMidRequest { peer: SocketAddr, idle: Duration },
+    #[error("the source's request buffer ({} MiB for all connections) stayed full for {}s while {peer} was in the middle of a request, closing its connection: too many large requests at once (lower the senders' batch sizes or max-frame-bytes)", BUFFER_BUDGET >> 20, .idle.as_secs())]
+    BudgetFull { peer: SocketAddr, idle: Duration },
     #[error("TLS handshake with {peer} failed, closing the connection: {source} (is the client set with ssl = true, and does it trust this source's certificate?)")]
     Tls {
         peer: SocketAddr,
@@ -395,9 +399,8 @@ impl ConnSettings {
     ) -> Result<(), ConnError> {
         let mut decoder = FrameDecoder::new(self.max_frame_bytes);
         let mut buf = BytesMut::new();
-        // Budget held for the bytes in `buf` and the requests not yet answered.
+        // Budget held for the bytes read and not yet answered.
         let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
-        let mut reserved_for_frame = false;
         let mut owed = Vec::new();
         let mut events = Vec::new();
         loop {
@@ -406,38 +409,35 @@ impl ConnSettings {
             let mut fatal = None;
             loop {
                 match decoder.decode(&mut buf) {
-                    Ok(Some(msg)) => {
-                        reserved_for_frame = false;
-                        match decode_call(self.protocol, msg) {
-                            Ok(Request::Call(c)) => {
-                                self.count_received(c.method, c.events.len());
-                                owed.push(Owed::Call {
-                                    method: c.method,
-                                    seqid: c.seqid,
-                                    oneway: c.oneway,
-                                    events: c.events.len(),
-                                });
-                                events.extend(c.events);
-                            }
-                            Ok(Request::Refused {
-                                name,
-                                seqid,
-                                error,
-                                response,
-                            }) => {
-                                tracing::warn!(
-                                    source = %self.source,
-                                    "source `{}`: refused call {name:?} (seqid {seqid}) from {peer}: {error}",
-                                    self.source
-                                );
-                                owed.push(Owed::Refused(response));
-                            }
-                            Err(source) => {
-                                fatal = Some(ConnError::Protocol { peer, source });
-                                break;
-                            }
+                    Ok(Some(msg)) => match decode_call(self.protocol, msg) {
+                        Ok(Request::Call(c)) => {
+                            self.count_received(c.method, c.events.len());
+                            owed.push(Owed::Call {
+                                method: c.method,
+                                seqid: c.seqid,
+                                oneway: c.oneway,
+                                events: c.events.len(),
+                            });
+                            events.extend(c.events);
                         }
-                    }
+                        Ok(Request::Refused {
+                            name,
+                            seqid,
+                            error,
+                            response,
+                        }) => {
+                            tracing::warn!(
+                                source = %self.source,
+                                "source `{}`: refused call {name:?} (seqid {seqid}) from {peer}: {error}",
+                                self.source
+                            );
+                            owed.push(Owed::Refused(response));
+                        }
+                        Err(source) => {
+                            fatal = Some(ConnError::Protocol { peer, source });
+                            break;
+                        }
+                    },
                     Ok(None) => break,
                     Err(source) => {
                         fatal = Some(ConnError::Frame { peer, source });
@@ -455,9 +455,9 @@ impl ConnSettings {
                     .flush()
                     .await
                     .map_err(|source| ConnError::Write { peer, source })?;
-                // Answered: only the bytes still in `buf` (a partial next frame) stay held.
+                // Answered: the budget of what was read goes back (a partial next frame still
+                // in `buf`, at most one read, is not counted again).
                 held.clear();
-                reserved_for_frame = false;
             }
             if let Some(e) = fatal {
                 return Err(e);
@@ -467,39 +467,61 @@ impl ConnSettings {
             }
             // Read what the next frame still needs, at most one chunk; once its length is
             // known (and checked), reserve it in the source's budget before reading the body.
+            // Read what the next frame still needs (its length first), at most one chunk,
+            // and only once the source's budget has room for those bytes: the budget counts
+            // bytes actually received, so slow senders hold only what they sent.
             let wanted = decoder
                 .wanted(&buf)
                 .map_err(|source| ConnError::Frame { peer, source })?;
-            if buf.len() >= 4 && !reserved_for_frame {
-                let need = u32::try_from(wanted + buf.len()).unwrap_or(u32::MAX);
-                let permit = tokio::select! {
-                    p = Arc::clone(&self.budget).acquire_many_owned(need) => p.ok(),
-                    _ = stop_rx.wait_for(|s| *s) => return Ok(()),
-                };
-                held.extend(permit);
-                reserved_for_frame = true;
-            }
-            let want = if buf.is_empty() {
-                // Between requests: a small buffer for the next length and a little more,
-                // so idle connections stay cheap and small calls need one read.
+            let between = buf.is_empty();
+            let want = if between {
+                // Between requests: room for the next length and a small call, so idle
+                // connections stay cheap and small calls need one read.
                 4096
             } else {
                 wanted.clamp(1, READ_CHUNK)
             };
+            // Mid-request the wait is bounded like a read: connections that all wait for
+            // budget to finish their frames would otherwise wait on each other for ever.
+            let acquire = async {
+                let a = Arc::clone(&self.budget).acquire_many_owned(want as u32);
+                if between {
+                    Ok(a.await)
+                } else {
+                    tokio::time::timeout(self.idle_timeout, a).await
+                }
+            };
+            let mut permit = tokio::select! {
+                p = acquire => match p {
+                    Ok(p) => p.ok(),
+                    Err(_) => {
+                        return Err(ConnError::BudgetFull {
+                            peer,
+                            idle: self.idle_timeout,
+                        })
+                    }
+                },
+                _ = stop_rx.wait_for(|s| *s) => return Ok(()),
+            };
             buf.reserve(want);
-            let between = buf.is_empty();
             let read = async {
+                let mut limited = (&mut stream).take(want as u64);
                 if between {
                     // Between requests a client may stay silent as long as it likes.
-                    Ok(stream.read_buf(&mut buf).await)
+                    Ok(limited.read_buf(&mut buf).await)
                 } else {
-                    tokio::time::timeout(self.idle_timeout, stream.read_buf(&mut buf)).await
+                    tokio::time::timeout(self.idle_timeout, limited.read_buf(&mut buf)).await
                 }
             };
             let n = tokio::select! {
                 r = read => r,
                 _ = stop_rx.wait_for(|s| *s), if between => return Ok(()),
             };
+            // Keep the budget of the bytes that came; the rest goes back at once.
+            if let (Some(p), Ok(Ok(got))) = (permit.as_mut(), &n) {
+                held.extend(p.split(*got));
+            }
+            drop(permit);
             match n {
                 Ok(Ok(0)) if buf.is_empty() => return Ok(()),
                 Ok(Ok(0)) => {

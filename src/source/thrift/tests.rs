@@ -25,16 +25,18 @@ struct Running {
 
 impl Running {
     fn start(protocol: Protocol, max_frame_bytes: u32) -> Running {
-        let channel: Arc<dyn Channel> = Arc::new(
-            MemoryChannel::new(
-                "c1",
-                MemoryChannelConfig {
-                    capacity: 10_000,
-                    ..MemoryChannelConfig::default()
-                },
-            )
-            .expect("channel"),
-        );
+        Running::start_with(
+            protocol,
+            max_frame_bytes,
+            MemoryChannelConfig {
+                capacity: 10_000,
+                ..MemoryChannelConfig::default()
+            },
+        )
+    }
+
+    fn start_with(protocol: Protocol, max_frame_bytes: u32, cfg: MemoryChannelConfig) -> Running {
+        let channel: Arc<dyn Channel> = Arc::new(MemoryChannel::new("c1", cfg).expect("channel"));
         let ctx = SourceContext::detached("r1", vec![Arc::clone(&channel)]);
         let counters = Arc::clone(&ctx.counters);
         let cfg = ThriftSourceConfig {
@@ -225,4 +227,43 @@ fn bad_input_closes_only_its_connection() {
         Ok(Reply::Status(Status::Ok))
     );
     assert_eq!(r.drain(), vec![ev(1)]);
+}
+
+#[test]
+fn a_call_the_channel_refuses_is_answered_failed_and_its_neighbours_ok() {
+    let proto = Protocol::Compact;
+    let r = Running::start_with(
+        proto,
+        DEFAULT_MAX_FRAME_BYTES,
+        MemoryChannelConfig {
+            capacity: 10_000,
+            transaction_capacity: 100,
+            ..MemoryChannelConfig::default()
+        },
+    );
+    let mut s = r.connect();
+    // Three pipelined calls; the middle one holds more events than a transaction may.
+    let small: Vec<Event> = (0..10).map(ev).collect();
+    let big: Vec<Event> = (100..250).map(ev).collect();
+    let mut bytes = encode_append_batch(proto, 1, &small).expect("encode");
+    bytes.extend(encode_append_batch(proto, 2, &big).expect("encode"));
+    bytes.extend(encode_append_batch(proto, 3, &small).expect("encode"));
+    s.write_all(&bytes).expect("send");
+    let got: Vec<Result<Reply, ThriftError>> = replies(&mut s, 3)
+        .into_iter()
+        .zip(1..)
+        .map(|(f, seqid)| decode_reply(proto, f, Method::AppendBatch, seqid))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            Ok(Reply::Status(Status::Ok)),
+            Ok(Reply::Status(Status::Failed)),
+            Ok(Reply::Status(Status::Ok)),
+        ]
+    );
+    let mut want = small.clone();
+    want.extend(small);
+    assert_eq!(r.drain(), want, "nothing of the refused call was committed");
+    assert_eq!(r.counters.get(Counter::ChannelWriteFail), 1);
 }
