@@ -330,6 +330,52 @@ mod tests {
         }
     }
 
+    fn parse_sink(pairs: &[(&str, &str)]) -> (Result<ThriftSinkConfig, String>, Vec<String>) {
+        let mut keys = Keys::from_pairs("sinks", "k1", pairs);
+        let parsed = parse(&mut keys).map_err(|e| e.to_string()).map(|spec| {
+            spec.as_any()
+                .downcast_ref::<ThriftSinkConfig>()
+                .expect("a thrift sink spec")
+                .clone()
+        });
+        let mut warnings = Vec::new();
+        keys.finish(&mut warnings);
+        (parsed, warnings.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn flumes_keys_and_defaults() {
+        let base = [("hostname", "h"), ("port", "4141")];
+        let (cfg, warnings) = parse_sink(&base);
+        assert_eq!(cfg, Ok(ThriftSinkConfig::new("h", 4141)));
+        assert!(warnings.is_empty(), "{warnings:?}");
+
+        let (cfg, _) = parse_sink(&[
+            ("hostname", "h"),
+            ("port", "4141"),
+            ("protocol", "BINARY"),
+            ("batch-size", "7"),
+            ("request-timeout", "500"),
+            ("maxConnections", "5"),
+        ]);
+        let cfg = cfg.expect("valid");
+        assert_eq!(cfg.protocol, Protocol::Binary);
+        assert_eq!(cfg.batch_size, 7);
+        // Below a second: Flume's client takes its default, and so do we (with a warning).
+        assert_eq!(cfg.request_timeout, Duration::from_millis(20_000));
+
+        let (cfg, _) = parse_sink(&[("hostname", "h"), ("port", "4141"), ("protocol", "json")]);
+        let e = cfg.expect_err("json is no Thrift protocol");
+        assert!(
+            e.contains("protocol") && e.contains("compact or binary"),
+            "{e}"
+        );
+
+        let (cfg, _) = parse_sink(&[("hostname", "h"), ("port", "4141"), ("kerberos", "true")]);
+        let e = cfg.expect_err("kerberos is refused");
+        assert!(e.contains("kerberos") && e.contains("ssl = true"), "{e}");
+    }
+
     #[test]
     fn no_listener_fails_the_batch_naming_the_peer_and_counts() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -267,3 +267,39 @@ fn a_call_the_channel_refuses_is_answered_failed_and_its_neighbours_ok() {
     assert_eq!(r.drain(), want, "nothing of the refused call was committed");
     assert_eq!(r.counters.get(Counter::ChannelWriteFail), 1);
 }
+
+#[test]
+fn flumes_keys_and_defaults() {
+    use crate::config::Keys;
+    let parse = |pairs: &[(&str, &str)]| {
+        let mut keys = Keys::from_pairs("sources", "r1", pairs);
+        (TYPE.parse)(&mut keys)
+            .map_err(|e| e.to_string())
+            .map(|spec| {
+                spec.as_any()
+                    .downcast_ref::<ThriftSourceConfig>()
+                    .expect("a thrift source spec")
+                    .clone()
+            })
+    };
+    assert_eq!(
+        parse(&[("bind", "0.0.0.0"), ("port", "4141")]),
+        Ok(ThriftSourceConfig::new("0.0.0.0", 4141))
+    );
+    let cfg = parse(&[
+        ("bind", "0.0.0.0"),
+        ("port", "4141"),
+        ("protocol", "Binary"),
+        ("threads", "3"),
+    ])
+    .expect("valid");
+    assert_eq!((cfg.protocol, cfg.threads), (Protocol::Binary, 3));
+    let e = parse(&[("bind", "0.0.0.0"), ("port", "4141"), ("protocol", "tjson")])
+        .expect_err("not a protocol Flume offers");
+    assert!(e.contains("compact or binary"), "{e}");
+    let e = parse(&[("bind", "0.0.0.0"), ("port", "4141"), ("kerberos", "true")])
+        .expect_err("kerberos is refused");
+    assert!(e.contains("kerberos"), "{e}");
+    let e = parse(&[("port", "4141")]).expect_err("bind is required");
+    assert!(e.contains("bind"), "{e}");
+}
