@@ -35,6 +35,15 @@ Workloads (1 KiB events, batch 100, durable commits on both sides):
                  every agent from the start through its own fresh positionFile) -> file
                  channel -> null sink, batch 100; timed as agent_null
 
+  netcat_ack     one properties file both agents run unchanged: netcat (ack-every-event) ->
+                 file channel -> null sink, driven by `flumen bench load` from one connection
+                 keeping 64 lines of 200 bytes unanswered; timed from the first line sent
+                 until the monitoring endpoint shows every take committed
+  syslog_tcp     the same with syslogtcp and 50 connections sending RFC 5424 lines of 200
+                 bytes (--net-events in all)
+  http_json      the same with the http source (JSONHandler) and 16 clients posting JSON
+                 arrays of 100 events of 200 bytes, each waiting for its 200
+
 --workloads picks some of them (comma-separated; default all); the MiniDFSCluster only starts
 for agent_hdfs, the Kafka broker only for the kafka workloads.
 
@@ -64,7 +73,14 @@ from peerlib import (ROOT, PEER, log, sh, maven_classpath, flumen_bin, free_port
 HDFS_PROJECT = os.path.join(ROOT, "tests", "hdfs")
 KAFKA_PROJECT = os.path.join(ROOT, "tests", "kafka")
 WORKLOADS = ["channel", "channel_mem", "agent_null", "agent_hdfs", "taildir", "routed",
-             "kafka_sink", "kafka_producer", "kafka_source"]
+             "kafka_sink", "kafka_producer", "kafka_source", "netcat_ack", "syslog_tcp",
+             "http_json"]
+# Network sources: (Flume source properties after `type = `, load URL scheme, clients).
+NET_WORKLOADS = {
+    "netcat_ack": ("netcat\na1.sources.r1.bind = 127.0.0.1\n", "netcat", 1),
+    "syslog_tcp": ("syslogtcp\na1.sources.r1.host = 127.0.0.1\n", "syslog+tcp", 50),
+    "http_json": ("http\na1.sources.r1.bind = 127.0.0.1\n", "http", 16),
+}
 KAFKA_WORKLOADS = {"kafka_sink", "kafka_producer", "kafka_source"}
 TARGETS = {
     "channel_ratio": 10.0,
@@ -76,6 +92,9 @@ TARGETS = {
     "kafka_sink_ratio": 3.0,
     "kafka_sink_vs_java_producer_ratio": 1.0,
     "kafka_source_ratio": 3.0,
+    "netcat_ack_ratio": 10.0,
+    "syslog_tcp_ratio": 10.0,
+    "http_json_ratio": 10.0,
     "rss_ratio": 0.25,  # at most
 }
 
@@ -269,6 +288,83 @@ def flume_agent(props, n, cp, what, deadline_s, channels=("c1",)):
                      channels=channels)
 
 
+def net_properties(d, n, key, port):
+    source, _, _ = NET_WORKLOADS[key]
+    return f"""# Run unchanged by flumen (flumen agent) and Flume (org.apache.flume.node.Application).
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = {source}a1.sources.r1.port = {port}
+a1.sources.r1.channels = c1
+{file_channel('c1', d, n)}a1.sinks.k1.channel = c1
+{null_sink()}"""
+
+
+def run_net_agent(cmd, n, mport, sport, load, what, deadline_s, env=None):
+    """Starts an agent, waits until its source accepts connections, then times `load` (a
+    `flumen bench load` command line) from its start until the monitoring endpoint on mport
+    shows n takes committed. Returns (seconds, peak RSS in KiB)."""
+    log_file = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                         env=env, start_new_session=True)
+    try:
+        up = time.monotonic() + 120
+        while True:
+            if p.poll() is not None:
+                raise RuntimeError(f"{what} exited early ({p.returncode}); log {log_file.name}")
+            try:
+                socket.create_connection(("127.0.0.1", sport), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > up:
+                    raise RuntimeError(f"{what}: port {sport} not listening after 120 s")
+                time.sleep(0.05)
+        start = time.monotonic()
+        out = subprocess.run(load, cwd=ROOT, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"{what}: load failed ({out.returncode}): {out.stderr[-2000:]}"
+                               f"{out.stdout[-500:]}; agent log {log_file.name}")
+        last_report = time.monotonic()
+        while True:
+            done, _ = drain_state(mport)
+            if done >= n:
+                elapsed = time.monotonic() - start
+                break
+            now = time.monotonic()
+            if now - start > deadline_s:
+                raise RuntimeError(f"{what}: {done}/{n} after {deadline_s} s; log {log_file.name}")
+            if now - last_report >= 5:
+                last_report = now
+                log(f"  {what}: {max(done, 0)}/{n} events")
+            time.sleep(0.005)
+        rss = vm_hwm_kb(p.pid)
+    finally:
+        stop_group(p)
+    os.unlink(log_file.name)
+    return elapsed, rss
+
+
+def net_workload(key, who, d, n, cp, deadline_s):
+    """One network-source run of `who` (flumen or flume): (events/s, peak RSS in KiB)."""
+    _, scheme, clients = NET_WORKLOADS[key]
+    wd = os.path.join(d, f"{key}-{who}")
+    os.makedirs(wd, exist_ok=True)
+    props = os.path.join(wd, "agent.properties")
+    sport, mport = free_port(), free_port()
+    with open(props, "w") as f:
+        f.write(net_properties(wd, n, key, sport))
+    load = [flumen_bin(), "bench", "load", "--to", f"{scheme}://127.0.0.1:{sport}/",
+            "--events", str(n), "--event-size", "200", "--clients", str(clients),
+            "--in-flight", "64", "--batch", "100", "--json"]
+    if who == "flumen":
+        cmd, env = flumen_agent_cmd(props, mport), flumen_agent_env()
+    else:
+        cmd, env = flume_agent_cmd(props, mport, cp), None
+    secs, rss = run_net_agent(cmd, n, mport, sport, load, f"{key} {who}", deadline_s, env)
+    shutil.rmtree(wd, ignore_errors=True)
+    return n / secs, rss
+
+
 def kafka_sink(bootstrap, topic):
     return (f"a1.sinks.k1.type = org.apache.flume.sink.kafka.KafkaSink\n"
             f"a1.sinks.k1.kafka.bootstrap.servers = {bootstrap}\n"
@@ -387,6 +483,8 @@ def main():
     ap.add_argument("--agent-events", type=int, default=200_000)
     ap.add_argument("--taildir-events", type=int, default=2_000_000,
                     help="lines of 200 bytes in the taildir workload's log")
+    ap.add_argument("--net-events", type=int, default=100_000,
+                    help="events per run of the network-source workloads")
     ap.add_argument("--workloads", default=",".join(WORKLOADS),
                     help=f"comma-separated subset of {','.join(WORKLOADS)}")
     ap.add_argument("--dir", default=None, help="where channels live (default: a temp dir)")
@@ -394,6 +492,7 @@ def main():
     a = ap.parse_args()
     if a.quick:
         a.rounds, a.channel_events, a.agent_events, a.taildir_events = 1, 20_000, 20_000, 100_000
+        a.net_events = 20_000
     chosen = [w for w in a.workloads.split(",") if w]
     unknown = set(chosen) - set(WORKLOADS)
     if unknown or not chosen:
@@ -494,6 +593,14 @@ def main():
                 record("routed", runs["flumen"][0], runs["flumen"][1], runs["flume"][0],
                        runs["flume"][1])
 
+            for key in NET_WORKLOADS:
+                if key not in chosen:
+                    continue
+                nn = a.net_events
+                f_eps, f_rss = net_workload(key, "flumen", d, nn, peer_cp, max(120, nn // 200))
+                j_eps, j_rss = net_workload(key, "flume", d, nn, peer_cp, max(300, nn // 200))
+                record(key, f_eps, f_rss, j_eps, j_rss)
+
             if "kafka_source" in chosen:
                 runs = {}
                 for who in ["flumen", "flume"]:
@@ -554,7 +661,8 @@ def main():
                    "taildir": "taildir_ratio", "routed": "routed_ratio",
                    "kafka_sink": "kafka_sink_ratio",
                    "kafka_producer": "kafka_sink_vs_java_producer_ratio",
-                   "kafka_source": "kafka_source_ratio"}
+                   "kafka_source": "kafka_source_ratio", "netcat_ack": "netcat_ack_ratio",
+                   "syslog_tcp": "syslog_tcp_ratio", "http_json": "http_json_ratio"}
     summary = {
         "rounds": a.rounds,
         "workloads": chosen,

@@ -9,7 +9,7 @@
 //! and a put is only reported done once every channel's commit has returned.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,6 +122,31 @@ pub(crate) fn bind_listener(
         .local_addr()
         .map_err(|e| err("cannot read the address of", e))?;
     Ok((listener, addr))
+}
+
+/// Counts one open connection (for `max-connections` and OpenConnectionCount) until dropped,
+/// so the count goes down however the connection thread ends.
+pub(crate) struct OpenGuard {
+    open: Arc<AtomicUsize>,
+    counters: Arc<ComponentCounters>,
+}
+
+impl OpenGuard {
+    pub(crate) fn new(open: &Arc<AtomicUsize>, counters: &Arc<ComponentCounters>) -> OpenGuard {
+        open.fetch_add(1, Ordering::AcqRel);
+        counters.inc(Counter::OpenConnectionCount);
+        OpenGuard {
+            open: Arc::clone(open),
+            counters: Arc::clone(counters),
+        }
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+        self.counters.dec(Counter::OpenConnectionCount);
+    }
 }
 
 /// First and largest wait between attempts to put into a full channel.

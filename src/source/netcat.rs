@@ -20,13 +20,13 @@
 
 use std::io::{ErrorKind, Read as _, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::commit::{CommitError, Committer, WhenFull};
-use super::{Source, SourceContext, SourceError, SourceSpec, SourceType};
+use super::{OpenGuard, Source, SourceContext, SourceError, SourceSpec, SourceType};
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
@@ -56,6 +56,10 @@ pub struct NetcatConfig {
     pub max_line_length: usize,
     /// `ack-every-event` (default true): answer "OK" to every line.
     pub ack_every_event: bool,
+    /// `max-connections` (flumen's; default 1024): connections beyond are accepted and closed
+    /// at once with a log line naming the peer, so idle or hostile clients cannot exhaust
+    /// threads and memory.
+    pub max_connections: usize,
 }
 
 impl NetcatConfig {
@@ -66,6 +70,7 @@ impl NetcatConfig {
             port,
             max_line_length: 512,
             ack_every_event: true,
+            max_connections: 1024,
         }
     }
 }
@@ -79,11 +84,13 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
     let d = NetcatConfig::new(&bind.value, port);
     let max_line_length = keys.size("max-line-length", d.max_line_length, 1, "bytes")?;
     let ack_every_event = keys.boolean("ack-every-event", d.ack_every_event)?;
+    let max_connections = keys.size("max-connections", d.max_connections, 1, "connections")?;
     keys.document_default("encoding", "utf-8");
     keys.only("encoding", &["utf-8", "utf8"], "the netcat encoding")?;
     Ok(Box::new(NetcatConfig {
         max_line_length,
         ack_every_event,
+        max_connections,
         ..d
     }))
 }
@@ -102,6 +109,7 @@ pub struct NetcatSource {
     addr: SocketAddr,
     max_line_length: usize,
     ack_every_event: bool,
+    max_connections: usize,
     counters: Arc<ComponentCounters>,
 }
 
@@ -116,6 +124,7 @@ impl NetcatSource {
             addr,
             max_line_length: cfg.max_line_length.max(1),
             ack_every_event: cfg.ack_every_event,
+            max_connections: cfg.max_connections.max(1),
             counters: ctx.counters,
         })
     }
@@ -150,15 +159,30 @@ impl Source for NetcatSource {
             counters: Arc::clone(&self.counters),
         });
         let mut workers: Vec<JoinHandle<()>> = Vec::new();
+        let open = Arc::new(AtomicUsize::new(0));
         while !stop.load(Ordering::Acquire) {
             match self.listener.accept() {
                 Ok((stream, peer)) => {
                     workers.retain(|w| !w.is_finished());
+                    if open.load(Ordering::Acquire) >= self.max_connections {
+                        tracing::warn!(
+                            source = %self.name,
+                            "source `{}`: refused the connection from {peer}: already {} open (max-connections)",
+                            self.name,
+                            self.max_connections
+                        );
+                        drop(stream);
+                        continue;
+                    }
+                    let guard = OpenGuard::new(&open, &self.counters);
                     let conn = Arc::clone(&conn);
                     let stop = Arc::clone(&stop);
                     let spawned = std::thread::Builder::new()
                         .name(format!("{}-conn", self.name))
-                        .spawn(move || conn.serve(stream, peer, &stop));
+                        .spawn(move || {
+                            let _guard = guard;
+                            conn.serve(stream, peer, &stop)
+                        });
                     match spawned {
                         Ok(h) => workers.push(h),
                         Err(e) => tracing::error!(
@@ -206,9 +230,7 @@ impl ConnSettings {
             tracing::warn!(source = %src, "source `{src}`: setting up the connection from {peer}: {e}");
             return;
         }
-        self.counters.inc(Counter::OpenConnectionCount);
         let read = self.read_lines(&mut stream, peer, stop);
-        self.counters.dec(Counter::OpenConnectionCount);
         match read {
             Ok(()) => {
                 tracing::debug!(source = %src, "source `{src}`: connection from {peer} closed")

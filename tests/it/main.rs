@@ -36,6 +36,8 @@ mod limits;
 mod memory;
 mod metrics;
 mod model;
+mod net_abuse;
+mod netcat_crash;
 mod real_configs;
 mod reload;
 mod routing_flume;

@@ -237,6 +237,7 @@ fn flume_user_guide_style_file_parses() {
             port: 44444,
             max_line_length: 512,
             ack_every_event: true,
+            max_connections: 1024,
         }
     );
     assert_eq!(cfg.sinks.len(), 1);
@@ -356,7 +357,8 @@ fn every_properties_syntax_form_reaches_the_config() {
             bind: "127.0.0.1".into(),
             port: 44444,
             max_line_length: 512,
-            ack_every_event: true
+            ack_every_event: true,
+            max_connections: 1024,
         }
     );
     assert_eq!(cfg.sources[0].channels, ["c1"]);
@@ -780,7 +782,8 @@ fn source_keys_and_defaults() {
             bind: "::1".into(),
             port: 0,
             max_line_length: 4096,
-            ack_every_event: false
+            ack_every_event: false,
+            max_connections: 1024,
         }
     );
 

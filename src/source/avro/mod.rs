@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
 use super::commit::{CommitError, Committer, Ticket, WhenFull};
-use super::{Source, SourceContext, SourceError};
+use super::{OpenGuard, Source, SourceContext, SourceError};
 
 use crate::avro::transport::{into_zlib_error, tls_error, Transport, Wire};
 use crate::avro::zlib::ZlibError;
@@ -269,31 +269,6 @@ impl Source for AvroSource {
             }
         }
         committer.finish();
-    }
-}
-
-/// Counts one open connection (for `max-connections` and OpenConnectionCount) until dropped,
-/// so the count goes down however the connection thread ends.
-struct OpenGuard {
-    open: Arc<AtomicUsize>,
-    counters: Arc<ComponentCounters>,
-}
-
-impl OpenGuard {
-    fn new(open: &Arc<AtomicUsize>, counters: &Arc<ComponentCounters>) -> OpenGuard {
-        open.fetch_add(1, Ordering::AcqRel);
-        counters.inc(Counter::OpenConnectionCount);
-        OpenGuard {
-            open: Arc::clone(open),
-            counters: Arc::clone(counters),
-        }
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
-        self.counters.dec(Counter::OpenConnectionCount);
     }
 }
 

@@ -1,0 +1,124 @@
+//! Hostile peers against the agent's listeners while a well-behaved client works: 10,000
+//! connections opened and held (more than `max-connections` on each source), slow clients
+//! sending a byte at a time, and a line over `max-line-length`. The well-behaved client, which
+//! connected first, gets every line answered `OK`; the agent's resident memory stays bounded
+//! (read from /proc, printed); the oversized line's peer is named once in the log; nothing
+//! panics. (The avro source's bad frames are in avro_bad_input.rs.)
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+
+use crate::agent_proc::{free_port, peak_rss_kib, AgentProcess, DEADLINE};
+
+const HELD: usize = 10_000;
+/// What the agent may hold in memory with every slot taken: 1,024 netcat and 256 avro
+/// connection threads with their read buffers, the file channel and the runtime.
+const RSS_BOUND_KIB: u64 = 768 * 1024;
+
+/// Sends `lines` lines one at a time on `s`, each waiting for its `OK`.
+fn well_behaved(s: &mut TcpStream, reader: &mut BufReader<TcpStream>, from: usize, lines: usize) {
+    let mut answer = String::new();
+    for i in from..from + lines {
+        s.write_all(format!("good-{i}\n").as_bytes())
+            .expect("the well-behaved client's line");
+        answer.clear();
+        reader
+            .read_line(&mut answer)
+            .expect("an answer for the well-behaved client");
+        assert_eq!(answer, "OK\n", "line {i}");
+    }
+}
+
+#[test]
+fn held_connections_slow_clients_and_long_lines_do_not_stop_a_well_behaved_client() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (netcat, avro) = (free_port(), free_port());
+    let conf = dir.path().join("agent.properties");
+    std::fs::write(
+        &conf,
+        format!(
+            "a1.sources = n a\na1.channels = c1\na1.sinks = k1\n\
+             a1.sources.n.type = netcat\na1.sources.n.bind = 127.0.0.1\n\
+             a1.sources.n.port = {netcat}\na1.sources.n.channels = c1\n\
+             a1.sources.a.type = avro\na1.sources.a.bind = 127.0.0.1\n\
+             a1.sources.a.port = {avro}\na1.sources.a.channels = c1\n\
+             a1.channels.c1.type = file\n\
+             a1.channels.c1.checkpointDir = {cp}\na1.channels.c1.dataDirs = {data}\n\
+             a1.channels.c1.minimumRequiredSpace = 1048576\n\
+             a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n",
+            cp = dir.path().join("checkpoint").display(),
+            data = dir.path().join("data").display(),
+        ),
+    )
+    .expect("write the config");
+    let mut agent = AgentProcess::start(dir.path(), &conf, "a1", "abuse");
+    let mut good = agent.connect(netcat);
+    good.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut reader = BufReader::new(good.try_clone().expect("clone"));
+    well_behaved(&mut good, &mut reader, 0, 10);
+
+    // Slow clients: a byte every few milliseconds, never a whole line.
+    let mut slow: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(("127.0.0.1", netcat)).expect("slow client"))
+        .collect();
+    // A line far over max-line-length (512).
+    let mut long = TcpStream::connect(("127.0.0.1", netcat)).expect("long-line client");
+    let long_peer = long.local_addr().expect("address");
+    long.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    long.write_all(&vec![b'x'; 1 << 20])
+        .expect("send the long line");
+    long.write_all(b"\n").expect("end the long line");
+    let mut reply = [0u8; 64];
+    let n = long.read(&mut reply).expect("the answer to the long line");
+    assert!(
+        reply[..n].starts_with(b"FAILED: Event exceeds the maximum length"),
+        "{:?}",
+        String::from_utf8_lossy(&reply[..n])
+    );
+
+    // 10,000 connections held, half on each source: beyond max-connections each is closed.
+    let mut held = Vec::with_capacity(HELD);
+    for i in 0..HELD {
+        let port = if i % 2 == 0 { netcat } else { avro };
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
+            held.push(s);
+        }
+        if i % 500 == 0 {
+            for s in &mut slow {
+                let _ = s.write_all(b"s");
+            }
+            well_behaved(&mut good, &mut reader, 10 + i, 1);
+        }
+    }
+    agent.assert_running("holding connections");
+    well_behaved(&mut good, &mut reader, HELD + 10, 200);
+    let rss = peak_rss_kib(agent.child.id());
+    eprintln!(
+        "agent peak RSS with {} connections held: {} MiB",
+        held.len(),
+        rss / 1024
+    );
+    assert!(
+        rss < RSS_BOUND_KIB,
+        "peak RSS {} MiB with {} connections held",
+        rss / 1024,
+        held.len()
+    );
+    drop(held);
+    drop(slow);
+    let log = agent.log();
+    let peer = long_peer.to_string();
+    let named: Vec<&str> = log.lines().filter(|l| l.contains(&peer)).collect();
+    assert_eq!(
+        named.len(),
+        1,
+        "the long line's peer {peer}:\n{}",
+        named.join("\n")
+    );
+    assert!(named[0].contains("max-line-length"), "{}", named[0]);
+    let refused = log.matches("(max-connections)").count();
+    assert!(refused > 0, "no connection refused over max-connections");
+    assert!(!log.contains("panicked"), "{log}");
+    agent.assert_running("after the abuse");
+    agent.terminate();
+}
