@@ -46,7 +46,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use super::commit::{CommitError, Committer, WhenFull};
-use super::{Source, SourceContext, SourceError};
+use super::{OpenGuard, Source, SourceContext, SourceError};
 use crate::event::Event;
 use crate::metrics::{ComponentCounters, Counter};
 use crate::route::ChannelProcessor;
@@ -315,30 +315,6 @@ impl Refusals {
                 "source `{src}`: refused the connection from {peer} ({n} refused since the last such line): {max} connections are open (max-connections)"
             );
         }
-    }
-}
-
-/// Counts one open connection (for `max-connections` and OpenConnectionCount) until dropped.
-struct OpenGuard {
-    open: Arc<AtomicUsize>,
-    counters: Arc<ComponentCounters>,
-}
-
-impl OpenGuard {
-    fn new(open: &Arc<AtomicUsize>, counters: &Arc<ComponentCounters>) -> OpenGuard {
-        open.fetch_add(1, Ordering::AcqRel);
-        counters.inc(Counter::OpenConnectionCount);
-        OpenGuard {
-            open: Arc::clone(open),
-            counters: Arc::clone(counters),
-        }
-    }
-}
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
-        self.counters.dec(Counter::OpenConnectionCount);
     }
 }
 
