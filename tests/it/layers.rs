@@ -30,7 +30,7 @@ const ROOT_FILES: &[&str] = &["lib.rs", "main.rs"];
 /// The modules of each component kind's directory that are shared by its components, not
 /// components: every other module there is one component.
 const SHARED: &[(&str, &[&str])] = &[
-    ("source", &["mod", "lines", "ip_filter"]),
+    ("source", &["mod", "lines", "ip_filter", "commit"]),
     ("sink", &["mod", "error", "retry", "serializer"]),
     ("interceptor", &["mod"]),
 ];
