@@ -298,3 +298,62 @@ fn frame_lengths_are_checked_as_they_arrive() {
         assert!(d.decode(&mut buf).is_err(), "{bad:?}");
     }
 }
+
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arb_event() -> impl Strategy<Value = Event> {
+        (
+            proptest::collection::btree_map(".{0,8}", ".{0,8}", 0..4),
+            proptest::collection::vec(any::<u8>(), 0..64),
+        )
+            .prop_map(|(h, b)| Event::with_headers(h, b))
+    }
+
+    fn arb_proto() -> impl Strategy<Value = Protocol> {
+        prop_oneof![Just(Protocol::Compact), Just(Protocol::Binary)]
+    }
+
+    proptest! {
+        /// Whatever the client encodes, the server decodes back the same events.
+        #[test]
+        fn calls_round_trip(
+            proto in arb_proto(),
+            seqid in any::<i32>(),
+            events in proptest::collection::vec(arb_event(), 0..20),
+        ) {
+            let frame = encode_append_batch(proto, seqid, &events).expect("encode");
+            match decode_call(proto, unframe(&frame)) {
+                Ok(Request::Call(c)) => {
+                    prop_assert_eq!(c.seqid, seqid);
+                    prop_assert_eq!(c.events, events);
+                }
+                other => prop_assert!(false, "{:?}", other),
+            }
+        }
+
+        /// Arbitrary bytes, and a valid call with bytes changed, never panic, and a refused
+        /// call always carries one reply frame.
+        #[test]
+        fn damaged_calls_never_panic(
+            proto in arb_proto(),
+            events in proptest::collection::vec(arb_event(), 1..5),
+            flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+            junk in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let mut msg = encode_append_batch(proto, 1, &events).expect("encode")[4..].to_vec();
+            for (at, b) in flips {
+                let i = at % msg.len();
+                msg[i] ^= b;
+            }
+            for m in [msg, junk] {
+                let _ = decode_reply(proto, Bytes::from(m.clone()), Method::AppendBatch, 1);
+                if let Ok(Request::Refused { response, .. }) = decode_call(proto, Bytes::from(m)) {
+                    let _ = unframe(&response);
+                }
+            }
+        }
+    }
+}
