@@ -50,4 +50,5 @@ mod spooldir;
 mod taildir_bad_input;
 mod taildir_crash;
 mod taildir_flume;
+mod thrift_crash;
 mod thrift_flume;
