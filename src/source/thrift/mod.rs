@@ -33,7 +33,8 @@
 //!   one warning naming the peer, one not finished within `idle-timeout` is closed likewise.
 //!
 //! Shutdown: the stop flag is polled every 50 ms; then the accept loop ends and each
-//! connection returns between requests (a commit in progress is answered first).
+//! connection returns (a commit in progress is answered first; a request half received is
+//! dropped unanswered, so its client resends it elsewhere or later).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -491,7 +492,8 @@ impl ConnSettings {
             };
             let n = tokio::select! {
                 r = read => r,
-                _ = stop_rx.wait_for(|s| *s), if between => return Ok(()),
+                // A request half received at shutdown was never answered: the client resends.
+                _ = stop_rx.wait_for(|s| *s) => return Ok(()),
             };
             // Keep the budget of the bytes that came; the rest goes back at once.
             if let (Some(p), Ok(Ok(got))) = (permit.as_mut(), &n) {

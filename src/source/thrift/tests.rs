@@ -303,3 +303,27 @@ fn flumes_keys_and_defaults() {
     let e = parse(&[("port", "4141")]).expect_err("bind is required");
     assert!(e.contains("bind"), "{e}");
 }
+
+#[test]
+fn a_half_sent_request_does_not_hold_up_shutdown() {
+    let mut r = Running::start(Protocol::Compact, DEFAULT_MAX_FRAME_BYTES);
+    let mut s = r.connect();
+    let mut part = 1000u32.to_be_bytes().to_vec();
+    part.extend_from_slice(&[0x82; 10]);
+    s.write_all(&part).expect("send part of a frame");
+    // Let the source read it, then stop: it must return well before idle-timeout (60 s).
+    let idle = r.connect();
+    drop(idle);
+    r.stop.store(true, Ordering::Release);
+    let t = r.thread.take().expect("source thread");
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while !t.is_finished() {
+        assert!(
+            std::time::Instant::now() < end,
+            "the source did not stop with a half-sent request open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.join().expect("source thread");
+    assert_eq!(r.drain(), Vec::<Event>::new());
+}
