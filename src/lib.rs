@@ -21,5 +21,6 @@ pub mod route;
 pub mod sink;
 pub mod source;
 pub(crate) mod stop;
+pub mod thrift;
 
 pub use event::Event;

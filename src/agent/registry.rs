@@ -32,6 +32,7 @@ pub const SOURCES: &[SourceType] = &[
     source::syslog::MULTIPORT_TYPE,
     source::syslog::UDP_TYPE,
     source::http::TYPE,
+    source::thrift::TYPE,
 ];
 
 /// Sink types.
@@ -42,6 +43,7 @@ pub const SINKS: &[SinkType] = &[
     sink::hdfs::TYPE,
     sink::avro::TYPE,
     sink::kafka::TYPE,
+    sink::thrift::TYPE,
 ];
 
 /// Sink processor types (a sink group's `processor.type`).
@@ -78,7 +80,6 @@ pub const FLUME_ONLY_CHANNELS: &[(&str, &str)] = &[
 
 /// Flume's source types flumen does not have.
 pub const FLUME_ONLY_SOURCES: &[(&str, &str)] = &[
-    ("thrift", "org.apache.flume.source.ThriftSource"),
     ("jms", "org.apache.flume.source.jms.JMSSource"),
     ("netcatudp", "org.apache.flume.source.NetcatUdpSource"),
 ];
@@ -86,7 +87,6 @@ pub const FLUME_ONLY_SOURCES: &[(&str, &str)] = &[
 /// Flume's sink types flumen does not have.
 pub const FLUME_ONLY_SINKS: &[(&str, &str)] = &[
     ("irc", "org.apache.flume.sink.irc.IRCSink"),
-    ("thrift", "org.apache.flume.sink.ThriftSink"),
     (
         "elasticsearch",
         "org.apache.flume.sink.elasticsearch.ElasticSearchSink",

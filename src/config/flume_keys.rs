@@ -413,6 +413,51 @@ const AVRO_SINK: &[FlumeKey] = &[
     ),
 ];
 
+const THRIFT_SOURCE: &[FlumeKey] = &[
+    k("bind"),
+    k("port"),
+    k("threads"),
+    k("protocol"),
+    k("ssl"),
+    k("keystore"),
+    k("keystore-password"),
+    k("keystore-type"),
+    k("exclude-protocols"),
+    k("include-protocols"),
+    k("exclude-cipher-suites"),
+    k("include-cipher-suites"),
+    k("kerberos"),
+    k("agent-principal"),
+    k("agent-keytab"),
+];
+
+const THRIFT_SINK: &[FlumeKey] = &[
+    k("hostname"),
+    k("port"),
+    k("batch-size"),
+    k("connect-timeout"),
+    k("request-timeout"),
+    k("reset-connection-interval"),
+    k("protocol"),
+    k("ssl"),
+    k("trust-all-certs"),
+    k("truststore"),
+    k("truststore-password"),
+    k("truststore-type"),
+    k("exclude-protocols"),
+    k("include-protocols"),
+    k("exclude-cipher-suites"),
+    k("include-cipher-suites"),
+    k("kerberos"),
+    k("client-principal"),
+    k("client-keytab"),
+    k("server-principal"),
+    n(
+        "maxConnections",
+        "Flume's ThriftSink sets its pool to one connection whatever this says, as flumen does; remove it",
+    ),
+];
+
 const KAFKA_SINK: &[FlumeKey] = &[
     k("kafka."),
     k("flumeBatchSize"),
@@ -500,6 +545,11 @@ pub const COMPONENTS: &[FlumeComponent] = &[
     },
     FlumeComponent {
         kind: Kind::Source,
+        names: &["thrift", "org.apache.flume.source.ThriftSource"],
+        keys: THRIFT_SOURCE,
+    },
+    FlumeComponent {
+        kind: Kind::Source,
         names: &["spooldir", "org.apache.flume.source.SpoolDirectorySource"],
         keys: SPOOLDIR_SOURCE,
     },
@@ -537,6 +587,11 @@ pub const COMPONENTS: &[FlumeComponent] = &[
         kind: Kind::Sink,
         names: &["avro", "org.apache.flume.sink.AvroSink"],
         keys: AVRO_SINK,
+    },
+    FlumeComponent {
+        kind: Kind::Sink,
+        names: &["thrift", "org.apache.flume.sink.ThriftSink"],
+        keys: THRIFT_SINK,
     },
     FlumeComponent {
         kind: Kind::Sink,

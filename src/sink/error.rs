@@ -23,6 +23,7 @@ use super::hdfs::path::PathError;
 pub(crate) use super::retry::{io_hint, io_key};
 pub use super::retry::{io_retry, Retry};
 use crate::avro::blocking::RpcError;
+use crate::thrift::blocking::ThriftRpcError;
 
 /// Why a sink could not handle a batch, with the sink's name and its [`Retry`] verdict. The
 /// message names the sink and the file or peer involved.
@@ -143,6 +144,14 @@ pub enum SinkCause {
         #[source]
         source: RpcError,
     },
+    /// The thrift sink's connection to, or call on, the next tier failed; the error names the
+    /// peer.
+    #[error("{source}")]
+    Thrift {
+        stage: RpcStage,
+        #[source]
+        source: ThriftRpcError,
+    },
     /// A file operation of the file_roll sink (`op`, on `path`) failed.
     #[error("{op} {}: {source}{}", path.display(), io_hint(source))]
     File {
@@ -173,6 +182,9 @@ impl SinkCause {
                 format!("format {:?}", std::mem::discriminant(source))
             }
             SinkCause::Rpc { stage, source } => format!("rpc {stage:?} {}", rpc_key(source)),
+            SinkCause::Thrift { stage, source } => {
+                format!("thrift {stage:?} {}", thrift_key(source))
+            }
             SinkCause::File { source, .. } => format!("file {}", io_key(source)),
             SinkCause::Kafka { key, .. } => format!("kafka {key}"),
             SinkCause::Other(m) => format!("other {m}"),
@@ -184,6 +196,17 @@ impl From<FsError> for SinkCause {
     fn from(e: FsError) -> Self {
         SinkCause::Fs(e)
     }
+}
+
+fn thrift_key(e: &ThriftRpcError) -> String {
+    let kind = match e {
+        ThriftRpcError::Connect { source, .. } | ThriftRpcError::Io { source, .. } => {
+            io_key(source)
+        }
+        ThriftRpcError::Refused { status, .. } => status.name().to_string(),
+        _ => String::new(),
+    };
+    format!("{:?} {kind}", std::mem::discriminant(e))
 }
 
 fn rpc_key(e: &RpcError) -> String {

@@ -54,6 +54,7 @@ pub mod null;
 mod pipeline;
 pub mod retry;
 pub mod serializer;
+pub mod thrift;
 
 pub use error::{CauseKey, Retry, SinkCause, SinkError};
 

@@ -35,6 +35,7 @@ pub mod stdin;
 pub mod stress;
 pub mod syslog;
 pub mod taildir;
+pub mod thrift;
 
 /// Why a source could not start or had to give up on events.
 #[derive(Debug, thiserror::Error)]

@@ -32,17 +32,17 @@ use crate::agent_proc::{free_port, tcp_file_roll_config, AgentProcess};
 use crate::avro_sink::{sink_counter, wait_for};
 use crate::avro_source::take_n;
 
-const PASSWORD: &str = "changeit";
+pub(crate) const PASSWORD: &str = "changeit";
 const DEADLINE: Duration = Duration::from_secs(120);
 
 /// The key material of one test.
-struct Certs {
+pub(crate) struct Certs {
     /// PKCS#12 keystore of CN=localhost.
-    keystore: PathBuf,
+    pub(crate) keystore: PathBuf,
     /// PKCS#12 truststore holding only the keystore's certificate.
-    truststore: PathBuf,
+    pub(crate) truststore: PathBuf,
     /// PKCS#12 truststore of another, unrelated certificate.
-    other_truststore: PathBuf,
+    pub(crate) other_truststore: PathBuf,
 }
 
 fn keytool(args: &[&str], paths: &[(&str, &Path)]) {
@@ -119,7 +119,7 @@ fn identity_with(dir: &Path, name: &str, cn: &str, key: &[&str]) -> (PathBuf, Pa
     (ks, ts)
 }
 
-fn make_certs(dir: &Path) -> Certs {
+pub(crate) fn make_certs(dir: &Path) -> Certs {
     let (keystore, truststore) = identity(dir, "flumen", "localhost");
     let (_, other_truststore) = identity(dir, "other", "someone-else");
     Certs {

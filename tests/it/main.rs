@@ -53,3 +53,5 @@ mod syslog_flume;
 mod taildir_bad_input;
 mod taildir_crash;
 mod taildir_flume;
+mod thrift_crash;
+mod thrift_flume;

@@ -470,7 +470,7 @@ fn flume_types_we_do_not_have_are_unsupported() {
             "a1.sources.r1.type",
         ),
         (
-            with_channel("a1.channels.c1.type = memory\n").replace("= logger", "= thrift"),
+            with_channel("a1.channels.c1.type = memory\n").replace("= logger", "= hive"),
             8,
             "a1.sinks.k1.type",
         ),
