@@ -390,3 +390,17 @@ pub fn json(run: &mut AgentProcess, port: u16) -> serde_json::Value {
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("bad JSON {e}: {body}"))
 }
+
+// ---- Tests that hold thousands of sockets. ----
+
+static MANY_SOCKETS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Taken first by every test that opens thousands of connections: the test process's
+/// descriptor limit (20,000 on these machines) fits one such test at a time, and the tests
+/// run as threads of one process. A test that panicked while holding it does not block the
+/// others.
+pub fn many_sockets() -> std::sync::MutexGuard<'static, ()> {
+    MANY_SOCKETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -772,6 +772,7 @@ fn connections_over_max_connections_are_closed_at_once() {
 
 #[test]
 fn ten_thousand_held_connections_and_slow_clients_leave_memory_bounded() {
+    let _sockets = crate::agent_proc::many_sockets();
     const HELD: usize = 10_000;
     /// The agent with every connection slot taken: hyper's per-connection state and read
     /// buffer, the runtime, the memory channel.
@@ -779,7 +780,17 @@ fn ten_thousand_held_connections_and_slow_clients_leave_memory_bounded() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cap = Capture::start();
     let port = free_port();
-    let (mut run, _) = start_monitored(dir.path(), &http_to_avro(port, cap.port, ""), "held", &[]);
+    // Idle connections are held for the whole test however slow the machine (Jetty's default
+    // idle timeout, 30 s, could close the first before the last are open), and half of them
+    // are over max-connections.
+    let extra = "a1.sources.r1.ServerConnector.idleTimeout = 600000\n\
+                 a1.sources.r1.max-connections = 5000\n";
+    let (mut run, _) = start_monitored(
+        dir.path(),
+        &http_to_avro(port, cap.port, extra),
+        "held",
+        &[],
+    );
     wait_listening(&mut run, port);
     // The well-behaved client connects first and keeps its connection.
     let mut good = KeptAlive::connect(port);
@@ -813,10 +824,10 @@ fn ten_thousand_held_connections_and_slow_clients_leave_memory_bounded() {
     let rss = crate::agent_proc::peak_rss_kib(run.child.id());
     println!("http source: peak RSS {rss} KiB with {HELD} connections held");
     assert!(rss < RSS_BOUND_KIB, "peak RSS {rss} KiB");
-    assert!(
-        run.log().contains("connections are open (max-connections)"),
-        "the surplus connections were not reported"
-    );
+    // The surplus may still wait in the listen backlog when the last connect returns.
+    run.wait_for("the surplus connections reported", |r| {
+        r.log().contains("connections are open (max-connections)")
+    });
     drop(held);
     drop(slow);
     run.terminate();

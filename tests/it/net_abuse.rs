@@ -31,6 +31,7 @@ fn well_behaved(s: &mut TcpStream, reader: &mut BufReader<TcpStream>, from: usiz
 
 #[test]
 fn held_connections_slow_clients_and_long_lines_do_not_stop_a_well_behaved_client() {
+    let _sockets = crate::agent_proc::many_sockets();
     let dir = tempfile::tempdir().expect("tempdir");
     let (netcat, avro) = (free_port(), free_port());
     let conf = dir.path().join("agent.properties");

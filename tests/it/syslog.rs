@@ -203,6 +203,7 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn two_thousand_idle_connections_do_not_stop_a_well_behaved_client() {
+    let _sockets = crate::agent_proc::many_sockets();
     const IDLE: usize = 2000;
     let dir = tempfile::tempdir().expect("tempdir");
     let cap = Capture::start();

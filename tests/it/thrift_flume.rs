@@ -531,6 +531,7 @@ const SLOW: usize = 100;
 
 #[test]
 fn ten_thousand_held_connections_and_slow_senders_leave_memory_bounded_and_a_client_served() {
+    let _sockets = crate::agent_proc::many_sockets();
     let dir = tempfile::tempdir().expect("tempdir");
     let capture = Capture::start();
     let port = free_port();
@@ -539,7 +540,12 @@ fn ten_thousand_held_connections_and_slow_senders_leave_memory_bounded_and_a_cli
         &thrift_to_capture(
             port,
             capture.port,
-            &format!("a1.sources.r1.max-connections = {}\n", HELD + SLOW + 10),
+            // A long idle-timeout: on a slow machine the slow senders must stay open until
+            // every connection is accepted.
+            &format!(
+                "a1.sources.r1.max-connections = {}\na1.sources.r1.idle-timeout = 600\n",
+                HELD + SLOW + 10
+            ),
         ),
     );
     drop(flumen.get().connect(port));
