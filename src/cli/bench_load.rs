@@ -307,7 +307,8 @@ fn read_response(reader: &mut BufReader<TcpStream>, line: &mut String) -> std::i
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad(line.trim_end()))?;
-    let mut length = 0usize;
+    let mut length = 0u64;
+    let mut chunked = false;
     loop {
         line.clear();
         if reader.read_line(line)? == 0 {
@@ -320,12 +321,29 @@ fn read_response(reader: &mut BufReader<TcpStream>, line: &mut String) -> std::i
         if let Some((k, v)) = h.split_once(':') {
             if k.eq_ignore_ascii_case("content-length") {
                 length = v.trim().parse().map_err(|_| bad(h))?;
+            } else if k.eq_ignore_ascii_case("transfer-encoding") {
+                // Jetty (Flume's HTTPSource) answers with a chunked empty body.
+                chunked = v.trim().eq_ignore_ascii_case("chunked");
             }
         }
     }
-    let mut rest = reader.take(length as u64);
-    std::io::copy(&mut rest, &mut std::io::sink())?;
-    Ok(status)
+    if !chunked {
+        std::io::copy(&mut reader.take(length), &mut std::io::sink())?;
+        return Ok(status);
+    }
+    loop {
+        line.clear();
+        if reader.read_line(line)? == 0 {
+            return Err(bad("the server closed the connection inside a chunked body"));
+        }
+        let size = line.trim_end().split(';').next().unwrap_or("");
+        let size = u64::from_str_radix(size.trim(), 16).map_err(|_| bad(line.trim_end()))?;
+        // The chunk and its CRLF; after the last (empty) chunk, the trailer's empty line.
+        std::io::copy(&mut reader.take(size + 2), &mut std::io::sink())?;
+        if size == 0 {
+            return Ok(status);
+        }
+    }
 }
 
 /// Runs `flumen bench load`.

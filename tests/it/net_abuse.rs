@@ -3,7 +3,9 @@
 //! sending a byte at a time, and a line over `max-line-length`. The well-behaved client, which
 //! connected first, gets every line answered `OK`; the agent's resident memory stays bounded
 //! (read from /proc, printed); the oversized line's peer is named once in the log; nothing
-//! panics. (The avro source's bad frames are in avro_bad_input.rs.)
+//! panics. The syslog listeners get the same held connections and a UDP flood of garbage.
+//! (The avro source's bad frames are in avro_bad_input.rs; the http and thrift sources' held
+//! connections are in http_source.rs and thrift_flume.rs.)
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -126,4 +128,93 @@ fn held_connections_slow_clients_and_long_lines_do_not_stop_a_well_behaved_clien
     assert!(!log.contains("panicked"), "{log}");
     agent.assert_running("after the abuse");
     agent.terminate();
+}
+
+/// The syslog listeners: 10,000 connections held on syslogtcp (some of them sending half a
+/// message a byte at a time) and a flood of 100,000 garbage datagrams (invalid UTF-8) on
+/// syslogudp, while a well-behaved netcat client on the same agent keeps getting `OK`. Memory
+/// stays bounded, and afterwards a message on each syslog listener still reaches the sink.
+#[test]
+fn syslog_listeners_survive_held_connections_and_a_udp_flood() {
+    let _sockets = crate::agent_proc::many_sockets();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (netcat, tcp, udp) = (free_port(), free_port(), free_udp_port());
+    let conf = dir.path().join("agent.properties");
+    std::fs::write(
+        &conf,
+        format!(
+            "a1.sources = n t u\na1.channels = c1\na1.sinks = k1\n\
+             a1.sources.n.type = netcat\na1.sources.n.bind = 127.0.0.1\n\
+             a1.sources.n.port = {netcat}\na1.sources.n.channels = c1\n\
+             a1.sources.t.type = syslogtcp\na1.sources.t.host = 127.0.0.1\n\
+             a1.sources.t.port = {tcp}\na1.sources.t.channels = c1\n\
+             a1.sources.u.type = syslogudp\na1.sources.u.host = 127.0.0.1\n\
+             a1.sources.u.port = {udp}\na1.sources.u.channels = c1\n\
+             {tail}",
+            tail = crate::agent_proc::file_channel_to_file_roll(dir.path(), 1000),
+        ),
+    )
+    .expect("write the config");
+    let mut agent = AgentProcess::start(dir.path(), &conf, "a1", "syslog-abuse");
+    let mut good = agent.connect(netcat);
+    good.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    let mut reader = BufReader::new(good.try_clone().expect("clone"));
+    well_behaved(&mut good, &mut reader, 0, 10);
+    drop(agent.connect(tcp));
+
+    let mut slow: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(("127.0.0.1", tcp)).expect("slow client"))
+        .collect();
+    let mut held = Vec::with_capacity(HELD);
+    for i in 0..HELD {
+        held.push(TcpStream::connect(("127.0.0.1", tcp)).expect("hold a syslogtcp connection"));
+        if i % 500 == 0 {
+            for s in &mut slow {
+                s.write_all(b"<").expect("a slow byte");
+            }
+            well_behaved(&mut good, &mut reader, 10 + i, 1);
+        }
+    }
+
+    let flood = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind the flood socket");
+    let garbage: Vec<u8> = (0..200u32).map(|i| (i * 37 % 256) as u8 | 0x80).collect();
+    for i in 0..100_000 {
+        // A full socket buffer drops datagrams: that is UDP, and the point is the agent.
+        let _ = flood.send_to(&garbage, ("127.0.0.1", udp));
+        if i % 10_000 == 0 {
+            well_behaved(&mut good, &mut reader, HELD + i, 1);
+        }
+    }
+    agent.assert_running("after the flood");
+    well_behaved(&mut good, &mut reader, 2 * HELD + 100_000, 100);
+    let rss = peak_rss_kib(agent.child.id());
+    eprintln!(
+        "agent peak RSS with {} syslogtcp connections held and a UDP flood: {} MiB",
+        held.len(),
+        rss / 1024
+    );
+    assert!(rss < RSS_BOUND_KIB, "peak RSS {} MiB", rss / 1024);
+
+    // Both syslog listeners still deliver.
+    let mut t = TcpStream::connect(("127.0.0.1", tcp)).expect("a fresh syslogtcp client");
+    t.write_all(b"<13>1 2026-12-07T10:00:00Z host app - - - marker-tcp\n")
+        .expect("the syslogtcp marker");
+    let out = dir.path().join("out");
+    agent.poll("both markers at the sink", |_| {
+        let _ = flood.send_to(b"<13>1 2026-12-07T10:00:00Z host app - - - marker-udp", ("127.0.0.1", udp));
+        let got = crate::agent_proc::complete_lines(&out);
+        (got.contains_key("marker-tcp") && got.contains_key("marker-udp")).then_some(())
+    });
+    drop(held);
+    drop(slow);
+    let (_, log) = agent.terminate();
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A UDP port nobody uses now.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free UDP port")
+        .port()
 }
