@@ -334,7 +334,9 @@ fn read_response(reader: &mut BufReader<TcpStream>, line: &mut String) -> std::i
     loop {
         line.clear();
         if reader.read_line(line)? == 0 {
-            return Err(bad("the server closed the connection inside a chunked body"));
+            return Err(bad(
+                "the server closed the connection inside a chunked body",
+            ));
         }
         let size = line.trim_end().split(';').next().unwrap_or("");
         let size = u64::from_str_radix(size.trim(), 16).map_err(|_| bad(line.trim_end()))?;
