@@ -115,6 +115,36 @@ fn store_type(
     }
 }
 
+/// A TLS server's keys as every listening source takes them (avro, thrift, syslogtcp): with
+/// `ssl = true`, [`server_tls`]; otherwise `None`, and the keystore keys are ignored with a
+/// warning that they only apply with `ssl = true`.
+pub fn optional_server_tls(
+    keys: &mut Keys<'_>,
+) -> Result<Option<super::tls::ServerTls>, ConfigError> {
+    if keys.boolean("ssl", false)? {
+        return Ok(Some(server_tls(keys)?));
+    }
+    ignore_server_tls(keys);
+    Ok(None)
+}
+
+/// Ignores the keystore and protocol keys of a TLS server that is not on (`ssl = false`),
+/// with a warning each.
+pub fn ignore_server_tls(keys: &mut Keys<'_>) {
+    for key in [
+        "keystore",
+        "keystore-password",
+        "keystore-type",
+        "ssl-cert",
+        "ssl-key",
+    ]
+    .into_iter()
+    .chain(TLS_FILTER_KEYS)
+    {
+        keys.ignore(key, "only used with `ssl = true`");
+    }
+}
+
 /// The avro source's `ssl = true` keys: Flume's keystore, or our PEM `ssl-cert`/`ssl-key`.
 pub fn server_tls(keys: &mut Keys<'_>) -> Result<super::tls::ServerTls, ConfigError> {
     use super::tls::{Identity, Secret, ServerTls, Store};

@@ -87,23 +87,7 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
         ));
     }
     let deflate = avro_keys::compression(keys, "the avro source compression-type")?;
-    let ssl = if keys.boolean("ssl", false)? {
-        Some(avro_keys::server_tls(keys)?)
-    } else {
-        for key in [
-            "keystore",
-            "keystore-password",
-            "keystore-type",
-            "ssl-cert",
-            "ssl-key",
-        ]
-        .into_iter()
-        .chain(avro_keys::TLS_FILTER_KEYS)
-        {
-            keys.ignore(key, "only used with `ssl = true`");
-        }
-        None
-    };
+    let ssl = avro_keys::optional_server_tls(keys)?;
     let ip_filter = if keys.boolean("ipFilter", false)? {
         // Flume's AvroSource refuses `ipFilter = true` without rules at configure time.
         let rules = keys

@@ -204,18 +204,7 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
         );
         Some(tls)
     } else {
-        for key in [
-            "keystore",
-            "keystore-password",
-            "keystore-type",
-            "ssl-cert",
-            "ssl-key",
-        ]
-        .into_iter()
-        .chain(avro_keys::TLS_FILTER_KEYS)
-        {
-            keys.ignore(key, "only used with `ssl = true`");
-        }
+        avro_keys::ignore_server_tls(keys);
         ignore_prefixed(
             keys,
             "SslContextFactory.",

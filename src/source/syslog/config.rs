@@ -79,22 +79,7 @@ fn event_size(keys: &mut Keys<'_>) -> Result<usize, ConfigError> {
 }
 
 fn tls(keys: &mut Keys<'_>) -> Result<Option<ServerTls>, ConfigError> {
-    if keys.boolean("ssl", false)? {
-        return Ok(Some(avro_keys::server_tls(keys)?));
-    }
-    for key in [
-        "keystore",
-        "keystore-password",
-        "keystore-type",
-        "ssl-cert",
-        "ssl-key",
-    ]
-    .into_iter()
-    .chain(avro_keys::TLS_FILTER_KEYS)
-    {
-        keys.ignore(key, "only used with `ssl = true`");
-    }
-    Ok(None)
+    avro_keys::optional_server_tls(keys)
 }
 
 /// `syslogtcp`'s settings.

@@ -96,23 +96,7 @@ fn parse(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
         })?;
     let idle_timeout = keys.secs("idle-timeout", d.idle_timeout, 1, "seconds")?;
     thrift_keys::kerberos(keys, &["agent-principal", "agent-keytab"])?;
-    let ssl = if keys.boolean("ssl", false)? {
-        Some(avro_keys::server_tls(keys)?)
-    } else {
-        for key in [
-            "keystore",
-            "keystore-password",
-            "keystore-type",
-            "ssl-cert",
-            "ssl-key",
-        ]
-        .into_iter()
-        .chain(avro_keys::TLS_FILTER_KEYS)
-        {
-            keys.ignore(key, "only used with `ssl = true`");
-        }
-        None
-    };
+    let ssl = avro_keys::optional_server_tls(keys)?;
     Ok(Box::new(ThriftSourceConfig {
         threads,
         protocol,
