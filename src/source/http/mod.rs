@@ -19,7 +19,9 @@
 //!   Content-Length says so, else as soon as it passes the limit); a request head over
 //!   `HttpConfiguration.requestHeaderSize` is answered 431 by hyper; at most
 //!   `max-connections` connections (one more is closed at once, with a log line) and
-//!   `QueuedThreadPool.maxThreads` requests decoded and committed at once; a connection
+//!   `QueuedThreadPool.maxThreads` requests decoded and committed at once; request bodies in
+//!   memory over all connections within [`BODY_BUDGET_KIB`] (a body reserves what it holds
+//!   as it arrives; one that finds the budget spent is answered 503); a connection
 //!   silent for `ServerConnector.idleTimeout` (between requests, or inside a request's head,
 //!   body or TLS handshake) is closed.
 //! - Bad input never panics and never affects another request: each refusal names the peer
@@ -43,7 +45,7 @@ use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTE
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 use tokio::task::JoinSet;
 
 use super::{Source, SourceContext, SourceError};
@@ -72,6 +74,14 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 const BLOCKING_DECODE_BYTES: usize = 256 * 1024;
 /// What a 503 asks the client to wait, in seconds.
 const RETRY_AFTER_SECS: &str = "1";
+
+/// Request bodies held in memory at once, over all connections (at least one largest body):
+/// each body reserves what its buffer holds as it grows, so 10,000 slow uploads cost what
+/// they sent, not 10,000 times `max-body-bytes`. A body that finds the budget spent is
+/// answered 503 at once (waiting could deadlock bodies that each hold part of it).
+const BODY_BUDGET_KIB: u64 = 256 * 1024;
+/// The first buffer of a body with a Content-Length; it grows (and reserves) as bytes arrive.
+const FIRST_BODY_BUFFER: u64 = 64 * 1024;
 
 /// See the module docs.
 pub struct HttpSource {
@@ -152,6 +162,9 @@ struct Shared {
     keep_alive: bool,
     /// `QueuedThreadPool.maxThreads` permits: requests decoded and committed at once.
     requests: Semaphore,
+    /// KiB of request bodies in memory (see [`BODY_BUDGET_KIB`]).
+    bodies: Semaphore,
+    bodies_budget_kib: usize,
 }
 
 impl HttpSource {
@@ -193,6 +206,8 @@ impl HttpSource {
             max_header_bytes: self.cfg.max_header_bytes,
             keep_alive: self.cfg.keep_alive,
             requests: Semaphore::new(self.cfg.max_concurrent_requests),
+            bodies: Semaphore::new(body_budget_kib(self.cfg.max_body_bytes)),
+            bodies_budget_kib: body_budget_kib(self.cfg.max_body_bytes),
         });
         let tls = self.tls.map(tokio_rustls::TlsAcceptor::from);
         let max_connections = self.cfg.max_connections;
@@ -457,16 +472,51 @@ enum BodyError {
     TooLarge,
     Timeout,
     Read(hyper::Error),
+    /// The source-wide body budget is spent.
+    Busy,
 }
 
-async fn read_body(
+/// The body budget in KiB: [`BODY_BUDGET_KIB`], or room for one largest body (twice it: a
+/// growing buffer may hold up to double its bytes) if that is more.
+fn body_budget_kib(max_body_bytes: u64) -> usize {
+    let one = max_body_bytes.div_ceil(1024).saturating_mul(2);
+    usize::try_from(BODY_BUDGET_KIB.max(one))
+        .map_or(Semaphore::MAX_PERMITS, |k| k.min(Semaphore::MAX_PERMITS))
+}
+
+/// Reserves budget for `buf`'s capacity beyond what `held` already covers.
+fn reserve<'b>(
+    budget: &'b Semaphore,
+    held: &mut Option<SemaphorePermit<'b>>,
+    buf: &BytesMut,
+) -> Result<(), BodyError> {
+    let have = held.as_ref().map_or(0, |p| p.num_permits());
+    let need = buf.capacity().div_ceil(1024);
+    if need <= have {
+        return Ok(());
+    }
+    let more = u32::try_from(need - have).map_err(|_| BodyError::Busy)?;
+    let permit = budget.try_acquire_many(more).map_err(|_| BodyError::Busy)?;
+    match held {
+        Some(p) => p.merge(permit),
+        None => *held = Some(permit),
+    }
+    Ok(())
+}
+
+/// Reads a body of at most `max` bytes, reserving its memory from `budget` as it grows; the
+/// returned permit holds the reservation until the request is answered.
+async fn read_body<'b>(
     mut body: Incoming,
     expected: Option<u64>,
     max: u64,
     idle: Duration,
-) -> Result<Bytes, BodyError> {
-    let start = expected.unwrap_or(0).min(max).min(1 << 20);
+    budget: &'b Semaphore,
+) -> Result<(Bytes, Option<SemaphorePermit<'b>>), BodyError> {
+    let start = expected.unwrap_or(0).min(max).min(FIRST_BODY_BUFFER);
     let mut buf = BytesMut::with_capacity(usize::try_from(start).unwrap_or(0));
+    let mut held = None;
+    reserve(budget, &mut held, &buf)?;
     loop {
         let frame = match tokio::time::timeout(idle, body.frame()).await {
             Err(_) => return Err(BodyError::Timeout),
@@ -479,9 +529,10 @@ async fn read_body(
                 return Err(BodyError::TooLarge);
             }
             buf.extend_from_slice(&data);
+            reserve(budget, &mut held, &buf)?;
         }
     }
-    Ok(buf.freeze())
+    Ok((buf.freeze(), held))
 }
 
 /// Why the channels did not take a request's events.
@@ -571,30 +622,46 @@ async fn handle(shared: &Shared, peer: &Peer, req: Request<Incoming>) -> Reply {
         Handler::Blob(_) => None,
     };
     let (parts, body) = req.into_parts();
-    let body = match read_body(body, declared, max, shared.idle_timeout).await {
-        Ok(b) => b,
-        Err(e) => {
-            shared.counters.inc(Counter::EventReadFail);
-            return match e {
-                BodyError::TooLarge => too_large(shared, peer, "that grew"),
-                BodyError::Timeout => refuse(
-                    shared,
-                    peer,
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!(
+    let (body, _reserved) =
+        match read_body(body, declared, max, shared.idle_timeout, &shared.bodies).await {
+            Ok(b) => b,
+            Err(e) => {
+                shared.counters.inc(Counter::EventReadFail);
+                return match e {
+                    BodyError::Busy => {
+                        let mut r = refuse(
+                            shared,
+                            peer,
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!(
+                                "request bodies in memory reached the source's budget of {} MiB; \
+                             retry later",
+                                shared.bodies_budget_kib / 1024
+                            ),
+                        );
+                        r.headers_mut()
+                            .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+                        r
+                    }
+                    BodyError::TooLarge => too_large(shared, peer, "that grew"),
+                    BodyError::Timeout => refuse(
+                        shared,
+                        peer,
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
                         "the body stopped arriving: nothing for {:?} (ServerConnector.idleTimeout)",
                         shared.idle_timeout
                     ),
-                ),
-                BodyError::Read(e) => refuse(
-                    shared,
-                    peer,
-                    StatusCode::BAD_REQUEST,
-                    format!("the body could not be read: {e}"),
-                ),
-            };
-        }
-    };
+                    ),
+                    BodyError::Read(e) => refuse(
+                        shared,
+                        peer,
+                        StatusCode::BAD_REQUEST,
+                        format!("the body could not be read: {e}"),
+                    ),
+                };
+            }
+        };
     // Decoding and committing hold one of QueuedThreadPool.maxThreads' permits.
     let Ok(_permit) = shared.requests.acquire().await else {
         return reply(
@@ -678,4 +745,38 @@ fn too_large(shared: &Shared, peer: &Peer, what: &str) -> Reply {
     r.headers_mut()
         .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     r
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[test]
+    fn bodies_reserve_what_their_buffers_hold_and_are_refused_when_the_budget_is_spent() {
+        let budget = Semaphore::new(8);
+        let mut a = None;
+        let mut buf = BytesMut::with_capacity(3 * 1024);
+        assert!(reserve(&budget, &mut a, &buf).is_ok());
+        assert_eq!(budget.available_permits(), 5);
+        buf.reserve(7 * 1024);
+        assert!((7 * 1024..=8 * 1024).contains(&buf.capacity()));
+        let mut b = None;
+        let other = BytesMut::with_capacity(2 * 1024);
+        assert!(reserve(&budget, &mut b, &other).is_ok());
+        // 3 KiB held by `a` and 2 by `b`: growing `a` to 7 KiB does not fit.
+        assert!(matches!(
+            reserve(&budget, &mut a, &buf),
+            Err(BodyError::Busy)
+        ));
+        drop(b);
+        assert!(reserve(&budget, &mut a, &buf).is_ok());
+        drop(a);
+        assert_eq!(budget.available_permits(), 8);
+    }
+
+    #[test]
+    fn the_budget_always_fits_one_largest_body() {
+        assert_eq!(body_budget_kib(1 << 20), BODY_BUDGET_KIB as usize);
+        assert_eq!(body_budget_kib(1 << 30), 2 << 20);
+    }
 }
