@@ -254,6 +254,7 @@ async fn accept_loop<F, Fut>(
         }
     };
     let mut refusing = false;
+    let mut accept_failing = false;
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -263,6 +264,7 @@ async fn accept_loop<F, Fut>(
             Ok((stream, peer)) => match Arc::clone(&slots).try_acquire_owned() {
                 Ok(permit) => {
                     refusing = false;
+                    accept_failing = false;
                     tokio::spawn(serve(stream, peer, permit));
                 }
                 Err(_) => {
@@ -279,8 +281,12 @@ async fn accept_loop<F, Fut>(
                 }
             },
             Err(e) => {
-                tracing::warn!(source = %shared.name, "source `{}`: accept: {e}", shared.name);
-                // Out of descriptors and the like: do not spin.
+                // Out of descriptors and the like repeats until a connection closes: said
+                // once per episode, and no spinning.
+                if !accept_failing {
+                    accept_failing = true;
+                    tracing::warn!(source = %shared.name, "source `{}`: accept: {e} (retrying every 50 ms; said once until an accept succeeds)", shared.name);
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }

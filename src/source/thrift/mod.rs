@@ -261,6 +261,7 @@ impl ThriftSource {
         let refused = Refusals::default();
         let mut tasks = tokio::task::JoinSet::new();
         let mut stopping = stop_rx.clone();
+        let mut accept_failing = false;
         loop {
             let accepted = tokio::select! {
                 _ = stopping.wait_for(|s| *s) => break,
@@ -270,6 +271,7 @@ impl ThriftSource {
             while tasks.try_join_next().is_some() {}
             match accepted {
                 Ok((stream, peer)) => {
+                    accept_failing = false;
                     if open.load(Ordering::Acquire) >= self.max_connections {
                         refused.refuse(&src, peer, self.max_connections);
                         drop(stream);
@@ -284,8 +286,12 @@ impl ThriftSource {
                     });
                 }
                 Err(e) => {
-                    // Out of file descriptors and the like: say so, and do not spin.
-                    tracing::warn!(source = %src, "source `{src}`: accept on {}: {e}", self.addr);
+                    // Out of file descriptors and the like repeats until a connection
+                    // closes: said once per episode, and no spinning.
+                    if !accept_failing {
+                        accept_failing = true;
+                        tracing::warn!(source = %src, "source `{src}`: accept on {}: {e} (retrying every {STOP_POLL:?}; said once until an accept succeeds)", self.addr);
+                    }
                     tokio::time::sleep(STOP_POLL).await;
                 }
             }
