@@ -6,7 +6,7 @@ use super::parse::{KeepFields, DEFAULT_EVENT_SIZE};
 use crate::avro::keys as avro_keys;
 use crate::avro::tls::ServerTls;
 use crate::config::{ConfigError, Keys, Registered};
-use crate::source::{Source, SourceContext, SourceError, SourceSpec, SourceType};
+use crate::source::{SourceSpec, SourceType};
 
 /// `syslogtcp` / Flume's SyslogTcpSource.
 pub const TCP_TYPE: SourceType = Registered {
@@ -108,12 +108,6 @@ fn parse_tcp(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
     }))
 }
 
-impl SourceSpec for TcpConfig {
-    fn build(&self, ctx: SourceContext) -> Result<Box<dyn Source>, SourceError> {
-        Ok(Box::new(super::tcp::SyslogTcpSource::bind(ctx, self)?))
-    }
-}
-
 /// `syslogudp`'s settings (Flume's UDP source has no `eventSize`: a datagram is at most
 /// 64 KiB).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -127,12 +121,6 @@ fn parse_udp(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
     let common = common(keys)?;
     let port = keys.port("port", "the UDP port to listen on, e.g. 5140", 0)?;
     Ok(Box::new(UdpConfig { common, port }))
-}
-
-impl SourceSpec for UdpConfig {
-    fn build(&self, ctx: SourceContext) -> Result<Box<dyn Source>, SourceError> {
-        Ok(Box::new(super::udp::SyslogUdpSource::bind(ctx, self)?))
-    }
 }
 
 /// A character set the multiport source decodes with.
@@ -267,18 +255,6 @@ fn parse_multiport(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigErr
         num_processors,
         ssl,
     }))
-}
-
-impl SourceSpec for MultiportConfig {
-    fn batch_size(&self) -> Option<(usize, &'static str)> {
-        Some((self.batch_size, "batchSize"))
-    }
-
-    fn build(&self, ctx: SourceContext) -> Result<Box<dyn Source>, SourceError> {
-        Ok(Box::new(super::multiport::MultiportSource::bind(
-            ctx, self,
-        )?))
-    }
 }
 
 #[cfg(test)]

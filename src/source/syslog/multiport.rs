@@ -112,3 +112,14 @@ impl Source for MultiportSource {
         committer.finish();
     }
 }
+
+/// Built here, beside the source, so the configuration does not import its source.
+impl crate::source::SourceSpec for MultiportConfig {
+    fn batch_size(&self) -> Option<(usize, &'static str)> {
+        Some((self.batch_size, "batchSize"))
+    }
+
+    fn build(&self, ctx: SourceContext) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(MultiportSource::bind(ctx, self)?))
+    }
+}

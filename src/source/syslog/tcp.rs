@@ -52,6 +52,13 @@ impl SyslogTcpSource {
     }
 }
 
+/// Built here, beside the source, so the configuration does not import its source.
+impl crate::source::SourceSpec for TcpConfig {
+    fn build(&self, ctx: SourceContext) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(SyslogTcpSource::bind(ctx, self)?))
+    }
+}
+
 #[cfg(test)]
 impl SyslogTcpSource {
     /// The address actually bound.

@@ -131,3 +131,10 @@ impl Source for SyslogUdpSource {
         committer.finish();
     }
 }
+
+/// Built here, beside the source, so the configuration does not import its source.
+impl crate::source::SourceSpec for UdpConfig {
+    fn build(&self, ctx: SourceContext) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(SyslogUdpSource::bind(ctx, self)?))
+    }
+}
