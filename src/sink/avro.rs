@@ -25,16 +25,17 @@
 //! what to set, and the events stay in the channel.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::error::{io_retry, RpcStage};
+use super::rpc_conn::{Failed, RpcClient, RpcConnection};
 use super::{Retry, Sink, SinkCause, SinkError, SinkSpec, SinkType};
 use crate::avro::blocking::{BlockingClient, RpcError, Timeouts};
 use crate::avro::keys as avro_keys;
 use crate::avro::tls::ClientTls;
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
-use crate::metrics::{ComponentCounters, Counter};
+use crate::metrics::ComponentCounters;
 
 /// `avro` / Flume's AvroSink.
 pub const TYPE: SinkType = Registered {
@@ -184,9 +185,7 @@ pub struct AvroSink {
     name: String,
     opts: AvroSinkOptions,
     timeouts: Timeouts,
-    /// The open connection and when it was made.
-    conn: Option<(BlockingClient, Instant)>,
-    counters: Option<Arc<ComponentCounters>>,
+    conn: RpcConnection<BlockingClient>,
 }
 
 impl AvroSink {
@@ -200,80 +199,39 @@ impl AvroSink {
         };
         AvroSink {
             name: name.to_string(),
-            opts,
             timeouts,
-            conn: None,
-            counters: None,
-        }
-    }
-
-    fn count(&self, c: Counter) {
-        if let Some(counters) = &self.counters {
-            counters.inc(c);
-        }
-    }
-
-    /// Closes the connection, if one is open.
-    fn close(&mut self) {
-        if let Some((client, _)) = self.conn.take() {
-            client.close();
-            self.count(Counter::ConnectionClosedCount);
-        }
-    }
-
-    /// The open connection, made now if there is none (or the old one is due for a reset).
-    fn connection(&mut self) -> Result<&mut BlockingClient, SinkError> {
-        if let (Some((_, since)), Some(every)) = (&self.conn, self.opts.reset_connection_interval) {
-            if since.elapsed() >= every {
-                tracing::debug!(sink = %self.name, "reset-connection-interval: reconnecting");
-                self.close();
-            }
-        }
-        if self.conn.is_none() {
-            match BlockingClient::connect_tls(
-                &self.opts.hostname,
-                self.opts.port,
-                &self.timeouts,
-                self.opts.deflate,
-                self.opts.tls.as_ref(),
-            ) {
-                Ok(client) => {
-                    self.count(Counter::ConnectionCreatedCount);
-                    self.conn = Some((client, Instant::now()));
-                }
-                Err(e) => {
-                    self.count(Counter::ConnectionFailedCount);
-                    return Err(rpc_error(&self.name, RpcStage::Connect, e));
-                }
-            }
-        }
-        match &mut self.conn {
-            Some((client, _)) => Ok(client),
-            None => Err(SinkError::new(
-                &self.name,
-                format!("{}:{}: no connection", self.opts.hostname, self.opts.port),
-            )),
+            conn: RpcConnection::new(name, opts.reset_connection_interval),
+            opts,
         }
     }
 }
 
 impl Sink for AvroSink {
     fn attach_counters(&mut self, counters: Arc<ComponentCounters>) {
-        self.counters = Some(counters);
+        self.conn.attach_counters(counters);
     }
 
     fn process(&mut self, events: &[Event]) -> Result<(), SinkError> {
-        let what = format!("appendBatch of {} events", events.len());
-        let result = self.connection()?.append_batch(events, &what);
-        result.map_err(|e| {
-            // Whatever went wrong, the connection's state is unknown: start afresh.
-            self.close();
-            rpc_error(&self.name, RpcStage::Call, e)
-        })
+        let opts = &self.opts;
+        let connect = || {
+            BlockingClient::connect_tls(
+                &opts.hostname,
+                opts.port,
+                &self.timeouts,
+                opts.deflate,
+                opts.tls.as_ref(),
+            )
+        };
+        self.conn
+            .append_batch(events, connect)
+            .map_err(|f| match f {
+                Failed::Connect(e) => rpc_error(&self.name, RpcStage::Connect, e),
+                Failed::Call(e) => rpc_error(&self.name, RpcStage::Call, e),
+            })
     }
 
     fn stop(&mut self) -> Result<(), SinkError> {
-        self.close();
+        self.conn.close();
         Ok(())
     }
 }
@@ -325,10 +283,21 @@ pub fn classify(stage: RpcStage, e: &RpcError) -> Retry {
     }
 }
 
+/// The sink's connection keeping ([`RpcConnection`]) over this client.
+impl RpcClient for BlockingClient {
+    type Error = RpcError;
+    fn append_batch(&mut self, events: &[Event], what: &str) -> Result<(), RpcError> {
+        BlockingClient::append_batch(self, events, what)
+    }
+    fn close(self) {
+        BlockingClient::close(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::ComponentType;
+    use crate::metrics::{ComponentType, Counter};
 
     fn opts(port: u16) -> AvroSinkOptions {
         AvroSinkOptions {

@@ -53,6 +53,7 @@ pub mod logger;
 pub mod null;
 mod pipeline;
 pub mod retry;
+mod rpc_conn;
 pub mod serializer;
 pub mod thrift;
 

@@ -18,15 +18,16 @@
 //! as the avro sink counts them.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::error::{io_retry, RpcStage};
+use super::rpc_conn::{Failed, RpcClient, RpcConnection};
 use super::{Retry, Sink, SinkCause, SinkError, SinkSpec, SinkType};
 use crate::avro::keys as avro_keys;
 use crate::avro::tls::ClientTls;
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
-use crate::metrics::{ComponentCounters, Counter};
+use crate::metrics::ComponentCounters;
 use crate::thrift::blocking::{BlockingClient, ThriftRpcError};
 use crate::thrift::keys as thrift_keys;
 use crate::thrift::Protocol;
@@ -191,9 +192,7 @@ pub struct ThriftSinkOptions {
 pub struct ThriftSink {
     name: String,
     opts: ThriftSinkOptions,
-    /// The open connection and when it was made.
-    conn: Option<(BlockingClient, Instant)>,
-    counters: Option<Arc<ComponentCounters>>,
+    conn: RpcConnection<BlockingClient>,
 }
 
 impl ThriftSink {
@@ -201,79 +200,39 @@ impl ThriftSink {
     pub fn new(name: &str, opts: ThriftSinkOptions) -> ThriftSink {
         ThriftSink {
             name: name.to_string(),
+            conn: RpcConnection::new(name, opts.reset_connection_interval),
             opts,
-            conn: None,
-            counters: None,
-        }
-    }
-
-    fn count(&self, c: Counter) {
-        if let Some(counters) = &self.counters {
-            counters.inc(c);
-        }
-    }
-
-    fn close(&mut self) {
-        if let Some((client, _)) = self.conn.take() {
-            client.close();
-            self.count(Counter::ConnectionClosedCount);
-        }
-    }
-
-    /// The open connection, made now if there is none (or the old one is due for a reset).
-    fn connection(&mut self) -> Result<&mut BlockingClient, SinkError> {
-        if let (Some((_, since)), Some(every)) = (&self.conn, self.opts.reset_connection_interval) {
-            if since.elapsed() >= every {
-                tracing::debug!(sink = %self.name, "reset-connection-interval: reconnecting");
-                self.close();
-            }
-        }
-        if self.conn.is_none() {
-            match BlockingClient::connect(
-                &self.opts.hostname,
-                self.opts.port,
-                self.opts.protocol,
-                self.opts.connect_timeout,
-                self.opts.request_timeout,
-                self.opts.tls.as_ref(),
-            ) {
-                Ok(client) => {
-                    self.count(Counter::ConnectionCreatedCount);
-                    self.conn = Some((client, Instant::now()));
-                }
-                Err(e) => {
-                    self.count(Counter::ConnectionFailedCount);
-                    return Err(rpc_error(&self.name, RpcStage::Connect, e));
-                }
-            }
-        }
-        match &mut self.conn {
-            Some((client, _)) => Ok(client),
-            None => Err(SinkError::new(
-                &self.name,
-                format!("{}:{}: no connection", self.opts.hostname, self.opts.port),
-            )),
         }
     }
 }
 
 impl Sink for ThriftSink {
     fn attach_counters(&mut self, counters: Arc<ComponentCounters>) {
-        self.counters = Some(counters);
+        self.conn.attach_counters(counters);
     }
 
     fn process(&mut self, events: &[Event]) -> Result<(), SinkError> {
-        let what = format!("appendBatch of {} events", events.len());
-        let result = self.connection()?.append_batch(events, &what);
-        result.map_err(|e| {
-            // Whatever went wrong, the connection's state is unknown: start afresh.
-            self.close();
-            rpc_error(&self.name, RpcStage::Call, e)
-        })
+        let opts = &self.opts;
+        let connect = || {
+            BlockingClient::connect(
+                &opts.hostname,
+                opts.port,
+                opts.protocol,
+                opts.connect_timeout,
+                opts.request_timeout,
+                opts.tls.as_ref(),
+            )
+        };
+        self.conn
+            .append_batch(events, connect)
+            .map_err(|f| match f {
+                Failed::Connect(e) => rpc_error(&self.name, RpcStage::Connect, e),
+                Failed::Call(e) => rpc_error(&self.name, RpcStage::Call, e),
+            })
     }
 
     fn stop(&mut self) -> Result<(), SinkError> {
-        self.close();
+        self.conn.close();
         Ok(())
     }
 }
@@ -313,10 +272,21 @@ pub fn classify(stage: RpcStage, e: &ThriftRpcError) -> Retry {
     }
 }
 
+/// The sink's connection keeping ([`RpcConnection`]) over this client.
+impl RpcClient for BlockingClient {
+    type Error = ThriftRpcError;
+    fn append_batch(&mut self, events: &[Event], what: &str) -> Result<(), ThriftRpcError> {
+        BlockingClient::append_batch(self, events, what)
+    }
+    fn close(self) {
+        BlockingClient::close(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::ComponentType;
+    use crate::metrics::{ComponentType, Counter};
 
     fn opts(port: u16) -> ThriftSinkOptions {
         ThriftSinkOptions {
