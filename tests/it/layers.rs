@@ -31,7 +31,7 @@ const ROOT_FILES: &[&str] = &["lib.rs", "main.rs"];
 /// components: every other module there is one component.
 const SHARED: &[(&str, &[&str])] = &[
     ("source", &["mod", "lines", "ip_filter", "commit"]),
-    ("sink", &["mod", "error", "retry", "serializer"]),
+    ("sink", &["mod", "error", "retry", "rpc_conn", "serializer"]),
     ("interceptor", &["mod"]),
 ];
 
