@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod event;
 pub mod format;
+pub mod hbase;
 pub mod host;
 pub mod interceptor;
 pub mod io;

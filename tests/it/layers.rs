@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// Layers, lowest first; a module may use its own layer and those below it.
 const LAYERS: &[&[&str]] = &[
     &["event", "io", "net", "host", "stop", "report", "config"],
-    &["format", "avro", "kafka", "thrift"],
+    &["format", "avro", "kafka", "thrift", "hbase"],
     &["channel"],
     &["metrics"],
     &["interceptor"],
