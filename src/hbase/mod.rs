@@ -14,6 +14,7 @@
 pub mod client;
 pub mod error;
 pub mod mutation;
+pub mod proto;
 
 pub use client::{Client, ClientConfig};
 pub use error::HBaseError;
