@@ -15,6 +15,9 @@ pub mod client;
 pub mod error;
 pub mod mutation;
 pub mod proto;
+pub mod region;
+pub mod rpc;
+pub mod zk;
 
 pub use client::{Client, ClientConfig};
 pub use error::HBaseError;
