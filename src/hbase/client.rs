@@ -86,7 +86,10 @@ pub struct ClientStats {
 pub struct Client {
     config: ClientConfig,
     meta: ServerAddr,
-    conns: HashMap<ServerAddr, RpcConnection>,
+    /// Open connections, each with its serial: a call sent on a connection since replaced
+    /// can never be answered.
+    conns: HashMap<ServerAddr, (u64, RpcConnection)>,
+    next_serial: u64,
     tables: HashMap<String, Arc<TableRegions>>,
     stats: ClientStats,
 }
@@ -110,6 +113,7 @@ impl Client {
             config,
             meta,
             conns: HashMap::new(),
+            next_serial: 0,
             tables: HashMap::new(),
             stats: ClientStats::default(),
         })
@@ -179,19 +183,57 @@ impl Client {
     /// them. See the module docs for what is retried.
     pub fn apply(&mut self, table: &str, mutations: &[Mutation]) -> Result<(), HBaseError> {
         let start = Instant::now();
+        let all: Vec<usize> = (0..mutations.len()).collect();
+        let round = self.send_round(table, mutations, &all);
+        self.finish(table, mutations, all.len(), round, start)
+    }
+
+    /// Sends `mutations` (one `Multi` per region server) and returns at once; the answers are
+    /// read by [`Client::complete`], which also does any retrying. Several batches may be in
+    /// flight: a server works on the next while the client waits for the first.
+    pub fn submit(&mut self, table: &str, mutations: Vec<Mutation>) -> InFlight {
+        let start = Instant::now();
+        let all: Vec<usize> = (0..mutations.len()).collect();
+        let round = self.send_round(table, &mutations, &all);
+        InFlight {
+            table: table.to_string(),
+            mutations,
+            round,
+            start,
+        }
+    }
+
+    /// Waits for a batch [`submit`](Client::submit)ted earlier: `Ok` when every mutation was
+    /// acknowledged, as [`apply`](Client::apply).
+    pub fn complete(&mut self, batch: InFlight) -> Result<(), HBaseError> {
+        let InFlight {
+            table,
+            mutations,
+            round,
+            start,
+        } = batch;
+        self.finish(&table, &mutations, mutations.len(), round, start)
+    }
+
+    /// Collects `round`'s answers and retries what is left until it is all acknowledged, a
+    /// failure no retry fixes, or the operation timeout.
+    fn finish(
+        &mut self,
+        table: &str,
+        mutations: &[Mutation],
+        sent: usize,
+        round: Round,
+        start: Instant,
+    ) -> Result<(), HBaseError> {
         let deadline = start + self.config.operation_timeout;
-        let mut pending: Vec<usize> = (0..mutations.len()).collect();
         let mut pause = FIRST_PAUSE;
-        let mut attempts = 0u32;
+        let mut attempts = 1u32;
+        let mut in_round = sent;
+        let mut round = round;
         loop {
-            attempts += 1;
-            if attempts > 1 {
-                self.stats.retries += 1;
-            }
-            let (still, last) = self.attempt(table, mutations, &pending);
-            self.stats.mutations += (pending.len() - still.len()) as u64;
-            pending = still;
-            let Some((failure, err)) = last else {
+            let (pending, worst) = self.collect_round(table, mutations, round);
+            self.stats.mutations += (in_round - pending.len()) as u64;
+            let Some((failure, err)) = worst else {
                 return Ok(());
             };
             match failure {
@@ -206,29 +248,18 @@ impl Client {
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(MAX_PAUSE);
+            attempts += 1;
+            self.stats.retries += 1;
+            in_round = pending.len();
+            round = self.send_round(table, mutations, &pending);
         }
     }
 
-    /// One round: sends the pending mutations and collects the answers. Returns the
-    /// mutations still pending and, if any, the worst failure among them.
-    fn attempt(
-        &mut self,
-        table: &str,
-        mutations: &[Mutation],
-        pending: &[usize],
-    ) -> (Vec<usize>, Option<(Failure, HBaseError)>) {
-        let mut left = Vec::new();
-        let mut worst: Option<(Failure, HBaseError)> = None;
-        let note = |f: Failure, e: HBaseError, worst: &mut Option<(Failure, HBaseError)>| {
-            let rank = |f: Failure| match f {
-                Failure::Retry => 0,
-                Failure::Relocate => 1,
-                Failure::Permanent => 2,
-            };
-            if worst.as_ref().is_none_or(|(w, _)| rank(f) >= rank(*w)) {
-                *worst = Some((f, e));
-            }
-        };
+    /// Sends the `pending` mutations, one `Multi` per region server, without reading answers.
+    /// Mutations that could not be sent (no region, no server, a failed connection) are in
+    /// the round's `left` with the failure.
+    fn send_round(&mut self, table: &str, mutations: &[Mutation], pending: &[usize]) -> Round {
+        let mut round = Round::default();
         let regions = match self.regions(table) {
             Ok(r) => r,
             Err(e) => {
@@ -237,14 +268,12 @@ impl Client {
                 } else {
                     Failure::Permanent
                 };
-                note(f, e, &mut worst);
-                return (pending.to_vec(), worst);
+                note(&mut round.worst, f, e);
+                round.left = pending.to_vec();
+                return round;
             }
         };
-
-        // server -> region name -> (region, mutation indexes)
-        let mut plan: BTreeMap<ServerAddr, BTreeMap<Vec<u8>, (&Region, Vec<usize>)>> =
-            BTreeMap::new();
+        let mut plan: BTreeMap<ServerAddr, BTreeMap<Vec<u8>, RegionBatch>> = BTreeMap::new();
         for &i in pending {
             let row = mutations[i].row();
             match regions.locate(row) {
@@ -253,41 +282,35 @@ impl Client {
                         .entry(s.clone())
                         .or_default()
                         .entry(r.name.clone())
-                        .or_insert_with(|| (r, Vec::new()))
+                        .or_insert_with(|| (r.name.clone(), Vec::new()))
                         .1
                         .push(i),
                     None => {
-                        left.push(i);
-                        note(Failure::Relocate, not_online(r), &mut worst);
+                        round.left.push(i);
+                        note(&mut round.worst, Failure::Relocate, not_online(r));
                     }
                 },
                 None => {
-                    left.push(i);
-                    note(
-                        Failure::Relocate,
-                        HBaseError::Remote {
-                            server: "hbase:meta".into(),
-                            class: "no region".into(),
-                            message: format!(
-                                "no region of `{table}` holds row {} (a split in progress?)",
-                                show_row(row)
-                            ),
-                        },
-                        &mut worst,
-                    );
+                    round.left.push(i);
+                    let e = HBaseError::Remote {
+                        server: "hbase:meta".into(),
+                        class: "no region".into(),
+                        message: format!(
+                            "no region of `{table}` holds row {} (a split in progress?)",
+                            show_row(row)
+                        ),
+                    };
+                    note(&mut round.worst, Failure::Relocate, e);
                 }
             }
         }
-
-        // Send every server's call first, then read the answers.
-        let mut sent = Vec::new();
-        for (server, by_region) in &plan {
-            let order: Vec<&Vec<usize>> = by_region.values().map(|(_, idx)| idx).collect();
+        for (server, by_region) in plan {
+            let order: Vec<Vec<usize>> = by_region.values().map(|(_, idx)| idx.clone()).collect();
             let req = proto::MultiRequest {
                 region_action: by_region
                     .values()
-                    .map(|(r, idx)| proto::RegionAction {
-                        region: Some(region::region_specifier(&r.name)),
+                    .map(|(name, idx)| proto::RegionAction {
+                        region: Some(region::region_specifier(name)),
                         atomic: None,
                         action: idx
                             .iter()
@@ -300,17 +323,41 @@ impl Client {
                     .collect(),
                 nonce_group: None,
             };
-            match self.send(server, "Multi", &req) {
-                Ok(id) => sent.push((server.clone(), id, order)),
+            match self.send(&server, "Multi", &req) {
+                Ok(call) => round.sent.push(Sent {
+                    server,
+                    call,
+                    order,
+                }),
                 Err(e) => {
-                    order.iter().for_each(|idx| left.extend(idx.iter()));
-                    note(Failure::Retry, e, &mut worst);
+                    order.iter().for_each(|idx| round.left.extend(idx.iter()));
+                    note(&mut round.worst, Failure::Retry, e);
                 }
             }
         }
-        for (server, id, order) in sent {
-            let answer: Result<proto::MultiResponse, HBaseError> = self.receive(&server, id);
-            let resp = match answer {
+        round
+    }
+
+    /// Reads the answers to a round's calls. Returns the mutations still pending (sorted) and
+    /// the worst failure among them.
+    fn collect_round(
+        &mut self,
+        table: &str,
+        mutations: &[Mutation],
+        round: Round,
+    ) -> (Vec<usize>, Option<(Failure, HBaseError)>) {
+        let Round {
+            sent,
+            mut left,
+            mut worst,
+        } = round;
+        for Sent {
+            server,
+            call,
+            order,
+        } in sent
+        {
+            let resp: proto::MultiResponse = match self.receive(&server, call) {
                 Ok(r) => r,
                 Err(e) => {
                     order.iter().for_each(|idx| left.extend(idx.iter()));
@@ -318,32 +365,29 @@ impl Client {
                         HBaseError::Remote { class, .. } => classify(class),
                         _ => Failure::Retry,
                     };
-                    note(f, e, &mut worst);
+                    note(&mut worst, f, e);
                     continue;
                 }
             };
             for (k, idx) in order.iter().enumerate() {
                 let Some(rar) = resp.region_action_result.get(k) else {
                     left.extend(idx.iter());
-                    note(
-                        Failure::Retry,
-                        HBaseError::Protocol {
-                            peer: format!("HBase server {server}"),
-                            what: "Multi response",
-                            detail: format!(
-                                "{} region results for {} regions",
-                                resp.region_action_result.len(),
-                                order.len()
-                            ),
-                        },
-                        &mut worst,
-                    );
+                    let e = HBaseError::Protocol {
+                        peer: format!("HBase server {server}"),
+                        what: "Multi response",
+                        detail: format!(
+                            "{} region results for {} regions",
+                            resp.region_action_result.len(),
+                            order.len()
+                        ),
+                    };
+                    note(&mut worst, Failure::Retry, e);
                     continue;
                 };
                 if let Some(ex) = &rar.exception {
                     left.extend(idx.iter());
                     let (f, e) = remote(table, mutations, idx[0], &server, ex);
-                    note(f, e, &mut worst);
+                    note(&mut worst, f, e);
                     continue;
                 }
                 let mut done = vec![false; idx.len()];
@@ -358,7 +402,7 @@ impl Client {
                         None => done[pos] = true,
                         Some(ex) => {
                             let (f, e) = remote(table, mutations, idx[pos], &server, ex);
-                            note(f, e, &mut worst);
+                            note(&mut worst, f, e);
                         }
                     }
                 }
@@ -366,15 +410,12 @@ impl Client {
                     if !done[pos] {
                         left.push(i);
                         if worst.is_none() {
-                            note(
-                                Failure::Retry,
-                                HBaseError::Protocol {
-                                    peer: format!("HBase server {server}"),
-                                    what: "Multi response",
-                                    detail: format!("no result for action {i}"),
-                                },
-                                &mut worst,
-                            );
+                            let e = HBaseError::Protocol {
+                                peer: format!("HBase server {server}"),
+                                what: "Multi response",
+                                detail: format!("no result for action {i}"),
+                            };
+                            note(&mut worst, Failure::Retry, e);
                         }
                     }
                 }
@@ -447,16 +488,14 @@ impl Client {
         Ok(TableRegions::new(found))
     }
 
-    fn conn(&mut self, server: &ServerAddr) -> Result<&mut RpcConnection, HBaseError> {
-        if self.conns.get(server).is_some_and(RpcConnection::is_broken) {
-            self.conns.remove(server);
-            self.stats.connections_failed += 1;
-        }
+    fn conn(&mut self, server: &ServerAddr) -> Result<(u64, &mut RpcConnection), HBaseError> {
+        self.drop_if_broken(server);
         if !self.conns.contains_key(server) {
             match RpcConnection::open(server, &self.config.user, self.config.rpc_timeout) {
                 Ok(c) => {
                     self.stats.connections_opened += 1;
-                    self.conns.insert(server.clone(), c);
+                    self.next_serial += 1;
+                    self.conns.insert(server.clone(), (self.next_serial, c));
                 }
                 Err(e) => {
                     self.stats.connections_failed += 1;
@@ -466,6 +505,7 @@ impl Client {
         }
         self.conns
             .get_mut(server)
+            .map(|(serial, c)| (*serial, c))
             .ok_or_else(|| HBaseError::Connection {
                 server: server.to_string(),
                 detail: "connection vanished".into(),
@@ -477,8 +517,10 @@ impl Client {
         server: &ServerAddr,
         method: &str,
         req: &M,
-    ) -> Result<u32, HBaseError> {
-        let r = self.conn(server)?.send(method, req);
+    ) -> Result<CallId, HBaseError> {
+        let r = self
+            .conn(server)
+            .and_then(|(serial, c)| Ok((serial, c.send(method, req)?)));
         self.drop_if_broken(server);
         r
     }
@@ -486,9 +528,15 @@ impl Client {
     fn receive<R: prost::Message + Default>(
         &mut self,
         server: &ServerAddr,
-        id: u32,
+        (serial, id): CallId,
     ) -> Result<R, HBaseError> {
-        let r = self.conn(server)?.receive(id);
+        let r = match self.conns.get_mut(server) {
+            Some((s, c)) if *s == serial => c.receive(id),
+            _ => Err(HBaseError::Connection {
+                server: server.to_string(),
+                detail: "the connection the call was sent on failed before it was answered".into(),
+            }),
+        };
         self.drop_if_broken(server);
         r
     }
@@ -504,10 +552,63 @@ impl Client {
     }
 
     fn drop_if_broken(&mut self, server: &ServerAddr) {
-        if self.conns.get(server).is_some_and(RpcConnection::is_broken) {
+        if self.conns.get(server).is_some_and(|(_, c)| c.is_broken()) {
             self.conns.remove(server);
             self.stats.connections_failed += 1;
         }
+    }
+}
+
+/// A call in flight: the serial of the connection it was sent on, and its call id.
+type CallId = (u64, u32);
+/// A region's name and the indexes of the batch's mutations for it.
+type RegionBatch = (Vec<u8>, Vec<usize>);
+
+/// A batch handed to [`Client::submit`] whose answers are not read yet.
+pub struct InFlight {
+    table: String,
+    mutations: Vec<Mutation>,
+    round: Round,
+    start: Instant,
+}
+
+impl InFlight {
+    /// The batch's mutations.
+    pub fn len(&self) -> usize {
+        self.mutations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mutations.is_empty()
+    }
+}
+
+/// One attempt at a batch: the calls sent, and what could not be sent with why.
+#[derive(Default)]
+struct Round {
+    sent: Vec<Sent>,
+    left: Vec<usize>,
+    worst: Option<(Failure, HBaseError)>,
+}
+
+/// One `Multi` call sent: to which server, its id, and the mutation indexes of each region
+/// action in the order they were sent.
+struct Sent {
+    server: ServerAddr,
+    call: CallId,
+    order: Vec<Vec<usize>>,
+}
+
+/// Keeps the failure that decides what happens next: a permanent one over a relocation over a
+/// plain retry; among equals, the latest.
+fn note(worst: &mut Option<(Failure, HBaseError)>, f: Failure, e: HBaseError) {
+    let rank = |f: Failure| match f {
+        Failure::Retry => 0,
+        Failure::Relocate => 1,
+        Failure::Permanent => 2,
+    };
+    if worst.as_ref().is_none_or(|(w, _)| rank(f) >= rank(*w)) {
+        *worst = Some((f, e));
     }
 }
 

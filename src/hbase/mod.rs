@@ -19,6 +19,6 @@ pub mod region;
 pub mod rpc;
 pub mod zk;
 
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, ClientStats, InFlight};
 pub use error::HBaseError;
 pub use mutation::{IncrementCell, Mutation, PutCell};
