@@ -312,7 +312,22 @@ impl HBaseCluster {
         n.parse().expect("move: a number")
     }
 
-    /// Aborts the `index`th live region server, as a crash (memstores not flushed, clients'
+    /// The live region servers' `127.0.0.1:PORT`, in the order `kill_region_server` counts
+    /// them.
+    pub fn region_servers(&self) -> Vec<String> {
+        let (lines, n) = self.command_ok("servers");
+        let servers: Vec<String> = lines
+            .iter()
+            .map(|l| match l.strip_prefix("SERVER ") {
+                Some(s) => s.to_string(),
+                None => panic!("HBase: bad server line {l:?}"),
+            })
+            .collect();
+        assert_eq!(n, servers.len().to_string(), "HBase: servers");
+        servers
+    }
+
+    /// Aborts the `index`th live region server (see `region_servers`), as a crash (memstores not flushed, clients'
     /// connections severed); returns its `127.0.0.1:PORT` once the master has dropped it and,
     /// if another server is left, its regions are open again.
     pub fn kill_region_server(&self, index: usize) -> String {
@@ -652,7 +667,11 @@ fn private_cluster_splits_moves_and_survives_a_region_server_crash() {
     }
 
     // Kill one server: its regions reopen on the other, with every row (replayed from the WAL).
-    let killed = hbase.kill_region_server(0);
+    let servers = hbase.region_servers();
+    assert_eq!(servers.len(), 2, "{servers:?}");
+    let killed = hbase.kill_region_server(1);
+    assert_eq!(killed, servers[1]);
+    assert_eq!(hbase.region_servers(), vec![servers[0].clone()]);
     let after_kill = hbase.regions(&table);
     assert!(
         after_kill
@@ -671,6 +690,7 @@ fn private_cluster_splits_moves_and_survives_a_region_server_crash() {
     // A new server takes regions moved to it.
     let started = hbase.start_region_server();
     assert_ne!(started, killed);
+    assert_eq!(hbase.region_servers().len(), 2);
     hbase.move_regions(&table);
     let last = hbase.regions(&table);
     assert!(

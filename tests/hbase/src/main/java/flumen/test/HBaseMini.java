@@ -72,6 +72,8 @@ import org.apache.hadoop.hbase.util.Pair;
  *       daughters are open: {@code OK}.
  *   <li>{@code move TABLE} - moves each region of TABLE to another live region server; returns
  *       once each is open there: {@code OK <regions moved>}.
+ *   <li>{@code servers} - {@code SERVER <host:port>} per live region server, in the order
+ *       {@code kill-rs} counts them, then {@code OK <n>}.
  *   <li>{@code kill-rs INDEX} - aborts the INDEXth live region server (a crash: memstores not
  *       flushed, its clients' connections severed); returns once the master has removed it and,
  *       if another server is left, its regions are open again: {@code OK <host:port>}.
@@ -188,6 +190,12 @@ public final class HBaseMini {
       case "kill-rs":
         need(w, 2);
         return " " + killRegionServer(Integer.parseInt(w[1]));
+      case "servers":
+        List<ServerName> live = liveServers();
+        for (ServerName sn : live) {
+          out.println("SERVER " + address(sn));
+        }
+        return " " + live.size();
       case "start-rs":
         return " " + startRegionServer();
       case "bufmut":
@@ -345,12 +353,12 @@ public final class HBaseMini {
 
   private String killRegionServer(int index) throws Exception {
     MiniHBaseCluster cluster = util.getMiniHBaseCluster();
-    List<RegionServerThread> live = cluster.getLiveRegionServerThreads();
+    List<ServerName> live = liveServers();
     if (index < 0 || index >= live.size()) {
       throw new IllegalArgumentException(
           "region server " + index + " of " + live.size() + " live ones");
     }
-    ServerName sn = live.get(index).getRegionServer().getServerName();
+    ServerName sn = live.get(index);
     cluster.killRegionServer(sn);
     HMaster master = cluster.getMaster();
     waitFor(
