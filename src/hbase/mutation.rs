@@ -23,14 +23,8 @@ pub struct IncrementCell {
 /// timestamp either).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mutation {
-    Put {
-        row: Vec<u8>,
-        cells: Vec<PutCell>,
-    },
-    Increment {
-        row: Vec<u8>,
-        cells: Vec<IncrementCell>,
-    },
+    Put { row: Vec<u8>, cells: Vec<PutCell> },
+    Increment { row: Vec<u8>, cells: Vec<IncrementCell> },
 }
 
 impl Mutation {
