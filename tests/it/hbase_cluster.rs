@@ -496,7 +496,7 @@ pub fn wait_until(
 
 /// Flume's `SimpleHBase2EventSerializer` row key with its default `uuid` suffix:
 /// `<prefix>` then a 36-character UUID (8-4-4-4-12 lower-case hex digits).
-fn is_prefixed_uuid_row(row: &[u8], prefix: &str) -> bool {
+pub fn is_prefixed_uuid_row(row: &[u8], prefix: &str) -> bool {
     let Some(rest) = row.strip_prefix(prefix.as_bytes()) else {
         return false;
     };
