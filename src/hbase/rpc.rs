@@ -244,3 +244,97 @@ impl RpcConnection {
 fn first_line(trace: &str) -> String {
     trace.lines().next().unwrap_or("").trim().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A peer that reads the preamble, header and one call, then answers as `answer` says.
+    fn peer(answer: impl FnOnce(&mut TcpStream) + Send + 'static) -> ServerAddr {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().expect("accept");
+            let mut pre = [0u8; 10];
+            s.read_exact(&mut pre).expect("preamble and header length");
+            assert_eq!(&pre[..6], b"HBas\x00\x50");
+            let hl = u32::from_be_bytes([pre[6], pre[7], pre[8], pre[9]]) as usize;
+            let mut h = vec![0u8; hl];
+            s.read_exact(&mut h).expect("header");
+            let header = proto::ConnectionHeader::decode(h.as_slice()).expect("decode header");
+            assert_eq!(header.service_name.as_deref(), Some("ClientService"));
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len).expect("call length");
+            let mut call = vec![0u8; u32::from_be_bytes(len) as usize];
+            s.read_exact(&mut call).expect("call");
+            answer(&mut s);
+        });
+        ServerAddr {
+            host: "127.0.0.1".into(),
+            port,
+        }
+    }
+
+    fn get() -> proto::GetRequest {
+        proto::GetRequest::default()
+    }
+
+    #[test]
+    fn a_server_closing_mid_call_is_a_named_connection_error() {
+        let server = peer(|s| drop(s.shutdown(std::net::Shutdown::Both)));
+        let mut c = RpcConnection::open(&server, "u", Duration::from_secs(5)).expect("open");
+        match c.call::<_, proto::GetResponse>("Get", &get()) {
+            Err(HBaseError::Connection { server: s, detail }) => {
+                assert_eq!(s, server.to_string());
+                assert!(detail.contains("closed the connection"), "{detail}");
+            }
+            other => panic!("expected a connection error, got {other:?}"),
+        }
+        assert!(c.is_broken());
+    }
+
+    #[test]
+    fn an_oversized_answer_is_refused_before_allocation() {
+        let server = peer(|s| {
+            let _ = s.write_all(&u32::MAX.to_be_bytes());
+        });
+        let mut c = RpcConnection::open(&server, "u", Duration::from_secs(5)).expect("open");
+        match c.call::<_, proto::GetResponse>("Get", &get()) {
+            Err(HBaseError::Protocol { detail, .. }) => assert!(detail.contains("more than")),
+            other => panic!("expected a protocol error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_exception_answer_names_the_class_and_keeps_the_connection() {
+        let server = peer(|s| {
+            let header = proto::ResponseHeader {
+                call_id: Some(0),
+                exception: Some(proto::ExceptionResponse {
+                    exception_class_name: Some(
+                        "org.apache.hadoop.hbase.NotServingRegionException".into(),
+                    ),
+                    stack_trace: Some("NotServingRegionException: r1 is not online\n\tat x".into()),
+                    ..Default::default()
+                }),
+            };
+            let mut body = Vec::new();
+            header
+                .encode_length_delimited(&mut body)
+                .expect("encode header");
+            let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+            frame.extend_from_slice(&body);
+            s.write_all(&frame).expect("answer");
+        });
+        let mut c = RpcConnection::open(&server, "u", Duration::from_secs(5)).expect("open");
+        match c.call::<_, proto::GetResponse>("Get", &get()) {
+            Err(HBaseError::Remote { class, message, .. }) => {
+                assert!(class.ends_with("NotServingRegionException"));
+                assert_eq!(message, "NotServingRegionException: r1 is not online");
+            }
+            other => panic!("expected a remote error, got {other:?}"),
+        }
+        assert!(!c.is_broken());
+    }
+}
