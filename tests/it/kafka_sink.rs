@@ -53,7 +53,7 @@ fn event(body: &str, headers: &[(&str, &str)]) -> Event {
 }
 
 /// Sends `events` to the avro source on `port` (once it listens), 50 per call.
-fn send(run: &mut Option<&mut AgentProcess>, port: u16, events: &[Event]) {
+pub fn send(run: &mut Option<&mut AgentProcess>, port: u16, events: &[Event]) {
     let timeouts = Timeouts {
         connect: Duration::from_secs(20),
         request: Duration::from_secs(20),

@@ -21,6 +21,7 @@ mod crash;
 mod faults;
 mod flume_agent;
 mod hbase_cluster;
+mod hbase_sink;
 mod hdfs_cluster;
 mod hdfs_faults;
 mod hdfs_format;
