@@ -10,7 +10,9 @@ pub enum HBaseError {
     #[error("cannot reach the ZooKeeper quorum {quorum}: {detail}; check zookeeperQuorum and that ZooKeeper is running")]
     Quorum { quorum: String, detail: String },
     /// ZooKeeper has no meta location under the parent znode.
-    #[error("ZooKeeper {quorum} has no {znode}: is znodeParent right and is HBase's master running?")]
+    #[error(
+        "ZooKeeper {quorum} has no {znode}: is znodeParent right and is HBase's master running?"
+    )]
     NoMetaLocation { quorum: String, znode: String },
     /// `hbase:meta` lists no region of the table.
     #[error("table `{table}` does not exist in HBase (no region in hbase:meta): create it, e.g. `create '{table}', 'FAMILY'` in the HBase shell")]

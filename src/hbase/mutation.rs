@@ -23,8 +23,14 @@ pub struct IncrementCell {
 /// timestamp either).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mutation {
-    Put { row: Vec<u8>, cells: Vec<PutCell> },
-    Increment { row: Vec<u8>, cells: Vec<IncrementCell> },
+    Put {
+        row: Vec<u8>,
+        cells: Vec<PutCell>,
+    },
+    Increment {
+        row: Vec<u8>,
+        cells: Vec<IncrementCell>,
+    },
 }
 
 impl Mutation {

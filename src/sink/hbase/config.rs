@@ -141,33 +141,17 @@ fn kerberos(keys: &Keys<'_>, key: &str, v: &Val) -> ConfigError {
 
 /// Reads an HBase sink's keys for `flavor`.
 pub fn parse(keys: &mut Keys<'_>, flavor: Flavor) -> Result<HBaseSinkConfig, ConfigError> {
-    // The required keys and the serializer are independent: every problem among them is
-    // reported at once.
-    let mut errors = Vec::new();
-    let table = keys
-        .required(
-            "table",
-            "the HBase table to write to (`namespace:table` or `table`); it must exist, as in Flume",
-        )
-        .map_err(|e| errors.push(e))
-        .ok();
-    let family = keys
-        .required(
-            "columnFamily",
-            "the column family of `table` the serializer writes to",
-        )
-        .map_err(|e| errors.push(e))
-        .ok();
-    let serializer = serializer::parse(keys, flavor.default_serializer())
-        .map_err(|e| errors.push(e))
-        .ok();
-    let (Some(table), Some(family), Some(serializer)) = (table, family, serializer) else {
-        return Err(if errors.len() == 1 {
-            errors.remove(0)
-        } else {
-            ConfigError::Many { errors }
-        });
-    };
+    // One error per component is reported: a serializer class flumen does not have is the
+    // one a user can do least about, so it is named first, before a missing key.
+    let serializer = serializer::parse(keys, flavor.default_serializer())?;
+    let table = keys.required(
+        "table",
+        "the HBase table to write to (`namespace:table` or `table`); it must exist, as in Flume",
+    )?;
+    let family = keys.required(
+        "columnFamily",
+        "the column family of `table` the serializer writes to",
+    )?;
     if table.value.trim().is_empty() {
         return Err(keys.bad("table", &table, "a table name"));
     }
@@ -244,12 +228,7 @@ pub fn parse(keys: &mut Keys<'_>, flavor: Flavor) -> Result<HBaseSinkConfig, Con
                 })?;
                 max_consecutive_fails = u32::try_from(n).unwrap_or(0);
             }
-            read_async(
-                keys,
-                &mut quorum_v,
-                &mut znode_v,
-                &mut rpc_timeout,
-            )?;
+            read_async(keys, &mut quorum_v, &mut znode_v, &mut rpc_timeout)?;
         }
     }
 
@@ -319,7 +298,17 @@ fn read_async(
         }
     }
     keys.know("async.<property>");
+    const READ: &[&str] = &[
+        "async.hbase.zookeeper.quorum",
+        "async.hbase.zookeeper.znode.parent",
+        "async.hbase.rpc.timeout",
+        "async.hbase.security.auth.enable",
+        "async.hbase.security.authentication",
+    ];
     for (key, v) in keys.take_prefixed("async.") {
+        if READ.contains(&key.as_str()) {
+            continue;
+        }
         keys.warn(
             v.line,
             &key,
@@ -447,10 +436,18 @@ mod tests {
     #[test]
     fn kerberos_is_refused_saying_what_to_do() {
         for (flavor, key, value) in [
-            (Flavor::HBase2, "kerberosPrincipal", "flume/_HOST@EXAMPLE.COM"),
+            (
+                Flavor::HBase2,
+                "kerberosPrincipal",
+                "flume/_HOST@EXAMPLE.COM",
+            ),
             (Flavor::HBase, "kerberosKeytab", "/etc/flume.keytab"),
             (Flavor::Async, "async.hbase.security.auth.enable", "true"),
-            (Flavor::Async, "async.hbase.security.authentication", "kerberos"),
+            (
+                Flavor::Async,
+                "async.hbase.security.authentication",
+                "kerberos",
+            ),
         ] {
             let (r, _) = parsed(flavor, &[(key, value)]);
             let e = r.expect_err("refused").to_string();
@@ -463,21 +460,25 @@ mod tests {
     #[test]
     fn missing_and_bad_values_name_the_key() {
         let mut k = Keys::from_pairs("sinks", "k1", &[]);
-        let e = parse(&mut k, Flavor::HBase2).expect_err("refused");
-        let all: Vec<String> = e.each().iter().map(ToString::to_string).collect();
-        assert_eq!(all.len(), 2, "{all:?}");
-        assert!(all[0].contains("a1.sinks.k1.table"), "{all:?}");
-        assert!(all[1].contains("a1.sinks.k1.columnFamily"), "{all:?}");
-
-        let mut k = Keys::from_pairs(
-            "sinks",
-            "k1",
-            &[("columnFamily", "f"), ("serializer", "com.example.S")],
+        let e = parse(&mut k, Flavor::HBase2)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("missing required key `a1.sinks.k1.table`"),
+            "{e}"
         );
-        let e = parse(&mut k, Flavor::HBase).expect_err("refused");
-        let all: Vec<String> = e.each().iter().map(ToString::to_string).collect();
-        assert_eq!(all.len(), 2, "{all:?}");
-        assert!(all[1].contains("com.example.S"), "{all:?}");
+        let mut k = Keys::from_pairs("sinks", "k1", &[("table", "t")]);
+        let e = parse(&mut k, Flavor::HBase2)
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("`a1.sinks.k1.columnFamily`"), "{e}");
+
+        // The serializer class is named before a missing key.
+        let mut k = Keys::from_pairs("sinks", "k1", &[("serializer", "com.example.S")]);
+        let e = parse(&mut k, Flavor::HBase)
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("com.example.S"), "{e}");
 
         for (key, value, fragment) in [
             ("batchSize", "0", "at least 1"),

@@ -229,7 +229,10 @@ impl HBaseSink {
         }
         // Present: checked just above.
         self.client.as_mut().ok_or_else(|| {
-            SinkError::new(&self.name, "internal: the HBase client vanished".to_string())
+            SinkError::new(
+                &self.name,
+                "internal: the HBase client vanished".to_string(),
+            )
         })
     }
 
@@ -328,10 +331,15 @@ mod tests {
     #[test]
     fn client_errors_name_the_table_and_quorum_and_keep_the_verdict() {
         let sink = HBaseSink::new("k1", config());
-        let e = sink.error(&HBaseError::TableNotFound { table: "ns:t".into() });
+        let e = sink.error(&HBaseError::TableNotFound {
+            table: "ns:t".into(),
+        });
         assert!(!e.is_retryable());
         let text = e.to_string();
-        assert!(text.contains("sink `k1`") && text.contains("`ns:t`"), "{text}");
+        assert!(
+            text.contains("sink `k1`") && text.contains("`ns:t`"),
+            "{text}"
+        );
         assert!(text.contains("127.0.0.1:1"), "{text}");
 
         let inner = || HBaseError::Connection {
@@ -398,6 +406,10 @@ mod tests {
         sink.attach_counters(Arc::clone(&counters));
         assert_eq!(counters.get(Counter::ConnectionFailedCount), 1);
         sink.stop().expect("stops");
-        assert_eq!(counters.get(Counter::ConnectionClosedCount), 0, "nothing was open");
+        assert_eq!(
+            counters.get(Counter::ConnectionClosedCount),
+            0,
+            "nothing was open"
+        );
     }
 }

@@ -59,7 +59,13 @@ impl Charset {
             Charset::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
             Charset::Ascii => bytes
                 .iter()
-                .map(|&b| if b.is_ascii() { char::from(b) } else { '\u{FFFD}' })
+                .map(|&b| {
+                    if b.is_ascii() {
+                        char::from(b)
+                    } else {
+                        '\u{FFFD}'
+                    }
+                })
                 .collect(),
             Charset::Latin1 => bytes.iter().map(|&b| char::from(b)).collect(),
         }
@@ -188,7 +194,9 @@ impl RegexConfig {
     fn matched(&self, text: &str) -> Option<Vec<Option<(usize, usize)>>> {
         let hidden;
         let subject = if self.ignore_case && text.contains(['\u{212A}', '\u{17F}']) {
-            hidden = text.replace('\u{212A}', "\u{FFFD}").replace('\u{17F}', "\u{D7}");
+            hidden = text
+                .replace('\u{212A}', "\u{FFFD}")
+                .replace('\u{17F}', "\u{D7}");
             hidden.as_str()
         } else {
             text
@@ -325,7 +333,10 @@ mod tests {
         let (_, cells) = put_of(&c, &Event::new("line1\nline2\r\u{2028}x")).expect("matches");
         assert_eq!(
             cells,
-            vec![("payload".into(), "line1\nline2\r\u{2028}x".as_bytes().to_vec())]
+            vec![(
+                "payload".into(),
+                "line1\nline2\r\u{2028}x".as_bytes().to_vec()
+            )]
         );
     }
 
@@ -342,12 +353,19 @@ mod tests {
 
     #[test]
     fn row_key_index_takes_the_row_from_its_group() {
-        let c = config(r"^([^\t]+)\t([^\t]+)\t([^\t]+)$", "col1,col2,ROW_KEY", Some(2));
+        let c = config(
+            r"^([^\t]+)\t([^\t]+)\t([^\t]+)$",
+            "col1,col2,ROW_KEY",
+            Some(2),
+        );
         let (row, cells) = put_of(&c, &Event::new("a\tb\tkey-é")).expect("matches");
         assert_eq!(row, "key-é".as_bytes());
         assert_eq!(
             cells,
-            vec![("col1".into(), b"a".to_vec()), ("col2".into(), b"b".to_vec())]
+            vec![
+                ("col1".into(), b"a".to_vec()),
+                ("col2".into(), b"b".to_vec())
+            ]
         );
     }
 
@@ -396,7 +414,11 @@ mod tests {
         s.regex = compile("(.s)", true).expect("compiles");
         s.ignore_case = true;
         let (_, cells) = put_of(&s, &Event::new("\u{17F}S")).expect("matches");
-        assert_eq!(cells[0].1, "\u{17F}S".as_bytes(), "the original text is kept");
+        assert_eq!(
+            cells[0].1,
+            "\u{17F}S".as_bytes(),
+            "the original text is kept"
+        );
         assert!(put_of(&s, &Event::new("a\u{17F}")).is_none());
         assert!(compile("(é)", true).is_err());
         assert!(compile("(é)", false).is_ok());

@@ -50,7 +50,11 @@ pub fn parse(keys: &mut Keys<'_>, default_class: &'static str) -> Result<Seriali
     }
     // Its own keys are the class's business: they are not reported as unknown on top.
     keys.take_prefixed("serializer.");
-    let all: Vec<&str> = SIMPLE_CLASSES.iter().chain(REGEX_CLASSES).copied().collect();
+    let all: Vec<&str> = SIMPLE_CLASSES
+        .iter()
+        .chain(REGEX_CLASSES)
+        .copied()
+        .collect();
     Err(keys.unsupported(
         "serializer",
         line,
@@ -67,7 +71,11 @@ fn parse_simple(keys: &mut Keys<'_>) -> Result<SimpleConfig, ConfigError> {
         let v = keys.text(key, default);
         (!v.is_empty()).then(|| v.into_bytes())
     };
-    let payload_column = column(keys, "serializer.payloadColumn", simple::DEFAULT_PAYLOAD_COLUMN);
+    let payload_column = column(
+        keys,
+        "serializer.payloadColumn",
+        simple::DEFAULT_PAYLOAD_COLUMN,
+    );
     let increment_column = column(
         keys,
         "serializer.incrementColumn",
@@ -240,16 +248,18 @@ pub fn coalesce_increments(incs: Vec<Mutation>) -> Vec<Mutation> {
             put @ Mutation::Put { .. } => others.push(put),
         }
     }
-    others.extend(rows.into_iter().map(|(row, cols)| Mutation::Increment {
-        row,
-        cells: cols
-            .into_iter()
-            .map(|((family, qualifier), amount)| IncrementCell {
-                family,
-                qualifier,
-                amount,
-            })
-            .collect(),
+    others.extend(rows.into_iter().map(|(row, cols)| {
+        Mutation::Increment {
+            row,
+            cells: cols
+                .into_iter()
+                .map(|((family, qualifier), amount)| IncrementCell {
+                    family,
+                    qualifier,
+                    amount,
+                })
+                .collect(),
+        }
     }));
     others
 }
@@ -296,7 +306,10 @@ mod tests {
         assert!(e.contains("`com.example.MySerializer`"), "{e}");
         assert!(e.contains("a1.sinks.k1.serializer`"), "{e}");
         assert!(e.contains(":1:"), "{e}");
-        assert!(e.contains(REGEX_CLASSES[1]) && e.contains(SIMPLE_CLASSES[2]), "{e}");
+        assert!(
+            e.contains(REGEX_CLASSES[1]) && e.contains(SIMPLE_CLASSES[2]),
+            "{e}"
+        );
         assert!(w.is_empty(), "the class's own keys are not reported: {w:?}");
     }
 
@@ -360,13 +373,22 @@ mod tests {
         assert_eq!(c.row_key_index, Some(2));
         assert!(c.deposit_headers && c.ignore_case);
         assert_eq!(c.charset, Charset::Latin1);
-        assert_eq!(c.col_names, vec![b"col1".to_vec(), b"col2".to_vec(), b"row_key".to_vec()]);
+        assert_eq!(
+            c.col_names,
+            vec![b"col1".to_vec(), b"col2".to_vec(), b"row_key".to_vec()]
+        );
 
-        let (r, _) = parsed(&[("serializer", REGEX_CLASSES[1]), ("serializer.rowKeyIndex", "-5")]);
+        let (r, _) = parsed(&[
+            ("serializer", REGEX_CLASSES[1]),
+            ("serializer.rowKeyIndex", "-5"),
+        ]);
         let Ok(Serializer::Regex(c)) = r else {
             panic!("regex: {r:?}");
         };
-        assert_eq!(c.row_key_index, None, "any negative index means generated keys");
+        assert_eq!(
+            c.row_key_index, None,
+            "any negative index means generated keys"
+        );
         assert_eq!(c.source, "(.*)");
         assert_eq!(c.col_names, vec![b"payload".to_vec()]);
 
@@ -376,13 +398,36 @@ mod tests {
                 "serializer.colNames",
                 "groups (2)",
             ),
-            (vec![("serializer.regex", "(a")], "serializer.regex", "regular expression"),
-            (vec![("serializer.rowKeyIndex", "1")], "serializer.rowKeyIndex", "below"),
-            (vec![("serializer.rowKeyIndex", "0")], "serializer.rowKeyIndex", "ROW_KEY"),
-            (vec![("serializer.rowKeyIndex", "x")], "serializer.rowKeyIndex", "whole number"),
-            (vec![("serializer.charset", "UTF-16")], "serializer.charset", "UTF-16"),
             (
-                vec![("serializer.regex", "(é)"), ("serializer.regexIgnoreCase", "true")],
+                vec![("serializer.regex", "(a")],
+                "serializer.regex",
+                "regular expression",
+            ),
+            (
+                vec![("serializer.rowKeyIndex", "1")],
+                "serializer.rowKeyIndex",
+                "below",
+            ),
+            (
+                vec![("serializer.rowKeyIndex", "0")],
+                "serializer.rowKeyIndex",
+                "ROW_KEY",
+            ),
+            (
+                vec![("serializer.rowKeyIndex", "x")],
+                "serializer.rowKeyIndex",
+                "whole number",
+            ),
+            (
+                vec![("serializer.charset", "UTF-16")],
+                "serializer.charset",
+                "UTF-16",
+            ),
+            (
+                vec![
+                    ("serializer.regex", "(é)"),
+                    ("serializer.regexIgnoreCase", "true"),
+                ],
                 "serializer.regex",
                 "ASCII",
             ),
@@ -401,7 +446,10 @@ mod tests {
         let s = Serializer::Simple(SimpleConfig::default());
         let events = [Event::new("a"), Event::new("b")];
         let m = mutations(&s, &events, b"f", false).expect("serializes");
-        let kinds: Vec<bool> = m.iter().map(|m| matches!(m, Mutation::Put { .. })).collect();
+        let kinds: Vec<bool> = m
+            .iter()
+            .map(|m| matches!(m, Mutation::Put { .. }))
+            .collect();
         assert_eq!(kinds, vec![true, true, false, false]);
         let m = mutations(&s, &events, b"f", true).expect("serializes");
         assert_eq!(m.len(), 3);
