@@ -286,7 +286,10 @@ mod tests {
         }
     }
 
-    fn put_of(c: &RegexConfig, event: &Event) -> Option<(Vec<u8>, Vec<(String, Vec<u8>)>)> {
+    /// A put's row and its cells as (qualifier, value).
+    type Put = (Vec<u8>, Vec<(String, Vec<u8>)>);
+
+    fn put_of(c: &RegexConfig, event: &Event) -> Option<Put> {
         let mut puts = Vec::new();
         c.serialize(event, b"f", &mut puts).expect("writable");
         assert!(puts.len() <= 1);

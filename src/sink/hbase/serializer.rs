@@ -231,10 +231,13 @@ pub fn mutations(
     Ok(puts)
 }
 
+/// One row's increments: (family, qualifier) -> amount, in byte order.
+type Sums = BTreeMap<(Vec<u8>, Vec<u8>), i64>;
+
 /// Sums the increments of the same row, family and qualifier; one increment per row. Sums
 /// wrap as Java's `long` addition does.
 pub fn coalesce_increments(incs: Vec<Mutation>) -> Vec<Mutation> {
-    let mut rows: BTreeMap<Vec<u8>, BTreeMap<(Vec<u8>, Vec<u8>), i64>> = BTreeMap::new();
+    let mut rows: BTreeMap<Vec<u8>, Sums> = BTreeMap::new();
     let mut others = Vec::new();
     for m in incs {
         match m {
