@@ -120,6 +120,21 @@ fn quorum(s: &str) -> Result<String, String> {
     Ok(out.join(","))
 }
 
+/// Whether `t` is a table name HBase accepts (`TableName.valueOf`'s rules, ASCII): an
+/// optional namespace of word characters, then a name of word characters, `-` and `.`, not
+/// starting with either.
+fn table_name_ok(t: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let (ns, name) = match t.split_once(':') {
+        Some((ns, name)) => (Some(ns), name),
+        None => (None, t),
+    };
+    ns.is_none_or(|ns| !ns.is_empty() && ns.chars().all(word))
+        && !name.is_empty()
+        && !name.starts_with(['-', '.'])
+        && name.chars().all(|c| word(c) || c == '-' || c == '.')
+}
+
 /// Refuses Kerberos: `key` set to a non-empty value.
 fn no_kerberos(keys: &mut Keys<'_>, key: &'static str) -> Result<(), ConfigError> {
     if let Some(v) = keys.get(key) {
@@ -152,11 +167,20 @@ pub fn parse(keys: &mut Keys<'_>, flavor: Flavor) -> Result<HBaseSinkConfig, Con
         "columnFamily",
         "the column family of `table` the serializer writes to",
     )?;
-    if table.value.trim().is_empty() {
-        return Err(keys.bad("table", &table, "a table name"));
+    if !table_name_ok(table.value.trim()) {
+        return Err(keys.bad(
+            "table",
+            &table,
+            "an HBase table name, `name` or `namespace:name`: letters, digits, `_`, and in the name also `-` and `.` (not first)",
+        ));
     }
-    if family.value.trim().is_empty() {
-        return Err(keys.bad("columnFamily", &family, "a column family name"));
+    let f = family.value.trim();
+    if f.is_empty() || f.contains(':') || f.starts_with('.') || f.chars().any(char::is_control) {
+        return Err(keys.bad(
+            "columnFamily",
+            &family,
+            "an HBase column family name: no `:`, not starting with `.`",
+        ));
     }
 
     keys.document_default("zookeeperQuorum", DEFAULT_QUORUM);
@@ -496,6 +520,29 @@ mod tests {
         }
         let (r, _) = parsed(Flavor::Async, &[("timeout", "soon")]);
         assert!(r.expect_err("refused").to_string().contains("timeout"));
+    }
+
+    #[test]
+    fn table_names_follow_hbases_rules() {
+        for ok in ["t", "ns:t", "web_logs-2024.v1", "default:t"] {
+            assert!(table_name_ok(ok), "{ok}");
+        }
+        for bad in ["", ":t", "ns:", "a b", "-t", ".t", "a:b:c", "ns-1:t"] {
+            assert!(!table_name_ok(bad), "{bad}");
+        }
+        let mut k = Keys::from_pairs("sinks", "k1", &[("columnFamily", "f"), ("table", "my t")]);
+        let e = parse(&mut k, Flavor::HBase2)
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("a1.sinks.k1.table") && e.contains(":2:"), "{e}");
+        let mut k = Keys::from_pairs("sinks", "k1", &[("table", "t"), ("columnFamily", "a:b")]);
+        let e = parse(&mut k, Flavor::HBase2)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("a1.sinks.k1.columnFamily") && e.contains(":2:"),
+            "{e}"
+        );
     }
 
     #[test]
