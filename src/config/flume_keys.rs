@@ -474,13 +474,18 @@ const KAFKA_SINK: &[FlumeKey] = &[
     k("requiredAcks"),
 ];
 
+/// What is said of a `serializer.*` key an HBase sink's serializer does not read.
+const HBASE_SERIALIZER_KEY: &str = "not a key of the sink's HBase serializer, which ignores it \
+                                    (as Flume's does); check its spelling against the \
+                                    serializer's keys in docs/CONFIG.md";
+
 /// Flume's HBaseSink and HBase2Sink (the same keys).
 const HBASE_SINK: &[FlumeKey] = &[
     k("table"),
     k("columnFamily"),
     k("batchSize"),
     k("serializer"),
-    k("serializer."),
+    n("serializer.", HBASE_SERIALIZER_KEY),
     k("kerberosPrincipal"),
     k("kerberosKeytab"),
     k("enableWal"),
@@ -494,7 +499,7 @@ const ASYNC_HBASE_SINK: &[FlumeKey] = &[
     k("columnFamily"),
     k("batchSize"),
     k("serializer"),
-    k("serializer."),
+    n("serializer.", HBASE_SERIALIZER_KEY),
     k("timeout"),
     k("zookeeperQuorum"),
     k("znodeParent"),

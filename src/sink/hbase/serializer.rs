@@ -43,10 +43,14 @@ pub fn parse(keys: &mut Keys<'_>, default_class: &'static str) -> Result<Seriali
         _ => (default_class.to_string(), keys.home_line()),
     };
     if SIMPLE_CLASSES.contains(&class.as_str()) {
-        return parse_simple(keys).map(Serializer::Simple);
+        let s = parse_simple(keys)?;
+        other_serializers_keys(keys, &class, REGEX_KEYS, "regex", REGEX_CLASSES[0]);
+        return Ok(Serializer::Simple(s));
     }
     if REGEX_CLASSES.contains(&class.as_str()) {
-        return parse_regex(keys).map(Serializer::Regex);
+        let r = parse_regex(keys)?;
+        other_serializers_keys(keys, &class, SIMPLE_KEYS, "simple", SIMPLE_CLASSES[0]);
+        return Ok(Serializer::Regex(r));
     }
     // Its own keys are the class's business: they are not reported as unknown on top.
     keys.take_prefixed("serializer.");
@@ -64,6 +68,54 @@ pub fn parse(keys: &mut Keys<'_>, default_class: &'static str) -> Result<Seriali
             all.join(", ")
         ),
     ))
+}
+
+/// The simple serializers' keys.
+const SIMPLE_KEYS: &[&'static str] = &[
+    "serializer.payloadColumn",
+    "serializer.incrementColumn",
+    "serializer.rowPrefix",
+    "serializer.incrementRow",
+    "serializer.suffix",
+];
+/// The regex serializers' keys.
+const REGEX_KEYS: &[&'static str] = &[
+    "serializer.regex",
+    "serializer.regexIgnoreCase",
+    "serializer.colNames",
+    "serializer.rowKeyIndex",
+    "serializer.depositHeaders",
+    "serializer.charset",
+];
+
+/// Keys of the serializer not chosen (`serializer.colNames` with the default, simple one: a
+/// forgotten `serializer` line, most likely) are ignored, as Flume ignores them, with a
+/// warning saying why.
+fn other_serializers_keys(
+    keys: &mut Keys<'_>,
+    class: &str,
+    other: &[&'static str],
+    kind: &str,
+    example: &str,
+) {
+    for &key in other {
+        // Only a key that is set is read, so the other serializer's keys stay out of this
+        // sink's documented keys.
+        if keys.has(key).is_none() {
+            continue;
+        }
+        if let Some(v) = keys.get(key) {
+            keys.warn(
+                v.line,
+                key,
+                WarningKind::Surprise {
+                    advice: format!(
+                        "a key of the {kind} serializers, but this sink runs `{class}`, which does not read it (Flume ignores it too); set `serializer` (e.g. to {example}) or remove the key"
+                    ),
+                },
+            );
+        }
+    }
 }
 
 fn parse_simple(keys: &mut Keys<'_>) -> Result<SimpleConfig, ConfigError> {
@@ -345,6 +397,29 @@ mod tests {
                 increment_row: b"counter".to_vec(),
             }
         );
+    }
+
+    #[test]
+    fn keys_of_the_other_serializer_are_named_as_such() {
+        let (r, w) = parsed(&[
+            ("serializer.colNames", "a,b"),
+            ("serializer.payloadColum", "x"),
+        ]);
+        assert!(matches!(r, Ok(Serializer::Simple(_))));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].to_string().contains("regex serializers"), "{}", w[0]);
+        assert!(
+            w[1].to_string().contains("serializer.payloadColumn"),
+            "the nearest key: {}",
+            w[1]
+        );
+        let (r, w) = parsed(&[
+            ("serializer", REGEX_CLASSES[1]),
+            ("serializer.suffix", "nano"),
+        ]);
+        assert!(matches!(r, Ok(Serializer::Regex(_))));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].to_string().contains("simple serializers"), "{}", w[0]);
     }
 
     #[test]
