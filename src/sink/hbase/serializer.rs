@@ -71,7 +71,7 @@ pub fn parse(keys: &mut Keys<'_>, default_class: &'static str) -> Result<Seriali
 }
 
 /// The simple serializers' keys.
-const SIMPLE_KEYS: &[&'static str] = &[
+const SIMPLE_KEYS: &[&str] = &[
     "serializer.payloadColumn",
     "serializer.incrementColumn",
     "serializer.rowPrefix",
@@ -79,7 +79,7 @@ const SIMPLE_KEYS: &[&'static str] = &[
     "serializer.suffix",
 ];
 /// The regex serializers' keys.
-const REGEX_KEYS: &[&'static str] = &[
+const REGEX_KEYS: &[&str] = &[
     "serializer.regex",
     "serializer.regexIgnoreCase",
     "serializer.colNames",
