@@ -31,6 +31,9 @@ pub const DEFAULT_COL_NAMES: &str = "payload";
 /// The `colNames` entry that stands for the row key (any case).
 pub const ROW_KEY_NAME: &str = "ROW_KEY";
 
+/// HBase's longest row key (`Short.MAX_VALUE` bytes).
+pub const MAX_ROW_LENGTH: usize = 32_767;
+
 /// The character sets the serializer decodes and encodes with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Charset {
@@ -238,6 +241,15 @@ impl RegexConfig {
             Some(i) => group(i)?.as_bytes().to_vec(),
             None => self.charset.encode(&generated_row_key()),
         };
+        if row.is_empty() || row.len() > MAX_ROW_LENGTH {
+            // HBase's Put refuses such a row, and Flume fails the batch on it.
+            return Err(Unwritable(format!(
+                "the row key of an event, group {} of serializer.regex `{}`, is {} bytes long; HBase takes 1 to {MAX_ROW_LENGTH}, and Flume fails the batch on such an event too",
+                self.row_key_index.map_or(0, |i| i + 1),
+                self.source,
+                row.len()
+            )));
+        }
         let mut cells = Vec::with_capacity(self.col_names.len());
         for (i, name) in self.col_names.iter().enumerate() {
             if Some(i) == self.row_key_index {
@@ -436,6 +448,22 @@ mod tests {
             .expect_err("no value for group 1");
         assert!(e.0.contains("group 1") && e.0.contains("`first`"), "{e:?}");
         assert!(put_of(&c, &Event::new("ab")).is_some());
+    }
+
+    #[test]
+    fn a_row_key_hbase_would_refuse_fails_the_event() {
+        let c = config(r"([^,]*),(.*)", "ROW_KEY,v", Some(0));
+        let mut puts = Vec::new();
+        let e = c
+            .serialize(&Event::new(",x"), b"f", &mut puts)
+            .expect_err("empty row");
+        assert!(e.0.contains("0 bytes"), "{e:?}");
+        let long = format!("{},x", "k".repeat(MAX_ROW_LENGTH + 1));
+        assert!(c.serialize(&Event::new(long), b"f", &mut puts).is_err());
+        let ok = format!("{},x", "k".repeat(MAX_ROW_LENGTH));
+        c.serialize(&Event::new(ok), b"f", &mut puts)
+            .expect("the longest row HBase takes");
+        assert_eq!(puts.len(), 1);
     }
 
     #[test]
