@@ -277,6 +277,9 @@ impl RegexConfig {
     }
 }
 
+// The expected bytes below (charsets, deposited headers, rowKeyIndex, DOTALL, ignore case,
+// KELVIN SIGN and LONG S, a group without a value) were checked against Flume 1.11's
+// RegexHBase2EventSerializer (with hbase-client 2.6.1) run on the same events.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,6 +438,17 @@ mod tests {
             "the original text is kept"
         );
         assert!(put_of(&s, &Event::new("a\u{17F}")).is_none());
+        // Classes too: Java's `[a-z]` takes no KELVIN SIGN, its `[^a-z]` does.
+        let mut class = config(r"([a-z]+)", "c", None);
+        class.regex = compile("([a-z]+)", true).expect("compiles");
+        class.ignore_case = true;
+        assert!(put_of(&class, &Event::new("AB")).is_some());
+        assert!(put_of(&class, &Event::new("AB\u{212A}")).is_none());
+        let mut neg = config(r"([^a-z])", "c", None);
+        neg.regex = compile("([^a-z])", true).expect("compiles");
+        neg.ignore_case = true;
+        assert!(put_of(&neg, &Event::new("\u{212A}")).is_some());
+        assert!(put_of(&neg, &Event::new("K")).is_none());
         assert!(compile("(é)", true).is_err());
         assert!(compile("(é)", false).is_ok());
     }

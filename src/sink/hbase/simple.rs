@@ -142,6 +142,8 @@ impl Default for SimpleConfig {
     }
 }
 
+// Checked against Flume 1.11's SimpleHBase2EventSerializer on the same events: row
+// `default<uuid>`, `p-<signed decimal>`, cells f:pCol = body and incRow f:iCol += 1.
 #[cfg(test)]
 mod tests {
     use super::*;
