@@ -28,6 +28,7 @@ pub mod agent;
 pub mod avro_client;
 pub mod bench;
 pub mod bench_agent;
+pub mod bench_hbase;
 pub mod bench_hdfs;
 pub mod bench_kafka;
 pub mod bench_load;
@@ -79,6 +80,11 @@ pub enum BenchCommand {
     /// The HDFS sink (stress -> file channel -> hdfs sink) against Hadoop's own Java client
     /// writing the same bytes to the same HDFS (see benches/hdfs_vs_java.sh).
     Hdfs(bench_hdfs::HdfsBenchArgs),
+    /// The hbase2 sink (stress -> file channel -> hbase2) against Apache Flume 1.11's hbase2
+    /// sink and HBase's own Java BufferedMutator, on a single-JVM HBase the bench starts (see
+    /// benches/hbase_vs_flume.sh).
+    #[command(name = "hbase")]
+    HBase(bench_hbase::HBaseBenchArgs),
     /// The Kafka sink (stress -> file channel -> kafka) and source (kafka -> file channel ->
     /// null) on a running broker, beside Kafka's own Java producer (see benches/compare.py for
     /// Flume's Kafka components on the same shapes).
@@ -151,6 +157,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Bench(BenchCommand::Reopen(args)) => bench_reopen::run(&args),
         Command::Bench(BenchCommand::Agent(args)) => bench_agent::run(&args),
         Command::Bench(BenchCommand::Hdfs(args)) => bench_hdfs::run(&args),
+        Command::Bench(BenchCommand::HBase(args)) => bench_hbase::run(&args),
         Command::Bench(BenchCommand::Kafka(args)) => bench_kafka::run(&args),
         Command::Bench(BenchCommand::Taildir(args)) => bench_taildir::run(&args),
         Command::Bench(BenchCommand::Load(args)) => bench_load::run(&args),

@@ -14,7 +14,11 @@
 pub mod client;
 pub mod error;
 pub mod mutation;
+pub mod proto;
+pub mod region;
+pub mod rpc;
+pub mod zk;
 
-pub use client::{Client, ClientConfig};
+pub use client::{Client, ClientConfig, ClientStats, InFlight};
 pub use error::HBaseError;
 pub use mutation::{IncrementCell, Mutation, PutCell};

@@ -6,6 +6,11 @@
 //! SIGTERM (then SIGKILL), and kills it on drop, so no JVM outlives a failing test. Every panic
 //! it raises carries the tail of Flume's log, which is where Flume says what went wrong.
 //!
+//! `FlumeAgent::start` runs on the `tests/avro` classpath; `FlumeAgent::start_on` runs on
+//! another Maven project's classpath with extra JVM flags: `FlumeAgent::start_hbase` is Flume's
+//! agent with its `hbase2` sink on the `tests/hbase` classpath (HBase 2.6's client, which
+//! needs `--add-opens` on JDK 17), beside the HBase the tests run (`hbase_cluster`).
+//!
 //! A machine without `java` or `mvn` fails the tests that use it (`java::maven_classpath`
 //! says so); they never skip.
 
@@ -47,7 +52,27 @@ impl FlumeAgent {
     /// Writes `properties` (agent `a1`) to `dir/flume-<tag>.properties` and starts Flume on it.
     /// Returns at once; call [`wait_ready`](Self::wait_ready) before relying on it.
     pub fn start(dir: &Path, tag: &str, properties: &str) -> FlumeAgent {
-        let cp = classpath();
+        FlumeAgent::start_on(classpath(), &[], dir, tag, properties)
+    }
+
+    /// As [`start`](Self::start), on the `tests/hbase` classpath (Flume 1.11's agent with its
+    /// `hbase2` sink and HBase 2.6's client) with the JVM flags that client needs on JDK 17.
+    /// Builds that Maven project first if this process has not yet.
+    pub fn start_hbase(dir: &Path, tag: &str, properties: &str) -> FlumeAgent {
+        let cp = crate::hbase_cluster::hbase_classpath();
+        FlumeAgent::start_on(cp, crate::hbase_cluster::JDK17_FLAGS, dir, tag, properties)
+    }
+
+    /// As [`start`](Self::start), with Flume's `Application` taken from the classpath `cp`
+    /// (which must hold flume-ng-node and a log4j 2 binding) and `jvm_args` after the
+    /// harness's own JVM flags (so a later `-Xmx` wins).
+    pub fn start_on(
+        cp: &str,
+        jvm_args: &[&str],
+        dir: &Path,
+        tag: &str,
+        properties: &str,
+    ) -> FlumeAgent {
         let conf = dir.join(format!("flume-{tag}.properties"));
         std::fs::write(&conf, properties).expect("write the Flume properties file");
         let log = dir.join(format!("flume-{tag}.log"));
@@ -66,6 +91,7 @@ impl FlumeAgent {
                 "-Dflume.monitoring.type=http",
             ])
             .arg(format!("-Dflume.monitoring.port={monitoring_port}"))
+            .args(jvm_args)
             .args(["-cp", cp, "org.apache.flume.node.Application"])
             .args(["-n", "a1", "-f"])
             .arg(&conf)
