@@ -63,6 +63,8 @@ pub struct HBaseSinkConfig {
     pub batch_size: usize,
     /// `coalesceIncrements` (false).
     pub coalesce_increments: bool,
+    /// `enableWal = false`: writes skip the write-ahead log.
+    pub skip_wal: bool,
     /// One RPC's deadline: 60 s, less when asynchbase's `timeout` is shorter;
     /// `async.hbase.rpc.timeout` when set.
     pub rpc_timeout: Duration,
@@ -80,6 +82,7 @@ impl HBaseSinkConfig {
         let mut c = ClientConfig::new(&self.quorum, &self.znode_parent);
         c.rpc_timeout = self.rpc_timeout;
         c.operation_timeout = self.operation_timeout;
+        c.skip_wal = self.skip_wal;
         c
     }
 }
@@ -193,13 +196,15 @@ pub fn parse(keys: &mut Keys<'_>, flavor: Flavor) -> Result<HBaseSinkConfig, Con
         .filter(|v| !v.value.trim().is_empty());
     let batch_size = keys.size("batchSize", 100, 1, "events")?;
     let coalesce_increments = keys.boolean("coalesceIncrements", false)?;
-    if !keys.boolean("enableWal", true)? {
+    let skip_wal = !keys.boolean("enableWal", true)?;
+    if skip_wal {
+        // Flume warns likewise when it reads the key.
         let line = keys.line_of("enableWal");
         keys.warn(
             line,
             "enableWal",
-            WarningKind::IgnoredKey {
-                reason: "flumen writes every put and increment with the table's durability (through the WAL); skipping the WAL, which can lose acknowledged writes when a region server dies, is not offered".into(),
+            WarningKind::Surprise {
+                advice: "false: puts and increments skip the region server's write-ahead log (SKIP_WAL, as in Flume), so writes acknowledged but not yet flushed are lost if a region server dies; the sink's take commits all the same".into(),
             },
         );
     }
@@ -280,6 +285,7 @@ pub fn parse(keys: &mut Keys<'_>, flavor: Flavor) -> Result<HBaseSinkConfig, Con
         znode_parent,
         batch_size,
         coalesce_increments,
+        skip_wal,
         rpc_timeout,
         operation_timeout,
         max_consecutive_fails,
@@ -450,11 +456,14 @@ mod tests {
     }
 
     #[test]
-    fn enable_wal_false_is_accepted_with_a_warning() {
+    fn enable_wal_false_skips_the_wal_with_a_warning() {
         let (c, w) = parsed(Flavor::HBase, &[("enableWal", "false")]);
-        assert!(c.is_ok());
+        let c = c.expect("accepted");
+        assert!(c.skip_wal && c.client_config().skip_wal);
         assert_eq!(w.len(), 1, "{w:?}");
-        assert!(w[0].to_string().contains("WAL"), "{}", w[0]);
+        assert!(w[0].to_string().contains("write-ahead log"), "{}", w[0]);
+        let (c, _) = parsed(Flavor::HBase, &[]);
+        assert!(!c.expect("accepted").client_config().skip_wal);
     }
 
     #[test]

@@ -5,10 +5,13 @@
 //!
 //! A batch: the serializer ([`serializer`]: Flume's simple or regex serializers, with their
 //! exact row keys and cells) turns each event into puts and increments; every put, then every
-//! increment (summed per cell with `coalesceIncrements`), goes to the client in one
-//! [`Client::apply`]. `Ok` means the region servers acknowledged every mutation, and only then
-//! may the runner commit the take. A failure rolls the take back and is retried with the
-//! runner's backoff: retryable when waiting can help (a quorum or region server down, a region
+//! increment (summed per cell with `coalesceIncrements`), is handed to the client at once
+//! ([`Client::submit`]), and [`Client::complete`] later reads the answers, retrying what the
+//! servers did not take. Up to [`MAX_IN_FLIGHT`] batches are in flight, each with its take
+//! still open, so the servers work on one while the sink waits for another (a sink group uses
+//! `process`, one batch at a time). `Ok` means the region servers acknowledged every
+//! mutation, and only then may the runner commit that take. A failure rolls it back and is
+//! retried with the runner's backoff: retryable when waiting can help (a quorum or region server down, a region
 //! moving), permanent when someone must act (the table or family gone), as
 //! [`HBaseError::is_retryable`] says. HBase has no multi-row atomicity, so after a failure some
 //! mutations of the batch may have landed: the retry writes puts again with new generated row
@@ -24,13 +27,14 @@
 //! stop, and after `maxConsecutiveFails` failed batches in a row, when a new client is made
 //! for the next batch, as Flume's asynchbase sink renews its client).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Retry, Sink, SinkCause, SinkError, SinkSpec, SinkType};
 use crate::config::{ConfigError, Keys, Registered};
 use crate::event::Event;
-use crate::hbase::{Client, HBaseError};
+use crate::hbase::{Client, HBaseError, InFlight};
 use crate::metrics::{ComponentCounters, Counter};
 
 pub mod config;
@@ -105,6 +109,10 @@ pub struct HBaseSink {
     checked: bool,
     /// Failed batches in a row.
     failures_in_row: u32,
+    /// The client is to be made anew before the next batch (after `maxConsecutiveFails`).
+    renew: bool,
+    /// Batches sent and not finished, oldest first.
+    pending: VecDeque<Pending>,
     counters: Option<Arc<ComponentCounters>>,
     /// Counts made before the counters were attached (at start-up).
     early: Vec<Counter>,
@@ -119,6 +127,8 @@ impl HBaseSink {
             client: None,
             checked: false,
             failures_in_row: 0,
+            renew: false,
+            pending: VecDeque::new(),
             counters: None,
             early: Vec::new(),
         }
@@ -244,9 +254,11 @@ impl HBaseSink {
     }
 }
 
-impl Sink for HBaseSink {
-    fn process(&mut self, events: &[Event]) -> Result<(), SinkError> {
-        let mutations = serializer::mutations(
+impl HBaseSink {
+    /// The batch's mutations; an event the serializer cannot write fails it (permanently:
+    /// the event stays at the head of the channel, as in Flume).
+    fn serialize(&self, events: &[Event]) -> Result<Vec<crate::hbase::Mutation>, SinkError> {
+        serializer::mutations(
             &self.config.serializer,
             events,
             &self.config.family,
@@ -261,14 +273,65 @@ impl Sink for HBaseSink {
                     u.0
                 )),
             )
-        })?;
+        })
+    }
+}
+
+/// A batch handed over with [`Sink::send`] and not finished yet.
+enum Pending {
+    /// The serializer wrote nothing for it (every event dropped): done already.
+    Empty,
+    /// Sent to the region servers; their answers are read by [`Client::complete`].
+    Sent(InFlight),
+}
+
+/// Batches handed to the client and not yet acknowledged, at most: while the oldest waits for
+/// its answers the runner takes, serializes and sends the next, so the region servers work on
+/// one while the sink waits for another (each batch's take stays open until it is done).
+const MAX_IN_FLIGHT: usize = 4;
+
+impl Sink for HBaseSink {
+    fn process(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        self.send(events)?;
+        self.finish_oldest()
+    }
+
+    fn max_in_flight(&self) -> usize {
+        MAX_IN_FLIGHT
+    }
+
+    fn send(&mut self, events: &[Event]) -> Result<(), SinkError> {
+        if self.renew && self.pending.is_empty() {
+            self.renew = false;
+            tracing::debug!(
+                sink = %self.name,
+                "failed batches in a row: the HBase client is made anew"
+            );
+            self.drop_client();
+        }
+        let mutations = self.serialize(events)?;
         if mutations.is_empty() {
-            // Every event was dropped by the serializer (no match): nothing to write.
+            self.pending.push_back(Pending::Empty);
             return Ok(());
         }
         let table = self.config.table.clone();
-        let result = self.client()?.apply(&table, &mutations);
-        match result {
+        let batch = self.client()?.submit(&table, mutations);
+        self.pending.push_back(Pending::Sent(batch));
+        Ok(())
+    }
+
+    fn finish_oldest(&mut self) -> Result<(), SinkError> {
+        let Some(Pending::Sent(batch)) = self.pending.pop_front() else {
+            return Ok(());
+        };
+        // The client is only dropped once no batch is in flight (see `send`).
+        let Some(client) = self.client.as_mut() else {
+            return Err(SinkError::new(
+                &self.name,
+                "internal: a batch in flight without its HBase client".to_string(),
+            ));
+        };
+        match client.complete(batch) {
             Ok(()) => {
                 self.failures_in_row = 0;
                 Ok(())
@@ -278,13 +341,9 @@ impl Sink for HBaseSink {
                 self.failures_in_row += 1;
                 let max = self.config.max_consecutive_fails;
                 if max > 0 && self.failures_in_row >= max {
-                    tracing::debug!(
-                        sink = %self.name,
-                        "{} failed batches in a row: the HBase client is made anew",
-                        self.failures_in_row
-                    );
+                    // Renewed before the next batch once those in flight are finished.
                     self.failures_in_row = 0;
-                    self.drop_client();
+                    self.renew = true;
                 }
                 Err(err)
             }
@@ -299,6 +358,8 @@ impl Sink for HBaseSink {
     }
 
     fn stop(&mut self) -> Result<(), SinkError> {
+        // The runner has finished every batch in flight; any left were given up.
+        self.pending.clear();
         self.drop_client();
         Ok(())
     }
