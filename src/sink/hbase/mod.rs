@@ -20,7 +20,8 @@
 //! Start-up, as Flume's `start()`: the sink connects and checks that the table and column
 //! family exist, and a missing one stops the agent naming it. A quorum or cluster that cannot
 //! be reached then is not fatal: the sink starts, says so, and connects on its first batch,
-//! retried by the runner like any other failure. The check waits at most [`STARTUP_CHECK`].
+//! retried by the runner like any other failure. Each step of the check (ZooKeeper, then the
+//! table) waits at most [`STARTUP_CHECK`].
 //!
 //! Counters: ConnectionCreatedCount when a client connects, ConnectionFailedCount when
 //! connecting or the table check fails, ConnectionClosedCount when a client is dropped (at
