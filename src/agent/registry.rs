@@ -44,6 +44,9 @@ pub const SINKS: &[SinkType] = &[
     sink::avro::TYPE,
     sink::kafka::TYPE,
     sink::thrift::TYPE,
+    sink::hbase::HBASE2_TYPE,
+    sink::hbase::HBASE_TYPE,
+    sink::hbase::ASYNC_TYPE,
 ];
 
 /// Sink processor types (a sink group's `processor.type`).
@@ -91,9 +94,6 @@ pub const FLUME_ONLY_SINKS: &[(&str, &str)] = &[
         "elasticsearch",
         "org.apache.flume.sink.elasticsearch.ElasticSearchSink",
     ),
-    ("hbase", "org.apache.flume.sink.hbase.HBaseSink"),
-    ("asynchbase", "org.apache.flume.sink.hbase.AsyncHBaseSink"),
-    ("hbase2", "org.apache.flume.sink.hbase2.HBase2Sink"),
     (
         "morphline_solr",
         "org.apache.flume.sink.solr.morphline.MorphlineSolrSink",

@@ -474,6 +474,41 @@ const KAFKA_SINK: &[FlumeKey] = &[
     k("requiredAcks"),
 ];
 
+/// What is said of a `serializer.*` key an HBase sink's serializer does not read.
+const HBASE_SERIALIZER_KEY: &str = "not a key of the sink's HBase serializer, which ignores it \
+                                    (as Flume's does); check its spelling against the \
+                                    serializer's keys in docs/CONFIG.md";
+
+/// Flume's HBaseSink and HBase2Sink (the same keys).
+const HBASE_SINK: &[FlumeKey] = &[
+    k("table"),
+    k("columnFamily"),
+    k("batchSize"),
+    k("serializer"),
+    n("serializer.", HBASE_SERIALIZER_KEY),
+    k("kerberosPrincipal"),
+    k("kerberosKeytab"),
+    k("enableWal"),
+    k("coalesceIncrements"),
+    k("zookeeperQuorum"),
+    k("znodeParent"),
+];
+
+const ASYNC_HBASE_SINK: &[FlumeKey] = &[
+    k("table"),
+    k("columnFamily"),
+    k("batchSize"),
+    k("serializer"),
+    n("serializer.", HBASE_SERIALIZER_KEY),
+    k("timeout"),
+    k("zookeeperQuorum"),
+    k("znodeParent"),
+    k("enableWal"),
+    k("coalesceIncrements"),
+    k("maxConsecutiveFails"),
+    k("async."),
+];
+
 const TIMESTAMP_INTERCEPTOR: &[FlumeKey] = &[k("preserveExisting"), k("headerName")];
 const HOST_INTERCEPTOR: &[FlumeKey] = &[k("preserveExisting"), k("useIP"), k("hostHeader")];
 const STATIC_INTERCEPTOR: &[FlumeKey] = &[k("preserveExisting"), k("key"), k("value")];
@@ -602,6 +637,21 @@ pub const COMPONENTS: &[FlumeComponent] = &[
         kind: Kind::Sink,
         names: &["kafka", "org.apache.flume.sink.kafka.KafkaSink"],
         keys: KAFKA_SINK,
+    },
+    FlumeComponent {
+        kind: Kind::Sink,
+        names: &["hbase2", "org.apache.flume.sink.hbase2.HBase2Sink"],
+        keys: HBASE_SINK,
+    },
+    FlumeComponent {
+        kind: Kind::Sink,
+        names: &["hbase", "org.apache.flume.sink.hbase.HBaseSink"],
+        keys: HBASE_SINK,
+    },
+    FlumeComponent {
+        kind: Kind::Sink,
+        names: &["asynchbase", "org.apache.flume.sink.hbase.AsyncHBaseSink"],
+        keys: ASYNC_HBASE_SINK,
     },
     FlumeComponent {
         kind: Kind::Interceptor,

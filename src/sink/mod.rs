@@ -47,6 +47,7 @@ pub mod avro;
 pub mod error;
 pub mod file_roll;
 pub mod group;
+pub mod hbase;
 pub mod hdfs;
 pub mod kafka;
 pub mod logger;
