@@ -475,8 +475,10 @@ fn flume_types_we_do_not_have_are_unsupported() {
             "a1.sinks.k1.type",
         ),
         (
-            with_channel("a1.channels.c1.type = memory\n")
-                .replace("= logger", "= org.apache.flume.sink.hbase.HBaseSink"),
+            with_channel("a1.channels.c1.type = memory\n").replace(
+                "= logger",
+                "= org.apache.flume.sink.elasticsearch.ElasticSearchSink",
+            ),
             8,
             "a1.sinks.k1.type",
         ),
