@@ -12,7 +12,7 @@
 //! stored; an `Err` the writer answers by sending the same batch again (as a sink does), so a
 //! row may be written twice but never lost, and the table holds no row nobody sent.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use flumen::hbase::{
-    zk, Client, ClientConfig, ClientStats, HBaseError, IncrementCell, Mutation, PutCell,
+    zk, Client, ClientConfig, ClientStats, HBaseError, InFlight, IncrementCell, Mutation, PutCell,
 };
 
 use crate::hbase_cluster::{table_name, wait_until, Cell, HBaseCluster};
@@ -309,82 +309,171 @@ fn puts_and_increments_round_trip_across_regions_with_one_meta_lookup() {
     );
 }
 
-/// What the writer thread has done, shared with the test's thread.
+/// How a writer hands its batches to the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// One `apply` at a time.
+    Apply,
+    /// Up to this many batches `submit`ted before the oldest is `complete`d, as the sink does.
+    Pipelined(usize),
+}
+
+/// One writer's client and where it is, carried from phase to phase: the same `Client` all
+/// along, so that it must recover from every fault by itself.
+struct Stream {
+    /// The first bytes of its row keys (streams never share a row).
+    prefix: &'static str,
+    mode: Mode,
+    client: Option<Client>,
+    /// The next fresh batch number.
+    next: u64,
+    /// Batches that failed and were not acknowledged yet when the last phase stopped: resent
+    /// first.
+    retry: Vec<u64>,
+    /// Every batch acknowledged, and every batch ever sent (acknowledged or not).
+    acked: BTreeSet<u64>,
+    sent: BTreeSet<u64>,
+}
+
+impl Stream {
+    fn new(prefix: &'static str, mode: Mode, client: Client) -> Stream {
+        Stream {
+            prefix,
+            mode,
+            client: Some(client),
+            next: 0,
+            retry: Vec::new(),
+            acked: BTreeSet::new(),
+            sent: BTreeSet::new(),
+        }
+    }
+
+    fn stats(&self) -> ClientStats {
+        self.client.as_ref().map(Client::stats).unwrap_or_default()
+    }
+}
+
+const BATCH: u64 = 100;
+
+fn row_key(prefix: &str, batch: u64, i: u64) -> String {
+    format!("{prefix}{batch:07}-{i:03}")
+}
+
+fn row_value(prefix: &str, batch: u64, i: u64) -> String {
+    format!("{prefix}{batch}/{i}")
+}
+
+fn writer_batch(prefix: &str, batch: u64) -> Vec<Mutation> {
+    (0..BATCH)
+        .map(|i| {
+            put(
+                &row_key(prefix, batch, i),
+                &[("f", "v", &row_value(prefix, batch, i))],
+            )
+        })
+        .collect()
+}
+
+/// What a writer thread has done, shared with the test's thread.
 #[derive(Default)]
 struct Progress {
-    /// Batches `apply` returned `Ok` for, by number.
+    /// Batches the client returned `Ok` for.
     acked: Vec<u64>,
+    /// Batches sent (resends included once).
+    sent: BTreeSet<u64>,
     /// `Err`s answered by resending the batch, with the text of the first few.
     failures: u64,
     first_failures: Vec<String>,
     stats: ClientStats,
 }
 
-const BATCH: u64 = 100;
+/// What a writer thread hands back: its client, the next fresh batch number, the batches
+/// not acknowledged when it stopped.
+type WriterEnd = (Client, u64, Vec<u64>);
 
-fn row_key(batch: u64, i: u64) -> String {
-    format!("w{batch:07}-{i:03}")
-}
-
-fn writer_batch(batch: u64) -> Vec<Mutation> {
-    (0..BATCH)
-        .map(|i| {
-            let row = row_key(batch, i);
-            put(&row, &[("f", "v", &format!("{batch}/{i}"))])
-        })
-        .collect()
-}
-
-/// A writer thread that applies batches of [`BATCH`] puts with fresh rows from batch `next`
-/// on until `stop`, resending a batch after an `Err` as a sink would; it hands the client back
-/// when it ends so the next phase goes on with the same one.
+/// A thread writing batches of [`BATCH`] puts with fresh rows until told to stop, resending
+/// a batch after an `Err` as a sink would.
 struct Writer {
+    prefix: &'static str,
     stop: Arc<AtomicBool>,
     progress: Arc<Mutex<Progress>>,
-    thread: JoinHandle<(Client, u64)>,
+    thread: JoinHandle<WriterEnd>,
 }
 
 impl Writer {
-    fn start(mut client: Client, table: String, mut next: u64) -> Writer {
+    fn start(stream: &mut Stream, table: &str) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let progress = Arc::new(Mutex::new(Progress::default()));
         let (s, p) = (stop.clone(), progress.clone());
+        let mut client = stream.client.take().expect("the stream's client");
+        let (prefix, mode, table) = (stream.prefix, stream.mode, table.to_string());
+        let mut next = stream.next;
+        let mut retry: VecDeque<u64> = stream.retry.drain(..).collect();
         let thread = std::thread::Builder::new()
-            .name("hbase-writer".into())
+            .name(format!("hbase-writer-{prefix}"))
             .spawn(move || {
-                while !s.load(Ordering::SeqCst) {
-                    let batch = writer_batch(next);
-                    let r = client.apply(&table, &batch);
-                    let mut p = p.lock().expect("progress lock");
-                    p.stats = client.stats();
-                    match r {
-                        Ok(()) => {
-                            p.acked.push(next);
+                let depth = match mode {
+                    Mode::Apply => 1,
+                    Mode::Pipelined(n) => n,
+                };
+                let mut in_flight: VecDeque<(u64, InFlight)> = VecDeque::new();
+                loop {
+                    let stopping = s.load(Ordering::SeqCst);
+                    let mut batch_no = || {
+                        retry.pop_front().unwrap_or_else(|| {
                             next += 1;
+                            next - 1
+                        })
+                    };
+                    let (b, result) = if mode == Mode::Apply {
+                        if stopping {
+                            break;
+                        }
+                        let b = batch_no();
+                        p.lock().expect("progress lock").sent.insert(b);
+                        (b, client.apply(&table, &writer_batch(prefix, b)))
+                    } else {
+                        while !stopping && in_flight.len() < depth {
+                            let b = batch_no();
+                            p.lock().expect("progress lock").sent.insert(b);
+                            in_flight
+                                .push_back((b, client.submit(&table, writer_batch(prefix, b))));
+                        }
+                        let Some((b, batch)) = in_flight.pop_front() else {
+                            break;
+                        };
+                        (b, client.complete(batch))
+                    };
+                    let mut progress = p.lock().expect("progress lock");
+                    progress.stats = client.stats();
+                    match result {
+                        Ok(()) => {
+                            progress.acked.push(b);
+                            drop(progress);
+                            // Small pauses keep the table (and the dumps) at tens of
+                            // thousands of rows; a batch is still in flight most of the time.
+                            std::thread::sleep(Duration::from_millis(20));
                         }
                         Err(e) => {
-                            eprintln!("writer: batch {next} failed, resending it: {e}");
-                            p.failures += 1;
-                            if p.first_failures.len() < 5 {
-                                p.first_failures.push(format!("batch {next}: {e}"));
+                            eprintln!("writer {prefix}: batch {b} failed, resending it: {e}");
+                            progress.failures += 1;
+                            if progress.first_failures.len() < 5 {
+                                progress.first_failures.push(format!("batch {b}: {e}"));
                             }
-                            drop(p);
+                            drop(progress);
+                            retry.push_back(b);
                             // A sink's runner backs off before it retries a failed batch.
-                            if !s.load(Ordering::SeqCst) {
+                            if !stopping {
                                 std::thread::sleep(Duration::from_millis(200));
                             }
-                            continue;
                         }
                     }
-                    drop(p);
-                    // Small pauses keep the table (and the dumps) at tens of thousands of
-                    // rows; the writer still has a batch in flight most of the time.
-                    std::thread::sleep(Duration::from_millis(20));
                 }
-                (client, next)
+                (client, next, retry.into_iter().collect())
             })
-            .expect("spawn the writer");
+            .expect("spawn a writer");
         Writer {
+            prefix,
             stop,
             progress,
             thread,
@@ -398,8 +487,9 @@ impl Writer {
     fn summary(&self) -> String {
         let p = self.progress.lock().expect("progress lock");
         format!(
-            "{} batches acknowledged, {} failures answered by resending (first: {:?}), client \
-             stats {:?}",
+            "writer {}: {} batches acknowledged, {} failures answered by resending (first: \
+             {:?}), client stats {:?}",
+            self.prefix,
             p.acked.len(),
             p.failures,
             p.first_failures,
@@ -407,71 +497,103 @@ impl Writer {
         )
     }
 
-    /// Stops the thread after its current batch; returns the client, the next batch number
-    /// and what was done.
-    fn stop(self) -> (Client, u64, Progress) {
+    /// Stops the thread once its batches in flight are done, and records them in `stream`
+    /// (which gets its client back). Returns what was done.
+    fn stop(self, stream: &mut Stream) -> Progress {
         self.stop.store(true, Ordering::SeqCst);
-        let (client, next) = self.thread.join().expect("the writer thread panicked");
+        let (client, next, retry) = self.thread.join().expect("a writer thread panicked");
         let mut p = Arc::try_unwrap(self.progress)
             .map_err(|_| "progress still shared")
             .expect("the writer has ended")
             .into_inner()
             .expect("progress lock");
         p.stats = client.stats();
-        (client, next, p)
+        stream.client = Some(client);
+        stream.next = next;
+        stream.retry = retry;
+        stream.acked.extend(p.acked.iter().copied());
+        stream.sent.extend(p.sent.iter().copied());
+        p
     }
 }
 
-/// Runs the writer from batch `next` while `fault` runs on this thread, waits until `more`
-/// batches were acknowledged after the fault, stops the writer and checks that every row of
-/// every acknowledged batch is in `table`, with no row nobody sent. Returns the client and
-/// the next batch number.
+fn summaries(writers: &[Writer]) -> String {
+    writers
+        .iter()
+        .map(Writer::summary)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Runs a writer per stream while `fault` runs on this thread, waits until each has had a
+/// few more batches acknowledged after the fault, stops them and checks that every row of
+/// every acknowledged batch is in `table` with its value, and that every row there was sent.
 fn phase(
     hbase: &HBaseCluster,
     table: &str,
     name: &str,
-    client: Client,
-    next: u64,
-    all_acked: &mut BTreeSet<u64>,
-    fault: impl FnOnce(&Writer),
-) -> (Client, u64) {
+    streams: &mut [Stream],
+    fault: impl FnOnce(&[Writer]),
+) {
     const MORE: usize = 5;
-    let writer = Writer::start(client, table.to_string(), next);
+    let lookups_before: Vec<u64> = streams.iter().map(|s| s.stats().region_lookups).collect();
+    let writers: Vec<Writer> = streams
+        .iter_mut()
+        .map(|s| Writer::start(s, table))
+        .collect();
     wait_until(
-        &format!("{name}: the writer's first batches"),
+        &format!("{name}: every writer's first batches"),
         Duration::from_secs(60),
-        || writer.acked() >= 3,
-        || format!("{}\n{}", writer.summary(), hbase.log_tail()),
+        || writers.iter().all(|w| w.acked() >= 3),
+        || format!("{}\n{}", summaries(&writers), hbase.log_tail()),
     );
     let started = Instant::now();
-    fault(&writer);
+    fault(&writers);
     let fault_took = started.elapsed();
-    let at_fault = writer.acked();
+    let at_fault: Vec<usize> = writers.iter().map(Writer::acked).collect();
     wait_until(
-        &format!("{name}: {MORE} more batches after the fault"),
-        // Twice the operation timeout: one `apply` may give up once while the cluster is
-        // still recovering and the writer's resend must then succeed.
+        &format!("{name}: {MORE} more batches of every writer after the fault"),
+        // Twice the operation timeout: one call may give up while the cluster is still
+        // recovering, and the writer's resend must then succeed.
         OPERATION_TIMEOUT * 2,
-        || writer.acked() >= at_fault + MORE,
-        || format!("{}\n{}", writer.summary(), hbase.log_tail()),
+        || {
+            writers
+                .iter()
+                .zip(&at_fault)
+                .all(|(w, &n)| w.acked() >= n + MORE)
+        },
+        || format!("{}\n{}", summaries(&writers), hbase.log_tail()),
     );
     let recovered = started.elapsed();
-    let (client, next, progress) = writer.stop();
-    all_acked.extend(progress.acked.iter().copied());
-    let report = format!(
-        "{name}: fault took {fault_took:?}, writing again {recovered:?} after it began; \
-         {} batches acknowledged in this phase ({} in all), {} failures answered by \
-         resending (first: {:?}); client stats {:?}",
-        progress.acked.len(),
-        all_acked.len(),
-        progress.failures,
-        progress.first_failures,
-        progress.stats
+    let mut report = format!(
+        "{name}: the fault took {fault_took:?}, every writer had {MORE} more batches \
+         acknowledged {recovered:?} after it began"
     );
+    for (w, s) in writers.into_iter().zip(streams.iter_mut()) {
+        let p = w.stop(s);
+        report.push_str(&format!(
+            "\n  writer {} ({:?}): {} batches acknowledged in this phase ({} in all), {} \
+             failures answered by resending (first: {:?}), {} not acknowledged at the end; \
+             client stats {:?}",
+            s.prefix,
+            s.mode,
+            p.acked.len(),
+            s.acked.len(),
+            p.failures,
+            p.first_failures,
+            s.retry.len(),
+            p.stats
+        ));
+    }
     eprintln!("{report}");
+    for (s, before) in streams.iter().zip(lookups_before) {
+        assert!(
+            s.stats().region_lookups > before,
+            "writer {}'s client read meta again after the fault\n{report}",
+            s.prefix
+        );
+    }
 
-    // Every acknowledged row is there with its value; every row there was sent (an
-    // acknowledged batch or one the writer was still resending).
     let cells = hbase.dump(table);
     let rows: BTreeMap<String, Vec<u8>> = cells
         .iter()
@@ -482,13 +604,18 @@ fn phase(
             )
         })
         .collect();
+    assert_eq!(cells.len(), rows.len(), "one cell per row\n{report}");
     let mut lost = Vec::new();
-    for &b in all_acked.iter() {
-        for i in 0..BATCH {
-            let want = format!("{b}/{i}");
-            match rows.get(&row_key(b, i)) {
-                Some(v) if v == want.as_bytes() => {}
-                other => lost.push((row_key(b, i), other.cloned())),
+    for s in streams.iter() {
+        for &b in &s.acked {
+            for i in 0..BATCH {
+                let key = row_key(s.prefix, b, i);
+                match rows.get(&key) {
+                    Some(v) if v == row_value(s.prefix, b, i).as_bytes() => {}
+                    other => {
+                        lost.push((key, other.map(|v| String::from_utf8_lossy(v).into_owned())))
+                    }
+                }
             }
         }
     }
@@ -501,11 +628,12 @@ fn phase(
     let stray: Vec<&String> = rows
         .keys()
         .filter(|r| {
-            let batch: Option<u64> = r
-                .strip_prefix('w')
-                .and_then(|r| r.split('-').next())
-                .and_then(|b| b.parse().ok());
-            batch.is_none_or(|b| !all_acked.contains(&b) && b + 1 != next)
+            !streams.iter().any(|s| {
+                r.strip_prefix(s.prefix)
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|b| b.parse::<u64>().ok())
+                    .is_some_and(|b| s.sent.contains(&b))
+            })
         })
         .collect();
     assert!(
@@ -513,8 +641,6 @@ fn phase(
         "rows nobody sent: {:?}\n{report}",
         &stray[..stray.len().min(5)]
     );
-    assert_eq!(cells.len(), rows.len(), "one cell per row");
-    (client, next)
 }
 
 #[test]
@@ -522,32 +648,35 @@ fn writes_survive_a_split_a_move_and_a_region_server_crash_under_load() {
     let hbase = HBaseCluster::start(2);
     let table = table_name("client_faults");
     hbase.create_table(&table, &["f"], &[]);
-    let mut client = connect(&hbase);
-    client
+    let mut check = connect(&hbase);
+    check
         .check_table(&table, b"f")
         .expect("the table and its family exist");
-    let mut acked = BTreeSet::new();
-    let context = |client: &Client| format!("client stats {:?}", client.stats());
+    // One writer as a plain caller (`apply`), one as the sink (batches in flight); each keeps
+    // its one client through every fault.
+    let mut streams = [
+        Stream::new("a", Mode::Apply, check),
+        Stream::new("p", Mode::Pipelined(4), connect(&hbase)),
+    ];
 
-    // (a) Split the table's one region inside the written range.
-    let (client, next) = phase(&hbase, &table, "split", client, 0, &mut acked, |w| {
+    // (a) Split the table's one region inside the rows written.
+    phase(&hbase, &table, "split", &mut streams, |w| {
         wait_until(
             "rows on both sides of the split key",
             Duration::from_secs(60),
-            || w.acked() >= 20,
-            || w.summary(),
+            || w[0].acked() >= 20,
+            || summaries(w),
         );
-        let key = row_key(10, 0);
+        let key = row_key("a", 10, 0);
         hbase.split(&table, key.as_bytes());
         let regions = hbase.regions(&table);
         assert_eq!(regions.len(), 2, "split at {key}: {regions:?}");
         assert_eq!(regions[0].end_key, key.as_bytes());
     });
-    eprintln!("after the split: {}", context(&client));
 
     // (b) Move every region to the other server.
     let before = hbase.regions(&table);
-    let (client, next) = phase(&hbase, &table, "move", client, next, &mut acked, |_| {
+    phase(&hbase, &table, "move", &mut streams, |_| {
         assert_eq!(hbase.move_regions(&table), before.len());
         let after = hbase.regions(&table);
         for (b, a) in before.iter().zip(&after) {
@@ -559,10 +688,9 @@ fn writes_survive_a_split_a_move_and_a_region_server_crash_under_load() {
             );
         }
     });
-    eprintln!("after the move: {}", context(&client));
 
     // (c) Crash the server holding `hbase:meta`, with the table's regions moved onto it first,
-    // so that the client must find both again: meta through ZooKeeper, the regions through
+    // so that the clients must find both again: meta through ZooKeeper, the regions through
     // meta. They reopen on the other server, replayed from the write-ahead log.
     let servers = hbase.region_servers();
     assert_eq!(servers.len(), 2, "{servers:?}");
@@ -572,7 +700,7 @@ fn writes_survive_a_split_a_move_and_a_region_server_crash_under_load() {
         .iter()
         .position(|s| s.rsplit_once(':').map(|(_, p)| p) == Some(&meta.port.to_string()))
         .unwrap_or_else(|| panic!("meta's server {meta} is not among {servers:?}"));
-    let (client, next) = phase(&hbase, &table, "crash", client, next, &mut acked, |_| {
+    phase(&hbase, &table, "crash", &mut streams, |_| {
         if hbase.regions(&table)[0].server.as_deref() != Some(servers[index].as_str()) {
             hbase.move_regions(&table);
         }
@@ -597,30 +725,26 @@ fn writes_survive_a_split_a_move_and_a_region_server_crash_under_load() {
             .expect("the meta location in ZooKeeper");
         assert_ne!(moved, meta, "meta reopened elsewhere");
     });
-    eprintln!("after the crash: {}", context(&client));
-    let (client, _) = phase(
-        &hbase,
-        &table,
-        "new server",
-        client,
-        next,
-        &mut acked,
-        |_| {
-            let started = hbase.start_region_server();
-            hbase.move_regions(&table);
-            let regions = hbase.regions(&table);
-            assert!(
-                regions
-                    .iter()
-                    .all(|r| r.server.as_deref() == Some(started.as_str())),
-                "started {started}: {regions:?}"
-            );
-        },
-    );
-    let stats = client.stats();
-    eprintln!("after the new server: client stats {stats:?}");
-    assert!(
-        stats.region_lookups >= 4,
-        "meta was read again after each fault: {stats:?}"
-    );
+
+    // (d) A new server, and the table moved onto it.
+    phase(&hbase, &table, "new server", &mut streams, |_| {
+        let started = hbase.start_region_server();
+        hbase.move_regions(&table);
+        let regions = hbase.regions(&table);
+        assert!(
+            regions
+                .iter()
+                .all(|r| r.server.as_deref() == Some(started.as_str())),
+            "started {started}: {regions:?}"
+        );
+    });
+    for s in &streams {
+        eprintln!(
+            "writer {} ({:?}) at the end: {} batches acknowledged, client stats {:?}",
+            s.prefix,
+            s.mode,
+            s.acked.len(),
+            s.stats()
+        );
+    }
 }
