@@ -5,8 +5,9 @@
 //! batches pipelined with `submit`/`complete`, the region cache read once), and faults under
 //! load on a private two-server cluster: a region split, a move of every region, a crash of
 //! the region server holding `hbase:meta` and the table, and a new server taking the table,
-//! while a writer thread applies batches; after each the same `Client` must go on writing by
-//! itself and every batch it acknowledged must be in the table.
+//! while two writer threads write (one with `apply`, one keeping four batches in flight with
+//! `submit`/`complete`, as the sink does); after each fault the same two `Client`s must go on
+//! writing by themselves, and every batch they acknowledged must be in the table.
 //!
 //! Invariant checked throughout: `apply` returning `Ok` means every mutation of the batch is
 //! stored; an `Err` the writer answers by sending the same batch again (as a sink does), so a
@@ -233,11 +234,11 @@ fn puts_and_increments_round_trip_across_regions_with_one_meta_lookup() {
         let mut batch = Vec::new();
         for n in from..to {
             let row = format!("row{n:02}");
-            let (a, b) = (format!("value {n}"), format!("{n} in g"));
+            let (a, b) = (format!("value {n}, {amount}"), format!("{n} in g"));
             expected.insert((row.clone(), "f".into(), "a".into()), a.clone().into());
             expected.insert((row.clone(), "g".into(), "b".into()), b.clone().into());
             batch.push(put(&row, &[("f", "a", &a), ("g", "b", &b)]));
-            // A counter in the batch beside the puts, twice in one batch.
+            // One counter cell incremented beside the puts, several times in one batch.
             if n % 5 == 0 {
                 batch.push(increment("incRow", "f", "count", amount));
                 counter += amount;
@@ -251,7 +252,8 @@ fn puts_and_increments_round_trip_across_regions_with_one_meta_lookup() {
     client.apply(&table, &first).expect("apply the first batch");
     assert_eq!(client.stats().mutations, first.len() as u64);
 
-    // Rewrite the same rows with new values in three batches in flight at once.
+    // Rewrite the same rows (new values in `f:a`) in three batches in flight at once, each
+    // also incrementing the counter.
     let batches = [
         batch_of(0, 10, 7),
         batch_of(10, 20, -2),
