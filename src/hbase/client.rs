@@ -6,8 +6,9 @@
 //! read, so servers work in parallel. Acknowledged mutations leave the batch; the rest are
 //! retried with backoff after whatever their failure calls for: a region that moved, split or
 //! is closing makes the table's regions be read again from `hbase:meta` (and the meta location
-//! from ZooKeeper, if meta itself moved); a broken connection is dropped and reopened. A
-//! failure no retry can fix (a missing column family, a disabled table) ends the call at once.
+//! from ZooKeeper, if meta itself moved); a connection that fails is dropped and, since its
+//! server may be gone, the table's regions are read again too. A failure no retry can fix (a
+//! missing column family, a disabled table) ends the call at once.
 //!
 //! Invariants: `apply` returns `Ok` only when every mutation was acknowledged by the server
 //! holding its row; a mutation acknowledged once is never sent again by the same call (only the
@@ -331,7 +332,8 @@ impl Client {
                 }),
                 Err(e) => {
                     order.iter().for_each(|idx| round.left.extend(idx.iter()));
-                    note(&mut round.worst, Failure::Retry, e);
+                    let f = failure_of(&e);
+                    note(&mut round.worst, f, e);
                 }
             }
         }
@@ -361,10 +363,7 @@ impl Client {
                 Ok(r) => r,
                 Err(e) => {
                     order.iter().for_each(|idx| left.extend(idx.iter()));
-                    let f = match &e {
-                        HBaseError::Remote { class, .. } => classify(class),
-                        _ => Failure::Retry,
-                    };
+                    let f = failure_of(&e);
                     note(&mut worst, f, e);
                     continue;
                 }
@@ -646,6 +645,19 @@ fn classify(class: &str) -> Failure {
     }
 }
 
+/// What a failed `Multi` call calls for. A connection that cannot be opened or broke means
+/// the server may be gone (crashed, stopped): its regions are reopened elsewhere and only
+/// `hbase:meta` says where, so the cache is read again, as HBase's own client clears the
+/// locations of a server it cannot reach. Retrying with the cached location would try the
+/// dead server until the operation timeout, and every later batch again.
+fn failure_of(e: &HBaseError) -> Failure {
+    match e {
+        HBaseError::Remote { class, .. } => classify(class),
+        HBaseError::Connection { .. } => Failure::Relocate,
+        _ => Failure::Retry,
+    }
+}
+
 /// A server's exception for a mutation, classified and named.
 fn remote(
     table: &str,
@@ -802,6 +814,12 @@ mod tests {
             classify("org.apache.hadoop.hbase.RegionTooBusyException"),
             Failure::Retry
         );
+        // A server that cannot be reached may be dead: where its regions went is in meta.
+        let refused = HBaseError::Connection {
+            server: "127.0.0.1:16020".into(),
+            detail: "Connection refused".into(),
+        };
+        assert_eq!(failure_of(&refused), Failure::Relocate);
     }
 
     #[test]

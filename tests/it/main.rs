@@ -20,6 +20,7 @@ mod corruption;
 mod crash;
 mod faults;
 mod flume_agent;
+mod hbase_client;
 mod hbase_cluster;
 mod hbase_sink;
 mod hdfs_cluster;
