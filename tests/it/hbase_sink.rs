@@ -165,12 +165,12 @@ fn events(n: usize) -> Vec<Event> {
         .collect()
 }
 
+/// A cell as two agents must agree on it: row (or empty), family, qualifier, value.
+type CellKey = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// Cells without their timestamps and, where `keep_rows` is false, without their row keys:
 /// what two agents writing the same events must agree on, as a multiset.
-fn comparable(
-    cells: &[Cell],
-    keep_rows: bool,
-) -> BTreeMap<(Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>), usize> {
+fn comparable(cells: &[Cell], keep_rows: bool) -> BTreeMap<CellKey, usize> {
     let mut out = BTreeMap::new();
     for c in cells {
         let row = if keep_rows { c.row.clone() } else { Vec::new() };
