@@ -1,8 +1,8 @@
 //! The hbase2, hbase and asynchbase sinks through `flumen agent` against a real HBase
 //! (`hbase_cluster`), read back with HBase's own Java client: the cells each serializer writes,
 //! compared with what Apache Flume 1.11's own hbase2 sink writes for the same events in the
-//! same run; start-up errors that name the table, the family or the quorum; and nothing
-//! acknowledged lost while the region server holding the table dies and returns.
+//! same run; start-up errors that name the table or the family; and nothing acknowledged lost
+//! while the table's region splits, its regions move, and a region server dies and returns.
 //!
 //! Row keys made of a UUID, a clock or a random number cannot be equal between two agents, so
 //! for those the comparison is of their form (prefix, length, alphabet) and of everything else
@@ -475,7 +475,7 @@ fn a_missing_table_or_family_stops_start_up_naming_it() {
 }
 
 #[test]
-fn acknowledged_events_survive_the_region_server_dying_and_returning() {
+fn acknowledged_events_survive_a_split_a_move_and_a_region_server_crash() {
     let hb = HBaseCluster::start(2);
     let dir = tempfile::tempdir().expect("tempdir");
     let table = table_name("rs_crash");
@@ -511,18 +511,28 @@ fn acknowledged_events_survive_the_region_server_dying_and_returning() {
             .collect()
     };
     // Each `send` returns once the source acknowledged (committed to the file channel).
+    // Between bursts of load: a split, a move of every region, the crash of a region server
+    // and a new one started.
     for k in 0..10 {
         send(&mut Some(&mut run), port, &batch(k));
     }
+    hb.split(&table, b"xc");
+    for k in 10..20 {
+        send(&mut Some(&mut run), port, &batch(k));
+    }
+    hb.move_regions(&table);
+    for k in 20..30 {
+        send(&mut Some(&mut run), port, &batch(k));
+    }
     let victim = hb.kill_region_server(0);
-    for k in 10..30 {
+    for k in 30..50 {
         send(&mut Some(&mut run), port, &batch(k));
     }
     hb.start_region_server();
-    for k in 30..40 {
+    for k in 50..60 {
         send(&mut Some(&mut run), port, &batch(k));
     }
-    let want: BTreeSet<String> = (0..40)
+    let want: BTreeSet<String> = (0..60)
         .flat_map(|k| batch(k).into_iter().map(|e| text(e.body())))
         .collect();
     let payloads = || -> BTreeMap<String, usize> {
@@ -537,7 +547,7 @@ fn acknowledged_events_survive_the_region_server_dying_and_returning() {
         m
     };
     wait_until(
-        "every acknowledged event in HBase after the region server crash",
+        "every acknowledged event in HBase after the split, the move and the crash",
         Duration::from_secs(240),
         || want.iter().all(|p| payloads().contains_key(p)),
         || format!("killed {victim}\n{}\n{}", run.log(), hb.log_tail()),
@@ -554,7 +564,7 @@ fn acknowledged_events_survive_the_region_server_dying_and_returning() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     println!(
-        "region server {victim} killed and replaced: {} events acknowledged, all in HBase, {duplicates} duplicates, {failures} failed sink batches",
+        "split, moved, region server {victim} killed and replaced: {} events acknowledged, all in HBase, {duplicates} duplicates, {failures} failed sink batches",
         want.len()
     );
     assert!(
