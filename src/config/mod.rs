@@ -29,6 +29,7 @@
 
 use std::path::Path;
 
+pub mod charset;
 mod component;
 mod error;
 pub mod flume_keys;

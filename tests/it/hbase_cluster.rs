@@ -43,20 +43,9 @@ const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 const LOG_TAIL_LINES: usize = 60;
 
 /// What HBase 2.6 (server and client, netty and its unsafe access) needs on JDK 17, for every
-/// JVM that runs HBase code: the cluster and Flume's agent with its hbase2 sink.
-pub const JDK17_FLAGS: &[&str] = &[
-    "--add-opens=java.base/java.lang=ALL-UNNAMED",
-    "--add-opens=java.base/java.lang.reflect=ALL-UNNAMED",
-    "--add-opens=java.base/java.nio=ALL-UNNAMED",
-    "--add-opens=java.base/sun.nio.ch=ALL-UNNAMED",
-    "--add-opens=java.base/java.util=ALL-UNNAMED",
-    "--add-opens=java.base/java.util.concurrent=ALL-UNNAMED",
-    "--add-opens=java.base/java.io=ALL-UNNAMED",
-    "--add-opens=java.base/java.net=ALL-UNNAMED",
-    "--add-opens=java.base/jdk.internal.misc=ALL-UNNAMED",
-    "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
-    "-Dorg.apache.hbase.thirdparty.io.netty.tryReflectionSetAccessible=true",
-];
+/// JVM that runs HBase code: the cluster and Flume's agent with its hbase2 sink. The same set
+/// `flumen bench hbase` starts its cluster and Flume with.
+pub const JDK17_FLAGS: &[&str] = flumen::cli::bench_hbase::HBASE_JVM_FLAGS;
 
 /// The `java -cp` classpath of `tests/hbase`: the launcher, HBase 2.6.1 (server, client,
 /// testing util) and Apache Flume 1.11's agent with its hbase2 sink.

@@ -15,6 +15,7 @@
 //! never panics the sink, and one the serializer cannot write (a group that took no part in
 //! the match, where Flume fails the batch on a null group) is an error naming the column.
 
+pub use crate::config::charset::Charset;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,64 +34,6 @@ pub const ROW_KEY_NAME: &str = "ROW_KEY";
 
 /// HBase's longest row key (`Short.MAX_VALUE` bytes).
 pub const MAX_ROW_LENGTH: usize = 32_767;
-
-/// The character sets the serializer decodes and encodes with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Charset {
-    Utf8,
-    Ascii,
-    Latin1,
-}
-
-impl Charset {
-    /// Java's names (and common aliases) for the charsets flumen has.
-    pub fn from_java(name: &str) -> Option<Charset> {
-        let n = name.trim().to_ascii_lowercase().replace('_', "-");
-        match n.as_str() {
-            "utf-8" | "utf8" => Some(Charset::Utf8),
-            "us-ascii" | "ascii" | "iso646-us" => Some(Charset::Ascii),
-            "iso-8859-1" | "iso8859-1" | "latin1" | "iso-latin-1" | "8859-1" => {
-                Some(Charset::Latin1)
-            }
-            _ => None,
-        }
-    }
-
-    /// `new String(bytes, charset)`: what cannot be decoded becomes U+FFFD.
-    pub fn decode(self, bytes: &[u8]) -> String {
-        match self {
-            Charset::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
-            Charset::Ascii => bytes
-                .iter()
-                .map(|&b| {
-                    if b.is_ascii() {
-                        char::from(b)
-                    } else {
-                        '\u{FFFD}'
-                    }
-                })
-                .collect(),
-            Charset::Latin1 => bytes.iter().map(|&b| char::from(b)).collect(),
-        }
-    }
-
-    /// `text.getBytes(charset)`: what the charset cannot hold becomes `?`.
-    pub fn encode(self, text: &str) -> Vec<u8> {
-        let limit = match self {
-            Charset::Utf8 => return text.as_bytes().to_vec(),
-            Charset::Ascii => 0x7F,
-            Charset::Latin1 => 0xFF,
-        };
-        text.chars()
-            .map(|c| {
-                u8::try_from(u32::from(c))
-                    .ok()
-                    .filter(|b| u32::from(*b) <= limit)
-                    .unwrap_or(b'?')
-            })
-            .collect()
-    }
-}
 
 /// Java's `s.split(",")`: empty fields kept, except trailing ones (so `""` is one empty field
 /// and `","` none).

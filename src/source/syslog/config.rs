@@ -123,28 +123,7 @@ fn parse_udp(keys: &mut Keys<'_>) -> Result<Box<dyn SourceSpec>, ConfigError> {
     Ok(Box::new(UdpConfig { common, port }))
 }
 
-/// A character set the multiport source decodes with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Charset {
-    Utf8,
-    Ascii,
-    Latin1,
-}
-
-impl Charset {
-    /// Java's names (and aliases) for the charsets flumen has.
-    pub fn from_java(name: &str) -> Option<Charset> {
-        let n = name.trim().to_ascii_lowercase().replace('_', "-");
-        match n.as_str() {
-            "utf-8" | "utf8" => Some(Charset::Utf8),
-            "us-ascii" | "ascii" | "iso646-us" => Some(Charset::Ascii),
-            "iso-8859-1" | "iso8859-1" | "latin1" | "iso-latin-1" | "8859-1" => {
-                Some(Charset::Latin1)
-            }
-            _ => None,
-        }
-    }
-}
+pub use crate::config::charset::Charset;
 
 /// `multiport_syslogtcp`'s settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
