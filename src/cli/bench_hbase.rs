@@ -5,14 +5,14 @@
 //! Maven project, whose classpath is `--java-classpath`; benches/hbase_vs_flume.sh builds it
 //! and passes it), then for each round, on a fresh table each:
 //! * flumen: `flumen agent` (this binary) on stress (N events of B bytes, batch K) -> file
-//!   channel -> hbase2 sink (batch K, SimpleHBase2EventSerializer: a put per event and the
-//!   `incRow` counter, whose increments `coalesceIncrements` sums into one per batch; Flume
-//!   ignores an empty `incrementColumn`, so the counter cannot be turned off);
+//!   channel -> hbase2 sink (batch K; `--serializer regex`, the default, writes one put per
+//!   event and nothing else, the same writes as the Java baseline; `simple` is Flume's default
+//!   serializer, which adds the `incRow` counter, summed by `coalesceIncrements` into one
+//!   increment per batch: Flume ignores an empty `incrementColumn`, so it cannot be turned off);
 //! * Flume: Apache Flume 1.11's agent (`org.apache.flume.node.Application`, -Xmx1g) on the same
 //!   properties text;
 //! * Java: HBase's `BufferedMutator` writing N puts of the same shape (row `default` + UUID,
-//!   family `f`, qualifier `pCol`, B bytes), flushed every K, timed inside the JVM (no
-//!   counter: one increment per 100 puts is within the noise).
+//!   family `f`, qualifier `pCol`, B bytes), flushed every K, timed inside the JVM.
 //!
 //! The agents are timed as benches/compare.py times them: from the channel's start (its
 //! `StartTime` in `/metrics`) until `/metrics` shows N takes committed, so JVM start-up is not
@@ -78,6 +78,17 @@ pub struct HBaseBenchArgs {
     /// Rounds (each runs flumen, Flume and the Java client once).
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// The channel of both agents: `file` (the default: durable, fsync on every commit, as
+    /// the issue's shape) or `memory`, which leaves out what durability costs and shows the
+    /// sink and its client alone.
+    #[arg(long, default_value = "file", value_parser = ["file", "memory"])]
+    pub channel: String,
+    /// The agents' serializer: `regex` (the default: RegexHBase2EventSerializer with its
+    /// defaults, one put per event and nothing else, the same writes as the Java baseline) or
+    /// `simple` (SimpleHBase2EventSerializer, Flume's default: a put per event plus the `incRow`
+    /// counter, one coalesced increment per batch, which every batch takes the row's lock for).
+    #[arg(long, default_value = "regex", value_parser = ["simple", "regex"])]
+    pub serializer: String,
     /// Leave Apache Flume out (flumen against the Java client only).
     #[arg(long)]
     pub no_flume: bool,
@@ -93,12 +104,17 @@ pub struct HBaseBenchReport {
     pub event_size: usize,
     pub batch: usize,
     pub rounds: usize,
+    pub channel: String,
+    pub serializer: String,
     pub flumen_events_per_sec: f64,
     pub flume_events_per_sec: Option<f64>,
     pub java_events_per_sec: f64,
     pub ratio_vs_flume: Option<f64>,
     pub ratio_vs_java: f64,
     pub flumen_peak_rss_kib: u64,
+    /// Whole-process CPU microseconds per event (start-up included), medians.
+    pub flumen_cpu_us_per_event: f64,
+    pub flume_cpu_us_per_event: Option<f64>,
     pub flume_peak_rss_kib: Option<u64>,
     pub rss_ratio: Option<f64>,
     pub targets: Targets,
@@ -229,12 +245,9 @@ fn props(a: &HBaseBenchArgs, dir: &Path, table: &str, zk: &str) -> String {
         "a1.sources = r1\n\
          a1.channels = c1\n\
          a1.sinks = k1\n\
-         a1.channels.c1.type = file\n\
-         a1.channels.c1.checkpointDir = {cp}\n\
-         a1.channels.c1.dataDirs = {data}\n\
+         {channel}\
          a1.channels.c1.capacity = {capacity}\n\
          a1.channels.c1.transactionCapacity = {tc}\n\
-         a1.channels.c1.minimumRequiredSpace = 1048576\n\
          a1.sources.r1.type = org.apache.flume.source.StressSource\n\
          a1.sources.r1.size = {size}\n\
          a1.sources.r1.maxTotalEvents = {n}\n\
@@ -246,11 +259,26 @@ fn props(a: &HBaseBenchArgs, dir: &Path, table: &str, zk: &str) -> String {
          a1.sinks.k1.columnFamily = f\n\
          a1.sinks.k1.zookeeperQuorum = {zk}\n\
          a1.sinks.k1.batchSize = {k}\n\
-         a1.sinks.k1.serializer = org.apache.flume.sink.hbase2.SimpleHBase2EventSerializer\n\
-         a1.sinks.k1.serializer.payloadColumn = pCol\n\
-         a1.sinks.k1.coalesceIncrements = true\n",
-        cp = dir.join("checkpoint").display(),
-        data = dir.join("data").display(),
+         {serializer}",
+        channel = if a.channel == "memory" {
+            "a1.channels.c1.type = memory\n".to_string()
+        } else {
+            format!(
+                "a1.channels.c1.type = file\n\
+                 a1.channels.c1.checkpointDir = {}\n\
+                 a1.channels.c1.dataDirs = {}\n\
+                 a1.channels.c1.minimumRequiredSpace = 1048576\n",
+                dir.join("checkpoint").display(),
+                dir.join("data").display()
+            )
+        },
+        serializer = if a.serializer == "regex" {
+            "a1.sinks.k1.serializer = org.apache.flume.sink.hbase2.RegexHBase2EventSerializer\n"
+        } else {
+            "a1.sinks.k1.serializer = org.apache.flume.sink.hbase2.SimpleHBase2EventSerializer\n\
+             a1.sinks.k1.serializer.payloadColumn = pCol\n\
+             a1.sinks.k1.coalesceIncrements = true\n"
+        },
         capacity = a.events.max(1_000_000),
         tc = a.batch.max(1000),
         size = a.event_size,
@@ -297,14 +325,14 @@ fn free_port() -> Result<u16, CliError> {
 }
 
 /// Runs an agent command until N takes committed: (seconds from the channel's start, peak RSS
-/// in KiB).
+/// in KiB, CPU seconds of the whole process, start-up included).
 fn run_agent(
     what: &str,
     mut cmd: Command,
     port: u16,
     n: u64,
     log: &Path,
-) -> Result<(f64, u64), CliError> {
+) -> Result<(f64, u64, f64), CliError> {
     let out = std::fs::File::create(log).map_err(|e| CliError::io("creating", log, e))?;
     let err = out
         .try_clone()
@@ -330,7 +358,13 @@ fn run_agent(
                     .map(|d| d.as_millis() as u64)
                     .unwrap_or(0);
                 let secs = now_ms.saturating_sub(started_ms) as f64 / 1000.0;
-                break Ok((secs.max(0.001), vm_hwm_kib(child.id())));
+                let cpu = super::bench_taildir::process_cpu_at(Path::new(&format!(
+                    "/proc/{}/stat",
+                    child.id()
+                )))
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+                break Ok((secs.max(0.001), vm_hwm_kib(child.id()), cpu));
             }
             if last.elapsed() >= Duration::from_secs(5) {
                 last = Instant::now();
@@ -387,6 +421,8 @@ pub fn run(a: &HBaseBenchArgs) -> Result<ExitCode, CliError> {
     let mut j_eps = Vec::new();
     let mut b_eps = Vec::new();
     let mut f_rss = Vec::new();
+    let mut f_cpu = Vec::new();
+    let mut j_cpu = Vec::new();
     let mut j_rss = Vec::new();
     let mut verified = true;
     for round in 1..=a.rounds {
@@ -445,14 +481,18 @@ pub fn run(a: &HBaseBenchArgs) -> Result<ExitCode, CliError> {
                             .arg("-f")
                             .arg(&conf);
                     }
-                    let (secs, rss) = run_agent(who, cmd, port, a.events, &dir.join("agent.log"))?;
+                    let (secs, rss, cpu) =
+                        run_agent(who, cmd, port, a.events, &dir.join("agent.log"))?;
                     let eps = a.events as f64 / secs;
+                    let us = cpu * 1e6 / a.events as f64;
                     if who == "flumen" {
                         f_eps.push(eps);
                         f_rss.push(rss);
+                        f_cpu.push(us);
                     } else {
                         j_eps.push(eps);
                         j_rss.push(rss);
+                        j_cpu.push(us);
                     }
                     eps
                 }
@@ -462,7 +502,7 @@ pub fn run(a: &HBaseBenchArgs) -> Result<ExitCode, CliError> {
                 .parse()
                 .unwrap_or(0);
             // The agents' tables also hold the counter row.
-            let expected = a.events + u64::from(who != "java");
+            let expected = a.events + u64::from(who != "java" && a.serializer == "simple");
             if rows != expected {
                 progress!("  {who}: table {table} holds {rows} rows, expected {expected}");
                 verified = false;
@@ -487,12 +527,16 @@ pub fn run(a: &HBaseBenchArgs) -> Result<ExitCode, CliError> {
         event_size: a.event_size,
         batch: a.batch,
         rounds: a.rounds,
+        channel: a.channel.clone(),
+        serializer: a.serializer.clone(),
         flumen_events_per_sec: median(&f_eps).round(),
         flume_events_per_sec: (!a.no_flume).then(|| median(&j_eps).round()),
         java_events_per_sec: median(&b_eps).round(),
         ratio_vs_flume,
         ratio_vs_java,
         flumen_peak_rss_kib: flumen_rss,
+        flumen_cpu_us_per_event: round3(median(&f_cpu)),
+        flume_cpu_us_per_event: (!a.no_flume).then(|| round3(median(&j_cpu))),
         flume_peak_rss_kib: flume_rss,
         rss_ratio,
         targets: Targets {
@@ -509,15 +553,16 @@ pub fn run(a: &HBaseBenchArgs) -> Result<ExitCode, CliError> {
     if !a.json {
         writeln!(
             out,
-            "hbase2 sink, {} events of {} B, batch {}, {} rounds (medians)",
-            a.events, a.event_size, a.batch, a.rounds
+            "hbase2 sink, {} channel, {} events of {} B, batch {}, {} rounds (medians)",
+            a.channel, a.events, a.event_size, a.batch, a.rounds
         )
         .map_err(CliError::Output)?;
         writeln!(
             out,
-            "  flumen {:>10.0} events/s  peak RSS {} MiB",
+            "  flumen {:>10.0} events/s  peak RSS {} MiB  {:.1} us CPU/event",
             report.flumen_events_per_sec,
-            flumen_rss / 1024
+            flumen_rss / 1024,
+            report.flumen_cpu_us_per_event
         )
         .map_err(CliError::Output)?;
         if let (Some(e), Some(r)) = (report.flume_events_per_sec, flume_rss) {

@@ -124,7 +124,11 @@ fn validate(a: &TaildirBenchArgs) -> Result<u64, CliError> {
 
 /// Whole-process CPU time (user + system) so far.
 pub(super) fn process_cpu() -> Result<Duration, CliError> {
-    let path = Path::new("/proc/self/stat");
+    process_cpu_at(Path::new("/proc/self/stat"))
+}
+
+/// The CPU time (user + system) so far of the process whose `/proc/<pid>/stat` is `path`.
+pub(super) fn process_cpu_at(path: &Path) -> Result<Duration, CliError> {
     let text = std::fs::read_to_string(path).map_err(|e| CliError::io("reading", path, e))?;
     // The command name (field 2) may hold spaces and parentheses; the fields after its last
     // ')' start with field 3, so utime and stime (fields 14 and 15) are the 12th and 13th.
@@ -138,7 +142,7 @@ pub(super) fn process_cpu() -> Result<Duration, CliError> {
                 .collect::<Option<Vec<u64>>>()
         })
         .and_then(|v| v.filter(|v| v.len() == 2))
-        .ok_or_else(|| CliError::Failed(format!("unexpected /proc/self/stat: {text}")))?;
+        .ok_or_else(|| CliError::Failed(format!("unexpected {}: {text}", path.display())))?;
     let t: u64 = ticks.iter().sum();
     Ok(Duration::from_millis(t * 1000 / USER_HZ))
 }
