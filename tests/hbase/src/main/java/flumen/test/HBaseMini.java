@@ -66,6 +66,8 @@ import org.apache.hadoop.hbase.util.Pair;
  *   <li>{@code dump TABLE} - {@code CELL <row> <family> <qualifier> <value> <timestamp>} per cell
  *       (newest version of each), in scan order, then {@code OK <cells>}.
  *   <li>{@code count TABLE} - {@code OK <rows>}.
+ *   <li>{@code drop TABLE} - disables and deletes the table (the bench frees each round's
+ *       memstore with it).
  *   <li>{@code regions TABLE} - {@code REGION <encoded-name> <start> <end> <host:port>} per
  *       region (from hbase:meta; {@code -} for a server not assigned), then {@code OK <n>}.
  *   <li>{@code split TABLE ROW} - splits the region holding ROW at ROW; returns once both
@@ -177,6 +179,13 @@ public final class HBaseMini {
       case "count":
         need(w, 2);
         return " " + count(TableName.valueOf(w[1]));
+      case "drop":
+        need(w, 2);
+        try (Admin admin = conn.getAdmin()) {
+          admin.disableTable(TableName.valueOf(w[1]));
+          admin.deleteTable(TableName.valueOf(w[1]));
+        }
+        return "";
       case "regions":
         need(w, 2);
         return " " + regions(TableName.valueOf(w[1]));
