@@ -232,6 +232,7 @@ impl Client {
         let mut in_round = sent;
         let mut round = round;
         loop {
+            let used = round.regions.clone();
             let (pending, worst) = self.collect_round(table, mutations, round);
             self.stats.mutations += (in_round - pending.len()) as u64;
             let Some((failure, err)) = worst else {
@@ -239,9 +240,7 @@ impl Client {
             };
             match failure {
                 Failure::Permanent => return Err(err),
-                Failure::Relocate => {
-                    self.tables.remove(table);
-                }
+                Failure::Relocate => self.forget(table, used.as_ref()),
                 Failure::Retry => {}
             }
             if Instant::now() + pause > deadline {
@@ -253,6 +252,16 @@ impl Client {
             self.stats.retries += 1;
             in_round = pending.len();
             round = self.send_round(table, mutations, &pending);
+        }
+    }
+
+    /// Drops `table`'s cached regions, unless they were read again since `used` (the regions a
+    /// failed round was sent with): with several batches in flight, one re-read serves all of
+    /// them.
+    fn forget(&mut self, table: &str, used: Option<&Arc<TableRegions>>) {
+        let current = self.tables.get(table);
+        if used.is_none() || current.is_some_and(|c| used.is_some_and(|u| Arc::ptr_eq(c, u))) {
+            self.tables.remove(table);
         }
     }
 
@@ -274,6 +283,7 @@ impl Client {
                 return round;
             }
         };
+        round.regions = Some(regions.clone());
         let mut plan: BTreeMap<ServerAddr, BTreeMap<Vec<u8>, RegionBatch>> = BTreeMap::new();
         for &i in pending {
             let row = mutations[i].row();
@@ -349,6 +359,7 @@ impl Client {
         round: Round,
     ) -> (Vec<usize>, Option<(Failure, HBaseError)>) {
         let Round {
+            regions: _,
             sent,
             mut left,
             mut worst,
@@ -390,11 +401,14 @@ impl Client {
                     continue;
                 }
                 let mut done = vec![false; idx.len()];
-                for roe in &rar.result_or_exception {
-                    let Some(pos) = roe
-                        .index
-                        .and_then(|x| idx.iter().position(|&i| i as u32 == x))
-                    else {
+                for (k, roe) in rar.result_or_exception.iter().enumerate() {
+                    // Servers answer in the order of the actions: try that place first, so a
+                    // large batch is not matched in quadratic time.
+                    let at = |x: u32| match idx.get(k) {
+                        Some(&i) if i as u32 == x => Some(k),
+                        _ => idx.iter().position(|&i| i as u32 == x),
+                    };
+                    let Some(pos) = roe.index.and_then(at) else {
                         continue;
                     };
                     match &roe.exception {
@@ -585,6 +599,8 @@ impl InFlight {
 /// One attempt at a batch: the calls sent, and what could not be sent with why.
 #[derive(Default)]
 struct Round {
+    /// The cached regions the round was planned with.
+    regions: Option<Arc<TableRegions>>,
     sent: Vec<Sent>,
     left: Vec<usize>,
     worst: Option<(Failure, HBaseError)>,
