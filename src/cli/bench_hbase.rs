@@ -34,6 +34,7 @@ use clap::Args;
 
 use super::bench::RunDir;
 use super::bench_hdfs::median;
+use super::bench_net::free_port;
 use super::CliError;
 
 /// The targets: at least 3x Flume's sink and 1x HBase's Java client, at most 1/10 of
@@ -318,13 +319,6 @@ fn vm_hwm_kib(pid: u32) -> u64 {
                 .and_then(|v| v.split_whitespace().next()?.parse().ok())
         })
         .unwrap_or(0)
-}
-
-fn free_port() -> Result<u16, CliError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| CliError::Failed(format!("finding a free port: {e}")))
 }
 
 /// Runs an agent command until N takes committed: (seconds from the channel's start, peak RSS

@@ -121,7 +121,8 @@ fn props(shape: Shape, a: &NetBenchArgs, dir: &Path, port: u16) -> String {
     )
 }
 
-fn free_port() -> Result<u16, CliError> {
+/// A port free on 127.0.0.1 just now (for an agent's listener or monitoring server).
+pub(super) fn free_port() -> Result<u16, CliError> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| CliError::Failed(format!("finding a free port: {e}")))?;
     l.local_addr()

@@ -133,12 +133,8 @@ impl Client {
     /// Checks that `table` exists and has `family` (a `Get` naming the family, which the
     /// region server refuses if the table has no such family).
     pub fn check_table(&mut self, table: &str, family: &[u8]) -> Result<(), HBaseError> {
-        let start = Instant::now();
-        let deadline = start + self.config.operation_timeout;
-        let mut pause = FIRST_PAUSE;
-        let mut attempts = 0;
+        let mut retry = Retrying::new(Instant::now(), self.config.operation_timeout);
         loop {
-            attempts += 1;
             let err = match self.try_check(table, family) {
                 Ok(()) => return Ok(()),
                 Err(e) => e,
@@ -147,11 +143,7 @@ impl Client {
                 return Err(err);
             }
             self.tables.remove(table);
-            if Instant::now() + pause > deadline {
-                return Err(exhausted(attempts, start, err));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(MAX_PAUSE);
+            retry.pause(err)?;
         }
     }
 
@@ -226,9 +218,7 @@ impl Client {
         round: Round,
         start: Instant,
     ) -> Result<(), HBaseError> {
-        let deadline = start + self.config.operation_timeout;
-        let mut pause = FIRST_PAUSE;
-        let mut attempts = 1u32;
+        let mut retry = Retrying::new(start, self.config.operation_timeout);
         let mut in_round = sent;
         let mut round = round;
         loop {
@@ -243,12 +233,7 @@ impl Client {
                 Failure::Relocate => self.forget(table, used.as_ref()),
                 Failure::Retry => {}
             }
-            if Instant::now() + pause > deadline {
-                return Err(exhausted(attempts, start, err));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(MAX_PAUSE);
-            attempts += 1;
+            retry.pause(err)?;
             self.stats.retries += 1;
             in_round = pending.len();
             round = self.send_round(table, mutations, &pending);
@@ -284,23 +269,13 @@ impl Client {
             }
         };
         round.regions = Some(regions.clone());
-        let mut plan: BTreeMap<ServerAddr, BTreeMap<Vec<u8>, RegionBatch>> = BTreeMap::new();
+        // Mutation indexes per region (by its place in the cache), then regions per server:
+        // nothing is allocated per mutation but its index.
+        let mut by_region: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for &i in pending {
             let row = mutations[i].row();
-            match regions.locate(row) {
-                Some(r) => match &r.server {
-                    Some(s) => plan
-                        .entry(s.clone())
-                        .or_default()
-                        .entry(r.name.clone())
-                        .or_insert_with(|| (r.name.clone(), Vec::new()))
-                        .1
-                        .push(i),
-                    None => {
-                        round.left.push(i);
-                        note(&mut round.worst, Failure::Relocate, not_online(r));
-                    }
-                },
+            match regions.locate_index(row) {
+                Some(r) => by_region.entry(r).or_default().push(i),
                 None => {
                     round.left.push(i);
                     let e = HBaseError::Remote {
@@ -315,13 +290,23 @@ impl Client {
                 }
             }
         }
+        let mut plan: BTreeMap<&ServerAddr, Vec<(&Region, Vec<usize>)>> = BTreeMap::new();
+        for (r, idx) in by_region {
+            let region = &regions.regions()[r];
+            match &region.server {
+                Some(s) => plan.entry(s).or_default().push((region, idx)),
+                None => {
+                    round.left.extend(idx);
+                    note(&mut round.worst, Failure::Relocate, not_online(region));
+                }
+            }
+        }
         for (server, by_region) in plan {
-            let order: Vec<Vec<usize>> = by_region.values().map(|(_, idx)| idx.clone()).collect();
             let req = proto::MultiRequest {
                 region_action: by_region
-                    .values()
-                    .map(|(name, idx)| proto::RegionAction {
-                        region: Some(region::region_specifier(name)),
+                    .iter()
+                    .map(|(r, idx)| proto::RegionAction {
+                        region: Some(region::region_specifier(&r.name)),
                         atomic: None,
                         action: idx
                             .iter()
@@ -334,9 +319,10 @@ impl Client {
                     .collect(),
                 nonce_group: None,
             };
-            match self.send(&server, "Multi", &req) {
+            let order: Vec<Vec<usize>> = by_region.into_iter().map(|(_, idx)| idx).collect();
+            match self.send(server, "Multi", &req) {
                 Ok(call) => round.sent.push(Sent {
-                    server,
+                    server: server.clone(),
                     call,
                     order,
                 }),
@@ -574,8 +560,6 @@ impl Client {
 
 /// A call in flight: the serial of the connection it was sent on, and its call id.
 type CallId = (u64, u32);
-/// A region's name and the indexes of the batch's mutations for it.
-type RegionBatch = (Vec<u8>, Vec<usize>);
 
 /// A batch handed to [`Client::submit`] whose answers are not read yet.
 pub struct InFlight {
@@ -730,11 +714,39 @@ fn not_online(r: &Region) -> HBaseError {
     }
 }
 
-fn exhausted(attempts: u32, start: Instant, last: HBaseError) -> HBaseError {
-    HBaseError::RetriesExhausted {
-        attempts,
-        elapsed_ms: start.elapsed().as_millis() as u64,
-        last: Box::new(last),
+/// The waits between attempts of one call: [`FIRST_PAUSE`] doubling to [`MAX_PAUSE`], until
+/// the next wait would pass the operation's deadline.
+struct Retrying {
+    start: Instant,
+    deadline: Instant,
+    pause: Duration,
+    attempts: u32,
+}
+
+impl Retrying {
+    fn new(start: Instant, timeout: Duration) -> Retrying {
+        Retrying {
+            start,
+            deadline: start + timeout,
+            pause: FIRST_PAUSE,
+            attempts: 1,
+        }
+    }
+
+    /// Waits before the next attempt after `last` failed; `Err` (naming `last`) when no
+    /// attempt fits before the deadline.
+    fn pause(&mut self, last: HBaseError) -> Result<(), HBaseError> {
+        if Instant::now() + self.pause > self.deadline {
+            return Err(HBaseError::RetriesExhausted {
+                attempts: self.attempts,
+                elapsed_ms: self.start.elapsed().as_millis() as u64,
+                last: Box::new(last),
+            });
+        }
+        std::thread::sleep(self.pause);
+        self.pause = (self.pause * 2).min(MAX_PAUSE);
+        self.attempts += 1;
+        Ok(())
     }
 }
 

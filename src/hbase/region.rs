@@ -58,9 +58,15 @@ impl TableRegions {
     /// The region whose `[start, end)` holds `row`; `None` in a gap (a split in progress
     /// shows one until the daughters are in meta).
     pub fn locate(&self, row: &[u8]) -> Option<&Region> {
+        self.locate_index(row).map(|i| &self.regions[i])
+    }
+
+    /// [`locate`](Self::locate) as a place in [`regions`](Self::regions).
+    pub fn locate_index(&self, row: &[u8]) -> Option<usize> {
         let i = self.regions.partition_point(|r| r.start.as_slice() <= row);
-        let r = self.regions.get(i.checked_sub(1)?)?;
-        (r.end.is_empty() || row < r.end.as_slice()).then_some(r)
+        let i = i.checked_sub(1)?;
+        let r = &self.regions[i];
+        (r.end.is_empty() || row < r.end.as_slice()).then_some(i)
     }
 }
 
