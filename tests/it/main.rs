@@ -31,6 +31,7 @@ mod hdfs_sink;
 mod hdfs_smoke;
 mod http_source;
 mod java;
+mod kill9_campaign;
 mod kafka_broker;
 mod kafka_channel;
 mod kafka_sink;
