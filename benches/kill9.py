@@ -76,7 +76,7 @@ def channel_and_sink(d, batch=100):
 class Agent:
     """One `flumen agent` process, stderr into its own log file."""
 
-    def __init__(self, bin_path, conf, log_path, mport):
+    def __init__(self, bin_path, conf, log_path, mport, env=None):
         self.log_path = log_path
         self.mport = mport
         self.log = open(log_path, "wb")
@@ -85,7 +85,7 @@ class Agent:
             [bin_path, "agent", "-f", conf, "-n", "a1", "--monitoring-port", str(mport),
              "--monitoring-bind", "127.0.0.1"],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log,
-            env=dict(os.environ, RUST_LOG="info"))
+            env=dict(os.environ, RUST_LOG="info", **(env or {})))
         self.offset = 0
         self.text = ""
 

@@ -73,6 +73,15 @@ pub enum ChannelError {
         offset: u64,
         reason: String,
     },
+    /// The newest checkpoint lists a segment with queued events that no data dir holds.
+    #[error("channel `{channel}`: segment {segment} is missing from every data dir ({}), but checkpoint {} says it holds up to {queued} queued events, so opening without it would lose them. Put the file back into a data dir (from a backup, or restore the data dir to the configuration if it was removed), or reopen with corruptionPolicy = skip to accept the loss (it is logged and counted)", join_dirs(.data_dirs, ", "), .checkpoint.display())]
+    MissingSegment {
+        channel: String,
+        checkpoint: PathBuf,
+        segment: String,
+        data_dirs: Vec<PathBuf>,
+        queued: u64,
+    },
     /// A take met a record that does not verify. Open replays only the log after the last
     /// checkpoint, so damage in an older part is first met here. The events stay in the
     /// channel and every retry meets the same record: the channel is stuck until repaired.

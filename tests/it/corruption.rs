@@ -751,3 +751,54 @@ fn checkpoint_covered_bit_flip(io: IoKind) {
     );
     ch.close().expect("close");
 }
+
+#[test]
+fn a_deleted_segment_with_queued_events_fails_open_naming_it_unless_skip() {
+    for io in BACKENDS {
+        deleted_segment(io);
+    }
+}
+
+/// A segment deleted from outside (or a data dir dropped from the configuration) while the
+/// newest checkpoint still lists queued events in it: replaying the other segments would
+/// deliver the rest and lose those quietly, so the default policy refuses to open, naming the
+/// file, how many events it held and what to do; corruptionPolicy = skip opens without them.
+fn deleted_segment(io: IoKind) {
+    let p = build(io, 41, &[Step::Put(60), Step::Checkpoint, Step::Put(5)]);
+    let segs = segment_files(&p.data_dir());
+    assert!(segs.len() >= 3, "setup: several segments: {segs:?}");
+    let victim = segs[1].clone();
+    let name = victim
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let held: Vec<u64> = records(&victim)
+        .iter()
+        .flat_map(|r| r.seqs.clone())
+        .collect();
+    assert!(!held.is_empty(), "setup: {name} holds events");
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = p.copy(work.path(), "deleted");
+    std::fs::remove_file(dir.join("data").join(&name)).expect("delete the segment");
+    let err = match open(&dir, io, CorruptionPolicy::Fail) {
+        Ok(_) => panic!("{io:?}: opened with {name} missing"),
+        Err(e) => e,
+    };
+    let msg = err.to_string();
+    assert!(
+        matches!(err, ChannelError::MissingSegment { .. })
+            && msg.contains(&name)
+            && msg.contains("corruptionPolicy = skip")
+            && msg.contains(&format!("{} queued events", held.len())),
+        "{io:?}: {msg}"
+    );
+
+    let (ch, _) = open_ok(&dir, io, CorruptionPolicy::Skip);
+    assert_eq!(
+        peek_all(&ch),
+        p.expected_without(&[held[0]..held[held.len() - 1] + 1]),
+        "{io:?}: skip opens with every event but the deleted segment's"
+    );
+}

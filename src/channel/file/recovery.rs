@@ -90,6 +90,8 @@ pub(crate) fn recover(
         None => vec![],
     };
     let mut chosen = None;
+    // (checkpoint, segment id, events it queued there): see the missing-segment check below.
+    let mut missing_segment: Option<(PathBuf, u64, u64)> = None;
     let mut valid = vec![];
     let mut max_generation = 0;
     for f in found {
@@ -103,6 +105,13 @@ pub(crate) fn recover(
         };
         max_generation = max_generation.max(c.generation);
         if let Some(missing) = c.segments.iter().find(|s| !segments.contains_key(&s.id)) {
+            // Retention deletes a segment only once no retained checkpoint lists it, so a
+            // missing one that still held queued events was removed from outside (or its data
+            // dir was dropped from the configuration): replaying the rest would lose them.
+            let queued: u64 = missing.entries.iter().map(|e| u64::from(e.count)).sum();
+            if queued > 0 && chosen.is_none() && missing_segment.is_none() {
+                missing_segment = Some((f.path.clone(), missing.id, queued));
+            }
             let why = format!(
                 "it lists segment {} ({}), which is not in any data dir",
                 missing.id,
@@ -118,6 +127,18 @@ pub(crate) fn recover(
         }
     }
     valid.truncate(ckpt_files::RETAINED);
+    if let Some((checkpoint, id, queued)) = missing_segment {
+        if policy == CorruptionPolicy::Fail && !read_only {
+            return Err(ChannelError::MissingSegment {
+                channel: channel.to_string(),
+                checkpoint,
+                segment: segment::file_name(id),
+                data_dirs: data_dirs.to_vec(),
+                queued,
+            });
+        }
+        tracing::error!(channel, segment = %segment::file_name(id), queued, "a segment holding queued events is missing from every data dir; opening without it (corruptionPolicy = skip): its events are lost");
+    }
 
     let mut entries: BTreeMap<u64, Vec<BatchEntry>> = BTreeMap::new();
     let mut done = RangeSet::default();
