@@ -52,6 +52,7 @@ mod serializers;
 mod sink_errors;
 mod sink_groups;
 mod sink_groups_flume;
+mod soak_campaign;
 mod spooldir;
 mod syslog;
 mod syslog_flume;
