@@ -1,21 +1,35 @@
-//! The monitoring HTTP server: a tiny HTTP/1.1 server on one std thread that answers
-//! `GET /metrics` (JSON) and `GET /metrics/prometheus`. It answers one request per connection
-//! (`Connection: close`), reads at most [`MAX_REQUEST_BYTES`] of request head with a timeout,
-//! answers 400/404/405 to anything it does not serve, never panics on input, and stops when
-//! [`MetricsServer::stop`] is called (or the server is dropped).
+//! The monitoring HTTP server: a tiny HTTP/1.1 server that answers `GET /metrics` (JSON) and
+//! `GET /metrics/prometheus`. It answers one request per connection (`Connection: close`),
+//! reads at most [`MAX_REQUEST_BYTES`] of request head, answers 400/404/405 to anything it does
+//! not serve, never panics on input, and stops when [`MetricsServer::stop`] is called (or the
+//! server is dropped).
+//!
+//! It runs on one thread with a single-threaded tokio runtime, so that slow or silent clients
+//! cannot queue a scrape behind them: every connection has [`CLIENT_TIMEOUT`] in all to send
+//! its request and take the answer, and at most [`MAX_CONNECTIONS`] are open at once (the
+//! oldest is closed to make room for a new one), which bounds both the memory a flood of
+//! connections can take (each holds at most [`MAX_REQUEST_BYTES`] of head) and the file
+//! descriptors it can take from the agent's channels and sinks.
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::collections::VecDeque;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use super::Registry;
 
 /// Longest request head (request line and headers) the server reads.
 pub const MAX_REQUEST_BYTES: usize = 8192;
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a connection may take in all to send its request head and take the answer.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most connections served at once; a scraper needs one, so this only bounds a flood.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How often the accept loop looks at the stop flag.
+const STOP_POLL: Duration = Duration::from_millis(50);
 
 /// An HTTP response: status line text, content type, body.
 #[derive(Debug, PartialEq, Eq)]
@@ -91,7 +105,7 @@ impl MetricsServer {
         let stop2 = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("metrics-http".into())
-            .spawn(move || serve(&listener, &registry, &stop2))?;
+            .spawn(move || serve(listener, registry, &stop2))?;
         tracing::info!("monitoring: serving http://{addr}/metrics and /metrics/prometheus");
         Ok(MetricsServer {
             addr,
@@ -126,27 +140,70 @@ impl Drop for MetricsServer {
     }
 }
 
-fn serve(listener: &TcpListener, registry: &Registry, stop: &AtomicBool) {
-    while !stop.load(Ordering::Acquire) {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                if let Err(e) = handle(stream, registry) {
-                    tracing::debug!("monitoring: request from {peer}: {e}");
+fn serve(listener: TcpListener, registry: Arc<Registry>, stop: &AtomicBool) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("monitoring: cannot start the HTTP server's runtime: {e}; no metrics will be served");
+            return;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("monitoring: cannot serve the bound socket: {e}; no metrics will be served");
+                return;
+            }
+        };
+        // Oldest first: the connection closed to make room is the one open the longest.
+        let mut open: VecDeque<(SocketAddr, tokio::task::AbortHandle)> = VecDeque::new();
+        while !stop.load(Ordering::Acquire) {
+            let accepted = match tokio::time::timeout(STOP_POLL, listener.accept()).await {
+                Err(_) => continue,
+                Ok(r) => r,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    open.retain(|(_, h)| !h.is_finished());
+                    if open.len() >= MAX_CONNECTIONS {
+                        if let Some((old, h)) = open.pop_front() {
+                            h.abort();
+                            tracing::warn!("monitoring: more than {MAX_CONNECTIONS} connections open; closed the oldest, from {old}");
+                        }
+                    }
+                    let registry = Arc::clone(&registry);
+                    let task = tokio::spawn(async move {
+                        match tokio::time::timeout(CLIENT_TIMEOUT, handle(stream, &registry)).await
+                        {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::debug!("monitoring: request from {peer}: {e}"),
+                            Err(_) => tracing::warn!(
+                                "monitoring: {peer} did not send a request and take the answer within {}s; closed",
+                                CLIENT_TIMEOUT.as_secs()
+                            ),
+                        }
+                    });
+                    open.push_back((peer, task.abort_handle()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE and the like: say so, and give the shortage time to pass.
+                    tracing::warn!("monitoring: accept: {e}");
+                    tokio::time::sleep(crate::net::ACCEPT_POLL).await;
                 }
             }
-            Err(e) => crate::net::after_failed_accept(listener, &e, |e| {
-                tracing::warn!("monitoring: accept: {e}");
-            }),
         }
-    }
+    });
 }
 
-/// Reads the request head (bounded, with a timeout) and writes the response.
-fn handle(mut stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
-    let mut head = Vec::with_capacity(1024);
+/// Reads the request head (bounded) and writes the response; the caller bounds the time.
+async fn handle(mut stream: tokio::net::TcpStream, registry: &Registry) -> std::io::Result<()> {
+    let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     let mut too_long = false;
     loop {
@@ -157,12 +214,11 @@ fn handle(mut stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
             too_long = true;
             break;
         }
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => head.extend_from_slice(&buf[..n.min(MAX_REQUEST_BYTES + 1 - head.len())]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
         }
+        head.extend_from_slice(&buf[..n.min(MAX_REQUEST_BYTES + 1 - head.len())]);
     }
     let is_head = head.starts_with(b"HEAD ");
     let resp = if too_long {
@@ -185,9 +241,9 @@ fn handle(mut stream: TcpStream, registry: &Registry) -> std::io::Result<()> {
     if !is_head {
         out.extend_from_slice(resp.body.as_bytes());
     }
-    stream.write_all(&out)?;
-    stream.flush()?;
-    let _ = stream.shutdown(std::net::Shutdown::Write);
+    stream.write_all(&out).await?;
+    stream.flush().await?;
+    let _ = stream.shutdown().await;
     Ok(())
 }
 
@@ -196,6 +252,8 @@ mod tests {
     use super::super::test_support::registry;
     use super::super::Counter;
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
 
     #[test]
     fn routes_and_malformed_requests() {
@@ -271,5 +329,38 @@ mod tests {
             TcpStream::connect(addr).is_err(),
             "still listening after stop"
         );
+    }
+
+    /// Silent clients, more of them than the server keeps, do not queue a scrape behind them:
+    /// the single-threaded blocking server this replaced answered it only after each of them
+    /// had timed out in turn.
+    #[test]
+    fn silent_connections_do_not_hold_up_a_scrape() {
+        let (reg, _, _) = registry();
+        let server =
+            MetricsServer::start("127.0.0.1:0".parse().expect("addr"), reg).expect("start");
+        let addr = server.local_addr();
+        let mut silent: Vec<TcpStream> = (0..MAX_CONNECTIONS + 50)
+            .map(|_| TcpStream::connect(addr).expect("connect"))
+            .collect();
+        // Half a request from some of them: slowloris.
+        for s in silent.iter_mut().take(20) {
+            s.write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ")
+                .expect("write");
+        }
+        let ok = http(addr, b"GET /metrics HTTP/1.1\r\n\r\n");
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        // The oldest were closed to make room: the server holds at most MAX_CONNECTIONS.
+        let mut closed = 0;
+        let mut buf = [0u8; 16];
+        for s in silent.iter_mut().take(50) {
+            s.set_read_timeout(Some(Duration::from_secs(30)))
+                .expect("timeout");
+            if matches!(s.read(&mut buf), Ok(0) | Err(_)) {
+                closed += 1;
+            }
+        }
+        assert_eq!(closed, 50);
+        server.stop();
     }
 }

@@ -34,7 +34,9 @@
 //!   least recently used one is closed to make room).
 //! - Header values can never move a write outside the configured base path: the path module
 //!   escapes `/`, `..` and friends in substituted values, and every rendered directory is
-//!   checked to lie under the template's static prefix.
+//!   checked to lie under the template's static prefix. A rendered component longer than
+//!   a file name may be (255 bytes) is shortened to its start and a hash of the whole, so a
+//!   long value gets a bucket of its own instead of failing every retry and halting the sink.
 //!
 //! Failures say whether a retry can help ([`crate::sink::Retry`]): filesystem errors by
 //! [`FsError::retry`] (a NameNode down, in safe mode or failing over, a broken DataNode
@@ -380,6 +382,11 @@ impl HdfsSink {
         {
             return Err(self.render_err("hdfs.filePrefix", &self.cfg.file_prefix, e));
         }
+        // A header value too long for a file name would fail every retry and halt the sink.
+        path::shorten_components(&mut self.scratch_dir, path::MAX_COMPONENT_BYTES);
+        // Room for what follows the prefix: `.`, the counter, `hdfs.fileSuffix`, the in-use
+        // prefix and suffix.
+        path::shorten_components(&mut self.scratch_name, path::MAX_COMPONENT_BYTES - 64);
         if let Err(e) = path::ensure_within(&self.scratch_dir, &self.base) {
             return Err(self.render_err("hdfs.path", &self.cfg.path, e));
         }

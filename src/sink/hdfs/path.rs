@@ -15,7 +15,8 @@
 //!   UTF-8 bytes), and a whole value of `.` or `..` becomes `%2E` / `%2E%2E`. Encoding `%`
 //!   keeps the mapping injective, so two different header values never share a bucket.
 //!   [`ensure_within`] re-checks the rendered path against the template's static prefix as
-//!   defence in depth.
+//!   defence in depth. [`shorten_components`] cuts a component too long for a file name to
+//!   its start and a hash of the whole.
 //! - Rendering never panics, whatever the template or the headers; malformed input yields a
 //!   [`PathError`] that names the template or header and says what to do.
 //! - A template without time escapes never looks at the `timestamp` header.
@@ -923,6 +924,42 @@ fn push_encoded(out: &mut String, value: &str) {
     }
 }
 
+/// Longest path component HDFS (`dfs.namenode.fs-limits.max-component-length`) and local
+/// filesystems (`NAME_MAX`) accept, in bytes.
+pub const MAX_COMPONENT_BYTES: usize = 255;
+
+/// Shortens every `/`-separated component of `rendered` longer than `max` bytes to its first
+/// bytes, `~` and a 64-bit hash of the whole component (16 hex digits), `max` bytes at most.
+/// A header value too long for one file name would otherwise fail every retry of its batch
+/// and halt the sink; shortened, its events land in a bucket of their own (distinct values
+/// stay distinct but for a hash collision), under the same base directory.
+pub fn shorten_components(rendered: &mut String, max: usize) {
+    const HASH: usize = 17;
+    if rendered.split('/').all(|c| c.len() <= max) {
+        return;
+    }
+    let mut out = String::with_capacity(rendered.len());
+    for (i, c) in rendered.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        if c.len() <= max {
+            out.push_str(c);
+            continue;
+        }
+        let mut keep = max.saturating_sub(HASH);
+        while !c.is_char_boundary(keep) {
+            keep -= 1;
+        }
+        // FNV-1a: stable across builds and releases, unlike std's hasher.
+        let hash = c.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let _ = write!(out, "{}~{hash:016x}", &c[..keep]);
+    }
+    *rendered = out;
+}
+
 /// Defence in depth: checks that `rendered` (a path rendered from a template whose
 /// [`static_prefix`](PathTemplate::static_prefix) is `static_prefix`) stays inside the
 /// directory that prefix names: the prefix up to and including its last `/` (nothing if it
@@ -1581,5 +1618,30 @@ mod tests {
             prop_assert!(!out.chars().any(char::is_control));
             prop_assert_eq!(decode(&out), value);
         }
+    }
+
+    #[test]
+    fn long_components_are_shortened_distinctly() {
+        let mut short = String::from("hdfs://nn/base/east/x");
+        shorten_components(&mut short, MAX_COMPONENT_BYTES);
+        assert_eq!(short, "hdfs://nn/base/east/x");
+        let long = |c: &str| format!("/base/{}/d", c.repeat(300));
+        let (mut a, mut b) = (long("a"), long("a"));
+        b.push('x');
+        shorten_components(&mut a, MAX_COMPONENT_BYTES);
+        shorten_components(&mut b, MAX_COMPONENT_BYTES);
+        assert!(a.starts_with("/base/aaa") && a.ends_with("/d"), "{a}");
+        assert!(a.split('/').all(|c| c.len() <= MAX_COMPONENT_BYTES), "{a}");
+        let mut a2 = long("a");
+        shorten_components(&mut a2, MAX_COMPONENT_BYTES);
+        assert_eq!(a, a2, "the same value, the same bucket");
+        let mut c = long("b");
+        shorten_components(&mut c, MAX_COMPONENT_BYTES);
+        assert_ne!(a, c);
+        // Multi-byte characters are cut at a character boundary.
+        let mut u = long("é");
+        shorten_components(&mut u, MAX_COMPONENT_BYTES);
+        assert!(u.split('/').all(|c| c.len() <= MAX_COMPONENT_BYTES), "{u}");
+        ensure_within(&u, "/base/").expect("still under the base");
     }
 }

@@ -343,6 +343,13 @@ impl SpoolDirSource {
             None => {
                 if self.cfg.delete_policy == DeletePolicy::Never {
                     let completed = completed_name(path, &self.cfg.file_suffix);
+                    // Caught before reading: the rename after the last commit would fail, and
+                    // stop the source, on every restart.
+                    let len = completed.file_name().map_or(0, |n| n.len());
+                    if len > MAX_NAME_BYTES {
+                        self.skip(path, &format!("its done name would be {len} bytes, more than a file name may have ({MAX_NAME_BYTES}); rename it shorter"));
+                        return Ok(None);
+                    }
                     if completed.symlink_metadata().is_ok() {
                         return Err(SpoolError::CompletedExists {
                             file: path.to_path_buf(),
@@ -617,6 +624,9 @@ impl Source for SpoolDirSource {
         tracing::debug!(source = %name, "source `{name}` (spooldir) ends");
     }
 }
+
+/// Longest file name Linux filesystems take (`NAME_MAX`), in bytes.
+const MAX_NAME_BYTES: usize = 255;
 
 /// `path` with `suffix` appended to its file name.
 fn completed_name(path: &Path, suffix: &str) -> PathBuf {

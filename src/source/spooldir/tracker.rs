@@ -68,12 +68,19 @@ impl Identity {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tracker {
     pub version: u32,
-    /// The file being read, absolute.
+    /// The file being read, absolute. A name that is not UTF-8 is written lossily (JSON holds
+    /// only text): after a restart the tracker then names no file, and that file is read
+    /// again from its start (duplicates, never a loss) instead of stopping the source.
+    #[serde(serialize_with = "lossy_path")]
     pub file: PathBuf,
     #[serde(flatten)]
     pub identity: Identity,
     /// Byte offset of the first byte whose events are not committed yet.
     pub committed: u64,
+}
+
+fn lossy_path<S: serde::Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&p.to_string_lossy())
 }
 
 /// Why the tracker could not be read or written.
@@ -218,6 +225,30 @@ mod tests {
         tf.remove().expect("remove");
         assert_eq!(tf.load().expect("gone"), None);
         tf.remove().expect("removing twice is fine");
+    }
+
+    /// A spool file whose name is not UTF-8 is tracked too (it once stopped the source).
+    #[test]
+    fn a_file_name_that_is_not_utf8_is_tracked() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tf = TrackerFile::new(dir.path());
+        let name = std::ffi::OsStr::from_bytes(b"log-\xff\xfe.txt");
+        let t = Tracker {
+            version: VERSION,
+            file: dir.path().join(name),
+            identity: Identity {
+                dev: 1,
+                inode: 2,
+                size: 3,
+                mtime_ns: 4,
+            },
+            committed: 3,
+        };
+        tf.store(&t, true).expect("store");
+        let back = tf.load().expect("load").expect("a tracker");
+        assert_eq!(back.committed, 3);
+        assert_eq!(back.file, dir.path().join("log-\u{fffd}\u{fffd}.txt"));
     }
 
     #[test]

@@ -74,7 +74,7 @@ enum Save {
 struct Listing {
     mtime: Option<SystemTime>,
     listed_at: Option<SystemTime>,
-    names: Vec<String>,
+    names: Vec<std::ffi::OsString>,
     /// The last error listing it, so it is logged once until it changes.
     error: Option<String>,
 }

@@ -24,7 +24,10 @@ impl TaildirSource {
             self.wake.watch(&dir);
             let names = self.list(gi);
             for name in names {
-                if !self.cfg.groups[gi].pattern.matches_whole(&name) {
+                if !self.cfg.groups[gi]
+                    .pattern
+                    .matches_whole(&name.to_string_lossy())
+                {
                     continue;
                 }
                 let path = dir.join(&name);
@@ -66,7 +69,7 @@ impl TaildirSource {
 
     /// The names in group `gi`'s directory (cached while its mtime stays, with
     /// `cachePatternMatching`).
-    fn list(&mut self, gi: usize) -> Vec<String> {
+    fn list(&mut self, gi: usize) -> Vec<std::ffi::OsString> {
         let dir = &self.cfg.groups[gi].dir;
         let l = &mut self.listings[gi];
         let mtime = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
@@ -87,7 +90,9 @@ impl TaildirSource {
                 }
                 l.names = rd
                     .filter_map(Result::ok)
-                    .filter_map(|e| e.file_name().into_string().ok())
+                    // A name that is not UTF-8 is matched as Java sees it (U+FFFD for each
+                    // bad byte) and opened by its real bytes, rather than silently skipped.
+                    .map(|e| e.file_name())
                     .collect();
                 l.names.sort();
                 l.mtime = mtime;
@@ -247,7 +252,10 @@ impl TaildirSource {
             let dir = self.cfg.groups[gi].dir.clone();
             let names = self.listings[gi].names.clone();
             for name in names {
-                if self.cfg.groups[gi].pattern.matches_whole(&name) {
+                if self.cfg.groups[gi]
+                    .pattern
+                    .matches_whole(&name.to_string_lossy())
+                {
                     continue;
                 }
                 let path = dir.join(&name);
