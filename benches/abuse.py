@@ -35,6 +35,7 @@ The last line is one JSON object; exit 1 if a listener's ratio is below `--min-r
 import argparse
 import http.client
 import json
+import multiprocessing as mp
 import os
 import random
 import socket
@@ -257,6 +258,8 @@ def measure(target, seconds, abuse_start):
         if abuse:
             abuse[1].close()
         raise HarnessError(c.error)
+    if abuse is None:
+        raise HarnessError("the abuse did not start")
     return alone, abused, abuse
 
 
@@ -315,11 +318,13 @@ class Abuse:
         self.held = []
         self.garbage_peers = []
         self.errors = 0
+        t0 = time.monotonic()
         for _ in range(held_n):
             try:
-                self.held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+                self.held.append(socket.create_connection(("127.0.0.1", port), timeout=1))
             except OSError:
                 self.errors += 1
+        self.connect_seconds = time.monotonic() - t0
         self.slow = []
         for _ in range(50):
             try:
@@ -346,11 +351,17 @@ class Abuse:
 
     def _garbage(self):
         rng = random.Random(7)
-        while not self.stop.is_set():
+        # 200 connections a second: a steady stream of junk, not a CPU race with the agent on
+        # the same cores (which would measure the machine, not the listener).
+        while not self.stop.wait(0.005):
             try:
                 s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
                 self.garbage_peers.append("%s:%d" % s.getsockname())
-                s.sendall(bytes(rng.getrandbits(8) for _ in range(4096)))
+                junk = bytes(rng.getrandbits(8) for _ in range(4096))
+                if self.kind in ("netcat", "syslogtcp"):
+                    # No line end: junk, not lines the source would take as events.
+                    junk = junk.replace(b"\n", b"x")
+                s.sendall(junk)
                 s.settimeout(0.5)
                 try:
                     s.recv(4096)
@@ -380,6 +391,36 @@ class Abuse:
             t.join(30)
         for s in self.held + self.slow:
             s.close()
+
+
+def abuse_process(kind, port, held_n, ready, stop, out):
+    """The hostile peers in a process of their own, so that they do not share the
+    well-behaved client's interpreter lock: reports its figures on `out` once stopped."""
+    abuse = Abuse(kind, port, held_n)
+    kept = abuse.still_open()
+    ready.set()
+    stop.wait()
+    abuse.close()
+    out.put({"kept": kept, "errors": abuse.errors, "connect_seconds": abuse.connect_seconds,
+             "garbage_peers": abuse.garbage_peers[:50],
+             "garbage_connections": len(abuse.garbage_peers)})
+
+
+class AbuseProcess:
+    def __init__(self, kind, port, held_n):
+        self.ready, self.stop, self.out = mp.Event(), mp.Event(), mp.Queue()
+        self.proc = mp.Process(target=abuse_process,
+                               args=(kind, port, held_n, self.ready, self.stop, self.out))
+        self.proc.start()
+        if not self.ready.wait(300):
+            self.proc.kill()
+            raise HarnessError(f"{kind}: the hostile peers did not connect within 300 s")
+
+    def close(self):
+        self.stop.set()
+        figures = self.out.get(timeout=120)
+        self.proc.join(60)
+        return figures
 
 
 def rss_kb(pid, field="VmRSS"):
@@ -434,21 +475,19 @@ def main():
             }
             for k in kinds:
                 def start_abuse(k=k):
-                    big = oversized(k, ports[k])
-                    abuse = Abuse(k, ports[k], args.held)
-                    return big, abuse, abuse.still_open()
-                alone, loaded, (big_peer, abuse, kept) = measure(clients[k], args.seconds,
-                                                                 start_abuse)
+                    return oversized(k, ports[k]), AbuseProcess(k, ports[k], args.held)
+                alone, loaded, (big_peer, abuse) = measure(clients[k], args.seconds, start_abuse)
                 rss = rss_kb(agent.proc.pid)
-                abuse.close()
+                fig = abuse.close()
                 log_text = agent.read_log()
-                garbage_named = any(p in log_text for p in abuse.garbage_peers[:50])
+                garbage_named = any(p in log_text for p in fig["garbage_peers"])
                 ratio = loaded / alone if alone else 0.0
                 result["listeners"][k] = {
                     "alone_per_s": round(alone), "abused_per_s": round(loaded),
-                    "ratio": round(ratio, 2), "held_open": kept,
-                    "held_refused_at_connect": abuse.errors,
-                    "garbage_connections": len(abuse.garbage_peers),
+                    "ratio": round(ratio, 2), "held_open": fig["kept"],
+                    "held_refused_at_connect": fig["errors"],
+                    "held_connect_seconds": round(fig["connect_seconds"], 1),
+                    "garbage_connections": fig["garbage_connections"],
                     "garbage_peer_named": garbage_named,
                     "oversized_peer_named": big_peer in log_text,
                     "rss_mib_under_abuse": round(rss / 1024, 1)}

@@ -1,6 +1,7 @@
 //! The one integration-test binary: black-box tests of the channel through its public API,
 //! real files, real processes (kill -9) and the `flumen` binary.
 
+mod abuse_campaign;
 mod agent;
 mod agent_crash;
 mod agent_proc;
