@@ -13,6 +13,11 @@ channel at most kills, and so that segments drain, are finished and come back as
 The sink's directory is on the real disk and only the agent process dies, so what file_roll
 wrote before a kill stays: it stands for a downstream system that kept what it received.
 
+LazyFS (tests/lazyfs, with our patch 0003) also undoes, at each cut, every create, rename
+and unlink whose directory was not fsynced since: segment creations and renames (`.new` to
+`.log`, finished segments to spares, spares back to segments), checkpoint renames and
+deletions all depend on flumen's directory fsyncs.
+
 Each cycle: start the agent (the restart after the previous power cut; its time to accept
 connections is the restart-to-ready time), wait until every line owed so far has been
 delivered (the audit of the previous cut: a line missing after the deadline is lost), load
@@ -96,12 +101,14 @@ class LazyFs:
         self.done_fifo = os.path.join(work, "faults-done.fifo")
         self.config = os.path.join(work, "lazyfs.toml")
         self.log_path = os.path.join(work, "lazyfs.log")
+        # Beside root: the namespace journal's stash must be on root's filesystem.
+        self.stash = os.path.join(work, "lazyfs-stash")
         os.makedirs(self.root, exist_ok=True)
         os.makedirs(self.mnt, exist_ok=True)
         with open(os.path.join(ROOT, "tests", "lazyfs", "lazyfs.toml.in")) as f:
             text = f.read()
         for k, v in (("@FIFO@", self.fifo), ("@FIFO_COMPLETED@", self.done_fifo),
-                     ("@CACHE_SIZE@", cache_size)):
+                     ("@CACHE_SIZE@", cache_size), ("@STASH@", self.stash)):
             text = text.replace(k, v)
         with open(self.config, "w") as f:
             f.write(text)
@@ -470,6 +477,11 @@ def run(args):
             agent.kill()
             agent.wait()
         fs.stop()
+    with open(fs.log_path, "rb") as f:
+        undone = [int(n) for n in re.findall(rb"\[lazyfs.ns\]: undid (\d+) namespace", f.read())]
+    if ok and len(undone) != args.cycles:
+        raise RuntimeError(f"LazyFS reported {len(undone)} namespace undos for {args.cycles} "
+                           f"cuts: is tests/lazyfs/patches/0003 applied?")
     with open(agent_log, "rb") as f:
         text = f.read()
     odirect_refused = text.count(b"O_DIRECT refused") + text.count(b"O_DIRECT write refused")
@@ -492,6 +504,8 @@ def run(args):
         "highest_segment_id": max_seg,
         "spares_seen_after_cuts": spares_seen,
         "lazyfs_cache_max_pct": cache_max,
+        "namespace_ops_undone": sum(undone),
+        "cuts_undoing_namespace_ops": sum(1 for n in undone if n),
         "odirect_refused_log_lines": odirect_refused,
         "seed": args.seed,
     }
@@ -526,6 +540,8 @@ def main():
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
+    # SIGTERM (a test's cleanup) unwinds through run()'s finally: agent killed, LazyFS unmounted.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.seed is None:
         args.seed = random.randrange(1 << 32)
     figures = run(args)

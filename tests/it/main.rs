@@ -42,6 +42,7 @@ mod metrics;
 mod model;
 mod net_abuse;
 mod netcat_crash;
+mod powerloss;
 mod real_configs;
 mod reload;
 mod routing_flume;
