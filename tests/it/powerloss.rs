@@ -107,7 +107,10 @@ impl Campaign {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let last = stdout.lines().rev().find(|l| l.starts_with('{'));
         let Some(last) = last else {
-            panic!("the campaign printed no JSON line ({}):\n{stderr}", out.status);
+            panic!(
+                "the campaign printed no JSON line ({}):\n{stderr}",
+                out.status
+            );
         };
         serde_json::from_str(last).expect("the campaign's last line is JSON")
     }
@@ -150,7 +153,10 @@ fn figure(f: &serde_json::Value, key: &str) -> u64 {
 #[test]
 fn power_loss_on_lazyfs_loses_no_acknowledged_line() {
     let f = Campaign::run(&["--cycles", "6"]);
-    assert!(figure(&f, "acknowledged") > 0, "nothing was acknowledged: {f}");
+    assert!(
+        figure(&f, "acknowledged") > 0,
+        "nothing was acknowledged: {f}"
+    );
     assert_eq!(figure(&f, "lost"), 0, "acknowledged lines lost: {f}");
     assert_eq!(figure(&f, "garbled_lines"), 0, "{f}");
     assert_eq!(figure(&f, "failed_replies"), 0, "{f}");
