@@ -358,6 +358,12 @@ def run(args):
     subprocess.run([os.path.join(ROOT, "tests", "lazyfs", "build.sh"), build], check=True,
                    stdout=sys.stderr)
     flumen = args.flumen or default_flumen()
+    preload = None
+    if args.skip_dir_fsync:
+        preload = os.path.join(build, "skip_dir_fsync.so")
+        subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-o", preload,
+                        os.path.join(ROOT, "tests", "lazyfs", "skip_dir_fsync.c"), "-ldl"],
+                       check=True)
     work = tempfile.mkdtemp(prefix="flumen-powerloss-", dir=args.workdir)
     log(f"work dir {work}; flumen {flumen}; LazyFS {build}/lazyfs")
     fs = LazyFs(os.path.join(build, "lazyfs"), work, args.cache_size)
@@ -381,6 +387,8 @@ def run(args):
     try:
         fs.start()
         env = dict(os.environ, RUST_LOG=args.rust_log)
+        if preload:
+            env["LD_PRELOAD"] = preload
 
         def start_agent():
             with open(agent_log, "ab") as logf:
@@ -490,6 +498,7 @@ def run(args):
         "campaign": "powerloss",
         "flumen": flumen,
         "fsync": args.fsync,
+        "skip_dir_fsync": args.skip_dir_fsync,
         "directIo": args.direct_io,
         "cycles": args.cycles,
         "kills_during_restart": kills_at_startup,
@@ -537,6 +546,8 @@ def main():
     ap.add_argument("--drain-deadline", type=float, default=DEADLINE)
     ap.add_argument("--rust-log", default="warn,flumen::io=debug",
                     help="RUST_LOG for the agent (flumen::io=debug shows O_DIRECT fallbacks)")
+    ap.add_argument("--skip-dir-fsync", action="store_true",
+                    help="negative control: the agent's directory fsyncs become no-ops (LD_PRELOAD)")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
@@ -546,7 +557,8 @@ def main():
         args.seed = random.randrange(1 << 32)
     figures = run(args)
     print(json.dumps(figures), flush=True)
-    sys.exit(0 if figures["lost"] == 0 or args.fsync != "every-commit" else 1)
+    control = args.fsync != "every-commit" or args.skip_dir_fsync
+    sys.exit(0 if figures["lost"] == 0 or control else 1)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 //! Power loss on a real filesystem, short: benches/powerloss.py runs a `flumen agent` whose
 //! file channel lives on a LazyFS mount, SIGKILLs it under load, drops every byte LazyFS holds
-//! unsynced (a power cut) and restarts it; every line acknowledged before a cut must be
-//! delivered. A second run with `fsync = never` must lose acknowledged lines: it shows the
-//! campaign can fail. LazyFS is built from tests/lazyfs once into `target/lazyfs`. Missing
+//! unsynced, and every create and rename whose directory was not fsynced (a power cut), and
+//! restarts it; every line acknowledged before a cut must be delivered. Two controls show the
+//! campaign can fail: with `fsync = never`, and with the directory fsyncs skipped, it must
+//! lose acknowledged lines. LazyFS is built from tests/lazyfs once into `target/lazyfs`. Missing
 //! Debian packages or /dev/fuse fail the test with what to install: this is not skipped.
 
 use std::path::{Path, PathBuf};
@@ -185,4 +186,26 @@ fn power_loss_without_fsync_loses_acknowledged_lines() {
         figure(&f, "lost") > 0,
         "LazyFS's clear-cache lost nothing under fsync = never: the harness does not drop unsynced writes: {f}"
     );
+}
+
+/// The directory-fsync control: with the agent's directory fsyncs turned into no-ops (an
+/// LD_PRELOAD library, tests/lazyfs/skip_dir_fsync.c), LazyFS's namespace journal (patch
+/// 0003) undoes the segment creations and renames at each cut, and acknowledged lines are
+/// lost: the campaign checks the directory fsyncs, not only the data fsyncs.
+#[test]
+fn power_loss_without_directory_fsyncs_loses_acknowledged_lines() {
+    let f = Campaign::run(&[
+        "--cycles",
+        "2",
+        "--skip-dir-fsync",
+        "--startup-kill-fraction",
+        "0",
+        "--kill-min",
+        "1.0",
+    ]);
+    assert!(
+        figure(&f, "lost") > 0,
+        "cuts lost nothing with the directory fsyncs skipped: LazyFS does not undo unsynced renames and creates: {f}"
+    );
+    assert!(figure(&f, "namespace_ops_undone") > 0, "{f}");
 }
