@@ -329,6 +329,7 @@ a1.channels.c1.checkpointInterval = {args.checkpoint_interval_ms}
 a1.channels.c1.spareSegments = 2
 a1.channels.c1.fsync = {args.fsync}
 a1.channels.c1.directIo = {str(args.direct_io).lower()}
+a1.channels.c1.io = {args.io}
 a1.sinks.k1.type = file_roll
 a1.sinks.k1.channel = c1
 a1.sinks.k1.sink.directory = {out}
@@ -506,6 +507,7 @@ def run(args):
         "fsync": args.fsync,
         "skip_dir_fsync": args.skip_dir_fsync,
         "directIo": args.direct_io,
+        "io": args.io,
         "cycles": args.cycles,
         "kills_during_restart": kills_at_startup,
         "acknowledged": audit.acknowledged(),
@@ -522,6 +524,9 @@ def run(args):
         "namespace_ops_undone": sum(undone),
         "cuts_undoing_namespace_ops": sum(1 for n in undone if n),
         "odirect_refused_log_lines": odirect_refused,
+        # io = uring falls back to std (with a warning) where io_uring cannot be set up.
+        "uring_unavailable_log_lines": text.count(b"io_uring is not available")
+        + text.count(b"without the `io-uring` feature"),
         "seed": args.seed,
     }
     if ok and not args.keep:
@@ -538,6 +543,8 @@ def main():
                     help="the channel's fsync policy (never or interval:<ms> for the negative control)")
     ap.add_argument("--direct-io", type=lambda s: s.lower() in ("1", "true", "yes"), default=True,
                     help="the channel's directIo (true or false)")
+    ap.add_argument("--io", default="std", choices=("std", "uring"),
+                    help="the channel's I/O backend")
     ap.add_argument("--flumen", help="flumen binary (default $FLUMEN_BIN, else target/debug)")
     ap.add_argument("--lazyfs-build", help="where tests/lazyfs/build.sh builds (target/lazyfs)")
     ap.add_argument("--workdir", help="parent of the campaign's temporary directory")
