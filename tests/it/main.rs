@@ -47,6 +47,7 @@ mod model;
 mod net_abuse;
 mod netcat_crash;
 mod path_escape;
+mod powerloss;
 mod real_configs;
 mod reload;
 mod routing_flume;
