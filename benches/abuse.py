@@ -423,6 +423,13 @@ class AbuseProcess:
         return figures
 
 
+def fd_count(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
 def rss_kb(pid, field="VmRSS"):
     try:
         with open(f"/proc/{pid}/status") as f:
@@ -473,12 +480,18 @@ def main():
                 "thrift": lambda stop, c: thrift_client(ports["thrift"], stop, c),
                 "metrics": lambda stop, c: metrics_client(ports["metrics"], stop, c),
             }
+            fds_base = fd_count(agent.proc.pid)
             for k in kinds:
                 def start_abuse(k=k):
                     return oversized(k, ports[k]), AbuseProcess(k, ports[k], args.held)
                 alone, loaded, (big_peer, abuse) = measure(clients[k], args.seconds, start_abuse)
                 rss = rss_kb(agent.proc.pid)
                 fig = abuse.close()
+                # The hostile peers are gone: the agent must let go of their sockets.
+                fds_end = time.monotonic() + 30
+                while fd_count(agent.proc.pid) > fds_base + 50 and time.monotonic() < fds_end:
+                    time.sleep(0.1)
+                fds_left = fd_count(agent.proc.pid) - fds_base
                 log_text = agent.read_log()
                 garbage_named = any(p in log_text for p in fig["garbage_peers"])
                 ratio = loaded / alone if alone else 0.0
@@ -490,7 +503,8 @@ def main():
                     "garbage_connections": fig["garbage_connections"],
                     "garbage_peer_named": garbage_named,
                     "oversized_peer_named": big_peer in log_text,
-                    "rss_mib_under_abuse": round(rss / 1024, 1)}
+                    "rss_mib_under_abuse": round(rss / 1024, 1),
+                    "fds_left_30s_after": fds_left}
                 peerlib.log(f"{k}: {result['listeners'][k]}")
                 if ratio < args.min_ratio:
                     status = 1

@@ -178,7 +178,7 @@ fn serve(listener: TcpListener, registry: Arc<Registry>, stop: &AtomicBool) {
                     }
                     let registry = Arc::clone(&registry);
                     let task = tokio::spawn(async move {
-                        match tokio::time::timeout(CLIENT_TIMEOUT, handle(stream, &registry)).await
+                        match tokio::time::timeout(CLIENT_TIMEOUT, handle(stream, &registry, peer)).await
                         {
                             Ok(Ok(())) => {}
                             Ok(Err(e)) => tracing::debug!("monitoring: request from {peer}: {e}"),
@@ -202,7 +202,11 @@ fn serve(listener: TcpListener, registry: Arc<Registry>, stop: &AtomicBool) {
 }
 
 /// Reads the request head (bounded) and writes the response; the caller bounds the time.
-async fn handle(mut stream: tokio::net::TcpStream, registry: &Registry) -> std::io::Result<()> {
+async fn handle(
+    mut stream: tokio::net::TcpStream,
+    registry: &Registry,
+    peer: SocketAddr,
+) -> std::io::Result<()> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     let mut too_long = false;
@@ -220,6 +224,10 @@ async fn handle(mut stream: tokio::net::TcpStream, registry: &Registry) -> std::
         }
         head.extend_from_slice(&buf[..n.min(MAX_REQUEST_BYTES + 1 - head.len())]);
     }
+    if head.is_empty() {
+        // Connected and closed without a byte (a port probe, a health check): nothing to say.
+        return Ok(());
+    }
     let is_head = head.starts_with(b"HEAD ");
     let resp = if too_long {
         Response {
@@ -230,6 +238,13 @@ async fn handle(mut stream: tokio::net::TcpStream, registry: &Registry) -> std::
     } else {
         respond(registry, &head)
     };
+    if resp.status == 400 {
+        // As every listener does: a peer sending what is not HTTP is named, so it can be found.
+        tracing::warn!(
+            "monitoring: answered 400 Bad Request to {peer}: {}",
+            resp.body.trim_end()
+        );
+    }
     let mut out = format!(
         "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         resp.status,

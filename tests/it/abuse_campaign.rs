@@ -41,9 +41,7 @@ fn every_listener_keeps_serving_a_well_behaved_client_under_abuse() {
             "{listener}: the well-behaved client got nothing through under abuse: {l}"
         );
         assert_eq!(l["garbage_peer_named"], true, "{listener}: {l}");
-        if listener != "metrics" {
-            assert_eq!(l["oversized_peer_named"], true, "{listener}: {l}");
-        }
+        assert_eq!(l["oversized_peer_named"], true, "{listener}: {l}");
     }
     assert!(
         r["peak_rss_mib"].as_f64().unwrap_or(f64::MAX) < RSS_BOUND_MIB,
