@@ -74,13 +74,11 @@ pub enum ChannelError {
         reason: String,
     },
     /// The newest checkpoint lists a segment with queued events that no data dir holds.
-    #[error("channel `{channel}`: segment {segment} is missing from every data dir ({}), but checkpoint {} says it holds up to {queued} queued events, so opening without it would lose them. Put the file back into a data dir (from a backup, or restore the data dir to the configuration if it was removed), or reopen with corruptionPolicy = skip to accept the loss (it is logged and counted)", join_dirs(.data_dirs, ", "), .checkpoint.display())]
+    #[error("channel `{channel}`: segment {} is missing from every data dir ({}), but checkpoint {} says it holds up to {} queued events, so opening without it would lose them. Put the file back into a data dir (from a backup, or restore the data dir to the configuration if it was removed), or reopen with corruptionPolicy = skip to accept the loss (it is logged and counted)", .missing.segment, join_dirs(&.missing.data_dirs, ", "), .missing.checkpoint.display(), .missing.queued)]
     MissingSegment {
         channel: String,
-        checkpoint: PathBuf,
-        segment: String,
-        data_dirs: Vec<PathBuf>,
-        queued: u64,
+        /// Boxed, so that this rare variant does not make every `ChannelError` larger.
+        missing: Box<MissingSegment>,
     },
     /// A take met a record that does not verify. Open replays only the log after the last
     /// checkpoint, so damage in an older part is first met here. The events stay in the
@@ -142,6 +140,18 @@ pub struct ChannelDirs {
 }
 
 /// `dirs` as they go on a command line, separated by `sep`.
+/// What [`ChannelError::MissingSegment`] names.
+#[derive(Debug, Clone)]
+pub struct MissingSegment {
+    /// The checkpoint that lists the segment.
+    pub checkpoint: PathBuf,
+    /// The segment's file name.
+    pub segment: String,
+    pub data_dirs: Vec<PathBuf>,
+    /// Events the checkpoint says the segment queued.
+    pub queued: u64,
+}
+
 fn join_dirs(dirs: &[PathBuf], sep: &str) -> String {
     dirs.iter()
         .map(|d| d.display().to_string())

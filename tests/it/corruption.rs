@@ -796,9 +796,10 @@ fn deleted_segment(io: IoKind) {
     );
 
     let (ch, _) = open_ok(&dir, io, CorruptionPolicy::Skip);
+    let lost = held[0]..held[held.len() - 1] + 1;
     assert_eq!(
         peek_all(&ch),
-        p.expected_without(&[held[0]..held[held.len() - 1] + 1]),
+        p.expected_without(std::slice::from_ref(&lost)),
         "{io:?}: skip opens with every event but the deleted segment's"
     );
 }

@@ -131,10 +131,12 @@ pub(crate) fn recover(
         if policy == CorruptionPolicy::Fail && !read_only {
             return Err(ChannelError::MissingSegment {
                 channel: channel.to_string(),
-                checkpoint,
-                segment: segment::file_name(id),
-                data_dirs: data_dirs.to_vec(),
-                queued,
+                missing: Box::new(crate::channel::MissingSegment {
+                    checkpoint,
+                    segment: segment::file_name(id),
+                    data_dirs: data_dirs.to_vec(),
+                    queued,
+                }),
             });
         }
         tracing::error!(channel, segment = %segment::file_name(id), queued, "a segment holding queued events is missing from every data dir; opening without it (corruptionPolicy = skip): its events are lost");
