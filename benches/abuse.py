@@ -89,6 +89,7 @@ def conf(d, ports):
 class Counter:
     def __init__(self):
         self.n = 0
+        self.failed = 0
         self.error = None
 
 
@@ -122,28 +123,26 @@ def syslog_client(port, stop, c, agent):
     s.close()
 
 
-def http_client(port, stop, c):
+def http_client(port, stop, c, method="POST", path="/"):
+    """A keep-alive HTTP client: POSTs a one-event JSON array (the http source), or GETs
+    `path` (the metrics server, which closes after each answer: http.client reconnects)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    body = json.dumps([{"headers": {"k": "v"}, "body": "good"}])
+    body = json.dumps([{"headers": {"k": "v"}, "body": "good"}]) if method == "POST" else None
+    headers = {"Content-Type": "application/json"} if body else {}
     while not stop.is_set():
-        conn.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
-        resp = conn.getresponse()
-        resp.read()
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+        except (OSError, http.client.HTTPException):
+            # A connection the server closed under the flood (the metrics server closes its
+            # oldest when too many are open): counted, and the client goes on, as a scraper
+            # would at its next interval.
+            c.failed += 1
+            conn.close()
+            continue
         if resp.status != 200:
-            c.error = f"http: status {resp.status}"
-            return
-        c.n += 1
-    conn.close()
-
-
-def metrics_client(port, stop, c):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    while not stop.is_set():
-        conn.request("GET", "/metrics")
-        resp = conn.getresponse()
-        resp.read()
-        if resp.status != 200:
-            c.error = f"metrics: status {resp.status}"
+            c.error = f"{method} {path} on port {port}: status {resp.status}"
             return
         c.n += 1
     conn.close()
@@ -260,7 +259,7 @@ def measure(target, seconds, abuse_start):
         raise HarnessError(c.error)
     if abuse is None:
         raise HarnessError("the abuse did not start")
-    return alone, abused, abuse
+    return alone, abused, abuse, c.failed
 
 
 # ------------------------------------------------------------------------------------------
@@ -423,24 +422,6 @@ class AbuseProcess:
         return figures
 
 
-def fd_count(pid):
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return 0
-
-
-def rss_kb(pid, field="VmRSS"):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--listener", default=",".join(LISTENERS))
@@ -451,10 +432,7 @@ def main():
     ap.add_argument("--avro-classpath", default=None)
     args = ap.parse_args()
     args.bin = args.bin or peerlib.flumen_bin()
-    kinds = [k.strip() for k in args.listener.split(",") if k.strip()]
-    for k in kinds:
-        if k not in LISTENERS:
-            ap.error(f"unknown listener {k!r}: choose from {', '.join(LISTENERS)}")
+    kinds = peerlib.choose(ap, args.listener, LISTENERS, "listener")
     result = {"campaign": "abuse", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "held_per_listener": args.held, "listeners": {}}
     status = 0
@@ -478,26 +456,28 @@ def main():
                 "syslogtcp": lambda stop, c: syslog_client(ports["syslogtcp"], stop, c, agent),
                 "http": lambda stop, c: http_client(ports["http"], stop, c),
                 "thrift": lambda stop, c: thrift_client(ports["thrift"], stop, c),
-                "metrics": lambda stop, c: metrics_client(ports["metrics"], stop, c),
+                "metrics": lambda stop, c: http_client(ports["metrics"], stop, c, "GET", "/metrics"),
             }
-            fds_base = fd_count(agent.proc.pid)
+            fds_base = peerlib.fd_count(agent.proc.pid)
             for k in kinds:
                 def start_abuse(k=k):
                     return oversized(k, ports[k]), AbuseProcess(k, ports[k], args.held)
-                alone, loaded, (big_peer, abuse) = measure(clients[k], args.seconds, start_abuse)
-                rss = rss_kb(agent.proc.pid)
+                alone, loaded, (big_peer, abuse), failed = measure(clients[k], args.seconds,
+                                                                   start_abuse)
+                rss = peerlib.proc_status_kb(agent.proc.pid, "VmRSS")
                 fig = abuse.close()
                 # The hostile peers are gone: the agent must let go of their sockets.
                 fds_end = time.monotonic() + 30
-                while fd_count(agent.proc.pid) > fds_base + 50 and time.monotonic() < fds_end:
+                while peerlib.fd_count(agent.proc.pid) > fds_base + 50 and time.monotonic() < fds_end:
                     time.sleep(0.1)
-                fds_left = fd_count(agent.proc.pid) - fds_base
+                fds_left = peerlib.fd_count(agent.proc.pid) - fds_base
                 log_text = agent.read_log()
                 garbage_named = any(p in log_text for p in fig["garbage_peers"])
                 ratio = loaded / alone if alone else 0.0
                 result["listeners"][k] = {
                     "alone_per_s": round(alone), "abused_per_s": round(loaded),
-                    "ratio": round(ratio, 2), "held_open": fig["kept"],
+                    "ratio": round(ratio, 2), "client_requests_failed": failed,
+                    "held_open": fig["kept"],
                     "held_refused_at_connect": fig["errors"],
                     "held_connect_seconds": round(fig["connect_seconds"], 1),
                     "garbage_connections": fig["garbage_connections"],
@@ -510,7 +490,7 @@ def main():
                     status = 1
                 if agent.proc.poll() is not None:
                     raise HarnessError(f"the agent died during {k}'s abuse")
-            result["peak_rss_mib"] = round(rss_kb(agent.proc.pid, "VmHWM") / 1024, 1)
+            result["peak_rss_mib"] = round(peerlib.proc_status_kb(agent.proc.pid, "VmHWM") / 1024, 1)
             code = agent.terminate()
             log_text = agent.read_log()
             result["exit_code"] = code

@@ -97,8 +97,10 @@ class Load:
     FAILED answer can sit between two OKs."""
     IN_FLIGHT = 8
 
-    def __init__(self, port, clients=2):
+    def __init__(self, port, clients=2, pad=0):
         self.port = port
+        # Padding fills segments sooner (segment_deleted needs several of them).
+        self.pad = b"p" * pad
         self.ledger = Ledger()
         self.oks = 0
         self.refused = 0
@@ -127,7 +129,7 @@ class Load:
                 while not self.stop.is_set():
                     batch = []
                     while sent - answered < self.IN_FLIGHT:
-                        batch.append(b"f%d-%d\n" % (key, sent))
+                        batch.append(b"f%d-%d-%s\n" % (key, sent, self.pad))
                         sent += 1
                         mask.append(0)
                     s.sendall(b"".join(batch))
@@ -159,7 +161,7 @@ class Load:
         if not line.startswith(b"f"):
             return None
         try:
-            k, i = line[1:].split(b"-")
+            k, i, _pad = line[1:].split(b"-")
             return int(k), int(i)
         except ValueError:
             return None
@@ -326,13 +328,14 @@ def read_only(sc):
 def segment_deleted(sc):
     sc.write_conf(sink=False)
     agent = sc.start()
-    load = Load(sc.port)
+    load = Load(sc.port, pad=400)
     data = os.path.join(sc.disk.mnt, "data")
 
     def segments():
         return sorted(n for n in os.listdir(data) if n.startswith("seg-"))
 
-    sc.wait("four segments of acknowledged events", lambda: len(segments()) >= 4, agent)
+    sc.wait("four segments of acknowledged events", lambda: len(segments()) >= 4, agent,
+            deadline=180)
     load.finish()
     victim = os.path.join(data, segments()[1])
     keep = os.path.join(sc.work, "kept-" + os.path.basename(victim))
@@ -425,10 +428,7 @@ def main():
     ap.add_argument("--keep", default=None, help="work in this directory and keep it")
     args = ap.parse_args()
     args.bin = args.bin or peerlib.flumen_bin()
-    names = [n.strip() for n in args.scenario.split(",") if n.strip()]
-    for n in names:
-        if n not in SCENARIOS:
-            ap.error(f"unknown scenario {n!r}: choose from {', '.join(SCENARIOS)}")
+    names = peerlib.choose(ap, args.scenario, list(SCENARIOS), "scenario")
     if os.geteuid() != 0:
         ap.error("needs root: it mounts loop filesystems")
     results, status = {}, 0

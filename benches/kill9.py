@@ -546,10 +546,7 @@ def main():
     args.bin = args.bin or peerlib.flumen_bin()
     seed = args.seed if args.seed is not None else random.randrange(1 << 32)
     rng = random.Random(seed)
-    kinds = [k.strip() for k in args.source.split(",") if k.strip()]
-    for k in kinds:
-        if k not in SOURCES:
-            ap.error(f"unknown source {k!r}: choose from {', '.join(SOURCES)}")
+    kinds = peerlib.choose(ap, args.source, list(SOURCES), "source")
     peerlib.log(f"kill -9 campaign: {', '.join(kinds)}, {args.cycles} cycles each, seed {seed}, "
                 f"binary {args.bin}")
     results = {}

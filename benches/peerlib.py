@@ -55,15 +55,37 @@ def last_json(text):
     raise RuntimeError(f"no JSON line in output:\n{text[-2000:]}")
 
 
-def vm_hwm_kb(pid):
+def proc_status_kb(pid, field):
+    """A kB field of /proc/PID/status (VmRSS, VmHWM, ...), 0 once the process is gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def vm_hwm_kb(pid):
+    return proc_status_kb(pid, "VmHWM")
+
+
+def fd_count(pid):
+    """Open file descriptors of a process, 0 once it is gone."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def choose(ap, text, choices, what):
+    """A comma-separated option value checked against `choices` (argparse error otherwise)."""
+    picked = [k.strip() for k in text.split(",") if k.strip()]
+    for k in picked:
+        if k not in choices:
+            ap.error(f"unknown {what} {k!r}: choose from {', '.join(choices)}")
+    return picked
 
 
 def metrics(port):

@@ -101,17 +101,6 @@ def conf(d, url, size, rate, total, roll):
             f"a1.sinks.k1.hdfs.rollCount = 0\n")
 
 
-def status_kb(pid, field):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
 def dir_bytes(path):
     total = 0
     for root, _, files in os.walk(path):
@@ -221,8 +210,8 @@ def main():
                     pid = agent.proc.pid
                     samples.append({
                         "t": round(time.monotonic() - t0, 1),
-                        "rss_kb": status_kb(pid, "VmRSS"),
-                        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+                        "rss_kb": peerlib.proc_status_kb(pid, "VmRSS"),
+                        "fds": peerlib.fd_count(pid),
                         "disk_bytes": dir_bytes(d + "/data") + dir_bytes(d + "/checkpoint"),
                         "depth": channel_size(agent),
                         "drained": drained(agent),
@@ -232,7 +221,7 @@ def main():
                     stop.wait(args.every)
                 wait_for("the channel to drain every event",
                          lambda: drained(agent) >= total and channel_size(agent) == 0, 600)
-                hwm = status_kb(agent.proc.pid, "VmHWM")
+                hwm = peerlib.proc_status_kb(agent.proc.pid, "VmHWM")
                 code = agent.terminate()
             except BaseException:
                 agent.kill9()

@@ -9,31 +9,30 @@
 //! garbage and of the oversized input are named in the log, memory stays bounded, the agent
 //! exits cleanly and nothing panics.
 
-use std::process::Command;
-
-use crate::java;
+use crate::{campaign, java};
 
 /// Peak RSS bound for the agent over the whole campaign.
 const RSS_BOUND_MIB: f64 = 512.0;
 
 #[test]
 fn every_listener_keeps_serving_a_well_behaved_client_under_abuse() {
-    let root = env!("CARGO_MANIFEST_DIR");
     let classpath = java::maven_classpath("avro");
-    let out = Command::new("python3")
-        .arg(format!("{root}/benches/abuse.py"))
-        .args(["--held", "2000", "--seconds", "2", "--min-ratio", "0"])
-        .args(["--bin", env!("CARGO_BIN_EXE_flumen")])
-        .args(["--avro-classpath", &classpath])
-        .output()
-        .expect("run python3 benches/abuse.py (python3 must be installed)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stdout.lines().last().unwrap_or_default();
-    let r: serde_json::Value = serde_json::from_str(last)
-        .unwrap_or_else(|e| panic!("no JSON last line ({e}):\n{stdout}\n{stderr}"));
+    let run = campaign::run(
+        "abuse.py",
+        &[
+            "--held",
+            "2000",
+            "--seconds",
+            "2",
+            "--min-ratio",
+            "0",
+            "--avro-classpath",
+            &classpath,
+        ],
+    );
+    let r = &run.json;
     eprintln!("{r}");
-    assert!(r.get("error").is_none(), "{}\n{stderr}", r["error"]);
+    assert!(r.get("error").is_none(), "{}\n{}", r["error"], run.stderr);
     for listener in ["netcat", "avro", "syslogtcp", "http", "thrift", "metrics"] {
         let l = &r["listeners"][listener];
         assert!(
@@ -50,5 +49,5 @@ fn every_listener_keeps_serving_a_well_behaved_client_under_abuse() {
     );
     assert_eq!(r["exit_code"], 0, "{r}");
     assert_eq!(r["panics"], 0, "{r}");
-    assert!(out.status.success(), "abuse.py exited {}", out.status);
+    assert!(run.status.success(), "abuse.py exited {}", run.status);
 }

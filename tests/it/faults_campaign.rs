@@ -9,21 +9,12 @@
 //! Needs root (loop mounts), e2fsprogs and a C compiler for the fault shim: CI has them; a
 //! machine without fails this test with the script's message.
 
-use std::process::Command;
+use crate::campaign;
 
 #[test]
 fn faults_on_a_running_agent_do_what_readme_promises_and_lose_nothing() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new("python3")
-        .arg(format!("{root}/benches/faults.py"))
-        .args(["--bin", env!("CARGO_BIN_EXE_flumen")])
-        .output()
-        .expect("run python3 benches/faults.py (python3 must be installed)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stdout.lines().last().unwrap_or_default();
-    let report: serde_json::Value = serde_json::from_str(last)
-        .unwrap_or_else(|e| panic!("no JSON last line ({e}):\n{stdout}\n{stderr}"));
+    let run = campaign::run("faults.py", &[]);
+    let report = &run.json;
     for scenario in [
         "disk_full",
         "read_only",
@@ -57,8 +48,9 @@ fn faults_on_a_running_agent_do_what_readme_promises_and_lose_nothing() {
         report["scenarios"]["disk_full"]
     );
     assert!(
-        out.status.success(),
-        "faults.py exited {}:\n{stderr}",
-        out.status
+        run.status.success(),
+        "faults.py exited {}:\n{}",
+        run.status,
+        run.stderr
     );
 }

@@ -8,29 +8,27 @@
 //! source loaded (something acknowledged), and the auditor's self-check (one delivery hidden
 //! from it must be reported lost) caught, so a 0 could have been something else.
 
-use std::process::Command;
-
-use crate::java;
+use crate::{campaign, java};
 
 const CYCLES: u32 = 17;
 
 #[test]
 fn kill_9_campaign_loses_nothing_acknowledged_by_netcat_avro_or_taildir() {
-    let root = env!("CARGO_MANIFEST_DIR");
     let classpath = java::maven_classpath("avro");
-    let out = Command::new("python3")
-        .arg(format!("{root}/benches/kill9.py"))
-        .args(["--cycles", &CYCLES.to_string(), "--progress", "0"])
-        .args(["--bin", env!("CARGO_BIN_EXE_flumen")])
-        .args(["--avro-classpath", &classpath])
-        .output()
-        .expect("run python3 benches/kill9.py (python3 must be installed)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stdout.lines().last().unwrap_or_default();
-    let report: serde_json::Value = serde_json::from_str(last)
-        .unwrap_or_else(|e| panic!("no JSON last line ({e}):\n{stdout}\n{stderr}"));
-    eprintln!("{stderr}");
+    let cycles = CYCLES.to_string();
+    let run = campaign::run(
+        "kill9.py",
+        &[
+            "--cycles",
+            &cycles,
+            "--progress",
+            "0",
+            "--avro-classpath",
+            &classpath,
+        ],
+    );
+    let report = &run.json;
+    eprintln!("{}", run.stderr);
     for source in ["netcat", "avro", "taildir"] {
         let r = &report["sources"][source];
         assert!(
@@ -51,9 +49,5 @@ fn kill_9_campaign_loses_nothing_acknowledged_by_netcat_avro_or_taildir() {
             "{source}: the auditor did not notice a hidden delivery: {r}"
         );
     }
-    assert!(
-        out.status.success(),
-        "kill9.py exited {}:\n{stderr}",
-        out.status
-    );
+    assert!(run.status.success(), "kill9.py exited {}", run.status);
 }

@@ -14,6 +14,7 @@ mod avro_sink;
 mod avro_source;
 mod avro_tier;
 mod avro_tls;
+mod campaign;
 mod cli;
 mod common;
 mod config_docs;

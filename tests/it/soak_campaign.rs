@@ -7,27 +7,26 @@
 //! against the second), disk bounded by the channel's capacity, every event in HDFS, a clean
 //! exit, no panic.
 
-use std::process::Command;
-
-use crate::java;
+use crate::{campaign, java};
 
 #[test]
 fn two_minute_soak_stays_flat_and_delivers_every_event_to_hdfs() {
-    let root = env!("CARGO_MANIFEST_DIR");
     let classpath = java::maven_classpath("hdfs");
-    let out = Command::new("python3")
-        .arg(format!("{root}/benches/soak.py"))
-        .args(["--seconds", "120", "--every", "2", "--peak-seconds", "5"])
-        .args(["--bin", env!("CARGO_BIN_EXE_flumen")])
-        .args(["--hdfs-classpath", &classpath])
-        .output()
-        .expect("run python3 benches/soak.py (python3 must be installed)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stdout.lines().last().unwrap_or_default();
-    let r: serde_json::Value = serde_json::from_str(last)
-        .unwrap_or_else(|e| panic!("no JSON last line ({e}):\n{stdout}\n{stderr}"));
-    eprintln!("{stderr}{r}");
+    let run = campaign::run(
+        "soak.py",
+        &[
+            "--seconds",
+            "120",
+            "--every",
+            "2",
+            "--peak-seconds",
+            "5",
+            "--hdfs-classpath",
+            &classpath,
+        ],
+    );
+    let r = &run.json;
+    eprintln!("{}{r}", run.stderr);
     assert!(r.get("error").is_none(), "harness failure: {}", r["error"]);
     assert!(
         r["events_sent"].as_u64().unwrap_or(0) > 0,
@@ -40,5 +39,5 @@ fn two_minute_soak_stays_flat_and_delivers_every_event_to_hdfs() {
     assert_eq!(r["disk_bounded"], true, "disk: {}", r["disk_mib"]);
     assert_eq!(r["exit_code"], 0, "{r}");
     assert_eq!(r["panics"], 0, "{r}");
-    assert!(out.status.success(), "soak.py exited {}", out.status);
+    assert!(run.status.success(), "soak.py exited {}", run.status);
 }
