@@ -22,8 +22,9 @@ use bytes::Bytes;
 use flumen::avro::binary::Reader;
 use flumen::avro::frame::encode_frame;
 use flumen::avro::protocol::{
-    decode_handshake_request, decode_handshake_response, encode_handshake_request,
-    encode_handshake_response, encode_response_payload, HandshakeMatch, HandshakeResponse,
+    decode_handshake_request, decode_handshake_response, encode_empty_meta,
+    encode_handshake_request, encode_handshake_response, encode_response_payload, HandshakeMatch,
+    HandshakeResponse,
 };
 use flumen::avro::{ClientConn, ClientItem, FrameLimits, ServerConn, ServerItem, Status};
 use flumen::Event;
@@ -68,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
     let (first, _) = client.append(&event).expect("encodes");
     let mut ok = Vec::new();
     encode_handshake_response(&mut ok, &HandshakeResponse::answer(HandshakeMatch::Both));
+    encode_empty_meta(&mut ok);
     encode_response_payload(&mut ok, Ok(Status::Ok));
     let mut frame = Vec::new();
     encode_frame(&mut frame, first, &[&ok]);
@@ -106,8 +108,7 @@ fn records(rest: &[u8]) {
         let mut enc = Vec::new();
         encode_handshake_response(&mut enc, &resp);
         let enc = Bytes::from(enc);
-        let again =
-            decode_handshake_response(&mut Reader::new(&enc)).expect("re-encoded response");
+        let again = decode_handshake_response(&mut Reader::new(&enc)).expect("re-encoded response");
         assert_eq!(again, resp);
     }
 }
@@ -129,7 +130,10 @@ fn check_items(items: &[ClientItem], first: u32) {
                     .feed(frame, &mut got)
                     .expect("our resent frame decodes");
                 assert!(
-                    matches!(got.as_slice(), [ServerItem::Call(_)] | [ServerItem::Answered(_)]),
+                    matches!(
+                        got.as_slice(),
+                        [ServerItem::Call(_)] | [ServerItem::Answered(_)]
+                    ),
                     "resent frame gave {got:?}"
                 );
             }

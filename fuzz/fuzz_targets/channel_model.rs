@@ -52,7 +52,10 @@ enum Op {
     /// Put this many events, then roll back.
     PutRollback(u8),
     /// Take up to `n` into transaction slot `slot` (opening it if needed).
-    Take { slot: bool, n: u8 },
+    Take {
+        slot: bool,
+        n: u8,
+    },
     CommitTake(bool),
     RollbackTake(bool),
     Checkpoint,
@@ -61,9 +64,15 @@ enum Op {
     /// kill -9: the channel is dropped without closing; every byte written survives.
     ProcessCrash,
     /// Power loss: only synced bytes survive, plus up to `torn` bytes of an unsynced append.
-    PowerCut { torn: u16 },
+    PowerCut {
+        torn: u16,
+    },
     /// The `nth` next call of `op` fails, once.
-    Fail { op: Fault, nth: u8, enospc: bool },
+    Fail {
+        op: Fault,
+        nth: u8,
+        enospc: bool,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -215,7 +224,8 @@ impl Harness {
                 let slot = usize::from(*slot);
                 let n = usize::from(*n % 40) + 1;
                 let ch = self.ch().clone();
-                let (tx, _) = self.txns[slot].get_or_insert_with(|| (ch.take_transaction(), vec![]));
+                let (tx, _) =
+                    self.txns[slot].get_or_insert_with(|| (ch.take_transaction(), vec![]));
                 let mut out = vec![];
                 let got = match tx.take_batch(n, &mut out) {
                     Ok(got) => got,
@@ -237,7 +247,10 @@ impl Harness {
                 }
                 for id in &ids {
                     let known = self.available.remove(id) | self.maybe.remove(id);
-                    assert!(known, "take handed out event {id}, which is not in the channel");
+                    assert!(
+                        known,
+                        "take handed out event {id}, which is not in the channel"
+                    );
                 }
                 if let Some((_, held)) = &mut self.txns[slot] {
                     held.extend(ids);
@@ -353,7 +366,11 @@ impl Harness {
             .filter(|id| !self.available.contains(id) && !self.maybe.contains(id))
             .copied()
             .collect();
-        let allowed = if power_cut { &unsynced } else { &BTreeSet::new() };
+        let allowed = if power_cut {
+            &unsynced
+        } else {
+            &BTreeSet::new()
+        };
         let stray: Vec<u64> = back.difference(allowed).copied().collect();
         assert!(
             stray.is_empty(),

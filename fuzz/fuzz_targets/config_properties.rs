@@ -44,7 +44,10 @@ fuzz_target!(|data: &[u8]| {
     let mut agents = match config::agents(&text, FILE) {
         Ok(a) => a,
         Err(e) => {
-            assert!(e.to_string().contains(FILE), "error does not name the file: {e}");
+            assert!(
+                e.to_string().contains(FILE),
+                "error does not name the file: {e}"
+            );
             return;
         }
     };

@@ -49,7 +49,10 @@ fn check_reencodes(file: &[u8], entries: &[JournalEntry]) {
     let mut enc = journal::encode_header().to_vec();
     encode(entries, &mut enc);
     assert!(enc.len() <= file.len(), "entries longer than the file");
-    assert_eq!(enc[JOURNAL_HEADER_LEN..], file[JOURNAL_HEADER_LEN..enc.len()]);
+    assert_eq!(
+        enc[JOURNAL_HEADER_LEN..],
+        file[JOURNAL_HEADER_LEN..enc.len()]
+    );
 }
 
 fn round_trip(data: &[u8]) {

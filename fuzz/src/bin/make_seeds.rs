@@ -6,16 +6,16 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use flumen::avro::frame::encode_frame;
+use flumen::avro::protocol::{
+    encode_empty_meta, encode_handshake_request, encode_handshake_response,
+    encode_response_payload, HandshakeMatch, HandshakeRequest, HandshakeResponse,
+};
+use flumen::avro::Status;
 use flumen::event::Headers;
 use flumen::format::checkpoint::{self, BatchEntry, Checkpoint, CheckpointSegment, Position};
 use flumen::format::record::{self, PutBatchEncoder};
 use flumen::format::{journal, segment};
-use flumen::avro::frame::encode_frame;
-use flumen::avro::protocol::{
-    encode_handshake_request, encode_handshake_response, encode_response_payload,
-    HandshakeMatch, HandshakeRequest, HandshakeResponse,
-};
-use flumen::avro::Status;
 
 /// An event for a seed: its headers and body.
 type SeedEvent<'a> = (&'a [(&'a str, &'a str)], &'a [u8]);
@@ -179,7 +179,8 @@ fn scan_seeds(dir: &Path) {
     seq.extend_from_slice(&body);
     write(dir, "seq_backwards", &seq);
     let mut from = vec![1 | 8 | 16];
-    from.extend_from_slice(&((32 + one.len()) as u32).to_le_bytes());
+    // Relative to the header's end: replay from the second record.
+    from.extend_from_slice(&(one.len() as u32).to_le_bytes());
     from.extend_from_slice(&body);
     write(dir, "replay_from", &from);
     let header = segment::encode_header(id);
@@ -187,12 +188,19 @@ fn scan_seeds(dir: &Path) {
     write(dir, "creation_cut_short", &[&[1][..], &[0u8; 48]].concat());
     // A reused spare: records of its former life (segment 3) after this one's last record.
     let old = [batch(3, 0, &[(&[], b"old")]), take(3, &[(0, 1)])].concat();
-    write(dir, "old_bytes", &[&[1 | 16][..], &one, &old, &old].concat());
+    write(
+        dir,
+        "old_bytes",
+        &[&[1 | 16][..], &one, &old, &old].concat(),
+    );
 }
 
 fn journal_seeds(dir: &Path) {
     let mut j = journal::encode_header().to_vec();
-    for (seg, off, ranges) in [(3u64, 4096u64, &[(0u64, 10u64)][..]), (3, 8192, &[(10, 12), (20, 30)])] {
+    for (seg, off, ranges) in [
+        (3u64, 4096u64, &[(0u64, 10u64)][..]),
+        (3, 8192, &[(10, 12), (20, 30)]),
+    ] {
         journal::encode_entry(seg, off, &take(seg, ranges), &mut j);
     }
     write(dir, "two_entries", &j);
@@ -216,7 +224,11 @@ fn config_seeds(dir: &Path) {
     write(
         dir,
         "embedded_default",
-        &[&[0u8][..], flumen::config::EMBEDDED_DEFAULT_PROPERTIES.as_bytes()].concat(),
+        &[
+            &[0u8][..],
+            flumen::config::EMBEDDED_DEFAULT_PROPERTIES.as_bytes(),
+        ]
+        .concat(),
     );
     // References of every kind, nested, looping and unclosed; escapes and continuations.
     let subst = "a1.sources = r1\\\n  \\u0072\\x\n\
@@ -230,7 +242,11 @@ a1.channels.c1.type\tfile\n\
 ! a comment\n\
 a1.sinks.k1.channel = c1\n\
 a1.sinks.k1.type = ${env:DOLLARS}$${x}\n";
-    write(dir, "substitution", &[&[3u8][..], subst.as_bytes()].concat());
+    write(
+        dir,
+        "substitution",
+        &[&[3u8][..], subst.as_bytes()].concat(),
+    );
 }
 
 fn handshake_seeds(dir: &Path) {
@@ -241,16 +257,22 @@ fn handshake_seeds(dir: &Path) {
     ] {
         let mut p = vec![200u8];
         encode_handshake_response(&mut p, &HandshakeResponse::answer(m));
+        encode_empty_meta(&mut p);
         encode_response_payload(&mut p, Ok(Status::Ok));
         write(dir, name, &p);
     }
     let mut p = vec![7u8];
     encode_handshake_response(&mut p, &HandshakeResponse::answer(HandshakeMatch::Both));
+    encode_empty_meta(&mut p);
     encode_response_payload(&mut p, Err("refused: channel full"));
     write(dir, "error_text", &p);
     // A whole server stream: one framed answer to serial 1.
     let mut payload = Vec::new();
-    encode_handshake_response(&mut payload, &HandshakeResponse::answer(HandshakeMatch::Both));
+    encode_handshake_response(
+        &mut payload,
+        &HandshakeResponse::answer(HandshakeMatch::Both),
+    );
+    encode_empty_meta(&mut payload);
     encode_response_payload(&mut payload, Ok(Status::Ok));
     let mut stream = vec![3u8];
     encode_frame(&mut stream, 1, &[&payload]);
