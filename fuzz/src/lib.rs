@@ -46,6 +46,11 @@ impl<'a> Cursor<'a> {
         head
     }
 
+    /// Everything not read yet.
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.data)
+    }
+
     /// A short string (lossy UTF-8, so any bytes will do).
     pub fn string(&mut self, max: usize) -> String {
         String::from_utf8_lossy(self.bytes(max)).into_owned()

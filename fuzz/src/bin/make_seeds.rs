@@ -6,10 +6,16 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use flumen::avro::frame::encode_frame;
+use flumen::avro::protocol::{
+    encode_empty_meta, encode_handshake_request, encode_handshake_response,
+    encode_response_payload, HandshakeMatch, HandshakeRequest, HandshakeResponse,
+};
+use flumen::avro::Status;
 use flumen::event::Headers;
 use flumen::format::checkpoint::{self, BatchEntry, Checkpoint, CheckpointSegment, Position};
 use flumen::format::record::{self, PutBatchEncoder};
-use flumen::format::segment;
+use flumen::format::{journal, segment};
 
 /// An event for a seed: its headers and body.
 type SeedEvent<'a> = (&'a [(&'a str, &'a str)], &'a [u8]);
@@ -146,6 +152,153 @@ fn checkpoint_seeds(dir: &Path) {
     write(dir, "segment_header_and_body", &hdr);
 }
 
+/// segment_scan inputs: a flags byte (see the target), then the segment's bytes.
+fn scan_seeds(dir: &Path) {
+    let id = 7;
+    let one = batch(id, 10, &[(&[("host", "web1")], b"hello")]);
+    let two = batch(id, 11, &[(&[], b"x"), (&[("k", "v")], b"yy")]);
+    let tc = take(id, &[(10, 12)]);
+    let zeros = [0u8; 64];
+    // 1 = last segment, 2 = deep, 4 = next seq given, 8 = replay offset given, 16 = header
+    // prepended, 32 = the id from the header.
+    let body = [one.as_slice(), &two, &tc, &zeros].concat();
+    write(dir, "last_clean", &[&[1 | 16][..], &body].concat());
+    write(dir, "sealed_clean_deep", &[&[2 | 16][..], &body].concat());
+    write(
+        dir,
+        "torn_last",
+        &[&[1 | 16][..], &one, &two[..two.len() - 3]].concat(),
+    );
+    write(
+        dir,
+        "corrupt_middle",
+        &[&[16][..], &one, &[0x5A; 29], &two, &zeros].concat(),
+    );
+    let mut seq = vec![1 | 4 | 16];
+    seq.extend_from_slice(&12u64.to_le_bytes());
+    seq.extend_from_slice(&body);
+    write(dir, "seq_backwards", &seq);
+    let mut from = vec![1 | 8 | 16];
+    // Relative to the header's end: replay from the second record.
+    from.extend_from_slice(&(one.len() as u32).to_le_bytes());
+    from.extend_from_slice(&body);
+    write(dir, "replay_from", &from);
+    let header = segment::encode_header(id);
+    write(dir, "whole_file", &[&[1 | 32][..], &header, &body].concat());
+    write(dir, "creation_cut_short", &[&[1][..], &[0u8; 48]].concat());
+    // A reused spare: records of its former life (segment 3) after this one's last record.
+    let old = [batch(3, 0, &[(&[], b"old")]), take(3, &[(0, 1)])].concat();
+    write(
+        dir,
+        "old_bytes",
+        &[&[1 | 16][..], &one, &old, &old].concat(),
+    );
+}
+
+fn journal_seeds(dir: &Path) {
+    let mut j = journal::encode_header().to_vec();
+    for (seg, off, ranges) in [
+        (3u64, 4096u64, &[(0u64, 10u64)][..]),
+        (3, 8192, &[(10, 12), (20, 30)]),
+    ] {
+        journal::encode_entry(seg, off, &take(seg, ranges), &mut j);
+    }
+    write(dir, "two_entries", &j);
+    write(dir, "torn", &j[..j.len() - 7]);
+    // Entries only: the target decodes them again behind a valid header.
+    write(dir, "entries_only", &j[journal::JOURNAL_HEADER_LEN..]);
+    write(dir, "header_only", &journal::encode_header());
+}
+
+fn config_seeds(dir: &Path) {
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/configs");
+    for name in [
+        "flume-node-envlookup.conf",
+        "userguide-taildir.conf",
+        "userguide-multiplexing.conf",
+    ] {
+        let path = configs.join(name);
+        let text = fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        write(dir, name, &[&[3u8][..], &text].concat());
+    }
+    write(
+        dir,
+        "embedded_default",
+        &[
+            &[0u8][..],
+            flumen::config::EMBEDDED_DEFAULT_PROPERTIES.as_bytes(),
+        ]
+        .concat(),
+    );
+    // References of every kind, nested, looping and unclosed; escapes and continuations.
+    let subst = "a1.sources = r1\\\n  \\u0072\\x\n\
+a1.channels = c1\n\
+a1.sinks : k1\n\
+a1.sources.r1.type = netcat\n\
+a1.sources.r1.port = ${env:A}${sys:A}${env:${env:NESTED}}\n\
+a1.sources.r1.bind = ${a1.channels}-${NOPE}-${env:LOOP}-${PLAIN}\n\
+a1.sources.r1.channels = ${a1.channels\n\
+a1.channels.c1.type\tfile\n\
+! a comment\n\
+a1.sinks.k1.channel = c1\n\
+a1.sinks.k1.type = ${env:DOLLARS}$${x}\n";
+    write(
+        dir,
+        "substitution",
+        &[&[3u8][..], subst.as_bytes()].concat(),
+    );
+}
+
+fn handshake_seeds(dir: &Path) {
+    for (name, m) in [
+        ("both", HandshakeMatch::Both),
+        ("client", HandshakeMatch::Client),
+        ("none", HandshakeMatch::None),
+    ] {
+        let mut p = vec![200u8];
+        encode_handshake_response(&mut p, &HandshakeResponse::answer(m));
+        encode_empty_meta(&mut p);
+        encode_response_payload(&mut p, Ok(Status::Ok));
+        write(dir, name, &p);
+    }
+    let mut p = vec![7u8];
+    encode_handshake_response(&mut p, &HandshakeResponse::answer(HandshakeMatch::Both));
+    encode_empty_meta(&mut p);
+    encode_response_payload(&mut p, Err("refused: channel full"));
+    write(dir, "error_text", &p);
+    // A whole server stream: one framed answer to serial 1.
+    let mut payload = Vec::new();
+    encode_handshake_response(
+        &mut payload,
+        &HandshakeResponse::answer(HandshakeMatch::Both),
+    );
+    encode_empty_meta(&mut payload);
+    encode_response_payload(&mut payload, Ok(Status::Ok));
+    let mut stream = vec![3u8];
+    encode_frame(&mut stream, 1, &[&payload]);
+    write(dir, "framed_stream", &stream);
+    let mut req = vec![64u8];
+    encode_handshake_request(&mut req, &HandshakeRequest::flume(true));
+    write(dir, "request_with_text", &req);
+}
+
+/// channel_model inputs are read with `arbitrary`: any bytes are a valid operation list, so
+/// a few fixed pseudo-random inputs of different lengths start it off.
+fn model_seeds(dir: &Path) {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for len in [64usize, 256, 1024] {
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        write(dir, &format!("random_{len}"), &bytes);
+    }
+}
+
 fn main() {
     let arg = std::env::args_os().nth(1);
     if arg
@@ -162,6 +315,11 @@ fn main() {
     for (target, seeds) in [
         ("record_decoder", record_seeds as fn(&Path)),
         ("checkpoint_decoder", checkpoint_seeds),
+        ("segment_scan", scan_seeds),
+        ("take_journal", journal_seeds),
+        ("config_properties", config_seeds),
+        ("avro_handshake", handshake_seeds),
+        ("channel_model", model_seeds),
     ] {
         let dir = root.join(target);
         fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));

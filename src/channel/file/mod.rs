@@ -69,7 +69,9 @@ mod queue;
 mod read;
 mod recovery;
 mod roll;
-mod scan;
+// Public only for the fuzz crate (fuzz/fuzz_targets/segment_scan.rs); not a stable API.
+#[doc(hidden)]
+pub mod scan;
 pub(crate) mod spare;
 pub mod tools;
 

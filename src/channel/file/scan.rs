@@ -38,7 +38,7 @@ pub struct CorruptSpot {
 
 /// A valid record, as the scanner hands it to its caller.
 #[derive(Debug)]
-pub(crate) enum Record<'a> {
+pub enum Record<'a> {
     /// A put batch. `gap` counts the seqs skipped since the previous put batch the scanner saw
     /// (events lost in a region skipped as corrupt); 0 for the first one.
     Put { batch: PutBatchView<'a>, gap: u64 },
@@ -51,7 +51,7 @@ pub(crate) enum Record<'a> {
 
 /// What kind of corruption a [`Corrupt`] region is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Corruption {
+pub enum Corruption {
     /// The segment header is not valid, or names another segment: nothing in the file is read.
     Header,
     /// Bytes that are not a valid record, with a valid record after them (or, outside the last
@@ -65,17 +65,17 @@ pub(crate) enum Corruption {
 
 /// A corrupt region of a segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Corrupt {
-    pub(crate) kind: Corruption,
-    pub(crate) offset: u64,
+pub struct Corrupt {
+    pub kind: Corruption,
+    pub offset: u64,
     /// Bytes up to the next valid record, or to the end of the file.
-    pub(crate) len: u64,
-    pub(crate) reason: String,
+    pub len: u64,
+    pub reason: String,
 }
 
 /// How a segment ends, after its last valid record.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Tail {
+pub enum Tail {
     /// Nothing, or only zeros (preallocated space, a staged write's padding): a clean end.
     Zeros,
     /// Last segment only: bytes that are not records and no valid record after them, which
@@ -94,19 +94,19 @@ pub(crate) enum Tail {
 
 /// Everything but the valid records that the scanner found in one segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SegmentScan {
+pub struct SegmentScan {
     /// Where the valid records end: where a torn or zero tail starts, and where writing could
     /// continue. `None` when nothing of the segment could be read (a bad header, a position
     /// past the end, a creation cut short).
-    pub(crate) end: Option<u64>,
-    pub(crate) tail: Tail,
+    pub end: Option<u64>,
+    pub tail: Tail,
     /// Corrupt regions, in file order.
-    pub(crate) corrupt: Vec<Corrupt>,
+    pub corrupt: Vec<Corrupt>,
 }
 
 /// Walks segments in log order, keeping what spans them (the next expected seq).
 #[derive(Debug)]
-pub(crate) struct Scanner {
+pub struct Scanner {
     next_seq: Option<u64>,
     deep: bool,
 }
@@ -116,19 +116,19 @@ impl Scanner {
     /// to accept whatever the first one holds. `deep` also checks the structure of every event
     /// of every put batch (`verify`): only a writer's bug could break it in a record whose CRC
     /// verifies, so replay, which must be fast, leaves that to the take that reads it.
-    pub(crate) fn new(next_seq: Option<u64>, deep: bool) -> Scanner {
+    pub fn new(next_seq: Option<u64>, deep: bool) -> Scanner {
         Scanner { next_seq, deep }
     }
 
     /// The seq after the last put batch seen (or the starting one).
-    pub(crate) fn next_seq(&self) -> Option<u64> {
+    pub fn next_seq(&self) -> Option<u64> {
         self.next_seq
     }
 
     /// Scans segment `id`, whose whole file is `buf`, from `from` (the header's end when
     /// `None`), calling `visit` with the offset of each valid record. `is_last`: whether this
     /// is the log's last segment, the only one that may end in bytes that are not records.
-    pub(crate) fn segment<'a>(
+    pub fn segment<'a>(
         &mut self,
         id: u64,
         buf: &'a [u8],
