@@ -326,7 +326,8 @@ mod tests {
             "{prom}"
         );
         assert!(http(addr, b"\x00\x01garbage\r\n\r\n").starts_with("HTTP/1.1 400 "));
-        assert!(http(addr, b"").starts_with("HTTP/1.1 400 "));
+        // A connection closed without a byte (a port probe) gets no answer and no log line.
+        assert_eq!(http(addr, b""), "");
         let huge = vec![b'A'; MAX_REQUEST_BYTES * 4];
         let mut s = TcpStream::connect(addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(10)))
