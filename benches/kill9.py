@@ -73,6 +73,15 @@ def channel_and_sink(d, batch=100):
             f"a1.sinks.k1.sink.batchSize = {batch}\n")
 
 
+def listener_conf(kind, port):
+    """Source `r1` of type `kind` listening on 127.0.0.1:port into channel `c1`."""
+    return (f"a1.sources = r1\n"
+            f"a1.sources.r1.type = {kind}\n"
+            f"a1.sources.r1.bind = 127.0.0.1\n"
+            f"a1.sources.r1.port = {port}\n"
+            f"a1.sources.r1.channels = c1\n")
+
+
 class Agent:
     """One `flumen agent` process, stderr into its own log file."""
 
@@ -239,11 +248,7 @@ class Netcat:
         self.threads = []
 
     def conf(self, d):
-        return (f"a1.sources = r1\n"
-                f"a1.sources.r1.type = netcat\n"
-                f"a1.sources.r1.bind = 127.0.0.1\n"
-                f"a1.sources.r1.port = {self.port}\n"
-                f"a1.sources.r1.channels = c1\n" + channel_and_sink(d))
+        return listener_conf("netcat", self.port) + channel_and_sink(d)
 
     def _client(self, cycle, client):
         key = (cycle, client)
@@ -315,17 +320,12 @@ class Avro:
             ["java", "-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=error",
              "-cp", cp, "flumen.test.AvroAckLoop"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(os.path.join(d, "java.log"), "wb"))
-        self.acked_ids = 0
         self.max_id = 0
         self.stopped = threading.Event()
         self.ranges = []
 
     def conf(self, d):
-        return (f"a1.sources = r1\n"
-                f"a1.sources.r1.type = avro\n"
-                f"a1.sources.r1.bind = 127.0.0.1\n"
-                f"a1.sources.r1.port = {self.port}\n"
-                f"a1.sources.r1.channels = c1\n" + channel_and_sink(d))
+        return listener_conf("avro", self.port) + channel_and_sink(d)
 
     def _reader(self):
         while True:
